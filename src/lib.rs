@@ -1,0 +1,9 @@
+//! nndl: the programs of Michael Nielsen's *Neural Networks and Deep Learning* as a small Rust
+//! deep-learning library with a tape-based reverse-mode autodiff core.
+//!
+//! This facade re-exports the workspace crates so that examples and users need one dependency.
+
+pub use autograd;
+pub use mnist;
+pub use nn;
+pub use tensor;
