@@ -1,1 +1,34 @@
-//! placeholder
+//! `tensor`: nndl's n-dimensional arrays and the numeric kernels everything else is built from.
+//!
+//! A [`Tensor`] is a contiguous row-major buffer with a shape; kernels work on slices so that the
+//! autodiff tape can reuse buffers from one step to the next. Zero-copy [`ndarray`] views are
+//! available through [`Tensor::view`] for interop. No autodiff lives here.
+
+mod broadcast;
+mod element;
+mod error;
+mod gemm;
+mod reduce;
+mod shape;
+#[allow(clippy::module_inception)]
+mod tensor;
+
+pub mod conv;
+pub mod pool;
+pub mod unary;
+
+pub use broadcast::{binary, binary_into, broadcast_shapes, reduce_to_shape, BinaryOp};
+pub use element::Float;
+pub use error::TensorError;
+pub use gemm::{gemm, matmul, matmul_into};
+pub use reduce::{
+    argmax_rows, drop_axis, log_softmax_rows, log_softmax_rows_into, max_rows, mean_all,
+    softmax_rows, softmax_rows_into, sum_all, sum_axis,
+};
+pub use shape::{Shape, MAX_DIMS};
+pub use tensor::Tensor;
+
+/// Result type of fallible tensor operations.
+pub type Result<T> = std::result::Result<T, TensorError>;
+
+pub use ndarray;

@@ -1,0 +1,447 @@
+//! Batched 2-D valid convolution (NCHW, stride 1) by im2col + GEMM, its three gradients, and a
+//! naive direct convolution kept as the reference the fast kernels are tested against.
+//!
+//! Forward, per image: `out[n] (F x OH*OW) = W (F x C*KH*KW) . cols[n] + b`.
+//! Backward: `dW += dout[n] . cols[n]^T`, `db += sum(dout[n])`, and the input gradient as one
+//! GEMM `W^T . dout[n]` followed by col2im (no scalar loops). The mini-batch is split across
+//! rayon threads in contiguous chunks; each chunk runs single-threaded GEMMs, and the per-chunk
+//! partial filter gradients are summed in chunk order, so results depend on the thread count
+//! but not on scheduling.
+
+use crate::{gemm, Float, Result, Shape, TensorError};
+use rayon::prelude::*;
+
+/// The sizes of one convolution: input `[n, c, h, w]`, filters `[f, c, kh, kw]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Mini-batch size.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Number of filters (output channels).
+    pub f: usize,
+    /// Filter height.
+    pub kh: usize,
+    /// Filter width.
+    pub kw: usize,
+}
+
+impl ConvGeom {
+    /// Geometry from input and filter shapes, checking they fit a valid convolution.
+    pub fn new(x: Shape, w: Shape) -> Result<Self> {
+        let bad = |why: String| TensorError::ShapeMismatch {
+            op: "conv2d",
+            lhs: x,
+            rhs: w,
+            why,
+        };
+        if x.ndim() != 4 || w.ndim() != 4 {
+            return Err(bad(
+                "input must be [N, C, H, W] and filters [F, C, KH, KW]".into()
+            ));
+        }
+        let g = ConvGeom {
+            n: x[0],
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            f: w[0],
+            kh: w[2],
+            kw: w[3],
+        };
+        if w[1] != g.c {
+            return Err(bad(format!(
+                "input has {} channels, filters expect {}",
+                g.c, w[1]
+            )));
+        }
+        if g.kh == 0 || g.kw == 0 || g.kh > g.h || g.kw > g.w {
+            return Err(bad(format!(
+                "a {}x{} filter does not fit a {}x{} image",
+                g.kh, g.kw, g.h, g.w
+            )));
+        }
+        Ok(g)
+    }
+    /// Output height.
+    pub fn oh(&self) -> usize {
+        self.h - self.kh + 1
+    }
+    /// Output width.
+    pub fn ow(&self) -> usize {
+        self.w - self.kw + 1
+    }
+    /// Rows of one image's im2col matrix: `c * kh * kw`.
+    pub fn ckk(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Output pixels per channel: `oh * ow`.
+    pub fn spatial(&self) -> usize {
+        self.oh() * self.ow()
+    }
+    /// Elements of one input image.
+    pub fn in_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// Elements of one output image.
+    pub fn out_len(&self) -> usize {
+        self.f * self.spatial()
+    }
+    /// Elements of one image's im2col matrix.
+    pub fn cols_len(&self) -> usize {
+        self.ckk() * self.spatial()
+    }
+    /// Output shape `[n, f, oh, ow]`.
+    pub fn out_shape(&self) -> Shape {
+        Shape::new(&[self.n, self.f, self.oh(), self.ow()]).unwrap_or_default()
+    }
+    fn flops(&self) -> usize {
+        2 * self.n * self.f * self.ckk() * self.spatial()
+    }
+}
+
+/// Unfolds one image `[c, h, w]` into `cols` (`c*kh*kw` rows of `oh*ow`).
+pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], cols: &mut [T]) {
+    let (oh, ow) = (g.oh(), g.ow());
+    let mut row = 0;
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let dst = &mut cols[row * oh * ow..(row + 1) * oh * ow];
+                for oy in 0..oh {
+                    let src = &plane[(oy + ki) * g.w + kj..(oy + ki) * g.w + kj + ow];
+                    dst[oy * ow..(oy + 1) * ow].copy_from_slice(src);
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Folds `cols` back onto one image, adding overlapping contributions into `x`.
+pub fn col2im<T: Float>(g: &ConvGeom, cols: &[T], x: &mut [T]) {
+    let (oh, ow) = (g.oh(), g.ow());
+    let mut row = 0;
+    for c in 0..g.c {
+        let plane = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let src = &cols[row * oh * ow..(row + 1) * oh * ow];
+                for oy in 0..oh {
+                    let dst = &mut plane[(oy + ki) * g.w + kj..(oy + ki) * g.w + kj + ow];
+                    dst.iter_mut()
+                        .zip(&src[oy * ow..(oy + 1) * ow])
+                        .for_each(|(d, &s)| *d += s);
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// How many images each parallel task takes (the whole batch when the work is small).
+fn chunk_images(g: &ConvGeom) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    // Below ~2 MFLOP a task the fork/join costs more than it saves.
+    if threads == 1 || g.n < 2 || g.flops() < 4_000_000 {
+        g.n.max(1)
+    } else {
+        g.n.div_ceil(threads)
+    }
+}
+
+fn check_len(what: &'static str, got: usize, want: usize) {
+    assert!(
+        got >= want,
+        "conv2d: {what} buffer holds {got} elements, needs {want}"
+    );
+}
+
+/// Fast forward: `out = conv(x, w) + b`; fills `cols` (`n * cols_len`) for the backward.
+pub fn conv2d_forward<T: Float>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    out: &mut [T],
+    cols: &mut [T],
+) {
+    check_len("input", x.len(), g.n * g.in_len());
+    check_len("filter", w.len(), g.f * g.ckk());
+    check_len("output", out.len(), g.n * g.out_len());
+    check_len("cols", cols.len(), g.n * g.cols_len());
+    let per = chunk_images(g);
+    let sp = g.spatial();
+    let task = |(xs, (os, cs)): (&[T], (&mut [T], &mut [T]))| {
+        for ((xi, oi), ci) in xs
+            .chunks_exact(g.in_len())
+            .zip(os.chunks_exact_mut(g.out_len()))
+            .zip(cs.chunks_exact_mut(g.cols_len()))
+        {
+            im2col(g, xi, ci);
+            let beta = match b {
+                Some(b) => {
+                    for (f, row) in oi.chunks_exact_mut(sp).enumerate() {
+                        row.iter_mut().for_each(|v| *v = b[f]);
+                    }
+                    T::one()
+                }
+                None => T::zero(),
+            };
+            gemm(g.f, g.ckk(), sp, T::one(), w, false, ci, false, beta, oi);
+        }
+    };
+    let xs = x[..g.n * g.in_len()].par_chunks(per * g.in_len());
+    let os = out[..g.n * g.out_len()].par_chunks_mut(per * g.out_len());
+    let cs = cols[..g.n * g.cols_len()].par_chunks_mut(per * g.cols_len());
+    xs.zip(os.zip(cs)).for_each(task);
+}
+
+/// Fast backward. Adds the filter gradient into `dw` and the bias gradient into `db`; when `dx`
+/// is given, adds the input gradient into it. `cols` is what the forward filled.
+pub fn conv2d_backward<T: Float>(
+    g: &ConvGeom,
+    w: &[T],
+    cols: &[T],
+    dout: &[T],
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: Option<&mut [T]>,
+) {
+    check_len("cols", cols.len(), g.n * g.cols_len());
+    check_len("output gradient", dout.len(), g.n * g.out_len());
+    check_len("filter gradient", dw.len(), g.f * g.ckk());
+    let per = chunk_images(g);
+    let sp = g.spatial();
+    let nchunks = g.n.div_ceil(per.max(1));
+    let wlen = g.f * g.ckk();
+    // Per-chunk partial filter/bias gradients, summed in chunk order below.
+    let mut partial = vec![T::zero(); nchunks * (wlen + g.f)];
+    let want_dx = dx.is_some();
+    let mut dx_dummy: Vec<T> = Vec::new();
+    let dx = match dx {
+        Some(d) => {
+            check_len("input gradient", d.len(), g.n * g.in_len());
+            &mut d[..g.n * g.in_len()]
+        }
+        None => {
+            dx_dummy.resize(nchunks, T::zero());
+            &mut dx_dummy[..]
+        }
+    };
+    let dx_per = if want_dx { per * g.in_len() } else { 1 };
+    let task = |((cs, ds), (dxs, ps)): ((&[T], &[T]), (&mut [T], &mut [T]))| {
+        let (pw, pb) = ps.split_at_mut(wlen);
+        let mut dcols = if want_dx {
+            vec![T::zero(); g.cols_len()]
+        } else {
+            Vec::new()
+        };
+        for (i, (ci, di)) in cs
+            .chunks_exact(g.cols_len())
+            .zip(ds.chunks_exact(g.out_len()))
+            .enumerate()
+        {
+            gemm(
+                g.f,
+                sp,
+                g.ckk(),
+                T::one(),
+                di,
+                false,
+                ci,
+                true,
+                T::one(),
+                pw,
+            );
+            for (f, row) in di.chunks_exact(sp).enumerate() {
+                pb[f] += crate::sum_all(row);
+            }
+            if want_dx {
+                gemm(
+                    g.ckk(),
+                    g.f,
+                    sp,
+                    T::one(),
+                    w,
+                    true,
+                    di,
+                    false,
+                    T::zero(),
+                    &mut dcols,
+                );
+                col2im(g, &dcols, &mut dxs[i * g.in_len()..(i + 1) * g.in_len()]);
+            }
+        }
+    };
+    let cs = cols[..g.n * g.cols_len()].par_chunks(per * g.cols_len());
+    let ds = dout[..g.n * g.out_len()].par_chunks(per * g.out_len());
+    let dxs = dx.par_chunks_mut(dx_per);
+    let ps = partial.par_chunks_mut(wlen + g.f);
+    cs.zip(ds).zip(dxs.zip(ps)).for_each(task);
+    for p in partial.chunks_exact(wlen + g.f) {
+        dw[..wlen]
+            .iter_mut()
+            .zip(&p[..wlen])
+            .for_each(|(d, &v)| *d += v);
+    }
+    if let Some(db) = db {
+        for p in partial.chunks_exact(wlen + g.f) {
+            db[..g.f]
+                .iter_mut()
+                .zip(&p[wlen..])
+                .for_each(|(d, &v)| *d += v);
+        }
+    }
+}
+
+/// Reference forward: the definition of a valid cross-correlation, as direct loops.
+pub fn conv2d_naive<T: Float>(g: &ConvGeom, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+    let (oh, ow) = (g.oh(), g.ow());
+    let mut out = vec![T::zero(); g.n * g.out_len()];
+    for n in 0..g.n {
+        for f in 0..g.f {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = b.map_or(T::zero(), |b| b[f]);
+                    for c in 0..g.c {
+                        for i in 0..g.kh {
+                            for j in 0..g.kw {
+                                s += x[((n * g.c + c) * g.h + oy + i) * g.w + ox + j]
+                                    * w[((f * g.c + c) * g.kh + i) * g.kw + j];
+                            }
+                        }
+                    }
+                    out[((n * g.f + f) * oh + oy) * ow + ox] = s;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reference backward by direct loops: returns `(dx, dw, db)`.
+pub fn conv2d_backward_naive<T: Float>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    dout: &[T],
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let (oh, ow) = (g.oh(), g.ow());
+    let mut dx = vec![T::zero(); g.n * g.in_len()];
+    let mut dw = vec![T::zero(); g.f * g.ckk()];
+    let mut db = vec![T::zero(); g.f];
+    for n in 0..g.n {
+        for f in 0..g.f {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let d = dout[((n * g.f + f) * oh + oy) * ow + ox];
+                    db[f] += d;
+                    for c in 0..g.c {
+                        for i in 0..g.kh {
+                            for j in 0..g.kw {
+                                let xi = ((n * g.c + c) * g.h + oy + i) * g.w + ox + j;
+                                let wi = ((f * g.c + c) * g.kh + i) * g.kw + j;
+                                dx[xi] += d * w[wi];
+                                dw[wi] += d * x[xi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dx, dw, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn geom(dims: [usize; 7]) -> ConvGeom {
+        let [n, c, h, w, f, kh, kw] = dims;
+        ConvGeom::new(
+            Shape::new(&[n, c, h, w]).unwrap(),
+            Shape::new(&[f, c, kh, kw]).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hand_computed_forward() {
+        // x = [[1,2,3],[4,5,6],[7,8,9]], w = [[1,0],[0,-1]], b = 0.5:
+        // out[i][j] = x[i][j] - x[i+1][j+1] + 0.5 = -4 + 0.5 everywhere.
+        let g = geom([1, 1, 3, 3, 1, 2, 2]);
+        let x: Vec<f64> = (1..=9).map(f64::from).collect();
+        let w = [1.0, 0.0, 0.0, -1.0];
+        let mut out = vec![0.0; 4];
+        let mut cols = vec![0.0; g.cols_len()];
+        conv2d_forward(&g, &x, &w, Some(&[0.5]), &mut out, &mut cols);
+        assert_eq!(out, vec![-3.5; 4]);
+        assert_eq!(conv2d_naive(&g, &x, &w, Some(&[0.5])), out);
+    }
+
+    #[test]
+    fn fast_equals_naive_on_random_shapes() {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
+        for dims in [
+            [3, 2, 7, 6, 4, 3, 2],
+            [5, 3, 9, 9, 2, 5, 5],
+            [1, 1, 5, 5, 1, 5, 5],
+            [16, 4, 8, 8, 3, 3, 3],
+        ] {
+            let g = geom(dims);
+            let x: Vec<f64> = (0..g.n * g.in_len())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let w: Vec<f64> = (0..g.f * g.ckk())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let b: Vec<f64> = (0..g.f).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let dout: Vec<f64> = (0..g.n * g.out_len())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut out = vec![f64::NAN; g.n * g.out_len()];
+            let mut cols = vec![0.0; g.n * g.cols_len()];
+            conv2d_forward(&g, &x, &w, Some(&b), &mut out, &mut cols);
+            let want = conv2d_naive(&g, &x, &w, Some(&b));
+            for (a, b) in out.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-12, "{dims:?}: forward {a} vs {b}");
+            }
+            let (dx0, dw0, db0) = conv2d_backward_naive(&g, &x, &w, &dout);
+            let mut dx = vec![0.0; dx0.len()];
+            let mut dw = vec![0.0; dw0.len()];
+            let mut db = vec![0.0; db0.len()];
+            conv2d_backward(&g, &w, &cols, &dout, Some(&mut dx), &mut dw, Some(&mut db));
+            for (name, got, want) in [("dx", &dx, &dx0), ("dw", &dw, &dw0), ("db", &db, &db0)] {
+                for (a, b) in got.iter().zip(want.iter()) {
+                    assert!((a - b).abs() < 1e-11, "{dims:?}: {name} {a} vs {b}");
+                }
+            }
+            // Without dx, dw and db are unchanged.
+            let mut dw2 = vec![0.0; dw0.len()];
+            conv2d_backward(&g, &w, &cols, &dout, None, &mut dw2, None);
+            assert_eq!(dw2, dw);
+        }
+    }
+
+    #[test]
+    fn mismatched_channels_are_an_error() {
+        let e = ConvGeom::new(
+            Shape::new(&[2, 3, 8, 8]).unwrap(),
+            Shape::new(&[4, 2, 3, 3]).unwrap(),
+        );
+        assert!(e.unwrap_err().to_string().contains("3 channels"));
+        assert!(ConvGeom::new(
+            Shape::new(&[2, 1, 4, 4]).unwrap(),
+            Shape::new(&[4, 1, 5, 5]).unwrap()
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,108 @@
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+/// The element types nndl computes in: `f32` for training, `f64` for gradient checking.
+pub trait Float:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + 'static
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+{
+    /// Name of the type, for messages and file formats.
+    const DTYPE: &'static str;
+
+    /// Converts from `f64` (rounding for `f32`).
+    fn of(x: f64) -> Self;
+
+    /// Converts to `f64`.
+    fn f64(self) -> f64;
+
+    /// General strided matrix multiply `C = alpha*A*B + beta*C` (the one GEMM entry point).
+    ///
+    /// # Safety
+    /// The pointers and strides must describe valid `m x k`, `k x n`, `m x n` matrices, and `c`
+    /// must not alias `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl Float for f32 {
+    const DTYPE: &'static str = "f32";
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn f64(self) -> f64 {
+        self as f64
+    }
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+    }
+}
+
+impl Float for f64 {
+    const DTYPE: &'static str = "f64";
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn f64(self) -> f64 {
+        self
+    }
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+    }
+}

@@ -1,0 +1,188 @@
+//! The one GEMM entry point. Every matrix product in nndl goes through [`gemm`], so the backend
+//! is a one-line choice (currently `matrixmultiply` with its AVX-512 kernels; see the
+//! `gemm` benchmark for the measurement behind that choice).
+
+use crate::{Float, Result, Shape, Tensor, TensorError};
+
+/// `C = alpha * op(A) * op(B) + beta * C` on row-major buffers, where `op(A)` is `m x k` and
+/// `op(B)` is `k x n`. With `ta`, `a` holds A transposed (`k x m` row-major); likewise `tb`.
+/// Transposes are taken by strides, never by copies. With `beta == 0`, `c`'s old contents are
+/// ignored (NaNs included).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    beta: T,
+    c: &mut [T],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm: buffer too small"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for v in &mut c[..m * n] {
+            *v = if beta == T::zero() {
+                T::zero()
+            } else {
+                *v * beta
+            };
+        }
+        return;
+    }
+    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: the asserts above guarantee each buffer holds its matrix; `c` is a distinct
+    // `&mut` so it cannot alias `a` or `b`.
+    unsafe {
+        T::gemm_raw(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    }
+}
+
+fn matmul_dims<T: Float>(
+    a: &Tensor<T>,
+    ta: bool,
+    b: &Tensor<T>,
+    tb: bool,
+) -> Result<(usize, usize, usize)> {
+    if a.shape().ndim() != 2 || b.shape().ndim() != 2 {
+        return Err(TensorError::ShapeMismatch {
+            op: "matmul",
+            lhs: a.shape(),
+            rhs: b.shape(),
+            why: "both operands must be 2-D".into(),
+        });
+    }
+    let (m, ka) = if ta {
+        (a.dims()[1], a.dims()[0])
+    } else {
+        (a.dims()[0], a.dims()[1])
+    };
+    let (kb, n) = if tb {
+        (b.dims()[1], b.dims()[0])
+    } else {
+        (b.dims()[0], b.dims()[1])
+    };
+    if ka != kb {
+        return Err(TensorError::ShapeMismatch {
+            op: "matmul",
+            lhs: a.shape(),
+            rhs: b.shape(),
+            why: format!("inner dimensions {ka} and {kb} differ"),
+        });
+    }
+    Ok((m, ka, n))
+}
+
+/// `out = op(a) * op(b)` (or `+=` with `accumulate`) for 2-D tensors; `out` must be `m x n`.
+pub fn matmul_into<T: Float>(
+    a: &Tensor<T>,
+    ta: bool,
+    b: &Tensor<T>,
+    tb: bool,
+    out: &mut Tensor<T>,
+    accumulate: bool,
+) -> Result<()> {
+    let (m, k, n) = matmul_dims(a, ta, b, tb)?;
+    if out.dims() != [m, n] {
+        return Err(TensorError::ShapeMismatch {
+            op: "matmul",
+            lhs: out.shape(),
+            rhs: Shape::new(&[m, n])?,
+            why: "output buffer has the wrong shape".into(),
+        });
+    }
+    let beta = if accumulate { T::one() } else { T::zero() };
+    gemm(
+        m,
+        k,
+        n,
+        T::one(),
+        a.data(),
+        ta,
+        b.data(),
+        tb,
+        beta,
+        out.data_mut(),
+    );
+    Ok(())
+}
+
+/// `op(a) * op(b)` for 2-D tensors, into a new tensor.
+pub fn matmul<T: Float>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Result<Tensor<T>> {
+    let (m, _, n) = matmul_dims(a, ta, b, tb)?;
+    let mut out = Tensor::zeros(&[m, n])?;
+    matmul_into(a, ta, b, tb, &mut out, false)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f64], ta: bool, b: &[f64], tb: bool) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let x = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let y = if tb { b[j * k + p] } else { b[p * n + j] };
+                    c[i * n + j] += x * y;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_matches_naive_in_all_transpose_combinations() {
+        let (m, k, n) = (7, 13, 5);
+        let a: Vec<f64> = (0..m * k).map(|i| ((i * 37 % 11) as f64) - 5.0).collect();
+        let b: Vec<f64> = (0..k * n)
+            .map(|i| ((i * 17 % 7) as f64) * 0.5 - 1.0)
+            .collect();
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let mut c = vec![f64::NAN; m * n];
+                gemm(m, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c);
+                assert_eq!(c, naive(m, k, n, &a, ta, &b, tb), "ta={ta} tb={tb}");
+                let mut c2 = c.clone();
+                gemm(m, k, n, 2.0, &a, ta, &b, tb, 1.0, &mut c2);
+                for (x, y) in c2.iter().zip(&c) {
+                    assert_eq!(*x, 3.0 * y);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_checks_inner_dimensions() {
+        let a = Tensor::<f32>::zeros(&[2, 3]).unwrap();
+        let b = Tensor::<f32>::zeros(&[4, 3]).unwrap();
+        assert!(matmul(&a, false, &b, false).is_err());
+        assert_eq!(matmul(&a, false, &b, true).unwrap().dims(), &[2, 4]);
+    }
+}

@@ -1,0 +1,215 @@
+use crate::{Float, Result, Shape, TensorError};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// A contiguous row-major n-d array of `f32` or `f64`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Tensor<T> {
+    shape: Shape,
+    data: Vec<T>,
+}
+
+impl<T: Float> Tensor<T> {
+    /// Tensor from a buffer and dimensions; errors when the lengths disagree.
+    pub fn from_vec(data: Vec<T>, dims: &[usize]) -> Result<Self> {
+        let shape = Shape::new(dims)?;
+        Self::from_shape_vec(shape, data)
+    }
+
+    /// Tensor from a [`Shape`] and a buffer of exactly `shape.numel()` elements.
+    pub fn from_shape_vec(shape: Shape, data: Vec<T>) -> Result<Self> {
+        if data.len() != shape.numel() {
+            return Err(TensorError::DataLength {
+                len: data.len(),
+                shape,
+                expected: shape.numel(),
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(dims: &[usize]) -> Result<Self> {
+        let shape = Shape::new(dims)?;
+        Ok(Self::zeros_shape(shape))
+    }
+
+    /// A tensor of zeros of a given [`Shape`].
+    pub fn zeros_shape(shape: Shape) -> Self {
+        Tensor {
+            shape,
+            data: vec![T::zero(); shape.numel()],
+        }
+    }
+
+    /// A tensor filled with `value`.
+    pub fn full(dims: &[usize], value: T) -> Result<Self> {
+        let shape = Shape::new(dims)?;
+        Ok(Tensor {
+            shape,
+            data: vec![value; shape.numel()],
+        })
+    }
+
+    /// A rank-0 tensor holding one value.
+    pub fn scalar(value: T) -> Self {
+        Tensor {
+            shape: Shape::scalar(),
+            data: vec![value],
+        }
+    }
+
+    /// Samples of N(mean, std^2).
+    pub fn randn<R: Rng + ?Sized>(
+        dims: &[usize],
+        mean: f64,
+        std: f64,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let shape = Shape::new(dims)?;
+        let data = (0..shape.numel())
+            .map(|_| {
+                let z: f64 = StandardNormal.sample(rng);
+                T::of(mean + std * z)
+            })
+            .collect();
+        Ok(Tensor { shape, data })
+    }
+
+    /// Samples of U[lo, hi).
+    pub fn rand_uniform<R: Rng + ?Sized>(
+        dims: &[usize],
+        lo: f64,
+        hi: f64,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let shape = Shape::new(dims)?;
+        let data = (0..shape.numel())
+            .map(|_| T::of(rng.random_range(lo..hi)))
+            .collect();
+        Ok(Tensor { shape, data })
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// The dimensions.
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The elements in row-major order.
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    /// The elements, mutably.
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    /// Consumes the tensor, returning its buffer.
+    pub fn into_vec(self) -> Vec<T> {
+        self.data
+    }
+
+    /// The only element of a one-element tensor, else `None`.
+    pub fn item(&self) -> Option<T> {
+        (self.data.len() == 1).then(|| self.data[0])
+    }
+
+    /// Same data, new dimensions with the same element count.
+    pub fn reshape(mut self, dims: &[usize]) -> Result<Self> {
+        let shape = Shape::new(dims)?;
+        if shape.numel() != self.data.len() {
+            return Err(TensorError::ShapeMismatch {
+                op: "reshape",
+                lhs: self.shape,
+                rhs: shape,
+                why: "element counts differ".into(),
+            });
+        }
+        self.shape = shape;
+        Ok(self)
+    }
+
+    /// Applies `f` to every element.
+    pub fn map(&self, f: impl Fn(T) -> T) -> Self {
+        Tensor {
+            shape: self.shape,
+            data: self.data.iter().map(|&x| f(x)).collect(),
+        }
+    }
+
+    /// Converts every element to another float type.
+    pub fn cast<U: Float>(&self) -> Tensor<U> {
+        Tensor {
+            shape: self.shape,
+            data: self.data.iter().map(|&x| U::of(x.f64())).collect(),
+        }
+    }
+
+    /// The transpose of a 2-D tensor (a copy).
+    pub fn transpose2(&self) -> Result<Self> {
+        if self.shape.ndim() != 2 {
+            return Err(TensorError::InvalidShape {
+                op: "transpose",
+                shape: self.shape,
+                why: "needs a 2-D tensor".into(),
+            });
+        }
+        let (r, c) = (self.shape[0], self.shape[1]);
+        let mut out = Tensor::zeros_shape(Shape::new(&[c, r])?);
+        crate::unary::transpose_into(&self.data, r, c, &mut out.data);
+        Ok(out)
+    }
+
+    /// A zero-copy ndarray view.
+    pub fn view(&self) -> ndarray::ArrayViewD<'_, T> {
+        ndarray::ArrayViewD::from_shape(ndarray::IxDyn(self.dims()), &self.data)
+            .expect("a Tensor's buffer always fills its shape")
+    }
+
+    /// Copies an ndarray array (any layout) into a tensor.
+    pub fn from_ndarray<D: ndarray::Dimension>(a: ndarray::ArrayView<'_, T, D>) -> Result<Self> {
+        let dims = a.shape().to_vec();
+        Self::from_vec(a.iter().copied().collect(), &dims)
+    }
+
+    /// Largest absolute elementwise difference to another tensor of the same shape.
+    pub fn max_abs_diff(&self, other: &Self) -> Result<T> {
+        if self.shape != other.shape {
+            return Err(TensorError::ShapeMismatch {
+                op: "max_abs_diff",
+                lhs: self.shape,
+                rhs: other.shape,
+                why: "shapes differ".into(),
+            });
+        }
+        Ok(self
+            .data
+            .iter()
+            .zip(&other.data)
+            .fold(T::zero(), |m, (&a, &b)| m.max((a - b).abs())))
+    }
+
+    /// Re-shapes a reused buffer: resizes `data` to the shape's size (contents unspecified).
+    pub fn reset_shape(&mut self, shape: Shape) {
+        self.shape = shape;
+        self.data.resize(shape.numel(), T::zero());
+    }
+
+    /// Builds a tensor around a recycled buffer, zero-filled.
+    pub fn zeros_in(shape: Shape, mut buf: Vec<T>) -> Self {
+        buf.clear();
+        buf.resize(shape.numel(), T::zero());
+        Tensor { shape, data: buf }
+    }
+}
