@@ -1,1 +1,36 @@
-//! placeholder
+//! `autograd`: nndl's tape-based reverse-mode automatic differentiation.
+//!
+//! A [`Graph`] holds parameters (which live across steps) and a tape of operations (cleared
+//! by [`Graph::reset`] after each step, its buffers kept for the next). Operations take and
+//! return small `Copy` [`Var`] handles; [`Graph::backward`] walks the tape once in reverse.
+//! Each operation is one file under `ops/`: its graph method (the forward), its [`Op`]
+//! implementation (the backward) and its gradient check, side by side. A user adds an op the
+//! same way, through [`Graph::push_op`], and checks it with [`gradcheck()`].
+//!
+//! ```
+//! use autograd::Graph;
+//! use tensor::Tensor;
+//! # fn main() -> Result<(), autograd::AutogradError> {
+//! let mut g = Graph::<f64>::new();
+//! let w = g.parameter("w", Tensor::from_vec(vec![2.0, -1.0], &[1, 2])?);
+//! let x = g.input(Tensor::from_vec(vec![3.0, 4.0], &[1, 2])?);
+//! let y = g.mul(w, x)?;
+//! let loss = g.sum(y)?;
+//! g.backward(loss)?;
+//! assert_eq!(g.grad(w).unwrap().data(), &[3.0, 4.0]);
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod gradcheck;
+mod graph;
+pub mod ops;
+mod pool;
+
+pub use error::AutogradError;
+pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};
+pub use graph::{Backward, Graph, Op, Var};
+pub use tensor::{Float, Shape, Tensor};
+
+/// Result type of graph operations.
+pub type Result<T> = std::result::Result<T, AutogradError>;

@@ -1,0 +1,28 @@
+use tensor::{Shape, TensorError};
+
+/// What went wrong while building or differentiating a graph.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AutogradError {
+    /// A tensor kernel rejected its operands (shapes, ranks).
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// `backward` was called on a value that is not a single number.
+    #[error("backward needs a scalar loss, got shape {0}")]
+    NotScalar(Shape),
+    /// A `Var` from an earlier step (before `reset`) or from another graph.
+    #[error("{op}: Var {var} is not on this graph's current tape (stale after reset, or from another graph)")]
+    StaleVar {
+        /// The operation that received it.
+        op: &'static str,
+        /// The handle's index.
+        var: u32,
+    },
+    /// An operation's inputs were invalid for a reason other than shapes.
+    #[error("{op}: {why}")]
+    Invalid {
+        /// The operation.
+        op: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+}

@@ -1,0 +1,217 @@
+//! Gradient checking by central finite differences in f64, as PyTorch's `gradcheck` does.
+//!
+//! [`gradcheck`] perturbs every element of every parameter named, one at a time, and compares
+//! `(f(x + eps) - f(x - eps)) / 2 eps` with the gradient the tape computed. A function with a
+//! non-scalar output is first projected onto fixed random weights, so every output element
+//! takes part. The report names the worst element.
+
+use crate::{AutogradError, Graph, Var};
+use rand::{Rng, SeedableRng};
+use std::fmt;
+use tensor::Tensor;
+
+/// Tolerances of a gradient check.
+#[derive(Debug, Clone, Copy)]
+pub struct GradcheckConfig {
+    /// Finite-difference step.
+    pub eps: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Relative tolerance (to the larger of the two gradients).
+    pub rtol: f64,
+    /// Seed of the projection weights used for non-scalar outputs.
+    pub seed: u64,
+}
+
+impl Default for GradcheckConfig {
+    fn default() -> Self {
+        GradcheckConfig {
+            eps: 1e-6,
+            atol: 1e-6,
+            rtol: 1e-4,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// The worst element of a gradient check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradcheckReport {
+    /// Which of the checked inputs (position in `wrt`).
+    pub input: usize,
+    /// Name of that input (the parameter's name).
+    pub name: String,
+    /// Flat index of the element within it.
+    pub index: usize,
+    /// The tape's gradient there.
+    pub analytic: f64,
+    /// The finite-difference gradient there.
+    pub numeric: f64,
+    /// `|analytic - numeric|`.
+    pub abs_err: f64,
+    /// `abs_err / max(|analytic|, |numeric|)` (0 when both are 0).
+    pub rel_err: f64,
+    /// Elements compared in all.
+    pub checked: usize,
+}
+
+impl fmt::Display for GradcheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "worst of {} elements: input {} ({}) index {}: analytic {:.9e}, numeric {:.9e}, abs err {:.3e}, rel err {:.3e}",
+            self.checked, self.input, self.name, self.index, self.analytic, self.numeric, self.abs_err, self.rel_err
+        )
+    }
+}
+
+/// Why a gradient check failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GradcheckError {
+    /// The analytic and numeric gradients disagree beyond tolerance.
+    #[error("gradient check failed: {0}")]
+    Mismatch(GradcheckReport),
+    /// Building or differentiating the graph failed.
+    #[error("gradient check could not run: {0}")]
+    Graph(#[from] AutogradError),
+    /// `wrt` named something that is not a parameter of the graph.
+    #[error("gradient check: input {0} is not a parameter (only parameters can be perturbed)")]
+    NotParameter(usize),
+}
+
+fn projected(
+    g: &Graph<f64>,
+    out: Var,
+    weights: &mut Option<Tensor<f64>>,
+    seed: u64,
+) -> Result<f64, AutogradError> {
+    let v = g.value(out)?;
+    if weights.as_ref().map(|w| w.shape()) != Some(v.shape()) {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+        let data = (0..v.numel())
+            .map(|_| rng.random_range(0.5..1.5) * if rng.random_bool(0.5) { 1.0 } else { -1.0 });
+        let w = if v.numel() == 1 {
+            vec![1.0]
+        } else {
+            data.collect()
+        };
+        *weights = Some(Tensor::from_shape_vec(v.shape(), w)?);
+    }
+    let w = weights.as_ref().expect("set above");
+    Ok(v.data().iter().zip(w.data()).map(|(a, b)| a * b).sum())
+}
+
+/// Checks the gradients of `f` with respect to the parameters `wrt` of `g`. `f` builds the
+/// computation from the graph's parameters (and any data it puts on the tape) each time it is
+/// called; it must be deterministic (fix dropout masks).
+pub fn gradcheck<F>(
+    g: &mut Graph<f64>,
+    wrt: &[Var],
+    mut f: F,
+    cfg: GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckError>
+where
+    F: FnMut(&mut Graph<f64>) -> Result<Var, AutogradError>,
+{
+    for (i, v) in wrt.iter().enumerate() {
+        if !v.is_parameter() || g.value(*v).is_err() {
+            return Err(GradcheckError::NotParameter(i));
+        }
+    }
+    let mut weights = None;
+    g.reset();
+    let out = f(g)?;
+    projected(g, out, &mut weights, cfg.seed)?;
+    let seed = weights.clone().expect("projection weights exist");
+    g.backward_with_grad(out, &seed)?;
+    let analytic: Vec<Tensor<f64>> = wrt
+        .iter()
+        .map(|&p| {
+            g.grad(p)
+                .cloned()
+                .unwrap_or_else(|| Tensor::zeros_shape(g.val(p).shape()))
+        })
+        .collect();
+    let mut worst: Option<(f64, GradcheckReport)> = None;
+    let mut checked = 0;
+    for (i, &p) in wrt.iter().enumerate() {
+        let n = g.val(p).numel();
+        for j in 0..n {
+            let x0 = g.val(p).data()[j];
+            let mut eval = |g: &mut Graph<f64>, x: f64| -> Result<f64, AutogradError> {
+                g.param_mut(p)?.data_mut()[j] = x;
+                g.reset();
+                let out = g.no_grad(&mut f)?;
+                projected(g, out, &mut weights, cfg.seed)
+            };
+            let fp = eval(g, x0 + cfg.eps)?;
+            let fm = eval(g, x0 - cfg.eps)?;
+            g.param_mut(p)?.data_mut()[j] = x0;
+            let numeric = (fp - fm) / (2.0 * cfg.eps);
+            let a = analytic[i].data()[j];
+            let abs_err = (a - numeric).abs();
+            let scale = a.abs().max(numeric.abs());
+            let rel_err = if scale == 0.0 { 0.0 } else { abs_err / scale };
+            let badness = abs_err / (cfg.atol + cfg.rtol * scale);
+            checked += 1;
+            if worst
+                .as_ref()
+                .is_none_or(|(b, _)| badness > *b || badness.is_nan())
+            {
+                let name = g.name(p).unwrap_or("?").to_string();
+                worst = Some((
+                    badness,
+                    GradcheckReport {
+                        input: i,
+                        name,
+                        index: j,
+                        analytic: a,
+                        numeric,
+                        abs_err,
+                        rel_err,
+                        checked: 0,
+                    },
+                ));
+            }
+        }
+    }
+    g.reset();
+    let (badness, mut report) = worst.unwrap_or((
+        0.0,
+        GradcheckReport {
+            input: 0,
+            name: String::new(),
+            index: 0,
+            analytic: 0.0,
+            numeric: 0.0,
+            abs_err: 0.0,
+            rel_err: 0.0,
+            checked: 0,
+        },
+    ));
+    report.checked = checked;
+    if badness > 1.0 || badness.is_nan() {
+        Err(GradcheckError::Mismatch(report))
+    } else {
+        Ok(report)
+    }
+}
+
+/// Checks the gradients of a function of plain tensors: each input becomes a parameter named
+/// `input{i}` of a fresh graph, and `f` receives their Vars.
+pub fn gradcheck_fn<F>(
+    inputs: &[Tensor<f64>],
+    mut f: F,
+    cfg: GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckError>
+where
+    F: FnMut(&mut Graph<f64>, &[Var]) -> Result<Var, AutogradError>,
+{
+    let mut g = Graph::new();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| g.parameter(format!("input{i}"), t.clone()))
+        .collect();
+    gradcheck(&mut g, &vars, |g| f(g, &vars), cfg)
+}

@@ -1,0 +1,507 @@
+use crate::pool::Pool;
+use crate::{AutogradError, Result};
+use tensor::{Float, Shape, Tensor};
+
+const PARAM_BIT: u32 = 1 << 31;
+const MAX_INPUTS: usize = 3;
+
+/// A handle to a value on a [`Graph`]: a parameter (lives across steps) or a tape node (lives
+/// until the next [`Graph::reset`]). Small and `Copy`, so ops take it by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Var {
+    id: u32,
+    generation: u32,
+}
+
+impl Var {
+    /// Whether this handle names a parameter.
+    pub fn is_parameter(self) -> bool {
+        self.id & PARAM_BIT != 0
+    }
+    fn index(self) -> usize {
+        (self.id & !PARAM_BIT) as usize
+    }
+}
+
+/// The backward half of an operation. The forward is the [`Graph`] method that computed the
+/// output and pushed the op with [`Graph::push_op`]; whatever the backward needs (a mask, the
+/// argmax of a pool, softmax probabilities) is stored in the implementing struct.
+pub trait Op<T: Float>: 'static {
+    /// The operation's name, for error messages and debugging.
+    fn name(&self) -> &'static str;
+
+    /// Adds this op's contribution to the gradient of each input that needs one.
+    fn backward(&self, cx: &mut Backward<'_, T>);
+
+    /// Hands back large buffers the op saved, so the next step can reuse them.
+    fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
+        Vec::new()
+    }
+}
+
+struct Node<T> {
+    op: Option<Box<dyn Op<T>>>,
+    inputs: [Var; MAX_INPUTS],
+    n_inputs: u8,
+    requires_grad: bool,
+}
+
+/// Parameters and the tape of one computation. See the crate docs.
+pub struct Graph<T: Float> {
+    param_names: Vec<String>,
+    param_values: Vec<Tensor<T>>,
+    param_grads: Vec<Option<Tensor<T>>>,
+    param_frozen: Vec<bool>,
+    values: Vec<Tensor<T>>,
+    grads: Vec<Option<Tensor<T>>>,
+    nodes: Vec<Node<T>>,
+    generation: u32,
+    recording: bool,
+    pool: Pool<T>,
+}
+
+impl<T: Float> Default for Graph<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What an [`Op::backward`] sees: its inputs' and output's values, the output's gradient, and
+/// mutable access to each input's gradient accumulator.
+pub struct Backward<'a, T: Float> {
+    inputs: &'a [Var],
+    param_values: &'a [Tensor<T>],
+    values: &'a [Tensor<T>],
+    output: &'a Tensor<T>,
+    grad_output: &'a Tensor<T>,
+    param_grads: &'a mut [Option<Tensor<T>>],
+    grads: &'a mut [Option<Tensor<T>>],
+    needs: [bool; MAX_INPUTS],
+    pool: &'a mut Pool<T>,
+}
+
+impl<'a, T: Float> Backward<'a, T> {
+    /// The value of input `k`.
+    pub fn input(&self, k: usize) -> &'a Tensor<T> {
+        let v = self.inputs[k];
+        if v.is_parameter() {
+            &self.param_values[v.index()]
+        } else {
+            &self.values[v.index()]
+        }
+    }
+
+    /// The op's output value.
+    pub fn output(&self) -> &'a Tensor<T> {
+        self.output
+    }
+
+    /// The gradient of the loss with respect to the op's output.
+    pub fn grad_output(&self) -> &'a Tensor<T> {
+        self.grad_output
+    }
+
+    /// How many inputs the op has.
+    pub fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Whether input `k` needs a gradient (skip the work when it does not).
+    pub fn needs_grad(&self, k: usize) -> bool {
+        k < self.inputs.len() && self.needs[k]
+    }
+
+    /// The gradient accumulator of input `k`, zero-filled on first use: add to it.
+    pub fn grad(&mut self, k: usize) -> &mut Tensor<T> {
+        let v = self.inputs[k];
+        let shape = self.input(k).shape();
+        let slot = if v.is_parameter() {
+            &mut self.param_grads[v.index()]
+        } else {
+            &mut self.grads[v.index()]
+        };
+        if slot.is_none() {
+            *slot = Some(self.pool.zeros(shape));
+        }
+        slot.as_mut().expect("just filled")
+    }
+
+    /// A scratch buffer of `len` elements from the graph's pool (give it back with
+    /// [`Backward::give_back`]).
+    pub fn scratch(&mut self, len: usize) -> Vec<T> {
+        self.pool.take(len)
+    }
+
+    /// Returns a scratch buffer to the pool.
+    pub fn give_back(&mut self, buf: Vec<T>) {
+        self.pool.give(buf)
+    }
+}
+
+impl<T: Float> Graph<T> {
+    /// An empty graph, recording.
+    pub fn new() -> Self {
+        Graph {
+            param_names: Vec::new(),
+            param_values: Vec::new(),
+            param_grads: Vec::new(),
+            param_frozen: Vec::new(),
+            values: Vec::new(),
+            grads: Vec::new(),
+            nodes: Vec::new(),
+            generation: 1,
+            recording: true,
+            pool: Pool::default(),
+        }
+    }
+
+    /// Registers a trainable parameter; it survives [`Graph::reset`].
+    pub fn parameter(&mut self, name: impl Into<String>, value: Tensor<T>) -> Var {
+        let id = self.param_values.len() as u32 | PARAM_BIT;
+        self.param_names.push(name.into());
+        self.param_values.push(value);
+        self.param_grads.push(None);
+        self.param_frozen.push(false);
+        Var { id, generation: 0 }
+    }
+
+    /// Stops (or resumes) computing gradients for a parameter.
+    pub fn set_frozen(&mut self, p: Var, frozen: bool) -> Result<()> {
+        self.check(p, "set_frozen")?;
+        if p.is_parameter() {
+            self.param_frozen[p.index()] = frozen;
+        }
+        Ok(())
+    }
+
+    /// All parameters, in creation order.
+    pub fn parameters(&self) -> impl Iterator<Item = Var> + '_ {
+        (0..self.param_values.len()).map(|i| Var {
+            id: i as u32 | PARAM_BIT,
+            generation: 0,
+        })
+    }
+
+    /// A parameter's name.
+    pub fn name(&self, p: Var) -> Option<&str> {
+        p.is_parameter()
+            .then(|| self.param_names.get(p.index()).map(String::as_str))
+            .flatten()
+    }
+
+    /// Puts data on the tape as a constant (no gradient).
+    pub fn input(&mut self, value: Tensor<T>) -> Var {
+        self.push_leaf(value, false)
+    }
+
+    /// Puts data on the tape through a reused buffer: `fill` writes all of it.
+    pub fn input_with(&mut self, dims: &[usize], fill: impl FnOnce(&mut [T])) -> Result<Var> {
+        let shape = Shape::new(dims)?;
+        let mut t = self.alloc(shape);
+        fill(t.data_mut());
+        Ok(self.push_leaf(t, false))
+    }
+
+    /// Puts a value on the tape that gradients flow to (a non-parameter leaf).
+    pub fn leaf(&mut self, value: Tensor<T>) -> Var {
+        self.push_leaf(value, true)
+    }
+
+    fn push_leaf(&mut self, value: Tensor<T>, requires_grad: bool) -> Var {
+        let rg = requires_grad && self.recording;
+        self.push_node(None, &[], value, rg)
+    }
+
+    fn push_node(
+        &mut self,
+        op: Option<Box<dyn Op<T>>>,
+        inputs: &[Var],
+        value: Tensor<T>,
+        requires_grad: bool,
+    ) -> Var {
+        let mut ins = [Var {
+            id: 0,
+            generation: 0,
+        }; MAX_INPUTS];
+        ins[..inputs.len()].copy_from_slice(inputs);
+        let id = self.values.len() as u32;
+        self.values.push(value);
+        self.grads.push(None);
+        self.nodes.push(Node {
+            op,
+            inputs: ins,
+            n_inputs: inputs.len() as u8,
+            requires_grad,
+        });
+        Var {
+            id,
+            generation: self.generation,
+        }
+    }
+
+    /// Whether any of `inputs` needs a gradient while recording: an op may skip saving what
+    /// its backward needs when this is false.
+    pub fn needs_grad(&self, inputs: &[Var]) -> bool {
+        self.recording && inputs.iter().any(|&v| self.requires_grad(v))
+    }
+
+    fn requires_grad(&self, v: Var) -> bool {
+        if v.is_parameter() {
+            !self.param_frozen.get(v.index()).copied().unwrap_or(true)
+        } else {
+            self.nodes.get(v.index()).is_some_and(|n| n.requires_grad)
+        }
+    }
+
+    /// Records an op's output on the tape. `op` is kept for the backward only when some input
+    /// needs a gradient; otherwise it is dropped (its buffers recycled).
+    pub fn push_op(
+        &mut self,
+        op: Box<dyn Op<T>>,
+        inputs: &[Var],
+        output: Tensor<T>,
+    ) -> Result<Var> {
+        if inputs.len() > MAX_INPUTS {
+            return Err(AutogradError::Invalid {
+                op: op.name(),
+                why: format!("at most {MAX_INPUTS} inputs"),
+            });
+        }
+        for &v in inputs {
+            self.check(v, op.name())?;
+        }
+        let rg = self.needs_grad(inputs);
+        let op = if rg {
+            Some(op)
+        } else {
+            for b in op.recycle() {
+                self.pool.give(b);
+            }
+            None
+        };
+        Ok(self.push_node(op, inputs, output, rg))
+    }
+
+    /// Fails unless `v` names a parameter or a node of the current tape.
+    pub fn check(&self, v: Var, op: &'static str) -> Result<()> {
+        let ok = if v.is_parameter() {
+            v.index() < self.param_values.len()
+        } else {
+            v.generation == self.generation && v.index() < self.values.len()
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(AutogradError::StaleVar { op, var: v.id })
+        }
+    }
+
+    /// The value of `v`.
+    pub fn value(&self, v: Var) -> Result<&Tensor<T>> {
+        self.check(v, "value")?;
+        Ok(if v.is_parameter() {
+            &self.param_values[v.index()]
+        } else {
+            &self.values[v.index()]
+        })
+    }
+
+    /// The value of `v` (unchecked handle; panics on a stale one). For ops that checked already.
+    pub(crate) fn val(&self, v: Var) -> &Tensor<T> {
+        if v.is_parameter() {
+            &self.param_values[v.index()]
+        } else {
+            &self.values[v.index()]
+        }
+    }
+
+    /// A parameter's value, mutably (for optimisers and loading).
+    pub fn param_mut(&mut self, p: Var) -> Result<&mut Tensor<T>> {
+        self.check(p, "param_mut")?;
+        if !p.is_parameter() {
+            return Err(AutogradError::Invalid {
+                op: "param_mut",
+                why: "not a parameter".into(),
+            });
+        }
+        Ok(&mut self.param_values[p.index()])
+    }
+
+    /// A parameter's value and its gradient (if the last backward reached it), together.
+    pub fn param_and_grad(&mut self, p: Var) -> Result<(&mut Tensor<T>, Option<&Tensor<T>>)> {
+        self.check(p, "param_and_grad")?;
+        if !p.is_parameter() {
+            return Err(AutogradError::Invalid {
+                op: "param_and_grad",
+                why: "not a parameter".into(),
+            });
+        }
+        let i = p.index();
+        Ok((&mut self.param_values[i], self.param_grads[i].as_ref()))
+    }
+
+    /// The gradient of the last backward with respect to `v`, if it reached `v`.
+    pub fn grad(&self, v: Var) -> Option<&Tensor<T>> {
+        self.check(v, "grad").ok()?;
+        if v.is_parameter() {
+            self.param_grads[v.index()].as_ref()
+        } else {
+            self.grads[v.index()].as_ref()
+        }
+    }
+
+    /// A zero-filled tensor from the graph's buffer pool.
+    pub fn alloc_zeros(&mut self, shape: Shape) -> Tensor<T> {
+        self.pool.zeros(shape)
+    }
+
+    /// A tensor from the graph's buffer pool whose contents the caller will overwrite.
+    pub fn alloc(&mut self, shape: Shape) -> Tensor<T> {
+        let buf = self.pool.take(shape.numel());
+        Tensor::from_shape_vec(shape, buf).expect("pool returns buffers of the requested length")
+    }
+
+    /// A buffer of `len` elements from the pool (contents unspecified).
+    pub fn alloc_buf(&mut self, len: usize) -> Vec<T> {
+        self.pool.take(len)
+    }
+
+    /// Whether ops are being recorded for a backward.
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Runs `f` without recording: values are computed, nothing is kept for a backward.
+    pub fn no_grad<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let was = std::mem::replace(&mut self.recording, false);
+        let r = f(self);
+        self.recording = was;
+        r
+    }
+
+    /// How many buffers the graph has had to allocate so far (the rest were reused): after the
+    /// first step of a fixed network this stops growing.
+    pub fn fresh_allocations(&self) -> usize {
+        self.pool.fresh
+    }
+
+    /// Number of nodes on the tape now.
+    pub fn tape_len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Clears the tape and the parameters' gradients, keeping every buffer for reuse. Vars of
+    /// tape nodes become stale; parameter Vars stay valid.
+    pub fn reset(&mut self) {
+        for t in self.values.drain(..) {
+            self.pool.give(t.into_vec());
+        }
+        for t in self.grads.drain(..).flatten() {
+            self.pool.give(t.into_vec());
+        }
+        for n in self.nodes.drain(..) {
+            if let Some(op) = n.op {
+                for b in op.recycle() {
+                    self.pool.give(b);
+                }
+            }
+        }
+        for g in self.param_grads.iter_mut() {
+            if let Some(t) = g.take() {
+                self.pool.give(t.into_vec());
+            }
+        }
+        self.generation = self.generation.wrapping_add(1).max(1);
+    }
+
+    /// Reverse-mode differentiation of the scalar `loss`: fills the gradient of every
+    /// parameter and node it depends on (adding to gradients already there).
+    pub fn backward(&mut self, loss: Var) -> Result<()> {
+        self.check(loss, "backward")?;
+        let shape = self.val(loss).shape();
+        if shape.numel() != 1 {
+            return Err(AutogradError::NotScalar(shape));
+        }
+        let mut seed = self.pool.zeros(shape);
+        seed.data_mut()[0] = T::one();
+        let r = self.backward_with_grad(loss, &seed);
+        self.pool.give(seed.into_vec());
+        r
+    }
+
+    /// Reverse-mode differentiation seeded with `grad` as the gradient of `out` (any shape;
+    /// what `y.backward(gradient)` is in PyTorch).
+    pub fn backward_with_grad(&mut self, out: Var, grad: &Tensor<T>) -> Result<()> {
+        self.check(out, "backward")?;
+        let shape = self.val(out).shape();
+        if grad.shape() != shape {
+            return Err(AutogradError::Tensor(tensor::TensorError::ShapeMismatch {
+                op: "backward",
+                lhs: shape,
+                rhs: grad.shape(),
+                why: "seed gradient must have the output's shape".into(),
+            }));
+        }
+        // Intermediate gradients belong to one backward pass (as in PyTorch); leaves'
+        // and parameters' gradients accumulate across passes until `reset`.
+        for (node, grad) in self.nodes.iter().zip(self.grads.iter_mut()) {
+            if node.op.is_some() {
+                if let Some(t) = grad.take() {
+                    self.pool.give(t.into_vec());
+                }
+            }
+        }
+        let slot = if out.is_parameter() {
+            &mut self.param_grads[out.index()]
+        } else {
+            &mut self.grads[out.index()]
+        };
+        match slot {
+            Some(g) => g
+                .data_mut()
+                .iter_mut()
+                .zip(grad.data())
+                .for_each(|(a, &b)| *a += b),
+            None => {
+                let mut t = self.pool.zeros(shape);
+                t.data_mut().copy_from_slice(grad.data());
+                *slot = Some(t);
+            }
+        }
+        if out.is_parameter() {
+            return Ok(());
+        }
+        let last = out.index();
+        for i in (0..=last).rev() {
+            let node = &self.nodes[i];
+            let Some(op) = node.op.as_ref() else { continue };
+            let Some(gout) = self.grads[i].take() else {
+                continue;
+            };
+            let n = node.n_inputs as usize;
+            let mut needs = [false; MAX_INPUTS];
+            for (k, need) in needs.iter_mut().enumerate().take(n) {
+                let v = node.inputs[k];
+                *need = if v.is_parameter() {
+                    !self.param_frozen[v.index()]
+                } else {
+                    self.nodes[v.index()].requires_grad
+                };
+            }
+            let mut cx = Backward {
+                inputs: &node.inputs[..n],
+                param_values: &self.param_values,
+                values: &self.values,
+                output: &self.values[i],
+                grad_output: &gout,
+                param_grads: &mut self.param_grads,
+                grads: &mut self.grads,
+                needs,
+                pool: &mut self.pool,
+            };
+            op.backward(&mut cx);
+            self.grads[i] = Some(gout);
+        }
+        Ok(())
+    }
+}

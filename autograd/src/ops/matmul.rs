@@ -1,0 +1,214 @@
+//! Matrix products: `matmul(a, b)` and the fused fully-connected `linear(x, w, b) = x w^T + b`
+//! with `w` stored `[out, in]` as PyTorch and the book store it.
+
+use crate::{AutogradError, Backward, Graph, Op, Result, Var};
+use tensor::{gemm, Float, Shape, TensorError};
+
+struct MatMul;
+
+impl<T: Float> Op<T> for MatMul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        // C = A B: dA = dC B^T, dB = A^T dC.
+        let (a, b, g) = (cx.input(0), cx.input(1), cx.grad_output());
+        let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
+        if cx.needs_grad(0) {
+            gemm(
+                m,
+                n,
+                k,
+                T::one(),
+                g.data(),
+                false,
+                b.data(),
+                true,
+                T::one(),
+                cx.grad(0).data_mut(),
+            );
+        }
+        if cx.needs_grad(1) {
+            gemm(
+                k,
+                m,
+                n,
+                T::one(),
+                a.data(),
+                true,
+                g.data(),
+                false,
+                T::one(),
+                cx.grad(1).data_mut(),
+            );
+        }
+    }
+}
+
+struct Linear;
+
+impl<T: Float> Op<T> for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        // Y = X W^T + b: dX = dY W, dW = dY^T X, db = sum over rows of dY.
+        let (x, w, g) = (cx.input(0), cx.input(1), cx.grad_output());
+        let (m, k) = (x.dims()[0], x.dims()[1]);
+        let n = w.dims()[0];
+        if cx.needs_grad(0) {
+            gemm(
+                m,
+                n,
+                k,
+                T::one(),
+                g.data(),
+                false,
+                w.data(),
+                false,
+                T::one(),
+                cx.grad(0).data_mut(),
+            );
+        }
+        if cx.needs_grad(1) {
+            gemm(
+                n,
+                m,
+                k,
+                T::one(),
+                g.data(),
+                true,
+                x.data(),
+                false,
+                T::one(),
+                cx.grad(1).data_mut(),
+            );
+        }
+        if cx.needs_grad(2) {
+            let db = cx.grad(2).data_mut();
+            for row in g.data().chunks_exact(n) {
+                db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
+            }
+        }
+    }
+}
+
+fn mismatch(op: &'static str, lhs: Shape, rhs: Shape, why: String) -> AutogradError {
+    AutogradError::Tensor(TensorError::ShapeMismatch { op, lhs, rhs, why })
+}
+
+impl<T: Float> Graph<T> {
+    /// The matrix product of 2-D `a` `[m, k]` and `b` `[k, n]`.
+    pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var> {
+        self.check(a, "matmul")?;
+        self.check(b, "matmul")?;
+        let (sa, sb) = (self.val(a).shape(), self.val(b).shape());
+        if sa.ndim() != 2 || sb.ndim() != 2 || sa[1] != sb[0] {
+            return Err(mismatch("matmul", sa, sb, "need [m, k] x [k, n]".into()));
+        }
+        let (m, k, n) = (sa[0], sa[1], sb[1]);
+        let mut out = self.alloc(Shape::new(&[m, n])?);
+        gemm(
+            m,
+            k,
+            n,
+            T::one(),
+            self.val(a).data(),
+            false,
+            self.val(b).data(),
+            false,
+            T::zero(),
+            out.data_mut(),
+        );
+        self.push_op(Box::new(MatMul), &[a, b], out)
+    }
+
+    /// Fully connected: `x [batch, in] . w^T [in, out] + b [out]`, one fused op.
+    pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
+        self.check(x, "linear")?;
+        self.check(w, "linear")?;
+        let (sx, sw) = (self.val(x).shape(), self.val(w).shape());
+        if sx.ndim() != 2 || sw.ndim() != 2 || sx[1] != sw[1] {
+            return Err(mismatch(
+                "linear",
+                sx,
+                sw,
+                format!("input [batch, n_in] needs weights [n_out, n_in] with the same n_in; got n_in {} vs weights for {}", sx.dims().get(1).copied().unwrap_or(0), sw.dims().get(1).copied().unwrap_or(0)),
+            ));
+        }
+        let (m, k, n) = (sx[0], sx[1], sw[0]);
+        let mut out = self.alloc(Shape::new(&[m, n])?);
+        let beta = match b {
+            Some(b) => {
+                self.check(b, "linear")?;
+                let bv = self.val(b);
+                if bv.numel() != n {
+                    return Err(mismatch(
+                        "linear",
+                        sw,
+                        bv.shape(),
+                        format!("bias needs {n} elements"),
+                    ));
+                }
+                for row in out.data_mut().chunks_exact_mut(n) {
+                    row.copy_from_slice(bv.data());
+                }
+                T::one()
+            }
+            None => T::zero(),
+        };
+        gemm(
+            m,
+            k,
+            n,
+            T::one(),
+            self.val(x).data(),
+            false,
+            self.val(w).data(),
+            true,
+            beta,
+            out.data_mut(),
+        );
+        match b {
+            Some(b) => self.push_op(Box::new(Linear), &[x, w, b], out),
+            None => self.push_op(Box::new(Linear), &[x, w], out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::check;
+
+    #[test]
+    fn matmul_gradients() {
+        check(&[&[3, 5], &[5, 4]], |g, v| g.matmul(v[0], v[1]));
+        check(&[&[1, 7], &[7, 1]], |g, v| g.matmul(v[0], v[1]));
+    }
+
+    #[test]
+    fn linear_gradients_with_and_without_bias() {
+        check(&[&[4, 6], &[3, 6], &[3]], |g, v| {
+            g.linear(v[0], v[1], Some(v[2]))
+        });
+        check(&[&[4, 6], &[3, 6]], |g, v| g.linear(v[0], v[1], None));
+    }
+
+    #[test]
+    fn linear_equals_matmul_transpose_plus_bias() {
+        use tensor::Tensor;
+        let mut g = crate::Graph::<f64>::new();
+        let x = g.input(Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]).unwrap());
+        let w = g.input(Tensor::from_vec(vec![1., 0., -1., 2., 1., 0.], &[2, 3]).unwrap());
+        let b = g.input(Tensor::from_vec(vec![0.5, -0.5], &[2]).unwrap());
+        let y = g.linear(x, w, Some(b)).unwrap();
+        // rows: [1-3+.5, 2+2-.5] = [-1.5, 3.5]; [4-6+.5, 8+5-.5] = [-1.5, 12.5]
+        assert_eq!(g.value(y).unwrap().data(), &[-1.5, 3.5, -1.5, 12.5]);
+        let bad = g.input(Tensor::zeros(&[2, 4]).unwrap());
+        assert!(g
+            .linear(bad, w, Some(b))
+            .unwrap_err()
+            .to_string()
+            .contains("n_in"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Reductions: sum and mean over everything or along one axis.
+
+use crate::{Backward, Graph, Op, Result, Var};
+use tensor::{sum_all, sum_axis, Float, Shape, TensorError};
+
+struct SumAll<T>(T);
+
+impl<T: Float> Op<T> for SumAll<T> {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        // Every element contributes once (times the 1/n of a mean).
+        let g = cx.grad_output().data()[0] * self.0;
+        cx.grad(0).data_mut().iter_mut().for_each(|d| *d += g);
+    }
+}
+
+struct SumAxis<T> {
+    axis: usize,
+    factor: T,
+}
+
+impl<T: Float> Op<T> for SumAxis<T> {
+    fn name(&self) -> &'static str {
+        "sum_axis"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        // Broadcast the gradient back along the reduced axis.
+        let s = cx.input(0).shape();
+        let outer: usize = s.dims()[..self.axis].iter().product();
+        let len = s[self.axis];
+        let inner: usize = s.dims()[self.axis + 1..].iter().product();
+        let g = cx.grad_output().data();
+        let f = self.factor;
+        let d = cx.grad(0).data_mut();
+        for o in 0..outer {
+            let src = &g[o * inner..(o + 1) * inner];
+            for l in 0..len {
+                let dst = &mut d[(o * len + l) * inner..(o * len + l + 1) * inner];
+                dst.iter_mut().zip(src).for_each(|(d, &v)| *d += f * v);
+            }
+        }
+    }
+}
+
+impl<T: Float> Graph<T> {
+    fn reduce_all(&mut self, x: Var, mean: bool) -> Result<Var> {
+        self.check(x, "sum")?;
+        let v = self.val(x);
+        let n = v.numel();
+        let s = sum_all(v.data());
+        let factor = if mean {
+            T::one() / T::of(n.max(1) as f64)
+        } else {
+            T::one()
+        };
+        let mut out = self.alloc(Shape::scalar());
+        out.data_mut()[0] = s * factor;
+        self.push_op(Box::new(SumAll(factor)), &[x], out)
+    }
+
+    /// Sum of all elements (a scalar).
+    pub fn sum(&mut self, x: Var) -> Result<Var> {
+        self.reduce_all(x, false)
+    }
+
+    /// Mean of all elements (a scalar).
+    pub fn mean(&mut self, x: Var) -> Result<Var> {
+        self.reduce_all(x, true)
+    }
+
+    fn reduce_axis(&mut self, x: Var, axis: usize, keepdim: bool, mean: bool) -> Result<Var> {
+        self.check(x, "sum_axis")?;
+        let v = self.val(x);
+        if axis >= v.shape().ndim() {
+            return Err(TensorError::Axis {
+                op: "sum_axis",
+                axis,
+                shape: v.shape(),
+            }
+            .into());
+        }
+        let len = v.dims()[axis];
+        let factor = if mean {
+            T::one() / T::of(len.max(1) as f64)
+        } else {
+            T::one()
+        };
+        let mut r = sum_axis(v, axis, keepdim)?;
+        if mean {
+            r.data_mut().iter_mut().for_each(|e| *e *= factor);
+        }
+        self.push_op(Box::new(SumAxis { axis, factor }), &[x], r)
+    }
+
+    /// Sum along `axis` (kept with size 1 when `keepdim`).
+    pub fn sum_axis(&mut self, x: Var, axis: usize, keepdim: bool) -> Result<Var> {
+        self.reduce_axis(x, axis, keepdim, false)
+    }
+
+    /// Mean along `axis` (kept with size 1 when `keepdim`).
+    pub fn mean_axis(&mut self, x: Var, axis: usize, keepdim: bool) -> Result<Var> {
+        self.reduce_axis(x, axis, keepdim, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::check;
+
+    #[test]
+    fn reductions() {
+        check(&[&[3, 4]], |g, v| g.sum(v[0]));
+        check(&[&[3, 4]], |g, v| g.mean(v[0]));
+        for axis in 0..3 {
+            check(&[&[2, 3, 4]], |g, v| g.sum_axis(v[0], axis, false));
+            check(&[&[2, 3, 4]], |g, v| g.mean_axis(v[0], axis, true));
+        }
+    }
+}

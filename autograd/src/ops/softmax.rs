@@ -1,0 +1,94 @@
+//! Softmax and log-softmax over the last axis, computed stably (the row maximum subtracted).
+
+use crate::{Backward, Graph, Op, Result, Var};
+use tensor::{log_softmax_rows_into, softmax_rows_into, Float, TensorError};
+
+struct Softmax;
+
+impl<T: Float> Op<T> for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        // dx = y * (g - <g, y>) per row.
+        let (y, g) = (cx.output(), cx.grad_output());
+        let c = *y.dims().last().expect("rank checked in forward");
+        let d = cx.grad(0).data_mut();
+        for ((d, y), g) in d
+            .chunks_exact_mut(c)
+            .zip(y.data().chunks_exact(c))
+            .zip(g.data().chunks_exact(c))
+        {
+            let dot: T = y.iter().zip(g).map(|(&a, &b)| a * b).sum();
+            for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                *d += y * (g - dot);
+            }
+        }
+    }
+}
+
+struct LogSoftmax;
+
+impl<T: Float> Op<T> for LogSoftmax {
+    fn name(&self) -> &'static str {
+        "log_softmax"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        // dx = g - softmax(x) * sum(g) per row, with softmax(x) = exp(output).
+        let (y, g) = (cx.output(), cx.grad_output());
+        let c = *y.dims().last().expect("rank checked in forward");
+        let d = cx.grad(0).data_mut();
+        for ((d, y), g) in d
+            .chunks_exact_mut(c)
+            .zip(y.data().chunks_exact(c))
+            .zip(g.data().chunks_exact(c))
+        {
+            let s: T = g.iter().copied().sum();
+            for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                *d += g - y.exp() * s;
+            }
+        }
+    }
+}
+
+impl<T: Float> Graph<T> {
+    fn rowwise(&mut self, x: Var, op: &'static str) -> Result<(usize, tensor::Tensor<T>)> {
+        self.check(x, op)?;
+        let s = self.val(x).shape();
+        if s.ndim() == 0 || s.numel() == 0 {
+            return Err(TensorError::InvalidShape {
+                op,
+                shape: s,
+                why: "needs at least one axis".into(),
+            }
+            .into());
+        }
+        Ok((s[s.ndim() - 1], self.alloc(s)))
+    }
+
+    /// Softmax over the last axis.
+    pub fn softmax(&mut self, x: Var) -> Result<Var> {
+        let (c, mut out) = self.rowwise(x, "softmax")?;
+        softmax_rows_into(self.val(x).data(), c, out.data_mut());
+        self.push_op(Box::new(Softmax), &[x], out)
+    }
+
+    /// Log-softmax over the last axis.
+    pub fn log_softmax(&mut self, x: Var) -> Result<Var> {
+        let (c, mut out) = self.rowwise(x, "log_softmax")?;
+        log_softmax_rows_into(self.val(x).data(), c, out.data_mut());
+        self.push_op(Box::new(LogSoftmax), &[x], out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::check;
+
+    #[test]
+    fn softmax_family() {
+        check(&[&[3, 5]], |g, v| g.softmax(v[0]));
+        check(&[&[3, 5]], |g, v| g.log_softmax(v[0]));
+        check(&[&[2, 2, 4]], |g, v| g.softmax(v[0]));
+    }
+}

@@ -1,0 +1,172 @@
+//! Elementwise functions declared as an `f(x)` / `df` pair (dfdx's idea): one generic op does
+//! the forward and backward for all of them, so a new activation is a few lines.
+
+use crate::{Backward, Graph, Op, Result, Var};
+use std::marker::PhantomData;
+use tensor::{unary as k, Float};
+
+/// An elementwise function and its derivative, expressed through input `x` and output `y`.
+pub trait UnaryFn: 'static {
+    /// Name for messages.
+    const NAME: &'static str;
+    /// The function.
+    fn f<T: Float>(x: T) -> T;
+    /// Its derivative at `x`, given `y = f(x)` (whichever is cheaper to use).
+    fn df<T: Float>(x: T, y: T) -> T;
+}
+
+/// e^x.
+pub struct Exp;
+impl UnaryFn for Exp {
+    const NAME: &'static str = "exp";
+    fn f<T: Float>(x: T) -> T {
+        x.exp()
+    }
+    fn df<T: Float>(_: T, y: T) -> T {
+        y
+    }
+}
+
+/// Natural logarithm.
+pub struct Log;
+impl UnaryFn for Log {
+    const NAME: &'static str = "log";
+    fn f<T: Float>(x: T) -> T {
+        x.ln()
+    }
+    fn df<T: Float>(x: T, _: T) -> T {
+        T::one() / x
+    }
+}
+
+/// Logistic sigmoid 1 / (1 + e^-x).
+pub struct Sigmoid;
+impl UnaryFn for Sigmoid {
+    const NAME: &'static str = "sigmoid";
+    fn f<T: Float>(x: T) -> T {
+        k::sigmoid(x)
+    }
+    fn df<T: Float>(_: T, y: T) -> T {
+        k::sigmoid_grad_from_output(y)
+    }
+}
+
+/// Hyperbolic tangent.
+pub struct Tanh;
+impl UnaryFn for Tanh {
+    const NAME: &'static str = "tanh";
+    fn f<T: Float>(x: T) -> T {
+        x.tanh()
+    }
+    fn df<T: Float>(_: T, y: T) -> T {
+        k::tanh_grad_from_output(y)
+    }
+}
+
+/// Rectified linear unit max(x, 0).
+pub struct Relu;
+impl UnaryFn for Relu {
+    const NAME: &'static str = "relu";
+    fn f<T: Float>(x: T) -> T {
+        k::relu(x)
+    }
+    fn df<T: Float>(_: T, y: T) -> T {
+        k::relu_grad_from_output(y)
+    }
+}
+
+/// Softplus ln(1 + e^x), computed stably.
+pub struct Softplus;
+impl UnaryFn for Softplus {
+    const NAME: &'static str = "softplus";
+    fn f<T: Float>(x: T) -> T {
+        x.max(T::zero()) + (-x.abs()).exp().ln_1p()
+    }
+    fn df<T: Float>(x: T, _: T) -> T {
+        k::sigmoid(x)
+    }
+}
+
+struct Unary<F>(PhantomData<F>);
+
+impl<T: Float, F: UnaryFn> Op<T> for Unary<F> {
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        let (x, y, g) = (cx.input(0), cx.output(), cx.grad_output());
+        let d = cx.grad(0).data_mut();
+        for (((d, &x), &y), &g) in d.iter_mut().zip(x.data()).zip(y.data()).zip(g.data()) {
+            *d += g * F::df(x, y);
+        }
+    }
+}
+
+impl<T: Float> Graph<T> {
+    /// Applies the elementwise function `F` (any [`UnaryFn`], including a user's own).
+    pub fn unary<F: UnaryFn>(&mut self, x: Var) -> Result<Var> {
+        self.check(x, F::NAME)?;
+        let mut out = self.alloc(self.val(x).shape());
+        k::map_into(self.val(x).data(), out.data_mut(), F::f);
+        self.push_op(Box::new(Unary::<F>(PhantomData)), &[x], out)
+    }
+
+    /// e^x elementwise.
+    pub fn exp(&mut self, x: Var) -> Result<Var> {
+        self.unary::<Exp>(x)
+    }
+
+    /// ln x elementwise.
+    pub fn log(&mut self, x: Var) -> Result<Var> {
+        self.unary::<Log>(x)
+    }
+
+    /// Logistic sigmoid elementwise.
+    pub fn sigmoid(&mut self, x: Var) -> Result<Var> {
+        self.unary::<Sigmoid>(x)
+    }
+
+    /// tanh elementwise.
+    pub fn tanh(&mut self, x: Var) -> Result<Var> {
+        self.unary::<Tanh>(x)
+    }
+
+    /// max(x, 0) elementwise.
+    pub fn relu(&mut self, x: Var) -> Result<Var> {
+        self.unary::<Relu>(x)
+    }
+
+    /// ln(1 + e^x) elementwise.
+    pub fn softplus(&mut self, x: Var) -> Result<Var> {
+        self.unary::<Softplus>(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::{check, check_on, randoms};
+
+    #[test]
+    fn activations() {
+        check(&[&[4, 5]], |g, v| g.exp(v[0]));
+        check(&[&[4, 5]], |g, v| g.sigmoid(v[0]));
+        check(&[&[4, 5]], |g, v| g.tanh(v[0]));
+        check(&[&[4, 5]], |g, v| g.relu(v[0]));
+        check(&[&[4, 5]], |g, v| g.softplus(v[0]));
+        let pos = randoms(&[&[4, 5]], 1)
+            .into_iter()
+            .map(|t| t.map(f64::abs))
+            .collect();
+        check_on(pos, |g, v| g.log(v[0]));
+    }
+
+    #[test]
+    fn sigmoid_is_stable_at_extremes() {
+        let mut g = crate::Graph::<f32>::new();
+        let x = g.input(tensor::Tensor::from_vec(vec![-100.0, 0.0, 100.0], &[3]).unwrap());
+        let y = g.sigmoid(x).unwrap();
+        let v = g.value(y).unwrap().data();
+        assert!(v[0] >= 0.0 && v[0] < 1e-40, "{}", v[0]);
+        assert_eq!(&v[1..], &[0.5, 1.0]);
+    }
+}
