@@ -83,10 +83,10 @@ pub const TEST_LABELS: OfficialFile = OfficialFile {
 /// The four official files, in the order of the official web page.
 pub const FILES: [OfficialFile; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
 
-/// File name of the expanded (250,000-image) training images that `mnist_expand` writes.
-pub const EXPANDED_IMAGES: &str = "expanded-train-images-idx3-ubyte.gz";
-/// File name of the expanded training labels that `mnist_expand` writes.
-pub const EXPANDED_LABELS: &str = "expanded-train-labels-idx1-ubyte.gz";
+/// File name (without `.gz`) of the expanded 250,000 training images `mnist_expand` writes.
+pub const EXPANDED_IMAGES: &str = "expanded-train-images-idx3-ubyte";
+/// File name (without `.gz`) of the expanded training labels `mnist_expand` writes.
+pub const EXPANDED_LABELS: &str = "expanded-train-labels-idx1-ubyte";
 
 /// The book's three sets: training (50,000), validation (10,000) and test (10,000).
 #[derive(Debug, Clone)]
@@ -101,7 +101,12 @@ pub struct MnistData {
 
 /// The path of `file` in `dir`: `NAME.gz` if present, else uncompressed `NAME`, else `None`.
 pub fn locate_file(dir: &Path, file: &OfficialFile) -> Option<PathBuf> {
-    [dir.join(file.gz_name()), dir.join(file.name)]
+    locate_name(dir, file.name)
+}
+
+/// `dir/NAME.gz` if it is a file, else `dir/NAME` if it is, else `None`.
+fn locate_name(dir: &Path, name: &str) -> Option<PathBuf> {
+    [dir.join(format!("{name}.gz")), dir.join(name)]
         .into_iter()
         .find(|p| p.is_file())
 }
@@ -134,18 +139,23 @@ pub fn load_data(dir: impl AsRef<Path>) -> Result<MnistData> {
 /// [`load_data`] with the expanded 250,000-image set (made by `mnist_expand`) as training data.
 pub fn load_data_expanded(dir: impl AsRef<Path>) -> Result<MnistData> {
     let dir = dir.as_ref();
-    let (ip, lp) = (dir.join(EXPANDED_IMAGES), dir.join(EXPANDED_LABELS));
-    let missing: Vec<&str> = [(&ip, EXPANDED_IMAGES), (&lp, EXPANDED_LABELS)]
-        .into_iter()
-        .filter(|(p, _)| !p.is_file())
-        .map(|(_, n)| n)
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::ExpandedNotFound {
-            dir: dir.to_path_buf(),
-            missing: missing.join(", "),
-        });
-    }
+    let (ip, lp) = match (
+        locate_name(dir, EXPANDED_IMAGES),
+        locate_name(dir, EXPANDED_LABELS),
+    ) {
+        (Some(ip), Some(lp)) => (ip, lp),
+        (ip, lp) => {
+            let missing: Vec<String> = [(ip, EXPANDED_IMAGES), (lp, EXPANDED_LABELS)]
+                .into_iter()
+                .filter(|(p, _)| p.is_none())
+                .map(|(_, n)| format!("{n}[.gz]"))
+                .collect();
+            return Err(Error::ExpandedNotFound {
+                dir: dir.to_path_buf(),
+                missing: missing.join(", "),
+            });
+        }
+    };
     // Read the expanded set first: it is the one most likely to be missing or stale.
     let training = idx::read_dataset(&ip, &lp)?;
     check_side(&ip, &training)?;
@@ -288,15 +298,20 @@ pub fn download_dir(explicit: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| cwd.join(DEFAULT_DATA_DIR))
 }
 
-/// What the examples do with `--data` and `--download`: find the data directory, first
-/// downloading any missing file (into [`download_dir`]) when `download` is true.
-pub fn prepare_data_dir(explicit: Option<&Path>, download: bool) -> Result<PathBuf> {
+/// What the examples do with `--data DIR` and `--download`: find the data directory, first
+/// downloading any missing file (into [`download_dir`]) when `download` is true; returns the
+/// directory and, if a download was asked for, its report (print it: it says which mirror
+/// served each file).
+pub fn prepare_data_dir(
+    explicit: Option<&Path>,
+    download: bool,
+) -> Result<(PathBuf, Option<crate::DownloadReport>)> {
     if download {
         let dir = download_dir(explicit);
-        crate::download(&dir)?;
-        return find_data_dir(Some(&dir));
+        let report = crate::download(&dir)?;
+        return Ok((find_data_dir(Some(&dir))?, Some(report)));
     }
-    find_data_dir(explicit)
+    Ok((find_data_dir(explicit)?, None))
 }
 
 /// Hex MD5 of `bytes`.
@@ -549,6 +564,42 @@ mod tests {
         let err = load_data_expanded(dir.path()).unwrap_err();
         assert!(matches!(err, Error::ExpandedNotFound { .. }), "{err:?}");
         assert!(err.to_string().contains("mnist_expand"), "{err}");
+    }
+
+    #[test]
+    fn expanded_training_set_replaces_the_training_data() {
+        let dir = TempDir::new("exp");
+        for f in &FILES {
+            fs::copy(
+                repo_data_dir().join(f.gz_name()),
+                dir.path().join(f.gz_name()),
+            )
+            .unwrap();
+        }
+        let small = crate::expand(&real_data().training.take(100), 1);
+        // Raw images, gzip labels: both names are accepted.
+        idx::write_images(
+            dir.path().join(EXPANDED_IMAGES),
+            small.images(),
+            small.len(),
+            28,
+            28,
+            idx::Format::Raw,
+        )
+        .unwrap();
+        let err = load_data_expanded(dir.path()).unwrap_err();
+        assert!(err.to_string().contains(EXPANDED_LABELS), "{err}");
+        assert!(!err.to_string().contains(EXPANDED_IMAGES), "{err}");
+        idx::write_labels(
+            dir.path().join(format!("{EXPANDED_LABELS}.gz")),
+            small.labels(),
+            idx::Format::Gzip,
+        )
+        .unwrap();
+        let d = load_data_expanded(dir.path()).unwrap();
+        assert_eq!(d.training, small);
+        assert_eq!(d.validation.len(), 10_000);
+        assert_eq!(d.test.labels()[..3], [7, 2, 1]);
     }
 
     #[test]
