@@ -3,9 +3,9 @@ use tensor::{Shape, TensorError};
 /// What went wrong while building or differentiating a graph.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AutogradError {
-    /// A tensor kernel rejected its operands (shapes, ranks).
+    /// A tensor kernel rejected its operands (shapes, ranks). Boxed to keep `Result`s small.
     #[error(transparent)]
-    Tensor(#[from] TensorError),
+    Tensor(Box<TensorError>),
     /// `backward` was called on a value that is not a single number.
     #[error("backward needs a scalar loss, got shape {0}")]
     NotScalar(Shape),
@@ -25,4 +25,10 @@ pub enum AutogradError {
         /// What is wrong.
         why: String,
     },
+}
+
+impl From<TensorError> for AutogradError {
+    fn from(e: TensorError) -> Self {
+        AutogradError::Tensor(Box::new(e))
+    }
 }

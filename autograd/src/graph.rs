@@ -435,7 +435,7 @@ impl<T: Float> Graph<T> {
         self.check(out, "backward")?;
         let shape = self.val(out).shape();
         if grad.shape() != shape {
-            return Err(AutogradError::Tensor(tensor::TensorError::ShapeMismatch {
+            return Err(AutogradError::from(tensor::TensorError::ShapeMismatch {
                 op: "backward",
                 lhs: shape,
                 rhs: grad.shape(),

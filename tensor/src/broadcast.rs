@@ -64,10 +64,10 @@ fn broadcast_strides(s: Shape, out: Shape) -> [usize; MAX_DIMS] {
     let n = out.ndim();
     let own = s.strides();
     let mut st = [0usize; MAX_DIMS];
-    for i in 0..n {
+    for (i, st) in st.iter_mut().enumerate().take(n) {
         if i + s.ndim() >= n {
             let j = i + s.ndim() - n;
-            st[i] = if s[j] == 1 { 0 } else { own[j] };
+            *st = if s[j] == 1 { 0 } else { own[j] };
         }
     }
     st

@@ -235,7 +235,8 @@ pub fn conv2d_backward<T: Float>(
         }
     };
     let dx_per = if want_dx { per * g.in_len() } else { 1 };
-    let task = |((cs, ds), (dxs, ps)): ((&[T], &[T]), (&mut [T], &mut [T]))| {
+    type Work<'a, T> = ((&'a [T], &'a [T]), (&'a mut [T], &'a mut [T]));
+    let task = |((cs, ds), (dxs, ps)): Work<'_, T>| {
         let (pw, pb) = ps.split_at_mut(wlen);
         let mut dcols = if want_dx {
             vec![T::zero(); g.cols_len()]

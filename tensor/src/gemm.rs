@@ -1,6 +1,8 @@
-//! The one GEMM entry point. Every matrix product in nndl goes through [`gemm`], so the backend
-//! is a one-line choice (currently `matrixmultiply` with its AVX-512 kernels; see the
-//! `gemm` benchmark for the measurement behind that choice).
+//! The one GEMM entry point. Every matrix product in nndl goes through [`gemm`], and every
+//! backend call through [`backend`], so the backend is a one-line choice. It is the `gemm`
+//! crate (AVX-512 kernels): `cargo bench --bench kernels` measured it 1.1-2.5x faster than
+//! `matrixmultiply` 0.3.11 (AVX-512 enabled) at every shape of the book's nets, single-threaded.
+//! `matrixmultiply` stays as the cross-check the tests compare against.
 
 use crate::{Float, Result, Shape, Tensor, TensorError};
 
@@ -59,6 +61,126 @@ pub fn gemm<T: Float>(
             n as isize,
             1,
         )
+    }
+}
+
+/// Work (m*k*n) above which a GEMM called outside a parallel region uses all rayon threads.
+const PARALLEL_WORK: usize = 1 << 22;
+
+/// The backend call: strided `C = alpha*A*B + beta*C` through the `gemm` crate.
+///
+/// # Safety
+/// As [`Float::gemm_raw`].
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn backend<T: 'static>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    beta: T,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+) where
+    T: Float,
+{
+    // Coarse parallelism only: inside a rayon task (the conv's per-chunk GEMMs) stay serial.
+    let par = if m * k * n >= PARALLEL_WORK
+        && rayon::current_thread_index().is_none()
+        && rayon::current_num_threads() > 1
+    {
+        gemm_backend::Parallelism::Rayon(0)
+    } else {
+        gemm_backend::Parallelism::None
+    };
+    // gemm's convention: dst = alpha_g*dst + beta_g*lhs*rhs, dst read only when read_dst.
+    gemm_backend::gemm(
+        m,
+        n,
+        k,
+        c,
+        csc,
+        rsc,
+        beta != T::zero(),
+        a,
+        csa,
+        rsa,
+        b,
+        csb,
+        rsb,
+        beta,
+        alpha,
+        false,
+        false,
+        false,
+        par,
+    )
+}
+
+/// The same product through `matrixmultiply`, kept as an independent cross-check.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_reference<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    beta: T,
+    c: &mut [T],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm: buffer too small"
+    );
+    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: sizes asserted above; c is a distinct &mut.
+    unsafe {
+        if T::DTYPE == "f32" {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                alpha.f64() as f32,
+                a.as_ptr() as *const f32,
+                rsa,
+                csa,
+                b.as_ptr() as *const f32,
+                rsb,
+                csb,
+                beta.f64() as f32,
+                c.as_mut_ptr() as *mut f32,
+                n as isize,
+                1,
+            )
+        } else {
+            matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                alpha.f64(),
+                a.as_ptr() as *const f64,
+                rsa,
+                csa,
+                b.as_ptr() as *const f64,
+                rsb,
+                csb,
+                beta.f64(),
+                c.as_mut_ptr() as *mut f64,
+                n as isize,
+                1,
+            )
+        }
     }
 }
 
@@ -173,6 +295,34 @@ mod tests {
                 gemm(m, k, n, 2.0, &a, ta, &b, tb, 1.0, &mut c2);
                 for (x, y) in c2.iter().zip(&c) {
                     assert_eq!(*x, 3.0 * y);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn backend_equals_matrixmultiply_on_odd_and_large_shapes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(11);
+        for (m, k, n) in [
+            (1, 1, 1),
+            (10, 784, 30),
+            (33, 17, 65),
+            (257, 300, 129),
+            (600, 70, 200),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut c1 = vec![0.5f32; m * n];
+                let mut c2 = c1.clone();
+                gemm(m, k, n, 0.7, &a, ta, &b, tb, 0.3, &mut c1);
+                gemm_reference(m, k, n, 0.7, &a, ta, &b, tb, 0.3, &mut c2);
+                for (x, y) in c1.iter().zip(&c2) {
+                    assert!(
+                        (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                        "{m}x{k}x{n} {ta} {tb}: {x} vs {y}"
+                    );
                 }
             }
         }

@@ -4,6 +4,10 @@
 //! autodiff tape can reuse buffers from one step to the next. Zero-copy [`ndarray`] views are
 //! available through [`Tensor::view`] for interop. No autodiff lives here.
 
+// Errors carry both shapes so messages can name them; they are on the cold path, so their size
+// (over clippy's 128-byte threshold) costs nothing where it matters.
+#![allow(clippy::result_large_err)]
+
 mod broadcast;
 mod element;
 mod error;
@@ -20,7 +24,7 @@ pub mod unary;
 pub use broadcast::{binary, binary_into, broadcast_shapes, reduce_to_shape, BinaryOp};
 pub use element::Float;
 pub use error::TensorError;
-pub use gemm::{gemm, matmul, matmul_into};
+pub use gemm::{gemm, gemm_reference, matmul, matmul_into};
 pub use reduce::{
     argmax_rows, drop_axis, log_softmax_rows, log_softmax_rows_into, max_rows, mean_all,
     softmax_rows, softmax_rows_into, sum_all, sum_axis,

@@ -94,7 +94,7 @@ impl<T: Float> Op<T> for Linear {
 }
 
 fn mismatch(op: &'static str, lhs: Shape, rhs: Shape, why: String) -> AutogradError {
-    AutogradError::Tensor(TensorError::ShapeMismatch { op, lhs, rhs, why })
+    TensorError::ShapeMismatch { op, lhs, rhs, why }.into()
 }
 
 impl<T: Float> Graph<T> {

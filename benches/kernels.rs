@@ -1,0 +1,194 @@
+//! Kernel benchmark (issue: foundation). Prints three tables:
+//! 1. single-thread GEMM GFLOP/s at the book's shapes, for the backend nndl uses (the `gemm`
+//!    crate, via `tensor::gemm`) beside `matrixmultiply`, so the choice is measured;
+//! 2. conv + max-pool forward and forward+backward images/s through the autograd ops;
+//! 3. the tape's per-step overhead on the [784,30,10] sigmoid net at mini-batch 10, beside
+//!    the pure FLOP time of that step at the GEMM rate measured in table 1.
+//!
+//! Run: `cargo bench --bench kernels` (add `-- --quick` for fewer repetitions).
+
+use autograd::Graph;
+use rand::SeedableRng;
+use std::hint::black_box;
+use std::time::Instant;
+use tensor::Tensor;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median seconds per call of `f`, each sample timing enough calls to last ~`min_s`.
+fn time(min_s: f64, samples: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let t = Instant::now();
+    f();
+    let once = t.elapsed().as_secs_f64().max(1e-7);
+    let reps = ((min_s / once) as usize).clamp(1, 1_000_000);
+    let v = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    median(v)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (min_s, samples) = if quick { (0.02, 3) } else { (0.1, 7) };
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
+    let threads = rayon::current_num_threads();
+    println!(
+        "nndl kernel benchmark: {threads} rayon threads, load average {}",
+        load()
+    );
+
+    println!("\n## GEMM, single thread, f32 (M x K x N; C[MxN] = A[MxK] B[KxN])");
+    println!("| shape | what | nndl backend (gemm crate) GFLOP/s | matrixmultiply GFLOP/s |");
+    println!("| --- | --- | --- | --- |");
+    let shapes: [(usize, usize, usize, &str); 12] = [
+        (10, 784, 30, "FC 784->30, b10"),
+        (10, 784, 100, "FC 784->100, b10"),
+        (5760, 25, 20, "conv1 im2col, b10"),
+        (640, 500, 40, "conv2 im2col, b10"),
+        (10, 640, 1000, "FC 640->1000, b10"),
+        (10, 1000, 1000, "FC 1000->1000, b10"),
+        (256, 784, 30, "FC 784->30, b256"),
+        (256, 784, 100, "FC 784->100, b256"),
+        (147456, 25, 20, "conv1 im2col, b256"),
+        (16384, 500, 40, "conv2 im2col, b256"),
+        (256, 640, 1000, "FC 640->1000, b256"),
+        (256, 1000, 1000, "FC 1000->1000, b256"),
+    ];
+    let mut rate_small = 0.0;
+    for (m, k, n, what) in shapes {
+        let a = Tensor::<f32>::randn(&[m, k], 0.0, 1.0, &mut rng).unwrap();
+        let b = Tensor::<f32>::randn(&[k, n], 0.0, 1.0, &mut rng).unwrap();
+        let mut c = vec![0.0f32; m * n];
+        let flop = 2.0 * (m * k * n) as f64;
+        let t1 = time(min_s, samples, || {
+            tensor::gemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.data(),
+                false,
+                b.data(),
+                false,
+                0.0,
+                black_box(&mut c),
+            )
+        });
+        let t2 = time(min_s, samples, || {
+            tensor::gemm_reference(
+                m,
+                k,
+                n,
+                1.0,
+                a.data(),
+                false,
+                b.data(),
+                false,
+                0.0,
+                black_box(&mut c),
+            )
+        });
+        if (m, k, n) == (10, 784, 30) {
+            rate_small = flop / t1;
+        }
+        println!(
+            "| {m}x{k}x{n} | {what} | {:.1} | {:.1} |",
+            flop / t1 / 1e9,
+            flop / t2 / 1e9
+        );
+    }
+
+    println!("\n## conv + max-pool through autograd, f32, {threads} threads (images/s)");
+    println!("| layer | batch | forward | forward + backward |");
+    println!("| --- | --- | --- | --- |");
+    for (name, c, h, f) in [
+        ("conv 20x1x5x5 + pool 2 (28x28)", 1, 28, 20),
+        ("conv 40x20x5x5 + pool 2 (12x12)", 20, 12, 40),
+    ] {
+        for batch in [10, 256] {
+            let mut g = Graph::<f32>::new();
+            let w = g.parameter(
+                "w",
+                Tensor::randn(&[f, c, 5, 5], 0.0, 0.1, &mut rng).unwrap(),
+            );
+            let b = g.parameter("b", Tensor::randn(&[f], 0.0, 0.1, &mut rng).unwrap());
+            let x = Tensor::<f32>::randn(&[batch, c, h, h], 0.0, 1.0, &mut rng).unwrap();
+            let step = |g: &mut Graph<f32>, backward: bool| {
+                let xv = g
+                    .input_with(x.dims(), |d| d.copy_from_slice(x.data()))
+                    .unwrap();
+                let y = g.conv2d(xv, w, Some(b)).unwrap();
+                let p = g.max_pool2d(y, 2).unwrap();
+                let s = g.sum(p).unwrap();
+                if backward {
+                    g.backward(s).unwrap();
+                }
+                g.reset();
+            };
+            let tf = time(min_s, samples, || g.no_grad(|g| step(g, false)));
+            let tb = time(min_s, samples, || step(&mut g, true));
+            println!(
+                "| {name} | {batch} | {:.0} | {:.0} |",
+                batch as f64 / tf,
+                batch as f64 / tb
+            );
+        }
+    }
+
+    println!(
+        "\n## tape overhead: [784,30,10] sigmoid net, quadratic cost, mini-batch 10, f32, one step"
+    );
+    let mut g = Graph::<f32>::new();
+    let w1 = g.parameter("w1", Tensor::randn(&[30, 784], 0.0, 1.0, &mut rng).unwrap());
+    let b1 = g.parameter("b1", Tensor::randn(&[30], 0.0, 1.0, &mut rng).unwrap());
+    let w2 = g.parameter("w2", Tensor::randn(&[10, 30], 0.0, 1.0, &mut rng).unwrap());
+    let b2 = g.parameter("b2", Tensor::randn(&[10], 0.0, 1.0, &mut rng).unwrap());
+    let x = Tensor::<f32>::rand_uniform(&[10, 784], 0.0, 1.0, &mut rng).unwrap();
+    let y = Tensor::<f32>::rand_uniform(&[10, 10], 0.0, 1.0, &mut rng).unwrap();
+    let t = time(min_s, samples, || {
+        let xv = g
+            .input_with(&[10, 784], |d| d.copy_from_slice(x.data()))
+            .unwrap();
+        let yv = g
+            .input_with(&[10, 10], |d| d.copy_from_slice(y.data()))
+            .unwrap();
+        let z1 = g.linear(xv, w1, Some(b1)).unwrap();
+        let a1 = g.sigmoid(z1).unwrap();
+        let z2 = g.linear(a1, w2, Some(b2)).unwrap();
+        let a2 = g.sigmoid(z2).unwrap();
+        let c = g.quadratic_cost(a2, yv).unwrap();
+        g.backward(c).unwrap();
+        g.reset();
+    });
+    // forward: 2*10*(784*30 + 30*10); backward: dW1, dW2, dX2 (the images need no gradient).
+    let flop = 2.0 * 10.0 * (784.0 * 30.0 + 300.0) * 2.0 + 2.0 * 10.0 * 300.0;
+    let pure = flop / rate_small;
+    println!(
+        "| measured step | pure GEMM time at {:.1} GFLOP/s | overhead |",
+        rate_small / 1e9
+    );
+    println!("| --- | --- | --- |");
+    println!(
+        "| {:.2} us | {:.2} us | {:.2} us ({:.0}%) |",
+        t * 1e6,
+        pure * 1e6,
+        (t - pure) * 1e6,
+        100.0 * (t - pure) / t
+    );
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
