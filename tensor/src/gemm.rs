@@ -73,7 +73,7 @@ const PARALLEL_WORK: usize = 1 << 22;
 /// As [`Float::gemm_raw`].
 #[allow(clippy::too_many_arguments)]
 #[inline]
-pub(crate) unsafe fn backend<T: 'static>(
+pub(crate) unsafe fn backend<T: Float>(
     m: usize,
     k: usize,
     n: usize,
@@ -88,9 +88,7 @@ pub(crate) unsafe fn backend<T: 'static>(
     c: *mut T,
     rsc: isize,
     csc: isize,
-) where
-    T: Float,
-{
+) {
     // Coarse parallelism only: inside a rayon task (the conv's per-chunk GEMMs) stay serial.
     let par = if m * k * n >= PARALLEL_WORK
         && rayon::current_thread_index().is_none()
