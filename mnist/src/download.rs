@@ -551,3 +551,20 @@ mod tests {
         assert_eq!(server.requests().len(), 2);
     }
 }
+
+#[cfg(all(test, not(feature = "download")))]
+mod tests_without_feature {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn download_says_the_feature_is_off() {
+        let dir = TempDir::new("nodl");
+        let err = download_from(dir.path(), &["http://127.0.0.1:9/"]).unwrap_err();
+        assert!(matches!(err, Error::DownloadUnavailable), "{err:?}");
+        assert!(err.to_string().contains("`download` feature"), "{err}");
+        // Nothing missing: nothing to fetch, no error.
+        let report = download_from(crate::testutil::repo_data_dir(), &[]).unwrap();
+        assert_eq!(report.downloaded(), 0);
+    }
+}

@@ -29,6 +29,9 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// given size is allowed to make us reserve up front.
 const MAX_DEFLATE_RATIO: u64 = 1032;
 
+/// What is reserved up front for a stream of unknown size (it grows as data arrives).
+const STREAM_RESERVE: u64 = 1 << 26;
+
 /// Images read from an IDX file: `count` images of `rows` x `cols` u8 pixels, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Images {
@@ -135,7 +138,9 @@ fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<u32>, Vec<u8>)> {
         }
     };
     let file = File::open(path).map_err(io_err("open"))?;
-    let file_len = file.metadata().map_err(io_err("read the size of"))?.len();
+    let meta = file.metadata().map_err(io_err("read the size of"))?;
+    // The size of a regular file bounds what it holds; a pipe or device has no known size.
+    let file_len = meta.is_file().then_some(meta.len());
     let mut reader = BufReader::with_capacity(1 << 16, file);
 
     let mut sniff = [0u8; 2];
@@ -151,20 +156,23 @@ fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<u32>, Vec<u8>)> {
         };
         let (dims, expected) = read_header(path, kind, &mut source, gz_err)?;
         // Reserve at most what the compressed bytes could possibly expand to.
-        let bound = file_len.saturating_mul(MAX_DEFLATE_RATIO);
-        let reserve = usize::try_from(expected.min(bound)).unwrap_or(0);
-        let mut data = Vec::with_capacity(reserve);
-        source
-            .by_ref()
-            .take(expected.saturating_add(1))
-            .read_to_end(&mut data)
-            .map_err(gz_err)?;
+        let bound = file_len.map_or(STREAM_RESERVE, |n| n.saturating_mul(MAX_DEFLATE_RATIO));
+        let data = read_bounded(&mut source, expected, bound).map_err(gz_err)?;
+        check_length(path, expected, data.len() as u64, None)?;
+        Ok((dims, data))
+    } else if file_len.is_none() {
+        // Not a regular file (a pipe, say): read incrementally, as for gzip.
+        let mut source = head.chain(reader);
+        let (dims, expected) = read_header(path, kind, &mut source, io_err("read"))?;
+        let data = read_bounded(&mut source, expected, STREAM_RESERVE).map_err(io_err("read"))?;
         check_length(path, expected, data.len() as u64, None)?;
         Ok((dims, data))
     } else {
         let mut source = head.chain(reader);
         let (dims, expected) = read_header(path, kind, &mut source, io_err("read"))?;
-        let available = file_len.saturating_sub(kind.header_len() as u64);
+        let available = file_len
+            .unwrap_or(0)
+            .saturating_sub(kind.header_len() as u64);
         check_length(path, expected, available, Some(available))?;
         // The size on disk matches the header, so allocating `expected` is backed by real data.
         let mut data = vec![0u8; expected as usize];
@@ -191,6 +199,17 @@ fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<u32>, Vec<u8>)> {
         }
         Ok((dims, data))
     }
+}
+
+/// Read at most `expected + 1` bytes (one more reveals trailing data), growing the buffer as
+/// data arrives: at most `min(expected, reserve_bound)` is reserved up front.
+fn read_bounded(source: &mut impl Read, expected: u64, reserve_bound: u64) -> io::Result<Vec<u8>> {
+    let reserve = usize::try_from(expected.min(reserve_bound)).unwrap_or(0);
+    let mut data = Vec::with_capacity(reserve);
+    source
+        .take(expected.saturating_add(1))
+        .read_to_end(&mut data)?;
+    Ok(data)
 }
 
 /// `found` data bytes against the `expected` the header declares.
@@ -663,6 +682,39 @@ mod tests {
         for p in both(&dir, "zero", &images_bytes(5, 0, 28, &[])) {
             let err = read_images(&p).unwrap_err();
             assert!(matches!(err, Error::BadDimensions { .. }), "{err:?}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_is_read_incrementally_with_the_same_checks() {
+        use std::io::Write;
+        use std::process::Command;
+        let dir = TempDir::new("idx-fifo");
+        let fifo = dir.path().join("labels.fifo");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        if !made.map(|s| s.success()).unwrap_or(false) {
+            eprintln!("mkfifo unavailable: skipping");
+            return;
+        }
+        for (bytes, ok) in [
+            (labels_bytes(3, &[4, 5, 6]), true),
+            (labels_bytes(u32::MAX, &[1, 2]), false),
+        ] {
+            let fifo2 = fifo.clone();
+            let writer = std::thread::spawn(move || {
+                let mut f = fs::OpenOptions::new().write(true).open(&fifo2).unwrap();
+                let _ = f.write_all(&bytes);
+            });
+            let got = read_labels(&fifo);
+            writer.join().unwrap();
+            match got {
+                Ok(l) => assert!(ok && l == vec![4, 5, 6], "{l:?}"),
+                Err(e) => assert!(
+                    !ok && matches!(e, Error::Truncated { found: 2, .. }),
+                    "{e:?}"
+                ),
+            }
         }
     }
 

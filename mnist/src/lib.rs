@@ -22,12 +22,16 @@
 //! # Ok::<(), mnist::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod atomic;
 pub mod baseline;
 mod dataset;
 pub mod download;
 mod error;
 pub mod expand;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod idx;
 mod loader;
 #[cfg(test)]
