@@ -371,6 +371,11 @@ impl<T: Float> Graph<T> {
         self.recording
     }
 
+    /// Turns recording on or off, returning the previous setting (see [`Graph::no_grad`]).
+    pub fn set_recording(&mut self, on: bool) -> bool {
+        std::mem::replace(&mut self.recording, on)
+    }
+
     /// Runs `f` without recording: values are computed, nothing is kept for a backward.
     pub fn no_grad<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let was = std::mem::replace(&mut self.recording, false);

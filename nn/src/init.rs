@@ -1,0 +1,51 @@
+//! The book's weight initialisations.
+
+use rand::Rng;
+use tensor::{Float, Tensor};
+
+/// How a layer's weights are drawn (biases are N(0, 1) for every scheme but [`Init::Zeros`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// N(0, 1): network.py, and network2's `large_weight_initializer`.
+    Large,
+    /// N(0, 1/n_in): network2's default initializer.
+    ScaledByInputs,
+    /// N(0, 1/n_out): network3's choice (n_out of a conv-pool layer is filters*h*w/pool area).
+    ScaledByOutputs,
+    /// Zeros for weights and biases: network3's softmax layer.
+    Zeros,
+}
+
+impl Init {
+    /// Weights of `dims` with fan-in `n_in` and fan-out `n_out`.
+    pub fn weights<T: Float, R: Rng + ?Sized>(
+        self,
+        dims: &[usize],
+        n_in: usize,
+        n_out: usize,
+        rng: &mut R,
+    ) -> tensor::Result<Tensor<T>> {
+        match self {
+            Init::Large => Tensor::randn(dims, 0.0, 1.0, rng),
+            Init::ScaledByInputs => {
+                Tensor::randn(dims, 0.0, (1.0 / n_in.max(1) as f64).sqrt(), rng)
+            }
+            Init::ScaledByOutputs => {
+                Tensor::randn(dims, 0.0, (1.0 / n_out.max(1) as f64).sqrt(), rng)
+            }
+            Init::Zeros => Tensor::zeros(dims),
+        }
+    }
+
+    /// Biases of `n` elements.
+    pub fn biases<T: Float, R: Rng + ?Sized>(
+        self,
+        n: usize,
+        rng: &mut R,
+    ) -> tensor::Result<Tensor<T>> {
+        match self {
+            Init::Zeros => Tensor::zeros(&[n]),
+            _ => Tensor::randn(&[n], 0.0, 1.0, rng),
+        }
+    }
+}

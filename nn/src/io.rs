@@ -1,0 +1,276 @@
+//! Saving and loading: network2.py's JSON format (models move both ways between nndl and the
+//! book's code) and safetensors (binary weights PyTorch, candle and burn read).
+//!
+//! network2's format: `{"sizes": [784, 30, 10], "weights": [[[..n_in..] x n_out] per layer],
+//! "biases": [[[b] x n_out] per layer], "cost": "CrossEntropyCost"}` (biases are column
+//! vectors, so each is a one-element list).
+
+use crate::{Activation, Cost, Init, Network, NnError, Result};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use tensor::{Float, Tensor};
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Network2Json {
+    sizes: Vec<usize>,
+    weights: Vec<Vec<Vec<f64>>>,
+    biases: Vec<Vec<Vec<f64>>>,
+    cost: String,
+}
+
+fn format_err(path: &Path, why: impl Into<String>) -> NnError {
+    NnError::Format {
+        path: path.to_path_buf(),
+        why: why.into(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+/// A crash leaves either the old file or the new one, never half of one.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |e| NnError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| format_err(path, "not a file path"))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(io)
+}
+
+/// The layer sizes of a network2-style net (fully connected, sigmoid hidden layers, the output
+/// nonlinearity in the cost, no dropout), or why it is not one.
+fn network2_sizes<T: Float>(net: &Network<T>) -> std::result::Result<Vec<usize>, String> {
+    if net.cost() == Cost::LogLikelihood {
+        return Err(
+            "network2's JSON format holds quadratic or cross-entropy nets; use safetensors".into(),
+        );
+    }
+    let mut sizes = vec![net.input_dims().iter().product()];
+    let n = net.layers().len();
+    for (i, l) in net.layers().iter().enumerate() {
+        let fc = l
+            .as_fully_connected()
+            .ok_or("network2's JSON format holds only fully connected layers; use safetensors")?;
+        let want = if i + 1 == n {
+            Activation::Identity
+        } else {
+            Activation::Sigmoid
+        };
+        if fc.activation() != want || fc.p_dropout() > 0.0 {
+            return Err(format!(
+                "layer {i} ({}) is not a network2 layer; use safetensors",
+                l.describe()
+            ));
+        }
+        sizes.push(fc.n_out());
+    }
+    Ok(sizes)
+}
+
+/// Saves a network2-style net in network2.py's JSON format.
+pub fn save_network2_json<T: Float>(net: &Network<T>, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let sizes = network2_sizes(net).map_err(|w| format_err(path, w))?;
+    let (mut weights, mut biases) = (Vec::new(), Vec::new());
+    for l in net.layers() {
+        let fc = l
+            .as_fully_connected()
+            .ok_or_else(|| format_err(path, "not fully connected"))?;
+        let w = net.graph().value(fc.w)?;
+        weights.push(
+            w.data()
+                .chunks(fc.n_in())
+                .map(|r| r.iter().map(|v| v.f64()).collect())
+                .collect(),
+        );
+        biases.push(
+            net.graph()
+                .value(fc.b)?
+                .data()
+                .iter()
+                .map(|v| vec![v.f64()])
+                .collect(),
+        );
+    }
+    let doc = Network2Json {
+        sizes,
+        weights,
+        biases,
+        cost: net.cost().network2_name().to_string(),
+    };
+    let text = serde_json::to_string(&doc).map_err(|e| format_err(path, e.to_string()))?;
+    atomic_write(path, text.as_bytes())
+}
+
+/// Loads a network saved by network2.py's `save` (or by [`save_network2_json`]).
+pub fn load_network2_json<T: Float>(path: impl AsRef<Path>) -> Result<Network<T>> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| NnError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let doc: Network2Json = serde_json::from_str(&text)
+        .map_err(|e| format_err(path, format!("not a network2 JSON model: {e}")))?;
+    let cost = Cost::from_network2_name(&doc.cost)
+        .ok_or_else(|| format_err(path, format!("unknown cost {:?}", doc.cost)))?;
+    let s = &doc.sizes;
+    if s.len() < 2
+        || s.contains(&0)
+        || doc.weights.len() != s.len() - 1
+        || doc.biases.len() != s.len() - 1
+    {
+        return Err(format_err(
+            path,
+            format!(
+                "sizes {s:?} do not match {} weight and {} bias matrices",
+                doc.weights.len(),
+                doc.biases.len()
+            ),
+        ));
+    }
+    let mut net = Network::<T>::sigmoid_mlp(s, cost, Init::Zeros, 0)
+        .map_err(|e| format_err(path, e.to_string()))?;
+    let fcs: Vec<(autograd::Var, autograd::Var)> = net
+        .layers()
+        .iter()
+        .filter_map(|l| l.as_fully_connected())
+        .map(|f| (f.w, f.b))
+        .collect();
+    for (i, (w, b)) in fcs.into_iter().enumerate() {
+        let (n_in, n_out) = (s[i], s[i + 1]);
+        let wm = &doc.weights[i];
+        if wm.len() != n_out || wm.iter().any(|r| r.len() != n_in) {
+            return Err(format_err(
+                path,
+                format!("weights {i} must be {n_out} rows of {n_in}"),
+            ));
+        }
+        let bm = &doc.biases[i];
+        if bm.len() != n_out || bm.iter().any(|r| r.len() != 1) {
+            return Err(format_err(
+                path,
+                format!("biases {i} must be {n_out} one-element rows"),
+            ));
+        }
+        let wv: Vec<T> = wm.iter().flatten().map(|&v| T::of(v)).collect();
+        let bv: Vec<T> = bm.iter().flatten().map(|&v| T::of(v)).collect();
+        if wv.iter().chain(&bv).any(|v| !v.is_finite()) {
+            return Err(format_err(
+                path,
+                format!("layer {i} holds a non-finite number"),
+            ));
+        }
+        *net.graph_mut().param_mut(w)? = Tensor::from_vec(wv, &[n_out, n_in])?;
+        *net.graph_mut().param_mut(b)? = Tensor::from_vec(bv, &[n_out])?;
+    }
+    Ok(net)
+}
+
+/// Saves every parameter by name as f32 safetensors, with the architecture in the metadata.
+pub fn save_safetensors<T: Float>(net: &Network<T>, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let g = net.graph();
+    let mut bufs = Vec::new();
+    for p in g.parameters() {
+        let t = g.value(p)?;
+        let bytes: Vec<u8> = t
+            .data()
+            .iter()
+            .flat_map(|v| (v.f64() as f32).to_le_bytes())
+            .collect();
+        bufs.push((
+            g.name(p).unwrap_or("?").to_string(),
+            t.dims().to_vec(),
+            bytes,
+        ));
+    }
+    let views = bufs
+        .iter()
+        .map(|(n, d, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| format_err(path, e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = HashMap::from([("architecture".to_string(), net.describe())]);
+    let bytes =
+        safetensors::serialize(views, Some(meta)).map_err(|e| format_err(path, e.to_string()))?;
+    atomic_write(path, &bytes)
+}
+
+/// Loads parameters saved by [`save_safetensors`] into a network of the same architecture;
+/// names, shapes and dtype must all match.
+pub fn load_safetensors<T: Float>(net: &mut Network<T>, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| NnError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
+    let params: Vec<autograd::Var> = net.graph().parameters().collect();
+    if st.len() != params.len() {
+        return Err(format_err(
+            path,
+            format!(
+                "holds {} tensors but the network has {} parameters ({})",
+                st.len(),
+                params.len(),
+                net.describe()
+            ),
+        ));
+    }
+    for p in params {
+        let name = net.graph().name(p).unwrap_or("?").to_string();
+        let view = st.tensor(&name).map_err(|_| {
+            format_err(
+                path,
+                format!("no tensor {name:?}: the file is for another architecture"),
+            )
+        })?;
+        let want = net.graph().value(p)?.dims().to_vec();
+        if view.shape() != want.as_slice() {
+            return Err(format_err(path, format!("{name} has shape {:?}, the network needs {want:?}: the file is for another architecture", view.shape())));
+        }
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(format_err(
+                path,
+                format!("{name} is {:?}, expected F32", view.dtype()),
+            ));
+        }
+        let data: Vec<T> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| T::of(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
+            .collect();
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(format_err(
+                path,
+                format!("{name} holds a non-finite number"),
+            ));
+        }
+        *net.graph_mut().param_mut(p)? = Tensor::from_vec(data, &want)?;
+    }
+    Ok(())
+}

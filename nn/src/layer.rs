@@ -1,0 +1,88 @@
+//! The layer trait, the train/eval mode, and activations.
+
+use crate::Result;
+use autograd::{Graph, Var};
+use tensor::Float;
+
+/// Training (dropout active) or evaluation (dropout's scaling instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Training.
+    Train,
+    /// Evaluation.
+    Eval,
+}
+
+/// What a forward pass needs besides the graph and the input: the mode, and the random
+/// source of dropout masks.
+pub struct Ctx<'a> {
+    /// Train or eval.
+    pub mode: Mode,
+    /// Random numbers for dropout masks.
+    pub rng: &'a mut rand_pcg::Pcg64,
+}
+
+/// A layer: parameters on the graph plus a forward written with graph ops only. No gradient
+/// code: autograd differentiates whatever `forward` records.
+pub trait Layer<T: Float>: Send {
+    /// Records the layer's computation on `g` for the mini-batch `x`.
+    fn forward(&self, g: &mut Graph<T>, x: Var, cx: &mut Ctx<'_>) -> Result<Var>;
+    /// The parameters L2 regularises (the weights).
+    fn weights(&self) -> Vec<Var>;
+    /// The parameters it does not (the biases).
+    fn biases(&self) -> Vec<Var>;
+    /// The shape of one sample's output given one sample's input shape (checked on build).
+    fn output_dims(&self, input: &[usize]) -> Result<Vec<usize>>;
+    /// A short description, e.g. `FullyConnected(784 -> 30, sigmoid)`.
+    fn describe(&self) -> String;
+    /// The layer as a fully connected one, if it is (for network2's JSON format).
+    fn as_fully_connected(&self) -> Option<&crate::FullyConnected> {
+        None
+    }
+}
+
+/// The activations of the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// No nonlinearity (the output layer, whose nonlinearity is the cost's).
+    Identity,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// tanh.
+    Tanh,
+    /// max(x, 0).
+    Relu,
+}
+
+impl Activation {
+    /// Applies the activation on the graph.
+    pub fn apply<T: Float>(self, g: &mut Graph<T>, x: Var) -> Result<Var> {
+        Ok(match self {
+            Activation::Identity => x,
+            Activation::Sigmoid => g.sigmoid(x)?,
+            Activation::Tanh => g.tanh(x)?,
+            Activation::Relu => g.relu(x)?,
+        })
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+        }
+    }
+
+    /// Parses `sigmoid`, `tanh`, `relu`, `identity`/`linear`/`none`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "relu" => Activation::Relu,
+            "identity" | "linear" | "none" => Activation::Identity,
+            _ => return None,
+        })
+    }
+}

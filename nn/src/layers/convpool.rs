@@ -1,0 +1,107 @@
+use crate::{Activation, Ctx, Init, Layer, NnError, Result};
+use autograd::{Graph, Var};
+use rand::Rng;
+use tensor::Float;
+
+/// network3's `ConvPoolLayer`: valid convolution (no bias), then `pool x pool` max-pooling,
+/// then `activation(pooled + b)` with one bias per filter.
+pub struct ConvPool {
+    /// Filters `[n_filters, channels, h, w]`.
+    pub w: Var,
+    /// Biases `[n_filters]`.
+    pub b: Var,
+    filter: [usize; 4],
+    pool: usize,
+    activation: Activation,
+}
+
+impl ConvPool {
+    /// A new layer with filters `[n_filters, channels, h, w]`; weights N(0, 1/n_out) with
+    /// `n_out = n_filters*h*w / pool^2` and biases N(0, 1), as network3 draws them.
+    pub fn new<T: Float, R: Rng + ?Sized>(
+        g: &mut Graph<T>,
+        name: &str,
+        filter: [usize; 4],
+        pool: usize,
+        activation: Activation,
+        rng: &mut R,
+    ) -> Result<Self> {
+        if filter.contains(&0) || pool == 0 {
+            return Err(NnError::Config(format!(
+                "conv-pool layer {name}: filter {filter:?} and pool {pool} must be positive"
+            )));
+        }
+        let [f, c, h, w] = filter;
+        let n_out = f * h * w / (pool * pool);
+        let wt = Init::ScaledByOutputs.weights(&filter, c * h * w, n_out.max(1), rng)?;
+        let w = g.parameter(format!("{name}.w"), wt);
+        let b = g.parameter(format!("{name}.b"), Init::Large.biases(f, rng)?);
+        Ok(ConvPool {
+            w,
+            b,
+            filter,
+            pool,
+            activation,
+        })
+    }
+}
+
+impl<T: Float> Layer<T> for ConvPool {
+    fn forward(&self, g: &mut Graph<T>, x: Var, _cx: &mut Ctx<'_>) -> Result<Var> {
+        let s = g.value(x)?.shape();
+        let [_, c, h, w] = self.filter;
+        // Accept [batch, c*h*w] as well as NCHW (MNIST mini-batches arrive flat).
+        let x = if s.ndim() == 2 {
+            let side = ((s[1] / c) as f64).sqrt() as usize;
+            if side * side * c != s[1] {
+                return Err(NnError::Config(format!(
+                    "conv-pool: cannot view {} inputs as {c} square channels",
+                    s[1]
+                )));
+            }
+            g.reshape(x, &[s[0], c, side, side])?
+        } else {
+            x
+        };
+        let _ = (h, w);
+        let y = g.conv2d(x, self.w, None)?;
+        let p = g.max_pool2d(y, self.pool)?;
+        let bshape = [1, self.filter[0], 1, 1];
+        // The bias [f] broadcast over [n, f, oh, ow]: viewed as [1, f, 1, 1].
+        let b = g.reshape(self.b, &bshape)?;
+        let z = g.add(p, b)?;
+        self.activation.apply(g, z)
+    }
+    fn weights(&self) -> Vec<Var> {
+        vec![self.w]
+    }
+    fn biases(&self) -> Vec<Var> {
+        vec![self.b]
+    }
+    fn output_dims(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let [f, c, h, w] = self.filter;
+        let (ic, ih, iw) = match *input {
+            [ic, ih, iw] => (ic, ih, iw),
+            [n] => {
+                let side = ((n / c.max(1)) as f64).sqrt() as usize;
+                (c, side, if side * side * c == n { side } else { 0 })
+            }
+            _ => (0, 0, 0),
+        };
+        if ic != c || ih < h || iw < w {
+            return Err(NnError::Config(format!(
+                "{} needs {c} channels of at least {h}x{w}, but the previous layer gives {input:?}",
+                Layer::<T>::describe(self)
+            )));
+        }
+        Ok(vec![f, (ih - h + 1) / self.pool, (iw - w + 1) / self.pool])
+    }
+    fn describe(&self) -> String {
+        let [f, c, h, w] = self.filter;
+        format!(
+            "ConvPool({f}x{c}x{h}x{w}, pool {p}x{p}, {})",
+            self.activation.name(),
+            p = self.pool
+        )
+    }
+}

@@ -1,0 +1,40 @@
+//! The book's layers: fully connected (with network3's dropout) and conv-pool.
+
+mod convpool;
+mod fc;
+
+pub use convpool::ConvPool;
+pub use fc::{DropoutStyle, FullyConnected};
+
+use crate::{Ctx, Mode, Result};
+use autograd::{Graph, Var};
+use rand::Rng;
+use tensor::Float;
+
+/// How dropout treats the two modes.
+pub(crate) fn dropout_input<T: Float>(
+    g: &mut Graph<T>,
+    x: Var,
+    p: f64,
+    style: DropoutStyle,
+    cx: &mut Ctx<'_>,
+) -> Result<Var> {
+    if p <= 0.0 || cx.mode == Mode::Eval {
+        return Ok(x);
+    }
+    // network3: keep with probability 1 - p, no rescaling; inverted: rescale kept by 1/(1-p).
+    let keep = match style {
+        DropoutStyle::Network3 => T::one(),
+        DropoutStyle::Inverted => T::of(1.0 / (1.0 - p)),
+    };
+    let shape = g.value(x)?.shape();
+    let mut mask = g.alloc(shape);
+    for m in mask.data_mut() {
+        *m = if cx.rng.random::<f64>() < p {
+            T::zero()
+        } else {
+            keep
+        };
+    }
+    Ok(g.dropout(x, mask)?)
+}
