@@ -6,4 +6,5 @@
 pub use autograd;
 pub use mnist;
 pub use nn;
+pub use report;
 pub use tensor;

@@ -1,0 +1,165 @@
+//! The book's `network2.py` (chapter 3): cross-entropy cost, L2 weight decay, N(0, 1/n_in)
+//! initialisation, monitoring of cost and accuracy, early stopping, save/load in network2's
+//! JSON format (or safetensors).
+//!
+//! `cargo run --release --example network2` is the book's
+//! `net = network2.Network([784, 30, 10], cost=network2.CrossEntropyCost)`
+//! `net.SGD(training_data, 30, 10, 0.5, lmbda=5.0, evaluation_data=validation_data, monitor_*=True)`.
+//! `--large-weights` is `net.large_weight_initializer()`, which the chapter's comparisons call.
+
+mod common;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+use common::Common;
+use nn::{Cost, Init, Network, Regularization};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CostArg {
+    CrossEntropy,
+    Quadratic,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum EvalSet {
+    Validation,
+    Test,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "network2.py: cross-entropy, L2, better init, monitoring (Nielsen, chapter 3)")]
+struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// The cost.
+    #[arg(long, value_enum, default_value = "cross-entropy")]
+    cost: CostArg,
+    /// Initialise weights N(0, 1) (network2's large_weight_initializer) instead of N(0, 1/n_in).
+    #[arg(long = "large-weights")]
+    large_weights: bool,
+    /// Which data set plays network2's `evaluation_data`.
+    #[arg(long, value_enum, default_value = "validation")]
+    evaluation: EvalSet,
+    /// Stop when evaluation accuracy has not improved in N epochs (the book's exercise).
+    #[arg(long = "early-stopping")]
+    early_stopping: Option<usize>,
+    /// Monitor only evaluation accuracy (skip the cost and training-set passes).
+    #[arg(long = "accuracy-only")]
+    accuracy_only: bool,
+    /// Save the trained net: network2 JSON, or safetensors if the name ends in .safetensors.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Start from a saved net (network2 JSON from nndl or the book's network2.py).
+    #[arg(long)]
+    load: Option<PathBuf>,
+}
+
+fn main() {
+    common::exit_on_error(run);
+}
+
+fn is_safetensors(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "safetensors")
+}
+
+fn run() -> Result<()> {
+    let args = Args::parse();
+    let c = &args.common;
+    let threads = c.init_threads()?;
+    let (epochs, mb, eta, lmbda, hidden) =
+        (c.epochs.unwrap_or(30), c.mini_batch.unwrap_or(10), c.eta.unwrap_or(0.5), c.lambda.unwrap_or(5.0), c.hidden.unwrap_or(30));
+    if let Some(p) = &args.save {
+        // Fail before training, not after: the directory must exist.
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        anyhow::ensure!(dir.is_dir(), "cannot save to {}: directory {} does not exist", p.display(), dir.display());
+    }
+    let data = c.load(false)?;
+    let cost = match args.cost {
+        CostArg::CrossEntropy => Cost::CrossEntropy,
+        CostArg::Quadratic => Cost::Quadratic,
+    };
+    let init = if args.large_weights { Init::Large } else { Init::ScaledByInputs };
+    let mut net = match &args.load {
+        Some(p) if is_safetensors(p) => {
+            let mut net = Network::<f32>::sigmoid_mlp(&[784, hidden, 10], cost, init, c.seed)?;
+            nn::io::load_safetensors(&mut net, p)?;
+            net
+        }
+        Some(p) => nn::io::load_network2_json::<f32>(p)?,
+        None => Network::<f32>::sigmoid_mlp(&[784, hidden, 10], cost, init, c.seed)?,
+    };
+    let n = data.training.len();
+    let eval = if args.evaluation == EvalSet::Test { &data.test } else { &data.validation };
+    let eval_name = if args.evaluation == EvalSet::Test { "test" } else { "validation" };
+    let settings = serde_json::json!({
+        "architecture": net.describe(), "epochs": epochs, "mini_batch": mb, "eta": eta, "lambda": lmbda,
+        "seed": c.seed, "threads": threads, "train_images": n, "init": if args.large_weights { "N(0,1)" } else { "N(0,1/n_in)" },
+        "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
+    });
+    let mut record = report::RunRecord::new("network2", settings);
+    let reg = Regularization::WeightDecay { lmbda, n };
+    let start = Instant::now();
+    let (mut best, mut since_best) = (0usize, 0usize);
+    for epoch in 0..epochs {
+        let t = Instant::now();
+        let stats = common::train_epoch(&mut net, &data.training, mb, eta, reg, true, epoch)?;
+        println!("Epoch {epoch} training complete");
+        let mut e = common::epoch_record(epoch, &stats, t);
+        if !args.accuracy_only {
+            let tr = net.evaluate(&data.training, 1000, Some(lmbda))?;
+            println!("Cost on training data: {}", tr.cost);
+            println!("Accuracy on training data: {} / {}", tr.correct, tr.total);
+            e.training_cost = Some(tr.cost);
+            e.training_accuracy = Some(tr.accuracy());
+        }
+        let ev = net.evaluate(eval, 1000, Some(lmbda))?;
+        if !args.accuracy_only {
+            println!("Cost on evaluation data: {}", ev.cost);
+            e.evaluation_cost = Some(ev.cost);
+        }
+        println!("Accuracy on evaluation data: {} / {}", ev.correct, ev.total);
+        println!();
+        // The plot and the JSON name the set: validation feeds best_validation_accuracy.
+        match args.evaluation {
+            EvalSet::Validation => e.validation_accuracy = Some(ev.accuracy()),
+            EvalSet::Test => e.evaluation_accuracy = Some(ev.accuracy()),
+        }
+        e.seconds = t.elapsed().as_secs_f64();
+        record.push_epoch(e);
+        if ev.correct > best {
+            best = ev.correct;
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        if args.early_stopping.is_some_and(|k| since_best >= k) {
+            println!("Early stopping: no improvement in {since_best} epochs.");
+            break;
+        }
+    }
+    let test = net.evaluate(&data.test, 1000, None)?;
+    if let Some(last) = record.epochs.last_mut() {
+        last.test_accuracy = Some(test.accuracy());
+    }
+    record.test_accuracy = Some(test.accuracy());
+    if let Some(p) = &args.save {
+        if is_safetensors(p) {
+            nn::io::save_safetensors(&net, p)?;
+        } else {
+            nn::io::save_network2_json(&net, p)?;
+        }
+        eprintln!("saved {}", p.display());
+    }
+    let sizes: Vec<usize> = std::iter::once(784).chain(net.layers().iter().filter_map(|l| l.as_fully_connected()).map(|f| f.n_out())).collect();
+    c.finish(&mut record, start, &format!("network2 {sizes:?}, eta {eta}, lambda {lmbda}")).context("writing the run record")?;
+    println!(
+        "Test accuracy {:.2}% after the last epoch; best {eval_name} accuracy {:.2}%; {:.1} s, {:.0} training images/s",
+        100.0 * test.accuracy(),
+        100.0 * best as f64 / eval.len().max(1) as f64,
+        record.wall_seconds,
+        record.train_images_per_second
+    );
+    Ok(())
+}
