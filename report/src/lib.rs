@@ -1,1 +1,56 @@
-//! placeholder
+//! Run records for nndl's example programs: what every `--json`, `--plot` and progress bar of
+//! DESIGN.md §4 is made of.
+//!
+//! - [`RunRecord`] / [`EpochRecord`]: a run's settings and per-epoch metrics, written as one JSON
+//!   object ([`RunRecord::write_json`]) that scripts can compare across runs.
+//! - [`plot_png`]: accuracy and cost curves per epoch, like the figures of the book's chapter 3.
+//! - [`Progress`]: a progress bar on stderr while an epoch runs, hidden when stderr is not a
+//!   terminal.
+//! - [`atomic_write`]: every file this crate writes is written to a temp file in the same
+//!   directory, fsynced and renamed over the target, so a killed run leaves the previous file.
+//!
+//! The plots' text uses DejaVu Sans, embedded in the binary (`assets/DejaVuSans.ttf`, Bitstream
+//! Vera licence, permissive, reproduced in `assets/LICENSE-DejaVu.txt`), so no system font is needed.
+//!
+//! ```
+//! use report::{EpochRecord, Progress, RunRecord};
+//!
+//! # fn main() -> Result<(), report::ReportError> {
+//! # let dir = std::env::temp_dir().join(format!("report-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! let mut run = RunRecord::new("network2", serde_json::json!({"eta": 0.5, "epochs": 2}));
+//! for epoch in 0..2 {
+//!     let mut bar = Progress::new(50_000, &format!("Epoch {epoch}"));
+//!     for _mini_batch in 0..5_000 {
+//!         bar.inc(10); // one SGD step on 10 images
+//!     }
+//!     bar.finish();
+//!     run.push_epoch(EpochRecord {
+//!         evaluation_accuracy: Some(0.95),
+//!         training_cost: Some(0.4),
+//!         ..EpochRecord::new(epoch, 50_000, 2.0, 2.3)
+//!     });
+//! }
+//! run.finish(4.7);
+//! run.write_json(dir.join("run.json"))?;
+//! report::plot_png(&run, dir.join("run.png"), "network2 [784, 30, 10]")?;
+//! assert_eq!(RunRecord::read_json(dir.join("run.json"))?, run);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod atomic;
+mod canvas;
+mod error;
+mod plot;
+mod progress;
+mod record;
+
+pub use atomic::{atomic_write, atomic_write_with};
+pub use error::ReportError;
+pub use plot::{plot_png, render_png, PLOT_HEIGHT, PLOT_WIDTH};
+pub use progress::Progress;
+pub use record::{EpochRecord, RunRecord};

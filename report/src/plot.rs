@@ -1,0 +1,317 @@
+//! Accuracy and cost curves per epoch as a PNG, like the figures of the book's chapter 3.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{register_font, FontStyle};
+
+use ab_glyph::FontRef;
+
+use crate::canvas::Canvas;
+use crate::{atomic_write, EpochRecord, ReportError, RunRecord};
+
+/// Width of the PNG written by [`plot_png`], in pixels.
+pub const PLOT_WIDTH: u32 = 1200;
+/// Height of the PNG written by [`plot_png`], in pixels.
+pub const PLOT_HEIGHT: u32 = 500;
+
+/// DejaVu Sans (Bitstream Vera licence, see `assets/LICENSE-DejaVu.txt`), so no system font is needed.
+static FONT_TTF: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+/// The family name every text style of this module uses.
+const FONT: &str = "sans-serif";
+
+/// The embedded font, registered with plotters (which measures text with it) on first use.
+fn font() -> Result<FontRef<'static>, ReportError> {
+    static FONT_REF: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
+    FONT_REF
+        .get_or_init(|| {
+            register_font(FONT, FontStyle::Normal, FONT_TTF).ok()?;
+            FontRef::try_from_slice(FONT_TTF).ok()
+        })
+        .clone()
+        .ok_or_else(|| ReportError::Render("the embedded font could not be loaded".into()))
+}
+
+/// One curve: its legend label, colour, and (epoch, value) points.
+struct Series {
+    label: &'static str,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+}
+
+/// Series colours (matplotlib's default cycle): training, evaluation, validation, test.
+const TRAINING: RGBColor = RGBColor(31, 119, 180);
+const EVALUATION: RGBColor = RGBColor(255, 127, 14);
+const VALIDATION: RGBColor = RGBColor(44, 160, 44);
+const TEST: RGBColor = RGBColor(214, 39, 40);
+
+/// The series of `record` picked by `get`, scaled by `scale`, keeping finite values only.
+fn series(
+    record: &RunRecord,
+    label: &'static str,
+    color: RGBColor,
+    scale: f64,
+    get: fn(&EpochRecord) -> Option<f64>,
+) -> Option<Series> {
+    let points: Vec<(f64, f64)> = record
+        .epochs
+        .iter()
+        .filter_map(|e| get(e).map(|v| (e.epoch as f64, v * scale)))
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    (!points.is_empty()).then_some(Series {
+        label,
+        color,
+        points,
+    })
+}
+
+/// A padded range around `lo..hi`, never empty, optionally clamped to `clamp`.
+fn padded(lo: f64, hi: f64, clamp: Option<(f64, f64)>) -> (f64, f64) {
+    let span = hi - lo;
+    let pad = if span > 0.0 {
+        span * 0.08
+    } else {
+        (hi.abs() * 0.05).max(0.5)
+    };
+    let (mut a, mut b) = (lo - pad, hi + pad);
+    if let Some((min, max)) = clamp {
+        a = a.max(min);
+        b = b.min(max);
+        if a >= b {
+            (a, b) = (min, max);
+        }
+    }
+    (a, b)
+}
+
+/// Where the legend goes in a panel.
+#[derive(Clone, Copy)]
+enum Legend {
+    LowerRight,
+    UpperRight,
+}
+
+/// Draws one panel: the curves of `all` (or a note that nothing was monitored) with a legend.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    all: &[Series],
+    clamp: Option<(f64, f64)>,
+    legend: Legend,
+    x_range: (f64, f64),
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let values = all.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let (y0, y1) = match lo.is_finite().then(|| padded(lo, hi, clamp)) {
+        // Values near f64::MAX can pad to infinity: no sensible axis then.
+        Some((a, b)) if a.is_finite() && b.is_finite() && a < b => (a, b),
+        _ => (0.0, 1.0),
+    };
+
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range.0..x_range.1, y0..y1)
+        .map_err(e)?;
+    let integer_epochs = x_range.1 - x_range.0 <= 12.0;
+    chart
+        .configure_mesh()
+        .x_desc("Epoch")
+        .y_desc(y_desc)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .light_line_style(RGBColor(248, 248, 248))
+        .bold_line_style(RGBColor(220, 220, 220))
+        .x_labels(if integer_epochs { 13 } else { 10 })
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| {
+            format!("{y:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
+        })
+        .draw()
+        .map_err(e)?;
+
+    if all.is_empty() {
+        let (w, h) = area.dim_in_pixel();
+        let style = (FONT, 18)
+            .into_font()
+            .color(&RGBColor(120, 120, 120))
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        area.draw(&Text::new(
+            format!("no {} monitored", caption.to_lowercase()),
+            (w as i32 / 2, h as i32 / 2),
+            style,
+        ))
+        .map_err(e)?;
+        return Ok(());
+    }
+
+    for s in all {
+        let color = s.color;
+        let point_size = if s.points.len() <= 60 { 3 } else { 0 };
+        // Points far off the axis (when the range fell back to 0..1 or was clamped to 100 %) are pulled
+        // in to a few heights away: still off the plot, but plotters' pixel maths cannot overflow.
+        let reach = 4.0 * (y1 - y0);
+        let points = s
+            .points
+            .iter()
+            .map(|&(x, y)| (x, y.clamp(y0 - reach, y1 + reach)));
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(point_size))
+            .map_err(e)?
+            .label(s.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(match legend {
+            Legend::LowerRight => SeriesLabelPosition::LowerRight,
+            Legend::UpperRight => SeriesLabelPosition::UpperRight,
+        })
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .margin(10)
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}
+
+/// Draws the two panels into an RGB buffer of `PLOT_WIDTH` x `PLOT_HEIGHT` pixels.
+fn draw(
+    record: &RunRecord,
+    title: &str,
+    font: FontRef<'static>,
+    buf: &mut [u8],
+) -> Result<(), String> {
+    let backend = BitMapBackend::<plotters::backend::RGBPixel>::with_buffer_and_format(
+        buf,
+        (PLOT_WIDTH, PLOT_HEIGHT),
+    )
+    .map_err(|e| e.to_string())?;
+    let root = Canvas::new(backend, font).into_drawing_area();
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let body = if title.is_empty() {
+        root.clone()
+    } else {
+        root.titled(title, (FONT, 26)).map_err(e)?
+    };
+    let (left, right) = body.split_horizontally(PLOT_WIDTH / 2);
+
+    let accuracy: Vec<Series> = [
+        series(record, "training", TRAINING, 100.0, |e| e.training_accuracy),
+        series(record, "evaluation", EVALUATION, 100.0, |e| {
+            e.evaluation_accuracy
+        }),
+        series(record, "validation", VALIDATION, 100.0, |e| {
+            e.validation_accuracy
+        }),
+        series(record, "test", TEST, 100.0, |e| e.test_accuracy),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let cost: Vec<Series> = [
+        series(record, "training", TRAINING, 1.0, |e| e.training_cost),
+        series(record, "evaluation", EVALUATION, 1.0, |e| e.evaluation_cost),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+
+    let epochs = record.epochs.iter().map(|e| e.epoch as f64);
+    let (first, last) = epochs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    let x_range = if first.is_finite() && last > first {
+        // A little room so the end points' markers are not cut by the axes.
+        let pad = (last - first) * 0.02;
+        (first - pad, last + pad)
+    } else if first.is_finite() {
+        (first - 1.0, first + 1.0)
+    } else {
+        (0.0, 1.0)
+    };
+
+    panel(
+        &left,
+        "Accuracy",
+        "Accuracy (%)",
+        &accuracy,
+        Some((0.0, 100.0)),
+        Legend::LowerRight,
+        x_range,
+    )?;
+    panel(
+        &right,
+        "Cost",
+        "Cost",
+        &cost,
+        None,
+        Legend::UpperRight,
+        x_range,
+    )?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// Renders `record` as a PNG in memory: accuracy (%) per epoch on the left, cost on the right.
+///
+/// Every accuracy series that was monitored in some epoch (training, evaluation, validation,
+/// test) and every cost series (training, evaluation) gets a curve and a legend entry;
+/// non-finite values are left out. `title` (may be empty) goes above both panels.
+pub fn render_png(record: &RunRecord, title: &str) -> Result<Vec<u8>, ReportError> {
+    let font = font()?;
+    let mut rgb = vec![0u8; PLOT_WIDTH as usize * PLOT_HEIGHT as usize * 3];
+    draw(record, title, font, &mut rgb).map_err(ReportError::Render)?;
+    encode_png(&rgb).map_err(|e| ReportError::Render(format!("PNG encoding: {e}")))
+}
+
+/// Encodes an RGB buffer of `PLOT_WIDTH` x `PLOT_HEIGHT` as PNG.
+fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, PLOT_WIDTH, PLOT_HEIGHT);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(out)
+}
+
+/// Writes the plot of [`render_png`] to `path` atomically; on error nothing is written.
+pub fn plot_png(
+    record: &RunRecord,
+    path: impl AsRef<Path>,
+    title: &str,
+) -> Result<(), ReportError> {
+    let path = path.as_ref();
+    let png = render_png(record, title).map_err(|e| match e {
+        ReportError::Render(message) => ReportError::Plot {
+            path: path.to_path_buf(),
+            message,
+        },
+        other => other,
+    })?;
+    atomic_write(path, &png)
+}

@@ -1,0 +1,126 @@
+mod common;
+
+use common::Scratch;
+use report::{plot_png, render_png, EpochRecord, ReportError, RunRecord, PLOT_HEIGHT, PLOT_WIDTH};
+use serde_json::json;
+
+/// The series colours of the plot (training, evaluation, validation, test).
+const TRAINING: [u8; 3] = [31, 119, 180];
+const EVALUATION: [u8; 3] = [255, 127, 14];
+const VALIDATION: [u8; 3] = [44, 160, 44];
+const TEST: [u8; 3] = [214, 39, 40];
+
+fn three_epochs() -> RunRecord {
+    let mut run = RunRecord::new("network2", json!({"eta": 0.5}));
+    for (i, (acc, cost)) in [(0.90, 0.60), (0.93, 0.45), (0.945, 0.41)]
+        .into_iter()
+        .enumerate()
+    {
+        run.push_epoch(EpochRecord {
+            training_accuracy: Some(acc + 0.02),
+            evaluation_accuracy: Some(acc),
+            training_cost: Some(cost - 0.05),
+            evaluation_cost: Some(cost),
+            ..EpochRecord::new(i, 1000, 0.1, 0.2)
+        });
+    }
+    run.finish(0.6);
+    run
+}
+
+/// Width, height, bit depth and colour type from the IHDR chunk, after checking the signature.
+fn ihdr(png: &[u8]) -> (u32, u32, u8, u8) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&png[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes([png[i], png[i + 1], png[i + 2], png[i + 3]]);
+    (be(16), be(20), png[24], png[25])
+}
+
+/// How many pixels have exactly `color`.
+fn count(png: &[u8], color: [u8; 3]) -> usize {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    buf[..info.buffer_size()]
+        .chunks_exact(3)
+        .filter(|p| *p == color)
+        .count()
+}
+
+#[test]
+fn plot_of_three_epochs_is_a_png_of_the_right_size() {
+    let dir = Scratch::new("plot-three");
+    let path = dir.path().join("curves.png");
+    std::fs::write(&path, b"old plot").unwrap();
+    plot_png(&three_epochs(), &path, "network2 [784, 30, 10], eta 0.5").unwrap();
+    let png = std::fs::read(&path).unwrap();
+    // 8-bit RGB (colour type 2).
+    assert_eq!(ihdr(&png), (PLOT_WIDTH, PLOT_HEIGHT, 8, 2));
+    assert_eq!((PLOT_WIDTH, PLOT_HEIGHT), (1200, 500));
+    assert_eq!(dir.listing(), vec!["curves.png"]);
+}
+
+#[test]
+fn every_monitored_series_is_drawn_and_no_other() {
+    let png = render_png(&three_epochs(), "").unwrap();
+    assert!(count(&png, TRAINING) > 100, "training curves");
+    assert!(count(&png, EVALUATION) > 100, "evaluation curves");
+    assert_eq!(count(&png, VALIDATION), 0, "no validation data");
+    assert_eq!(count(&png, TEST), 0, "no test data");
+    // Mostly white background, and some dark pixels (axes, text).
+    assert!(count(&png, [255, 255, 255]) > (PLOT_WIDTH * PLOT_HEIGHT / 2) as usize);
+    assert!(count(&png, [0, 0, 0]) > 500, "axes and labels");
+
+    let mut run = RunRecord::new("network3", json!({}));
+    for i in 0..3 {
+        run.push_epoch(EpochRecord {
+            validation_accuracy: Some(0.95 + 0.01 * i as f64),
+            test_accuracy: Some(0.94 + 0.01 * i as f64),
+            ..EpochRecord::new(i, 10, 1.0, 1.0)
+        });
+    }
+    let png = render_png(&run, "network3").unwrap();
+    assert!(count(&png, VALIDATION) > 100);
+    assert!(count(&png, TEST) > 100);
+    assert_eq!(count(&png, TRAINING), 0);
+    assert_eq!(count(&png, EVALUATION), 0);
+}
+
+#[test]
+fn degenerate_records_still_render() {
+    // No epochs at all.
+    let png = render_png(&RunRecord::new("empty", json!({})), "empty").unwrap();
+    assert_eq!(ihdr(&png).0, PLOT_WIDTH);
+    // One epoch, constant values, and non-finite costs (left out).
+    let mut run = RunRecord::new("one", json!({}));
+    run.push_epoch(EpochRecord {
+        test_accuracy: Some(1.0),
+        training_cost: Some(f64::NAN),
+        evaluation_cost: Some(f64::INFINITY),
+        ..EpochRecord::new(7, 10, 1.0, 1.0)
+    });
+    let png = render_png(&run, "").unwrap();
+    assert!(count(&png, TEST) > 10);
+    assert_eq!(count(&png, TRAINING), 0);
+    // Extreme values and epochs: no panic, still a PNG.
+    let mut run = RunRecord::new("extreme", json!({}));
+    for (i, cost) in [f64::MAX, -f64::MAX, 1e-300].into_iter().enumerate() {
+        run.push_epoch(EpochRecord {
+            training_cost: Some(cost),
+            training_accuracy: Some(95.0), // a percentage passed by mistake
+            ..EpochRecord::new(usize::MAX - 3 + i, 10, 1.0, 1.0)
+        });
+    }
+    assert_eq!(ihdr(&render_png(&run, "extreme").unwrap()).1, PLOT_HEIGHT);
+}
+
+#[test]
+fn plot_into_a_missing_directory_names_the_path() {
+    let dir = Scratch::new("plot-missing");
+    let path = dir.path().join("nope").join("curves.png");
+    let err = plot_png(&three_epochs(), &path, "t").unwrap_err();
+    assert!(matches!(&err, ReportError::Write { path: p, .. } if p == &path));
+    assert!(dir.listing().is_empty());
+}
