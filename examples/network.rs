@@ -28,7 +28,12 @@ fn run() -> Result<()> {
     let args = Args::parse();
     let c = &args.common;
     let threads = c.init_threads()?;
-    let (epochs, mb, eta, hidden) = (c.epochs.unwrap_or(30), c.mini_batch.unwrap_or(10), c.eta.unwrap_or(3.0), c.hidden.unwrap_or(30));
+    let (epochs, mb, eta, hidden) = (
+        c.epochs.unwrap_or(30),
+        c.mini_batch.unwrap_or(10),
+        c.eta.unwrap_or(3.0),
+        c.hidden.unwrap_or(30),
+    );
     if c.lambda.is_some_and(|l| l != 0.0) {
         anyhow::bail!("network.py has no regularisation; use the network2 example for --lambda");
     }
@@ -44,7 +49,15 @@ fn run() -> Result<()> {
     let mut best = (0usize, 0usize);
     for epoch in 0..epochs {
         let t = Instant::now();
-        let stats = common::train_epoch(&mut net, &data.training, mb, eta, Regularization::None, true, epoch)?;
+        let stats = common::train_epoch(
+            &mut net,
+            &data.training,
+            mb,
+            eta,
+            Regularization::None,
+            true,
+            epoch,
+        )?;
         let test = net.evaluate(&data.test, 1000, None)?;
         println!("Epoch {epoch}: {} / {}", test.correct, test.total);
         if test.correct > best.0 {
@@ -57,7 +70,11 @@ fn run() -> Result<()> {
     }
     // network.py reports every epoch; the book quotes the best one.
     record.test_accuracy = Some(best.0 as f64 / data.test.len() as f64);
-    c.finish(&mut record, start, &format!("network [784,{hidden},10], eta {eta}"))?;
+    c.finish(
+        &mut record,
+        start,
+        &format!("network [784,{hidden},10], eta {eta}"),
+    )?;
     println!(
         "Best test accuracy {:.2}% (epoch {}); {:.1} s, {:.0} training images/s",
         100.0 * best.0 as f64 / data.test.len() as f64,

@@ -68,19 +68,36 @@ fn run() -> Result<()> {
     let args = Args::parse();
     let c = &args.common;
     let threads = c.init_threads()?;
-    let (epochs, mb, eta, lmbda, hidden) =
-        (c.epochs.unwrap_or(30), c.mini_batch.unwrap_or(10), c.eta.unwrap_or(0.5), c.lambda.unwrap_or(5.0), c.hidden.unwrap_or(30));
+    let (epochs, mb, eta, lmbda, hidden) = (
+        c.epochs.unwrap_or(30),
+        c.mini_batch.unwrap_or(10),
+        c.eta.unwrap_or(0.5),
+        c.lambda.unwrap_or(5.0),
+        c.hidden.unwrap_or(30),
+    );
     if let Some(p) = &args.save {
         // Fail before training, not after: the directory must exist.
-        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        anyhow::ensure!(dir.is_dir(), "cannot save to {}: directory {} does not exist", p.display(), dir.display());
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        anyhow::ensure!(
+            dir.is_dir(),
+            "cannot save to {}: directory {} does not exist",
+            p.display(),
+            dir.display()
+        );
     }
     let data = c.load(false)?;
     let cost = match args.cost {
         CostArg::CrossEntropy => Cost::CrossEntropy,
         CostArg::Quadratic => Cost::Quadratic,
     };
-    let init = if args.large_weights { Init::Large } else { Init::ScaledByInputs };
+    let init = if args.large_weights {
+        Init::Large
+    } else {
+        Init::ScaledByInputs
+    };
     let mut net = match &args.load {
         Some(p) if is_safetensors(p) => {
             let mut net = Network::<f32>::sigmoid_mlp(&[784, hidden, 10], cost, init, c.seed)?;
@@ -91,8 +108,16 @@ fn run() -> Result<()> {
         None => Network::<f32>::sigmoid_mlp(&[784, hidden, 10], cost, init, c.seed)?,
     };
     let n = data.training.len();
-    let eval = if args.evaluation == EvalSet::Test { &data.test } else { &data.validation };
-    let eval_name = if args.evaluation == EvalSet::Test { "test" } else { "validation" };
+    let eval = if args.evaluation == EvalSet::Test {
+        &data.test
+    } else {
+        &data.validation
+    };
+    let eval_name = if args.evaluation == EvalSet::Test {
+        "test"
+    } else {
+        "validation"
+    };
     let settings = serde_json::json!({
         "architecture": net.describe(), "epochs": epochs, "mini_batch": mb, "eta": eta, "lambda": lmbda,
         "seed": c.seed, "threads": threads, "train_images": n, "init": if args.large_weights { "N(0,1)" } else { "N(0,1/n_in)" },
@@ -152,8 +177,20 @@ fn run() -> Result<()> {
         }
         eprintln!("saved {}", p.display());
     }
-    let sizes: Vec<usize> = std::iter::once(784).chain(net.layers().iter().filter_map(|l| l.as_fully_connected()).map(|f| f.n_out())).collect();
-    c.finish(&mut record, start, &format!("network2 {sizes:?}, eta {eta}, lambda {lmbda}")).context("writing the run record")?;
+    let sizes: Vec<usize> = std::iter::once(784)
+        .chain(
+            net.layers()
+                .iter()
+                .filter_map(|l| l.as_fully_connected())
+                .map(|f| f.n_out()),
+        )
+        .collect();
+    c.finish(
+        &mut record,
+        start,
+        &format!("network2 {sizes:?}, eta {eta}, lambda {lmbda}"),
+    )
+    .context("writing the run record")?;
     println!(
         "Test accuracy {:.2}% after the last epoch; best {eval_name} accuracy {:.2}%; {:.1} s, {:.0} training images/s",
         100.0 * test.accuracy(),

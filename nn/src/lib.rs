@@ -15,6 +15,7 @@ pub mod init;
 pub mod io;
 pub mod layers;
 pub mod reference;
+pub mod spec;
 
 pub use data::{InMemory, Samples};
 pub use error::NnError;

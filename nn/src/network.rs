@@ -213,15 +213,11 @@ impl<T: Float> Network<T> {
         pool: usize,
         act: Activation,
     ) -> Result<&mut Self> {
+        // Only images feed a conv layer: a flat output (a fully connected layer's) is refused
+        // rather than silently viewed as a square image.
         let channels = match self.dims.len() {
             3 => self.dims[0],
-            1 => 1,
-            _ => {
-                return Err(NnError::Config(format!(
-                    "a conv-pool layer cannot follow an output of shape {:?}",
-                    self.dims
-                )))
-            }
+            _ => return Err(NnError::Config(format!("a conv-pool layer needs [channels, height, width] input, not the output of shape {:?}", self.dims))),
         };
         let name = format!("l{}", self.layers.len());
         let l = ConvPool::new(

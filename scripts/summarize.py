@@ -1,0 +1,42 @@
+"""Prints the book-vs-nndl table from the --json records of scripts/reproduce_ch1_ch3.sh."""
+import json
+import os
+import statistics
+import sys
+
+runs, seeds = sys.argv[1], sys.argv[2:]
+
+# (file stem, description, book figure, which number the book quotes)
+ROWS = [
+    ("network_30", "network [784,30,10], quadratic, eta 3.0, 30 epochs", 95.42, "best test epoch"),
+    ("network_100", "network [784,100,10], same", 96.59, "best test epoch"),
+    ("network2_30_l0", "network2 [784,30,10], cross-entropy, N(0,1) init, eta 0.5", 95.49, "best test epoch"),
+    ("network2_30_l5", "network2 [784,30,10] + L2 lmbda 5.0", 96.49, "best test epoch"),
+    ("network2_100_e05", "network2 [784,100,10], L2 5.0, eta 0.5, 30 epochs", 97.92, "validation, final epoch"),
+    ("network2_100_e01", "network2 [784,100,10], L2 5.0, eta 0.1, 60 epochs", 98.04, "validation, final epoch"),
+]
+
+
+def figure(rec, kind):
+    eps = rec["epochs"]
+    if kind == "best test epoch":
+        vals = [e.get("test_accuracy", e.get("evaluation_accuracy")) for e in eps]
+        return 100 * max(v for v in vals if v is not None)
+    return 100 * eps[-1]["validation_accuracy"]
+
+
+print("| experiment | book | nndl mean | nndl runs | what is compared | wall s / run |")
+print("| --- | --- | --- | --- | --- | --- |")
+for stem, desc, book, kind in ROWS:
+    vals, walls = [], []
+    for s in seeds:
+        p = os.path.join(runs, f"{stem}_s{s}.json")
+        if not os.path.exists(p):
+            continue
+        rec = json.load(open(p))
+        vals.append(figure(rec, kind))
+        walls.append(rec["wall_seconds"])
+    if not vals:
+        continue
+    runs_s = ", ".join(f"{v:.2f}" for v in vals)
+    print(f"| {desc} | {book:.2f}% | {statistics.mean(vals):.2f}% | {runs_s} | {kind} | {statistics.median(walls):.1f} |")
