@@ -7,4 +7,5 @@ pub use autograd;
 pub use mnist;
 pub use nn;
 pub use report;
+pub use svm;
 pub use tensor;

@@ -1,0 +1,51 @@
+//! The book's SVM baseline (`mnist_svm.py`): a small safe wrapper over LIBSVM, the library
+//! scikit-learn's `SVC` runs, through the `libsvm-sys` bindings (LIBSVM 3.24's `svm.cpp`).
+//!
+//! - [`Features`] / [`Problem`]: samples in LIBSVM's sparse layout (zeros left out: ~81% of
+//!   MNIST's pixels), from images ([`Features::from_images`]) or any sparse or dense rows.
+//! - [`Params`]: C-SVC with the RBF kernel; [`Params::BOOK`] is the book's `SVC()` (C = 1,
+//!   gamma = 1/784, tolerance 1e-3, shrinking).
+//! - [`train`]: LIBSVM's one-vs-one training with its binary problems solved in parallel
+//!   (rayon); the model equals LIBSVM's own sequential `svm_train` ([`train_sequential`]).
+//! - [`Model`]: parallel prediction, atomic save and checked load of LIBSVM's model files.
+//! - [`Error`]: every refusal, typed: bad parameters (checked here, then LIBSVM's
+//!   `svm_check_parameter` message), bad features, bad model files (with the line).
+//! - [`Progress`]: a stderr bar for the examples, shown only on a terminal.
+//!
+//! LIBSVM's own printing is silenced. No `unsafe` is needed to use this crate.
+//!
+//! ```no_run
+//! use mnist::Scale;
+//! let data = mnist::load_data(mnist::find_data_dir(None)?)?;
+//! let problem = svm::Problem::from_images(&data.training.take(2000), Scale::Div256)?;
+//! let model = svm::train(&problem, &svm::Params::BOOK)?;
+//! let test = svm::Features::from_images(&data.test, Scale::Div256);
+//! let predicted = model.predict(&test);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+mod features;
+mod model;
+mod model_file;
+mod params;
+mod progress;
+mod train;
+
+pub use error::{Error, Result};
+pub use features::{Features, Problem};
+pub use mnist::Scale;
+pub use model::{Kernel, Model, SvmType};
+pub use params::Params;
+pub use progress::Progress;
+pub use train::{train, train_sequential, train_with_progress};
+
+/// The LIBSVM version compiled in (e.g. 324 for 3.24).
+pub fn libsvm_version() -> i32 {
+    libsvm_sys::LIBSVM_VERSION as i32
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,396 @@
+//! Unit tests on small synthetic problems: the parallel trainer against LIBSVM's own
+//! `svm_train`, the model file against LIBSVM's own writer and reader, and bad input.
+
+use std::ffi::CString;
+use std::io::Cursor;
+use std::sync::Mutex;
+
+use libsvm_sys::{svm_free_and_destroy_model, svm_load_model, svm_predict, svm_save_model};
+
+use crate::*;
+
+/// LIBSVM's model I/O uses a static line buffer and `setlocale`: one call at a time.
+static LIBSVM_IO: Mutex<()> = Mutex::new(());
+
+/// A deterministic pseudo-random generator (64-bit LCG, high bits).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+}
+
+/// `n` rows of `dims` features in three overlapping clusters (labels 7, 3, 5 by first
+/// occurrence), values multiples of 1/256 as the book's pixels are, about a third of them zero.
+fn clusters(n: usize, dims: usize, seed: u64) -> Problem {
+    let mut rng = Lcg(seed);
+    let mut f = Features::new();
+    let mut labels = Vec::new();
+    for i in 0..n {
+        let class = [7, 3, 5][i % 3];
+        let centre = match class {
+            7 => 60u32,
+            3 => 130,
+            _ => 190,
+        };
+        let row: Vec<f64> = (0..dims)
+            .map(|d| {
+                if rng.next().is_multiple_of(3) {
+                    0.0
+                } else {
+                    let shift = if d % 2 == 0 { centre } else { 255 - centre };
+                    let v = (shift + rng.next() % 120).saturating_sub(60).min(255);
+                    f64::from(v) / 256.0
+                }
+            })
+            .collect();
+        f.push_dense(row).unwrap();
+        labels.push(class);
+    }
+    Problem::new(f, labels).unwrap()
+}
+
+fn file_text(m: &Model) -> String {
+    let mut buf = Vec::new();
+    m.write_to(&mut buf).unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+/// Equal texts, or a panic showing the first line that differs.
+fn assert_same_text(a: &str, b: &str) {
+    for (n, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+        assert_eq!(x, y, "line {} differs", n + 1);
+    }
+    assert_eq!(a.lines().count(), b.lines().count(), "line counts differ");
+    assert_eq!(a, b);
+}
+
+fn temp_path(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("nndl-svm-{tag}-{}.model", std::process::id()))
+}
+
+#[test]
+fn parallel_training_gives_libsvms_own_model() {
+    let p = clusters(300, 12, 1);
+    let params = Params::rbf(2.0, 0.5);
+    let ours = train(&p, &params).unwrap();
+    let libsvm = train_sequential(&p, &params).unwrap();
+    assert_eq!(ours.classes(), &[7, 3, 5]);
+    assert_eq!(ours.classes(), libsvm.classes());
+    assert_eq!(ours.support_per_class(), libsvm.support_per_class());
+    assert_eq!(ours.support_indices(), libsvm.support_indices());
+    assert_eq!(ours.rho(), libsvm.rho());
+    assert!(ours.support_count() > 10 && ours.support_count() < 300);
+    // Identical to the last bit: the whole model file is the same text.
+    assert_same_text(&file_text(&ours), &file_text(&libsvm));
+    // And it is a real classifier of these clusters.
+    let correct = ours.correct(p.features(), p.labels());
+    assert!(correct > 250, "{correct} of 300");
+}
+
+#[test]
+fn progress_counts_every_binary_problem() {
+    let p = clusters(90, 6, 2);
+    let seen = Mutex::new(Vec::new());
+    train_with_progress(&p, &Params::rbf(1.0, 1.0), |done, total| {
+        seen.lock().unwrap().push((done, total));
+    })
+    .unwrap();
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    assert_eq!(seen, vec![(1, 3), (2, 3), (3, 3)]);
+}
+
+#[test]
+fn parallel_prediction_equals_one_by_one() {
+    let p = clusters(240, 10, 3);
+    let m = train(&p, &Params::rbf(1.0, 0.3)).unwrap();
+    let test = clusters(500, 10, 4);
+    let progress = std::sync::atomic::AtomicUsize::new(0);
+    let all = m.predict_with_progress(test.features(), |d| {
+        progress.fetch_max(d, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(progress.into_inner(), 500);
+    let one_by_one: Vec<i32> = (0..500)
+        .map(|i| m.predict_row(test.features(), i))
+        .collect();
+    assert_eq!(all, one_by_one);
+    let row: Vec<(u32, f64)> = test.features().row(17).collect();
+    assert_eq!(m.predict_sparse(row).unwrap(), all[17]);
+}
+
+#[test]
+fn saved_model_reads_back_identically() {
+    let p = clusters(200, 8, 5);
+    // gamma = 1/3 and values k/255 are not short decimals: the file must keep every bit.
+    let mut f = Features::new();
+    for i in 0..p.len() {
+        let row: Vec<(u32, f64)> = p
+            .features()
+            .row(i)
+            .map(|(j, v)| (j, (v * 256.0).round() / 255.0))
+            .collect();
+        f.push_sparse(row).unwrap();
+    }
+    let p = Problem::new(f, p.labels().to_vec()).unwrap();
+    let m = train(&p, &Params::rbf(3.0, 1.0 / 3.0)).unwrap();
+    let path = temp_path("roundtrip");
+    m.save(&path).unwrap();
+    let back = Model::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_same_text(&file_text(&back), &file_text(&m));
+    assert_eq!(back.kernel(), Kernel::Rbf { gamma: 1.0 / 3.0 });
+    assert_eq!(back.params(), None);
+    assert_eq!(back.support_indices(), None);
+    for i in 0..m.support_count() {
+        assert_eq!(back.coefficients(i), m.coefficients(i));
+        assert_eq!(back.support_vector(i), m.support_vector(i));
+    }
+    assert_eq!(back.predict(p.features()), m.predict(p.features()));
+}
+
+#[test]
+fn libsvm_reads_our_files_and_we_read_libsvms() {
+    let p = clusters(150, 8, 6);
+    let m = train(&p, &Params::rbf(1.0, 0.7)).unwrap();
+    let ours = temp_path("ours");
+    let theirs = temp_path("theirs");
+    m.save(&ours).unwrap();
+    let _guard = LIBSVM_IO.lock().unwrap();
+    crate::train::silence_libsvm();
+    // LIBSVM's reader on our file predicts as we do.
+    let c_ours = CString::new(ours.to_str().unwrap()).unwrap();
+    // SAFETY: a well-formed model file (ours), freed below.
+    let mut loaded = unsafe { svm_load_model(c_ours.as_ptr()) };
+    assert!(!loaded.is_null());
+    for i in 0..p.len() {
+        let x = p.features().row_nodes(i);
+        // SAFETY: complete model from LIBSVM's reader; terminated row.
+        let theirs = unsafe { svm_predict(loaded, x.as_ptr()) } as i32;
+        assert_eq!(theirs, m.predict_row(p.features(), i), "row {i}");
+    }
+    // SAFETY: loaded once, freed once.
+    unsafe { svm_free_and_destroy_model(&mut loaded) };
+    // LIBSVM's writer: our reader gets the same model (values k/256 survive its %.8g).
+    let c_theirs = CString::new(theirs.to_str().unwrap()).unwrap();
+    // SAFETY: our checked model struct, only read.
+    assert_eq!(unsafe { svm_save_model(c_theirs.as_ptr(), m.raw()) }, 0);
+    let back = Model::load(&theirs).unwrap();
+    std::fs::remove_file(&ours).unwrap();
+    std::fs::remove_file(&theirs).unwrap();
+    assert_eq!(back.classes(), m.classes());
+    assert_eq!(back.rho(), m.rho());
+    for i in 0..m.support_count() {
+        assert_eq!(back.coefficients(i), m.coefficients(i));
+        assert_eq!(back.support_vector(i), m.support_vector(i));
+    }
+    assert_eq!(back.predict(p.features()), m.predict(p.features()));
+}
+
+#[test]
+fn one_class_problem_predicts_its_class() {
+    let mut f = Features::new();
+    f.push_dense([0.5, 0.25]).unwrap();
+    f.push_dense([0.0, 1.0]).unwrap();
+    let p = Problem::new(f, vec![4, 4]).unwrap();
+    let m = train(&p, &Params::BOOK).unwrap();
+    assert_eq!(m.classes(), &[4]);
+    assert_eq!(m.support_count(), 0);
+    assert_eq!(m.predict(p.features()), vec![4, 4]);
+    let back = Model::read_from(Cursor::new(file_text(&m)), "one.model").unwrap();
+    assert_eq!(back.predict(p.features()), vec![4, 4]);
+}
+
+#[test]
+fn bad_parameters_are_refused_before_training() {
+    let p = clusters(30, 4, 7);
+    for (params, needle) in [
+        (
+            Params::rbf(0.0, 0.1),
+            "invalid SVM parameter C = 0: must be > 0",
+        ),
+        (Params::rbf(-2.0, 0.1), "C = -2"),
+        (
+            Params::rbf(1.0, 0.0),
+            "invalid SVM parameter gamma = 0: must be > 0",
+        ),
+        (Params::rbf(1.0, -1.0), "gamma = -1"),
+    ] {
+        for result in [train(&p, &params), train_sequential(&p, &params)] {
+            let e = result.unwrap_err();
+            assert!(matches!(e, Error::InvalidParameter { .. }), "{e:?}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+}
+
+/// A valid two-class RBF model file to corrupt.
+const GOOD: &str = "svm_type c_svc\nkernel_type rbf\ngamma 0.5\nnr_class 2\ntotal_sv 3\n\
+rho 0.25\nlabel 1 2\nnr_sv 2 1\nSV\n1 1:0.5 3:1 \n0.5 2:0.25 \n-1.5 1:1 2:1 \n";
+
+fn read(text: &str) -> Result<Model> {
+    Model::read_from(Cursor::new(text.to_string()), "m.model")
+}
+
+#[test]
+fn a_hand_written_model_predicts_by_its_decision_function() {
+    let m = read(GOOD).unwrap();
+    assert_eq!(m.classes(), &[1, 2]);
+    assert_eq!(m.support_count(), 3);
+    // f(x) = 1 K(x,a) + 0.5 K(x,b) - 1.5 K(x,c) - 0.25 with K = exp(-0.5 |x - y|^2);
+    // at x = a: 1 + 0.5 e^{-0.5 (0.25 + 0.0625 + 1)} - 1.5 e^{-0.5 (0.25 + 1 + 1)} - 0.25 > 0
+    // -> class 1; at x = c: e^{-0.5 (0.25+1+1)} + 0.5 e^{-0.5 (1 + 0.5625)} - 1.5 - 0.25 < 0
+    // -> class 2.
+    assert_eq!(m.predict_sparse([(1, 0.5), (3, 1.0)]).unwrap(), 1);
+    assert_eq!(m.predict_sparse([(1, 1.0), (2, 1.0)]).unwrap(), 2);
+    assert_eq!(read(&file_text(&m)).unwrap().rho(), &[0.25]);
+}
+
+#[test]
+fn bad_model_files_name_the_problem_and_line() {
+    let cases: Vec<(String, &str, usize)> = vec![
+        (
+            GOOD.replace("-1.5 1:1 2:1 \n", ""),
+            "file ends after 2 of the 3",
+            11,
+        ),
+        (
+            format!("{GOOD}0.5 1:1\n"),
+            "text after the 3 support vectors",
+            13,
+        ),
+        (
+            GOOD.replace("total_sv 3", "total_sv 4"),
+            "[2, 1] does not add up to total_sv 4",
+            9,
+        ),
+        (
+            GOOD.replace("nr_sv 2 1", "nr_sv 2 2"),
+            "does not add up to total_sv 3",
+            9,
+        ),
+        (
+            GOOD.replace("nr_sv 2 1", "nr_sv 2"),
+            "nr_sv has 1 values for nr_class 2",
+            8,
+        ),
+        (
+            GOOD.replace("rho 0.25", "rho 0.25 1"),
+            "rho has 2 values, expected 1",
+            6,
+        ),
+        (GOOD.replace("rho 0.25", "rho x"), "bad rho \"x\"", 6),
+        (
+            GOOD.replace("gamma 0.5\n", ""),
+            "rbf kernel without a gamma line",
+            8,
+        ),
+        (
+            GOOD.replace("kernel_type rbf", "kernel_type precomputed"),
+            "precomputed",
+            2,
+        ),
+        (
+            GOOD.replace("kernel_type rbf", "kernel_type magic"),
+            "unknown kernel_type",
+            2,
+        ),
+        (GOOD.replace("label 1 2\n", ""), "no label line", 8),
+        (
+            GOOD.replace("c_svc", "epsilon_svr"),
+            "only classification models",
+            1,
+        ),
+        (
+            GOOD.replace("nr_class 2", "nr_class 0"),
+            "nr_class \"0\" is not in",
+            4,
+        ),
+        (GOOD.replace("nr_class 2\n", ""), "rho before nr_class", 5),
+        (
+            GOOD.replace("3:1 ", "3:nan "),
+            "bad feature value \"nan\"",
+            10,
+        ),
+        (
+            GOOD.replace("1:0.5 3:1", "3:1 1:0.5"),
+            "feature index 1 after 3",
+            10,
+        ),
+        (
+            GOOD.replace("2:0.25", "0:0.25"),
+            "feature index 0 after 0",
+            11,
+        ),
+        (GOOD.replace("2:0.25", "2=0.25"), "expected index:value", 11),
+        (
+            GOOD.replace("gamma 0.5", "gamma 0.5\ngamma 0.5"),
+            "gamma given twice",
+            4,
+        ),
+        (
+            GOOD.replace("SV\n", "SVs\n"),
+            "unknown header key \"SVs\"",
+            9,
+        ),
+        (
+            GOOD.replace("label 1 2", "label 1 1"),
+            "class label 1 appears twice",
+            0,
+        ),
+        (GOOD[..40].to_string(), "file ends before the SV line", 3),
+        (String::new(), "file ends before the SV line", 0),
+    ];
+    for (text, needle, line) in cases {
+        let e = read(&text).unwrap_err();
+        let Error::BadModel { line: got, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert!(
+            e.to_string().contains(needle),
+            "{e} should contain {needle}"
+        );
+        assert_eq!(*got, line, "{e}");
+        assert!(e.to_string().starts_with("m.model: line"), "{e}");
+    }
+    let e = Model::read_from(Cursor::new(vec![0xff, 0xfe, b'\n']), "bin.model").unwrap_err();
+    assert!(e.to_string().contains("not UTF-8"), "{e}");
+    let e = Model::load("/nonexistent/dir/x.model").unwrap_err();
+    assert!(matches!(e, Error::Io { action: "read", .. }), "{e:?}");
+    assert!(e.to_string().contains("/nonexistent/dir/x.model"), "{e}");
+}
+
+#[test]
+fn a_failed_save_leaves_the_old_file() {
+    let m = read(GOOD).unwrap();
+    let e = m.save("/nonexistent/dir/x.model").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Io {
+                action: "write",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let path = temp_path("keep");
+    std::fs::write(&path, "old").unwrap();
+    m.save(&path).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), file_text(&m));
+    std::fs::remove_file(&path).unwrap();
+    let dir = path.parent().unwrap();
+    let stray = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".nndl-svm-keep")
+        });
+    assert!(!stray, "temp file left behind");
+}
