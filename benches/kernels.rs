@@ -108,6 +108,28 @@ fn main() {
         );
     }
 
+    println!("\n## the GEMMs the layers issue, as issued (per image for conv; T = operand transposed)");
+    println!("| call | M x K x N | GFLOP/s |");
+    println!("| --- | --- | --- |");
+    let calls: [(&str, usize, usize, usize, bool, bool); 9] = [
+        ("conv1 forward W.cols", 20, 25, 576, false, false),
+        ("conv1 dW dout.cols^T", 20, 576, 25, false, true),
+        ("conv2 forward W.cols", 40, 500, 64, false, false),
+        ("conv2 dW dout.cols^T", 40, 64, 500, false, true),
+        ("conv2 dcols W^T.dout", 500, 40, 64, true, false),
+        ("FC 2880->100 x.W^T, b10", 10, 2880, 100, false, true),
+        ("FC 2880->100 dW dY^T.x, b10", 100, 10, 2880, true, false),
+        ("FC 640->1000 x.W^T, b10", 10, 640, 1000, false, true),
+        ("FC 1000->1000 dW dY^T.x, b10", 1000, 10, 1000, true, false),
+    ];
+    for (what, m, k, n, ta, tb) in calls {
+        let a = Tensor::<f32>::randn(&[m * k], 0.0, 1.0, &mut rng).unwrap();
+        let b = Tensor::<f32>::randn(&[k * n], 0.0, 1.0, &mut rng).unwrap();
+        let mut c = vec![0.0f32; m * n];
+        let t = time(min_s, samples, || tensor::gemm(m, k, n, 1.0, a.data(), ta, b.data(), tb, 0.0, black_box(&mut c)));
+        println!("| {what} | {m}x{k}x{n} | {:.1} |", 2.0 * (m * k * n) as f64 / t / 1e9);
+    }
+
     println!("\n## conv + max-pool through autograd, f32, {threads} threads (images/s)");
     println!("| layer | batch | forward | forward + backward |");
     println!("| --- | --- | --- | --- |");

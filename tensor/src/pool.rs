@@ -32,36 +32,53 @@ impl PoolGeom {
     }
 }
 
-/// Max over each window into `out`, the flat input index of each maximum into `arg`.
+/// Max over each window into `out`, the flat input index of each maximum into `arg`. The
+/// first maximum of a window wins (row-major order), as in the naive reference.
 pub fn maxpool_forward<T: Float>(g: &PoolGeom, x: &[T], out: &mut [T], arg: &mut [u32]) {
-    let (oh, ow, k) = (g.oh(), g.ow(), g.k);
-    assert!(
-        x.len() >= g.planes * g.h * g.w && out.len() >= g.out_len() && arg.len() >= g.out_len()
-    );
-    assert!(
-        x.len() <= u32::MAX as usize,
-        "max-pool input too large for u32 indices"
-    );
+    let (oh, ow, k, w) = (g.oh(), g.ow(), g.k, g.w);
+    assert!(x.len() >= g.planes * g.h * w && out.len() >= g.out_len() && arg.len() >= g.out_len());
+    assert!(x.len() <= u32::MAX as usize, "max-pool input too large for u32 indices");
     for p in 0..g.planes {
-        let base = p * g.h * g.w;
+        let base = p * g.h * w;
         let obase = p * oh * ow;
         for oy in 0..oh {
-            // Row-major sweep over the k rows of this band keeps the loads sequential.
             let o = &mut out[obase + oy * ow..obase + (oy + 1) * ow];
             let a = &mut arg[obase + oy * ow..obase + (oy + 1) * ow];
-            o.iter_mut().for_each(|v| *v = T::neg_infinity());
-            for i in 0..k {
-                let row = base + (oy * k + i) * g.w;
+            let r0 = base + oy * k * w;
+            if k == 2 {
+                // The book's pool: four loads and three compares per output, no inner loop.
+                let (row0, row1) = (&x[r0..r0 + w], &x[r0 + w..r0 + 2 * w]);
                 for ox in 0..ow {
-                    for j in 0..k {
-                        let idx = row + ox * k + j;
-                        let v = x[idx];
-                        // `>` keeps the first maximum; a NaN input is propagated.
-                        if (i == 0 && j == 0) || v > o[ox] || (v.is_nan() && !o[ox].is_nan()) {
-                            o[ox] = v;
-                            a[ox] = idx as u32;
+                    let c = 2 * ox;
+                    let (mut m, mut i) = (row0[c], c);
+                    if row0[c + 1] > m {
+                        m = row0[c + 1];
+                        i = c + 1;
+                    }
+                    if row1[c] > m {
+                        m = row1[c];
+                        i = w + c;
+                    }
+                    if row1[c + 1] > m {
+                        m = row1[c + 1];
+                        i = w + c + 1;
+                    }
+                    o[ox] = m;
+                    a[ox] = (r0 + i) as u32;
+                }
+            } else {
+                for ox in 0..ow {
+                    let mut best = r0 + ox * k;
+                    for di in 0..k {
+                        let row = r0 + di * w + ox * k;
+                        for idx in row..row + k {
+                            if x[idx] > x[best] {
+                                best = idx;
+                            }
                         }
                     }
+                    o[ox] = x[best];
+                    a[ox] = best as u32;
                 }
             }
         }

@@ -1,0 +1,273 @@
+//! The book's `network3.py` (chapter 6): conv-pool, fully connected and softmax layers with
+//! network3's dropout and L2 term in the graph, one preset per experiment of the chapter.
+//!
+//! `cargo run --release --example network3 -- --preset relu --epochs 1`
+//! Presets: shallow, conv, conv2, relu, expanded, extra-fc, dropout, ensemble (see `--help`).
+//! `--layers "conv:20x5x5,pool:2,relu fc:100,relu softmax:10"` trains a net of your own.
+
+mod common;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use common::Common;
+use nn::{Network, Regularization};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Preset {
+    /// FC(784,100) sigmoid + softmax, 60 epochs, eta 0.1 (book: 97.80%).
+    Shallow,
+    /// + ConvPool(20x5x5, pool 2) before FC(2880,100) (book: 98.78%).
+    Conv,
+    /// + second ConvPool(40x20x5x5), FC(640,100) (book: 99.06%).
+    Conv2,
+    /// conv2 with ReLU everywhere, eta 0.03, lambda 0.1 (book: 99.23%).
+    Relu,
+    /// relu on the 250,000-image expanded training set (book: 99.37%).
+    Expanded,
+    /// expanded + an extra FC(100,100) (book: 99.43%).
+    ExtraFc,
+    /// FC(640,1000), FC(1000,1000), softmax(1000,10), dropout 0.5, expanded, 40 epochs (book: 99.60%).
+    Dropout,
+    /// Five dropout nets with different seeds, majority vote (book: 99.67%).
+    Ensemble,
+}
+
+struct Setup {
+    layers: &'static str,
+    epochs: usize,
+    eta: f64,
+    lambda: f64,
+    expanded: bool,
+}
+
+fn setup(p: Preset) -> Setup {
+    let s = |layers, epochs, eta, lambda, expanded| Setup { layers, epochs, eta, lambda, expanded };
+    match p {
+        Preset::Shallow => s("fc:100 softmax:10", 60, 0.1, 0.0, false),
+        Preset::Conv => s("conv:20x5x5,pool:2 fc:100 softmax:10", 60, 0.1, 0.0, false),
+        Preset::Conv2 => s("conv:20x5x5,pool:2 conv:40x5x5,pool:2 fc:100 softmax:10", 60, 0.1, 0.0, false),
+        Preset::Relu => s("conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10", 60, 0.03, 0.1, false),
+        Preset::Expanded => s("conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10", 60, 0.03, 0.1, true),
+        Preset::ExtraFc => s("conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu fc:100,relu softmax:10", 60, 0.03, 0.1, true),
+        Preset::Dropout | Preset::Ensemble => s(
+            "conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:1000,relu,dropout:0.5 fc:1000,relu,dropout:0.5 softmax:10,dropout:0.5",
+            40,
+            0.03,
+            0.1,
+            true,
+        ),
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "network3.py: conv nets, softmax, dropout (Nielsen, chapter 6)")]
+struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// The chapter's experiment to run.
+    #[arg(long, value_enum, default_value = "shallow")]
+    preset: Preset,
+    /// Your own net instead of the preset's (e.g. "conv:20x5x5,pool:2,relu fc:100,relu softmax:10").
+    #[arg(long)]
+    layers: Option<String>,
+    /// Train on the expanded 250,000-image set (made in memory if data/mnist lacks it).
+    #[arg(long)]
+    expanded: bool,
+    /// Shuffle the training set each epoch (network3 does not).
+    #[arg(long)]
+    shuffle: bool,
+    /// Save the trained net (safetensors); for the ensemble, a directory for the five nets.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Load a saved net (safetensors) before training (with --epochs 0: just evaluate).
+    #[arg(long)]
+    load: Option<PathBuf>,
+    /// Ensemble: skip training and re-run the vote from the nets saved in --save DIR.
+    #[arg(long = "vote-only")]
+    vote_only: bool,
+    /// Ensemble size.
+    #[arg(long, default_value_t = 5)]
+    nets: usize,
+}
+
+fn main() {
+    common::exit_on_error(run);
+}
+
+struct Outcome {
+    best_validation: f64,
+    best_epoch: Option<usize>,
+    test_at_best: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train(
+    args: &Args,
+    net: &mut Network<f32>,
+    data: &mnist::MnistData,
+    epochs: usize,
+    eta: f64,
+    lambda: f64,
+    record: &mut report::RunRecord,
+) -> Result<Outcome> {
+    let mb = args.common.mini_batch.unwrap_or(10);
+    let num_batches = data.training.len() / mb;
+    let reg = Regularization::InGraph { lmbda: lambda, num_batches };
+    let mut out = Outcome { best_validation: 0.0, best_epoch: None, test_at_best: 0.0 };
+    // network3 trains on whole mini-batches only.
+    let training = data.training.take(num_batches * mb);
+    for epoch in 0..epochs {
+        let t = Instant::now();
+        let stats = common::train_epoch(net, &training, mb, eta, reg, args.shuffle, epoch)?;
+        let v = net.evaluate(&data.validation, 1000, None)?.accuracy();
+        println!("Epoch {epoch}: validation accuracy {:.2}%", 100.0 * v);
+        let mut e = common::epoch_record(epoch, &stats, t);
+        e.validation_accuracy = Some(v);
+        e.training_cost = Some(stats.mean_cost);
+        if v >= out.best_validation {
+            println!("This is the best validation accuracy to date.");
+            let test = net.evaluate(&data.test, 1000, None)?.accuracy();
+            println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
+            out = Outcome { best_validation: v, best_epoch: Some(epoch), test_at_best: test };
+            e.test_accuracy = Some(test);
+        }
+        e.seconds = t.elapsed().as_secs_f64();
+        record.push_epoch(e);
+    }
+    Ok(out)
+}
+
+fn run() -> Result<()> {
+    let args = Args::parse();
+    let c = &args.common;
+    let threads = c.init_threads()?;
+    let s = setup(args.preset);
+    let layers = args.layers.clone().unwrap_or_else(|| s.layers.to_string());
+    let (epochs, eta, lambda) = (c.epochs.unwrap_or(s.epochs), c.eta.unwrap_or(s.eta), c.lambda.unwrap_or(s.lambda));
+    let mb = c.mini_batch.unwrap_or(10);
+    let expanded = args.expanded || (s.expanded && args.layers.is_none());
+    if c.hidden.is_some() {
+        bail!("network3 takes layer sizes from --preset or --layers, not --hidden");
+    }
+    // Check the description before loading anything.
+    nn::spec::build::<f32>(&layers, c.seed)?;
+    if let Some(p) = &args.save {
+        let dir = if args.preset == Preset::Ensemble { p.as_path() } else { p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")) };
+        if args.preset == Preset::Ensemble {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        anyhow::ensure!(dir.is_dir(), "cannot save to {}: directory {} does not exist", p.display(), dir.display());
+    }
+    let mut data = c.load(false)?;
+    if expanded {
+        let dir = mnist::find_data_dir(c.data.as_deref())?;
+        data.training = match mnist::load_data_expanded(&dir) {
+            Ok(d) => d.training,
+            Err(_) => {
+                eprintln!("expanded training set not found in {}; expanding in memory (cargo run --release --example mnist_expand writes it)", dir.display());
+                mnist::expand(&data.training, 0)
+            }
+        };
+        if let Some(n) = c.train_limit {
+            data.training = data.training.take(n.min(data.training.len()));
+        }
+    }
+    let settings = serde_json::json!({
+        "preset": format!("{:?}", args.preset), "layers": layers, "epochs": epochs, "mini_batch": mb, "eta": eta,
+        "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
+        "shuffle": args.shuffle,
+    });
+    let mut record = report::RunRecord::new("network3", settings);
+    let start = Instant::now();
+    if args.preset == Preset::Ensemble && args.layers.is_none() {
+        return ensemble(&args, &layers, &data, epochs, eta, lambda, record, start);
+    }
+    let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
+    if let Some(p) = &args.load {
+        nn::io::load_safetensors(&mut net, p)?;
+    }
+    println!("{}", net.describe());
+    let o = train(&args, &mut net, &data, epochs, eta, lambda, &mut record)?;
+    println!("Finished training network.");
+    if let Some(e) = o.best_epoch {
+        println!("Best validation accuracy of {:.2}% obtained at epoch {e}", 100.0 * o.best_validation);
+        println!("Corresponding test accuracy of {:.2}%", 100.0 * o.test_at_best);
+    } else {
+        let test = net.evaluate(&data.test, 1000, None)?.accuracy();
+        println!("Test accuracy {:.2}%", 100.0 * test);
+        record.test_accuracy = Some(test);
+    }
+    if let Some(p) = &args.save {
+        nn::io::save_safetensors(&net, p)?;
+        eprintln!("saved {}", p.display());
+    }
+    c.finish(&mut record, start, &format!("network3 {:?}", args.preset))?;
+    println!("{:.1} s, {:.0} training images/s", record.wall_seconds, record.train_images_per_second);
+    Ok(())
+}
+
+/// Majority vote of the nets' predictions; a tie goes to the smallest digit.
+fn vote(predictions: &[Vec<usize>], n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|i| {
+            let mut counts = [0usize; 10];
+            for p in predictions {
+                counts[p[i].min(9)] += 1;
+            }
+            let max = counts.iter().copied().max().unwrap_or(0);
+            counts.iter().position(|&c| c == max).unwrap_or(0)
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ensemble(
+    args: &Args,
+    layers: &str,
+    data: &mnist::MnistData,
+    epochs: usize,
+    eta: f64,
+    lambda: f64,
+    mut record: report::RunRecord,
+    start: Instant,
+) -> Result<()> {
+    let c = &args.common;
+    let dir = args.save.clone().unwrap_or_else(|| PathBuf::from("runs/ensemble"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut predictions = Vec::new();
+    for k in 0..args.nets {
+        let seed = c.seed + k as u64;
+        let path = dir.join(format!("net{k}_seed{seed}.safetensors"));
+        let mut net = nn::spec::build::<f32>(layers, seed)?;
+        if args.vote_only {
+            nn::io::load_safetensors(&mut net, &path).with_context(|| "--vote-only needs the nets an earlier ensemble run saved")?;
+        } else {
+            println!("Ensemble net {k} (seed {seed})");
+            let o = train(args, &mut net, data, epochs, eta, lambda, &mut record)?;
+            println!("Net {k}: test accuracy {:.2}% at its best validation epoch", 100.0 * o.test_at_best);
+            nn::io::save_safetensors(&net, &path)?;
+        }
+        let p = net.predict(&data.test, 1000)?;
+        let acc = p.iter().enumerate().filter(|(i, &y)| y == data.test.label(*i) as usize).count();
+        println!("Net {k}: {acc} / {} on the test set (final weights)", data.test.len());
+        predictions.push(p);
+    }
+    let v = vote(&predictions, data.test.len());
+    let correct = v.iter().enumerate().filter(|(i, &y)| y == data.test.label(*i) as usize).count();
+    let acc = correct as f64 / data.test.len() as f64;
+    println!("Ensemble of {} nets, majority vote: {correct} / {} = {:.2}% test accuracy", args.nets, data.test.len(), 100.0 * acc);
+    record.test_accuracy = Some(acc);
+    c.finish(&mut record, start, "network3 ensemble")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vote_takes_the_majority_and_the_smallest_digit_on_ties() {
+        let p = vec![vec![1, 2, 3], vec![1, 5, 4], vec![7, 5, 9]];
+        assert_eq!(super::vote(&p, 3), vec![1, 5, 3]);
+    }
+}
