@@ -108,7 +108,9 @@ fn main() {
         );
     }
 
-    println!("\n## the GEMMs the layers issue, as issued (per image for conv; T = operand transposed)");
+    println!(
+        "\n## the GEMMs the layers issue, as issued (per image for conv; T = operand transposed)"
+    );
     println!("| call | M x K x N | GFLOP/s |");
     println!("| --- | --- | --- |");
     let calls: [(&str, usize, usize, usize, bool, bool); 9] = [
@@ -126,8 +128,24 @@ fn main() {
         let a = Tensor::<f32>::randn(&[m * k], 0.0, 1.0, &mut rng).unwrap();
         let b = Tensor::<f32>::randn(&[k * n], 0.0, 1.0, &mut rng).unwrap();
         let mut c = vec![0.0f32; m * n];
-        let t = time(min_s, samples, || tensor::gemm(m, k, n, 1.0, a.data(), ta, b.data(), tb, 0.0, black_box(&mut c)));
-        println!("| {what} | {m}x{k}x{n} | {:.1} |", 2.0 * (m * k * n) as f64 / t / 1e9);
+        let t = time(min_s, samples, || {
+            tensor::gemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.data(),
+                ta,
+                b.data(),
+                tb,
+                0.0,
+                black_box(&mut c),
+            )
+        });
+        println!(
+            "| {what} | {m}x{k}x{n} | {:.1} |",
+            2.0 * (m * k * n) as f64 / t / 1e9
+        );
     }
 
     println!("\n## conv + max-pool through autograd, f32, {threads} threads (images/s)");

@@ -30,11 +30,14 @@ fn nndl_rate(net: &str, batch: usize, seconds: f64, data: &mnist::Dataset) -> f6
     // Calibrate on a slice, then train on enough images to fill `seconds`.
     let probe = data.take((batch * 20).min(data.len()));
     let t = Instant::now();
-    n.train_epoch(&probe, batch, 0.01, Regularization::None, false, 0, |_| {}).expect("train");
+    n.train_epoch(&probe, batch, 0.01, Regularization::None, false, 0, |_| {})
+        .expect("train");
     let per_image = t.elapsed().as_secs_f64() / probe.len() as f64;
     let count = ((seconds / per_image) as usize).clamp(batch * 10, data.len()) / batch * batch;
     let set = data.take(count);
-    let stats = n.train_epoch(&set, batch, 0.01, Regularization::None, false, 0, |_| {}).expect("train");
+    let stats = n
+        .train_epoch(&set, batch, 0.01, Regularization::None, false, 0, |_| {})
+        .expect("train");
     stats.images as f64 / stats.seconds
 }
 
@@ -42,13 +45,24 @@ fn torch_rate(net: &str, batch: usize, seconds: f64, threads: usize) -> Option<f
     let here = env!("CARGO_MANIFEST_DIR");
     let out = Command::new("python3")
         .arg(format!("{here}/benches/pytorch_reference.py"))
-        .args(["--net", net, "--batch", &batch.to_string(), "--threads", &threads.to_string(), "--seconds", &seconds.to_string()])
+        .args([
+            "--net",
+            net,
+            "--batch",
+            &batch.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+        ])
         .output()
         .ok()?;
     if !out.status.success() {
         return None;
     }
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("images_per_second ")?.trim().parse().ok())
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("images_per_second ")?.trim().parse().ok())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -57,17 +71,28 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn arg<'a>(args: &'a [String], name: &str, default: &'a str) -> &'a str {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map_or(default, |s| s.as_str())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |s| s.as_str())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let nets: Vec<String> = arg(&args, "--nets", "A,B,C,D,E").split(',').map(String::from).collect();
-    let batches: Vec<usize> = arg(&args, "--batches", "10,256").split(',').filter_map(|b| b.parse().ok()).collect();
+    let nets: Vec<String> = arg(&args, "--nets", "A,B,C,D,E")
+        .split(',')
+        .map(String::from)
+        .collect();
+    let batches: Vec<usize> = arg(&args, "--batches", "10,256")
+        .split(',')
+        .filter_map(|b| b.parse().ok())
+        .collect();
     let seconds: f64 = arg(&args, "--seconds", "2").parse().unwrap_or(2.0);
     let rounds: usize = arg(&args, "--rounds", "2").parse().unwrap_or(2);
     let no_torch = args.iter().any(|a| a == "--no-torch");
@@ -93,7 +118,11 @@ fn main() {
                 println!("| {net} | {b} | {o:.0} | n/a | n/a | {} |", load());
             } else {
                 let t = median(theirs);
-                println!("| {net} | {b} | {o:.0} | {t:.0} | {:.2}x | {} |", o / t, load());
+                println!(
+                    "| {net} | {b} | {o:.0} | {t:.0} | {:.2}x | {} |",
+                    o / t,
+                    load()
+                );
             }
         }
     }

@@ -43,7 +43,13 @@ struct Setup {
 }
 
 fn setup(p: Preset) -> Setup {
-    let s = |layers, epochs, eta, lambda, expanded| Setup { layers, epochs, eta, lambda, expanded };
+    let s = |layers, epochs, eta, lambda, expanded| Setup {
+        layers,
+        epochs,
+        eta,
+        lambda,
+        expanded,
+    };
     match p {
         Preset::Shallow => s("fc:100 softmax:10", 60, 0.1, 0.0, false),
         Preset::Conv => s("conv:20x5x5,pool:2 fc:100 softmax:10", 60, 0.1, 0.0, false),
@@ -114,8 +120,15 @@ fn train(
 ) -> Result<Outcome> {
     let mb = args.common.mini_batch.unwrap_or(10);
     let num_batches = data.training.len() / mb;
-    let reg = Regularization::InGraph { lmbda: lambda, num_batches };
-    let mut out = Outcome { best_validation: 0.0, best_epoch: None, test_at_best: 0.0 };
+    let reg = Regularization::InGraph {
+        lmbda: lambda,
+        num_batches,
+    };
+    let mut out = Outcome {
+        best_validation: 0.0,
+        best_epoch: None,
+        test_at_best: 0.0,
+    };
     // network3 trains on whole mini-batches only.
     let training = data.training.take(num_batches * mb);
     for epoch in 0..epochs {
@@ -130,7 +143,11 @@ fn train(
             println!("This is the best validation accuracy to date.");
             let test = net.evaluate(&data.test, 1000, None)?.accuracy();
             println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
-            out = Outcome { best_validation: v, best_epoch: Some(epoch), test_at_best: test };
+            out = Outcome {
+                best_validation: v,
+                best_epoch: Some(epoch),
+                test_at_best: test,
+            };
             e.test_accuracy = Some(test);
         }
         e.seconds = t.elapsed().as_secs_f64();
@@ -145,7 +162,11 @@ fn run() -> Result<()> {
     let threads = c.init_threads()?;
     let s = setup(args.preset);
     let layers = args.layers.clone().unwrap_or_else(|| s.layers.to_string());
-    let (epochs, eta, lambda) = (c.epochs.unwrap_or(s.epochs), c.eta.unwrap_or(s.eta), c.lambda.unwrap_or(s.lambda));
+    let (epochs, eta, lambda) = (
+        c.epochs.unwrap_or(s.epochs),
+        c.eta.unwrap_or(s.eta),
+        c.lambda.unwrap_or(s.lambda),
+    );
     let mb = c.mini_batch.unwrap_or(10);
     let expanded = args.expanded || (s.expanded && args.layers.is_none());
     if c.hidden.is_some() {
@@ -154,11 +175,23 @@ fn run() -> Result<()> {
     // Check the description before loading anything.
     nn::spec::build::<f32>(&layers, c.seed)?;
     if let Some(p) = &args.save {
-        let dir = if args.preset == Preset::Ensemble { p.as_path() } else { p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")) };
+        let dir = if args.preset == Preset::Ensemble {
+            p.as_path()
+        } else {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+        };
         if args.preset == Preset::Ensemble {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        anyhow::ensure!(dir.is_dir(), "cannot save to {}: directory {} does not exist", p.display(), dir.display());
+        anyhow::ensure!(
+            dir.is_dir(),
+            "cannot save to {}: directory {} does not exist",
+            p.display(),
+            dir.display()
+        );
     }
     let mut data = c.load(false)?;
     if expanded {
@@ -192,8 +225,14 @@ fn run() -> Result<()> {
     let o = train(&args, &mut net, &data, epochs, eta, lambda, &mut record)?;
     println!("Finished training network.");
     if let Some(e) = o.best_epoch {
-        println!("Best validation accuracy of {:.2}% obtained at epoch {e}", 100.0 * o.best_validation);
-        println!("Corresponding test accuracy of {:.2}%", 100.0 * o.test_at_best);
+        println!(
+            "Best validation accuracy of {:.2}% obtained at epoch {e}",
+            100.0 * o.best_validation
+        );
+        println!(
+            "Corresponding test accuracy of {:.2}%",
+            100.0 * o.test_at_best
+        );
     } else {
         let test = net.evaluate(&data.test, 1000, None)?.accuracy();
         println!("Test accuracy {:.2}%", 100.0 * test);
@@ -204,7 +243,10 @@ fn run() -> Result<()> {
         eprintln!("saved {}", p.display());
     }
     c.finish(&mut record, start, &format!("network3 {:?}", args.preset))?;
-    println!("{:.1} s, {:.0} training images/s", record.wall_seconds, record.train_images_per_second);
+    println!(
+        "{:.1} s, {:.0} training images/s",
+        record.wall_seconds, record.train_images_per_second
+    );
     Ok(())
 }
 
@@ -234,7 +276,10 @@ fn ensemble(
     start: Instant,
 ) -> Result<()> {
     let c = &args.common;
-    let dir = args.save.clone().unwrap_or_else(|| PathBuf::from("runs/ensemble"));
+    let dir = args
+        .save
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/ensemble"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut predictions = Vec::new();
     for k in 0..args.nets {
@@ -242,22 +287,42 @@ fn ensemble(
         let path = dir.join(format!("net{k}_seed{seed}.safetensors"));
         let mut net = nn::spec::build::<f32>(layers, seed)?;
         if args.vote_only {
-            nn::io::load_safetensors(&mut net, &path).with_context(|| "--vote-only needs the nets an earlier ensemble run saved")?;
+            nn::io::load_safetensors(&mut net, &path)
+                .with_context(|| "--vote-only needs the nets an earlier ensemble run saved")?;
         } else {
             println!("Ensemble net {k} (seed {seed})");
             let o = train(args, &mut net, data, epochs, eta, lambda, &mut record)?;
-            println!("Net {k}: test accuracy {:.2}% at its best validation epoch", 100.0 * o.test_at_best);
+            println!(
+                "Net {k}: test accuracy {:.2}% at its best validation epoch",
+                100.0 * o.test_at_best
+            );
             nn::io::save_safetensors(&net, &path)?;
         }
         let p = net.predict(&data.test, 1000)?;
-        let acc = p.iter().enumerate().filter(|(i, &y)| y == data.test.label(*i) as usize).count();
-        println!("Net {k}: {acc} / {} on the test set (final weights)", data.test.len());
+        let acc = p
+            .iter()
+            .enumerate()
+            .filter(|(i, &y)| y == data.test.label(*i) as usize)
+            .count();
+        println!(
+            "Net {k}: {acc} / {} on the test set (final weights)",
+            data.test.len()
+        );
         predictions.push(p);
     }
     let v = vote(&predictions, data.test.len());
-    let correct = v.iter().enumerate().filter(|(i, &y)| y == data.test.label(*i) as usize).count();
+    let correct = v
+        .iter()
+        .enumerate()
+        .filter(|(i, &y)| y == data.test.label(*i) as usize)
+        .count();
     let acc = correct as f64 / data.test.len() as f64;
-    println!("Ensemble of {} nets, majority vote: {correct} / {} = {:.2}% test accuracy", args.nets, data.test.len(), 100.0 * acc);
+    println!(
+        "Ensemble of {} nets, majority vote: {correct} / {} = {:.2}% test accuracy",
+        args.nets,
+        data.test.len(),
+        100.0 * acc
+    );
     record.test_accuracy = Some(acc);
     c.finish(&mut record, start, "network3 ensemble")?;
     Ok(())

@@ -56,7 +56,10 @@ impl Common {
             if n == 0 {
                 anyhow::bail!("--threads must be at least 1");
             }
-            rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting the thread count")?;
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .context("setting the thread count")?;
         }
         Ok(rayon::current_num_threads())
     }
@@ -67,7 +70,11 @@ impl Common {
         if let Some(r) = report {
             eprintln!("{r}");
         }
-        let mut data = if expanded { mnist::load_data_expanded(&dir)? } else { mnist::load_data(&dir)? };
+        let mut data = if expanded {
+            mnist::load_data_expanded(&dir)?
+        } else {
+            mnist::load_data(&dir)?
+        };
         if let Some(n) = self.train_limit {
             if n == 0 {
                 anyhow::bail!("--train-limit must be at least 1");
@@ -113,7 +120,12 @@ pub fn train_epoch<S: Samples>(
 
 /// An epoch's record with its timings.
 pub fn epoch_record(epoch: usize, stats: &EpochStats, started: Instant) -> EpochRecord {
-    EpochRecord::new(epoch, stats.images, stats.seconds, started.elapsed().as_secs_f64())
+    EpochRecord::new(
+        epoch,
+        stats.images,
+        stats.seconds,
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 /// Runs `body`, printing an error as one line and exiting with code 2.

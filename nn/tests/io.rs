@@ -27,36 +27,59 @@ fn a_network2_json_fixture_loads_and_predicts_as_computed_by_hand() {
     assert_eq!(net.cost(), Cost::CrossEntropy);
     // Input (1, 0): hidden z = (1, 0), a = (0.731, 0.5); output z = 2*(0.731-0.5) > 0 -> class 0.
     // Input (0, 1): hidden z = (-1, 0), a = (0.269, 0.5); output z0 = 2*(0.269-0.5) < 0 -> class 1.
-    let data = InMemory { inputs: vec![1.0, 0.0, 0.0, 1.0], labels: vec![0, 1], sample_len: 2 };
+    let data = InMemory {
+        inputs: vec![1.0, 0.0, 0.0, 1.0],
+        labels: vec![0, 1],
+        sample_len: 2,
+    };
     assert_eq!(net.predict(&data, 10).unwrap(), vec![0, 1]);
-    let x = net.graph_mut().input(tensor::Tensor::from_vec(vec![1.0, 0.0], &[1, 2]).unwrap());
+    let x = net
+        .graph_mut()
+        .input(tensor::Tensor::from_vec(vec![1.0, 0.0], &[1, 2]).unwrap());
     let z = net.forward(x, nn::Mode::Eval).unwrap();
     let s = |v: f64| 1.0 / (1.0 + (-v).exp());
     let a = [s(1.0), s(0.0)];
     let want = [2.0 * a[0] - 2.0 * a[1], -2.0 * a[0] + 2.0 * a[1]];
     let got = net.graph().value(z).unwrap().data().to_vec();
-    assert!((got[0] - want[0]).abs() < 1e-12 && (got[1] - want[1]).abs() < 1e-12, "{got:?} vs {want:?}");
+    assert!(
+        (got[0] - want[0]).abs() < 1e-12 && (got[1] - want[1]).abs() < 1e-12,
+        "{got:?} vs {want:?}"
+    );
 }
 
 fn random_inputs(n: usize, len: usize) -> InMemory {
     let mut rng = rand_pcg::Pcg64::seed_from_u64(9);
-    InMemory { inputs: (0..n * len).map(|_| rng.random_range(0.0..1.0)).collect(), labels: vec![0; n], sample_len: len }
+    InMemory {
+        inputs: (0..n * len).map(|_| rng.random_range(0.0..1.0)).collect(),
+        labels: vec![0; n],
+        sample_len: len,
+    }
 }
 
 #[test]
 fn network2_json_round_trip_gives_identical_predictions_and_outputs() {
     let dir = tmp("roundtrip");
     let path = dir.join("net.json");
-    let mut net = Network::<f32>::sigmoid_mlp(&[784, 30, 10], Cost::CrossEntropy, Init::ScaledByInputs, 4).unwrap();
+    let mut net =
+        Network::<f32>::sigmoid_mlp(&[784, 30, 10], Cost::CrossEntropy, Init::ScaledByInputs, 4)
+            .unwrap();
     nn::io::save_network2_json(&net, &path).unwrap();
     let mut back = nn::io::load_network2_json::<f32>(&path).unwrap();
     let data = random_inputs(200, 784);
-    assert_eq!(net.predict(&data, 50).unwrap(), back.predict(&data, 50).unwrap());
+    assert_eq!(
+        net.predict(&data, 50).unwrap(),
+        back.predict(&data, 50).unwrap()
+    );
     for (a, b) in net.parameters().into_iter().zip(back.parameters()) {
-        assert_eq!(net.graph().value(a).unwrap(), back.graph().value(b).unwrap(), "weights must round-trip exactly");
+        assert_eq!(
+            net.graph().value(a).unwrap(),
+            back.graph().value(b).unwrap(),
+            "weights must round-trip exactly"
+        );
     }
     // The document is network2's: sizes, weights, biases (columns), cost.
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(doc["sizes"], serde_json::json!([784, 30, 10]));
     assert_eq!(doc["cost"], "CrossEntropyCost");
     assert_eq!(doc["biases"][0][0].as_array().unwrap().len(), 1);
@@ -67,15 +90,26 @@ fn network2_json_round_trip_gives_identical_predictions_and_outputs() {
 fn safetensors_round_trip_and_architecture_mismatch() {
     let dir = tmp("st");
     let path = dir.join("net.safetensors");
-    let mut net = nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:20,relu softmax:10", 2).unwrap();
+    let mut net =
+        nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:20,relu softmax:10", 2).unwrap();
     nn::io::save_safetensors(&net, &path).unwrap();
-    let mut back = nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:20,relu softmax:10", 99).unwrap();
+    let mut back =
+        nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:20,relu softmax:10", 99).unwrap();
     nn::io::load_safetensors(&mut back, &path).unwrap();
     let data = random_inputs(30, 784);
-    assert_eq!(net.predict(&data, 10).unwrap(), back.predict(&data, 10).unwrap());
-    let mut other = nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:30,relu softmax:10", 2).unwrap();
-    let e = nn::io::load_safetensors(&mut other, &path).unwrap_err().to_string();
-    assert!(e.contains("another architecture") && e.contains("net.safetensors"), "{e}");
+    assert_eq!(
+        net.predict(&data, 10).unwrap(),
+        back.predict(&data, 10).unwrap()
+    );
+    let mut other =
+        nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:30,relu softmax:10", 2).unwrap();
+    let e = nn::io::load_safetensors(&mut other, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("another architecture") && e.contains("net.safetensors"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -83,28 +117,51 @@ fn bad_model_files_are_errors_that_name_the_file() {
     let dir = tmp("bad");
     for (name, text, needle) in [
         ("garbage.json", "not json", "not a network2 JSON model"),
-        ("sizes.json", r#"{"sizes":[2,2],"weights":[],"biases":[],"cost":"CrossEntropyCost"}"#, "do not match"),
-        ("cost.json", r#"{"sizes":[1,1],"weights":[[[1.0]]],"biases":[[[0.0]]],"cost":"Hinge"}"#, "unknown cost"),
-        ("shape.json", r#"{"sizes":[2,1],"weights":[[[1.0]]],"biases":[[[0.0]]],"cost":"QuadraticCost"}"#, "rows of 2"),
+        (
+            "sizes.json",
+            r#"{"sizes":[2,2],"weights":[],"biases":[],"cost":"CrossEntropyCost"}"#,
+            "do not match",
+        ),
+        (
+            "cost.json",
+            r#"{"sizes":[1,1],"weights":[[[1.0]]],"biases":[[[0.0]]],"cost":"Hinge"}"#,
+            "unknown cost",
+        ),
+        (
+            "shape.json",
+            r#"{"sizes":[2,1],"weights":[[[1.0]]],"biases":[[[0.0]]],"cost":"QuadraticCost"}"#,
+            "rows of 2",
+        ),
     ] {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
-        let e = nn::io::load_network2_json::<f32>(&p).err().unwrap().to_string();
+        let e = nn::io::load_network2_json::<f32>(&p)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(needle) && e.contains(name), "{name}: {e}");
     }
-    let e = nn::io::load_network2_json::<f32>(dir.join("missing.json")).err().unwrap().to_string();
+    let e = nn::io::load_network2_json::<f32>(dir.join("missing.json"))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("missing.json"), "{e}");
     let p = dir.join("trunc.safetensors");
     std::fs::write(&p, [1u8, 2, 3]).unwrap();
     let mut net = nn::spec::build::<f32>("fc:5 softmax:10", 0).unwrap();
-    assert!(nn::io::load_safetensors(&mut net, &p).unwrap_err().to_string().contains("not a safetensors file"));
+    assert!(nn::io::load_safetensors(&mut net, &p)
+        .unwrap_err()
+        .to_string()
+        .contains("not a safetensors file"));
 }
 
 #[test]
 fn only_network2_shaped_nets_save_as_network2_json() {
     let dir = tmp("shape");
     let net = nn::spec::build::<f32>("fc:5,relu softmax:10", 0).unwrap();
-    let e = nn::io::save_network2_json(&net, dir.join("x.json")).unwrap_err().to_string();
+    let e = nn::io::save_network2_json(&net, dir.join("x.json"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("safetensors"), "{e}");
     assert!(!dir.join("x.json").exists());
 }

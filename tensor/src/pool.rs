@@ -37,7 +37,10 @@ impl PoolGeom {
 pub fn maxpool_forward<T: Float>(g: &PoolGeom, x: &[T], out: &mut [T], arg: &mut [u32]) {
     let (oh, ow, k, w) = (g.oh(), g.ow(), g.k, g.w);
     assert!(x.len() >= g.planes * g.h * w && out.len() >= g.out_len() && arg.len() >= g.out_len());
-    assert!(x.len() <= u32::MAX as usize, "max-pool input too large for u32 indices");
+    assert!(
+        x.len() <= u32::MAX as usize,
+        "max-pool input too large for u32 indices"
+    );
     for p in 0..g.planes {
         let base = p * g.h * w;
         let obase = p * oh * ow;
