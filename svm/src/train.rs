@@ -10,7 +10,7 @@
 use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 use libsvm_sys::{
     svm_check_parameter, svm_free_and_destroy_model, svm_model, svm_node, svm_parameter,
@@ -63,21 +63,52 @@ where
     let total = pairs.len();
     let done = AtomicUsize::new(0);
     let features = problem.features();
-    // Solve pair p = (i, j): rows of class i labelled +1, then rows of class j labelled -1.
-    let solved: Vec<Binary> = pairs
-        .par_iter()
-        .map(|&(i, j)| {
+    // Largest problems first, each worker taking the next unsolved one when it is free (greedy
+    // longest-first scheduling), so no thread is left with a big problem at the end.
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&p| {
+        let (i, j) = pairs[p];
+        std::cmp::Reverse(members[i].len() + members[j].len())
+    });
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<Binary>>>> = (0..total).map(|_| Mutex::new(None)).collect();
+    let workers = rayon::current_num_threads().clamp(1, total.max(1));
+    (0..workers).into_par_iter().for_each(|_| {
+        while let Some(&p) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            // Solve pair (i, j): rows of class i labelled +1, then rows of class j labelled -1.
+            let (i, j) = pairs[p];
             let rows = members[i].iter().chain(&members[j]).copied();
             let y: Vec<f64> = std::iter::repeat_n(1.0, members[i].len())
                 .chain(std::iter::repeat_n(-1.0, members[j].len()))
                 .collect();
             let what = || format!("classes {} and {}", classes[i], classes[j]);
-            let binary = solve_binary(features, rows, y, &params.to_raw(), what)?;
+            let result = solve_binary(features, rows, y, &params.to_raw(), what);
+            let failed = result.is_err();
+            *slots[p].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            if failed {
+                // Stop handing out work: the error is returned below.
+                next.store(total, Ordering::Relaxed);
+                return;
+            }
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(finished, total);
-            Ok(binary)
-        })
-        .collect::<Result<_>>()?;
+        }
+    });
+    let mut solved = Vec::with_capacity(total);
+    let mut first_error = None;
+    for slot in slots {
+        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(binary)) => solved.push(binary),
+            Some(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            None => {} // not started because another pair failed
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    assert_eq!(solved.len(), total, "every binary problem was solved");
     Ok(assemble(features, &classes, &members, &solved, params))
 }
 
