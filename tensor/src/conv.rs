@@ -391,11 +391,14 @@ mod tests {
     #[test]
     fn fast_equals_naive_on_random_shapes() {
         let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
+        // The last two are big enough (>= 4 MFLOP) to be split into one chunk per thread.
         for dims in [
             [3, 2, 7, 6, 4, 3, 2],
             [5, 3, 9, 9, 2, 5, 5],
             [1, 1, 5, 5, 1, 5, 5],
             [16, 4, 8, 8, 3, 3, 3],
+            [7, 20, 12, 12, 40, 5, 5],
+            [9, 1, 28, 28, 20, 5, 5],
         ] {
             let g = geom(dims);
             let x: Vec<f64> = (0..g.n * g.in_len())
@@ -429,6 +432,14 @@ mod tests {
             let mut dw2 = vec![0.0; dw0.len()];
             conv2d_backward(&g, &w, &cols, &dout, None, &mut dw2, None);
             assert_eq!(dw2, dw);
+        }
+    }
+
+    #[test]
+    fn the_big_shapes_really_are_chunked() {
+        let g = geom([7, 20, 12, 12, 40, 5, 5]);
+        if rayon::current_num_threads() > 1 {
+            assert!(chunk_images(&g) < g.n);
         }
     }
 
