@@ -25,10 +25,16 @@ def figure(rec, kind):
     return 100 * eps[-1]["validation_accuracy"]
 
 
-print("| experiment | book | nndl mean | nndl runs | what is compared | wall s / run |")
-print("| --- | --- | --- | --- | --- | --- |")
+def best_validation(rec):
+    vals = [e.get("validation_accuracy") for e in rec["epochs"]]
+    vals = [v for v in vals if v is not None]
+    return 100 * max(vals) if vals else None
+
+
+print("| experiment | book | nndl mean | nndl runs (seeds %s) | what is compared | best validation (mean) | wall s / run |" % " ".join(seeds))
+print("| --- | --- | --- | --- | --- | --- | --- |")
 for stem, desc, book, kind in ROWS:
-    vals, walls = [], []
+    vals, walls, bests = [], [], []
     for s in seeds:
         p = os.path.join(runs, f"{stem}_s{s}.json")
         if not os.path.exists(p):
@@ -36,7 +42,11 @@ for stem, desc, book, kind in ROWS:
         rec = json.load(open(p))
         vals.append(figure(rec, kind))
         walls.append(rec["wall_seconds"])
+        b = best_validation(rec)
+        if b is not None:
+            bests.append(b)
     if not vals:
         continue
     runs_s = ", ".join(f"{v:.2f}" for v in vals)
-    print(f"| {desc} | {book:.2f}% | {statistics.mean(vals):.2f}% | {runs_s} | {kind} | {statistics.median(walls):.1f} |")
+    best = f"{statistics.mean(bests):.2f}%" if bests else "-"
+    print(f"| {desc} | {book:.2f}% | {statistics.mean(vals):.2f}% | {runs_s} | {kind} | {best} | {statistics.median(walls):.1f} |")

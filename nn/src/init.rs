@@ -24,8 +24,8 @@ impl Init {
         n_in: usize,
         n_out: usize,
         rng: &mut R,
-    ) -> tensor::Result<Tensor<T>> {
-        match self {
+    ) -> crate::Result<Tensor<T>> {
+        let t = match self {
             Init::Large => Tensor::randn(dims, 0.0, 1.0, rng),
             Init::ScaledByInputs => {
                 Tensor::randn(dims, 0.0, (1.0 / n_in.max(1) as f64).sqrt(), rng)
@@ -34,7 +34,8 @@ impl Init {
                 Tensor::randn(dims, 0.0, (1.0 / n_out.max(1) as f64).sqrt(), rng)
             }
             Init::Zeros => Tensor::zeros(dims),
-        }
+        };
+        Ok(t?)
     }
 
     /// Biases of `n` elements.
@@ -42,10 +43,11 @@ impl Init {
         self,
         n: usize,
         rng: &mut R,
-    ) -> tensor::Result<Tensor<T>> {
-        match self {
+    ) -> crate::Result<Tensor<T>> {
+        let t = match self {
             Init::Zeros => Tensor::zeros(&[n]),
             _ => Tensor::randn(&[n], 0.0, 1.0, rng),
-        }
+        };
+        Ok(t?)
     }
 }
