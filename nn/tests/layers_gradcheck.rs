@@ -1,0 +1,202 @@
+//! Every layer of the book gradchecked in f64 (dropout with a fixed mask: the closure reseeds
+//! the mask's random source on every evaluation), plus network3's dropout semantics and a
+//! whole network3-style cost with its in-graph L2 term checked end to end.
+
+use autograd::{gradcheck, AutogradError, GradcheckConfig, Graph, Var};
+use nn::{
+    Activation, ConvPool, Ctx, DropoutStyle, FullyConnected, InMemory, Init, Layer, Mode,
+    Regularization,
+};
+use rand::{Rng, SeedableRng};
+use tensor::Tensor;
+
+fn rng(seed: u64) -> rand_pcg::Pcg64 {
+    rand_pcg::Pcg64::seed_from_u64(seed)
+}
+
+/// Gradchecks `layer` on input `x` in `mode`, the input itself included (as a parameter).
+fn check_layer(g: &mut Graph<f64>, layer: &dyn Layer<f64>, x: Tensor<f64>, mode: Mode) -> usize {
+    let xv = g.parameter("x", x);
+    let mut wrt = vec![xv];
+    wrt.extend(layer.weights());
+    wrt.extend(layer.biases());
+    let f = |g: &mut Graph<f64>| -> Result<Var, AutogradError> {
+        let mut r = rng(77); // same mask every evaluation
+        let mut cx = Ctx { mode, rng: &mut r };
+        layer
+            .forward(g, xv, &mut cx)
+            .map_err(|e| AutogradError::Invalid {
+                op: "layer",
+                why: e.to_string(),
+            })
+    };
+    match gradcheck(g, &wrt, f, GradcheckConfig::default()) {
+        Ok(r) => r.checked,
+        Err(e) => panic!("{}: {e}", layer.describe()),
+    }
+}
+
+fn input(dims: &[usize], seed: u64) -> Tensor<f64> {
+    let mut r = rng(seed);
+    let n = dims.iter().product();
+    Tensor::from_vec((0..n).map(|_| r.random_range(-1.0..1.0)).collect(), dims).unwrap()
+}
+
+#[test]
+fn fully_connected_every_activation_with_and_without_dropout() {
+    for act in [
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::Identity,
+    ] {
+        for (p, mode) in [(0.0, Mode::Train), (0.5, Mode::Train), (0.5, Mode::Eval)] {
+            let mut g = Graph::<f64>::new();
+            let l = FullyConnected::new(
+                &mut g,
+                "fc",
+                6,
+                4,
+                act,
+                Init::ScaledByOutputs,
+                p,
+                &mut rng(1),
+            )
+            .unwrap();
+            assert_eq!(
+                check_layer(&mut g, &l, input(&[3, 6], 2), mode),
+                18 + 24 + 4
+            );
+        }
+    }
+    // Inverted dropout too.
+    let mut g = Graph::<f64>::new();
+    let l = FullyConnected::new(
+        &mut g,
+        "fc",
+        6,
+        4,
+        Activation::Relu,
+        Init::ScaledByOutputs,
+        0.3,
+        &mut rng(1),
+    )
+    .unwrap()
+    .with_dropout_style(DropoutStyle::Inverted);
+    check_layer(&mut g, &l, input(&[3, 6], 2), Mode::Train);
+}
+
+#[test]
+fn conv_pool_every_activation() {
+    for act in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
+        let mut g = Graph::<f64>::new();
+        let l = ConvPool::new(&mut g, "cp", [3, 2, 3, 3], 2, act, &mut rng(4)).unwrap();
+        assert_eq!(
+            check_layer(&mut g, &l, input(&[2, 2, 8, 7], 5), Mode::Train),
+            2 * 2 * 8 * 7 + 3 * 2 * 9 + 3
+        );
+    }
+}
+
+#[test]
+fn network3_dropout_semantics() {
+    // Train: y = act((x * mask) w^T + b) with a 0/1 mask, no rescaling.
+    // Eval: y = act((1 - p) x w^T + b).
+    let mut g = Graph::<f64>::new();
+    let l = FullyConnected::new(
+        &mut g,
+        "fc",
+        200,
+        1,
+        Activation::Identity,
+        Init::Zeros,
+        0.5,
+        &mut rng(1),
+    )
+    .unwrap();
+    *g.param_mut(l.w).unwrap() = Tensor::full(&[1, 200], 1.0).unwrap();
+    *g.param_mut(l.b).unwrap() = Tensor::full(&[1], 0.25).unwrap();
+    let x = g.input(Tensor::full(&[1, 200], 1.0).unwrap());
+    let mut r = rng(9);
+    let y = l
+        .forward(
+            &mut g,
+            x,
+            &mut Ctx {
+                mode: Mode::Train,
+                rng: &mut r,
+            },
+        )
+        .unwrap();
+    let kept = g.value(y).unwrap().data()[0] - 0.25;
+    assert_eq!(kept.fract(), 0.0, "a 0/1 mask keeps whole inputs");
+    assert!(
+        (60.0..140.0).contains(&kept),
+        "about half of 200 inputs kept, got {kept}"
+    );
+    let mut r = rng(9);
+    let y = l
+        .forward(
+            &mut g,
+            x,
+            &mut Ctx {
+                mode: Mode::Eval,
+                rng: &mut r,
+            },
+        )
+        .unwrap();
+    assert_eq!(g.value(y).unwrap().data()[0], 0.5 * 200.0 + 0.25);
+}
+
+#[test]
+fn a_network3_cost_with_in_graph_l2_end_to_end() {
+    let mut net = nn::spec::build::<f64>(
+        "conv:2x5x5,pool:2,relu fc:6,tanh,dropout:0.5 softmax:10,dropout:0.5",
+        3,
+    )
+    .unwrap();
+    let mut r = rng(8);
+    let data = InMemory {
+        inputs: (0..3 * 784).map(|_| r.random_range(0.0..1.0)).collect(),
+        labels: vec![3, 7, 1],
+        sample_len: 784,
+    };
+    // Non-zero softmax weights, so every path carries gradient.
+    for p in net.parameters() {
+        let t = net.graph().value(p).unwrap().clone();
+        let v = Tensor::from_vec(
+            (0..t.numel()).map(|_| r.random_range(-0.3..0.3)).collect(),
+            t.dims(),
+        )
+        .unwrap();
+        *net.graph_mut().param_mut(p).unwrap() = v;
+    }
+    let params = net.parameters();
+    let state = net.rng_state();
+    let reg = Regularization::InGraph {
+        lmbda: 0.7,
+        num_batches: 5,
+    };
+    let mut g = std::mem::take(net.graph_mut());
+    let net_cell = std::cell::RefCell::new(net);
+    let f = |g: &mut Graph<f64>| -> Result<Var, AutogradError> {
+        // The closure works on the network's own graph, swapped in for the check.
+        let mut n = net_cell.borrow_mut();
+        std::mem::swap(n.graph_mut(), g);
+        n.set_rng_state(state.clone());
+        let r = n.batch_loss(&data, &[0, 1, 2], reg, Mode::Train);
+        std::mem::swap(n.graph_mut(), g);
+        r.map_err(|e| AutogradError::Invalid {
+            op: "net",
+            why: e.to_string(),
+        })
+    };
+    let report = gradcheck(&mut g, &params, f, GradcheckConfig::default()).unwrap();
+    assert_eq!(
+        report.checked,
+        params
+            .iter()
+            .map(|&p| g.value(p).unwrap().numel())
+            .sum::<usize>()
+    );
+}
