@@ -15,6 +15,7 @@ for s in "${seeds[@]}"; do
   target/release/examples/network2 --seed "$s" --large-weights --lambda 5 --evaluation test --accuracy-only --json "runs/network2_30_l5_s$s.json" > /dev/null
   target/release/examples/network2 --seed "$s" --large-weights --hidden 100 --lambda 5 --eta 0.5 --accuracy-only --json "runs/network2_100_e05_s$s.json" > /dev/null
   target/release/examples/network2 --seed "$s" --large-weights --hidden 100 --lambda 5 --eta 0.1 --epochs 60 --accuracy-only --json "runs/network2_100_e01_s$s.json" > /dev/null
+  target/release/examples/network2 --seed "$s" --hidden 100 --lambda 5 --eta 0.1 --epochs 60 --accuracy-only --json "runs/network2_100_default_e01_s$s.json" > /dev/null
   echo "seed $s done" >&2
 done
 python3 scripts/summarize.py runs "${seeds[@]}"

@@ -14,6 +14,7 @@ ROWS = [
     ("network2_30_l5", "network2 [784,30,10] + L2 lmbda 5.0", 96.49, "best test epoch"),
     ("network2_100_e05", "network2 [784,100,10], L2 5.0, eta 0.5, 30 epochs", 97.92, "validation, final epoch"),
     ("network2_100_e01", "network2 [784,100,10], L2 5.0, eta 0.1, 60 epochs", 98.04, "validation, final epoch"),
+    ("network2_100_default_e01", "same with network2's default N(0,1/n_in) init", 98.04, "validation, final epoch"),
 ]
 
 
