@@ -25,18 +25,24 @@ fn build(net: &str) -> Network<f32> {
     nn::spec::build(spec, 1).expect("valid spec")
 }
 
-fn nndl_rate(net: &str, batch: usize, seconds: f64, data: &mnist::Dataset) -> f64 {
+fn nndl_rate(
+    net: &str,
+    batch: usize,
+    seconds: f64,
+    data: &mnist::Dataset,
+    reg: Regularization,
+) -> f64 {
     let mut n = build(net);
     // Calibrate on a slice, then train on enough images to fill `seconds`.
     let probe = data.take((batch * 20).min(data.len()));
     let t = Instant::now();
-    n.train_epoch(&probe, batch, 0.01, Regularization::None, false, 0, |_| {})
+    n.train_epoch(&probe, batch, 0.01, reg, false, 0, |_| {})
         .expect("train");
     let per_image = t.elapsed().as_secs_f64() / probe.len() as f64;
     let count = ((seconds / per_image) as usize).clamp(batch * 10, data.len()) / batch * batch;
     let set = data.take(count);
     let stats = n
-        .train_epoch(&set, batch, 0.01, Regularization::None, false, 0, |_| {})
+        .train_epoch(&set, batch, 0.01, reg, false, 0, |_| {})
         .expect("train");
     stats.images as f64 / stats.seconds
 }
@@ -96,6 +102,16 @@ fn main() {
     let seconds: f64 = arg(&args, "--seconds", "2").parse().unwrap_or(2.0);
     let rounds: usize = arg(&args, "--rounds", "2").parse().unwrap_or(2);
     let no_torch = args.iter().any(|a| a == "--no-torch");
+    // `--l2 LAMBDA`: network3's in-graph L2 term (the PyTorch side has none: compare without).
+    let l2: f64 = arg(&args, "--l2", "0").parse().unwrap_or(0.0);
+    let reg = if l2 > 0.0 {
+        Regularization::InGraph {
+            lmbda: l2,
+            num_batches: 5000,
+        }
+    } else {
+        Regularization::None
+    };
     let threads = rayon::current_num_threads();
     let dir = mnist::find_data_dir(None).expect("MNIST data (data/mnist)");
     let data = mnist::load_data(&dir).expect("load MNIST").training;
@@ -106,7 +122,7 @@ fn main() {
         for net in &nets {
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
-                ours.push(nndl_rate(net, b, seconds, &data));
+                ours.push(nndl_rate(net, b, seconds, &data, reg));
                 if !no_torch {
                     if let Some(r) = torch_rate(net, b, seconds, threads) {
                         theirs.push(r);

@@ -26,7 +26,7 @@ pub use element::Float;
 pub use error::TensorError;
 pub use gemm::{gemm, gemm_reference, matmul, matmul_into};
 pub use reduce::{
-    argmax_rows, drop_axis, log_softmax_rows, log_softmax_rows_into, max_rows, mean_all,
+    argmax_rows, dot, drop_axis, log_softmax_rows, log_softmax_rows_into, max_rows, mean_all,
     softmax_rows, softmax_rows_into, sum_all, sum_axis,
 };
 pub use shape::{Shape, MAX_DIMS};

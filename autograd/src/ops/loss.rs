@@ -251,7 +251,8 @@ impl<T: Float> Graph<T> {
     /// `sum x^2`, the L2 regulariser's building block.
     pub fn sum_squares(&mut self, x: Var) -> Result<Var> {
         self.check(x, "sum_squares")?;
-        let s: T = self.val(x).data().iter().map(|&v| v * v).sum();
+        let v = self.val(x).data();
+        let s = tensor::dot(v, v);
         let mut out = self.alloc(Shape::scalar());
         out.data_mut()[0] = s;
         self.push_op(Box::new(SumSquares), &[x], out)
