@@ -9,7 +9,7 @@ mod common;
 
 use anyhow::Result;
 use clap::Parser;
-use common::Common;
+use common::{Common, Resume};
 use nn::{Cost, Init, Network, Regularization};
 use std::time::Instant;
 
@@ -18,6 +18,8 @@ use std::time::Instant;
 struct Args {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    resume: Resume,
 }
 
 fn main() {
@@ -37,6 +39,7 @@ fn run() -> Result<()> {
     if c.lambda.is_some_and(|l| l != 0.0) {
         anyhow::bail!("network.py has no regularisation; use the network2 example for --lambda");
     }
+    args.resume.check(false)?;
     let data = c.load(false)?;
     let sizes = [784, hidden, 10];
     let mut net = Network::<f32>::sigmoid_mlp(&sizes, Cost::Quadratic, Init::Large, c.seed)?;
@@ -44,10 +47,15 @@ fn run() -> Result<()> {
         "sizes": sizes, "epochs": epochs, "mini_batch": mb, "eta": eta, "seed": c.seed, "threads": threads,
         "train_images": data.training.len(), "cost": "quadratic", "init": "N(0,1)",
     });
-    let mut record = report::RunRecord::new("network", settings);
-    let start = Instant::now();
+    let mut record = report::RunRecord::new("network", settings.clone());
+    let mut start = Instant::now();
     let mut best = (0usize, 0usize);
-    for epoch in 0..epochs {
+    let mut first = 0;
+    if let Some(r) = args.resume.restore(&mut net, &settings)? {
+        (first, record, start) = (r.epochs_done, r.record, r.start);
+        best = serde_json::from_value(r.program)?;
+    }
+    for epoch in first..epochs {
         let t = Instant::now();
         let stats = common::train_epoch(
             &mut net,
@@ -67,6 +75,8 @@ fn run() -> Result<()> {
         e.test_accuracy = Some(test.accuracy());
         e.training_cost = Some(stats.mean_cost);
         record.push_epoch(e);
+        args.resume
+            .save(&net, epoch + 1, serde_json::json!(best), &record, start)?;
     }
     // network.py reports every epoch; the book quotes the best one.
     record.test_accuracy = Some(best.0 as f64 / data.test.len() as f64);

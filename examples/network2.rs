@@ -11,7 +11,7 @@ mod common;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use common::Common;
+use common::{Common, Resume};
 use nn::{Cost, Init, Network, Regularization};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -54,6 +54,8 @@ struct Args {
     /// Start from a saved net (network2 JSON from nndl or the book's network2.py).
     #[arg(long)]
     load: Option<PathBuf>,
+    #[command(flatten)]
+    resume: Resume,
 }
 
 fn main() {
@@ -76,18 +78,10 @@ fn run() -> Result<()> {
         c.hidden.unwrap_or(30),
     );
     if let Some(p) = &args.save {
-        // Fail before training, not after: the directory must exist.
-        let dir = p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        anyhow::ensure!(
-            dir.is_dir(),
-            "cannot save to {}: directory {} does not exist",
-            p.display(),
-            dir.display()
-        );
+        // Fail before training, not after.
+        common::check_writable("--save", p)?;
     }
+    args.resume.check(false)?;
     let data = c.load(false)?;
     let cost = match args.cost {
         CostArg::CrossEntropy => Cost::CrossEntropy,
@@ -107,6 +101,15 @@ fn run() -> Result<()> {
         Some(p) => nn::io::load_network2_json::<f32>(p)?,
         None => Network::<f32>::sigmoid_mlp(&[784, hidden, 10], cost, init, c.seed)?,
     };
+    if let Some(p) = &args.load {
+        anyhow::ensure!(
+            net.input_dims() == [784] && net.output_dims() == [10],
+            "--load {}: the model takes {:?} inputs and gives {:?} outputs; MNIST needs [784] and [10]",
+            p.display(),
+            net.input_dims(),
+            net.output_dims()
+        );
+    }
     let n = data.training.len();
     let eval = if args.evaluation == EvalSet::Test {
         &data.test
@@ -123,11 +126,20 @@ fn run() -> Result<()> {
         "seed": c.seed, "threads": threads, "train_images": n, "init": if args.large_weights { "N(0,1)" } else { "N(0,1/n_in)" },
         "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
     });
-    let mut record = report::RunRecord::new("network2", settings);
+    let mut record = report::RunRecord::new("network2", settings.clone());
     let reg = Regularization::WeightDecay { lmbda, n };
-    let start = Instant::now();
+    let mut start = Instant::now();
     let (mut best, mut since_best) = (0usize, 0usize);
-    for epoch in 0..epochs {
+    let mut first = 0;
+    if let Some(r) = args.resume.restore(&mut net, &settings)? {
+        (first, record, start) = (r.epochs_done, r.record, r.start);
+        (best, since_best) = serde_json::from_value(r.program)?;
+        if args.early_stopping.is_some_and(|k| since_best >= k) {
+            println!("Early stopping: no improvement in {since_best} epochs.");
+            first = epochs;
+        }
+    }
+    for epoch in first..epochs {
         let t = Instant::now();
         let stats = common::train_epoch(&mut net, &data.training, mb, eta, reg, true, epoch)?;
         println!("Epoch {epoch} training complete");
@@ -159,6 +171,13 @@ fn run() -> Result<()> {
         } else {
             since_best += 1;
         }
+        args.resume.save(
+            &net,
+            epoch + 1,
+            serde_json::json!((best, since_best)),
+            &record,
+            start,
+        )?;
         if args.early_stopping.is_some_and(|k| since_best >= k) {
             println!("Early stopping: no improvement in {since_best} epochs.");
             break;

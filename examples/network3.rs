@@ -9,9 +9,9 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::Common;
+use common::{Common, Resume};
 use nn::{Network, Regularization};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -96,6 +96,9 @@ struct Args {
     /// Ensemble size.
     #[arg(long, default_value_t = 5)]
     nets: usize,
+    /// Checkpoints (an ensemble keeps one per net in DIR/net0, DIR/net1, ...).
+    #[command(flatten)]
+    resume: Resume,
 }
 
 fn main() {
@@ -108,6 +111,13 @@ struct Outcome {
     test_at_best: f64,
 }
 
+/// Where a run's record and checkpoints go, and when it started.
+struct Run<'a> {
+    record: report::RunRecord,
+    settings: &'a serde_json::Value,
+    start: Instant,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn train(
     args: &Args,
@@ -116,7 +126,8 @@ fn train(
     epochs: usize,
     eta: f64,
     lambda: f64,
-    record: &mut report::RunRecord,
+    run: &mut Run<'_>,
+    ck: &Resume,
 ) -> Result<Outcome> {
     let mb = args.common.mini_batch.unwrap_or(10);
     let num_batches = data.training.len() / mb;
@@ -129,9 +140,19 @@ fn train(
         best_epoch: None,
         test_at_best: 0.0,
     };
+    let mut first = 0;
+    if let Some(r) = ck.restore(net, run.settings)? {
+        (first, run.record, run.start) = (r.epochs_done, r.record, r.start);
+        let (best_validation, best_epoch, test_at_best) = serde_json::from_value(r.program)?;
+        out = Outcome {
+            best_validation,
+            best_epoch,
+            test_at_best,
+        };
+    }
     // network3 trains on whole mini-batches only.
     let training = data.training.take(num_batches * mb);
-    for epoch in 0..epochs {
+    for epoch in first..epochs {
         let t = Instant::now();
         let stats = common::train_epoch(net, &training, mb, eta, reg, args.shuffle, epoch)?;
         let v = net.evaluate(&data.validation, 1000, None)?.accuracy();
@@ -151,7 +172,9 @@ fn train(
             e.test_accuracy = Some(test);
         }
         e.seconds = t.elapsed().as_secs_f64();
-        record.push_epoch(e);
+        run.record.push_epoch(e);
+        let state = serde_json::json!((out.best_validation, out.best_epoch, out.test_at_best));
+        ck.save(net, epoch + 1, state, &run.record, run.start)?;
     }
     Ok(out)
 }
@@ -174,25 +197,18 @@ fn run() -> Result<()> {
     }
     // Check the description before loading anything.
     nn::spec::build::<f32>(&layers, c.seed)?;
+    let is_ensemble = args.preset == Preset::Ensemble && args.layers.is_none();
     if let Some(p) = &args.save {
-        let dir = if args.preset == Preset::Ensemble {
-            p.as_path()
+        // Fail before training, not after.
+        if is_ensemble {
+            std::fs::create_dir_all(p)
+                .with_context(|| format!("--save {}: cannot create it", p.display()))?;
+            common::check_writable("--save", &p.join("net0.safetensors"))?;
         } else {
-            p.parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-        };
-        if args.preset == Preset::Ensemble {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            common::check_writable("--save", p)?;
         }
-        anyhow::ensure!(
-            dir.is_dir(),
-            "cannot save to {}: directory {} does not exist",
-            p.display(),
-            dir.display()
-        );
     }
+    args.resume.check(is_ensemble)?;
     let mut data = c.load(false)?;
     if expanded {
         let dir = mnist::find_data_dir(c.data.as_deref())?;
@@ -212,17 +228,32 @@ fn run() -> Result<()> {
         "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
         "shuffle": args.shuffle,
     });
-    let mut record = report::RunRecord::new("network3", settings);
-    let start = Instant::now();
-    if args.preset == Preset::Ensemble && args.layers.is_none() {
-        return ensemble(&args, &layers, &data, epochs, eta, lambda, record, start);
+    let mut run = Run {
+        record: report::RunRecord::new("network3", settings.clone()),
+        settings: &settings,
+        start: Instant::now(),
+    };
+    if is_ensemble {
+        return ensemble(&args, &layers, &data, epochs, eta, lambda, run);
     }
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
     if let Some(p) = &args.load {
         nn::io::load_safetensors(&mut net, p)?;
     }
     println!("{}", net.describe());
-    let o = train(&args, &mut net, &data, epochs, eta, lambda, &mut record)?;
+    let o = train(
+        &args,
+        &mut net,
+        &data,
+        epochs,
+        eta,
+        lambda,
+        &mut run,
+        &args.resume,
+    )?;
+    let Run {
+        mut record, start, ..
+    } = run;
     println!("Finished training network.");
     if let Some(e) = o.best_epoch {
         println!(
@@ -272,8 +303,7 @@ fn ensemble(
     epochs: usize,
     eta: f64,
     lambda: f64,
-    mut record: report::RunRecord,
-    start: Instant,
+    mut run: Run<'_>,
 ) -> Result<()> {
     let c = &args.common;
     let dir = args
@@ -291,7 +321,8 @@ fn ensemble(
                 .with_context(|| "--vote-only needs the nets an earlier ensemble run saved")?;
         } else {
             println!("Ensemble net {k} (seed {seed})");
-            let o = train(args, &mut net, data, epochs, eta, lambda, &mut record)?;
+            let ck = args.resume.for_net(k);
+            let o = train(args, &mut net, data, epochs, eta, lambda, &mut run, &ck)?;
             println!(
                 "Net {k}: test accuracy {:.2}% at its best validation epoch",
                 100.0 * o.test_at_best
@@ -323,8 +354,8 @@ fn ensemble(
         data.test.len(),
         100.0 * acc
     );
-    record.test_accuracy = Some(acc);
-    c.finish(&mut record, start, "network3 ensemble")?;
+    run.record.test_accuracy = Some(acc);
+    c.finish(&mut run.record, run.start, "network3 ensemble")?;
     Ok(())
 }
 

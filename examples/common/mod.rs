@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use nn::{EpochStats, Network, Regularization, Samples};
 use report::{EpochRecord, Progress, RunRecord};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The flags every training example takes (defaults are each program's own).
@@ -64,8 +64,14 @@ impl Common {
         Ok(rayon::current_num_threads())
     }
 
-    /// The book's split, the training set cut to `--train-limit`.
+    /// The book's split, the training set cut to `--train-limit`. First checks that `--json`
+    /// and `--plot` can be written: a typo there must not cost a finished run.
     pub fn load(&self, expanded: bool) -> Result<mnist::MnistData> {
+        for (flag, path) in [("--json", &self.json), ("--plot", &self.plot)] {
+            if let Some(p) = path {
+                check_writable(flag, p)?;
+            }
+        }
         let (dir, report) = mnist::prepare_data_dir(self.data.as_deref(), self.download)?;
         if let Some(r) = report {
             eprintln!("{r}");
@@ -93,6 +99,197 @@ impl Common {
         if let Some(p) = &self.plot {
             report::plot_png(record, p, title)?;
         }
+        Ok(())
+    }
+}
+
+/// Fails unless a file can be created at `path` (its directory exists and takes a new file),
+/// so a bad output path stops a run before training rather than after.
+pub fn check_writable(flag: &str, path: &Path) -> Result<()> {
+    if path.is_dir() {
+        anyhow::bail!("{flag} {}: is a directory, not a file name", path.display());
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{flag} {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    let probe = dir.join(format!(".nndl-write-probe.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .with_context(|| {
+            format!(
+                "{flag} {}: cannot write in {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// `--checkpoint` and `--resume` (network, network2, network3).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Resume {
+    /// After every epoch, save a checkpoint in DIR: weights, random state, epoch and the run so
+    /// far, replaced atomically (a kill at any moment leaves the previous one).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the run checkpointed in DIR after its last completed epoch, to the same result
+    /// as an uninterrupted run (give the same flags; --epochs may differ). Keeps checkpointing
+    /// there unless --checkpoint names another directory.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// What a resumed run continues from.
+pub struct Restored {
+    /// Epochs already done: the next epoch's number.
+    pub epochs_done: usize,
+    /// The program's own bookkeeping (best accuracies, early stopping).
+    pub program: serde_json::Value,
+    /// The run record so far.
+    pub record: RunRecord,
+    /// When the run began, as if it had never stopped (for the record's wall time).
+    pub start: Instant,
+}
+
+/// Settings a resumed run may change: more epochs, another thread count (noted), where the
+/// first run loaded its start from (the checkpoint replaces it).
+const RESUMABLE_CHANGES: [&str; 3] = ["epochs", "threads", "loaded"];
+
+impl Resume {
+    /// The checkpoint directory, if checkpointing.
+    pub fn dir(&self) -> Option<&Path> {
+        self.checkpoint.as_deref().or(self.resume.as_deref())
+    }
+
+    /// The same flags for the `k`-th net of an ensemble: checkpoints in `DIR/net{k}`.
+    pub fn for_net(&self, k: usize) -> Resume {
+        let sub = |d: &PathBuf| d.join(format!("net{k}"));
+        Resume {
+            checkpoint: self.checkpoint.as_ref().map(sub),
+            resume: self.resume.as_ref().map(sub),
+        }
+    }
+
+    /// Checks before any work: `--resume` names a checkpoint, and the checkpoint directory
+    /// can be written (created if missing) without overwriting another run's checkpoint.
+    pub fn check(&self, ensemble: bool) -> Result<()> {
+        if let Some(r) = &self.resume {
+            let first = if ensemble { r.join("net0") } else { r.clone() };
+            if !nn::checkpoint::exists(&first) {
+                anyhow::bail!(
+                    "--resume {}: no checkpoint there ({} is missing)",
+                    r.display(),
+                    nn::checkpoint::path(&first).display()
+                );
+            }
+        }
+        if let Some(d) = self.dir() {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("--checkpoint {}: cannot create it", d.display()))?;
+            check_writable("--checkpoint", &nn::checkpoint::path(d))?;
+            let first = if ensemble {
+                d.join("net0")
+            } else {
+                d.to_path_buf()
+            };
+            if self.resume.is_none() && nn::checkpoint::exists(&first) {
+                anyhow::bail!(
+                    "--checkpoint {}: it holds another run's checkpoint; continue it with --resume {0}, or pick an empty directory",
+                    d.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// With `--resume` (and a checkpoint in the directory, for an ensemble's nets): loads
+    /// the weights and random state into `net` and returns the rest, after checking the run's
+    /// settings match the checkpointed run's.
+    pub fn restore(
+        &self,
+        net: &mut Network<f32>,
+        settings: &serde_json::Value,
+    ) -> Result<Option<Restored>> {
+        let Some(dir) = &self.resume else {
+            return Ok(None);
+        };
+        if !nn::checkpoint::exists(dir) {
+            return Ok(None);
+        }
+        let ck = nn::checkpoint::Checkpoint::load(net, dir)?;
+        let file = nn::checkpoint::path(dir);
+        let field = |k: &str| {
+            ck.state
+                .get(k)
+                .cloned()
+                .with_context(|| format!("{}: the checkpoint has no {k:?}", file.display()))
+        };
+        let record: RunRecord = serde_json::from_value(field("record")?)
+            .with_context(|| format!("{}: damaged run record", file.display()))?;
+        if let (Some(then), Some(now)) = (record.settings.as_object(), settings.as_object()) {
+            for (k, v) in now {
+                let was = then.get(k).unwrap_or(&serde_json::Value::Null);
+                if was == v || RESUMABLE_CHANGES.contains(&k.as_str()) {
+                    if was != v && k == "threads" {
+                        eprintln!("note: the checkpointed run used {was} threads, this one {v}: conv layers will sum in another order");
+                    }
+                    continue;
+                }
+                anyhow::bail!(
+                    "--resume {}: the checkpointed run had {k} = {was}, this one {v}; resume with the same flags",
+                    dir.display()
+                );
+            }
+        }
+        let mut record = record;
+        record.settings = settings.clone();
+        let wall: f64 = serde_json::from_value(field("wall_seconds")?).unwrap_or(0.0);
+        let start = Instant::now()
+            .checked_sub(std::time::Duration::from_secs_f64(wall.max(0.0)))
+            .unwrap_or_else(Instant::now);
+        eprintln!(
+            "resuming from {} after {} epoch(s)",
+            file.display(),
+            ck.epochs_done
+        );
+        Ok(Some(Restored {
+            epochs_done: ck.epochs_done,
+            program: field("program")?,
+            record,
+            start,
+        }))
+    }
+
+    /// After an epoch: saves the checkpoint (if checkpointing) with `program`'s bookkeeping and
+    /// the run record; the settings of a resumed run are the record's.
+    pub fn save(
+        &self,
+        net: &Network<f32>,
+        epochs_done: usize,
+        program: serde_json::Value,
+        record: &RunRecord,
+        start: Instant,
+    ) -> Result<()> {
+        let Some(dir) = self.dir() else {
+            return Ok(());
+        };
+        let state = serde_json::json!({
+            "program": program,
+            "record": record,
+            "wall_seconds": start.elapsed().as_secs_f64(),
+        });
+        nn::checkpoint::Checkpoint { epochs_done, state }.save(net, dir)?;
         Ok(())
     }
 }

@@ -21,6 +21,19 @@ pub enum NnError {
         /// The learning rate in use.
         eta: f64,
     },
+    /// Training diverged without a NaN cost: a parameter became NaN or infinite after an
+    /// update, or every gradient vanished while the cost was not zero (saturated units).
+    #[error("training diverged at epoch {epoch}, mini-batch {batch}: {what}; try a smaller learning rate (eta = {eta} now)")]
+    Diverged {
+        /// What was seen, e.g. `parameter l0.w became inf`.
+        what: String,
+        /// Epoch (counted from 0).
+        epoch: usize,
+        /// Mini-batch within the epoch (counted from 0).
+        batch: usize,
+        /// The learning rate in use.
+        eta: f64,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -126,11 +126,12 @@ pub fn save_network2_json<T: Float>(net: &Network<T>, path: impl AsRef<Path>) ->
 /// Loads a network saved by network2.py's `save` (or by [`save_network2_json`]).
 pub fn load_network2_json<T: Float>(path: impl AsRef<Path>) -> Result<Network<T>> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| NnError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let doc: Network2Json = serde_json::from_str(&text)
+    load_network2_json_from_bytes(&read(path)?, path)
+}
+
+/// [`load_network2_json`] of bytes already in memory; `path` names their origin in errors.
+pub fn load_network2_json_from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Result<Network<T>> {
+    let doc: Network2Json = serde_json::from_slice(bytes)
         .map_err(|e| format_err(path, format!("not a network2 JSON model: {e}")))?;
     let cost = Cost::from_network2_name(&doc.cost)
         .ok_or_else(|| format_err(path, format!("unknown cost {:?}", doc.cost)))?;
@@ -187,18 +188,49 @@ pub fn load_network2_json<T: Float>(path: impl AsRef<Path>) -> Result<Network<T>
     Ok(net)
 }
 
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| NnError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 /// Saves every parameter by name as f32 safetensors, with the architecture in the metadata.
 pub fn save_safetensors<T: Float>(net: &Network<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
+    let meta = HashMap::from([("architecture".to_string(), net.describe())]);
+    atomic_write(path, &safetensors_bytes(net, false, meta, path)?)
+}
+
+/// Every parameter by name as safetensors bytes: f32, or the network's own precision
+/// (f32 or f64) with `native` (checkpoints: a resumed run continues from the exact weights).
+pub(crate) fn safetensors_bytes<T: Float>(
+    net: &Network<T>,
+    native: bool,
+    meta: HashMap<String, String>,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    let f64_out = native && std::mem::size_of::<T>() == 8;
+    let dtype = if f64_out {
+        safetensors::Dtype::F64
+    } else {
+        safetensors::Dtype::F32
+    };
     let g = net.graph();
     let mut bufs = Vec::new();
     for p in g.parameters() {
         let t = g.value(p)?;
-        let bytes: Vec<u8> = t
-            .data()
-            .iter()
-            .flat_map(|v| (v.f64() as f32).to_le_bytes())
-            .collect();
+        let bytes: Vec<u8> = if f64_out {
+            t.data()
+                .iter()
+                .flat_map(|v| v.f64().to_le_bytes())
+                .collect()
+        } else {
+            t.data()
+                .iter()
+                .flat_map(|v| (v.f64() as f32).to_le_bytes())
+                .collect()
+        };
         bufs.push((
             g.name(p).unwrap_or("?").to_string(),
             t.dims().to_vec(),
@@ -208,27 +240,52 @@ pub fn save_safetensors<T: Float>(net: &Network<T>, path: impl AsRef<Path>) -> R
     let views = bufs
         .iter()
         .map(|(n, d, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.clone(), b)
+            safetensors::tensor::TensorView::new(dtype, d.clone(), b)
                 .map(|v| (n.clone(), v))
                 .map_err(|e| format_err(path, e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta = HashMap::from([("architecture".to_string(), net.describe())]);
-    let bytes =
-        safetensors::serialize(views, Some(meta)).map_err(|e| format_err(path, e.to_string()))?;
-    atomic_write(path, &bytes)
+    safetensors::serialize(views, Some(meta)).map_err(|e| format_err(path, e.to_string()))
 }
 
 /// Loads parameters saved by [`save_safetensors`] into a network of the same architecture;
-/// names, shapes and dtype must all match.
+/// names and shapes must all match, values be F32 or F64 and finite. On an error the network
+/// is left as it was.
 pub fn load_safetensors<T: Float>(net: &mut Network<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| NnError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
+    load_safetensors_from_bytes(net, &read(path)?, path)
+}
+
+/// [`load_safetensors`] of bytes already in memory; `path` names their origin in errors.
+pub fn load_safetensors_from_bytes<T: Float>(
+    net: &mut Network<T>,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<()> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
+    let values = parameters_from_safetensors(net, &st, path)?;
+    set_parameters(net, values)
+}
+
+/// Writes checked values into the network's parameters.
+pub(crate) fn set_parameters<T: Float>(
+    net: &mut Network<T>,
+    values: Vec<(autograd::Var, Tensor<T>)>,
+) -> Result<()> {
+    for (p, t) in values {
+        *net.graph_mut().param_mut(p)? = t;
+    }
+    Ok(())
+}
+
+/// Every parameter of `net` read from `st`, checked (names, shapes, dtype, finite values)
+/// before anything is written: all or nothing.
+pub(crate) fn parameters_from_safetensors<T: Float>(
+    net: &Network<T>,
+    st: &safetensors::SafeTensors<'_>,
+    path: &Path,
+) -> Result<Vec<(autograd::Var, Tensor<T>)>> {
     let params: Vec<autograd::Var> = net.graph().parameters().collect();
     if st.len() != params.len() {
         return Err(format_err(
@@ -241,6 +298,7 @@ pub fn load_safetensors<T: Float>(net: &mut Network<T>, path: impl AsRef<Path>) 
             ),
         ));
     }
+    let mut out = Vec::with_capacity(params.len());
     for p in params {
         let name = net.graph().name(p).unwrap_or("?").to_string();
         let view = st.tensor(&name).map_err(|_| {
@@ -253,24 +311,31 @@ pub fn load_safetensors<T: Float>(net: &mut Network<T>, path: impl AsRef<Path>) 
         if view.shape() != want.as_slice() {
             return Err(format_err(path, format!("{name} has shape {:?}, the network needs {want:?}: the file is for another architecture", view.shape())));
         }
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(format_err(
-                path,
-                format!("{name} is {:?}, expected F32", view.dtype()),
-            ));
-        }
-        let data: Vec<T> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| T::of(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
-            .collect();
+        let data: Vec<T> = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| T::of(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
+                .collect(),
+            safetensors::Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| T::of(f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
+                .collect(),
+            other => {
+                return Err(format_err(
+                    path,
+                    format!("{name} is {other:?}, expected F32 or F64"),
+                ))
+            }
+        };
         if data.iter().any(|v| !v.is_finite()) {
             return Err(format_err(
                 path,
                 format!("{name} holds a non-finite number"),
             ));
         }
-        *net.graph_mut().param_mut(p)? = Tensor::from_vec(data, &want)?;
+        out.push((p, Tensor::from_vec(data, &want)?));
     }
-    Ok(())
+    Ok(out)
 }

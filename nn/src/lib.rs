@@ -11,6 +11,7 @@ mod error;
 mod layer;
 mod network;
 
+pub mod checkpoint;
 pub mod init;
 pub mod io;
 pub mod layers;

@@ -123,6 +123,10 @@ impl Evaluation {
     }
 }
 
+/// How often (in mini-batches) [`Network::train_epoch`] scans every parameter for NaN or
+/// infinity: a scan costs about a tenth of an SGD update, so this keeps it under 1%.
+const SCAN_EVERY: usize = 16;
+
 /// A sequence of layers and a cost, with its parameters on one graph.
 pub struct Network<T: Float> {
     graph: Graph<T>,
@@ -395,9 +399,61 @@ impl<T: Float> Network<T> {
         Ok(())
     }
 
+    /// Why training diverged in the step just taken, if it did: every gradient is exactly
+    /// zero although the cost is not (every unit saturated: nothing will change again), or,
+    /// with `scan`, a parameter holds a NaN or infinity. The gradient test reads the biases'
+    /// gradients and the weights' only when those are all zero; the parameter scan costs
+    /// about a tenth of an update, so [`Network::train_epoch`] runs it every
+    /// `SCAN_EVERY` mini-batches and after the last.
+    fn divergence(&self, cost: f64, scan: bool) -> Option<String> {
+        let weights = self.weights();
+        let all_zero = |ps: &mut dyn Iterator<Item = Var>| {
+            ps.filter_map(|p| self.graph.grad(p))
+                .all(|g| g.data().iter().all(|&v| v == T::zero()))
+        };
+        let some_grad = self
+            .parameters()
+            .iter()
+            .any(|&p| self.graph.grad(p).is_some());
+        if cost != 0.0
+            && some_grad
+            && all_zero(
+                &mut self
+                    .parameters()
+                    .into_iter()
+                    .filter(|p| !weights.contains(p)),
+            )
+            && all_zero(&mut weights.iter().copied())
+        {
+            return Some(format!(
+                "every gradient is exactly zero while the cost is {cost} (the units saturated: \
+                 the net stopped learning)"
+            ));
+        }
+        if scan {
+            for p in self.parameters() {
+                let Ok(t) = self.graph.value(p) else { continue };
+                let finite = t.data().iter().fold(true, |ok, v| ok & v.is_finite());
+                if !finite {
+                    let name = self.graph.name(p).unwrap_or("?");
+                    let bad = t
+                        .data()
+                        .iter()
+                        .find(|v| !v.is_finite())
+                        .map_or(f64::NAN, |v| v.f64());
+                    return Some(format!("parameter {name} holds {bad}"));
+                }
+            }
+        }
+        None
+    }
+
     /// One epoch of mini-batch SGD over `data` (shuffled with the network's seed when
     /// `shuffle`; network3 does not shuffle). `on_batch(images_done)` is called after each
-    /// mini-batch (progress). Stops with [`NnError::NonFinite`] if the cost diverges.
+    /// mini-batch (progress). Stops with [`NnError::NonFinite`] if the cost becomes NaN or
+    /// infinite, and with [`NnError::Diverged`] if every gradient of a mini-batch is exactly
+    /// zero while its cost is not, or a parameter is NaN or infinite (scanned every 16
+    /// mini-batches and after the last).
     #[allow(clippy::too_many_arguments)]
     pub fn train_epoch<S: Samples>(
         &mut self,
@@ -414,9 +470,9 @@ impl<T: Float> Network<T> {
                 "the mini-batch size must be at least 1".into(),
             ));
         }
-        if !eta.is_finite() || eta <= 0.0 {
+        if !eta.is_finite() || eta <= 0.0 || !T::of(eta).is_finite() {
             return Err(NnError::Config(format!(
-                "the learning rate must be a positive number, got {eta}"
+                "the learning rate must be a positive number the network's precision holds, got {eta}"
             )));
         }
         let start = Instant::now();
@@ -446,6 +502,16 @@ impl<T: Float> Network<T> {
                 batches += 1;
                 self.graph.backward(loss)?;
                 self.sgd_update(eta, reg)?;
+                let last = (b + 1) * mini_batch >= n;
+                if let Some(what) = self.divergence(value, last || b % SCAN_EVERY == SCAN_EVERY - 1)
+                {
+                    return Err(NnError::Diverged {
+                        what,
+                        epoch,
+                        batch: b,
+                        eta,
+                    });
+                }
                 on_batch((b * mini_batch + idx.len()).min(n));
             }
             Ok(())

@@ -1,0 +1,194 @@
+//! Checkpoints: what a run needs to continue after a kill exactly as if it had not stopped.
+//!
+//! A checkpoint is one file, `DIR/checkpoint.safetensors`, replaced atomically (temp file in
+//! the same directory, fsync, rename, fsync of the directory) after every epoch, so a run
+//! killed at any moment leaves the previous checkpoint intact. It is an ordinary safetensors
+//! file (any safetensors reader sees the weights, in the network's own precision, so a
+//! resumed run continues from the exact weights); the rest is JSON in its metadata under
+//! `nndl.checkpoint`: the format version, the epochs completed, the architecture, the
+//! precision, the network's random state (shuffling and dropout; `rand_pcg::Pcg64` through
+//! serde) and the program's own state (best-validation bookkeeping, the run record so far).
+//!
+//! SGD as the book does it keeps no optimiser state beyond the learning rate, a setting the
+//! program records: there are no momenta or step counts to save.
+//!
+//! ```no_run
+//! # fn main() -> nn::Result<()> {
+//! use nn::checkpoint::Checkpoint;
+//! # let mut net = nn::Network::<f32>::sigmoid_mlp(&[784, 30, 10], nn::Cost::Quadratic, nn::Init::Large, 0)?;
+//! let dir = std::path::Path::new("runs/ckpt");
+//! let first = if nn::checkpoint::exists(dir) {
+//!     Checkpoint::load(&mut net, dir)?.epochs_done // weights and random state restored
+//! } else {
+//!     0
+//! };
+//! for epoch in first..30 {
+//!     // ... train the epoch, evaluate ...
+//!     Checkpoint { epochs_done: epoch + 1, state: serde_json::json!({}) }.save(&net, dir)?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::io::{atomic_write, parameters_from_safetensors, safetensors_bytes, set_parameters};
+use crate::{Network, NnError, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tensor::Float;
+
+/// The checkpoint's file name inside its directory.
+pub const FILE_NAME: &str = "checkpoint.safetensors";
+
+/// The safetensors metadata key holding the checkpoint's JSON.
+pub const METADATA_KEY: &str = "nndl.checkpoint";
+
+/// The format version this code writes and reads.
+const VERSION: u32 = 1;
+
+/// What a checkpoint holds besides the weights and the random state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// Epochs completed: a resumed run starts at this epoch (counted from 0).
+    pub epochs_done: usize,
+    /// The program's own state (best-validation bookkeeping, the run record so far).
+    pub state: serde_json::Value,
+}
+
+/// The JSON in the file's metadata.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    version: u32,
+    epochs_done: usize,
+    architecture: String,
+    precision: String,
+    rng: rand_pcg::Pcg64,
+    state: serde_json::Value,
+}
+
+/// The checkpoint file of the directory `dir`.
+pub fn path(dir: impl AsRef<Path>) -> PathBuf {
+    dir.as_ref().join(FILE_NAME)
+}
+
+/// Whether `dir` holds a checkpoint file (it may still be for another network, or damaged).
+pub fn exists(dir: impl AsRef<Path>) -> bool {
+    path(dir).is_file()
+}
+
+fn precision<T: Float>() -> &'static str {
+    if std::mem::size_of::<T>() == 8 {
+        "f64"
+    } else {
+        "f32"
+    }
+}
+
+fn bad(path: &Path, why: impl Into<String>) -> NnError {
+    NnError::Format {
+        path: path.to_path_buf(),
+        why: why.into(),
+    }
+}
+
+impl Checkpoint {
+    /// Saves `net`'s weights and random state with `self` to `dir` (created if missing),
+    /// atomically replacing the previous checkpoint.
+    pub fn save<T: Float>(&self, net: &Network<T>, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let file = path(dir);
+        std::fs::create_dir_all(dir).map_err(|e| NnError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let meta = Meta {
+            version: VERSION,
+            epochs_done: self.epochs_done,
+            architecture: net.describe(),
+            precision: precision::<T>().to_string(),
+            rng: net.rng_state(),
+            state: self.state.clone(),
+        };
+        let json = serde_json::to_string(&meta).map_err(|e| bad(&file, e.to_string()))?;
+        let metadata = HashMap::from([
+            (METADATA_KEY.to_string(), json),
+            ("architecture".to_string(), net.describe()),
+        ]);
+        atomic_write(&file, &safetensors_bytes(net, true, metadata, &file)?)
+    }
+
+    /// Loads the checkpoint in `dir` into `net` (weights and random state) and returns the
+    /// rest. `net` must be built as the checkpointed one was; on any error it is unchanged.
+    pub fn load<T: Float>(net: &mut Network<T>, dir: impl AsRef<Path>) -> Result<Checkpoint> {
+        let file = path(dir);
+        let bytes = std::fs::read(&file).map_err(|e| NnError::Io {
+            path: file.clone(),
+            source: e,
+        })?;
+        Self::load_from_bytes(net, &bytes, &file)
+    }
+
+    /// [`Checkpoint::load`] of a checkpoint file's bytes; `path` names their origin in errors.
+    pub fn load_from_bytes<T: Float>(
+        net: &mut Network<T>,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<Checkpoint> {
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
+            bad(
+                path,
+                format!("not a checkpoint (damaged or not safetensors): {e}"),
+            )
+        })?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(path, format!("not a checkpoint: {e}")))?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(METADATA_KEY))
+            .ok_or_else(|| {
+                bad(
+                    path,
+                    format!(
+                        "a safetensors file without {METADATA_KEY:?} metadata is not a checkpoint"
+                    ),
+                )
+            })?;
+        let meta: Meta = serde_json::from_str(json)
+            .map_err(|e| bad(path, format!("damaged checkpoint metadata: {e}")))?;
+        if meta.version != VERSION {
+            return Err(bad(
+                path,
+                format!(
+                    "checkpoint format version {} (this nndl reads {VERSION})",
+                    meta.version
+                ),
+            ));
+        }
+        let here = net.describe();
+        if meta.architecture != here {
+            return Err(bad(
+                path,
+                format!(
+                    "the checkpoint is of {}, not of this run's {here}",
+                    meta.architecture
+                ),
+            ));
+        }
+        if meta.precision != precision::<T>() {
+            return Err(bad(
+                path,
+                format!(
+                    "the checkpoint holds {} weights, this network is {}",
+                    meta.precision,
+                    precision::<T>()
+                ),
+            ));
+        }
+        let values = parameters_from_safetensors(net, &st, path)?;
+        set_parameters(net, values)?;
+        net.set_rng_state(meta.rng);
+        Ok(Checkpoint {
+            epochs_done: meta.epochs_done,
+            state: meta.state,
+        })
+    }
+}
