@@ -24,11 +24,15 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use nndl::mnist::{self, Dataset, Scale};
-use nndl::svm::{self, Features, Model, Params, Problem, Progress};
+use nndl::svm::{self, ExplicitZeros, Features, Model, Params, Problem, Progress};
 use serde_json::{json, Value};
 
 /// Pixels per image (28 x 28): the book's default gamma is 1/784.
 const PIXELS: f64 = 784.0;
+
+/// Pixels that are ink in at least this fraction of the training images are stored even where
+/// zero (speed only).
+const EXPLICIT_ZEROS_FRACTION: f64 = 0.4;
 
 /// An SVM on MNIST: the book's chapter 1 baseline, on LIBSVM.
 #[derive(Parser, Debug)]
@@ -57,13 +61,19 @@ struct Args {
     /// Solver tolerance (LIBSVM's -e; scikit-learn's tol).
     #[arg(long, default_value_t = 1e-3)]
     eps: f64,
+    /// Store only the non-zero pixels. By default the pixels that are ink in at least 40% of
+    /// the training images are stored even where zero, which makes LIBSVM's kernels ~25%
+    /// faster and changes no result (see `svm::ExplicitZeros`).
+    #[arg(long = "sparse-only")]
+    sparse_only: bool,
     /// Worker threads for training and prediction (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
     /// Write the trained model to this file (LIBSVM's format; written atomically).
     #[arg(long, value_name = "PATH")]
     save: Option<PathBuf>,
-    /// Predict with this LIBSVM model file instead of training.
+    /// Predict with this LIBSVM model file instead of training (give the --pixel-scale it was
+    /// trained with).
     #[arg(long, value_name = "PATH", conflicts_with = "search")]
     load: Option<PathBuf>,
     /// Write the run's settings, times and accuracy as JSON to this file.
@@ -243,7 +253,12 @@ fn run(args: &Args) -> Result<()> {
     let data = mnist::load_data(&dir)?;
     let training = limit(&data.training, args.train_limit);
     let test_set = limit(&data.test, args.test_limit);
-    let test = Features::from_images(&test_set, scale);
+    let zeros = if args.sparse_only {
+        ExplicitZeros::none()
+    } else {
+        ExplicitZeros::frequent_pixels(&data.training, EXPLICIT_ZEROS_FRACTION)
+    };
+    let test = Features::from_images_with(&test_set, scale, &zeros);
     let test_labels = labels(&test_set);
 
     println!("Baseline classifier using an SVM.");
@@ -253,6 +268,7 @@ fn run(args: &Args) -> Result<()> {
             "c": args.c,
             "gamma": args.gamma.to_string(),
             "pixel_scale": args.pixel_scale.divisor(),
+            "explicit_zero_pixels": zeros.count(),
             "train_limit": args.train_limit,
             "test_limit": args.test_limit,
             "cache_mb": args.cache_mb,
@@ -280,11 +296,11 @@ fn run(args: &Args) -> Result<()> {
         (model, None, None)
     } else {
         let (c, gamma) = if args.search {
-            search(args, &data, scale, &mut record)?
+            search(args, &data, scale, &zeros, &mut record)?
         } else {
             (args.c, args.gamma)
         };
-        let problem = Problem::from_images(&training, scale)?;
+        let problem = images_problem(&training, scale, &zeros)?;
         let gamma = resolve_gamma(gamma, problem.features())?;
         let params = Params {
             cache_mb: args.cache_mb,
@@ -360,6 +376,12 @@ fn labels(set: &Dataset) -> Vec<i32> {
     set.labels().iter().map(|&l| i32::from(l)).collect()
 }
 
+/// The training problem of `set`'s images and labels.
+fn images_problem(set: &Dataset, scale: Scale, zeros: &ExplicitZeros) -> Result<Problem> {
+    let features = Features::from_images_with(set, scale, zeros);
+    Ok(Problem::new(features, labels(set))?)
+}
+
 /// A number for gamma: `scale` becomes 1/(784 * variance of the training pixels).
 fn resolve_gamma(gamma: Gamma, features: &Features) -> Result<f64> {
     match gamma {
@@ -406,11 +428,12 @@ fn search(
     args: &Args,
     data: &mnist::MnistData,
     scale: Scale,
+    zeros: &ExplicitZeros,
     record: &mut Value,
 ) -> Result<(f64, Gamma)> {
     let sub = limit(&data.training, Some(args.search_train));
-    let problem = Problem::from_images(&sub, scale)?;
-    let validation = Features::from_images(&data.validation, scale);
+    let problem = images_problem(&sub, scale, zeros)?;
+    let validation = Features::from_images_with(&data.validation, scale, zeros);
     let validation_labels = labels(&data.validation);
     eprintln!(
         "Grid search: training on {} images, scoring on {} validation images",
@@ -448,7 +471,7 @@ fn search(
     let (best_correct, c, gamma) = best.expect("the grid is not empty");
     // The table: one row per C, one column per gamma, validation images correct.
     let mut table = format!(
-        "Validation correct of {} (train {}):\n{:>8}",
+        "Validation images correct of {} (trained on {}):\n{:>10}",
         validation.len(),
         problem.len(),
         "C \\ gamma"

@@ -451,7 +451,8 @@ impl Model {
             .collect()
     }
 
-    /// Support vector `i`'s non-zero `(index, value)` pairs.
+    /// Support vector `i`'s stored `(index, value)` pairs (non-zeros, and any explicit zeros
+    /// its training row had).
     pub fn support_vector(&self, i: usize) -> Vec<(u32, f64)> {
         let l = self.support_count();
         assert!(i < l, "support vector {i} of {l}");

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use mnist::{MnistData, Scale};
-use svm::{Error, Features, Model, Params, Problem};
+use svm::{Error, ExplicitZeros, Features, Model, Params, Problem};
 
 fn data() -> &'static MnistData {
     static DATA: OnceLock<MnistData> = OnceLock::new();
@@ -79,4 +79,47 @@ fn bad_parameters_give_a_clear_error() {
         assert!(matches!(e, Error::InvalidParameter { .. }), "{e:?}");
         assert_eq!(e.to_string(), message);
     }
+}
+
+/// Storing frequent pixels' zeros explicitly (for speed) changes no bit of the model or of any
+/// prediction.
+#[test]
+fn explicit_zeros_change_nothing_but_speed() {
+    let d = data();
+    let train_set = d.training.take(1000);
+    let test_set = d.test.take(300);
+    let zeros = ExplicitZeros::frequent_pixels(&train_set, 0.4);
+    assert!(
+        zeros.count() > 100 && zeros.count() < 400,
+        "{}",
+        zeros.count()
+    );
+    let labels: Vec<i32> = train_set.labels().iter().map(|&l| i32::from(l)).collect();
+    let sparse = Problem::from_images(&train_set, Scale::Div256).unwrap();
+    let padded = Problem::new(
+        Features::from_images_with(&train_set, Scale::Div256, &zeros),
+        labels,
+    )
+    .unwrap();
+    assert!(padded.features().stored_values() > sparse.features().stored_values());
+    let params = Params::rbf(5.0, 0.02);
+    let a = svm::train(&sparse, &params).unwrap();
+    let b = svm::train(&padded, &params).unwrap();
+    assert_eq!(a.rho(), b.rho());
+    assert_eq!(a.support_indices(), b.support_indices());
+    for i in 0..a.support_count() {
+        assert_eq!(a.coefficients(i), b.coefficients(i));
+        let stripped: Vec<(u32, f64)> = b
+            .support_vector(i)
+            .into_iter()
+            .filter(|&(_, v)| v != 0.0)
+            .collect();
+        assert_eq!(a.support_vector(i), stripped);
+    }
+    let test_sparse = Features::from_images(&test_set, Scale::Div256);
+    let test_padded = Features::from_images_with(&test_set, Scale::Div256, &zeros);
+    let expected = a.predict(&test_sparse);
+    assert_eq!(b.predict(&test_padded), expected);
+    assert_eq!(b.predict(&test_sparse), expected);
+    assert_eq!(a.predict(&test_padded), expected);
 }
