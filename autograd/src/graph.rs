@@ -126,6 +126,28 @@ impl<'a, T: Float> Backward<'a, T> {
         slot.as_mut().expect("just filled")
     }
 
+    /// The gradient accumulator of input `k` for an op that will *overwrite* it when it is
+    /// new: returns it with `true` if it was just created (contents unspecified: write every
+    /// element, e.g. a GEMM with beta = 0), or with `false` if earlier ops already added to it
+    /// (add to it). Saves a zero-fill and a read of the whole buffer for the big weights.
+    pub fn grad_or_fresh(&mut self, k: usize) -> (&mut Tensor<T>, bool) {
+        let v = self.inputs[k];
+        let shape = self.input(k).shape();
+        let slot = if v.is_parameter() {
+            &mut self.param_grads[v.index()]
+        } else {
+            &mut self.grads[v.index()]
+        };
+        let fresh = slot.is_none();
+        if fresh {
+            let buf = self.pool.take(shape.numel());
+            *slot = Some(
+                Tensor::from_shape_vec(shape, buf).expect("pool returns the requested length"),
+            );
+        }
+        (slot.as_mut().expect("just filled"), fresh)
+    }
+
     /// A scratch buffer of `len` elements from the graph's pool (give it back with
     /// [`Backward::give_back`]).
     pub fn scratch(&mut self, len: usize) -> Vec<T> {

@@ -184,3 +184,42 @@ fn the_tape_reuses_its_buffers_after_reset() {
         "later steps must run in the first step's buffers"
     );
 }
+
+#[test]
+fn stale_pooled_buffers_never_leak_into_gradients() {
+    // Ops that overwrite a fresh gradient (GEMM with beta = 0) get pooled buffers holding an
+    // earlier step's values; the gradients must not depend on what those held.
+    let mut g = Graph::<f64>::new();
+    let w = g.parameter(
+        "w",
+        Tensor::from_vec((0..12).map(|i| i as f64 * 0.1 - 0.5).collect(), &[4, 3]).unwrap(),
+    );
+    let v = g.parameter(
+        "v",
+        Tensor::from_vec((0..8).map(|i| 0.3 - i as f64 * 0.07).collect(), &[2, 4]).unwrap(),
+    );
+    let step = |g: &mut Graph<f64>, fill: f64| -> Vec<f64> {
+        // Dirty the pool with buffers of every size the real step uses.
+        for dims in [[4usize, 3], [2, 4], [5, 3], [5, 4], [5, 2]] {
+            let _ = g
+                .input_with(&dims, |d| d.iter_mut().for_each(|x| *x = fill))
+                .unwrap();
+        }
+        g.reset();
+        let x = g
+            .input(Tensor::from_vec((0..15).map(|i| (i as f64).sin()).collect(), &[5, 3]).unwrap());
+        let h = g.linear(x, w, None).unwrap();
+        let a = g.sigmoid(h).unwrap();
+        let y = g.linear(a, v, None).unwrap();
+        let s = g.sum_squares(y).unwrap();
+        g.backward(s).unwrap();
+        let out = [g.grad(w).unwrap().data(), g.grad(v).unwrap().data()].concat();
+        g.reset();
+        out
+    };
+    let first = step(&mut g, 0.0);
+    let second = step(&mut g, f64::NAN);
+    let third = step(&mut g, 1e300);
+    assert_eq!(first, second);
+    assert_eq!(first, third);
+}

@@ -15,6 +15,8 @@ impl<T: Float> Op<T> for MatMul {
         let (a, b, g) = (cx.input(0), cx.input(1), cx.grad_output());
         let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
         if cx.needs_grad(0) {
+            let (d, fresh) = cx.grad_or_fresh(0);
+            let beta = if fresh { T::zero() } else { T::one() };
             gemm(
                 m,
                 n,
@@ -24,11 +26,13 @@ impl<T: Float> Op<T> for MatMul {
                 false,
                 b.data(),
                 true,
-                T::one(),
-                cx.grad(0).data_mut(),
+                beta,
+                d.data_mut(),
             );
         }
         if cx.needs_grad(1) {
+            let (d, fresh) = cx.grad_or_fresh(1);
+            let beta = if fresh { T::zero() } else { T::one() };
             gemm(
                 k,
                 m,
@@ -38,8 +42,8 @@ impl<T: Float> Op<T> for MatMul {
                 true,
                 g.data(),
                 false,
-                T::one(),
-                cx.grad(1).data_mut(),
+                beta,
+                d.data_mut(),
             );
         }
     }
@@ -57,6 +61,8 @@ impl<T: Float> Op<T> for Linear {
         let (m, k) = (x.dims()[0], x.dims()[1]);
         let n = w.dims()[0];
         if cx.needs_grad(0) {
+            let (d, fresh) = cx.grad_or_fresh(0);
+            let beta = if fresh { T::zero() } else { T::one() };
             gemm(
                 m,
                 n,
@@ -66,11 +72,13 @@ impl<T: Float> Op<T> for Linear {
                 false,
                 w.data(),
                 false,
-                T::one(),
-                cx.grad(0).data_mut(),
+                beta,
+                d.data_mut(),
             );
         }
         if cx.needs_grad(1) {
+            let (d, fresh) = cx.grad_or_fresh(1);
+            let beta = if fresh { T::zero() } else { T::one() };
             gemm(
                 n,
                 m,
@@ -80,8 +88,8 @@ impl<T: Float> Op<T> for Linear {
                 true,
                 x.data(),
                 false,
-                T::one(),
-                cx.grad(1).data_mut(),
+                beta,
+                d.data_mut(),
             );
         }
         if cx.needs_grad(2) {
@@ -192,6 +200,21 @@ mod tests {
             g.linear(v[0], v[1], Some(v[2]))
         });
         check(&[&[4, 6], &[3, 6]], |g, v| g.linear(v[0], v[1], None));
+    }
+
+    #[test]
+    fn shared_weights_accumulate_into_an_existing_gradient() {
+        // The second use of w finds its gradient already started (the non-fresh path).
+        check(&[&[4, 6], &[3, 6], &[3]], |g, v| {
+            let a = g.linear(v[0], v[1], Some(v[2]))?;
+            let b = g.linear(v[0], v[1], None)?;
+            let t = g.tanh(a)?;
+            g.mul(t, b)
+        });
+        check(&[&[3, 3], &[3, 3]], |g, v| {
+            let a = g.matmul(v[0], v[1])?;
+            g.matmul(a, v[1])
+        });
     }
 
     #[test]
