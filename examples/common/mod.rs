@@ -195,8 +195,11 @@ impl Resume {
             }
         }
         if let Some(d) = self.dir() {
-            std::fs::create_dir_all(d)
-                .with_context(|| format!("--checkpoint {}: cannot create it", d.display()))?;
+            // Like mkdir: the parent must exist (a typo in it is an error, not a new tree).
+            if !d.is_dir() {
+                std::fs::create_dir(d)
+                    .with_context(|| format!("--checkpoint {}: cannot create it", d.display()))?;
+            }
             check_writable("--checkpoint", &nn::checkpoint::path(d))?;
             let first = if ensemble {
                 d.join("net0")

@@ -150,15 +150,10 @@ pub fn load_network2_json_from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Res
             ),
         ));
     }
-    let mut net = Network::<T>::sigmoid_mlp(s, cost, Init::Zeros, 0)
-        .map_err(|e| format_err(path, e.to_string()))?;
-    let fcs: Vec<(autograd::Var, autograd::Var)> = net
-        .layers()
-        .iter()
-        .filter_map(|l| l.as_fully_connected())
-        .map(|f| (f.w, f.b))
-        .collect();
-    for (i, (w, b)) in fcs.into_iter().enumerate() {
+    // Every matrix is checked against `sizes` before the network is built: `sizes` alone
+    // must not make us allocate what the file does not hold.
+    let mut values = Vec::with_capacity(s.len() - 1);
+    for i in 0..s.len() - 1 {
         let (n_in, n_out) = (s[i], s[i + 1]);
         let wm = &doc.weights[i];
         if wm.len() != n_out || wm.iter().any(|r| r.len() != n_in) {
@@ -182,8 +177,22 @@ pub fn load_network2_json_from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Res
                 format!("layer {i} holds a non-finite number"),
             ));
         }
-        *net.graph_mut().param_mut(w)? = Tensor::from_vec(wv, &[n_out, n_in])?;
-        *net.graph_mut().param_mut(b)? = Tensor::from_vec(bv, &[n_out])?;
+        values.push((
+            Tensor::from_vec(wv, &[n_out, n_in])?,
+            Tensor::from_vec(bv, &[n_out])?,
+        ));
+    }
+    let mut net = Network::<T>::sigmoid_mlp(s, cost, Init::Zeros, 0)
+        .map_err(|e| format_err(path, e.to_string()))?;
+    let fcs: Vec<(autograd::Var, autograd::Var)> = net
+        .layers()
+        .iter()
+        .filter_map(|l| l.as_fully_connected())
+        .map(|f| (f.w, f.b))
+        .collect();
+    for ((w, b), (wt, bt)) in fcs.into_iter().zip(values) {
+        *net.graph_mut().param_mut(w)? = wt;
+        *net.graph_mut().param_mut(b)? = bt;
     }
     Ok(net)
 }

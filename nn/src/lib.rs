@@ -23,7 +23,7 @@ pub use error::NnError;
 pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, Mode};
 pub use layers::{ConvPool, DropoutStyle, FullyConnected};
-pub use network::{Cost, EpochStats, Evaluation, Network, Regularization};
+pub use network::{Cost, EpochStats, Evaluation, Network, Regularization, MAX_PARAMETERS};
 
 /// Result type of the nn crate.
 pub type Result<T> = std::result::Result<T, NnError>;

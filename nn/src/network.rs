@@ -127,6 +127,11 @@ impl Evaluation {
 /// infinity: a scan costs about a tenth of an SGD update, so this keeps it under 1%.
 const SCAN_EVERY: usize = 16;
 
+/// The most parameters a network may hold: 2^28 (1 GiB as f32), over 150 times the book's
+/// largest net. A bigger `--layers` description or model file is refused before anything is
+/// allocated, rather than aborting the process when the allocation fails.
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
 /// A sequence of layers and a cost, with its parameters on one graph.
 pub struct Network<T: Float> {
     graph: Graph<T>,
@@ -193,8 +198,10 @@ impl<T: Float> Network<T> {
         init: Init,
         p_dropout: f64,
     ) -> Result<&mut Self> {
-        let n_in = self.dims.iter().product();
+        let n_in = self.dims.iter().product::<usize>();
         let name = format!("l{}", self.layers.len());
+        let size = n_in.checked_mul(n_out).and_then(|w| w.checked_add(n_out));
+        self.check_size(&format!("a {n_in} -> {n_out} layer"), size)?;
         let l = FullyConnected::new(
             &mut self.graph,
             &name,
@@ -224,6 +231,17 @@ impl<T: Float> Network<T> {
             _ => return Err(NnError::Config(format!("a conv-pool layer needs [channels, height, width] input, not the output of shape {:?}", self.dims))),
         };
         let name = format!("l{}", self.layers.len());
+        let size = [channels, kh, kw]
+            .iter()
+            .try_fold(n_filters, |n, &d| n.checked_mul(d))
+            .and_then(|w| w.checked_add(n_filters));
+        self.check_size(
+            &format!("{n_filters} filters of {channels}x{kh}x{kw}"),
+            size,
+        )?;
+        if pool.checked_mul(pool).is_none() {
+            return Err(NnError::Config(format!("pool size {pool} is too large")));
+        }
         let l = ConvPool::new(
             &mut self.graph,
             &name,
@@ -233,6 +251,23 @@ impl<T: Float> Network<T> {
             &mut self.rng,
         )?;
         self.push(Box::new(l))
+    }
+
+    /// Refuses a layer of `size` parameters (`None`: more than a `usize` holds) that would take
+    /// the network past [`MAX_PARAMETERS`].
+    fn check_size(&self, what: &str, size: Option<usize>) -> Result<()> {
+        let have: usize = self
+            .graph
+            .parameters()
+            .filter_map(|p| self.graph.value(p).ok())
+            .map(|t| t.data().len())
+            .sum();
+        match size.and_then(|n| n.checked_add(have)) {
+            Some(total) if total <= MAX_PARAMETERS => Ok(()),
+            _ => Err(NnError::Config(format!(
+                "{what} would take the network past {MAX_PARAMETERS} parameters (1 GiB as f32), nndl's limit"
+            ))),
+        }
     }
 
     /// The graph holding the parameters (for custom layers and optimisers).
