@@ -27,7 +27,7 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let args = Args::parse();
+    let args: Args = common::parse_args();
     let c = &args.common;
     let threads = c.init_threads()?;
     let (epochs, mb, eta, hidden) = (

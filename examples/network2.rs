@@ -67,7 +67,7 @@ fn is_safetensors(p: &Path) -> bool {
 }
 
 fn run() -> Result<()> {
-    let args = Args::parse();
+    let args: Args = common::parse_args();
     let c = &args.common;
     let threads = c.init_threads()?;
     let (epochs, mb, eta, lmbda, hidden) = (

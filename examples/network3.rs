@@ -180,7 +180,7 @@ fn train(
 }
 
 fn run() -> Result<()> {
-    let args = Args::parse();
+    let args: Args = common::parse_args();
     let c = &args.common;
     let threads = c.init_threads()?;
     let s = setup(args.preset);

@@ -331,7 +331,34 @@ pub fn epoch_record(epoch: usize, stats: &EpochStats, started: Instant) -> Epoch
 /// Runs `body`, printing an error as one line and exiting with code 2.
 pub fn exit_on_error(body: impl FnOnce() -> Result<()>) {
     if let Err(e) = body() {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", one_line(&format!("{e:#}")));
         std::process::exit(2);
     }
+}
+
+/// The command line parsed, or, on a mistake in it, clap's first line (`error: ...`) and a
+/// pointer to `--help`, exit code 2. `--help` and `--version` print as usual.
+pub fn parse_args<P: clap::Parser>() -> P {
+    P::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            e.exit();
+        }
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("error: bad arguments");
+        eprintln!("{first} (see --help)");
+        std::process::exit(2);
+    })
+}
+
+/// A message of several lines (some errors list every place searched) as one line.
+fn one_line(msg: &str) -> String {
+    let mut out = String::new();
+    for l in msg.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(l);
+    }
+    out
 }

@@ -248,7 +248,8 @@ fn check_idx(bytes: &[u8]) {
 #[test]
 fn the_inputs_that_crashed_the_fuzzers_are_handled() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
-    let checks: [(&str, fn(&[u8])); 5] = [
+    type Check = fn(&[u8]);
+    let checks: [(&str, Check); 5] = [
         ("idx", check_idx),
         ("network2_json", check_network2_json),
         ("safetensors", check_safetensors),

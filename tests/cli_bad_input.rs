@@ -1,0 +1,240 @@
+//! Bad input everywhere a user types or points, through the example programs themselves: each
+//! case ends with exit code 2 and one line on stderr naming the problem (no panic, no
+//! backtrace), and output paths are checked before any training.
+
+mod cli_support;
+
+use cli_support::{run_in, Scratch};
+use nn::{Cost, Init, Network};
+
+/// The quick settings every run here uses.
+const QUICK: [&str; 6] = ["--train-limit", "100", "--epochs", "1", "--threads", "1"];
+
+fn with_quick<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    QUICK.iter().copied().chain(args.iter().copied()).collect()
+}
+
+#[test]
+fn a_fc_layer_whose_inputs_do_not_match_the_previous_layer() {
+    let s = Scratch::new("layers");
+    let r = run_in(
+        &s.0,
+        "network3",
+        &with_quick(&["--layers", "fc:2000x100 softmax:10"]),
+    );
+    let e = r.one_line_error();
+    assert!(
+        e.contains("layer 1")
+            && e.contains("declares 2000 inputs but the previous layer gives 784"),
+        "{e}"
+    );
+    let r = run_in(
+        &s.0,
+        "network3",
+        &with_quick(&["--layers", "conv:20x5x5 fc:100 softmax:10,dropout:2"]),
+    );
+    assert!(r.one_line_error().contains("layer 3"), "{}", r.stderr);
+    let r = run_in(
+        &s.0,
+        "network3",
+        &with_quick(&["--layers", "fc:1000000 fc:1000000 softmax:10"]),
+    );
+    assert!(r.one_line_error().contains("parameters"), "{}", r.stderr);
+}
+
+#[test]
+fn a_model_file_for_another_architecture() {
+    let s = Scratch::new("arch");
+    // network3: a fc:30 net's weights loaded into a fc:100 net.
+    let small = nn::spec::build::<f32>("fc:30 softmax:10", 0).unwrap();
+    nn::io::save_safetensors(&small, s.path("fc30.safetensors")).unwrap();
+    let r = run_in(
+        &s.0,
+        "network3",
+        &with_quick(&[
+            "--layers",
+            "fc:100 softmax:10",
+            "--load",
+            &s.arg("fc30.safetensors"),
+        ]),
+    );
+    let e = r.one_line_error();
+    assert!(
+        e.contains("fc30.safetensors") && e.contains("another architecture"),
+        "{e}"
+    );
+    // network2: a [784, 30, 10] safetensors file into --hidden 20.
+    let net =
+        Network::<f32>::sigmoid_mlp(&[784, 30, 10], Cost::CrossEntropy, Init::Large, 0).unwrap();
+    nn::io::save_safetensors(&net, s.path("h30.safetensors")).unwrap();
+    let r = run_in(
+        &s.0,
+        "network2",
+        &with_quick(&["--hidden", "20", "--load", &s.arg("h30.safetensors")]),
+    );
+    assert!(
+        r.one_line_error().contains("another architecture"),
+        "{}",
+        r.stderr
+    );
+    // network2: a JSON model that does not take MNIST images.
+    let toy = Network::<f32>::sigmoid_mlp(&[4, 3, 2], Cost::CrossEntropy, Init::Large, 0).unwrap();
+    nn::io::save_network2_json(&toy, s.path("toy.json")).unwrap();
+    let r = run_in(
+        &s.0,
+        "network2",
+        &with_quick(&["--load", &s.arg("toy.json")]),
+    );
+    let e = r.one_line_error();
+    assert!(
+        e.contains("toy.json") && e.contains("MNIST needs [784]"),
+        "{e}"
+    );
+    // And files that are no model at all, or missing.
+    std::fs::write(s.path("junk.json"), b"{\"sizes\": [784, 30").unwrap();
+    let r = run_in(
+        &s.0,
+        "network2",
+        &with_quick(&["--load", &s.arg("junk.json")]),
+    );
+    assert!(r.one_line_error().contains("junk.json"), "{}", r.stderr);
+    let r = run_in(
+        &s.0,
+        "network3",
+        &with_quick(&["--load", &s.arg("missing.safetensors")]),
+    );
+    assert!(
+        r.one_line_error().contains("missing.safetensors"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_mistyped_flag_or_value() {
+    let s = Scratch::new("flags");
+    let r = run_in(&s.0, "network", &["--eta", "abc"]);
+    let e = r.one_line_error();
+    assert!(
+        e.contains("'abc'") && e.contains("--eta") && e.contains("--help"),
+        "{e}"
+    );
+    let r = run_in(&s.0, "network2", &["--cost", "hinge"]);
+    assert!(r.one_line_error().contains("hinge"), "{}", r.stderr);
+    let r = run_in(&s.0, "network3", &["--epoch", "3"]);
+    assert!(r.one_line_error().contains("--epoch"), "{}", r.stderr);
+    let r = run_in(&s.0, "network", &with_quick(&["--threads", "0"]));
+    assert!(r.one_line_error().contains("--threads"), "{}", r.stderr);
+}
+
+#[test]
+fn a_missing_data_directory() {
+    let s = Scratch::new("data");
+    for program in ["network", "network2", "network3"] {
+        let r = run_in(&s.0, program, &with_quick(&["--data", "/nonexistent"]));
+        let e = r.one_line_error();
+        assert!(e.contains("/nonexistent"), "{program}: {e}");
+    }
+}
+
+#[test]
+fn unwritable_output_paths_fail_before_training() {
+    let s = Scratch::new("out");
+    for (program, flag, path) in [
+        ("network", "--json", "/nonexistent/dir/x.json"),
+        ("network", "--plot", "/nonexistent/x.png"),
+        ("network2", "--save", "/proc/x"),
+        ("network2", "--json", "/proc/x.json"),
+        ("network3", "--save", "/nonexistent/net.safetensors"),
+        ("network3", "--checkpoint", "/proc/ckpt"),
+        ("network", "--checkpoint", "/nonexistent/a/b"),
+    ] {
+        let r = run_in(&s.0, program, &with_quick(&[flag, path]));
+        let e = r.one_line_error();
+        assert!(
+            e.contains(flag) && e.contains(path),
+            "{program} {flag} {path}: {e}"
+        );
+        // Checked before training: not one epoch ran.
+        assert!(
+            !r.stdout.contains("Epoch"),
+            "{program} {flag}: trained first:\n{}",
+            r.stdout
+        );
+    }
+    // A directory where a file is expected.
+    let r = run_in(&s.0, "network2", &with_quick(&["--save", &s.arg("")]));
+    assert!(
+        r.one_line_error().contains("is a directory"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_diverging_learning_rate_stops_network_with_the_epoch_and_mini_batch() {
+    let s = Scratch::new("eta");
+    let r = run_in(
+        &s.0,
+        "network",
+        &["--eta", "1e6", "--train-limit", "1000", "--threads", "1"],
+    );
+    let e = r.one_line_error();
+    assert!(
+        e.contains("training diverged at epoch 0, mini-batch 1")
+            && e.contains("try a smaller learning rate (eta = 1000000 now)"),
+        "{e}"
+    );
+    // No epoch finished on garbage.
+    assert!(!r.stdout.contains("Epoch 0"), "{}", r.stdout);
+    // network2's weight decay at that rate overflows to infinity, then NaN: caught as well.
+    let r = run_in(
+        &s.0,
+        "network2",
+        &["--eta", "1e6", "--train-limit", "1000", "--threads", "1"],
+    );
+    assert!(
+        r.one_line_error().contains("try a smaller learning rate"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn resume_refuses_a_missing_checkpoint_and_checkpoint_refuses_to_overwrite_another_run() {
+    let s = Scratch::new("resume-bad");
+    let r = run_in(&s.0, "network", &with_quick(&["--resume", &s.arg("none")]));
+    assert!(r.one_line_error().contains("no checkpoint"), "{}", r.stderr);
+    run_in(
+        &s.0,
+        "network",
+        &with_quick(&["--checkpoint", &s.arg("ck")]),
+    )
+    .ok();
+    let r = run_in(
+        &s.0,
+        "network",
+        &with_quick(&["--checkpoint", &s.arg("ck")]),
+    );
+    assert!(r.one_line_error().contains("--resume"), "{}", r.stderr);
+    // Resuming with other settings would not reproduce the run: refused, naming the setting.
+    let r = run_in(
+        &s.0,
+        "network",
+        &with_quick(&["--resume", &s.arg("ck"), "--eta", "1.0"]),
+    );
+    let e = r.one_line_error();
+    assert!(e.contains("eta = 3.0, this one 1.0"), "{e}");
+    // A damaged checkpoint is named.
+    std::fs::write(
+        nn::checkpoint::path(s.path("ck")),
+        b"\x10\0\0\0\0\0\0\0{\"__meta",
+    )
+    .unwrap();
+    let r = run_in(&s.0, "network", &with_quick(&["--resume", &s.arg("ck")]));
+    assert!(
+        r.one_line_error().contains("checkpoint.safetensors"),
+        "{}",
+        r.stderr
+    );
+}

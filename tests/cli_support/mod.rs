@@ -1,0 +1,137 @@
+//! Running the example programs from integration tests.
+//!
+//! Cargo gives integration tests the paths of binaries (`CARGO_BIN_EXE_*`) but not of
+//! examples, and `cargo test` builds examples without promising where. So the first test that
+//! needs an example asks cargo to build it (`cargo build --release --example NAME`, a no-op
+//! when `cargo test --release` has just built it) and reads the executable's path from
+//! cargo's JSON messages. Runs get the repository's MNIST through `$NNDL_DATA`, a fresh
+//! working directory and `RUST_BACKTRACE=1`, so a panic could not hide.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The repository root (the root package's manifest directory).
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The executable of example `name`, built on first use.
+pub fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["build", "--release", "--workspace", "--example", name])
+        .arg("--message-format=json-render-diagnostics")
+        .output()
+        .expect("running cargo");
+    assert!(
+        out.status.success(),
+        "cargo build --example {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exe = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no executable for example {name}"));
+    built.insert(name.to_string(), exe.clone());
+    exe
+}
+
+/// A fresh directory for one test, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A new empty directory named after `tag`.
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("nndl-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The same, as a string for an argument list.
+    pub fn arg(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a run of an example printed and returned.
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the run failed the way bad input must fail: exit code 2, one line on stderr
+    /// (`error: ...`), no panic, no backtrace; returns that line.
+    pub fn one_line_error(&self) -> &str {
+        let err = self.stderr.trim_end();
+        assert_eq!(self.code, 2, "exit code; stderr:\n{}", self.stderr);
+        assert!(
+            !err.contains('\n') && err.starts_with("error: "),
+            "not one error line:\n{}",
+            self.stderr
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+        err
+    }
+
+    /// Asserts success, returning stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        &self.stdout
+    }
+}
+
+/// Runs example `name` with `args` in `dir`.
+pub fn run_in(dir: &Path, name: &str, args: &[&str]) -> Run {
+    let out: Output = command(dir, name, args)
+        .output()
+        .expect("running the example");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The command that runs example `name` with `args` in `dir`, not yet started.
+pub fn command(dir: &Path, name: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(example(name));
+    c.current_dir(dir)
+        .args(args)
+        .env("NNDL_DATA", root().join("data/mnist"))
+        .env("RUST_BACKTRACE", "1");
+    c
+}
