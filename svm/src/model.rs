@@ -287,10 +287,10 @@ impl Model {
         let (kernel_type, degree, gamma, coef0) = kernel.raw();
         let training = params.unwrap_or(Params {
             c: 0.0,
-            gamma,
             cache_mb: 0.0,
             eps: 0.0,
             shrinking: false,
+            ..Params::rbf(0.0, gamma)
         });
         let param = svm_parameter {
             svm_type: svm_type.raw(),

@@ -93,6 +93,32 @@ fn parallel_training_gives_libsvms_own_model() {
 }
 
 #[test]
+fn precomputed_kernels_solve_the_same_problems() {
+    let p = clusters(300, 12, 8);
+    let libsvm = train(&p, &Params::rbf(2.0, 0.5)).unwrap();
+    let params = Params {
+        kernels: KernelEvaluation::Precomputed,
+        ..Params::rbf(2.0, 0.5)
+    };
+    let fast = train(&p, &params).unwrap();
+    assert_eq!(fast.params(), Some(params));
+    assert_eq!(fast.kernel(), Kernel::Rbf { gamma: 0.5 });
+    assert_eq!(fast.support_indices(), libsvm.support_indices());
+    for (a, b) in fast.rho().iter().zip(libsvm.rho()) {
+        assert!((a - b).abs() < 1e-6, "rho {a} vs {b}");
+    }
+    // The support vectors are the training rows themselves, not precomputed kernel rows.
+    for i in 0..fast.support_count() {
+        assert_eq!(fast.support_vector(i), libsvm.support_vector(i));
+    }
+    let test = clusters(200, 12, 9);
+    assert_eq!(
+        fast.predict(test.features()),
+        libsvm.predict(test.features())
+    );
+}
+
+#[test]
 fn progress_counts_every_binary_problem() {
     let p = clusters(90, 6, 2);
     let seen = Mutex::new(Vec::new());

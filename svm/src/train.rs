@@ -6,6 +6,10 @@
 //! builds it (same rows, same order, labels +1/-1), and assembles the multi-class model the way
 //! `svm_train` does. The result is the model `svm_train` itself gives ([`train_sequential`]);
 //! a test checks they are identical.
+//!
+//! With [`KernelEvaluation::Precomputed`] each binary problem's kernel matrix is computed first
+//! (`precomputed.rs`) and LIBSVM's solver runs on it as a precomputed kernel; the model is then
+//! assembled from the original sparse rows, an ordinary RBF model.
 
 use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int};
@@ -21,7 +25,8 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::features::{group_classes, Features, Problem, END};
 use crate::model::{Kernel, Model, Parts, SvmType, MAX_CLASSES};
-use crate::Params;
+use crate::params::KernelEvaluation;
+use crate::{precomputed, Params};
 
 /// LIBSVM's print hook: everything LIBSVM would print goes nowhere.
 extern "C" fn print_nothing(_: *const c_char) {}
@@ -37,8 +42,10 @@ pub(crate) fn silence_libsvm() {
 /// Train a C-SVC with the RBF kernel on `problem`, the binary one-vs-one problems solved in
 /// parallel on rayon's current thread pool.
 ///
-/// The result equals what LIBSVM's `svm_train` gives ([`train_sequential`]). Memory: up to
-/// `params.cache_mb` of kernel cache per thread.
+/// With [`KernelEvaluation::Libsvm`] the result equals what LIBSVM's `svm_train` gives
+/// ([`train_sequential`]); with [`KernelEvaluation::Precomputed`] it agrees to rounding.
+/// Memory: up to `params.cache_mb` of kernel cache per thread, plus the kernel matrix of each
+/// binary problem being solved when precomputed.
 pub fn train(problem: &Problem, params: &Params) -> Result<Model> {
     train_with_progress(problem, params, |_, _| {})
 }
@@ -77,12 +84,23 @@ where
         while let Some(&p) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
             // Solve pair (i, j): rows of class i labelled +1, then rows of class j labelled -1.
             let (i, j) = pairs[p];
-            let rows = members[i].iter().chain(&members[j]).copied();
+            let rows: Vec<usize> = members[i].iter().chain(&members[j]).copied().collect();
             let y: Vec<f64> = std::iter::repeat_n(1.0, members[i].len())
                 .chain(std::iter::repeat_n(-1.0, members[j].len()))
                 .collect();
             let what = || format!("classes {} and {}", classes[i], classes[j]);
-            let result = solve_binary(features, rows, y, &params.to_raw(), what);
+            let result = match params.kernels {
+                KernelEvaluation::Libsvm => {
+                    let raw = RawProblem::new(features, rows.into_iter(), y.into_iter());
+                    solve_binary(raw, &params.to_raw(), what)
+                }
+                KernelEvaluation::Precomputed => {
+                    precomputed::rbf_matrix(features, &rows, params.gamma).and_then(|matrix| {
+                        let raw = RawProblem::from_matrix(&matrix, rows.len() + 2, y);
+                        solve_binary(raw, &params.to_raw_precomputed(), what)
+                    })
+                }
+            };
             let failed = result.is_err();
             *slots[p].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
             if failed {
@@ -113,8 +131,8 @@ where
 }
 
 /// Train with LIBSVM's own `svm_train`, its binary problems solved one after the other on the
-/// calling thread: what scikit-learn's `SVC.fit` runs. Same result as [`train`], slower on
-/// several cores.
+/// calling thread, kernels evaluated by LIBSVM whatever `params.kernels` says: what
+/// scikit-learn's `SVC.fit` runs. Same result as [`train`] with [`KernelEvaluation::Libsvm`].
 pub fn train_sequential(problem: &Problem, params: &Params) -> Result<Model> {
     check(problem, params)?;
     let raw_param = params.to_raw();
@@ -158,14 +176,16 @@ fn check(problem: &Problem, params: &Params) -> Result<()> {
     }
 }
 
-/// LIBSVM's `svm_problem` over rows of a `Features`: the arrays it points at live here.
+/// LIBSVM's `svm_problem` over rows that live elsewhere (in a `Features`, or in a precomputed
+/// kernel matrix): the arrays it points at live here, the rows for `'a`.
 struct RawProblem<'a> {
     x: Vec<*mut svm_node>,
     y: Vec<f64>,
-    _rows: PhantomData<&'a Features>,
+    _rows: PhantomData<&'a [svm_node]>,
 }
 
 impl<'a> RawProblem<'a> {
+    /// Rows `rows` of `features`, labelled `y`.
     fn new(
         features: &'a Features,
         rows: impl Iterator<Item = usize>,
@@ -178,6 +198,19 @@ impl<'a> RawProblem<'a> {
         RawProblem {
             x,
             y: y.collect(),
+            _rows: PhantomData,
+        }
+    }
+
+    /// Consecutive rows of `width` nodes each in `nodes` (a precomputed kernel matrix).
+    fn from_matrix(nodes: &'a [svm_node], width: usize, y: Vec<f64>) -> Self {
+        let x = nodes
+            .chunks_exact(width)
+            .map(|row| row.as_ptr().cast_mut())
+            .collect();
+        RawProblem {
+            x,
+            y,
             _rows: PhantomData,
         }
     }
@@ -213,17 +246,14 @@ struct Binary {
 
 /// Solve one two-class problem with `svm_train` and read back its dual coefficients.
 fn solve_binary(
-    features: &Features,
-    rows: impl Iterator<Item = usize>,
-    y: Vec<f64>,
+    mut raw: RawProblem<'_>,
     param: &svm_parameter,
     what: impl Fn() -> String,
 ) -> Result<Binary> {
     // LIBSVM's coefficients are alpha * y, so a row that is not a support vector of this pair
     // has the coefficient 0 * y: -0.0 on the -1 side. Start from the same values, so the model
     // is identical to svm_train's to the bit (the sign of zero shows in model files).
-    let mut alpha: Vec<f64> = y.iter().map(|&y| 0.0 * y).collect();
-    let mut raw = RawProblem::new(features, rows, y.into_iter());
+    let mut alpha: Vec<f64> = raw.y.iter().map(|&y| 0.0 * y).collect();
     let n = raw.x.len();
     let prob = raw.as_raw();
     // SAFETY: as in `train_sequential`; LIBSVM's training touches no global state but the print

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use mnist::{MnistData, Scale};
-use svm::{Error, ExplicitZeros, Features, Model, Params, Problem};
+use svm::{Error, ExplicitZeros, Features, KernelEvaluation, Model, Params, Problem};
 
 fn data() -> &'static MnistData {
     static DATA: OnceLock<MnistData> = OnceLock::new();
@@ -30,6 +30,10 @@ fn small() -> (Problem, Features, Vec<i32>) {
 fn accuracy_on_2000_training_images_is_above_90_percent() {
     let (train, test, labels) = small();
     for (params, at_least) in [(Params::rbf(10.0, 0.02), 450), (Params::BOOK, 400)] {
+        let params = Params {
+            kernels: KernelEvaluation::Precomputed,
+            ..params
+        };
         let model = svm::train(&train, &params).unwrap();
         assert_eq!(model.classes().len(), 10);
         let correct = model.correct(&test, &labels);
@@ -44,7 +48,11 @@ fn accuracy_on_2000_training_images_is_above_90_percent() {
 #[test]
 fn a_saved_model_loads_and_predicts_identically() {
     let (train, test, _) = small();
-    let model = svm::train(&train, &Params::BOOK).unwrap();
+    let params = Params {
+        kernels: KernelEvaluation::Precomputed,
+        ..Params::BOOK
+    };
+    let model = svm::train(&train, &params).unwrap();
     let path = std::env::temp_dir().join(format!("nndl-svm-mnist-{}.model", std::process::id()));
     model.save(&path).unwrap();
     let loaded = Model::load(&path).unwrap();
@@ -86,8 +94,8 @@ fn bad_parameters_give_a_clear_error() {
 #[test]
 fn explicit_zeros_change_nothing_but_speed() {
     let d = data();
-    let train_set = d.training.take(1000);
-    let test_set = d.test.take(300);
+    let train_set = d.training.take(600);
+    let test_set = d.test.take(200);
     let zeros = ExplicitZeros::frequent_pixels(&train_set, 0.4);
     assert!(
         zeros.count() > 100 && zeros.count() < 400,
@@ -122,4 +130,34 @@ fn explicit_zeros_change_nothing_but_speed() {
     assert_eq!(b.predict(&test_padded), expected);
     assert_eq!(b.predict(&test_sparse), expected);
     assert_eq!(a.predict(&test_padded), expected);
+}
+
+/// Kernel matrices from the f32 GEMM give LIBSVM's solver the same problem: the same support
+/// vectors and predictions, coefficients equal to rounding.
+#[test]
+fn precomputed_kernels_give_libsvms_model() {
+    let (train, test, labels) = small();
+    let libsvm = svm::train(&train, &Params::BOOK).unwrap();
+    let params = Params {
+        kernels: KernelEvaluation::Precomputed,
+        ..Params::BOOK
+    };
+    let fast = svm::train(&train, &params).unwrap();
+    assert_eq!(fast.support_indices(), libsvm.support_indices());
+    for (a, b) in fast.rho().iter().zip(libsvm.rho()) {
+        assert!((a - b).abs() < 1e-6, "rho {a} vs {b}");
+    }
+    for i in 0..fast.support_count() {
+        for (a, b) in fast.coefficients(i).iter().zip(libsvm.coefficients(i)) {
+            assert!((a - b).abs() < 1e-6, "coefficient {a} vs {b}");
+        }
+    }
+    let predicted = fast.predict(&test);
+    assert_eq!(predicted, libsvm.predict(&test));
+    let correct = predicted
+        .iter()
+        .zip(&labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    assert!(correct > 400, "{correct} of 500");
 }
