@@ -81,6 +81,9 @@ where
     let slots: Vec<Mutex<Option<Result<Binary>>>> = (0..total).map(|_| Mutex::new(None)).collect();
     let workers = rayon::current_num_threads().clamp(1, total.max(1));
     (0..workers).into_par_iter().for_each(|_| {
+        // This worker's kernel matrix buffer, reused from one binary problem to the next (the
+        // largest comes first, so it is allocated once).
+        let mut matrix: Vec<svm_node> = Vec::new();
         while let Some(&p) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
             // Solve pair (i, j): rows of class i labelled +1, then rows of class j labelled -1.
             let (i, j) = pairs[p];
@@ -95,10 +98,12 @@ where
                     solve_binary(raw, &params.to_raw(), what)
                 }
                 KernelEvaluation::Precomputed => {
-                    precomputed::rbf_matrix(features, &rows, params.gamma).and_then(|matrix| {
-                        let raw = RawProblem::from_matrix(&matrix, rows.len() + 2, y);
-                        solve_binary(raw, &params.to_raw_precomputed(), what)
-                    })
+                    precomputed::rbf_matrix(features, &rows, params.gamma, &mut matrix).and_then(
+                        |()| {
+                            let raw = RawProblem::from_matrix(&matrix, rows.len() + 2, y);
+                            solve_binary(raw, &params.to_raw_precomputed(), what)
+                        },
+                    )
                 }
             };
             let failed = result.is_err();
