@@ -13,7 +13,7 @@
 //!
 //! Training runs LIBSVM's 45 one-vs-one binary problems in parallel, by default on kernel
 //! matrices computed with a matrix product (`--kernels precomputed`; `--kernels libsvm` lets
-//! LIBSVM evaluate them, bit-identical to `svm_train`, ~3.5x slower), and prediction
+//! LIBSVM evaluate them: exactly `svm_train`'s model, ~3x slower), and prediction
 //! (LIBSVM's `svm_predict`) splits the test images across threads (`--threads`, default all
 //! cores). Exit status 2 means a bad parameter (C <= 0, gamma <= 0, ...), 1 any other failure.
 
@@ -66,8 +66,8 @@ struct Args {
     #[arg(long, default_value_t = 1e-3)]
     eps: f64,
     /// How training gets kernel values: `precomputed` computes each binary problem's kernel
-    /// matrix with one matrix product and gives it to LIBSVM's solver (several times faster,
-    /// ~2 GB per thread, same model to rounding); `libsvm` lets LIBSVM evaluate each value from
+    /// matrix with one matrix product and gives it to LIBSVM's solver (~3x faster, ~2 GB per
+    /// thread, same model to rounding); `libsvm` lets LIBSVM evaluate each value from
     /// the sparse rows (exactly svm_train's model).
     #[arg(long, value_enum, default_value = "precomputed")]
     kernels: KernelsArg,
