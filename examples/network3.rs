@@ -116,6 +116,8 @@ struct Run<'a> {
     record: report::RunRecord,
     settings: &'a serde_json::Value,
     start: Instant,
+    /// An ensemble's record comes from its latest checkpoint, not from each net's.
+    record_restored: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -142,7 +144,10 @@ fn train(
     };
     let mut first = 0;
     if let Some(r) = ck.restore(net, run.settings)? {
-        (first, run.record, run.start) = (r.epochs_done, r.record, r.start);
+        first = r.epochs_done;
+        if !run.record_restored {
+            (run.record, run.start) = (r.record, r.start);
+        }
         let (best_validation, best_epoch, test_at_best) = serde_json::from_value(r.program)?;
         out = Outcome {
             best_validation,
@@ -232,6 +237,7 @@ fn run() -> Result<()> {
         record: report::RunRecord::new("network3", settings.clone()),
         settings: &settings,
         start: Instant::now(),
+        record_restored: false,
     };
     if is_ensemble {
         return ensemble(&args, &layers, &data, epochs, eta, lambda, run);
@@ -311,6 +317,18 @@ fn ensemble(
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/ensemble"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(r) = &args.resume.resume {
+        // The record and the clock of the net checkpointed last; each net's own checkpoint
+        // then gives its weights, random state and bookkeeping.
+        let latest = (0..args.nets)
+            .rev()
+            .map(|k| r.join(format!("net{k}")))
+            .find(|d| nn::checkpoint::exists(d));
+        if let Some(d) = latest {
+            (run.record, run.start) = common::peek_record(&d, run.settings)?;
+        }
+        run.record_restored = true;
+    }
     let mut predictions = Vec::new();
     for k in 0..args.nets {
         let seed = c.seed + k as u64;

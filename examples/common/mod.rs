@@ -162,6 +162,57 @@ pub struct Restored {
     pub start: Instant,
 }
 
+/// The run record and start of the checkpoint in `dir`, read without its weights: an
+/// ensemble's record is the one its most recently saved net's checkpoint holds.
+pub fn peek_record(dir: &Path, settings: &serde_json::Value) -> Result<(RunRecord, Instant)> {
+    let r = restored(nn::checkpoint::peek(dir)?, dir, settings)?;
+    Ok((r.record, r.start))
+}
+
+/// A checkpoint's program state, run record and start, after checking the run's settings
+/// match the checkpointed run's.
+fn restored(
+    ck: nn::checkpoint::Checkpoint,
+    dir: &Path,
+    settings: &serde_json::Value,
+) -> Result<Restored> {
+    let file = nn::checkpoint::path(dir);
+    let field = |k: &str| {
+        ck.state
+            .get(k)
+            .cloned()
+            .with_context(|| format!("{}: the checkpoint has no {k:?}", file.display()))
+    };
+    let mut record: RunRecord = serde_json::from_value(field("record")?)
+        .with_context(|| format!("{}: damaged run record", file.display()))?;
+    if let (Some(then), Some(now)) = (record.settings.as_object(), settings.as_object()) {
+        for (k, v) in now {
+            let was = then.get(k).unwrap_or(&serde_json::Value::Null);
+            if was == v || RESUMABLE_CHANGES.contains(&k.as_str()) {
+                if was != v && k == "threads" {
+                    eprintln!("note: the checkpointed run used {was} threads, this one {v}: conv layers will sum in another order");
+                }
+                continue;
+            }
+            anyhow::bail!(
+                "--resume {}: the checkpointed run had {k} = {was}, this one {v}; resume with the same flags",
+                dir.display()
+            );
+        }
+    }
+    record.settings = settings.clone();
+    let wall: f64 = serde_json::from_value(field("wall_seconds")?).unwrap_or(0.0);
+    let start = Instant::now()
+        .checked_sub(std::time::Duration::from_secs_f64(wall.max(0.0)))
+        .unwrap_or_else(Instant::now);
+    Ok(Restored {
+        epochs_done: ck.epochs_done,
+        program: field("program")?,
+        record,
+        start,
+    })
+}
+
 /// Settings a resumed run may change: more epochs, another thread count (noted), where the
 /// first run loaded its start from (the checkpoint replaces it).
 const RESUMABLE_CHANGES: [&str; 3] = ["epochs", "threads", "loaded"];
@@ -231,47 +282,13 @@ impl Resume {
             return Ok(None);
         }
         let ck = nn::checkpoint::Checkpoint::load(net, dir)?;
-        let file = nn::checkpoint::path(dir);
-        let field = |k: &str| {
-            ck.state
-                .get(k)
-                .cloned()
-                .with_context(|| format!("{}: the checkpoint has no {k:?}", file.display()))
-        };
-        let record: RunRecord = serde_json::from_value(field("record")?)
-            .with_context(|| format!("{}: damaged run record", file.display()))?;
-        if let (Some(then), Some(now)) = (record.settings.as_object(), settings.as_object()) {
-            for (k, v) in now {
-                let was = then.get(k).unwrap_or(&serde_json::Value::Null);
-                if was == v || RESUMABLE_CHANGES.contains(&k.as_str()) {
-                    if was != v && k == "threads" {
-                        eprintln!("note: the checkpointed run used {was} threads, this one {v}: conv layers will sum in another order");
-                    }
-                    continue;
-                }
-                anyhow::bail!(
-                    "--resume {}: the checkpointed run had {k} = {was}, this one {v}; resume with the same flags",
-                    dir.display()
-                );
-            }
-        }
-        let mut record = record;
-        record.settings = settings.clone();
-        let wall: f64 = serde_json::from_value(field("wall_seconds")?).unwrap_or(0.0);
-        let start = Instant::now()
-            .checked_sub(std::time::Duration::from_secs_f64(wall.max(0.0)))
-            .unwrap_or_else(Instant::now);
+        let r = restored(ck, dir, settings)?;
         eprintln!(
             "resuming from {} after {} epoch(s)",
-            file.display(),
-            ck.epochs_done
+            nn::checkpoint::path(dir).display(),
+            r.epochs_done
         );
-        Ok(Some(Restored {
-            epochs_done: ck.epochs_done,
-            program: field("program")?,
-            record,
-            start,
-        }))
+        Ok(Some(r))
     }
 
     /// After an epoch: saves the checkpoint (if checkpointing) with `program`'s bookkeeping and

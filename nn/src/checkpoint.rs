@@ -89,6 +89,53 @@ fn bad(path: &Path, why: impl Into<String>) -> NnError {
     }
 }
 
+/// The checkpoint's JSON, checked for the format version.
+fn metadata(bytes: &[u8], path: &Path) -> Result<Meta> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
+        bad(
+            path,
+            format!("not a checkpoint (damaged or not safetensors): {e}"),
+        )
+    })?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or_else(|| {
+            bad(
+                path,
+                format!("a safetensors file without {METADATA_KEY:?} metadata is not a checkpoint"),
+            )
+        })?;
+    let meta: Meta = serde_json::from_str(json)
+        .map_err(|e| bad(path, format!("damaged checkpoint metadata: {e}")))?;
+    if meta.version != VERSION {
+        return Err(bad(
+            path,
+            format!(
+                "checkpoint format version {} (this nndl reads {VERSION})",
+                meta.version
+            ),
+        ));
+    }
+    Ok(meta)
+}
+
+/// The epochs done and the program's state of the checkpoint in `dir`, read without a
+/// network: the weights are not checked or loaded.
+pub fn peek(dir: impl AsRef<Path>) -> Result<Checkpoint> {
+    let file = path(dir);
+    let bytes = std::fs::read(&file).map_err(|e| NnError::Io {
+        path: file.clone(),
+        source: e,
+    })?;
+    let meta = metadata(&bytes, &file)?;
+    Ok(Checkpoint {
+        epochs_done: meta.epochs_done,
+        state: meta.state,
+    })
+}
+
 impl Checkpoint {
     /// Saves `net`'s weights and random state with `self` to `dir` (created if missing),
     /// atomically replacing the previous checkpoint.
@@ -138,31 +185,7 @@ impl Checkpoint {
                 format!("not a checkpoint (damaged or not safetensors): {e}"),
             )
         })?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-            .map_err(|e| bad(path, format!("not a checkpoint: {e}")))?;
-        let json = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(METADATA_KEY))
-            .ok_or_else(|| {
-                bad(
-                    path,
-                    format!(
-                        "a safetensors file without {METADATA_KEY:?} metadata is not a checkpoint"
-                    ),
-                )
-            })?;
-        let meta: Meta = serde_json::from_str(json)
-            .map_err(|e| bad(path, format!("damaged checkpoint metadata: {e}")))?;
-        if meta.version != VERSION {
-            return Err(bad(
-                path,
-                format!(
-                    "checkpoint format version {} (this nndl reads {VERSION})",
-                    meta.version
-                ),
-            ));
-        }
+        let meta = metadata(bytes, path)?;
         let here = net.describe();
         if meta.architecture != here {
             return Err(bad(

@@ -295,3 +295,15 @@ fn a_kill_during_a_save_leaves_the_previous_checkpoint_loadable() {
         "no kill landed during a save (no temp file left behind): the test tested nothing"
     );
 }
+
+#[test]
+fn peek_reads_the_epoch_and_state_without_a_network() {
+    let dir = TempDir::new("peek");
+    saved(&dir.0, 7);
+    let ck = checkpoint::peek(&dir.0).unwrap();
+    assert_eq!(ck.epochs_done, 7);
+    assert_eq!(ck.state["epochs_done"], 7);
+    std::fs::write(checkpoint::path(&dir.0), b"junk").unwrap();
+    let e = checkpoint::peek(&dir.0).unwrap_err().to_string();
+    assert!(e.contains("checkpoint.safetensors"), "{e}");
+}
