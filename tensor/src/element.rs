@@ -49,10 +49,49 @@ pub trait Float:
         rsc: isize,
         csc: isize,
     );
+
+    /// The small-side kernels of [`crate::small`] for `C = alpha*op(A)op(B) + beta*C` on
+    /// contiguous buffers, where they apply: returns `false` (nothing done) for shapes or
+    /// element types they do not cover.
+    #[allow(clippy::too_many_arguments)]
+    fn small_gemm(
+        _m: usize,
+        _k: usize,
+        _n: usize,
+        _alpha: Self,
+        _a: &[Self],
+        _ta: bool,
+        _b: &[Self],
+        _tb: bool,
+        _beta: Self,
+        _c: &mut [Self],
+    ) -> bool {
+        false
+    }
 }
 
 impl Float for f32 {
     const DTYPE: &'static str = "f32";
+    fn small_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: &[Self],
+        ta: bool,
+        b: &[Self],
+        tb: bool,
+        beta: Self,
+        c: &mut [Self],
+    ) -> bool {
+        match crate::small::Shape3::of(m, k, ta, tb) {
+            Some(shape) => {
+                crate::small::small_gemm(shape, m, k, n, alpha, a, b, beta, c);
+                true
+            }
+            None => false,
+        }
+    }
     fn of(x: f64) -> Self {
         x as f32
     }

@@ -40,6 +40,11 @@ pub fn gemm<T: Float>(
         }
         return;
     }
+    // A side of at most 16 (a fully connected layer at a small mini-batch): stream the big
+    // operand once instead of packing it.
+    if T::small_gemm(m, k, n, alpha, a, ta, b, tb, beta, c) {
+        return;
+    }
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
     // SAFETY: the asserts above guarantee each buffer holds its matrix; `c` is a distinct

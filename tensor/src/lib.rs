@@ -19,6 +19,7 @@ mod tensor;
 
 pub mod conv;
 pub mod pool;
+pub mod small;
 pub mod unary;
 
 pub use broadcast::{binary, binary_into, broadcast_shapes, reduce_to_shape, BinaryOp};

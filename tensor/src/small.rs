@@ -1,0 +1,705 @@
+//! Products with a small side: the fully connected layers at the book's mini-batch of 10.
+//!
+//! A general GEMM packs both operands into cache-sized panels first. When one side has at most
+//! [`SMALL`] rows, the other operand (a layer's weight matrix, megabytes at FC(1000,1000)) is
+//! read once per product, so packing it costs as much as the product: these kernels stream it
+//! once, straight from memory, and allocate nothing. Three shapes cover a linear layer:
+//!
+//! - [`Shape3::Nt`] `C[m,n] = A[m,k] . B[n,k]^T`, m small: the forward `x w^T` (dot products of
+//!   a few input rows with every weight row).
+//! - [`Shape3::Nn`] `C[m,n] = A[m,k] . B[k,n]`, m small: the input gradient `dy w` (each output
+//!   row a combination of weight rows).
+//! - [`Shape3::Tn`] `C[m,n] = A[k,m]^T . B[k,n]`, k small: the weight gradient `dy^T x` (a sum
+//!   of a few outer products, each element of C written once).
+//!
+//! Each has an AVX-512 kernel, and one generic body compiled twice, for AVX2+FMA and for any
+//! CPU; [`best_isa`] picks at run time and [`small_gemm_with`] lets tests force each one. Large
+//! products are split across rayon threads by output columns (or rows), one fork-join per
+//! product; every element of C is computed by one thread in a fixed order, so the result does
+//! not depend on the number of threads. [`small_gemm_reference`] is the definition as loops.
+
+use std::sync::OnceLock;
+
+/// Products whose small side (m, or k for [`Shape3::Tn`]) is at most this take these kernels.
+pub const SMALL: usize = 16;
+
+/// Work (m*k*n multiply-adds) from which a product outside a parallel region is split across
+/// threads: below it, the fork-join costs more than the second core gives back (network.py's
+/// 784x30 layer at mini-batch 10 is 235k).
+const PARALLEL_WORK: usize = 1 << 20;
+
+/// The three layouts of a product with a small side (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape3 {
+    /// `A[m,k] . B[n,k]^T`, m small.
+    Nt,
+    /// `A[m,k] . B[k,n]`, m small.
+    Nn,
+    /// `A[k,m]^T . B[k,n]`, k small.
+    Tn,
+}
+
+impl Shape3 {
+    /// The layout these kernels handle for `op(A) . op(B)`, if any.
+    pub fn of(m: usize, k: usize, ta: bool, tb: bool) -> Option<Shape3> {
+        match (ta, tb) {
+            (false, true) if m <= SMALL => Some(Shape3::Nt),
+            (false, false) if m <= SMALL => Some(Shape3::Nn),
+            (true, false) if k <= SMALL => Some(Shape3::Tn),
+            _ => None,
+        }
+    }
+}
+
+/// Which instructions a kernel uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F intrinsics, 16 lanes.
+    Avx512,
+    /// The generic body compiled with AVX2 and FMA enabled.
+    Avx2,
+    /// The generic body for any CPU.
+    Portable,
+}
+
+impl Isa {
+    /// Whether this CPU can run it.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            Isa::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+}
+
+/// The best kernel this CPU runs; `NNDL_ISA=avx2` or `NNDL_ISA=portable` lowers it (to time or
+/// test the fallbacks on an AVX-512 machine).
+pub fn best_isa() -> Isa {
+    static BEST: OnceLock<Isa> = OnceLock::new();
+    *BEST.get_or_init(|| {
+        let want = std::env::var("NNDL_ISA").unwrap_or_default();
+        let order: &[Isa] = match want.as_str() {
+            "portable" => &[Isa::Portable],
+            "avx2" => &[Isa::Avx2, Isa::Portable],
+            _ => &[Isa::Avx512, Isa::Avx2, Isa::Portable],
+        };
+        order
+            .iter()
+            .copied()
+            .find(|i| i.available())
+            .unwrap_or(Isa::Portable)
+    })
+}
+
+/// `C = alpha * op(A) . op(B) + beta * C` on contiguous row-major buffers, for the layout
+/// [`Shape3::of`] names, with the best kernel. `beta == 0` ignores C's old contents.
+#[allow(clippy::too_many_arguments)]
+pub fn small_gemm(
+    shape: Shape3,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    small_gemm_with(best_isa(), true, shape, m, k, n, alpha, a, b, beta, c)
+}
+
+/// [`small_gemm`] with a chosen kernel, and with or without splitting across threads.
+///
+/// # Panics
+/// If a buffer is too small for its matrix, the layout's small side is over [`SMALL`], or the
+/// CPU cannot run `isa`.
+#[allow(clippy::too_many_arguments)]
+pub fn small_gemm_with(
+    isa: Isa,
+    parallel: bool,
+    shape: Shape3,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "small_gemm: buffer too small"
+    );
+    match shape {
+        Shape3::Nt | Shape3::Nn => assert!(m <= SMALL, "small_gemm: m = {m} > {SMALL}"),
+        Shape3::Tn => assert!(k <= SMALL, "small_gemm: k = {k} > {SMALL}"),
+    }
+    assert!(isa.available(), "small_gemm: this CPU cannot run {isa:?}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let p = Args {
+        m,
+        k,
+        n,
+        alpha,
+        a: a.as_ptr(),
+        b: b.as_ptr(),
+        beta,
+        c: c.as_mut_ptr(),
+    };
+    // Nt and Nn split C by columns (each thread reads its part of B), Tn by rows of C.
+    let (units, granule) = match shape {
+        Shape3::Nt => (n, 4),
+        Shape3::Nn => (n, 32),
+        Shape3::Tn => (m, 4),
+    };
+    let run = |lo: usize, hi: usize| {
+        // SAFETY: `Args` describes buffers checked above; each call writes only the columns
+        // (or rows) lo..hi of C, disjoint between the calls `split` makes.
+        unsafe { dispatch(isa, shape, &p, lo, hi) }
+    };
+    let threads = rayon::current_num_threads();
+    if parallel
+        && threads > 1
+        && m * k * n >= PARALLEL_WORK
+        && rayon::current_thread_index().is_none()
+    {
+        split(units, granule, threads, &run);
+    } else {
+        run(0, units);
+    }
+}
+
+/// Runs `f` on `parts` contiguous ranges covering `0..units` (boundaries multiples of
+/// `granule`), one per rayon task.
+fn split(units: usize, granule: usize, parts: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    let per = units.div_ceil(parts).div_ceil(granule) * granule;
+    rayon::scope(|s| {
+        let mut lo = per.min(units);
+        while lo < units {
+            let hi = (lo + per).min(units);
+            s.spawn(move |_| f(lo, hi));
+            lo = hi;
+        }
+        f(0, per.min(units));
+    });
+}
+
+/// One product's operands as raw parts, shared by the threads that each write their own part.
+struct Args {
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    beta: f32,
+    c: *mut f32,
+}
+
+// SAFETY: the pointers are read (a, b) or written in disjoint ranges (c) while the borrow that
+// made them is alive: `small_gemm_with` does not return before every task has finished.
+unsafe impl Sync for Args {}
+
+/// # Safety
+/// As [`Args`]; `lo..hi` within the split dimension.
+unsafe fn dispatch(isa: Isa, shape: Shape3, p: &Args, lo: usize, hi: usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => match shape {
+            Shape3::Nt => avx512::nt(p, lo, hi),
+            Shape3::Nn => avx512::nn(p, lo, hi),
+            Shape3::Tn => avx512::tn(p, lo, hi),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => generic::avx2(shape, p, lo, hi),
+        _ => generic::portable(shape, p, lo, hi),
+    }
+}
+
+/// `C = alpha*op(A).op(B) + beta*C` by the definition, in f64: what the kernels are tested
+/// against.
+#[allow(clippy::too_many_arguments)]
+pub fn small_gemm_reference(
+    shape: Shape3,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0.0f64;
+            for p in 0..k {
+                let (x, y) = match shape {
+                    Shape3::Nt => (a[i * k + p], b[j * k + p]),
+                    Shape3::Nn => (a[i * k + p], b[p * n + j]),
+                    Shape3::Tn => (a[p * m + i], b[p * n + j]),
+                };
+                s += x as f64 * y as f64;
+            }
+            let old = if beta == 0.0 {
+                0.0
+            } else {
+                beta as f64 * c[i * n + j] as f64
+            };
+            c[i * n + j] = (alpha as f64 * s + old) as f32;
+        }
+    }
+}
+
+/// The generic kernels: plain loops over fixed-size lane arrays that the compiler vectorises
+/// for whatever target features the wrapper enables.
+mod generic {
+    use super::{Args, Shape3};
+
+    /// Lanes of a generic "vector".
+    const L: usize = 8;
+
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        // `mul_add` is one instruction with FMA and a libm call without: only use it there.
+        if cfg!(target_feature = "fma") {
+            a.mul_add(b, c)
+        } else {
+            a * b + c
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: &Args, idx: usize, v: f32) {
+        let c = p.c.add(idx);
+        *c = if p.beta == 0.0 {
+            p.alpha * v
+        } else {
+            p.alpha * v + p.beta * *c
+        };
+    }
+
+    /// Dot products of A's rows with B's rows `lo..hi`.
+    #[inline(always)]
+    unsafe fn nt(p: &Args, lo: usize, hi: usize) {
+        let k = p.k;
+        for j in lo..hi {
+            let bj = std::slice::from_raw_parts(p.b.add(j * k), k);
+            for i in 0..p.m {
+                let ai = std::slice::from_raw_parts(p.a.add(i * k), k);
+                let mut acc = [0.0f32; L];
+                let (ca, cb) = (ai.chunks_exact(L), bj.chunks_exact(L));
+                let mut tail = 0.0;
+                for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+                    tail = fma(*x, *y, tail);
+                }
+                for (x, y) in ca.zip(cb) {
+                    for l in 0..L {
+                        acc[l] = fma(x[l], y[l], acc[l]);
+                    }
+                }
+                store(p, i * p.n + j, acc.iter().sum::<f32>() + tail);
+            }
+        }
+    }
+
+    /// Columns `lo..hi` of `A . B`, in blocks of 32 columns of every row of C at once.
+    #[inline(always)]
+    unsafe fn nn(p: &Args, lo: usize, hi: usize) {
+        const W: usize = 32;
+        let mut acc = [[0.0f32; W]; super::SMALL];
+        let mut c0 = lo;
+        while c0 < hi {
+            let w = W.min(hi - c0);
+            for row in acc.iter_mut().take(p.m) {
+                *row = [0.0; W];
+            }
+            for q in 0..p.k {
+                let b = std::slice::from_raw_parts(p.b.add(q * p.n + c0), w);
+                for (i, row) in acc.iter_mut().enumerate().take(p.m) {
+                    let x = *p.a.add(i * p.k + q);
+                    for (r, &y) in row.iter_mut().zip(b) {
+                        *r = fma(x, y, *r);
+                    }
+                }
+            }
+            for (i, row) in acc.iter().enumerate().take(p.m) {
+                for (l, &v) in row.iter().enumerate().take(w) {
+                    store(p, i * p.n + c0 + l, v);
+                }
+            }
+            c0 += w;
+        }
+    }
+
+    /// Rows `lo..hi` of `A^T . B` (k small): each row a sum of k scaled rows of B.
+    #[inline(always)]
+    unsafe fn tn(p: &Args, lo: usize, hi: usize) {
+        const W: usize = 64;
+        let mut acc = [0.0f32; W];
+        for j in lo..hi {
+            let mut c0 = 0;
+            while c0 < p.n {
+                let w = W.min(p.n - c0);
+                acc = [0.0; W];
+                for q in 0..p.k {
+                    let x = *p.a.add(q * p.m + j);
+                    let b = std::slice::from_raw_parts(p.b.add(q * p.n + c0), w);
+                    for (r, &y) in acc.iter_mut().zip(b) {
+                        *r = fma(x, y, *r);
+                    }
+                }
+                for (l, &v) in acc.iter().enumerate().take(w) {
+                    store(p, j * p.n + c0 + l, v);
+                }
+                c0 += w;
+            }
+        }
+        let _ = acc;
+    }
+
+    #[inline(always)]
+    unsafe fn body(shape: Shape3, p: &Args, lo: usize, hi: usize) {
+        match shape {
+            Shape3::Nt => nt(p, lo, hi),
+            Shape3::Nn => nn(p, lo, hi),
+            Shape3::Tn => tn(p, lo, hi),
+        }
+    }
+
+    /// # Safety
+    /// As [`Args`], on a CPU with AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2(shape: Shape3, p: &Args, lo: usize, hi: usize) {
+        body(shape, p, lo, hi)
+    }
+
+    /// # Safety
+    /// As [`Args`].
+    pub(super) unsafe fn portable(shape: Shape3, p: &Args, lo: usize, hi: usize) {
+        body(shape, p, lo, hi)
+    }
+}
+
+/// AVX-512 register-blocked kernels. Remainders (k or n not a multiple of 16) use masked
+/// loads and stores, so no element is read or written outside its matrix.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::Args;
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    fn mask(len: usize) -> __mmask16 {
+        if len >= 16 {
+            0xffff
+        } else {
+            ((1u32 << len) - 1) as __mmask16
+        }
+    }
+
+    /// `c = alpha*v + beta*c` on the lanes of `m`.
+    #[inline(always)]
+    unsafe fn store(p: &Args, c: *mut f32, m: __mmask16, v: __m512) {
+        let v = _mm512_mul_ps(v, _mm512_set1_ps(p.alpha));
+        let v = if p.beta == 0.0 {
+            v
+        } else {
+            _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, c), _mm512_set1_ps(p.beta), v)
+        };
+        _mm512_mask_storeu_ps(c, m, v);
+    }
+
+    /// A tile of `I` rows of A by `J` rows of B: `I*J` dot products over all of k.
+    #[inline(always)]
+    unsafe fn nt_tile<const I: usize, const J: usize>(p: &Args, i0: usize, j0: usize) {
+        let k = p.k;
+        let mut acc = [[_mm512_setzero_ps(); J]; I];
+        let mut q = 0;
+        while q < k {
+            let m = mask(k - q);
+            let mut bv = [_mm512_setzero_ps(); J];
+            for (jj, v) in bv.iter_mut().enumerate() {
+                *v = _mm512_maskz_loadu_ps(m, p.b.add((j0 + jj) * k + q));
+            }
+            for (ii, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_maskz_loadu_ps(m, p.a.add((i0 + ii) * k + q));
+                for (r, &b) in row.iter_mut().zip(&bv) {
+                    *r = _mm512_fmadd_ps(av, b, *r);
+                }
+            }
+            q += 16;
+        }
+        for (ii, row) in acc.iter().enumerate() {
+            for (jj, &v) in row.iter().enumerate() {
+                let s = _mm512_reduce_add_ps(v);
+                let c = p.c.add((i0 + ii) * p.n + j0 + jj);
+                *c = if p.beta == 0.0 {
+                    p.alpha * s
+                } else {
+                    p.alpha * s + p.beta * *c
+                };
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn nt_rows<const J: usize>(p: &Args, j0: usize) {
+        // Five rows of A against four of B: 20 accumulators, 9 loads per 20 multiply-adds.
+        let mut i0 = 0;
+        while i0 < p.m {
+            match p.m - i0 {
+                1 => nt_tile::<1, J>(p, i0, j0),
+                2 => nt_tile::<2, J>(p, i0, j0),
+                3 => nt_tile::<3, J>(p, i0, j0),
+                4 => nt_tile::<4, J>(p, i0, j0),
+                _ => nt_tile::<5, J>(p, i0, j0),
+            }
+            i0 += 5;
+        }
+    }
+
+    /// Columns `lo..hi` of `A[m,k] . B[n,k]^T`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn nt(p: &Args, lo: usize, hi: usize) {
+        let mut j = lo;
+        while j + 4 <= hi {
+            nt_rows::<4>(p, j);
+            j += 4;
+        }
+        while j < hi {
+            nt_rows::<1>(p, j);
+            j += 1;
+        }
+    }
+
+    /// `I` rows of C, 32 columns from `c0` (masked to `w`): B's rows streamed once.
+    #[inline(always)]
+    unsafe fn nn_tile<const I: usize>(p: &Args, i0: usize, c0: usize, w: usize) {
+        let (m0, m1) = (mask(w), mask(w.saturating_sub(16)));
+        let mut acc = [[_mm512_setzero_ps(); 2]; I];
+        for q in 0..p.k {
+            let row = p.b.add(q * p.n + c0);
+            if q + 8 < p.k {
+                let ahead = row.add(8 * p.n) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(ahead);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.add(64));
+            }
+            let b0 = _mm512_maskz_loadu_ps(m0, row);
+            let b1 = _mm512_maskz_loadu_ps(m1, row.add(16));
+            for (ii, r) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*p.a.add((i0 + ii) * p.k + q));
+                r[0] = _mm512_fmadd_ps(x, b0, r[0]);
+                r[1] = _mm512_fmadd_ps(x, b1, r[1]);
+            }
+        }
+        for (ii, r) in acc.iter().enumerate() {
+            let c = p.c.add((i0 + ii) * p.n + c0);
+            store(p, c, m0, r[0]);
+            if w > 16 {
+                store(p, c.add(16), m1, r[1]);
+            }
+        }
+    }
+
+    /// Columns `lo..hi` of `A[m,k] . B[k,n]`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn nn(p: &Args, lo: usize, hi: usize) {
+        let mut c0 = lo;
+        while c0 < hi {
+            let w = 32.min(hi - c0);
+            // Up to 12 rows at once (24 accumulators): at the book's mini-batch of 10 every
+            // row of C is one tile, so B is read once.
+            let mut i0 = 0;
+            while i0 < p.m {
+                match p.m - i0 {
+                    1 => nn_tile::<1>(p, i0, c0, w),
+                    2 => nn_tile::<2>(p, i0, c0, w),
+                    3 => nn_tile::<3>(p, i0, c0, w),
+                    4 => nn_tile::<4>(p, i0, c0, w),
+                    5 => nn_tile::<5>(p, i0, c0, w),
+                    6 => nn_tile::<6>(p, i0, c0, w),
+                    7 => nn_tile::<7>(p, i0, c0, w),
+                    8 => nn_tile::<8>(p, i0, c0, w),
+                    9 => nn_tile::<9>(p, i0, c0, w),
+                    10 => nn_tile::<10>(p, i0, c0, w),
+                    11 => nn_tile::<11>(p, i0, c0, w),
+                    _ => nn_tile::<12>(p, i0, c0, w),
+                }
+                i0 += 12;
+            }
+            c0 += w;
+        }
+    }
+
+    /// `J` rows of C from `j0`, 64 columns from `c0` (masked to `w`), summed over k.
+    #[inline(always)]
+    unsafe fn tn_tile<const J: usize>(p: &Args, j0: usize, c0: usize, w: usize) {
+        let ms = [
+            mask(w),
+            mask(w.saturating_sub(16)),
+            mask(w.saturating_sub(32)),
+            mask(w.saturating_sub(48)),
+        ];
+        let mut acc = [[_mm512_setzero_ps(); 4]; J];
+        for q in 0..p.k {
+            let row = p.b.add(q * p.n + c0);
+            let mut bv = [_mm512_setzero_ps(); 4];
+            for (v, (b, &m)) in bv.iter_mut().zip(&ms).enumerate() {
+                *b = _mm512_maskz_loadu_ps(m, row.add(16 * v));
+            }
+            for (jj, r) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*p.a.add(q * p.m + j0 + jj));
+                for (a, &b) in r.iter_mut().zip(&bv) {
+                    *a = _mm512_fmadd_ps(x, b, *a);
+                }
+            }
+        }
+        for (jj, r) in acc.iter().enumerate() {
+            let c = p.c.add((j0 + jj) * p.n + c0);
+            for (v, (&a, &m)) in r.iter().zip(&ms).enumerate() {
+                if 16 * v < w {
+                    store(p, c.add(16 * v), m, a);
+                }
+            }
+        }
+    }
+
+    /// Rows `lo..hi` of `A[k,m]^T . B[k,n]`, k small.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tn(p: &Args, lo: usize, hi: usize) {
+        let mut j = lo;
+        while j < hi {
+            let rows = (hi - j).min(4);
+            let mut c0 = 0;
+            while c0 < p.n {
+                let w = 64.min(p.n - c0);
+                match rows {
+                    1 => tn_tile::<1>(p, j, c0, w),
+                    2 => tn_tile::<2>(p, j, c0, w),
+                    3 => tn_tile::<3>(p, j, c0, w),
+                    _ => tn_tile::<4>(p, j, c0, w),
+                }
+                c0 += w;
+            }
+            j += rows;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn check(isa: Isa, parallel: bool, shape: Shape3, m: usize, k: usize, n: usize, seed: u64) {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+        let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let c0: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for (alpha, beta) in [(1.0f32, 0.0f32), (0.7, 1.0), (-1.5, 0.3)] {
+            let mut got = c0.clone();
+            if beta == 0.0 {
+                // beta = 0 must ignore what C held, NaNs included.
+                got.iter_mut().for_each(|v| *v = f32::NAN);
+            }
+            let mut want = c0.clone();
+            small_gemm_with(isa, parallel, shape, m, k, n, alpha, &a, &b, beta, &mut got);
+            small_gemm_reference(shape, m, k, n, alpha, &a, &b, beta, &mut want);
+            for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+                let tol = 1e-5 * (k as f32).sqrt() * (1.0 + w.abs());
+                assert!(
+                    (g - w).abs() <= tol,
+                    "{isa:?} {shape:?} {m}x{k}x{n} alpha {alpha} beta {beta} par {parallel}: \
+                     C[{}][{}] = {g}, want {w}",
+                    idx / n,
+                    idx % n
+                );
+            }
+        }
+    }
+
+    fn isas() -> Vec<Isa> {
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .filter(|i| i.available())
+            .collect()
+    }
+
+    #[test]
+    fn every_kernel_equals_the_reference_on_edge_sizes() {
+        let mut seed = 0;
+        for isa in isas() {
+            for shape in [Shape3::Nt, Shape3::Nn, Shape3::Tn] {
+                for small in [1, 7, 10, 16] {
+                    for (big1, big2) in [(1, 1), (15, 17), (33, 31), (100, 64), (47, 129)] {
+                        let (m, k, n) = match shape {
+                            Shape3::Tn => (big1, small, big2),
+                            _ => (small, big1, big2),
+                        };
+                        seed += 1;
+                        check(isa, false, shape, m, k, n, seed);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_across_threads_equals_the_reference_and_one_thread_bit_for_bit() {
+        let pool = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .expect("pool")
+        };
+        // The book's wide layers at mini-batch 10, and odd sizes above the split threshold.
+        let sizes = [
+            (Shape3::Nt, 10, 640, 1000),
+            (Shape3::Nt, 7, 1001, 333),
+            (Shape3::Nn, 10, 1000, 640),
+            (Shape3::Nn, 17.min(SMALL), 999, 517),
+            (Shape3::Tn, 1000, 10, 640),
+            (Shape3::Tn, 1003, 7, 1001),
+        ];
+        for isa in isas() {
+            for (i, &(shape, m, k, n)) in sizes.iter().enumerate() {
+                assert!(m * k * n >= PARALLEL_WORK, "{m}x{k}x{n} would not be split");
+                pool(2).install(|| check(isa, true, shape, m, k, n, 100 + i as u64));
+                let mut rng = rand_pcg::Pcg64::seed_from_u64(i as u64);
+                let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let run = |t: usize| {
+                    let mut c = vec![0.0f32; m * n];
+                    pool(t).install(|| {
+                        small_gemm_with(isa, true, shape, m, k, n, 1.0, &a, &b, 0.0, &mut c)
+                    });
+                    c
+                };
+                assert_eq!(run(1), run(2), "{isa:?} {shape:?}: 1 vs 2 threads");
+            }
+        }
+    }
+
+    #[test]
+    fn layouts_are_recognised() {
+        assert_eq!(Shape3::of(10, 784, false, true), Some(Shape3::Nt));
+        assert_eq!(Shape3::of(10, 100, false, false), Some(Shape3::Nn));
+        assert_eq!(Shape3::of(100, 10, true, false), Some(Shape3::Tn));
+        assert_eq!(Shape3::of(17, 10, false, true), None);
+        assert_eq!(Shape3::of(10, 17, true, false), None);
+        assert_eq!(Shape3::of(4, 4, true, true), None);
+        assert!(best_isa().available());
+    }
+}
