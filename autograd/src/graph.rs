@@ -37,6 +37,41 @@ pub trait Op<T: Float>: 'static {
     fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
         Vec::new()
     }
+
+    /// The backward fused with an SGD step of parameter input `k` (see
+    /// [`Graph::backward_step`]): computes every other input's gradient as [`Op::backward`]
+    /// would, and instead of adding to input `k`'s gradient, updates `w`, input `k`'s value,
+    /// by `w <- step.decay * w - step.eta * grad`. `cx.input(k)` is empty meanwhile: `w` is
+    /// the value. Returns `None`, having changed nothing, when the op cannot (the plain
+    /// backward then runs), else whether input `k`'s gradient had a non-zero element.
+    fn backward_step(
+        &self,
+        _cx: &mut Backward<'_, T>,
+        _k: usize,
+        _w: &mut Tensor<T>,
+        _step: Step<T>,
+    ) -> Option<bool> {
+        None
+    }
+}
+
+/// The SGD step of one parameter that an op applies in [`Op::backward_step`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step<T> {
+    /// Learning rate.
+    pub eta: T,
+    /// What the parameter is multiplied by before the gradient step (weight decay, and any
+    /// L2 term's gradient folded in); 1 for none.
+    pub decay: T,
+}
+
+/// Plain SGD, `p <- decay_p * p - eta * grad_p`, for [`Graph::backward_step`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sgd<'a, T> {
+    /// Learning rate.
+    pub eta: T,
+    /// Each parameter's decay factor, in creation order (1 where none).
+    pub decay: &'a [T],
 }
 
 struct Node<T> {
@@ -58,6 +93,14 @@ pub struct Graph<T: Float> {
     generation: u32,
     recording: bool,
     pool: Pool<T>,
+    /// Per parameter: `c` of a gradient term `c * value` not yet added to its gradient (an L2
+    /// term's, during a `backward_step`; folded into the step's decay when one is fused).
+    pending: Vec<T>,
+    /// Per parameter: `Some(gradient had a non-zero element)` if updated during the last
+    /// `backward_step`.
+    stepped: Vec<Option<bool>>,
+    /// Scratch for `backward_step`: each parameter's first node on the tape.
+    first_use: Vec<usize>,
 }
 
 impl<T: Float> Default for Graph<T> {
@@ -78,6 +121,8 @@ pub struct Backward<'a, T: Float> {
     grads: &'a mut [Option<Tensor<T>>],
     needs: [bool; MAX_INPUTS],
     pool: &'a mut Pool<T>,
+    pending: &'a mut [T],
+    deferring: bool,
 }
 
 impl<'a, T: Float> Backward<'a, T> {
@@ -115,6 +160,8 @@ impl<'a, T: Float> Backward<'a, T> {
     pub fn grad(&mut self, k: usize) -> &mut Tensor<T> {
         let v = self.inputs[k];
         let shape = self.input(k).shape();
+        let pending = self.take_pending(k);
+        let value = self.input(k);
         let slot = if v.is_parameter() {
             &mut self.param_grads[v.index()]
         } else {
@@ -123,7 +170,33 @@ impl<'a, T: Float> Backward<'a, T> {
         if slot.is_none() {
             *slot = Some(self.pool.zeros(shape));
         }
-        slot.as_mut().expect("just filled")
+        let g = slot.as_mut().expect("just filled");
+        if pending != T::zero() {
+            axpy(pending, value.data(), g.data_mut());
+        }
+        g
+    }
+
+    /// Adds `coef * input(k)` to input `k`'s gradient (an L2 term's gradient). During a
+    /// [`Graph::backward_step`] a parameter's is kept as the number `coef` and folded into its
+    /// SGD step's decay when an op fuses the step, so the weights are not read for it.
+    pub fn add_scaled_input(&mut self, k: usize, coef: T) {
+        let v = self.inputs[k];
+        if self.deferring && v.is_parameter() && self.param_grads[v.index()].is_none() {
+            self.pending[v.index()] += coef;
+            return;
+        }
+        let x = self.input(k);
+        axpy(coef, x.data(), self.grad(k).data_mut());
+    }
+
+    fn take_pending(&mut self, k: usize) -> T {
+        let v = self.inputs[k];
+        if v.is_parameter() {
+            std::mem::replace(&mut self.pending[v.index()], T::zero())
+        } else {
+            T::zero()
+        }
     }
 
     /// The gradient accumulator of input `k` for an op that will *overwrite* it when it is
@@ -144,6 +217,16 @@ impl<'a, T: Float> Backward<'a, T> {
             *slot = Some(
                 Tensor::from_shape_vec(shape, buf).expect("pool returns the requested length"),
             );
+        }
+        if fresh && v.is_parameter() && self.pending[v.index()] != T::zero() {
+            // A deferred `c * value` term: the buffer starts as it instead of as zeros.
+            let c = std::mem::replace(&mut self.pending[v.index()], T::zero());
+            let value = &self.param_values[v.index()];
+            let g = slot.as_mut().expect("just filled");
+            for (d, &x) in g.data_mut().iter_mut().zip(value.data()) {
+                *d = c * x;
+            }
+            return (g, false);
         }
         (slot.as_mut().expect("just filled"), fresh)
     }
@@ -174,6 +257,9 @@ impl<T: Float> Graph<T> {
             generation: 1,
             recording: true,
             pool: Pool::default(),
+            pending: Vec::new(),
+            stepped: Vec::new(),
+            first_use: Vec::new(),
         }
     }
 
@@ -184,6 +270,8 @@ impl<T: Float> Graph<T> {
         self.param_values.push(value);
         self.param_grads.push(None);
         self.param_frozen.push(false);
+        self.pending.push(T::zero());
+        self.stepped.push(None);
         Var { id, generation: 0 }
     }
 
@@ -438,6 +526,8 @@ impl<T: Float> Graph<T> {
                 self.pool.give(t.into_vec());
             }
         }
+        self.stepped.iter_mut().for_each(|s| *s = None);
+        self.pending.iter_mut().for_each(|c| *c = T::zero());
         self.generation = self.generation.wrapping_add(1).max(1);
     }
 
@@ -459,6 +549,47 @@ impl<T: Float> Graph<T> {
     /// Reverse-mode differentiation seeded with `grad` as the gradient of `out` (any shape;
     /// what `y.backward(gradient)` is in PyTorch).
     pub fn backward_with_grad(&mut self, out: Var, grad: &Tensor<T>) -> Result<()> {
+        self.run_backward(out, grad, None)
+    }
+
+    /// [`Graph::backward`] that also takes an SGD step, PyTorch's "optimizer step in
+    /// backward": where an op is the last to contribute to a parameter's gradient and can
+    /// fuse the step ([`Op::backward_step`], the linear layer at small mini-batches), it
+    /// updates the parameter as it goes and no gradient is stored for it
+    /// ([`Graph::stepped`] says which). Every other parameter's gradient is filled as by
+    /// `backward`, for the caller's own step.
+    pub fn backward_step(&mut self, loss: Var, sgd: &Sgd<'_, T>) -> Result<()> {
+        self.check(loss, "backward")?;
+        let shape = self.val(loss).shape();
+        if shape.numel() != 1 {
+            return Err(AutogradError::NotScalar(shape));
+        }
+        if sgd.decay.len() != self.param_values.len() {
+            return Err(AutogradError::Invalid {
+                op: "backward_step",
+                why: format!(
+                    "{} decay factors for {} parameters",
+                    sgd.decay.len(),
+                    self.param_values.len()
+                ),
+            });
+        }
+        let mut seed = self.pool.zeros(shape);
+        seed.data_mut()[0] = T::one();
+        let r = self.run_backward(loss, &seed, Some(sgd));
+        self.pool.give(seed.into_vec());
+        r
+    }
+
+    /// `Some(whether its gradient had a non-zero element)` when parameter `p` was updated
+    /// during the last [`Graph::backward_step`] (it then has no stored gradient).
+    pub fn stepped(&self, p: Var) -> Option<bool> {
+        p.is_parameter()
+            .then(|| self.stepped.get(p.index()).copied().flatten())
+            .flatten()
+    }
+
+    fn run_backward(&mut self, out: Var, grad: &Tensor<T>, sgd: Option<&Sgd<'_, T>>) -> Result<()> {
         self.check(out, "backward")?;
         let shape = self.val(out).shape();
         if grad.shape() != shape {
@@ -499,6 +630,19 @@ impl<T: Float> Graph<T> {
             return Ok(());
         }
         let last = out.index();
+        if sgd.is_some() {
+            let mut first = std::mem::take(&mut self.first_use);
+            first.clear();
+            first.resize(self.param_values.len(), usize::MAX);
+            for (i, node) in self.nodes.iter().enumerate().take(last + 1) {
+                for v in &node.inputs[..node.n_inputs as usize] {
+                    if v.is_parameter() && first[v.index()] == usize::MAX {
+                        first[v.index()] = i;
+                    }
+                }
+            }
+            self.first_use = first;
+        }
         for i in (0..=last).rev() {
             let node = &self.nodes[i];
             let Some(op) = node.op.as_ref() else { continue };
@@ -515,20 +659,83 @@ impl<T: Float> Graph<T> {
                     self.nodes[v.index()].requires_grad
                 };
             }
-            let mut cx = Backward {
-                inputs: &node.inputs[..n],
-                param_values: &self.param_values,
-                values: &self.values,
-                output: &self.values[i],
-                grad_output: &gout,
-                param_grads: &mut self.param_grads,
-                grads: &mut self.grads,
-                needs,
-                pool: &mut self.pool,
-            };
-            op.backward(&mut cx);
+            // The step is fused for the parameter input whose gradient this op completes: its
+            // first use on the tape, used once here, with no gradient stored yet.
+            let fuse = sgd.and_then(|sgd| {
+                let ins = &node.inputs[..n];
+                (0..n).find_map(|k| {
+                    let v = ins[k];
+                    let p = v.index();
+                    (v.is_parameter()
+                        && needs[k]
+                        && self.first_use[p] == i
+                        && self.param_grads[p].is_none()
+                        && ins.iter().filter(|&&u| u == v).count() == 1)
+                        .then(|| {
+                            let step = Step {
+                                eta: sgd.eta,
+                                decay: sgd.decay[p] - sgd.eta * self.pending[p],
+                            };
+                            (k, p, step)
+                        })
+                })
+            });
+            let mut done = false;
+            if let Some((k, p, step)) = fuse {
+                let mut w = std::mem::take(&mut self.param_values[p]);
+                let mut cx = Backward {
+                    inputs: &node.inputs[..n],
+                    param_values: &self.param_values,
+                    values: &self.values,
+                    output: &self.values[i],
+                    grad_output: &gout,
+                    param_grads: &mut self.param_grads,
+                    grads: &mut self.grads,
+                    needs,
+                    pool: &mut self.pool,
+                    pending: &mut self.pending,
+                    deferring: true,
+                };
+                let r = op.backward_step(&mut cx, k, &mut w, step);
+                self.param_values[p] = w;
+                if let Some(nonzero) = r {
+                    self.stepped[p] = Some(nonzero);
+                    self.pending[p] = T::zero();
+                    done = true;
+                }
+            }
+            if !done {
+                let mut cx = Backward {
+                    inputs: &node.inputs[..n],
+                    param_values: &self.param_values,
+                    values: &self.values,
+                    output: &self.values[i],
+                    grad_output: &gout,
+                    param_grads: &mut self.param_grads,
+                    grads: &mut self.grads,
+                    needs,
+                    pool: &mut self.pool,
+                    pending: &mut self.pending,
+                    deferring: sgd.is_some(),
+                };
+                op.backward(&mut cx);
+            }
             self.grads[i] = Some(gout);
+        }
+        // Deferred terms no fused step took become ordinary gradients.
+        for p in 0..self.param_values.len() {
+            let c = std::mem::replace(&mut self.pending[p], T::zero());
+            if c != T::zero() {
+                let shape = self.param_values[p].shape();
+                let g = self.param_grads[p].get_or_insert_with(|| self.pool.zeros(shape));
+                axpy(c, self.param_values[p].data(), g.data_mut());
+            }
         }
         Ok(())
     }
+}
+
+/// `y += a * x`.
+fn axpy<T: Float>(a: T, x: &[T], y: &mut [T]) {
+    y.iter_mut().zip(x).for_each(|(d, &v)| *d += a * v);
 }

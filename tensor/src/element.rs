@@ -68,6 +68,29 @@ pub trait Float:
     ) -> bool {
         false
     }
+
+    /// Most rows [`Float::linear_step`] takes (0: it never applies to this type).
+    fn linear_step_rows() -> usize {
+        0
+    }
+
+    /// A linear layer's backward fused with the SGD step of its weights, where
+    /// [`crate::small::linear_backward_step`] applies (f32, at most
+    /// [`crate::small::STEP_ROWS`] rows): `None`, nothing done, otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_step(
+        _m: usize,
+        _k: usize,
+        _n: usize,
+        _x: &[Self],
+        _dyt: &[Self],
+        _w: &mut [Self],
+        _eta: Self,
+        _decay: Self,
+        _dx: Option<(&mut [Self], Self)>,
+    ) -> Option<bool> {
+        None
+    }
 }
 
 impl Float for f32 {
@@ -91,6 +114,35 @@ impl Float for f32 {
             }
             None => false,
         }
+    }
+    fn linear_step_rows() -> usize {
+        crate::small::STEP_ROWS
+    }
+    fn linear_step(
+        m: usize,
+        k: usize,
+        n: usize,
+        x: &[Self],
+        dyt: &[Self],
+        w: &mut [Self],
+        eta: Self,
+        decay: Self,
+        dx: Option<(&mut [Self], Self)>,
+    ) -> Option<bool> {
+        use crate::small::{best_isa, linear_backward_step, LinearStep, STEP_ROWS};
+        if m > STEP_ROWS {
+            return None;
+        }
+        let s = LinearStep {
+            m,
+            k,
+            n,
+            x,
+            dyt,
+            eta,
+            decay,
+        };
+        Some(linear_backward_step(best_isa(), true, &s, w, dx))
     }
     fn of(x: f64) -> Self {
         x as f32

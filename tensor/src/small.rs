@@ -265,7 +265,7 @@ pub fn small_gemm_reference(
 /// The generic kernels: plain loops over fixed-size lane arrays that the compiler vectorises
 /// for whatever target features the wrapper enables.
 mod generic {
-    use super::{Args, Shape3};
+    use super::{Args, Shape3, StepArgs};
 
     /// Lanes of a generic "vector".
     const L: usize = 8;
@@ -378,6 +378,76 @@ mod generic {
         }
     }
 
+    /// Columns `lo..hi` of the fused step, 16 at a time: the rows of x and the input gradient
+    /// for those columns stay in registers while the weight rows stream past.
+    // Index loops over the lanes read more plainly than zipped iterators here.
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    unsafe fn step(p: &StepArgs, lo: usize, hi: usize) -> bool {
+        const W: usize = 16;
+        let mut xs = [[0.0f32; W]; super::STEP_ROWS];
+        let mut acc = [[0.0f32; W]; super::STEP_ROWS];
+        let mut nonzero = false;
+        let mut c0 = lo;
+        while c0 < hi {
+            let w = W.min(hi - c0);
+            for i in 0..p.m {
+                xs[i] = [0.0; W];
+                acc[i] = [0.0; W];
+                for l in 0..w {
+                    xs[i][l] = *p.x.add(i * p.k + c0 + l);
+                }
+            }
+            for j in 0..p.n {
+                let row = p.w.add(j * p.k + c0);
+                let mut wv = [0.0f32; W];
+                for (l, v) in wv.iter_mut().enumerate().take(w) {
+                    *v = *row.add(l);
+                }
+                let mut g = [0.0f32; W];
+                for i in 0..p.m {
+                    let d = *p.dyt.add(j * p.m + i);
+                    for l in 0..W {
+                        acc[i][l] = fma(d, wv[l], acc[i][l]);
+                        g[l] = fma(d, xs[i][l], g[l]);
+                    }
+                }
+                for l in 0..w {
+                    nonzero |= g[l] != 0.0;
+                    *row.add(l) = fma(p.decay, wv[l], -p.eta * g[l]);
+                }
+            }
+            if !p.dx.is_null() {
+                for (i, a) in acc.iter().enumerate().take(p.m) {
+                    for (l, &v) in a.iter().enumerate().take(w) {
+                        let d = p.dx.add(i * p.k + c0 + l);
+                        *d = if p.dx_beta == 0.0 {
+                            v
+                        } else {
+                            p.dx_beta * *d + v
+                        };
+                    }
+                }
+            }
+            c0 += w;
+        }
+        nonzero
+    }
+
+    /// # Safety
+    /// As [`StepArgs`], on a CPU with AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn step_avx2(p: &StepArgs, lo: usize, hi: usize) -> bool {
+        step(p, lo, hi)
+    }
+
+    /// # Safety
+    /// As [`StepArgs`].
+    pub(super) unsafe fn step_portable(p: &StepArgs, lo: usize, hi: usize) -> bool {
+        step(p, lo, hi)
+    }
+
     /// # Safety
     /// As [`Args`], on a CPU with AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
@@ -397,7 +467,7 @@ mod generic {
 /// loads and stores, so no element is read or written outside its matrix.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::Args;
+    use super::{Args, StepArgs};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -596,7 +666,240 @@ mod avx512 {
             j += rows;
         }
     }
+
+    /// 16 columns from `c0` (masked by `msk`) of the fused step, for `M` rows.
+    #[inline(always)]
+    unsafe fn step_cols<const M: usize>(p: &StepArgs, c0: usize, msk: __mmask16) -> bool {
+        let mut xs = [_mm512_setzero_ps(); M];
+        let mut acc = [_mm512_setzero_ps(); M];
+        for (i, v) in xs.iter_mut().enumerate() {
+            *v = _mm512_maskz_loadu_ps(msk, p.x.add(i * p.k + c0));
+        }
+        let decay = _mm512_set1_ps(p.decay);
+        let neg_eta = _mm512_set1_ps(-p.eta);
+        let zero = _mm512_setzero_ps();
+        let mut nz: __mmask16 = 0;
+        for j in 0..p.n {
+            let row = p.w.add(j * p.k + c0);
+            if j + 8 < p.n {
+                _mm_prefetch::<_MM_HINT_T0>(row.add(8 * p.k) as *const i8);
+            }
+            let wv = _mm512_maskz_loadu_ps(msk, row);
+            let d = p.dyt.add(j * M);
+            // Two partial sums halve the dependent chain of the gradient's multiply-adds.
+            let (mut g0, mut g1) = (zero, zero);
+            for (i, a) in acc.iter_mut().enumerate() {
+                let di = _mm512_set1_ps(*d.add(i));
+                *a = _mm512_fmadd_ps(di, wv, *a);
+                if i % 2 == 0 {
+                    g0 = _mm512_fmadd_ps(di, xs[i], g0);
+                } else {
+                    g1 = _mm512_fmadd_ps(di, xs[i], g1);
+                }
+            }
+            let g = _mm512_add_ps(g0, g1);
+            nz |= _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(msk, g, zero);
+            let nw = _mm512_fmadd_ps(wv, decay, _mm512_mul_ps(g, neg_eta));
+            _mm512_mask_storeu_ps(row, msk, nw);
+        }
+        if !p.dx.is_null() {
+            for (i, &a) in acc.iter().enumerate() {
+                let d = p.dx.add(i * p.k + c0);
+                let v = if p.dx_beta == 0.0 {
+                    a
+                } else {
+                    _mm512_fmadd_ps(_mm512_maskz_loadu_ps(msk, d), _mm512_set1_ps(p.dx_beta), a)
+                };
+                _mm512_mask_storeu_ps(d, msk, v);
+            }
+        }
+        nz != 0
+    }
+
+    #[inline(always)]
+    unsafe fn step_m<const M: usize>(p: &StepArgs, lo: usize, hi: usize) -> bool {
+        let mut nz = false;
+        let mut c0 = lo;
+        while c0 < hi {
+            nz |= step_cols::<M>(p, c0, mask(hi - c0));
+            c0 += 16;
+        }
+        nz
+    }
+
+    /// Columns `lo..hi` of the fused linear backward and SGD step.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn step(p: &StepArgs, lo: usize, hi: usize) -> bool {
+        match p.m {
+            1 => step_m::<1>(p, lo, hi),
+            2 => step_m::<2>(p, lo, hi),
+            3 => step_m::<3>(p, lo, hi),
+            4 => step_m::<4>(p, lo, hi),
+            5 => step_m::<5>(p, lo, hi),
+            6 => step_m::<6>(p, lo, hi),
+            7 => step_m::<7>(p, lo, hi),
+            8 => step_m::<8>(p, lo, hi),
+            9 => step_m::<9>(p, lo, hi),
+            10 => step_m::<10>(p, lo, hi),
+            11 => step_m::<11>(p, lo, hi),
+            _ => step_m::<12>(p, lo, hi),
+        }
+    }
 }
+
+/// Most rows [`linear_backward_step`] takes: two registers per row stay live over the sweep.
+pub const STEP_ROWS: usize = 12;
+
+/// What one fused SGD step of a linear layer's weights needs (see [`linear_backward_step`]).
+pub struct LinearStep<'a> {
+    /// Rows of the mini-batch (at most [`STEP_ROWS`]).
+    pub m: usize,
+    /// Inputs per row (the weight matrix's columns).
+    pub k: usize,
+    /// Outputs per row (the weight matrix's rows).
+    pub n: usize,
+    /// The layer's input `x [m, k]`.
+    pub x: &'a [f32],
+    /// The output gradient transposed, `dy^T [n, m]`.
+    pub dyt: &'a [f32],
+    /// Learning rate.
+    pub eta: f32,
+    /// Factor the weights are multiplied by before the step (1 - eta*lambda terms; 1 for none).
+    pub decay: f32,
+}
+
+/// One pass over a linear layer's weights `w [n, k]` that does the whole backward and the SGD
+/// step: `dx = dy . w` with the weights as they were (into `dx` when given, `dx = dx_beta*dx +
+/// dy.w`), and `w <- decay*w - eta*(dy^T . x)`. The weight gradient is never stored, so the
+/// weights are read and written once instead of five times (input gradient, weight gradient,
+/// L2 term, update). Returns whether any element of the weight gradient was non-zero.
+///
+/// # Panics
+/// If a buffer is too small, `m` is over [`STEP_ROWS`], or the CPU cannot run `isa`.
+pub fn linear_backward_step(
+    isa: Isa,
+    parallel: bool,
+    s: &LinearStep<'_>,
+    w: &mut [f32],
+    dx: Option<(&mut [f32], f32)>,
+) -> bool {
+    let (m, k, n) = (s.m, s.k, s.n);
+    assert!(
+        m <= STEP_ROWS,
+        "linear_backward_step: {m} rows > {STEP_ROWS}"
+    );
+    assert!(
+        s.x.len() >= m * k && s.dyt.len() >= n * m && w.len() >= n * k,
+        "linear_backward_step: buffer too small"
+    );
+    assert!(
+        isa.available(),
+        "linear_backward_step: this CPU cannot run {isa:?}"
+    );
+    let (dx, dx_beta) = match dx {
+        Some((d, beta)) => {
+            assert!(d.len() >= m * k, "linear_backward_step: dx too small");
+            (d.as_mut_ptr(), beta)
+        }
+        None => (std::ptr::null_mut(), 0.0),
+    };
+    if m == 0 || n == 0 || k == 0 {
+        return false;
+    }
+    let p = StepArgs {
+        m,
+        k,
+        n,
+        x: s.x.as_ptr(),
+        dyt: s.dyt.as_ptr(),
+        w: w.as_mut_ptr(),
+        dx,
+        dx_beta,
+        eta: s.eta,
+        decay: s.decay,
+    };
+    let nonzero = std::sync::atomic::AtomicBool::new(false);
+    let run = |lo: usize, hi: usize| {
+        // SAFETY: buffers checked above; each call reads and writes only columns lo..hi of w
+        // and dx, disjoint between the calls `split` makes.
+        let nz = unsafe {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => avx512::step(&p, lo, hi),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => generic::step_avx2(&p, lo, hi),
+                _ => generic::step_portable(&p, lo, hi),
+            }
+        };
+        if nz {
+            nonzero.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let threads = rayon::current_num_threads();
+    if parallel
+        && threads > 1
+        && m * k * n >= PARALLEL_WORK
+        && rayon::current_thread_index().is_none()
+    {
+        split(k, 16, threads, &run);
+    } else {
+        run(0, k);
+    }
+    nonzero.into_inner()
+}
+
+/// The same step by the definition (f64 sums): what the kernels are tested against.
+pub fn linear_backward_step_reference(
+    s: &LinearStep<'_>,
+    w: &mut [f32],
+    dx: Option<(&mut [f32], f32)>,
+) {
+    let (m, k, n) = (s.m, s.k, s.n);
+    if let Some((dx, beta)) = dx {
+        for i in 0..m {
+            for q in 0..k {
+                let mut t = 0.0f64;
+                for j in 0..n {
+                    t += s.dyt[j * m + i] as f64 * w[j * k + q] as f64;
+                }
+                let old = if beta == 0.0 {
+                    0.0
+                } else {
+                    beta as f64 * dx[i * k + q] as f64
+                };
+                dx[i * k + q] = (old + t) as f32;
+            }
+        }
+    }
+    for j in 0..n {
+        for q in 0..k {
+            let mut g = 0.0f64;
+            for i in 0..m {
+                g += s.dyt[j * m + i] as f64 * s.x[i * k + q] as f64;
+            }
+            let v = &mut w[j * k + q];
+            *v = (s.decay as f64 * *v as f64 - s.eta as f64 * g) as f32;
+        }
+    }
+}
+
+/// [`linear_backward_step`]'s operands as raw parts, shared by the threads.
+struct StepArgs {
+    m: usize,
+    k: usize,
+    n: usize,
+    x: *const f32,
+    dyt: *const f32,
+    w: *mut f32,
+    dx: *mut f32,
+    dx_beta: f32,
+    eta: f32,
+    decay: f32,
+}
+
+// SAFETY: as for `Args`: disjoint column ranges of w and dx per thread, x and dyt only read,
+// all within the borrow of `linear_backward_step`.
+unsafe impl Sync for StepArgs {}
 
 #[cfg(test)]
 mod tests {
@@ -701,5 +1004,130 @@ mod tests {
         assert_eq!(Shape3::of(10, 17, true, false), None);
         assert_eq!(Shape3::of(4, 4, true, true), None);
         assert!(best_isa().available());
+    }
+
+    fn step_case(isa: Isa, parallel: bool, m: usize, k: usize, n: usize, seed: u64, with_dx: bool) {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+        let mut r =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let (x, dyt, w0, dx0) = (r(m * k), r(n * m), r(n * k), r(m * k));
+        let s = LinearStep {
+            m,
+            k,
+            n,
+            x: &x,
+            dyt: &dyt,
+            eta: 0.03,
+            decay: 0.9997,
+        };
+        for beta in [0.0f32, 1.0] {
+            let (mut w1, mut w2) = (w0.clone(), w0.clone());
+            let (mut d1, mut d2) = (dx0.clone(), dx0.clone());
+            if beta == 0.0 {
+                d1.iter_mut().for_each(|v| *v = f32::NAN);
+            }
+            let nz = linear_backward_step(
+                isa,
+                parallel,
+                &s,
+                &mut w1,
+                with_dx.then_some((&mut d1[..], beta)),
+            );
+            linear_backward_step_reference(&s, &mut w2, with_dx.then_some((&mut d2[..], beta)));
+            assert!(nz, "a random gradient is not all zero");
+            let what = format!("{isa:?} par {parallel} {m}x{k}x{n} beta {beta}");
+            for (a, b) in w1.iter().zip(&w2) {
+                assert!(
+                    (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                    "{what}: w {a} vs {b}"
+                );
+            }
+            if with_dx {
+                for (a, b) in d1.iter().zip(&d2) {
+                    let tol = 1e-5 * (n as f32).sqrt() * (1.0 + b.abs());
+                    assert!((a - b).abs() <= tol, "{what}: dx {a} vs {b}");
+                }
+            } else {
+                assert_eq!(
+                    d1.iter().filter(|v| v.is_nan()).count(),
+                    if beta == 0.0 { m * k } else { 0 }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fused_step_equals_the_reference_on_edge_sizes() {
+        let mut seed = 500;
+        for isa in isas() {
+            for m in [1, 2, 7, 10, 12] {
+                for (k, n) in [(1, 1), (15, 3), (16, 17), (33, 10), (100, 64)] {
+                    seed += 1;
+                    step_case(isa, false, m, k, n, seed, true);
+                    step_case(isa, false, m, k, n, seed, false);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_step_split_across_threads_matches_one_thread_bit_for_bit() {
+        for isa in isas() {
+            for (m, k, n) in [(10, 640, 1000), (10, 1000, 1000), (7, 1001, 333)] {
+                assert!(m * k * n >= PARALLEL_WORK);
+                let pool = |t| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(t)
+                        .build()
+                        .expect("pool")
+                };
+                pool(2).install(|| step_case(isa, true, m, k, n, 9, true));
+                let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
+                let mut r = |len: usize| -> Vec<f32> {
+                    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+                };
+                let (x, dyt, w0) = (r(m * k), r(n * m), r(n * k));
+                let s = LinearStep {
+                    m,
+                    k,
+                    n,
+                    x: &x,
+                    dyt: &dyt,
+                    eta: 0.1,
+                    decay: 1.0,
+                };
+                let run = |t: usize| {
+                    let (mut w, mut dx) = (w0.clone(), vec![0.0f32; m * k]);
+                    pool(t).install(|| {
+                        linear_backward_step(isa, true, &s, &mut w, Some((&mut dx[..], 0.0)))
+                    });
+                    (w, dx)
+                };
+                assert_eq!(run(1), run(2), "{isa:?} {m}x{k}x{n}: 1 vs 2 threads");
+            }
+        }
+    }
+
+    #[test]
+    fn fused_step_reports_an_all_zero_gradient() {
+        let (m, k, n) = (3, 20, 5);
+        let x = vec![1.0f32; m * k];
+        let dyt = vec![0.0f32; n * m];
+        let mut w = vec![0.5f32; n * k];
+        let s = LinearStep {
+            m,
+            k,
+            n,
+            x: &x,
+            dyt: &dyt,
+            eta: 0.1,
+            decay: 0.5,
+        };
+        for isa in isas() {
+            assert!(
+                !linear_backward_step(isa, false, &s, &mut w, None),
+                "{isa:?}"
+            );
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Matrix products: `matmul(a, b)` and the fused fully-connected `linear(x, w, b) = x w^T + b`
 //! with `w` stored `[out, in]` as PyTorch and the book store it.
 
-use crate::{AutogradError, Backward, Graph, Op, Result, Var};
-use tensor::{gemm, Float, Shape, TensorError};
+use crate::{AutogradError, Backward, Graph, Op, Result, Step, Var};
+use tensor::{gemm, Float, Shape, Tensor, TensorError};
 
 struct MatMul;
 
@@ -92,11 +92,74 @@ impl<T: Float> Op<T> for Linear {
                 d.data_mut(),
             );
         }
-        if cx.needs_grad(2) {
-            let db = cx.grad(2).data_mut();
-            for row in g.data().chunks_exact(n) {
-                db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
+        bias_grad(cx, n);
+    }
+
+    fn backward_step(
+        &self,
+        cx: &mut Backward<'_, T>,
+        k: usize,
+        w: &mut Tensor<T>,
+        step: Step<T>,
+    ) -> Option<bool> {
+        // One pass over the weights: dX with the old weights and the step, no dW stored.
+        if k != 1 {
+            return None;
+        }
+        let (x, g) = (cx.input(0), cx.grad_output());
+        let (m, kin) = (x.dims()[0], x.dims()[1]);
+        let n = w.dims()[0];
+        if m == 0 || m > T::linear_step_rows() {
+            return None;
+        }
+        let mut dyt = cx.scratch(n * m);
+        for (i, row) in g.data().chunks_exact(n).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                dyt[j * m + i] = v;
             }
+        }
+        let nonzero = if cx.needs_grad(0) {
+            let (d, fresh) = cx.grad_or_fresh(0);
+            let beta = if fresh { T::zero() } else { T::one() };
+            T::linear_step(
+                m,
+                kin,
+                n,
+                x.data(),
+                &dyt,
+                w.data_mut(),
+                step.eta,
+                step.decay,
+                Some((d.data_mut(), beta)),
+            )
+        } else {
+            T::linear_step(
+                m,
+                kin,
+                n,
+                x.data(),
+                &dyt,
+                w.data_mut(),
+                step.eta,
+                step.decay,
+                None,
+            )
+        };
+        cx.give_back(dyt);
+        if nonzero.is_some() {
+            bias_grad(cx, n);
+        }
+        nonzero
+    }
+}
+
+/// `db += sum over rows of dY`.
+fn bias_grad<T: Float>(cx: &mut Backward<'_, T>, n: usize) {
+    if cx.needs_grad(2) {
+        let g = cx.grad_output();
+        let db = cx.grad(2).data_mut();
+        for row in g.data().chunks_exact(n) {
+            db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
         }
     }
 }
