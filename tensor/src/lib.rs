@@ -18,6 +18,7 @@ mod shape;
 mod tensor;
 
 pub mod conv;
+pub mod par;
 pub mod pool;
 pub mod small;
 pub mod unary;
@@ -28,7 +29,7 @@ pub use error::TensorError;
 pub use gemm::{gemm, gemm_reference, matmul, matmul_into};
 pub use reduce::{
     argmax_rows, dot, drop_axis, log_softmax_rows, log_softmax_rows_into, max_rows, mean_all,
-    softmax_rows, softmax_rows_into, sum_all, sum_axis,
+    softmax_rows, softmax_rows_into, sum_all, sum_axis, sum_squares,
 };
 pub use shape::{Shape, MAX_DIMS};
 pub use tensor::Tensor;

@@ -38,6 +38,40 @@ pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     acc.iter().copied().sum::<T>() + tail
 }
 
+/// Elements per block of [`sum_squares`]: the sum is always taken block by block in this
+/// grouping, whichever thread takes a block, so it does not depend on the thread count.
+const SQUARES_BLOCK: usize = 1 << 16;
+
+/// `sum x[i]^2`. Big vectors (a layer's weights, for the L2 term) are summed by two threads,
+/// each over its half of the blocks, the halves added in order.
+pub fn sum_squares<T: Float>(x: &[T]) -> T {
+    let blocks = x.len().div_ceil(SQUARES_BLOCK);
+    let half = blocks.div_ceil(2) * SQUARES_BLOCK;
+    let part = |lo: usize, hi: usize| -> T {
+        x[lo.min(x.len())..hi.min(x.len())]
+            .chunks(SQUARES_BLOCK)
+            .map(|c| dot(c, c))
+            .fold(T::zero(), |a, b| a + b)
+    };
+    if blocks < 4 {
+        return part(0, x.len());
+    }
+    let halves = [
+        std::sync::Mutex::new(T::zero()),
+        std::sync::Mutex::new(T::zero()),
+    ];
+    crate::par::run(2, &|i| {
+        let v = if i == 0 {
+            part(0, half)
+        } else {
+            part(half, x.len())
+        };
+        *halves[i].lock().unwrap_or_else(|e| e.into_inner()) = v;
+    });
+    let [a, b] = halves.map(|h| h.into_inner().unwrap_or_else(|e| e.into_inner()));
+    a + b
+}
+
 /// Mean of all elements (0 for an empty slice).
 pub fn mean_all<T: Float>(x: &[T]) -> T {
     if x.is_empty() {
@@ -194,6 +228,20 @@ mod tests {
         let lp = log_softmax_rows(&x).unwrap();
         for (a, b) in lp.data().iter().zip(want) {
             assert!((a - b.ln()).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn sum_squares_is_the_sum_and_independent_of_the_thread_count() {
+        for n in [0, 5, 70_000, 4 * SQUARES_BLOCK + 17, 1_660_000] {
+            let x: Vec<f32> = (0..n).map(|i| ((i % 97) as f32 - 48.0) / 50.0).collect();
+            let want: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+            let got = sum_squares(&x);
+            assert!((got as f64 - want).abs() <= 1e-5 * want.max(1.0), "n = {n}");
+            let one = crate::par::with_threads(1, || sum_squares(&x));
+            let two = crate::par::with_threads(2, || sum_squares(&x));
+            assert_eq!(one, got, "n = {n}");
+            assert_eq!(two, got, "n = {n}");
         }
     }
 

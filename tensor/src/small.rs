@@ -18,6 +18,7 @@
 //! product; every element of C is computed by one thread in a fixed order, so the result does
 //! not depend on the number of threads. [`small_gemm_reference`] is the definition as loops.
 
+use crate::par::{split, worth_splitting};
 use std::sync::OnceLock;
 
 /// Products whose small side (m, or k for [`Shape3::Tn`]) is at most this take these kernels.
@@ -168,31 +169,11 @@ pub fn small_gemm_with(
         // (or rows) lo..hi of C, disjoint between the calls `split` makes.
         unsafe { dispatch(isa, shape, &p, lo, hi) }
     };
-    let threads = rayon::current_num_threads();
-    if parallel
-        && threads > 1
-        && m * k * n >= PARALLEL_WORK
-        && rayon::current_thread_index().is_none()
-    {
-        split(units, granule, threads, &run);
+    if parallel && worth_splitting(m * k * n, PARALLEL_WORK) {
+        split(units, granule, &run);
     } else {
         run(0, units);
     }
-}
-
-/// Runs `f` on `parts` contiguous ranges covering `0..units` (boundaries multiples of
-/// `granule`), one per rayon task.
-fn split(units: usize, granule: usize, parts: usize, f: &(dyn Fn(usize, usize) + Sync)) {
-    let per = units.div_ceil(parts).div_ceil(granule) * granule;
-    rayon::scope(|s| {
-        let mut lo = per.min(units);
-        while lo < units {
-            let hi = (lo + per).min(units);
-            s.spawn(move |_| f(lo, hi));
-            lo = hi;
-        }
-        f(0, per.min(units));
-    });
 }
 
 /// One product's operands as raw parts, shared by the threads that each write their own part.
@@ -835,13 +816,8 @@ pub fn linear_backward_step(
             nonzero.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     };
-    let threads = rayon::current_num_threads();
-    if parallel
-        && threads > 1
-        && m * k * n >= PARALLEL_WORK
-        && rayon::current_thread_index().is_none()
-    {
-        split(k, 16, threads, &run);
+    if parallel && worth_splitting(m * k * n, PARALLEL_WORK) {
+        split(k, 16, &run);
     } else {
         run(0, k);
     }
@@ -904,6 +880,7 @@ unsafe impl Sync for StepArgs {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::par::with_threads;
     use rand::{Rng, SeedableRng};
 
     fn check(isa: Isa, parallel: bool, shape: Shape3, m: usize, k: usize, n: usize, seed: u64) {
@@ -961,12 +938,6 @@ mod tests {
 
     #[test]
     fn split_across_threads_equals_the_reference_and_one_thread_bit_for_bit() {
-        let pool = |t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .expect("pool")
-        };
         // The book's wide layers at mini-batch 10, and odd sizes above the split threshold.
         let sizes = [
             (Shape3::Nt, 10, 640, 1000),
@@ -979,13 +950,13 @@ mod tests {
         for isa in isas() {
             for (i, &(shape, m, k, n)) in sizes.iter().enumerate() {
                 assert!(m * k * n >= PARALLEL_WORK, "{m}x{k}x{n} would not be split");
-                pool(2).install(|| check(isa, true, shape, m, k, n, 100 + i as u64));
+                with_threads(2, || check(isa, true, shape, m, k, n, 100 + i as u64));
                 let mut rng = rand_pcg::Pcg64::seed_from_u64(i as u64);
                 let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let run = |t: usize| {
                     let mut c = vec![0.0f32; m * n];
-                    pool(t).install(|| {
+                    with_threads(t, || {
                         small_gemm_with(isa, true, shape, m, k, n, 1.0, &a, &b, 0.0, &mut c)
                     });
                     c
@@ -1075,13 +1046,7 @@ mod tests {
         for isa in isas() {
             for (m, k, n) in [(10, 640, 1000), (10, 1000, 1000), (7, 1001, 333)] {
                 assert!(m * k * n >= PARALLEL_WORK);
-                let pool = |t| {
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads(t)
-                        .build()
-                        .expect("pool")
-                };
-                pool(2).install(|| step_case(isa, true, m, k, n, 9, true));
+                with_threads(2, || step_case(isa, true, m, k, n, 9, true));
                 let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
                 let mut r = |len: usize| -> Vec<f32> {
                     (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
@@ -1098,7 +1063,7 @@ mod tests {
                 };
                 let run = |t: usize| {
                     let (mut w, mut dx) = (w0.clone(), vec![0.0f32; m * k]);
-                    pool(t).install(|| {
+                    with_threads(t, || {
                         linear_backward_step(isa, true, &s, &mut w, Some((&mut dx[..], 0.0)))
                     });
                     (w, dx)

@@ -248,7 +248,7 @@ impl<T: Float> Graph<T> {
     pub fn sum_squares(&mut self, x: Var) -> Result<Var> {
         self.check(x, "sum_squares")?;
         let v = self.val(x).data();
-        let s = tensor::dot(v, v);
+        let s = tensor::sum_squares(v);
         let mut out = self.alloc(Shape::scalar());
         out.data_mut()[0] = s;
         self.push_op(Box::new(SumSquares), &[x], out)
