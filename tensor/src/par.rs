@@ -123,7 +123,7 @@ fn helper_loop(index: usize, shared: Arc<Shared>, sleeping: Arc<AtomicBool>) {
                 break;
             }
             spins += 1;
-            if spins % 64 == 0 && start.elapsed() > HELPER_SPIN {
+            if spins.is_multiple_of(64) && start.elapsed() > HELPER_SPIN {
                 sleeping.store(true, Ordering::SeqCst);
                 if shared.epoch.load(Ordering::SeqCst) == checked {
                     thread::park();
@@ -228,7 +228,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     let mut spins = 0u32;
     while s.done.load(Ordering::Acquire) < parts - 1 {
         spins += 1;
-        if spins % 64 == 0 && start.elapsed() > CALLER_SPIN {
+        if spins.is_multiple_of(64) && start.elapsed() > CALLER_SPIN {
             thread::yield_now();
         } else {
             std::hint::spin_loop();
