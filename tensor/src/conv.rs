@@ -8,8 +8,8 @@
 //! partial filter gradients are summed in chunk order, so results depend on the thread count
 //! but not on scheduling.
 
+use crate::par::{self, SyncPtr};
 use crate::{gemm, Float, Result, Shape, TensorError};
-use rayon::prelude::*;
 
 /// The sizes of one convolution: input `[n, c, h, w]`, filters `[f, c, kh, kw]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +146,7 @@ pub fn col2im<T: Float>(g: &ConvGeom, cols: &[T], x: &mut [T]) {
 
 /// How many images each parallel task takes (the whole batch when the work is small).
 fn chunk_images(g: &ConvGeom) -> usize {
-    let threads = rayon::current_num_threads().max(1);
+    let threads = par::threads();
     // Below ~2 MFLOP a task the fork/join costs more than it saves.
     if threads == 1 || g.n < 2 || g.flops() < 4_000_000 {
         g.n.max(1)
@@ -177,12 +177,19 @@ pub fn conv2d_forward<T: Float>(
     check_len("cols", cols.len(), g.n * g.cols_len());
     let per = chunk_images(g);
     let sp = g.spatial();
-    let task = |(xs, (os, cs)): (&[T], (&mut [T], &mut [T]))| {
-        for ((xi, oi), ci) in xs
-            .chunks_exact(g.in_len())
-            .zip(os.chunks_exact_mut(g.out_len()))
-            .zip(cs.chunks_exact_mut(g.cols_len()))
-        {
+    let (op, cp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(cols.as_mut_ptr()));
+    let task = |t: usize| {
+        let (lo, hi) = (t * per, ((t + 1) * per).min(g.n));
+        for i in lo..hi {
+            let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+            // SAFETY: image i's output and columns belong to this task alone, and lie inside
+            // the buffers checked above.
+            let (oi, ci) = unsafe {
+                (
+                    op.slice(i * g.out_len(), g.out_len()),
+                    cp.slice(i * g.cols_len(), g.cols_len()),
+                )
+            };
             im2col(g, xi, ci);
             let beta = match b {
                 Some(b) => {
@@ -196,14 +203,21 @@ pub fn conv2d_forward<T: Float>(
             gemm(g.f, g.ckk(), sp, T::one(), w, false, ci, false, beta, oi);
         }
     };
-    let xs = x[..g.n * g.in_len()].par_chunks(per * g.in_len());
-    let os = out[..g.n * g.out_len()].par_chunks_mut(per * g.out_len());
-    let cs = cols[..g.n * g.cols_len()].par_chunks_mut(per * g.cols_len());
-    xs.zip(os.zip(cs)).for_each(task);
+    par::run(g.n.div_ceil(per), &task);
+}
+
+/// Scratch elements [`conv2d_backward`] needs: per-task partial filter and bias gradients
+/// and, with an input gradient, one image's columns per task.
+pub fn conv2d_backward_scratch_len(g: &ConvGeom, with_dx: bool) -> usize {
+    let tasks = g.n.div_ceil(chunk_images(g).max(1));
+    tasks * (g.f * g.ckk() + g.f + if with_dx { g.cols_len() } else { 0 })
 }
 
 /// Fast backward. Adds the filter gradient into `dw` and the bias gradient into `db`; when `dx`
-/// is given, adds the input gradient into it. `cols` is what the forward filled.
+/// is given, adds the input gradient into it. `cols` is what the forward filled; `scratch`
+/// holds at least [`conv2d_backward_scratch_len`] elements (contents ignored), so that a
+/// training step allocates nothing here.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward<T: Float>(
     g: &ConvGeom,
     w: &[T],
@@ -212,42 +226,49 @@ pub fn conv2d_backward<T: Float>(
     dx: Option<&mut [T]>,
     dw: &mut [T],
     db: Option<&mut [T]>,
+    scratch: &mut [T],
 ) {
     check_len("cols", cols.len(), g.n * g.cols_len());
     check_len("output gradient", dout.len(), g.n * g.out_len());
     check_len("filter gradient", dw.len(), g.f * g.ckk());
+    let want_dx = dx.is_some();
+    check_len(
+        "scratch",
+        scratch.len(),
+        conv2d_backward_scratch_len(g, want_dx),
+    );
     let per = chunk_images(g);
     let sp = g.spatial();
-    let nchunks = g.n.div_ceil(per.max(1));
+    let tasks = g.n.div_ceil(per.max(1));
     let wlen = g.f * g.ckk();
-    // Per-chunk partial filter/bias gradients, summed in chunk order below.
-    let mut partial = vec![T::zero(); nchunks * (wlen + g.f)];
-    let want_dx = dx.is_some();
-    let mut dx_dummy: Vec<T> = Vec::new();
-    let dx = match dx {
+    // Per-task partial filter/bias gradients, summed in task order below, so the result
+    // depends on the thread count but not on scheduling.
+    let (partial, dcols_all) = scratch.split_at_mut(tasks * (wlen + g.f));
+    let dx_ptr = match dx {
         Some(d) => {
             check_len("input gradient", d.len(), g.n * g.in_len());
-            &mut d[..g.n * g.in_len()]
+            SyncPtr(d.as_mut_ptr())
         }
-        None => {
-            dx_dummy.resize(nchunks, T::zero());
-            &mut dx_dummy[..]
-        }
+        None => SyncPtr(std::ptr::null_mut()),
     };
-    let dx_per = if want_dx { per * g.in_len() } else { 1 };
-    type Work<'a, T> = ((&'a [T], &'a [T]), (&'a mut [T], &'a mut [T]));
-    let task = |((cs, ds), (dxs, ps)): Work<'_, T>| {
+    let (pp, dp) = (
+        SyncPtr(partial.as_mut_ptr()),
+        SyncPtr(dcols_all.as_mut_ptr()),
+    );
+    let task = |t: usize| {
+        // SAFETY: task t alone owns partial block t, columns block t and the input gradient
+        // of its images; all lie inside the buffers checked above.
+        let ps = unsafe { pp.slice(t * (wlen + g.f), wlen + g.f) };
+        ps.iter_mut().for_each(|v| *v = T::zero());
         let (pw, pb) = ps.split_at_mut(wlen);
         let mut dcols = if want_dx {
-            vec![T::zero(); g.cols_len()]
+            unsafe { Some(dp.slice(t * g.cols_len(), g.cols_len())) }
         } else {
-            Vec::new()
+            None
         };
-        for (i, (ci, di)) in cs
-            .chunks_exact(g.cols_len())
-            .zip(ds.chunks_exact(g.out_len()))
-            .enumerate()
-        {
+        for i in t * per..((t + 1) * per).min(g.n) {
+            let ci = &cols[i * g.cols_len()..(i + 1) * g.cols_len()];
+            let di = &dout[i * g.out_len()..(i + 1) * g.out_len()];
             gemm(
                 g.f,
                 sp,
@@ -263,7 +284,7 @@ pub fn conv2d_backward<T: Float>(
             for (f, row) in di.chunks_exact(sp).enumerate() {
                 pb[f] += crate::sum_all(row);
             }
-            if want_dx {
+            if let Some(dc) = dcols.as_deref_mut() {
                 gemm(
                     g.ckk(),
                     g.f,
@@ -274,17 +295,14 @@ pub fn conv2d_backward<T: Float>(
                     di,
                     false,
                     T::zero(),
-                    &mut dcols,
+                    dc,
                 );
-                col2im(g, &dcols, &mut dxs[i * g.in_len()..(i + 1) * g.in_len()]);
+                let dxi = unsafe { dx_ptr.slice(i * g.in_len(), g.in_len()) };
+                col2im(g, dc, dxi);
             }
         }
     };
-    let cs = cols[..g.n * g.cols_len()].par_chunks(per * g.cols_len());
-    let ds = dout[..g.n * g.out_len()].par_chunks(per * g.out_len());
-    let dxs = dx.par_chunks_mut(dx_per);
-    let ps = partial.par_chunks_mut(wlen + g.f);
-    cs.zip(ds).zip(dxs.zip(ps)).for_each(task);
+    par::run(tasks, &task);
     for p in partial.chunks_exact(wlen + g.f) {
         dw[..wlen]
             .iter_mut()
@@ -422,7 +440,17 @@ mod tests {
             let mut dx = vec![0.0; dx0.len()];
             let mut dw = vec![0.0; dw0.len()];
             let mut db = vec![0.0; db0.len()];
-            conv2d_backward(&g, &w, &cols, &dout, Some(&mut dx), &mut dw, Some(&mut db));
+            let mut scratch = vec![0.0; conv2d_backward_scratch_len(&g, true)];
+            conv2d_backward(
+                &g,
+                &w,
+                &cols,
+                &dout,
+                Some(&mut dx),
+                &mut dw,
+                Some(&mut db),
+                &mut scratch,
+            );
             for (name, got, want) in [("dx", &dx, &dx0), ("dw", &dw, &dw0), ("db", &db, &db0)] {
                 for (a, b) in got.iter().zip(want.iter()) {
                     assert!((a - b).abs() < 1e-11, "{dims:?}: {name} {a} vs {b}");
@@ -430,7 +458,7 @@ mod tests {
             }
             // Without dx, dw and db are unchanged.
             let mut dw2 = vec![0.0; dw0.len()];
-            conv2d_backward(&g, &w, &cols, &dout, None, &mut dw2, None);
+            conv2d_backward(&g, &w, &cols, &dout, None, &mut dw2, None, &mut scratch);
             assert_eq!(dw2, dw);
         }
     }
@@ -438,9 +466,8 @@ mod tests {
     #[test]
     fn the_big_shapes_really_are_chunked() {
         let g = geom([7, 20, 12, 12, 40, 5, 5]);
-        if rayon::current_num_threads() > 1 {
-            assert!(chunk_images(&g) < g.n);
-        }
+        crate::par::with_threads(2, || assert!(chunk_images(&g) < g.n));
+        crate::par::with_threads(1, || assert_eq!(chunk_images(&g), g.n));
     }
 
     #[test]

@@ -71,8 +71,8 @@ type Job = *const (dyn Fn(usize) + Sync);
 struct Shared {
     /// Bumped for each split; a helper runs when it sees a new value.
     epoch: AtomicU64,
-    /// The current split: its epoch, function and number of parts (while it runs).
-    job: Mutex<Option<(u64, usize, usize)>>,
+    /// The current split: its epoch, function, number of parts and of threads (while it runs).
+    job: Mutex<Option<(u64, usize, usize, usize)>>,
     /// Parts finished by helpers in the current split.
     done: AtomicUsize,
     /// A helper's part panicked.
@@ -135,18 +135,19 @@ fn helper_loop(index: usize, shared: Arc<Shared>, sleeping: Arc<AtomicBool>) {
             }
         }
         let job = *shared.job.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((epoch, ptr, parts)) = job else {
+        let Some((epoch, ptr, parts, team)) = job else {
             continue;
         };
         if epoch <= ran {
             continue;
         }
         ran = epoch;
-        if index < parts {
+        if index < team {
             // SAFETY: the caller of `run` keeps the function alive until `done` counts every
-            // helper part, and does not start another split before then.
+            // helper, and does not start another split before then.
             let f: &(dyn Fn(usize) + Sync) = unsafe { &*decode(ptr) };
-            if catch_unwind(AssertUnwindSafe(|| f(index))).is_err() {
+            let mine = || (index..parts).step_by(team).for_each(f);
+            if catch_unwind(AssertUnwindSafe(mine)).is_err() {
                 shared.panicked.store(true, Ordering::SeqCst);
             }
             shared.done.fetch_add(1, Ordering::AcqRel);
@@ -167,13 +168,13 @@ unsafe fn decode(p: usize) -> Job {
     *(p as *const Job)
 }
 
-/// Runs `f(0)`, ..., `f(parts - 1)`, part 0 on the calling thread and the others on helpers
-/// at once, returning when all are done (serially when only one thread is available). A panic
+/// Runs `f(0)`, ..., `f(parts - 1)` on up to [`threads`] threads at once: thread `t` (the
+/// caller is thread 0) takes parts `t`, `t + threads`, ...; returns when all are done. A panic
 /// in any part is resumed on the caller.
 pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
-    let parts = parts.min(threads());
-    if parts <= 1 {
-        return serial(parts.max(1), f);
+    let width = parts.min(threads());
+    if width <= 1 {
+        return serial(parts, f);
     }
     let t = team();
     // Poisoned (an earlier split panicked) is as good as free: the lock guards no data.
@@ -184,7 +185,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     };
     {
         let mut helpers = t.helpers.lock().unwrap_or_else(|e| e.into_inner());
-        while helpers.len() < parts - 1 {
+        while helpers.len() < width - 1 {
             let (shared, sleeping) = (t.shared.clone(), Arc::new(AtomicBool::new(false)));
             let index = helpers.len() + 1;
             let s2 = sleeping.clone();
@@ -199,7 +200,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
                 Err(_) => break,
             }
         }
-        if helpers.len() < parts - 1 {
+        if helpers.len() < width - 1 {
             drop(helpers);
             return serial(parts, f);
         }
@@ -208,25 +209,25 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     let s = &t.shared;
     s.done.store(0, Ordering::SeqCst);
     let epoch = s.epoch.load(Ordering::SeqCst) + 1;
-    *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((epoch, boxed as usize, parts));
+    *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((epoch, boxed as usize, parts, width));
     s.epoch.store(epoch, Ordering::SeqCst);
     for h in t
         .helpers
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .take(parts - 1)
+        .take(width - 1)
     {
         if h.sleeping.load(Ordering::SeqCst) {
             h.thread.unpark();
         }
     }
     let was = INSIDE.with(|c| c.replace(true));
-    let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
+    let mine = catch_unwind(AssertUnwindSafe(|| (0..parts).step_by(width).for_each(f)));
     INSIDE.with(|c| c.set(was));
     let start = Instant::now();
     let mut spins = 0u32;
-    while s.done.load(Ordering::Acquire) < parts - 1 {
+    while s.done.load(Ordering::Acquire) < width - 1 {
         spins += 1;
         if spins.is_multiple_of(64) && start.elapsed() > CALLER_SPIN {
             thread::yield_now();
@@ -243,6 +244,26 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     }
     if helper_panicked {
         panic!("a kernel thread panicked");
+    }
+}
+
+/// A raw pointer the parts of a split share, each touching only its own elements.
+#[derive(Clone, Copy)]
+pub(crate) struct SyncPtr<T>(pub(crate) *mut T);
+
+// SAFETY: the parts of a split write disjoint elements (each use says why), and `run` does not
+// return before every part has finished.
+unsafe impl<T: Send> Sync for SyncPtr<T> {}
+unsafe impl<T: Send> Send for SyncPtr<T> {}
+
+impl<T> SyncPtr<T> {
+    /// Elements `start..start + len` as a slice.
+    ///
+    /// # Safety
+    /// They lie in the buffer the pointer came from, and no other part touches them meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice<'a>(&self, start: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
     }
 }
 
@@ -294,6 +315,22 @@ mod tests {
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 100));
             let want = 100 * 8usize.div_ceil(8usize.div_ceil(parts));
             assert_eq!(nested.load(Ordering::Relaxed), want, "{parts} threads");
+        }
+    }
+
+    #[test]
+    fn more_parts_than_threads_each_run_once() {
+        for threads in [1, 2] {
+            let hits: Vec<AtomicUsize> = (0..7).map(|_| AtomicUsize::new(0)).collect();
+            with_threads(threads, || {
+                run(7, &|i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                })
+            });
+            assert!(
+                hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                "{threads}"
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 //! skipped when the input needs none (a network's first layer: the images).
 
 use crate::{AutogradError, Backward, Graph, Op, Result, Var};
-use tensor::conv::{conv2d_backward, conv2d_forward, ConvGeom};
+use tensor::conv::{conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, ConvGeom};
 use tensor::Float;
 
 struct Conv2d<T> {
@@ -23,6 +23,7 @@ impl<T: Float> Op<T> for Conv2d<T> {
         dw.iter_mut().for_each(|v| *v = T::zero());
         let mut db = cx.scratch(g.f);
         db.iter_mut().for_each(|v| *v = T::zero());
+        let mut scratch = cx.scratch(conv2d_backward_scratch_len(g, cx.needs_grad(0)));
         if cx.needs_grad(0) {
             let dx = cx.grad(0).data_mut();
             conv2d_backward(
@@ -33,6 +34,7 @@ impl<T: Float> Op<T> for Conv2d<T> {
                 Some(dx),
                 &mut dw,
                 Some(&mut db),
+                &mut scratch,
             );
         } else {
             conv2d_backward(
@@ -43,8 +45,10 @@ impl<T: Float> Op<T> for Conv2d<T> {
                 None,
                 &mut dw,
                 Some(&mut db),
+                &mut scratch,
             );
         }
+        cx.give_back(scratch);
         if cx.needs_grad(1) {
             cx.grad(1)
                 .data_mut()
