@@ -148,6 +148,8 @@ fn main() {
         );
     }
 
+    small_kernels(min_s, samples);
+
     println!("\n## conv + max-pool through autograd, f32, {threads} threads (images/s)");
     println!("| layer | batch | forward | forward + backward |");
     println!("| --- | --- | --- | --- |");
@@ -231,4 +233,79 @@ fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
+}
+
+/// Table 4: the small-side kernels of `tensor::small` at the book's FC shapes, mini-batch 10,
+/// per ISA, 1 and 2 threads: GFLOP/s of each product and of the fused backward + SGD step.
+fn small_kernels(min_s: f64, samples: usize) {
+    use tensor::par::with_threads;
+    use tensor::small::{linear_backward_step, small_gemm_with, Isa, LinearStep, Shape3};
+    println!("\n## small-side kernels (FC layers at mini-batch 10), f32, GFLOP/s, 1 / 2 threads");
+    println!("| layer | ISA | x w^T (Nt) | dy w (Nn) | dy^T x (Tn) | fused backward + step |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (k, n) in [(784usize, 100usize), (640, 1000), (1000, 1000)] {
+        let m = 10;
+        let fill =
+            |len: usize| -> Vec<f32> { (0..len).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect() };
+        let (x, w, dy) = (fill(m * k), fill(n * k), fill(m * n));
+        let mut out = vec![0.0f32; n * k];
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            if !isa.available() {
+                continue;
+            }
+            let flops = 2.0 * (m * k * n) as f64 / 1e9;
+            let rate = |f: &mut dyn FnMut()| -> String {
+                let one = with_threads(1, || time(min_s, samples, &mut *f));
+                let two = with_threads(2, || time(min_s, samples, &mut *f));
+                format!("{:.0} / {:.0}", flops / one, flops / two)
+            };
+            let nt = rate(&mut || {
+                small_gemm_with(isa, true, Shape3::Nt, m, k, n, 1.0, &x, &w, 0.0, &mut out)
+            });
+            let nn = rate(&mut || {
+                small_gemm_with(isa, true, Shape3::Nn, m, n, k, 1.0, &dy, &w, 0.0, &mut out)
+            });
+            let tn = rate(&mut || {
+                small_gemm_with(isa, true, Shape3::Tn, n, m, k, 1.0, &dy, &x, 0.0, &mut out)
+            });
+            let mut wt = w.clone();
+            let mut dx = vec![0.0f32; m * k];
+            let step = LinearStep {
+                m,
+                k,
+                n,
+                x: &x,
+                dyt: &dy,
+                eta: 1e-9,
+                decay: 1.0,
+            };
+            // The step does the work of two products (dx and the weight gradient).
+            let st = {
+                let one = with_threads(1, || {
+                    time(min_s, samples, || {
+                        black_box(linear_backward_step(
+                            isa,
+                            true,
+                            &step,
+                            &mut wt,
+                            Some((&mut dx, 0.0)),
+                        ));
+                    })
+                });
+                let two = with_threads(2, || {
+                    time(min_s, samples, || {
+                        black_box(linear_backward_step(
+                            isa,
+                            true,
+                            &step,
+                            &mut wt,
+                            Some((&mut dx, 0.0)),
+                        ));
+                    })
+                });
+                format!("{:.0} / {:.0}", 2.0 * flops / one, 2.0 * flops / two)
+            };
+            println!("| FC {k}->{n} | {isa:?} | {nt} | {nn} | {tn} | {st} |");
+        }
+    }
 }

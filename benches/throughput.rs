@@ -20,6 +20,7 @@ fn build(net: &str) -> Network<f32> {
         "C" => "conv:20x5x5,pool:2,sigmoid fc:100,sigmoid softmax:10",
         "D" => "conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10",
         "E" => "conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:1000,relu,dropout:0.5 fc:1000,relu,dropout:0.5 softmax:10,dropout:0.5",
+        "F" => "fc:1000,relu,dropout:0.5 fc:1000,relu,dropout:0.5 softmax:10,dropout:0.5",
         other => panic!("unknown net {other}"),
     };
     nn::spec::build(spec, 1).expect("valid spec")
