@@ -13,6 +13,10 @@ pub trait UnaryFn: 'static {
     fn f<T: Float>(x: T) -> T;
     /// Its derivative at `x`, given `y = f(x)` (whichever is cheaper to use).
     fn df<T: Float>(x: T, y: T) -> T;
+    /// `out = f(x)` over a slice; a function with a vectorised kernel overrides it.
+    fn map<T: Float>(x: &[T], out: &mut [T]) {
+        k::map_into(x, out, Self::f)
+    }
 }
 
 /// e^x.
@@ -48,6 +52,9 @@ impl UnaryFn for Sigmoid {
     }
     fn df<T: Float>(_: T, y: T) -> T {
         k::sigmoid_grad_from_output(y)
+    }
+    fn map<T: Float>(x: &[T], out: &mut [T]) {
+        k::sigmoid_into(x, out)
     }
 }
 
@@ -107,7 +114,7 @@ impl<T: Float> Graph<T> {
     pub fn unary<F: UnaryFn>(&mut self, x: Var) -> Result<Var> {
         self.check(x, F::NAME)?;
         let mut out = self.alloc(self.val(x).shape());
-        k::map_into(self.val(x).data(), out.data_mut(), F::f);
+        F::map(self.val(x).data(), out.data_mut());
         self.push_op(Box::new(Unary::<F>(PhantomData)), &[x], out)
     }
 
