@@ -240,6 +240,54 @@ fn load() -> String {
 fn small_kernels(min_s: f64, samples: usize) {
     use tensor::par::with_threads;
     use tensor::small::{linear_backward_step, small_gemm_with, Isa, LinearStep, Shape3};
+    println!("\n## the conv layers' per-image products, 1 thread, GFLOP/s: unpacked kernels vs packing GEMM");
+    println!("| product | M x K x N | tensor::small | gemm crate (packing) |");
+    println!("| --- | --- | --- | --- |");
+    for (what, shape, m, k, n) in [
+        ("conv1 forward W.cols", Shape3::Nn, 20, 25, 576),
+        ("conv1 dW = dout.cols^T", Shape3::Nt, 20, 576, 25),
+        ("conv2 forward W.cols", Shape3::Nn, 40, 500, 64),
+        ("conv2 dW = dout.cols^T", Shape3::Nt, 40, 64, 500),
+        ("conv2 dcols = W^T.dout", Shape3::Tn, 500, 40, 64),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
+        let mut c = vec![0.0f32; m * n];
+        let (ta, tb) = match shape {
+            Shape3::Nt => (false, true),
+            Shape3::Nn => (false, false),
+            Shape3::Tn => (true, false),
+        };
+        let gf = 2.0 * (m * k * n) as f64 / 1e9;
+        let ours = with_threads(1, || {
+            time(min_s, samples, || {
+                small_gemm_with(
+                    tensor::small::best_isa(),
+                    false,
+                    shape,
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    &a,
+                    &b,
+                    0.0,
+                    &mut c,
+                )
+            })
+        });
+        let packed = with_threads(1, || {
+            time(min_s, samples, || {
+                tensor::gemm_packed(m, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c)
+            })
+        });
+        println!(
+            "| {what} | {m}x{k}x{n} | {:.0} | {:.0} |",
+            gf / ours,
+            gf / packed
+        );
+    }
+
     println!("\n## small-side kernels (FC layers at mini-batch 10), f32, GFLOP/s, 1 / 2 threads");
     println!("| layer | ISA | x w^T (Nt) | dy w (Nn) | dy^T x (Tn) | fused backward + step |");
     println!("| --- | --- | --- | --- | --- | --- |");

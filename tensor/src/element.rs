@@ -107,7 +107,7 @@ impl Float for f32 {
         beta: Self,
         c: &mut [Self],
     ) -> bool {
-        match crate::small::Shape3::of(m, k, ta, tb) {
+        match crate::small::Shape3::of(m, k, n, ta, tb) {
             Some(shape) => {
                 crate::small::small_gemm(shape, m, k, n, alpha, a, b, beta, c);
                 true

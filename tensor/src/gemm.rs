@@ -45,6 +45,31 @@ pub fn gemm<T: Float>(
     if T::small_gemm(m, k, n, alpha, a, ta, b, tb, beta, c) {
         return;
     }
+    gemm_packed(m, k, n, alpha, a, ta, b, tb, beta, c)
+}
+
+/// [`gemm`] always through the packing backend (the `gemm` crate), whatever the shape: for
+/// benchmarks that compare it with the small-side kernels.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    beta: T,
+    c: &mut [T],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm: buffer too small"
+    );
+    if m == 0 || n == 0 || k == 0 {
+        return gemm(m, k, n, alpha, a, ta, b, tb, beta, c);
+    }
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
     // SAFETY: the asserts above guarantee each buffer holds its matrix; `c` is a distinct

@@ -26,7 +26,7 @@ pub mod unary;
 pub use broadcast::{binary, binary_into, broadcast_shapes, reduce_to_shape, BinaryOp};
 pub use element::Float;
 pub use error::TensorError;
-pub use gemm::{gemm, gemm_reference, matmul, matmul_into};
+pub use gemm::{gemm, gemm_packed, gemm_reference, matmul, matmul_into};
 pub use reduce::{
     argmax_rows, dot, drop_axis, log_softmax_rows, log_softmax_rows_into, max_rows, mean_all,
     softmax_rows, softmax_rows_into, sum_all, sum_axis, sum_squares,

@@ -24,6 +24,9 @@ use std::sync::OnceLock;
 /// Products whose small side (m, or k for [`Shape3::Tn`]) is at most this take these kernels.
 pub const SMALL: usize = 16;
 
+/// Elements of B (192 KiB of f32) up to which a product of any size takes these kernels.
+pub const CACHED_B: usize = 48 * 1024;
+
 /// Work (m*k*n multiply-adds) from which a product outside a parallel region is split across
 /// threads: below it, the fork-join costs more than the second core gives back (network.py's
 /// 784x30 layer at mini-batch 10 is 235k).
@@ -41,11 +44,19 @@ pub enum Shape3 {
 }
 
 impl Shape3 {
-    /// The layout these kernels handle for `op(A) . op(B)`, if any.
-    pub fn of(m: usize, k: usize, ta: bool, tb: bool) -> Option<Shape3> {
+    /// The layout these kernels take for `op(A) . op(B)` (`m x k` by `k x n`), if any: a small
+    /// side, or, for any m, an operand B that every tile re-reads small enough to stay in
+    /// cache and a shape where packing costs more than it saves. Those limits are measured
+    /// (`cargo bench --bench kernels`, the conv table): conv1's forward (20x25x576) and filter
+    /// gradient (20x576x25) run 1.1x and 1.9x faster here; conv2's (40x500x64, 40x64x500,
+    /// 500x40x64) run faster packed, and go there.
+    pub fn of(m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Option<Shape3> {
+        let b_cached = k * n <= CACHED_B;
         match (ta, tb) {
-            (false, true) if m <= SMALL => Some(Shape3::Nt),
-            (false, false) if m <= SMALL => Some(Shape3::Nn),
+            // Long dot products against few rows of B: the horizontal sums are amortised.
+            (false, true) if m <= SMALL || (b_cached && k >= 256 && n <= 64) => Some(Shape3::Nt),
+            // A short k: packing B would touch as much memory as the product.
+            (false, false) if m <= SMALL || (b_cached && k <= 64) => Some(Shape3::Nn),
             (true, false) if k <= SMALL => Some(Shape3::Tn),
             _ => None,
         }
@@ -120,8 +131,7 @@ pub fn small_gemm(
 /// [`small_gemm`] with a chosen kernel, and with or without splitting across threads.
 ///
 /// # Panics
-/// If a buffer is too small for its matrix, the layout's small side is over [`SMALL`], or the
-/// CPU cannot run `isa`.
+/// If a buffer is too small for its matrix, or the CPU cannot run `isa`.
 #[allow(clippy::too_many_arguments)]
 pub fn small_gemm_with(
     isa: Isa,
@@ -140,10 +150,6 @@ pub fn small_gemm_with(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "small_gemm: buffer too small"
     );
-    match shape {
-        Shape3::Nt | Shape3::Nn => assert!(m <= SMALL, "small_gemm: m = {m} > {SMALL}"),
-        Shape3::Tn => assert!(k <= SMALL, "small_gemm: k = {k} > {SMALL}"),
-    }
     assert!(isa.available(), "small_gemm: this CPU cannot run {isa:?}");
     if m == 0 || n == 0 {
         return;
@@ -295,32 +301,36 @@ mod generic {
         }
     }
 
-    /// Columns `lo..hi` of `A . B`, in blocks of 32 columns of every row of C at once.
+    /// Columns `lo..hi` of `A . B`, in blocks of 32 columns by up to 16 rows of C.
     #[inline(always)]
     unsafe fn nn(p: &Args, lo: usize, hi: usize) {
         const W: usize = 32;
-        let mut acc = [[0.0f32; W]; super::SMALL];
-        let mut c0 = lo;
-        while c0 < hi {
-            let w = W.min(hi - c0);
-            for row in acc.iter_mut().take(p.m) {
-                *row = [0.0; W];
-            }
-            for q in 0..p.k {
-                let b = std::slice::from_raw_parts(p.b.add(q * p.n + c0), w);
-                for (i, row) in acc.iter_mut().enumerate().take(p.m) {
-                    let x = *p.a.add(i * p.k + q);
-                    for (r, &y) in row.iter_mut().zip(b) {
-                        *r = fma(x, y, *r);
+        const R: usize = super::SMALL;
+        let mut acc = [[0.0f32; W]; R];
+        for i0 in (0..p.m).step_by(R) {
+            let rows = R.min(p.m - i0);
+            let mut c0 = lo;
+            while c0 < hi {
+                let w = W.min(hi - c0);
+                for row in acc.iter_mut().take(rows) {
+                    *row = [0.0; W];
+                }
+                for q in 0..p.k {
+                    let b = std::slice::from_raw_parts(p.b.add(q * p.n + c0), w);
+                    for (i, row) in acc.iter_mut().enumerate().take(rows) {
+                        let x = *p.a.add((i0 + i) * p.k + q);
+                        for (r, &y) in row.iter_mut().zip(b) {
+                            *r = fma(x, y, *r);
+                        }
                     }
                 }
-            }
-            for (i, row) in acc.iter().enumerate().take(p.m) {
-                for (l, &v) in row.iter().enumerate().take(w) {
-                    store(p, i * p.n + c0 + l, v);
+                for (i, row) in acc.iter().enumerate().take(rows) {
+                    for (l, &v) in row.iter().enumerate().take(w) {
+                        store(p, (i0 + i) * p.n + c0 + l, v);
+                    }
                 }
+                c0 += w;
             }
-            c0 += w;
         }
     }
 
@@ -944,7 +954,8 @@ mod tests {
         let mut seed = 0;
         for isa in isas() {
             for shape in [Shape3::Nt, Shape3::Nn, Shape3::Tn] {
-                for small in [1, 7, 10, 16] {
+                // 20 and 40: the conv layers' filter counts (any size when B stays in cache).
+                for small in [1, 7, 10, 16, 20, 40] {
                     for (big1, big2) in [(1, 1), (15, 17), (33, 31), (100, 64), (47, 129)] {
                         let (m, k, n) = match shape {
                             Shape3::Tn => (big1, small, big2),
@@ -990,12 +1001,19 @@ mod tests {
 
     #[test]
     fn layouts_are_recognised() {
-        assert_eq!(Shape3::of(10, 784, false, true), Some(Shape3::Nt));
-        assert_eq!(Shape3::of(10, 100, false, false), Some(Shape3::Nn));
-        assert_eq!(Shape3::of(100, 10, true, false), Some(Shape3::Tn));
-        assert_eq!(Shape3::of(17, 10, false, true), None);
-        assert_eq!(Shape3::of(10, 17, true, false), None);
-        assert_eq!(Shape3::of(4, 4, true, true), None);
+        assert_eq!(Shape3::of(10, 784, 1000, false, true), Some(Shape3::Nt));
+        assert_eq!(Shape3::of(10, 1000, 640, false, false), Some(Shape3::Nn));
+        assert_eq!(Shape3::of(1000, 10, 640, true, false), Some(Shape3::Tn));
+        // The conv layers' per-image products: B stays in cache.
+        assert_eq!(Shape3::of(20, 25, 576, false, false), Some(Shape3::Nn));
+        assert_eq!(Shape3::of(20, 576, 25, false, true), Some(Shape3::Nt));
+        assert_eq!(Shape3::of(40, 500, 64, false, false), None);
+        assert_eq!(Shape3::of(40, 64, 500, false, true), None);
+        assert_eq!(Shape3::of(500, 40, 64, true, false), None);
+        // A wide layer at a big mini-batch goes to the packing GEMM.
+        assert_eq!(Shape3::of(256, 1000, 1000, false, true), None);
+        assert_eq!(Shape3::of(1000, 256, 640, true, false), None);
+        assert_eq!(Shape3::of(4, 4, 4, true, true), None);
         assert!(best_isa().available());
     }
 
