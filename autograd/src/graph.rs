@@ -43,16 +43,26 @@ pub trait Op<T: Float>: 'static {
     /// would, and instead of adding to input `k`'s gradient, updates `w`, input `k`'s value,
     /// by `w <- step.decay * w - step.eta * grad`. `cx.input(k)` is empty meanwhile: `w` is
     /// the value. Returns `None`, having changed nothing, when the op cannot (the plain
-    /// backward then runs), else whether input `k`'s gradient had a non-zero element.
+    /// backward then runs).
     fn backward_step(
         &self,
         _cx: &mut Backward<'_, T>,
         _k: usize,
         _w: &mut Tensor<T>,
         _step: Step<T>,
-    ) -> Option<bool> {
+    ) -> Option<Stepped<T>> {
         None
     }
+}
+
+/// What an [`Op::backward_step`] reports of the step it took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stepped<T> {
+    /// Whether the parameter's gradient had a non-zero element.
+    pub nonzero: bool,
+    /// `sum p^2` of the updated parameter, if the op computed it on the way (kept until the
+    /// parameter next changes, for [`Graph::sum_squares`]).
+    pub sum_squares: Option<T>,
 }
 
 /// The SGD step of one parameter that an op applies in [`Op::backward_step`].
@@ -101,6 +111,8 @@ pub struct Graph<T: Float> {
     stepped: Vec<Option<bool>>,
     /// Scratch for `backward_step`: each parameter's first node on the tape.
     first_use: Vec<usize>,
+    /// Per parameter: `sum p^2` as a fused step left it, until the parameter is next changed.
+    sum_squares: Vec<Option<T>>,
 }
 
 impl<T: Float> Default for Graph<T> {
@@ -260,6 +272,7 @@ impl<T: Float> Graph<T> {
             pending: Vec::new(),
             stepped: Vec::new(),
             first_use: Vec::new(),
+            sum_squares: Vec::new(),
         }
     }
 
@@ -272,6 +285,7 @@ impl<T: Float> Graph<T> {
         self.param_frozen.push(false);
         self.pending.push(T::zero());
         self.stepped.push(None);
+        self.sum_squares.push(None);
         Var { id, generation: 0 }
     }
 
@@ -434,7 +448,15 @@ impl<T: Float> Graph<T> {
                 why: "not a parameter".into(),
             });
         }
+        self.sum_squares[p.index()] = None;
         Ok(&mut self.param_values[p.index()])
+    }
+
+    /// `sum p^2` of parameter `p` if a fused step computed it and `p` has not changed since.
+    pub(crate) fn cached_sum_squares(&self, p: Var) -> Option<T> {
+        p.is_parameter()
+            .then(|| self.sum_squares.get(p.index()).copied().flatten())
+            .flatten()
     }
 
     /// A parameter's value and its gradient (if the last backward reached it), together.
@@ -447,6 +469,7 @@ impl<T: Float> Graph<T> {
             });
         }
         let i = p.index();
+        self.sum_squares[i] = None;
         Ok((&mut self.param_values[i], self.param_grads[i].as_ref()))
     }
 
@@ -698,8 +721,9 @@ impl<T: Float> Graph<T> {
                 };
                 let r = op.backward_step(&mut cx, k, &mut w, step);
                 self.param_values[p] = w;
-                if let Some(nonzero) = r {
-                    self.stepped[p] = Some(nonzero);
+                if let Some(r) = r {
+                    self.stepped[p] = Some(r.nonzero);
+                    self.sum_squares[p] = r.sum_squares;
                     self.pending[p] = T::zero();
                     done = true;
                 }

@@ -29,7 +29,7 @@ mod pool;
 
 pub use error::AutogradError;
 pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};
-pub use graph::{Backward, Graph, Op, Sgd, Step, Var};
+pub use graph::{Backward, Graph, Op, Sgd, Step, Stepped, Var};
 pub use tensor::{Float, Shape, Tensor};
 
 /// Result type of graph operations.

@@ -202,3 +202,44 @@ fn f64_graphs_keep_plain_gradients_and_a_wrong_decay_count_is_an_error() {
     assert_eq!(g.stepped(w), None);
     assert_eq!(g.grad(w).unwrap().data(), &[3.0, 5.0, 7.0]);
 }
+
+#[test]
+fn the_l2_sum_a_fused_step_leaves_is_the_weights_sum_until_they_change() {
+    let mut n = net(3);
+    let l = loss(&mut n, 10, 0.1);
+    n.g.backward_step(
+        l,
+        &Sgd {
+            eta: 0.1,
+            decay: &[0.99; 5],
+        },
+    )
+    .unwrap();
+    assert_eq!(n.g.stepped(n.w1), Some(true));
+    let exact = |n: &Net| -> f64 {
+        n.g.value(n.w1)
+            .unwrap()
+            .data()
+            .iter()
+            .map(|&v| v as f64 * v as f64)
+            .sum()
+    };
+    n.g.reset();
+    let s = n.g.sum_squares(n.w1).unwrap();
+    let got = n.g.value(s).unwrap().data()[0] as f64;
+    assert!(
+        (got - exact(&n)).abs() <= 1e-5 * exact(&n),
+        "{got} vs {}",
+        exact(&n)
+    );
+    // Changed by hand: the sum is taken afresh.
+    n.g.param_mut(n.w1).unwrap().data_mut()[0] += 3.0;
+    n.g.reset();
+    let s = n.g.sum_squares(n.w1).unwrap();
+    let got = n.g.value(s).unwrap().data()[0] as f64;
+    assert!(
+        (got - exact(&n)).abs() <= 1e-5 * exact(&n),
+        "after a change: {got} vs {}",
+        exact(&n)
+    );
+}

@@ -76,7 +76,8 @@ pub trait Float:
 
     /// A linear layer's backward fused with the SGD step of its weights, where
     /// [`crate::small::linear_backward_step`] applies (f32, at most
-    /// [`crate::small::STEP_ROWS`] rows): `None`, nothing done, otherwise.
+    /// [`crate::small::STEP_ROWS`] rows): whether the weight gradient had a non-zero element
+    /// and the sum of the squares of the new weights; `None`, nothing done, otherwise.
     #[allow(clippy::too_many_arguments)]
     fn linear_step(
         _m: usize,
@@ -88,7 +89,7 @@ pub trait Float:
         _eta: Self,
         _decay: Self,
         _dx: Option<(&mut [Self], Self)>,
-    ) -> Option<bool> {
+    ) -> Option<(bool, Self)> {
         None
     }
 }
@@ -128,7 +129,7 @@ impl Float for f32 {
         eta: Self,
         decay: Self,
         dx: Option<(&mut [Self], Self)>,
-    ) -> Option<bool> {
+    ) -> Option<(bool, Self)> {
         use crate::small::{best_isa, linear_backward_step, LinearStep, STEP_ROWS};
         if m > STEP_ROWS {
             return None;
@@ -142,7 +143,8 @@ impl Float for f32 {
             eta,
             decay,
         };
-        Some(linear_backward_step(best_isa(), true, &s, w, dx))
+        let out = linear_backward_step(best_isa(), true, &s, w, dx);
+        Some((out.nonzero, out.sum_squares))
     }
     fn of(x: f64) -> Self {
         x as f32

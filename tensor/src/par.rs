@@ -64,7 +64,7 @@ pub(crate) fn worth_splitting(work: usize, min: usize) -> bool {
 }
 
 /// The most threads a split uses (helpers are made on first use, up to this many less one).
-const MAX_THREADS: usize = 64;
+pub(crate) const MAX_THREADS: usize = 64;
 
 type Job = *const (dyn Fn(usize) + Sync);
 
@@ -277,18 +277,18 @@ fn serial(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
-/// Runs `f` on one contiguous range per thread covering `0..units` (boundaries multiples of
-/// `granule`).
-pub(crate) fn split(units: usize, granule: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+/// Runs `f(part, lo, hi)` on one contiguous range per thread covering `0..units`
+/// (boundaries multiples of `granule`; at most [`MAX_THREADS`] parts).
+pub(crate) fn split(units: usize, granule: usize, f: &(dyn Fn(usize, usize, usize) + Sync)) {
     let parts = threads();
     let g = granule.max(1);
     let per = units.div_ceil(parts).div_ceil(g) * g;
     if per >= units {
-        f(0, units);
+        f(0, 0, units);
         return;
     }
     let n = units.div_ceil(per);
-    run(n, &|i| f(i * per, ((i + 1) * per).min(units)));
+    run(n, &|i| f(i, i * per, ((i + 1) * per).min(units)));
 }
 
 #[cfg(test)]
@@ -302,7 +302,7 @@ mod tests {
             let nested = AtomicUsize::new(0);
             with_threads(parts, || {
                 for _ in 0..100 {
-                    split(8, 1, &|lo, hi| {
+                    split(8, 1, &|_, lo, hi| {
                         if threads() == 1 {
                             nested.fetch_add(1, Ordering::Relaxed);
                         }

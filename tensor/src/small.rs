@@ -170,7 +170,7 @@ pub fn small_gemm_with(
         Shape3::Nn => (n, 32),
         Shape3::Tn => (m, 4),
     };
-    let run = |lo: usize, hi: usize| {
+    let run = |_part: usize, lo: usize, hi: usize| {
         // SAFETY: `Args` describes buffers checked above; each call writes only the columns
         // (or rows) lo..hi of C, disjoint between the calls `split` makes.
         unsafe { dispatch(isa, shape, &p, lo, hi) }
@@ -178,7 +178,7 @@ pub fn small_gemm_with(
     if parallel && worth_splitting(m * k * n, PARALLEL_WORK) {
         split(units, granule, &run);
     } else {
-        run(0, units);
+        run(0, 0, units);
     }
 }
 
@@ -374,11 +374,12 @@ mod generic {
     // Index loops over the lanes read more plainly than zipped iterators here.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    unsafe fn step(p: &StepArgs, lo: usize, hi: usize) -> bool {
+    unsafe fn step(p: &StepArgs, lo: usize, hi: usize) -> (bool, f32) {
         const W: usize = 16;
         let mut xs = [[0.0f32; W]; super::STEP_ROWS];
         let mut acc = [[0.0f32; W]; super::STEP_ROWS];
         let mut nonzero = false;
+        let mut sq = [0.0f32; W];
         let mut c0 = lo;
         while c0 < hi {
             let w = W.min(hi - c0);
@@ -405,7 +406,9 @@ mod generic {
                 }
                 for l in 0..w {
                     nonzero |= g[l] != 0.0;
-                    *row.add(l) = fma(p.decay, wv[l], -p.eta * g[l]);
+                    let nw = fma(p.decay, wv[l], -p.eta * g[l]);
+                    sq[l] = fma(nw, nw, sq[l]);
+                    *row.add(l) = nw;
                 }
             }
             if !p.dx.is_null() {
@@ -422,20 +425,20 @@ mod generic {
             }
             c0 += w;
         }
-        nonzero
+        (nonzero, sq.iter().sum())
     }
 
     /// # Safety
     /// As [`StepArgs`], on a CPU with AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn step_avx2(p: &StepArgs, lo: usize, hi: usize) -> bool {
+    pub(super) unsafe fn step_avx2(p: &StepArgs, lo: usize, hi: usize) -> (bool, f32) {
         step(p, lo, hi)
     }
 
     /// # Safety
     /// As [`StepArgs`].
-    pub(super) unsafe fn step_portable(p: &StepArgs, lo: usize, hi: usize) -> bool {
+    pub(super) unsafe fn step_portable(p: &StepArgs, lo: usize, hi: usize) -> (bool, f32) {
         step(p, lo, hi)
     }
 
@@ -675,6 +678,7 @@ mod avx512 {
         ja: usize,
         jb: usize,
         first: bool,
+        sq: &mut __m512,
     ) -> __mmask16 {
         let mut xs = [_mm512_setzero_ps(); M];
         let mut acc = [_mm512_setzero_ps(); M];
@@ -714,6 +718,8 @@ mod avx512 {
             let g = _mm512_add_ps(g0, g1);
             nz |= _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(msk, g, zero);
             let nw = _mm512_fmadd_ps(wv, decay, _mm512_mul_ps(g, neg_eta));
+            // The new weights' squares: the next step's L2 term without reading them again.
+            *sq = _mm512_fmadd_ps(nw, nw, *sq);
             _mm512_mask_storeu_ps(row, msk, nw);
         }
         if has_dx {
@@ -725,24 +731,25 @@ mod avx512 {
     }
 
     #[inline(always)]
-    unsafe fn step_m<const M: usize>(p: &StepArgs, lo: usize, hi: usize) -> bool {
+    unsafe fn step_m<const M: usize>(p: &StepArgs, lo: usize, hi: usize) -> (bool, f32) {
         let mut nz: __mmask16 = 0;
+        let mut sq = _mm512_setzero_ps();
         let mut ja = 0;
         while ja < p.n {
             let jb = (ja + STEP_BLOCK).min(p.n);
             let mut c0 = lo;
             while c0 < hi {
-                nz |= step_cols::<M>(p, c0, mask(hi - c0), ja, jb, ja == 0);
+                nz |= step_cols::<M>(p, c0, mask(hi - c0), ja, jb, ja == 0, &mut sq);
                 c0 += 16;
             }
             ja = jb;
         }
-        nz != 0
+        (nz != 0, _mm512_reduce_add_ps(sq))
     }
 
     /// Columns `lo..hi` of the fused linear backward and SGD step.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn step(p: &StepArgs, lo: usize, hi: usize) -> bool {
+    pub(super) unsafe fn step(p: &StepArgs, lo: usize, hi: usize) -> (bool, f32) {
         match p.m {
             1 => step_m::<1>(p, lo, hi),
             2 => step_m::<2>(p, lo, hi),
@@ -785,7 +792,7 @@ pub struct LinearStep<'a> {
 /// step: `dx = dy . w` with the weights as they were (into `dx` when given, `dx = dx_beta*dx +
 /// dy.w`), and `w <- decay*w - eta*(dy^T . x)`. The weight gradient is never stored, so the
 /// weights are read and written once instead of five times (input gradient, weight gradient,
-/// L2 term, update). Returns whether any element of the weight gradient was non-zero.
+/// L2 term, update).
 ///
 /// # Panics
 /// If a buffer is too small, `m` is over [`STEP_ROWS`], or the CPU cannot run `isa`.
@@ -795,7 +802,7 @@ pub fn linear_backward_step(
     s: &LinearStep<'_>,
     w: &mut [f32],
     dx: Option<(&mut [f32], f32)>,
-) -> bool {
+) -> StepOutcome {
     let (m, k, n) = (s.m, s.k, s.n);
     assert!(
         m <= STEP_ROWS,
@@ -817,7 +824,11 @@ pub fn linear_backward_step(
         None => (std::ptr::null_mut(), 0.0),
     };
     if m == 0 || n == 0 || k == 0 {
-        return false;
+        let sum_squares = w[..n * k].iter().map(|v| v * v).sum();
+        return StepOutcome {
+            nonzero: false,
+            sum_squares,
+        };
     }
     let p = StepArgs {
         m,
@@ -831,11 +842,14 @@ pub fn linear_backward_step(
         eta: s.eta,
         decay: s.decay,
     };
-    let nonzero = std::sync::atomic::AtomicBool::new(false);
-    let run = |lo: usize, hi: usize| {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let nonzero = AtomicBool::new(false);
+    // Each part's sum of squares, added in part order: the same for the same thread count.
+    let sums: [AtomicU32; crate::par::MAX_THREADS] = std::array::from_fn(|_| AtomicU32::new(0));
+    let run = |part: usize, lo: usize, hi: usize| {
         // SAFETY: buffers checked above; each call reads and writes only columns lo..hi of w
         // and dx, disjoint between the calls `split` makes.
-        let nz = unsafe {
+        let (nz, sq) = unsafe {
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 => avx512::step(&p, lo, hi),
@@ -845,15 +859,31 @@ pub fn linear_backward_step(
             }
         };
         if nz {
-            nonzero.store(true, std::sync::atomic::Ordering::Relaxed);
+            nonzero.store(true, Ordering::Relaxed);
         }
+        sums[part].store(sq.to_bits(), Ordering::Relaxed);
     };
     if parallel && worth_splitting(m * k * n, PARALLEL_WORK) {
         split(k, 16, &run);
     } else {
-        run(0, k);
+        run(0, 0, k);
     }
-    nonzero.into_inner()
+    StepOutcome {
+        nonzero: nonzero.into_inner(),
+        sum_squares: sums
+            .iter()
+            .map(|s| f32::from_bits(s.load(Ordering::Relaxed)))
+            .sum(),
+    }
+}
+
+/// What [`linear_backward_step`] reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutcome {
+    /// Whether any element of the weight gradient was non-zero.
+    pub nonzero: bool,
+    /// The sum of the squares of the updated weights (an L2 term's next value).
+    pub sum_squares: f32,
 }
 
 /// The same step by the definition (f64 sums): what the kernels are tested against.
@@ -1037,12 +1067,19 @@ mod tests {
             if beta == 0.0 {
                 d1.iter_mut().for_each(|v| *v = f32::NAN);
             }
-            let nz = linear_backward_step(
+            let out = linear_backward_step(
                 isa,
                 parallel,
                 &s,
                 &mut w1,
                 with_dx.then_some((&mut d1[..], beta)),
+            );
+            let nz = out.nonzero;
+            let want_sq: f64 = w1.iter().map(|&v| v as f64 * v as f64).sum();
+            assert!(
+                (out.sum_squares as f64 - want_sq).abs() <= 1e-5 * want_sq.max(1.0),
+                "sum of squares {} vs {want_sq}",
+                out.sum_squares
             );
             linear_backward_step_reference(&s, &mut w2, with_dx.then_some((&mut d2[..], beta)));
             assert!(nz, "a random gradient is not all zero");
@@ -1130,7 +1167,7 @@ mod tests {
         };
         for isa in isas() {
             assert!(
-                !linear_backward_step(isa, false, &s, &mut w, None),
+                !linear_backward_step(isa, false, &s, &mut w, None).nonzero,
                 "{isa:?}"
             );
         }

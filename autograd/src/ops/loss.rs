@@ -247,8 +247,11 @@ impl<T: Float> Graph<T> {
     /// `sum x^2`, the L2 regulariser's building block.
     pub fn sum_squares(&mut self, x: Var) -> Result<Var> {
         self.check(x, "sum_squares")?;
-        let v = self.val(x).data();
-        let s = tensor::sum_squares(v);
+        // A parameter a fused SGD step just updated: its step summed the squares already.
+        let s = match self.cached_sum_squares(x) {
+            Some(s) => s,
+            None => tensor::sum_squares(self.val(x).data()),
+        };
         let mut out = self.alloc(Shape::scalar());
         out.data_mut()[0] = s;
         self.push_op(Box::new(SumSquares), &[x], out)

@@ -1,7 +1,7 @@
 //! Matrix products: `matmul(a, b)` and the fused fully-connected `linear(x, w, b) = x w^T + b`
 //! with `w` stored `[out, in]` as PyTorch and the book store it.
 
-use crate::{AutogradError, Backward, Graph, Op, Result, Step, Var};
+use crate::{AutogradError, Backward, Graph, Op, Result, Step, Stepped, Var};
 use tensor::{gemm, Float, Shape, Tensor, TensorError};
 
 struct MatMul;
@@ -101,7 +101,7 @@ impl<T: Float> Op<T> for Linear {
         k: usize,
         w: &mut Tensor<T>,
         step: Step<T>,
-    ) -> Option<bool> {
+    ) -> Option<Stepped<T>> {
         // One pass over the weights: dX with the old weights and the step, no dW stored.
         if k != 1 {
             return None;
@@ -118,7 +118,7 @@ impl<T: Float> Op<T> for Linear {
                 dyt[j * m + i] = v;
             }
         }
-        let nonzero = if cx.needs_grad(0) {
+        let done = if cx.needs_grad(0) {
             let (d, fresh) = cx.grad_or_fresh(0);
             let beta = if fresh { T::zero() } else { T::one() };
             T::linear_step(
@@ -146,10 +146,12 @@ impl<T: Float> Op<T> for Linear {
             )
         };
         cx.give_back(dyt);
-        if nonzero.is_some() {
-            bias_grad(cx, n);
-        }
-        nonzero
+        let (nonzero, sum_squares) = done?;
+        bias_grad(cx, n);
+        Some(Stepped {
+            nonzero,
+            sum_squares: Some(sum_squares),
+        })
     }
 }
 

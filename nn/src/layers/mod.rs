@@ -32,12 +32,16 @@ pub(crate) fn dropout_input<T: Float>(
     // Dropped when a uniform 32-bit draw falls below p * 2^32: one cheap draw per element
     // (a float draw per element was 4% of a dropout net's step).
     let below = (p * 4_294_967_296.0).round() as u64;
-    for m in mask.data_mut() {
-        *m = if (cx.rng.next_u32() as u64) < below {
-            T::zero()
-        } else {
-            keep
-        };
+    let pick = |bits: u64| if bits < below { T::zero() } else { keep };
+    // Two 32-bit draws from each 64-bit output of the generator.
+    let mut pairs = mask.data_mut().chunks_exact_mut(2);
+    for pair in &mut pairs {
+        let r = cx.rng.next_u64();
+        pair[0] = pick(r & 0xffff_ffff);
+        pair[1] = pick(r >> 32);
+    }
+    for m in pairs.into_remainder() {
+        *m = pick(cx.rng.next_u32() as u64);
     }
     Ok(g.dropout(x, mask)?)
 }
