@@ -327,6 +327,7 @@ fn small_kernels(min_s: f64, samples: usize) {
                 eta: 1e-9,
                 decay: 1.0,
             };
+            let mut sc = vec![0.0f32; tensor::small::step_scratch_len(m, k, n)];
             // The step does the work of two products (dx and the weight gradient).
             let st = {
                 let one = with_threads(1, || {
@@ -337,6 +338,7 @@ fn small_kernels(min_s: f64, samples: usize) {
                             &step,
                             &mut wt,
                             Some((&mut dx, 0.0)),
+                            &mut sc,
                         ));
                     })
                 });
@@ -348,6 +350,7 @@ fn small_kernels(min_s: f64, samples: usize) {
                             &step,
                             &mut wt,
                             Some((&mut dx, 0.0)),
+                            &mut sc,
                         ));
                     })
                 });

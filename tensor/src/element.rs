@@ -74,6 +74,11 @@ pub trait Float:
         0
     }
 
+    /// Scratch elements [`Float::linear_step`] needs for an `m x k` input, `n` outputs.
+    fn linear_step_scratch(_m: usize, _k: usize, _n: usize) -> usize {
+        0
+    }
+
     /// A linear layer's backward fused with the SGD step of its weights, where
     /// [`crate::small::linear_backward_step`] applies (f32, at most
     /// [`crate::small::STEP_ROWS`] rows): whether the weight gradient had a non-zero element
@@ -89,6 +94,7 @@ pub trait Float:
         _eta: Self,
         _decay: Self,
         _dx: Option<(&mut [Self], Self)>,
+        _scratch: &mut [Self],
     ) -> Option<(bool, Self)> {
         None
     }
@@ -119,6 +125,9 @@ impl Float for f32 {
     fn linear_step_rows() -> usize {
         crate::small::STEP_ROWS
     }
+    fn linear_step_scratch(m: usize, k: usize, n: usize) -> usize {
+        crate::small::step_scratch_len(m, k, n)
+    }
     fn linear_step(
         m: usize,
         k: usize,
@@ -129,6 +138,7 @@ impl Float for f32 {
         eta: Self,
         decay: Self,
         dx: Option<(&mut [Self], Self)>,
+        scratch: &mut [Self],
     ) -> Option<(bool, Self)> {
         use crate::small::{best_isa, linear_backward_step, LinearStep, STEP_ROWS};
         if m > STEP_ROWS {
@@ -143,7 +153,7 @@ impl Float for f32 {
             eta,
             decay,
         };
-        let out = linear_backward_step(best_isa(), true, &s, w, dx);
+        let out = linear_backward_step(best_isa(), true, &s, w, dx, scratch);
         Some((out.nonzero, out.sum_squares))
     }
     fn of(x: f64) -> Self {

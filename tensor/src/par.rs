@@ -257,6 +257,11 @@ unsafe impl<T: Send> Sync for SyncPtr<T> {}
 unsafe impl<T: Send> Send for SyncPtr<T> {}
 
 impl<T> SyncPtr<T> {
+    /// The pointer (a method, so that closures capture the wrapper, not the raw field).
+    pub(crate) fn ptr(&self) -> *mut T {
+        self.0
+    }
+
     /// Elements `start..start + len` as a slice.
     ///
     /// # Safety

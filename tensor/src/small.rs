@@ -792,7 +792,7 @@ pub struct LinearStep<'a> {
 /// step: `dx = dy . w` with the weights as they were (into `dx` when given, `dx = dx_beta*dx +
 /// dy.w`), and `w <- decay*w - eta*(dy^T . x)`. The weight gradient is never stored, so the
 /// weights are read and written once instead of five times (input gradient, weight gradient,
-/// L2 term, update).
+/// L2 term, update). `scratch` holds [`step_scratch_len`] elements (contents ignored).
 ///
 /// # Panics
 /// If a buffer is too small, `m` is over [`STEP_ROWS`], or the CPU cannot run `isa`.
@@ -802,6 +802,7 @@ pub fn linear_backward_step(
     s: &LinearStep<'_>,
     w: &mut [f32],
     dx: Option<(&mut [f32], f32)>,
+    scratch: &mut [f32],
 ) -> StepOutcome {
     let (m, k, n) = (s.m, s.k, s.n);
     assert!(
@@ -843,37 +844,94 @@ pub fn linear_backward_step(
         decay: s.decay,
     };
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    // Two halves of the weight rows when the layer is big, whatever the thread count: each
+    // thread updates the rows it reads in the next forward (the same halves as the forward's
+    // split), and the input gradient is the first half's plus the second's (kept in
+    // `scratch`), so the result is the same with one thread or two.
+    let half = step_half(m, k, n);
+    let groups = if half < n { 2 } else { 1 };
+    let has_dx = !p.dx.is_null();
+    let need = step_scratch_len(m, k, n);
+    if has_dx {
+        assert!(
+            scratch.len() >= need,
+            "linear_backward_step: scratch too small"
+        );
+    }
+    let sp = crate::par::SyncPtr(scratch.as_mut_ptr());
+    let pr = &p;
     let nonzero = AtomicBool::new(false);
-    // Each part's sum of squares, added in part order: the same for the same thread count.
-    let sums: [AtomicU32; crate::par::MAX_THREADS] = std::array::from_fn(|_| AtomicU32::new(0));
-    let run = |part: usize, lo: usize, hi: usize| {
-        // SAFETY: buffers checked above; each call reads and writes only columns lo..hi of w
-        // and dx, disjoint between the calls `split` makes.
+    let sums = [AtomicU32::new(0), AtomicU32::new(0)];
+    let run = |g: usize| {
+        let p = pr;
+        let (r0, r1) = if g == 0 { (0, half) } else { (half, n) };
+        let (dx, dx_beta) = match (has_dx, g) {
+            (false, _) => (std::ptr::null_mut(), 0.0),
+            (true, 0) => (p.dx, p.dx_beta),
+            _ => (sp.ptr(), 0.0),
+        };
+        // SAFETY: buffers checked above; group g reads and writes only weight rows r0..r1 and
+        // its own input-gradient buffer (dx for the first group, scratch for the second).
+        let q = unsafe {
+            StepArgs {
+                n: r1 - r0,
+                dyt: p.dyt.add(r0 * m),
+                w: p.w.add(r0 * k),
+                dx,
+                dx_beta,
+                ..*p
+            }
+        };
         let (nz, sq) = unsafe {
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => avx512::step(&p, lo, hi),
+                Isa::Avx512 => avx512::step(&q, 0, k),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => generic::step_avx2(&p, lo, hi),
-                _ => generic::step_portable(&p, lo, hi),
+                Isa::Avx2 => generic::step_avx2(&q, 0, k),
+                _ => generic::step_portable(&q, 0, k),
             }
         };
         if nz {
             nonzero.store(true, Ordering::Relaxed);
         }
-        sums[part].store(sq.to_bits(), Ordering::Relaxed);
+        sums[g].store(sq.to_bits(), Ordering::Relaxed);
     };
-    if parallel && worth_splitting(m * k * n, PARALLEL_WORK) {
-        split(k, 16, &run);
+    if groups == 2 && parallel && crate::par::threads() > 1 {
+        crate::par::run(2, &run);
     } else {
-        run(0, 0, k);
+        (0..groups).for_each(run);
+    }
+    if groups == 2 && has_dx {
+        // SAFETY: dx holds m*k elements (checked above); the groups have finished.
+        let dx = unsafe { std::slice::from_raw_parts_mut(p.dx, m * k) };
+        dx.iter_mut()
+            .zip(&scratch[..m * k])
+            .for_each(|(d, &v)| *d += v);
     }
     StepOutcome {
         nonzero: nonzero.into_inner(),
-        sum_squares: sums
-            .iter()
-            .map(|s| f32::from_bits(s.load(Ordering::Relaxed)))
-            .sum(),
+        sum_squares: f32::from_bits(sums[0].load(Ordering::Relaxed))
+            + f32::from_bits(sums[1].load(Ordering::Relaxed)),
+    }
+}
+
+/// Where [`linear_backward_step`] splits the weight rows (`n` when it does not): half of
+/// them rounded up to a multiple of 4, as the forward's two-thread split of the same rows.
+fn step_half(m: usize, k: usize, n: usize) -> usize {
+    if m * k * n >= PARALLEL_WORK && n >= 8 {
+        n.div_ceil(2).div_ceil(4) * 4
+    } else {
+        n
+    }
+}
+
+/// Scratch elements [`linear_backward_step`] needs for an input gradient: the second half's
+/// share, `m * k`, when it splits the rows, else none.
+pub fn step_scratch_len(m: usize, k: usize, n: usize) -> usize {
+    if step_half(m, k, n) < n {
+        m * k
+    } else {
+        0
     }
 }
 
@@ -1073,6 +1131,7 @@ mod tests {
                 &s,
                 &mut w1,
                 with_dx.then_some((&mut d1[..], beta)),
+                &mut vec![f32::NAN; step_scratch_len(m, k, n)],
             );
             let nz = out.nonzero;
             let want_sq: f64 = w1.iter().map(|&v| v as f64 * v as f64).sum();
@@ -1141,7 +1200,14 @@ mod tests {
                 let run = |t: usize| {
                     let (mut w, mut dx) = (w0.clone(), vec![0.0f32; m * k]);
                     with_threads(t, || {
-                        linear_backward_step(isa, true, &s, &mut w, Some((&mut dx[..], 0.0)))
+                        linear_backward_step(
+                            isa,
+                            true,
+                            &s,
+                            &mut w,
+                            Some((&mut dx[..], 0.0)),
+                            &mut vec![0.0; step_scratch_len(m, k, n)],
+                        )
                     });
                     (w, dx)
                 };
@@ -1167,7 +1233,7 @@ mod tests {
         };
         for isa in isas() {
             assert!(
-                !linear_backward_step(isa, false, &s, &mut w, None).nonzero,
+                !linear_backward_step(isa, false, &s, &mut w, None, &mut []).nonzero,
                 "{isa:?}"
             );
         }

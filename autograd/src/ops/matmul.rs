@@ -118,6 +118,7 @@ impl<T: Float> Op<T> for Linear {
                 dyt[j * m + i] = v;
             }
         }
+        let mut scratch = cx.scratch(T::linear_step_scratch(m, kin, n));
         let done = if cx.needs_grad(0) {
             let (d, fresh) = cx.grad_or_fresh(0);
             let beta = if fresh { T::zero() } else { T::one() };
@@ -131,6 +132,7 @@ impl<T: Float> Op<T> for Linear {
                 step.eta,
                 step.decay,
                 Some((d.data_mut(), beta)),
+                &mut scratch,
             )
         } else {
             T::linear_step(
@@ -143,8 +145,10 @@ impl<T: Float> Op<T> for Linear {
                 step.eta,
                 step.decay,
                 None,
+                &mut scratch,
             )
         };
+        cx.give_back(scratch);
         cx.give_back(dyt);
         let (nonzero, sum_squares) = done?;
         bias_grad(cx, n);
