@@ -499,6 +499,12 @@ impl<T: Float> Graph<T> {
         self.pool.take(len)
     }
 
+    /// Gives a buffer from [`Graph::alloc_buf`] back to the pool (scratch an op's forward
+    /// needed only while it ran).
+    pub fn recycle_buf(&mut self, buf: Vec<T>) {
+        self.pool.give(buf)
+    }
+
     /// Whether ops are being recorded for a backward.
     pub fn is_recording(&self) -> bool {
         self.recording

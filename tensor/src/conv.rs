@@ -9,6 +9,8 @@
 //! but not on scheduling.
 
 use crate::par::{self, SyncPtr};
+use crate::pool::{maxpool_forward, PoolGeom};
+use crate::unary::Act;
 use crate::{gemm, Float, Result, Shape, TensorError};
 
 /// The sizes of one convolution: input `[n, c, h, w]`, filters `[f, c, kh, kw]`.
@@ -319,6 +321,241 @@ pub fn conv2d_backward<T: Float>(
     }
 }
 
+/// The fused layer of network3: `act(maxpool(conv(x, w)) + b)`, per image in one task, so the
+/// pooling, bias and activation run on every thread beside the convolution instead of as
+/// serial passes over the whole batch between the parallel ones, and the unpooled convolution
+/// output never leaves a per-task buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvPoolGeom {
+    /// The convolution.
+    pub conv: ConvGeom,
+    /// Side of the non-overlapping max-pool windows.
+    pub pool: usize,
+}
+
+impl ConvPoolGeom {
+    fn pool_geom(&self) -> PoolGeom {
+        PoolGeom {
+            planes: self.conv.f,
+            h: self.conv.oh(),
+            w: self.conv.ow(),
+            k: self.pool,
+        }
+    }
+    /// Elements of one image's output `[f, oh/pool, ow/pool]`.
+    pub fn out_len(&self) -> usize {
+        self.pool_geom().out_len()
+    }
+    /// Output shape `[n, f, oh/pool, ow/pool]`.
+    pub fn out_shape(&self) -> Shape {
+        let p = self.pool_geom();
+        Shape::new(&[self.conv.n, self.conv.f, p.oh(), p.ow()]).unwrap_or_default()
+    }
+    fn tasks(&self) -> (usize, usize) {
+        let per = chunk_images(&self.conv).max(1);
+        (per, self.conv.n.div_ceil(per))
+    }
+}
+
+/// Scratch elements [`conv_pool_forward`] needs (one image's convolution output per task).
+pub fn conv_pool_forward_scratch_len(g: &ConvPoolGeom) -> usize {
+    g.tasks().1 * g.conv.out_len()
+}
+
+/// Fused forward: `out = act(maxpool(conv(x, w)) + b)`, the argmax of each window (index in
+/// its image's convolution output) into `arg`, the im2col columns into `cols` for the
+/// backward. `scratch` holds [`conv_pool_forward_scratch_len`] elements.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_pool_forward<T: Float>(
+    g: &ConvPoolGeom,
+    act: Act,
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+    cols: &mut [T],
+    scratch: &mut [T],
+) {
+    let c = &g.conv;
+    check_len("input", x.len(), c.n * c.in_len());
+    check_len("filter", w.len(), c.f * c.ckk());
+    check_len("bias", b.len(), c.f);
+    check_len("output", out.len(), c.n * g.out_len());
+    check_len("argmax", arg.len(), c.n * g.out_len());
+    check_len("cols", cols.len(), c.n * c.cols_len());
+    check_len("scratch", scratch.len(), conv_pool_forward_scratch_len(g));
+    let (per, tasks) = g.tasks();
+    let (ol, pg) = (g.out_len(), g.pool_geom());
+    let plane = ol / c.f.max(1);
+    let (op, ap, cp, sp) = (
+        SyncPtr(out.as_mut_ptr()),
+        SyncPtr(arg.as_mut_ptr()),
+        SyncPtr(cols.as_mut_ptr()),
+        SyncPtr(scratch.as_mut_ptr()),
+    );
+    let task = |t: usize| {
+        // SAFETY: task t alone owns its images' outputs, argmaxes, columns and scratch block t;
+        // all lie inside the buffers checked above.
+        let conv = unsafe { sp.slice(t * c.out_len(), c.out_len()) };
+        for i in t * per..((t + 1) * per).min(c.n) {
+            let (oi, ai, ci) = unsafe {
+                (
+                    op.slice(i * ol, ol),
+                    ap.slice(i * ol, ol),
+                    cp.slice(i * c.cols_len(), c.cols_len()),
+                )
+            };
+            im2col(c, &x[i * c.in_len()..(i + 1) * c.in_len()], ci);
+            gemm(
+                c.f,
+                c.ckk(),
+                c.spatial(),
+                T::one(),
+                w,
+                false,
+                ci,
+                false,
+                T::zero(),
+                conv,
+            );
+            maxpool_forward(&pg, conv, oi, ai);
+            for (f, row) in oi.chunks_exact_mut(plane.max(1)).enumerate() {
+                row.iter_mut().for_each(|v| *v += b[f]);
+            }
+            act.apply(oi);
+        }
+    };
+    par::run(tasks, &task);
+}
+
+/// Scratch elements [`conv_pool_backward`] needs: per task the partial filter and bias
+/// gradients, one image's convolution-output gradient and, with an input gradient, its
+/// columns' gradient.
+pub fn conv_pool_backward_scratch_len(g: &ConvPoolGeom, with_dx: bool) -> usize {
+    let c = &g.conv;
+    let dx = if with_dx { c.cols_len() } else { 0 };
+    g.tasks().1 * (c.f * c.ckk() + c.f + c.out_len() + dx)
+}
+
+/// Fused backward, given the forward's `out` (`y`), `arg` and `cols` and the output gradient
+/// `dy`: adds the filter gradient into `dw`, the bias gradient into `db`, and with `dx` the
+/// input gradient into it. Per-task partial gradients are summed in task order.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_pool_backward<T: Float>(
+    g: &ConvPoolGeom,
+    act: Act,
+    w: &[T],
+    cols: &[T],
+    arg: &[u32],
+    y: &[T],
+    dy: &[T],
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: &mut [T],
+    scratch: &mut [T],
+) {
+    let c = &g.conv;
+    let ol = g.out_len();
+    check_len("cols", cols.len(), c.n * c.cols_len());
+    check_len("argmax", arg.len(), c.n * ol);
+    check_len("output", y.len(), c.n * ol);
+    check_len("output gradient", dy.len(), c.n * ol);
+    check_len("filter gradient", dw.len(), c.f * c.ckk());
+    check_len("bias gradient", db.len(), c.f);
+    let want_dx = dx.is_some();
+    check_len(
+        "scratch",
+        scratch.len(),
+        conv_pool_backward_scratch_len(g, want_dx),
+    );
+    let (per, tasks) = g.tasks();
+    let wlen = c.f * c.ckk();
+    let block = wlen + c.f + c.out_len() + if want_dx { c.cols_len() } else { 0 };
+    let plane = ol / c.f.max(1);
+    let dx_ptr = match dx {
+        Some(d) => {
+            check_len("input gradient", d.len(), c.n * c.in_len());
+            SyncPtr(d.as_mut_ptr())
+        }
+        None => SyncPtr(std::ptr::null_mut()),
+    };
+    let sp = SyncPtr(scratch.as_mut_ptr());
+    let task = |t: usize| {
+        // SAFETY: scratch block t and the input gradient of task t's images are its own.
+        let s = unsafe { sp.slice(t * block, block) };
+        let (pw, rest) = s.split_at_mut(wlen);
+        let (pb, rest) = rest.split_at_mut(c.f);
+        let (dconv, dcols) = rest.split_at_mut(c.out_len());
+        pw.iter_mut()
+            .chain(pb.iter_mut())
+            .for_each(|v| *v = T::zero());
+        for i in t * per..((t + 1) * per).min(c.n) {
+            let (yi, dyi, ai) = (
+                &y[i * ol..(i + 1) * ol],
+                &dy[i * ol..(i + 1) * ol],
+                &arg[i * ol..(i + 1) * ol],
+            );
+            // dz = dy * act'(y), scattered to the window maxima; db = sum of dz per filter.
+            dconv.iter_mut().for_each(|v| *v = T::zero());
+            for (f, ((yr, dr), ar)) in yi
+                .chunks_exact(plane.max(1))
+                .zip(dyi.chunks_exact(plane.max(1)))
+                .zip(ai.chunks_exact(plane.max(1)))
+                .enumerate()
+            {
+                let mut sum = T::zero();
+                for ((&yv, &dv), &a) in yr.iter().zip(dr).zip(ar) {
+                    let dz = dv * act.grad_from_output(yv);
+                    sum += dz;
+                    dconv[a as usize] += dz;
+                }
+                pb[f] += sum;
+            }
+            let ci = &cols[i * c.cols_len()..(i + 1) * c.cols_len()];
+            gemm(
+                c.f,
+                c.spatial(),
+                c.ckk(),
+                T::one(),
+                dconv,
+                false,
+                ci,
+                true,
+                T::one(),
+                pw,
+            );
+            if want_dx {
+                gemm(
+                    c.ckk(),
+                    c.f,
+                    c.spatial(),
+                    T::one(),
+                    w,
+                    true,
+                    dconv,
+                    false,
+                    T::zero(),
+                    dcols,
+                );
+                let dxi = unsafe { dx_ptr.slice(i * c.in_len(), c.in_len()) };
+                col2im(c, dcols, dxi);
+            }
+        }
+    };
+    par::run(tasks, &task);
+    for s in scratch[..tasks * block].chunks_exact(block) {
+        dw[..wlen]
+            .iter_mut()
+            .zip(&s[..wlen])
+            .for_each(|(d, &v)| *d += v);
+        db[..c.f]
+            .iter_mut()
+            .zip(&s[wlen..wlen + c.f])
+            .for_each(|(d, &v)| *d += v);
+    }
+}
+
 /// Reference forward: the definition of a valid cross-correlation, as direct loops.
 pub fn conv2d_naive<T: Float>(g: &ConvGeom, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
     let (oh, ow) = (g.oh(), g.ow());
@@ -460,6 +697,98 @@ mod tests {
             let mut dw2 = vec![0.0; dw0.len()];
             conv2d_backward(&g, &w, &cols, &dout, None, &mut dw2, None, &mut scratch);
             assert_eq!(dw2, dw);
+        }
+    }
+
+    #[test]
+    fn fused_conv_pool_equals_the_naive_composition() {
+        use crate::pool::maxpool_naive;
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(21);
+        for (dims, pool) in [
+            ([3, 2, 9, 8, 3, 3, 2], 2),
+            ([10, 1, 28, 28, 20, 5, 5], 2),
+            ([10, 20, 12, 12, 40, 5, 5], 2),
+            ([5, 3, 11, 10, 7, 2, 3], 3),
+            ([1, 1, 5, 5, 1, 5, 5], 1),
+        ] {
+            for act in [Act::Identity, Act::Sigmoid, Act::Tanh, Act::Relu] {
+                for threads in [1, 2] {
+                    let g = ConvPoolGeom {
+                        conv: geom(dims),
+                        pool,
+                    };
+                    let c = g.conv;
+                    let mut r = |n: usize| -> Vec<f64> {
+                        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+                    };
+                    let (x, w, b) = (r(c.n * c.in_len()), r(c.f * c.ckk()), r(c.f));
+                    let dy = r(c.n * g.out_len());
+                    // The composition by the definitions.
+                    let conv = conv2d_naive(&c, &x, &w, None);
+                    let pg = PoolGeom {
+                        planes: c.n * c.f,
+                        h: c.oh(),
+                        w: c.ow(),
+                        k: pool,
+                    };
+                    let (pooled, argmax) = maxpool_naive(&pg, &conv);
+                    let plane = pg.oh() * pg.ow();
+                    let want: Vec<f64> = pooled
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| {
+                            let z = v + b[(i / plane) % c.f];
+                            let mut o = [z];
+                            act.apply(&mut o);
+                            o[0]
+                        })
+                        .collect();
+                    let mut dconv = vec![0.0; conv.len()];
+                    let mut db_want = vec![0.0; c.f];
+                    for (i, (&a, &d)) in argmax.iter().zip(&dy).enumerate() {
+                        let dz = d * act.grad_from_output(want[i]);
+                        dconv[a as usize] += dz;
+                        db_want[(i / plane) % c.f] += dz;
+                    }
+                    let (dx_want, dw_want, _) = conv2d_backward_naive(&c, &x, &w, &dconv);
+
+                    let (mut out, mut arg) = (vec![f64::NAN; want.len()], vec![0u32; want.len()]);
+                    let mut cols = vec![0.0; c.n * c.cols_len()];
+                    let (mut dx, mut dw, mut db) =
+                        (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; c.f]);
+                    par::with_threads(threads, || {
+                        let mut s = vec![f64::NAN; conv_pool_forward_scratch_len(&g)];
+                        conv_pool_forward(
+                            &g, act, &x, &w, &b, &mut out, &mut arg, &mut cols, &mut s,
+                        );
+                        let mut s = vec![f64::NAN; conv_pool_backward_scratch_len(&g, true)];
+                        conv_pool_backward(
+                            &g,
+                            act,
+                            &w,
+                            &cols,
+                            &arg,
+                            &out,
+                            &dy,
+                            Some(&mut dx),
+                            &mut dw,
+                            &mut db,
+                            &mut s,
+                        );
+                    });
+                    let what = format!("{dims:?} pool {pool} {act:?} {threads} threads");
+                    for (name, got, want) in [
+                        ("out", &out, &want),
+                        ("dx", &dx, &dx_want),
+                        ("dw", &dw, &dw_want),
+                        ("db", &db, &db_want),
+                    ] {
+                        for (a, b) in got.iter().zip(want.iter()) {
+                            assert!((a - b).abs() < 1e-10, "{what}: {name} {a} vs {b}");
+                        }
+                    }
+                }
+            }
         }
     }
 

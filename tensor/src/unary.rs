@@ -22,36 +22,73 @@ pub fn sigmoid<T: Float>(x: T) -> T {
 /// keeps [`sigmoid`].
 pub fn sigmoid_into<T: Float>(x: &[T], out: &mut [T]) {
     let n = x.len().min(out.len());
+    out[..n].copy_from_slice(&x[..n]);
+    sigmoid_in_place(&mut out[..n]);
+}
+
+/// [`sigmoid_into`] in place.
+pub fn sigmoid_in_place<T: Float>(x: &mut [T]) {
     if T::DTYPE == "f32" {
-        // SAFETY: T is f32 (DTYPE is only "f32" for f32), so the slices are f32 slices.
-        let (x, out) = unsafe {
-            (
-                std::slice::from_raw_parts(x.as_ptr() as *const f32, n),
-                std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, n),
-            )
-        };
+        // SAFETY: T is f32 (DTYPE is only "f32" for f32), so the slice is an f32 slice.
+        let x = unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut f32, x.len()) };
         #[cfg(target_arch = "x86_64")]
         if crate::small::Isa::Avx512.available() {
             // SAFETY: the CPU has AVX-512F.
-            unsafe { sigmoid_f32_avx512(x, out) };
+            unsafe { sigmoid_f32_avx512(x) };
             return;
         }
-        sigmoid_f32(x, out);
+        sigmoid_f32(x);
     } else {
-        map_into(&x[..n], &mut out[..n], sigmoid);
+        x.iter_mut().for_each(|v| *v = sigmoid(*v));
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn sigmoid_f32_avx512(x: &[f32], out: &mut [f32]) {
-    sigmoid_f32(x, out)
+unsafe fn sigmoid_f32_avx512(x: &mut [f32]) {
+    sigmoid_f32(x)
 }
 
 #[inline(always)]
-fn sigmoid_f32(x: &[f32], out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = 1.0 / (1.0 + exp_f32(-v));
+fn sigmoid_f32(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = 1.0 / (1.0 + exp_f32(-*v));
+    }
+}
+
+/// The activations a fused layer applies itself (see [`crate::conv::conv_pool_forward`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// None.
+    Identity,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// tanh.
+    Tanh,
+    /// max(x, 0).
+    Relu,
+}
+
+impl Act {
+    /// `x <- act(x)`.
+    pub fn apply<T: Float>(self, x: &mut [T]) {
+        match self {
+            Act::Identity => {}
+            Act::Sigmoid => sigmoid_in_place(x),
+            Act::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+            Act::Relu => x.iter_mut().for_each(|v| *v = relu(*v)),
+        }
+    }
+
+    /// The derivative at the input whose output is `y`.
+    #[inline]
+    pub fn grad_from_output<T: Float>(self, y: T) -> T {
+        match self {
+            Act::Identity => T::one(),
+            Act::Sigmoid => sigmoid_grad_from_output(y),
+            Act::Tanh => tanh_grad_from_output(y),
+            Act::Relu => relu_grad_from_output(y),
+        }
     }
 }
 
@@ -135,8 +172,8 @@ mod tests {
         let xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 5e-4).collect();
         let mut out = vec![0.0f32; xs.len()];
         sigmoid_into(&xs, &mut out);
-        let mut portable = vec![0.0f32; xs.len()];
-        sigmoid_f32(&xs, &mut portable);
+        let mut portable = xs.clone();
+        sigmoid_f32(&mut portable);
         for ((&x, &y), &z) in xs.iter().zip(&out).zip(&portable) {
             let want = 1.0 / (1.0 + (-(x as f64)).exp());
             assert!(

@@ -3,7 +3,12 @@
 //! skipped when the input needs none (a network's first layer: the images).
 
 use crate::{AutogradError, Backward, Graph, Op, Result, Var};
-use tensor::conv::{conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, ConvGeom};
+use tensor::conv::{
+    conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv_pool_backward,
+    conv_pool_backward_scratch_len, conv_pool_forward, conv_pool_forward_scratch_len, ConvGeom,
+    ConvPoolGeom,
+};
+use tensor::unary::Act;
 use tensor::Float;
 
 struct Conv2d<T> {
@@ -71,7 +76,120 @@ impl<T: Float> Op<T> for Conv2d<T> {
     }
 }
 
+/// network3's conv-pool layer as one op: `act(maxpool(conv(x, w)) + b)`.
+struct ConvPool<T> {
+    geom: ConvPoolGeom,
+    act: Act,
+    cols: Vec<T>,
+    arg: Vec<u32>,
+}
+
+impl<T: Float> Op<T> for ConvPool<T> {
+    fn name(&self) -> &'static str {
+        "conv_pool"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        let g = &self.geom;
+        let (w, y, dy) = (cx.input(1), cx.output(), cx.grad_output());
+        let mut dw = cx.scratch(w.numel());
+        dw.iter_mut().for_each(|v| *v = T::zero());
+        let mut db = cx.scratch(g.conv.f);
+        db.iter_mut().for_each(|v| *v = T::zero());
+        let with_dx = cx.needs_grad(0);
+        let mut scratch = cx.scratch(conv_pool_backward_scratch_len(g, with_dx));
+        let dx = if with_dx {
+            Some(cx.grad(0).data_mut())
+        } else {
+            None
+        };
+        conv_pool_backward(
+            g,
+            self.act,
+            w.data(),
+            &self.cols,
+            &self.arg,
+            y.data(),
+            dy.data(),
+            dx,
+            &mut dw,
+            &mut db,
+            &mut scratch,
+        );
+        for (k, part) in [(1, &dw), (2, &db)] {
+            if cx.needs_grad(k) {
+                cx.grad(k)
+                    .data_mut()
+                    .iter_mut()
+                    .zip(part.iter())
+                    .for_each(|(d, &v)| *d += v);
+            }
+        }
+        cx.give_back(scratch);
+        cx.give_back(dw);
+        cx.give_back(db);
+    }
+    fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
+        vec![self.cols]
+    }
+}
+
 impl<T: Float> Graph<T> {
+    /// network3's `ConvPoolLayer` as one fused op: valid convolution of `x [N, C, H, W]` by
+    /// `w [F, C, KH, KW]` (no bias), `pool x pool` max-pooling, then `act(pooled + b)` with
+    /// `b [F]`. The same as composing [`Graph::conv2d`], [`Graph::max_pool2d`], an add and the
+    /// activation (tested), but each image is convolved, pooled, biased and activated in one
+    /// task, on every thread.
+    pub fn conv_pool(&mut self, x: Var, w: Var, b: Var, pool: usize, act: Act) -> Result<Var> {
+        self.check(x, "conv_pool")?;
+        self.check(w, "conv_pool")?;
+        self.check(b, "conv_pool")?;
+        let conv = ConvGeom::new(self.val(x).shape(), self.val(w).shape())?;
+        if self.val(b).numel() != conv.f {
+            return Err(AutogradError::Invalid {
+                op: "conv_pool",
+                why: format!(
+                    "bias has {} elements for {} filters",
+                    self.val(b).numel(),
+                    conv.f
+                ),
+            });
+        }
+        if pool == 0 || pool > conv.oh() || pool > conv.ow() {
+            return Err(AutogradError::Invalid {
+                op: "conv_pool",
+                why: format!(
+                    "a {pool}x{pool} pool does not fit the {}x{} convolution output",
+                    conv.oh(),
+                    conv.ow()
+                ),
+            });
+        }
+        let geom = ConvPoolGeom { conv, pool };
+        let mut out = self.alloc(geom.out_shape());
+        let mut cols = self.alloc_buf(conv.n * conv.cols_len());
+        let mut scratch = self.alloc_buf(conv_pool_forward_scratch_len(&geom));
+        let mut arg = vec![0u32; conv.n * geom.out_len()];
+        conv_pool_forward(
+            &geom,
+            act,
+            self.val(x).data(),
+            self.val(w).data(),
+            self.val(b).data(),
+            out.data_mut(),
+            &mut arg,
+            &mut cols,
+            &mut scratch,
+        );
+        self.recycle_buf(scratch);
+        let op = Box::new(ConvPool {
+            geom,
+            act,
+            cols,
+            arg,
+        });
+        self.push_op(op, &[x, w, b], out)
+    }
+
     /// Valid 2-D cross-correlation, stride 1: `x [N, C, H, W]`, filters `w [F, C, KH, KW]`,
     /// optional bias `b [F]`; output `[N, F, H-KH+1, W-KW+1]`.
     pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
@@ -111,7 +229,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::check;
+    use crate::ops::testing::{check, randoms};
 
     #[test]
     fn conv2d_gradients() {
@@ -121,6 +239,48 @@ mod tests {
         check(&[&[3, 1, 5, 5], &[2, 1, 5, 5]], |g, v| {
             g.conv2d(v[0], v[1], None)
         });
+    }
+
+    #[test]
+    fn conv_pool_gradients_and_equality_with_the_composition() {
+        use tensor::unary::Act;
+        for act in [Act::Identity, Act::Sigmoid, Act::Tanh, Act::Relu] {
+            check(&[&[2, 3, 7, 6], &[4, 3, 3, 2], &[4]], |g, v| {
+                g.conv_pool(v[0], v[1], v[2], 2, act)
+            });
+        }
+        // The fused op's values and gradients are the composed ops'.
+        let run = |fused: bool| {
+            let mut g = crate::Graph::<f64>::new();
+            let t = randoms(&[&[2, 2, 9, 9], &[3, 2, 3, 3], &[3]], 1);
+            let x = g.leaf(t[0].clone());
+            let w = g.parameter("w", t[1].clone());
+            let b = g.parameter("b", t[2].clone());
+            let y = if fused {
+                g.conv_pool(x, w, b, 2, Act::Tanh).unwrap()
+            } else {
+                let c = g.conv2d(x, w, None).unwrap();
+                let p = g.max_pool2d(c, 2).unwrap();
+                let b4 = g.reshape(b, &[1, 3, 1, 1]).unwrap();
+                let z = g.add(p, b4).unwrap();
+                g.tanh(z).unwrap()
+            };
+            let s = g.sum_squares(y).unwrap();
+            g.backward(s).unwrap();
+            let vals = |v| g.grad(v).unwrap().data().to_vec();
+            (
+                g.value(y).unwrap().data().to_vec(),
+                vals(x),
+                vals(w),
+                vals(b),
+            )
+        };
+        let (a, b) = (run(true), run(false));
+        for (p, q) in [(&a.0, &b.0), (&a.1, &b.1), (&a.2, &b.2), (&a.3, &b.3)] {
+            for (u, v) in p.iter().zip(q.iter()) {
+                assert!((u - v).abs() < 1e-12, "{u} vs {v}");
+            }
+        }
     }
 
     #[test]

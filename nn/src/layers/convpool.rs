@@ -1,6 +1,7 @@
 use crate::{Activation, Ctx, Init, Layer, NnError, Result};
 use autograd::{Graph, Var};
 use rand::Rng;
+use tensor::unary::Act;
 use tensor::Float;
 
 /// network3's `ConvPoolLayer`: valid convolution (no bias), then `pool x pool` max-pooling,
@@ -64,13 +65,15 @@ impl<T: Float> Layer<T> for ConvPool {
             x
         };
         let _ = (h, w);
-        let y = g.conv2d(x, self.w, None)?;
-        let p = g.max_pool2d(y, self.pool)?;
-        let bshape = [1, self.filter[0], 1, 1];
-        // The bias [f] broadcast over [n, f, oh, ow]: viewed as [1, f, 1, 1].
-        let b = g.reshape(self.b, &bshape)?;
-        let z = g.add(p, b)?;
-        self.activation.apply(g, z)
+        // One fused op: conv, pool, + bias, activation (the same as composing g.conv2d,
+        // g.max_pool2d, g.add and the activation, tested against it).
+        let act = match self.activation {
+            Activation::Identity => Act::Identity,
+            Activation::Sigmoid => Act::Sigmoid,
+            Activation::Tanh => Act::Tanh,
+            Activation::Relu => Act::Relu,
+        };
+        Ok(g.conv_pool(x, self.w, self.b, self.pool, act)?)
     }
     fn weights(&self) -> Vec<Var> {
         vec![self.w]
