@@ -119,15 +119,86 @@ pub(crate) unsafe fn backend<T: Float>(
     rsc: isize,
     csc: isize,
 ) {
-    // Coarse parallelism only: inside a rayon task (the conv's per-chunk GEMMs) stay serial.
-    let par = if m * k * n >= PARALLEL_WORK
-        && rayon::current_thread_index().is_none()
-        && rayon::current_num_threads() > 1
-    {
-        gemm_backend::Parallelism::Rayon(0)
-    } else {
-        gemm_backend::Parallelism::None
-    };
+    // Coarse parallelism only, on the kernel team (one split, no rayon injection): C's rows
+    // (or columns, when it has few rows) in one block per thread, each block a serial call.
+    // Inside a parallel region (the conv's per-image tasks) the call stays serial.
+    if m * k * n >= PARALLEL_WORK && crate::par::threads() > 1 {
+        let (a, b, c) = (
+            crate::par::SyncPtr(a as *mut T),
+            crate::par::SyncPtr(b as *mut T),
+            crate::par::SyncPtr(c),
+        );
+        if m >= n {
+            crate::par::split(m, 8, &|_, lo, hi| {
+                // SAFETY: rows lo..hi of C are this part's alone; A's rows lo..hi are inside A.
+                unsafe {
+                    serial(
+                        hi - lo,
+                        k,
+                        n,
+                        alpha,
+                        a.ptr().offset(lo as isize * rsa),
+                        rsa,
+                        csa,
+                        b.ptr(),
+                        rsb,
+                        csb,
+                        beta,
+                        c.ptr().offset(lo as isize * rsc),
+                        rsc,
+                        csc,
+                    )
+                }
+            });
+        } else {
+            crate::par::split(n, 16, &|_, lo, hi| {
+                // SAFETY: columns lo..hi of C are this part's alone; B's are inside B.
+                unsafe {
+                    serial(
+                        m,
+                        k,
+                        hi - lo,
+                        alpha,
+                        a.ptr(),
+                        rsa,
+                        csa,
+                        b.ptr().offset(lo as isize * csb),
+                        rsb,
+                        csb,
+                        beta,
+                        c.ptr().offset(lo as isize * csc),
+                        rsc,
+                        csc,
+                    )
+                }
+            });
+        }
+        return;
+    }
+    serial(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+}
+
+/// One single-threaded call of the `gemm` crate.
+///
+/// # Safety
+/// As [`Float::gemm_raw`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn serial<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    beta: T,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+) {
     // gemm's convention: dst = alpha_g*dst + beta_g*lhs*rhs, dst read only when read_dst.
     gemm_backend::gemm(
         m,
@@ -148,7 +219,7 @@ pub(crate) unsafe fn backend<T: Float>(
         false,
         false,
         false,
-        par,
+        gemm_backend::Parallelism::None,
     )
 }
 
