@@ -56,6 +56,53 @@ fn sigmoid_f32(x: &mut [f32]) {
     }
 }
 
+/// A dropout mask: element `i` is `0` with probability `p` and `keep` otherwise, from a
+/// counter-based stream: elements `2j` and `2j + 1` take the two 32-bit halves of
+/// SplitMix64(`seed + j`), dropped when the half is below `p * 2^32`. The same `seed` gives
+/// the same mask on every machine; the loop is compiled for AVX-512 where the CPU has it
+/// (a random-number-generator call per element was 4% of a dropout net's training step).
+pub fn bernoulli_mask<T: Float>(seed: u64, p: f64, keep: T, out: &mut [T]) {
+    let below = (p.clamp(0.0, 1.0) * 4_294_967_296.0).round() as u64;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512dq") {
+        // SAFETY: the CPU has AVX-512F and DQ.
+        unsafe { mask_avx512(seed, below, keep, out) };
+        return;
+    }
+    mask_body(seed, below, keep, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn mask_avx512<T: Float>(seed: u64, below: u64, keep: T, out: &mut [T]) {
+    mask_body(seed, below, keep, out)
+}
+
+#[inline(always)]
+fn mask_body<T: Float>(seed: u64, below: u64, keep: T, out: &mut [T]) {
+    let pick = |bits: u64| if bits < below { T::zero() } else { keep };
+    let j = out.len() / 2;
+    let mut pairs = out.chunks_exact_mut(2);
+    for (j, pair) in (&mut pairs).enumerate() {
+        let r = splitmix64(seed.wrapping_add(j as u64));
+        pair[0] = pick(r & 0xffff_ffff);
+        pair[1] = pick(r >> 32);
+    }
+    if let Some(last) = pairs.into_remainder().first_mut() {
+        *last = pick(splitmix64(seed.wrapping_add(j as u64)) & 0xffff_ffff);
+    }
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit hash of a counter (Steele, Lea and
+/// Flood, 2014; the seeder of xoshiro and of Java's SplittableRandom).
+#[inline(always)]
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// The activations a fused layer applies itself (see [`crate::conv::conv_pool_forward`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
@@ -200,6 +247,16 @@ mod tests {
         sigmoid_into(&[f32::NEG_INFINITY, -1000.0, 1000.0, f32::INFINITY], &mut o);
         assert!(o[0] >= 0.0 && o[0] < 1e-37 && o[1] < 1e-37);
         assert_eq!([o[2], o[3]], [1.0, 1.0]);
+        // The mask kernel (AVX-512 or not) is the plain loop.
+        let mut m1 = vec![0.0f32; 1001];
+        bernoulli_mask(7, 0.5, 2.0, &mut m1);
+        let mut m2 = vec![0.0f32; 1001];
+        mask_body(7, 1 << 31, 2.0, &mut m2);
+        assert_eq!(m1, m2);
+        assert_eq!(
+            m1[1000] == 0.0,
+            (splitmix64(7 + 500) & 0xffff_ffff) < 1 << 31
+        );
         // f64 keeps the exact formula.
         let mut d = [0.0f64; 1];
         sigmoid_into(&[0.3f64], &mut d);

@@ -31,29 +31,9 @@ pub(crate) fn dropout_input<T: Float>(
     let mut mask = g.alloc(shape);
     // Dropped when a uniform 32-bit draw falls below p * 2^32: one cheap draw per element
     // (a float draw per element was 4% of a dropout net's step).
-    let below = (p * 4_294_967_296.0).round() as u64;
-    let pick = |bits: u64| if bits < below { T::zero() } else { keep };
-    // One draw from the network's generator seeds the mask; each pair of elements then takes
-    // the two halves of SplitMix64 of (seed + pair index): a counter-based stream the compiler
-    // vectorises (a generator call per element was 4% of a dropout net's step).
-    let seed = cx.rng.next_u64();
-    for (i, pair) in mask.data_mut().chunks_mut(2).enumerate() {
-        let r = splitmix64(seed.wrapping_add(i as u64));
-        pair[0] = pick(r & 0xffff_ffff);
-        if let Some(second) = pair.get_mut(1) {
-            *second = pick(r >> 32);
-        }
-    }
+    // One draw from the network's generator seeds the mask's counter-based stream.
+    tensor::unary::bernoulli_mask(cx.rng.next_u64(), p, keep, mask.data_mut());
     Ok(g.dropout(x, mask)?)
-}
-
-/// SplitMix64's output function: a well-mixed 64-bit hash of a counter (Steele, Lea and
-/// Flood, 2014; the seeder of xoshiro and of Java's SplittableRandom).
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]
