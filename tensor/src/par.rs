@@ -75,6 +75,10 @@ struct Shared {
     job: Mutex<Option<(u64, usize, usize, usize)>>,
     /// Parts finished by helpers in the current split.
     done: AtomicUsize,
+    /// The current split's epoch (high 32 bits) and its next unclaimed part (low 32 bits):
+    /// parts go to whichever thread claims them first, so a helper the OS has not scheduled
+    /// (a busy machine) delays nothing: the caller takes its parts too.
+    claim: AtomicU64,
     /// A helper's part panicked.
     panicked: AtomicBool,
 }
@@ -98,6 +102,7 @@ fn team() -> &'static Team {
             epoch: AtomicU64::new(0),
             job: Mutex::new(None),
             done: AtomicUsize::new(0),
+            claim: AtomicU64::new(0),
             panicked: AtomicBool::new(false),
         }),
         helpers: Mutex::new(Vec::new()),
@@ -143,14 +148,34 @@ fn helper_loop(index: usize, shared: Arc<Shared>, sleeping: Arc<AtomicBool>) {
         }
         ran = epoch;
         if index < team {
-            // SAFETY: the caller of `run` keeps the function alive until `done` counts every
-            // helper, and does not start another split before then.
-            let f: &(dyn Fn(usize) + Sync) = unsafe { &*decode(ptr) };
-            let mine = || (index..parts).step_by(team).for_each(f);
-            if catch_unwind(AssertUnwindSafe(mine)).is_err() {
-                shared.panicked.store(true, Ordering::SeqCst);
+            while let Some(i) = claim(&shared, epoch, parts) {
+                // SAFETY: a part was claimed, so the split is not finished: its caller keeps
+                // the function alive until `done` counts every part.
+                let f: &(dyn Fn(usize) + Sync) = unsafe { &*decode(ptr) };
+                if catch_unwind(AssertUnwindSafe(|| f(i))).is_err() {
+                    shared.panicked.store(true, Ordering::SeqCst);
+                }
+                shared.done.fetch_add(1, Ordering::AcqRel);
             }
-            shared.done.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The next unclaimed part of split `epoch`, if any is left.
+fn claim(s: &Shared, epoch: u64, parts: usize) -> Option<usize> {
+    let tag = (epoch & 0xffff_ffff) << 32;
+    let mut v = s.claim.load(Ordering::Acquire);
+    loop {
+        let i = (v & 0xffff_ffff) as usize;
+        if v & !0xffff_ffff != tag || i >= parts {
+            return None;
+        }
+        match s
+            .claim
+            .compare_exchange_weak(v, v + 1, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return Some(i),
+            Err(now) => v = now,
         }
     }
 }
@@ -168,9 +193,9 @@ unsafe fn decode(p: usize) -> Job {
     *(p as *const Job)
 }
 
-/// Runs `f(0)`, ..., `f(parts - 1)` on up to [`threads`] threads at once: thread `t` (the
-/// caller is thread 0) takes parts `t`, `t + threads`, ...; returns when all are done. A panic
-/// in any part is resumed on the caller.
+/// Runs `f(0)`, ..., `f(parts - 1)` on up to [`threads`] threads at once, each thread
+/// claiming the next part until none is left (the caller claims first, so it takes part 0);
+/// returns when all are done. A panic in any part is resumed on the caller.
 pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     let width = parts.min(threads());
     if width <= 1 {
@@ -209,6 +234,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     let s = &t.shared;
     s.done.store(0, Ordering::SeqCst);
     let epoch = s.epoch.load(Ordering::SeqCst) + 1;
+    s.claim.store((epoch & 0xffff_ffff) << 32, Ordering::SeqCst);
     *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((epoch, boxed as usize, parts, width));
     s.epoch.store(epoch, Ordering::SeqCst);
     for h in t
@@ -223,11 +249,18 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         }
     }
     let was = INSIDE.with(|c| c.replace(true));
-    let mine = catch_unwind(AssertUnwindSafe(|| (0..parts).step_by(width).for_each(f)));
+    // Every claimed part is counted done, panicked or not: the function must outlive them all.
+    let mut mine = Ok(());
+    while let Some(i) = claim(s, epoch, parts) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(i))) {
+            mine = Err(p);
+        }
+        s.done.fetch_add(1, Ordering::AcqRel);
+    }
     INSIDE.with(|c| c.set(was));
     let start = Instant::now();
     let mut spins = 0u32;
-    while s.done.load(Ordering::Acquire) < width - 1 {
+    while s.done.load(Ordering::Acquire) < parts {
         spins += 1;
         if spins.is_multiple_of(64) && start.elapsed() > CALLER_SPIN {
             thread::yield_now();
