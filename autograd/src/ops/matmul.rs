@@ -119,35 +119,25 @@ impl<T: Float> Op<T> for Linear {
             }
         }
         let mut scratch = cx.scratch(T::linear_step_scratch(m, kin, n));
-        let done = if cx.needs_grad(0) {
+        let dx = if cx.needs_grad(0) {
             let (d, fresh) = cx.grad_or_fresh(0);
             let beta = if fresh { T::zero() } else { T::one() };
-            T::linear_step(
-                m,
-                kin,
-                n,
-                x.data(),
-                &dyt,
-                w.data_mut(),
-                step.eta,
-                step.decay,
-                Some((d.data_mut(), beta)),
-                &mut scratch,
-            )
+            Some((d.data_mut(), beta))
         } else {
-            T::linear_step(
-                m,
-                kin,
-                n,
-                x.data(),
-                &dyt,
-                w.data_mut(),
-                step.eta,
-                step.decay,
-                None,
-                &mut scratch,
-            )
+            None
         };
+        let done = T::linear_step(
+            m,
+            kin,
+            n,
+            x.data(),
+            &dyt,
+            w.data_mut(),
+            step.eta,
+            step.decay,
+            dx,
+            &mut scratch,
+        );
         cx.give_back(scratch);
         cx.give_back(dyt);
         let (nonzero, sum_squares) = done?;
