@@ -302,11 +302,13 @@ fn small_kernels(min_s: f64, samples: usize) {
                 continue;
             }
             let flops = 2.0 * (m * k * n) as f64 / 1e9;
-            let rate = |f: &mut dyn FnMut()| -> String {
+            // GFLOP/s at 1 / 2 threads of `times` products of this shape per call.
+            let rate_times = |times: f64, f: &mut dyn FnMut()| -> String {
                 let one = with_threads(1, || time(min_s, samples, &mut *f));
                 let two = with_threads(2, || time(min_s, samples, &mut *f));
-                format!("{:.0} / {:.0}", flops / one, flops / two)
+                format!("{:.0} / {:.0}", times * flops / one, times * flops / two)
             };
+            let rate = |f: &mut dyn FnMut()| rate_times(1.0, f);
             let nt = rate(&mut || {
                 small_gemm_with(isa, true, Shape3::Nt, m, k, n, 1.0, &x, &w, 0.0, &mut out)
             });
@@ -329,33 +331,16 @@ fn small_kernels(min_s: f64, samples: usize) {
             };
             let mut sc = vec![0.0f32; tensor::small::step_scratch_len(m, k, n)];
             // The step does the work of two products (dx and the weight gradient).
-            let st = {
-                let one = with_threads(1, || {
-                    time(min_s, samples, || {
-                        black_box(linear_backward_step(
-                            isa,
-                            true,
-                            &step,
-                            &mut wt,
-                            Some((&mut dx, 0.0)),
-                            &mut sc,
-                        ));
-                    })
-                });
-                let two = with_threads(2, || {
-                    time(min_s, samples, || {
-                        black_box(linear_backward_step(
-                            isa,
-                            true,
-                            &step,
-                            &mut wt,
-                            Some((&mut dx, 0.0)),
-                            &mut sc,
-                        ));
-                    })
-                });
-                format!("{:.0} / {:.0}", 2.0 * flops / one, 2.0 * flops / two)
-            };
+            let st = rate_times(2.0, &mut || {
+                black_box(linear_backward_step(
+                    isa,
+                    true,
+                    &step,
+                    &mut wt,
+                    Some((&mut dx, 0.0)),
+                    &mut sc,
+                ));
+            });
             println!("| FC {k}->{n} | {isa:?} | {nt} | {nn} | {tn} | {st} |");
         }
     }

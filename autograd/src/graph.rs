@@ -709,23 +709,28 @@ impl<T: Float> Graph<T> {
                         })
                 })
             });
+            // The context of node i's backward (the fused one sees its parameter moved out).
+            macro_rules! context {
+                ($deferring:expr) => {
+                    Backward {
+                        inputs: &node.inputs[..n],
+                        param_values: &self.param_values,
+                        values: &self.values,
+                        output: &self.values[i],
+                        grad_output: &gout,
+                        param_grads: &mut self.param_grads,
+                        grads: &mut self.grads,
+                        needs,
+                        pool: &mut self.pool,
+                        pending: &mut self.pending,
+                        deferring: $deferring,
+                    }
+                };
+            }
             let mut done = false;
             if let Some((k, p, step)) = fuse {
                 let mut w = std::mem::take(&mut self.param_values[p]);
-                let mut cx = Backward {
-                    inputs: &node.inputs[..n],
-                    param_values: &self.param_values,
-                    values: &self.values,
-                    output: &self.values[i],
-                    grad_output: &gout,
-                    param_grads: &mut self.param_grads,
-                    grads: &mut self.grads,
-                    needs,
-                    pool: &mut self.pool,
-                    pending: &mut self.pending,
-                    deferring: true,
-                };
-                let r = op.backward_step(&mut cx, k, &mut w, step);
+                let r = op.backward_step(&mut context!(true), k, &mut w, step);
                 self.param_values[p] = w;
                 if let Some(r) = r {
                     self.stepped[p] = Some(r.nonzero);
@@ -735,20 +740,7 @@ impl<T: Float> Graph<T> {
                 }
             }
             if !done {
-                let mut cx = Backward {
-                    inputs: &node.inputs[..n],
-                    param_values: &self.param_values,
-                    values: &self.values,
-                    output: &self.values[i],
-                    grad_output: &gout,
-                    param_grads: &mut self.param_grads,
-                    grads: &mut self.grads,
-                    needs,
-                    pool: &mut self.pool,
-                    pending: &mut self.pending,
-                    deferring: sgd.is_some(),
-                };
-                op.backward(&mut cx);
+                op.backward(&mut context!(sgd.is_some()));
             }
             self.grads[i] = Some(gout);
         }

@@ -23,10 +23,7 @@ pub fn gemm<T: Float>(
     beta: T,
     c: &mut [T],
 ) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm: buffer too small"
-    );
+    check_buffers(m, k, n, a.len(), b.len(), c.len());
     if m == 0 || n == 0 {
         return;
     }
@@ -48,6 +45,14 @@ pub fn gemm<T: Float>(
     gemm_packed(m, k, n, alpha, a, ta, b, tb, beta, c)
 }
 
+/// Panics unless the buffers hold an `m x k`, a `k x n` and an `m x n` matrix.
+fn check_buffers(m: usize, k: usize, n: usize, a: usize, b: usize, c: usize) {
+    assert!(
+        a >= m * k && b >= k * n && c >= m * n,
+        "gemm: buffer too small"
+    );
+}
+
 /// [`gemm`] always through the packing backend (the `gemm` crate), whatever the shape: for
 /// benchmarks that compare it with the small-side kernels.
 #[allow(clippy::too_many_arguments)]
@@ -63,10 +68,7 @@ pub fn gemm_packed<T: Float>(
     beta: T,
     c: &mut [T],
 ) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm: buffer too small"
-    );
+    check_buffers(m, k, n, a.len(), b.len(), c.len());
     if m == 0 || n == 0 || k == 0 {
         return gemm(m, k, n, alpha, a, ta, b, tb, beta, c);
     }
@@ -237,10 +239,7 @@ pub fn gemm_reference<T: Float>(
     beta: T,
     c: &mut [T],
 ) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm: buffer too small"
-    );
+    check_buffers(m, k, n, a.len(), b.len(), c.len());
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
     // SAFETY: sizes asserted above; c is a distinct &mut.
