@@ -93,6 +93,10 @@ struct Args {
     /// Ensemble: skip training and re-run the vote from the nets saved in --save DIR.
     #[arg(long = "vote-only")]
     vote_only: bool,
+    /// Draw every test digit the net (or the ensemble's vote) gets wrong into this PNG, each
+    /// captioned "true → predicted".
+    #[arg(long, value_name = "PATH.png")]
+    misclassified: Option<PathBuf>,
     /// Ensemble size.
     #[arg(long, default_value_t = 5)]
     nets: usize,
@@ -213,12 +217,15 @@ fn run() -> Result<()> {
             common::check_writable("--save", p)?;
         }
     }
+    if let Some(p) = &args.misclassified {
+        common::check_writable("--misclassified", p)?;
+    }
     args.resume.check(is_ensemble)?;
     let mut data = c.load(false)?;
     if expanded {
         let dir = mnist::find_data_dir(c.data.as_deref())?;
         data.training = match mnist::load_data_expanded(&dir) {
-            Ok(d) => d.training,
+            Ok(d) => d.training.with_scale(c.scale()),
             Err(_) => {
                 eprintln!("expanded training set not found in {}; expanding in memory (cargo run --release --example mnist_expand writes it)", dir.display());
                 mnist::expand(&data.training, 0)
@@ -231,7 +238,7 @@ fn run() -> Result<()> {
     let settings = serde_json::json!({
         "preset": format!("{:?}", args.preset), "layers": layers, "epochs": epochs, "mini_batch": mb, "eta": eta,
         "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
-        "shuffle": args.shuffle,
+        "shuffle": args.shuffle, "pixel_scale": c.pixel_scale,
     });
     let mut run = Run {
         record: report::RunRecord::new("network3", settings.clone()),
@@ -278,6 +285,10 @@ fn run() -> Result<()> {
     if let Some(p) = &args.save {
         nn::io::save_safetensors(&net, p)?;
         eprintln!("saved {}", p.display());
+    }
+    if let Some(p) = &args.misclassified {
+        let predicted = net.predict(&data.test, 1000)?;
+        draw_misclassified(p, &data.test, &predicted, "the net (final weights)")?;
     }
     c.finish(&mut record, start, &format!("network3 {:?}", args.preset))?;
     println!(
@@ -373,7 +384,46 @@ fn ensemble(
         100.0 * acc
     );
     run.record.test_accuracy = Some(acc);
+    if let Some(p) = &args.misclassified {
+        draw_misclassified(p, &data.test, &v, &format!("the ensemble of {}", args.nets))?;
+    }
     c.finish(&mut run.record, run.start, "network3 ensemble")?;
+    Ok(())
+}
+
+/// The test digits `predicted` gets wrong as one captioned grid (the book's figure of the
+/// ensemble's mistakes), written to `path`.
+fn draw_misclassified(
+    path: &std::path::Path,
+    test: &mnist::Dataset,
+    predicted: &[usize],
+    who: &str,
+) -> Result<()> {
+    let tiles: Vec<report::Tile> = predicted
+        .iter()
+        .enumerate()
+        .filter(|&(i, &y)| y != usize::from(test.label(i)))
+        .map(|(i, &y)| report::Tile {
+            width: test.cols(),
+            height: test.rows(),
+            ink: test
+                .image(i)
+                .iter()
+                .map(|&p| f32::from(p) / 255.0)
+                .collect(),
+            caption: format!("{} → {y}", test.label(i)),
+        })
+        .collect();
+    let title = format!(
+        "The {} test digits {who} misclassifies (true → predicted)",
+        tiles.len()
+    );
+    report::tiles_png(&tiles, 12, 3, &title, path)?;
+    eprintln!(
+        "{} misclassified digits drawn in {}",
+        tiles.len(),
+        path.display()
+    );
     Ok(())
 }
 

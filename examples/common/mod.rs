@@ -38,6 +38,9 @@ pub struct Common {
     /// Download missing MNIST files from the mirrors (checked against the official MD5s).
     #[arg(long)]
     pub download: bool,
+    /// Pixel bytes become value/255 (default) or value/256, as the book's mnist.pkl.gz stores them.
+    #[arg(long = "pixel-scale", value_name = "255|256", default_value_t = 255, value_parser = clap::value_parser!(u16).range(255..=256))]
+    pub pixel_scale: u16,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -87,7 +90,25 @@ impl Common {
             }
             data.training = data.training.take(n.min(data.training.len()));
         }
-        Ok(data)
+        Ok(self.scaled(data))
+    }
+
+    /// The pixel scale `--pixel-scale` names.
+    pub fn scale(&self) -> mnist::Scale {
+        match self.pixel_scale {
+            256 => mnist::Scale::Div256,
+            _ => mnist::Scale::Div255,
+        }
+    }
+
+    /// `data`'s three sets at the `--pixel-scale`.
+    pub fn scaled(&self, data: mnist::MnistData) -> mnist::MnistData {
+        let s = self.scale();
+        mnist::MnistData {
+            training: data.training.with_scale(s),
+            validation: data.validation.with_scale(s),
+            test: data.test.with_scale(s),
+        }
     }
 
     /// Writes the JSON record and the plot if asked for.

@@ -63,13 +63,15 @@ pub fn one_hot<T: Element>(label: u8) -> [T; CLASSES] {
     v
 }
 
-/// Labelled images: `len()` images of `rows` x `cols` u8 pixels (0 = background) with labels 0-9.
+/// Labelled images: `len()` images of `rows` x `cols` u8 pixels (0 = background) with labels 0-9,
+/// and the scale their pixels become floats at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
     images: Vec<u8>,
     labels: Vec<u8>,
     rows: usize,
     cols: usize,
+    scale: Scale,
 }
 
 impl Dataset {
@@ -101,6 +103,7 @@ impl Dataset {
             labels,
             rows,
             cols,
+            scale: Scale::default(),
         })
     }
 
@@ -118,6 +121,7 @@ impl Dataset {
             labels,
             rows,
             cols,
+            scale: Scale::default(),
         }
     }
 
@@ -182,6 +186,7 @@ impl Dataset {
             labels: self.labels[range].to_vec(),
             rows: self.rows,
             cols: self.cols,
+            scale: self.scale,
         }
     }
 
@@ -197,6 +202,7 @@ impl Dataset {
             mut labels,
             rows,
             cols,
+            scale,
         } = self;
         let rest_images = images.split_off(n * rows * cols);
         let rest_labels = labels.split_off(n);
@@ -206,12 +212,14 @@ impl Dataset {
                 labels,
                 rows,
                 cols,
+                scale,
             },
             Dataset {
                 images: rest_images,
                 labels: rest_labels,
                 rows,
                 cols,
+                scale,
             },
         )
     }
@@ -221,12 +229,25 @@ impl Dataset {
         (self.images, self.labels)
     }
 
-    /// Fill `out` with the images at `indices` as floats, value/255, one image after another.
+    /// The same images and labels whose pixels become floats at `scale`.
+    pub fn with_scale(mut self, scale: Scale) -> Dataset {
+        self.scale = scale;
+        self
+    }
+
+    /// The scale pixels become floats at ([`Scale::Div255`] unless set by
+    /// [`with_scale`](Self::with_scale)).
+    pub fn scale(&self) -> Scale {
+        self.scale
+    }
+
+    /// Fill `out` with the images at `indices` as floats at the set [`scale`](Self::scale)
+    /// (value/255 by default), one image after another.
     ///
     /// `out.len()` must be `indices.len() * pixels_per_image()`; panics otherwise, or if an index
     /// is out of range (both are bugs in the caller, not in the data).
     pub fn fill_batch<T: Element>(&self, indices: &[usize], out: &mut [T]) {
-        self.fill_batch_scaled(indices, out, Scale::Div255);
+        self.fill_batch_scaled(indices, out, self.scale);
     }
 
     /// [`fill_batch`](Self::fill_batch) with the pixel scale chosen (`Scale::Div256` is the book's).

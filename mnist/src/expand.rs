@@ -74,7 +74,7 @@ fn expand_in_order(train: &Dataset, order: &[usize], mut progress: impl FnMut(us
         }
     }
     // rows x cols pixels per record and labels copied from a valid dataset: consistent.
-    Dataset::from_checked_parts(images, labels, rows, cols)
+    Dataset::from_checked_parts(images, labels, rows, cols).with_scale(train.scale())
 }
 
 /// Write variant `v` of `src` (0 = itself, 1 = down, 2 = up, 3 = right, 4 = left) into `dst`,

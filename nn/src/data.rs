@@ -26,8 +26,12 @@ impl Samples for mnist::Dataset {
         self.pixels_per_image()
     }
     fn fill_inputs<T: Float>(&self, idx: &[usize], out: &mut [T]) {
-        // Pixels / 255 (the book's pickle used / 256; the difference does not move accuracy).
-        let inv = T::of(1.0 / 255.0);
+        // A product by the reciprocal, not a division: the rounding every run so far used
+        // (and / 256 is exact either way).
+        let inv = T::of(match self.scale() {
+            mnist::Scale::Div255 => 1.0 / 255.0,
+            mnist::Scale::Div256 => 1.0 / 256.0,
+        });
         let n = self.pixels_per_image();
         for (o, &i) in out.chunks_exact_mut(n).zip(idx) {
             for (o, &p) in o.iter_mut().zip(self.image(i)) {

@@ -24,6 +24,7 @@ pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, Mode};
 pub use layers::{ConvPool, DropoutStyle, FullyConnected};
 pub use network::{Cost, EpochStats, Evaluation, Network, Regularization, MAX_PARAMETERS};
+pub use tensor::pool::PoolGrad;
 
 /// Result type of the nn crate.
 pub type Result<T> = std::result::Result<T, NnError>;

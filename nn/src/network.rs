@@ -1,7 +1,7 @@
 //! A sequential network with a cost, trained by mini-batch SGD.
 
 use crate::layers::{ConvPool, FullyConnected};
-use crate::{Activation, Ctx, Init, Layer, Mode, NnError, Result, Samples};
+use crate::{Activation, Ctx, Init, Layer, Mode, NnError, PoolGrad, Result, Samples};
 use autograd::{Graph, Var};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -228,6 +228,26 @@ impl<T: Float> Network<T> {
         pool: usize,
         act: Activation,
     ) -> Result<&mut Self> {
+        self.add_conv_pool_with(n_filters, kh, kw, pool, act, PoolGrad::First)
+    }
+
+    /// [`add_conv_pool`](Self::add_conv_pool) with the pool's gradient at ties chosen
+    /// ([`PoolGrad::Ties`] is what network3.py's Theano computes).
+    pub fn add_conv_pool_with(
+        &mut self,
+        n_filters: usize,
+        kh: usize,
+        kw: usize,
+        pool: usize,
+        act: Activation,
+        pool_grad: PoolGrad,
+    ) -> Result<&mut Self> {
+        if pool_grad == PoolGrad::Ties && pool > tensor::pool::MAX_TIES_POOL {
+            return Err(NnError::Config(format!(
+                "the tie-splitting pool gradient takes pools up to {}, not {pool}",
+                tensor::pool::MAX_TIES_POOL
+            )));
+        }
         // Only images feed a conv layer: a flat output (a fully connected layer's) is refused
         // rather than silently viewed as a square image.
         let channels = match self.dims.len() {
@@ -246,7 +266,7 @@ impl<T: Float> Network<T> {
         if pool.checked_mul(pool).is_none() {
             return Err(NnError::Config(format!("pool size {pool} is too large")));
         }
-        let l = ConvPool::new(
+        let mut l = ConvPool::new(
             &mut self.graph,
             &name,
             [n_filters, channels, kh, kw],
@@ -254,6 +274,7 @@ impl<T: Float> Network<T> {
             act,
             &mut self.rng,
         )?;
+        l.pool_grad = pool_grad;
         self.push(Box::new(l))
     }
 

@@ -5,8 +5,10 @@
 //! ```
 //!
 //! Layers are separated by spaces; each is `kind:size` followed by comma-separated options.
-//! - `conv:FxHxW` (options `pool:K`, default 2; an activation) is network3's ConvPoolLayer;
-//!   the channel count is the previous layer's.
+//! - `conv:FxHxW` (options `pool:K`, default 2; an activation; `ties`) is network3's
+//!   ConvPoolLayer; the channel count is the previous layer's. `ties` sends the pool's gradient
+//!   to every position equal to a window's maximum, as Theano (network3.py) does, instead of to
+//!   the first one only ([`PoolGrad`]).
 //! - `fc:N` or `fc:INxN` (options: an activation, `dropout:P`) is a FullyConnectedLayer; with
 //!   `IN` given, it must equal the previous layer's output size.
 //! - `softmax:N` or `softmax:INxN` (option `dropout:P`) is network3's SoftmaxLayer (zero
@@ -15,7 +17,7 @@
 //! Activations: `sigmoid` (network3's default), `tanh`, `relu`, `linear`. Inputs are MNIST
 //! images, `[1, 28, 28]`.
 
-use crate::{Activation, Cost, Init, Network, NnError, Result};
+use crate::{Activation, Cost, Init, Network, NnError, PoolGrad, Result};
 use tensor::Float;
 
 fn bad(layer: usize, text: &str, why: impl std::fmt::Display) -> NnError {
@@ -52,9 +54,19 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
             .ok_or_else(|| bad(i, text, "expected kind:size, e.g. fc:100"))?;
         let dims = parse_dims(i, text, size)?;
         let (mut act, mut pool, mut p_drop) = (Activation::Sigmoid, 2usize, 0.0f64);
+        let mut pool_grad = PoolGrad::First;
         for opt in parts {
             if let Some(a) = Activation::parse(opt) {
                 act = a;
+            } else if opt == "ties" {
+                if kind != "conv" {
+                    return Err(bad(
+                        i,
+                        text,
+                        "ties is an option of conv layers (their max-pool)",
+                    ));
+                }
+                pool_grad = PoolGrad::Ties;
             } else if let Some(k) = opt.strip_prefix("pool:") {
                 pool = k.parse().ok().filter(|&k| k > 0).ok_or_else(|| {
                     bad(
@@ -107,7 +119,7 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
                 if p_drop > 0.0 {
                     return Err(bad(i, text, "network3's conv-pool layer has no dropout"));
                 }
-                net.add_conv_pool(f, h, w, pool, act)
+                net.add_conv_pool_with(f, h, w, pool, act, pool_grad)
                     .map_err(|e| bad(i, text, e))?;
             }
             "fc" => {
@@ -156,6 +168,17 @@ mod tests {
     }
 
     #[test]
+    fn ties_selects_theanos_pool_gradient_on_that_layer_only() {
+        let net = build::<f32>("conv:20x5x5,relu,ties conv:40x5x5,relu softmax:10", 0).unwrap();
+        let d = net.describe();
+        assert_eq!(d.matches("gradient to tied maxima").count(), 1, "{d}");
+        assert!(
+            d.contains("ConvPool(20x1x5x5, pool 2x2, relu, gradient to tied maxima)"),
+            "{d}"
+        );
+    }
+
+    #[test]
     fn bad_descriptions_say_which_layer_and_why() {
         for (spec, needle) in [
             ("", "empty"),
@@ -172,6 +195,8 @@ mod tests {
             ("conv:20x30x30 softmax:10", "at least 30x30"),
             ("pool:2 softmax:10", "unknown layer kind"),
             ("fc:100,swish softmax:10", "unknown option"),
+            ("fc:100,ties softmax:10", "ties is an option of conv layers"),
+            ("conv:20x5x5,pool:6,ties softmax:10", "pools up to 5"),
         ] {
             let e = build::<f32>(spec, 0)
                 .err()

@@ -4,6 +4,7 @@
 //! - [`RunRecord`] / [`EpochRecord`]: a run's settings and per-epoch metrics, written as one JSON
 //!   object ([`RunRecord::write_json`]) that scripts can compare across runs.
 //! - [`plot_png`]: accuracy and cost curves per epoch, like the figures of the book's chapter 3.
+//! - [`tiles_png`]: small grey pictures in a captioned grid (misclassified digits, filters).
 //! - [`Progress`]: a progress bar on stderr while an epoch runs, hidden when stderr is not a
 //!   terminal.
 //! - [`atomic_write`]: every file this crate writes is written to a temp file in the same
@@ -48,9 +49,11 @@ mod error;
 mod plot;
 mod progress;
 mod record;
+mod tiles;
 
 pub use atomic::{atomic_write, atomic_write_with};
 pub use error::ReportError;
 pub use plot::{plot_png, render_png, PLOT_HEIGHT, PLOT_WIDTH};
 pub use progress::Progress;
 pub use record::{EpochRecord, RunRecord};
+pub use tiles::{render_tiles_png, tiles_png, Tile};

@@ -20,10 +20,10 @@ pub const PLOT_HEIGHT: u32 = 500;
 /// DejaVu Sans (Bitstream Vera licence, see `assets/LICENSE-DejaVu.txt`), so no system font is needed.
 static FONT_TTF: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// The family name every text style of this module uses.
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// The embedded font, registered with plotters (which measures text with it) on first use.
-fn font() -> Result<FontRef<'static>, ReportError> {
+pub(crate) fn font() -> Result<FontRef<'static>, ReportError> {
     static FONT_REF: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
     FONT_REF
         .get_or_init(|| {
@@ -284,13 +284,18 @@ pub fn render_png(record: &RunRecord, title: &str) -> Result<Vec<u8>, ReportErro
     let font = font()?;
     let mut rgb = vec![0u8; PLOT_WIDTH as usize * PLOT_HEIGHT as usize * 3];
     draw(record, title, font, &mut rgb).map_err(ReportError::Render)?;
-    encode_png(&rgb).map_err(|e| ReportError::Render(format!("PNG encoding: {e}")))
+    encode_rgb_png(&rgb, PLOT_WIDTH, PLOT_HEIGHT)
+        .map_err(|e| ReportError::Render(format!("PNG encoding: {e}")))
 }
 
-/// Encodes an RGB buffer of `PLOT_WIDTH` x `PLOT_HEIGHT` as PNG.
-fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, png::EncodingError> {
+/// Encodes an RGB buffer of `width` x `height` as PNG.
+pub(crate) fn encode_rgb_png(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, PLOT_WIDTH, PLOT_HEIGHT);
+    let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header()?;

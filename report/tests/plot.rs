@@ -124,3 +124,67 @@ fn plot_into_a_missing_directory_names_the_path() {
     assert!(matches!(&err, ReportError::Write { path: p, .. } if p == &path));
     assert!(dir.listing().is_empty());
 }
+
+/// The RGB pixels and size of a PNG.
+fn decode(png: &[u8]) -> (Vec<u8>, u32, u32) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    buf.truncate(info.buffer_size());
+    (buf, info.width, info.height)
+}
+
+#[test]
+fn tiles_are_drawn_at_their_size_and_shade() {
+    use report::{render_tiles_png, Tile};
+    let tile = |ink: Vec<f32>, caption: &str| Tile {
+        width: 4,
+        height: 4,
+        ink,
+        caption: caption.into(),
+    };
+    let mut corner = vec![0.0; 16];
+    corner[0] = 1.0;
+    corner[15] = 0.5;
+    // Tile 0 all ink, tile 1 blank, tile 2 one black and one mid-grey pixel; no text.
+    let tiles = [
+        tile(vec![1.0; 16], ""),
+        tile(vec![0.0; 16], ""),
+        tile(corner, ""),
+    ];
+    let (rgb, w, h) = decode(&render_tiles_png(&tiles, 2, 10, "").unwrap());
+    let n = |c: [u8; 3]| rgb.chunks_exact(3).filter(|p| *p == c).count();
+    // Each source pixel is a 10x10 square: 16 + 1 black ones, 1 grey one.
+    assert_eq!(n([0, 0, 0]), 1_700);
+    assert_eq!(n([128, 128, 128]), 100);
+    // Captions add dark pixels under the tiles, and a third tile adds a row.
+    let (rgb2, w2, h2) =
+        decode(&render_tiles_png(&[tile(vec![0.0; 16], "7 → 2")], 2, 10, "").unwrap());
+    assert!(
+        rgb2.chunks_exact(3).filter(|p| p[0] < 100).count() > 20,
+        "caption drawn"
+    );
+    assert_eq!(w2, w);
+    assert!(h > h2, "{h} vs {h2}");
+}
+
+#[test]
+fn a_tile_of_the_wrong_size_is_an_error_and_nothing_is_written() {
+    use report::{tiles_png, Tile};
+    let dir = Scratch::new("tiles-bad");
+    let path = dir.path().join("t.png");
+    let t = Tile {
+        width: 3,
+        height: 3,
+        ink: vec![0.5; 8],
+        caption: String::new(),
+    };
+    let err = tiles_png(&[t], 4, 2, "bad", &path).unwrap_err().to_string();
+    assert!(err.contains("8 values for 3x3"), "{err}");
+    assert!(!path.exists());
+    // No tiles at all is a picture that says so, not an error.
+    tiles_png(&[], 4, 2, "empty", &path).unwrap();
+    assert!(path.exists());
+}

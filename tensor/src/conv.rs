@@ -9,7 +9,7 @@
 //! but not on scheduling.
 
 use crate::par::{self, SyncPtr};
-use crate::pool::{maxpool_forward, PoolGeom};
+use crate::pool::{maxpool_forward, scatter_ties, tie_masks, PoolGeom, PoolGrad};
 use crate::unary::Act;
 use crate::{gemm, Float, Result, Shape, TensorError};
 
@@ -331,6 +331,8 @@ pub struct ConvPoolGeom {
     pub conv: ConvGeom,
     /// Side of the non-overlapping max-pool windows.
     pub pool: usize,
+    /// Where the pool's gradient goes ([`PoolGrad::Ties`] needs `pool <= MAX_TIES_POOL`).
+    pub grad: PoolGrad,
 }
 
 impl ConvPoolGeom {
@@ -363,7 +365,7 @@ pub fn conv_pool_forward_scratch_len(g: &ConvPoolGeom) -> usize {
 }
 
 /// Fused forward: `out = act(maxpool(conv(x, w)) + b)`, the argmax of each window (index in
-/// its image's convolution output) into `arg`, the im2col columns into `cols` for the
+/// its image's convolution output; under [`PoolGrad::Ties`] the mask of its maxima) into `arg`, the im2col columns into `cols` for the
 /// backward. `scratch` holds [`conv_pool_forward_scratch_len`] elements.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_pool_forward<T: Float>(
@@ -420,6 +422,9 @@ pub fn conv_pool_forward<T: Float>(
                 conv,
             );
             maxpool_forward(&pg, conv, oi, ai);
+            if g.grad == PoolGrad::Ties {
+                tie_masks(&pg, conv, oi, ai);
+            }
             for (f, row) in oi.chunks_exact_mut(plane.max(1)).enumerate() {
                 row.iter_mut().for_each(|v| *v += b[f]);
             }
@@ -473,6 +478,7 @@ pub fn conv_pool_backward<T: Float>(
     let wlen = c.f * c.ckk();
     let block = wlen + c.f + c.out_len() + if want_dx { c.cols_len() } else { 0 };
     let plane = ol / c.f.max(1);
+    let pg = g.pool_geom();
     let dx_ptr = match dx {
         Some(d) => {
             check_len("input gradient", d.len(), c.n * c.in_len());
@@ -505,10 +511,18 @@ pub fn conv_pool_backward<T: Float>(
                 .enumerate()
             {
                 let mut sum = T::zero();
-                for ((&yv, &dv), &a) in yr.iter().zip(dr).zip(ar) {
-                    let dz = dv * act.grad_from_output(yv);
-                    sum += dz;
-                    dconv[a as usize] += dz;
+                if g.grad == PoolGrad::Ties {
+                    for (j, ((&yv, &dv), &m)) in yr.iter().zip(dr).zip(ar).enumerate() {
+                        let dz = dv * act.grad_from_output(yv);
+                        sum += dz;
+                        scatter_ties(&pg, f * plane + j, m, dz, dconv);
+                    }
+                } else {
+                    for ((&yv, &dv), &a) in yr.iter().zip(dr).zip(ar) {
+                        let dz = dv * act.grad_from_output(yv);
+                        sum += dz;
+                        dconv[a as usize] += dz;
+                    }
                 }
                 pb[f] += sum;
             }
@@ -702,8 +716,7 @@ mod tests {
 
     #[test]
     fn fused_conv_pool_equals_the_naive_composition() {
-        use crate::pool::maxpool_naive;
-        let mut rng = rand_pcg::Pcg64::seed_from_u64(21);
+        use crate::pool::PoolGrad;
         for (dims, pool) in [
             ([3, 2, 9, 8, 3, 3, 2], 2),
             ([10, 1, 28, 28, 20, 5, 5], 2),
@@ -711,85 +724,135 @@ mod tests {
             ([5, 3, 11, 10, 7, 2, 3], 3),
             ([1, 1, 5, 5, 1, 5, 5], 1),
         ] {
-            for act in [Act::Identity, Act::Sigmoid, Act::Tanh, Act::Relu] {
-                for threads in [1, 2] {
-                    let g = ConvPoolGeom {
-                        conv: geom(dims),
-                        pool,
-                    };
-                    let c = g.conv;
-                    let mut r = |n: usize| -> Vec<f64> {
-                        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
-                    };
-                    let (x, w, b) = (r(c.n * c.in_len()), r(c.f * c.ckk()), r(c.f));
-                    let dy = r(c.n * g.out_len());
-                    // The composition by the definitions.
-                    let conv = conv2d_naive(&c, &x, &w, None);
-                    let pg = PoolGeom {
-                        planes: c.n * c.f,
-                        h: c.oh(),
-                        w: c.ow(),
-                        k: pool,
-                    };
-                    let (pooled, argmax) = maxpool_naive(&pg, &conv);
-                    let plane = pg.oh() * pg.ow();
-                    let want: Vec<f64> = pooled
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &v)| {
-                            let z = v + b[(i / plane) % c.f];
-                            let mut o = [z];
-                            act.apply(&mut o);
-                            o[0]
-                        })
-                        .collect();
-                    let mut dconv = vec![0.0; conv.len()];
-                    let mut db_want = vec![0.0; c.f];
-                    for (i, (&a, &d)) in argmax.iter().zip(&dy).enumerate() {
-                        let dz = d * act.grad_from_output(want[i]);
-                        dconv[a as usize] += dz;
-                        db_want[(i / plane) % c.f] += dz;
-                    }
-                    let (dx_want, dw_want, _) = conv2d_backward_naive(&c, &x, &w, &dconv);
-
-                    let (mut out, mut arg) = (vec![f64::NAN; want.len()], vec![0u32; want.len()]);
-                    let mut cols = vec![0.0; c.n * c.cols_len()];
-                    let (mut dx, mut dw, mut db) =
-                        (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; c.f]);
-                    par::with_threads(threads, || {
-                        let mut s = vec![f64::NAN; conv_pool_forward_scratch_len(&g)];
-                        conv_pool_forward(
-                            &g, act, &x, &w, &b, &mut out, &mut arg, &mut cols, &mut s,
-                        );
-                        let mut s = vec![f64::NAN; conv_pool_backward_scratch_len(&g, true)];
-                        conv_pool_backward(
-                            &g,
-                            act,
-                            &w,
-                            &cols,
-                            &arg,
-                            &out,
-                            &dy,
-                            Some(&mut dx),
-                            &mut dw,
-                            &mut db,
-                            &mut s,
-                        );
-                    });
-                    let what = format!("{dims:?} pool {pool} {act:?} {threads} threads");
-                    for (name, got, want) in [
-                        ("out", &out, &want),
-                        ("dx", &dx, &dx_want),
-                        ("dw", &dw, &dw_want),
-                        ("db", &db, &db_want),
-                    ] {
-                        for (a, b) in got.iter().zip(want.iter()) {
-                            assert!((a - b).abs() < 1e-10, "{what}: {name} {a} vs {b}");
+            // Small whole numbers make every sum exact, so windows tie (over zero patches and
+            // otherwise) the same way in the reference as in the fused kernel.
+            for quantised in [false, true] {
+                for act in [Act::Identity, Act::Sigmoid, Act::Tanh, Act::Relu] {
+                    let mut dws = Vec::new();
+                    for grad in [PoolGrad::First, PoolGrad::Ties] {
+                        for threads in [1, 2] {
+                            dws.push(check_fused(dims, pool, act, grad, quantised, threads));
                         }
+                    }
+                    // (Threads sum the conv's partial gradients in another order; each run
+                    // was checked against the reference above.) Ties change the gradient
+                    // exactly when there are ties.
+                    let moved = dws[0]
+                        .iter()
+                        .zip(&dws[2])
+                        .any(|(a, b)| (a - b).abs() > 1e-9);
+                    if dims[0] > 1 {
+                        assert_eq!(moved, quantised, "{dims:?} quantised {quantised}");
                     }
                 }
             }
         }
+    }
+
+    /// One fused forward and backward against the composition by the definitions; returns dw.
+    fn check_fused(
+        dims: [usize; 7],
+        pool: usize,
+        act: Act,
+        grad: crate::pool::PoolGrad,
+        quantised: bool,
+        threads: usize,
+    ) -> Vec<f64> {
+        use crate::pool::{maxpool_backward_naive, maxpool_naive};
+        // The same draws for every mode and thread count of one shape.
+        let mut rng =
+            rand_pcg::Pcg64::seed_from_u64(dims.iter().sum::<usize>() as u64 + pool as u64);
+        let g = ConvPoolGeom {
+            conv: geom(dims),
+            pool,
+            grad,
+        };
+        let c = g.conv;
+        let mut r = |n: usize, lo: i32, hi: i32| -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    if quantised {
+                        f64::from(rng.random_range(lo..=hi))
+                    } else {
+                        rng.random_range(-1.0..1.0)
+                    }
+                })
+                .collect()
+        };
+        let x: Vec<f64> = r(c.n * c.in_len(), -1, 1)
+            .iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        let (w, b) = (r(c.f * c.ckk(), -1, 1), r(c.f, -1, 1));
+        let dy: Vec<f64> = r(c.n * g.out_len(), -3, 3)
+            .iter()
+            .map(|v| v * 0.25 + 0.1)
+            .collect();
+        let conv = conv2d_naive(&c, &x, &w, None);
+        let pg = PoolGeom {
+            planes: c.n * c.f,
+            h: c.oh(),
+            w: c.ow(),
+            k: pool,
+        };
+        let (pooled, _) = maxpool_naive(&pg, &conv);
+        let plane = pg.oh() * pg.ow();
+        let want: Vec<f64> = pooled
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let mut o = [v + b[(i / plane) % c.f]];
+                act.apply(&mut o);
+                o[0]
+            })
+            .collect();
+        let dz: Vec<f64> = dy
+            .iter()
+            .zip(&want)
+            .map(|(&d, &y)| d * act.grad_from_output(y))
+            .collect();
+        let mut db_want = vec![0.0; c.f];
+        for (i, &d) in dz.iter().enumerate() {
+            db_want[(i / plane) % c.f] += d;
+        }
+        let dconv = maxpool_backward_naive(&pg, &conv, &dz, grad);
+        let (dx_want, dw_want, _) = conv2d_backward_naive(&c, &x, &w, &dconv);
+
+        let (mut out, mut arg) = (vec![f64::NAN; want.len()], vec![0u32; want.len()]);
+        let mut cols = vec![0.0; c.n * c.cols_len()];
+        let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; c.f]);
+        par::with_threads(threads, || {
+            let mut s = vec![f64::NAN; conv_pool_forward_scratch_len(&g)];
+            conv_pool_forward(&g, act, &x, &w, &b, &mut out, &mut arg, &mut cols, &mut s);
+            let mut s = vec![f64::NAN; conv_pool_backward_scratch_len(&g, true)];
+            conv_pool_backward(
+                &g,
+                act,
+                &w,
+                &cols,
+                &arg,
+                &out,
+                &dy,
+                Some(&mut dx),
+                &mut dw,
+                &mut db,
+                &mut s,
+            );
+        });
+        let what = format!(
+            "{dims:?} pool {pool} {act:?} {grad:?} quantised {quantised} {threads} threads"
+        );
+        for (name, got, want) in [
+            ("out", &out, &want),
+            ("dx", &dx, &dx_want),
+            ("dw", &dw, &dw_want),
+            ("db", &db, &db_want),
+        ] {
+            for (a, b) in got.iter().zip(want.iter()) {
+                assert!((a - b).abs() < 1e-10, "{what}: {name} {a} vs {b}");
+            }
+        }
+        dw
     }
 
     #[test]

@@ -32,6 +32,97 @@ impl PoolGeom {
     }
 }
 
+/// Which window positions a max-pool's gradient goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoolGrad {
+    /// The first maximum in row-major order only (PyTorch, cuDNN).
+    #[default]
+    First,
+    /// Every position equal to the maximum gets the whole gradient (Theano's `MaxPoolGrad`,
+    /// which network3.py ran): ties are common where a layer's input is constant, e.g. over the
+    /// blank margins of a digit.
+    Ties,
+}
+
+/// Largest window side [`PoolGrad::Ties`] supports (a window's ties are a 32-bit mask).
+pub const MAX_TIES_POOL: usize = 5;
+
+/// For [`PoolGrad::Ties`]: replaces each window's argmax in `arg` by the bitmask of its
+/// positions (bit `di * k + dj`) equal to the window's maximum `out`, given the pooled `x`.
+pub fn tie_masks<T: Float>(g: &PoolGeom, x: &[T], out: &[T], arg: &mut [u32]) {
+    let (oh, ow, k, w) = (g.oh(), g.ow(), g.k, g.w);
+    assert!(k <= MAX_TIES_POOL && out.len() >= g.out_len() && arg.len() >= g.out_len());
+    for p in 0..g.planes {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let o = p * oh * ow + oy * ow + ox;
+                let origin = p * g.h * w + oy * k * w + ox * k;
+                let mut mask = 0u32;
+                for di in 0..k {
+                    for dj in 0..k {
+                        if x[origin + di * w + dj] == out[o] {
+                            mask |= 1 << (di * k + dj);
+                        }
+                    }
+                }
+                arg[o] = mask;
+            }
+        }
+    }
+}
+
+/// Adds `d` to every position of window `o`'s tie mask (see [`tie_masks`]) in `dx`.
+#[inline]
+pub fn scatter_ties<T: Float>(g: &PoolGeom, o: usize, mask: u32, d: T, dx: &mut [T]) {
+    let (oh, ow, k, w) = (g.oh(), g.ow(), g.k, g.w);
+    let (p, r) = (o / (oh * ow), o % (oh * ow));
+    let origin = p * g.h * w + (r / ow) * k * w + (r % ow) * k;
+    let mut m = mask;
+    while m != 0 {
+        let bit = m.trailing_zeros() as usize;
+        dx[origin + (bit / k) * w + bit % k] += d;
+        m &= m - 1;
+    }
+}
+
+/// Reference backward of max-pooling under `grad`, by direct loops over the windows of `x`.
+pub fn maxpool_backward_naive<T: Float>(
+    g: &PoolGeom,
+    x: &[T],
+    dout: &[T],
+    grad: PoolGrad,
+) -> Vec<T> {
+    let (oh, ow, k) = (g.oh(), g.ow(), g.k);
+    let mut dx = vec![T::zero(); x.len()];
+    for p in 0..g.planes {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let at = |i: usize, j: usize| p * g.h * g.w + (oy * k + i) * g.w + ox * k + j;
+                let mut max = x[at(0, 0)];
+                for i in 0..k {
+                    for j in 0..k {
+                        if x[at(i, j)] > max {
+                            max = x[at(i, j)];
+                        }
+                    }
+                }
+                let d = dout[p * oh * ow + oy * ow + ox];
+                'window: for i in 0..k {
+                    for j in 0..k {
+                        if x[at(i, j)] == max {
+                            dx[at(i, j)] += d;
+                            if grad == PoolGrad::First {
+                                break 'window;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
 /// Max over each window into `out`, the flat input index of each maximum into `arg`. The
 /// first maximum of a window wins (row-major order), as in the naive reference.
 pub fn maxpool_forward<T: Float>(g: &PoolGeom, x: &[T], out: &mut [T], arg: &mut [u32]) {
@@ -124,6 +215,33 @@ pub fn maxpool_naive<T: Float>(g: &PoolGeom, x: &[T]) -> (Vec<T>, Vec<u32>) {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn a_tied_window_gives_every_maximum_the_gradient_under_ties_only() {
+        // One 2x4 plane: window 0 all 3s (a four-way tie), window 1 a single max of 9.
+        let g = PoolGeom {
+            planes: 1,
+            h: 2,
+            w: 4,
+            k: 2,
+        };
+        let x = [3.0f32, 3.0, 1.0, 9.0, 3.0, 3.0, 2.0, 0.0];
+        let dout = [1.5f32, -2.0];
+        let first = maxpool_backward_naive(&g, &x, &dout, PoolGrad::First);
+        let ties = maxpool_backward_naive(&g, &x, &dout, PoolGrad::Ties);
+        assert_eq!(first, vec![1.5, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(ties, vec![1.5, 1.5, 0.0, -2.0, 1.5, 1.5, 0.0, 0.0]);
+        // The fast path: masks from the forward, scattered per window.
+        let (mut out, mut arg) = ([0.0f32; 2], [0u32; 2]);
+        maxpool_forward(&g, &x, &mut out, &mut arg);
+        tie_masks(&g, &x, &out, &mut arg);
+        assert_eq!(arg, [0b1111, 0b0010]);
+        let mut dx = [0.0f32; 8];
+        for (o, (&m, &d)) in arg.iter().zip(&dout).enumerate() {
+            scatter_ties(&g, o, m, d, &mut dx);
+        }
+        assert_eq!(dx.to_vec(), ties);
+    }
 
     #[test]
     fn hand_computed_pool() {

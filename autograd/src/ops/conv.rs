@@ -8,6 +8,7 @@ use tensor::conv::{
     conv_pool_backward_scratch_len, conv_pool_forward, conv_pool_forward_scratch_len, ConvGeom,
     ConvPoolGeom,
 };
+use tensor::pool::{PoolGrad, MAX_TIES_POOL};
 use tensor::unary::Act;
 use tensor::Float;
 
@@ -138,8 +139,17 @@ impl<T: Float> Graph<T> {
     /// `w [F, C, KH, KW]` (no bias), `pool x pool` max-pooling, then `act(pooled + b)` with
     /// `b [F]`. The same as composing [`Graph::conv2d`], [`Graph::max_pool2d`], an add and the
     /// activation (tested), but each image is convolved, pooled, biased and activated in one
-    /// task, on every thread.
-    pub fn conv_pool(&mut self, x: Var, w: Var, b: Var, pool: usize, act: Act) -> Result<Var> {
+    /// task, on every thread. `grad` says where the pool's gradient goes at ties
+    /// ([`PoolGrad::Ties`], Theano's choice, takes pools up to [`MAX_TIES_POOL`]).
+    pub fn conv_pool(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Var,
+        pool: usize,
+        act: Act,
+        grad: PoolGrad,
+    ) -> Result<Var> {
         self.check(x, "conv_pool")?;
         self.check(w, "conv_pool")?;
         self.check(b, "conv_pool")?;
@@ -164,7 +174,15 @@ impl<T: Float> Graph<T> {
                 ),
             });
         }
-        let geom = ConvPoolGeom { conv, pool };
+        if grad == PoolGrad::Ties && pool > MAX_TIES_POOL {
+            return Err(AutogradError::Invalid {
+                op: "conv_pool",
+                why: format!(
+                    "the tie-splitting pool gradient supports pools up to {MAX_TIES_POOL}, not {pool}"
+                ),
+            });
+        }
+        let geom = ConvPoolGeom { conv, pool, grad };
         let mut out = self.alloc(geom.out_shape());
         let mut cols = self.alloc_buf(conv.n * conv.cols_len());
         let mut scratch = self.alloc_buf(conv_pool_forward_scratch_len(&geom));
@@ -230,6 +248,8 @@ impl<T: Float> Graph<T> {
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::{check, randoms};
+    use tensor::pool::PoolGrad;
+    use tensor::unary::Act;
 
     #[test]
     fn conv2d_gradients() {
@@ -243,10 +263,9 @@ mod tests {
 
     #[test]
     fn conv_pool_gradients_and_equality_with_the_composition() {
-        use tensor::unary::Act;
         for act in [Act::Identity, Act::Sigmoid, Act::Tanh, Act::Relu] {
             check(&[&[2, 3, 7, 6], &[4, 3, 3, 2], &[4]], |g, v| {
-                g.conv_pool(v[0], v[1], v[2], 2, act)
+                g.conv_pool(v[0], v[1], v[2], 2, act, PoolGrad::First)
             });
         }
         // The fused op's values and gradients are the composed ops'.
@@ -257,7 +276,7 @@ mod tests {
             let w = g.parameter("w", t[1].clone());
             let b = g.parameter("b", t[2].clone());
             let y = if fused {
-                g.conv_pool(x, w, b, 2, Act::Tanh).unwrap()
+                g.conv_pool(x, w, b, 2, Act::Tanh, PoolGrad::First).unwrap()
             } else {
                 let c = g.conv2d(x, w, None).unwrap();
                 let p = g.max_pool2d(c, 2).unwrap();
@@ -281,6 +300,68 @@ mod tests {
                 assert!((u - v).abs() < 1e-12, "{u} vs {v}");
             }
         }
+    }
+
+    #[test]
+    fn conv_pool_with_ties_equals_the_reference_on_a_tied_input() {
+        use tensor::conv::{conv2d_backward_naive, conv2d_naive, ConvGeom};
+        use tensor::pool::{maxpool_backward_naive, PoolGeom};
+        use tensor::{Shape, Tensor};
+        // A blank left half (every window there ties at 0) beside random ink.
+        let mut t = randoms(&[&[2, 1, 8, 8], &[3, 1, 3, 3], &[3]], 4);
+        for (i, v) in t[0].data_mut().iter_mut().enumerate() {
+            if i % 8 < 4 {
+                *v = 0.0;
+            }
+        }
+        let dy = randoms(&[&[2, 3, 3, 3]], 5).remove(0);
+        for grad in [PoolGrad::First, PoolGrad::Ties] {
+            let mut g = crate::Graph::<f64>::new();
+            let x = g.parameter("x", t[0].clone());
+            let w = g.parameter("w", t[1].clone());
+            let b = g.parameter("b", t[2].clone());
+            let y = g.conv_pool(x, w, b, 2, Act::Relu, grad).unwrap();
+            let d = g.leaf(dy.clone());
+            let p = g.mul(y, d).unwrap();
+            let s = g.sum(p).unwrap();
+            g.backward(s).unwrap();
+            // The reference: conv, then dz = dy * relu'(y) sent back through the pool.
+            let geom = ConvGeom::new(
+                Shape::new(&[2, 1, 8, 8]).unwrap(),
+                Shape::new(&[3, 1, 3, 3]).unwrap(),
+            )
+            .unwrap();
+            let conv = conv2d_naive(&geom, t[0].data(), t[1].data(), None);
+            let yv = g.value(y).unwrap().data().to_vec();
+            let dz: Vec<f64> = yv
+                .iter()
+                .zip(dy.data())
+                .map(|(&y, &d)| if y > 0.0 { d } else { 0.0 })
+                .collect();
+            let pg = PoolGeom {
+                planes: 6,
+                h: 6,
+                w: 6,
+                k: 2,
+            };
+            let dconv = maxpool_backward_naive(&pg, &conv, &dz, grad);
+            let (dx, dw, _) = conv2d_backward_naive(&geom, t[0].data(), t[1].data(), &dconv);
+            for (v, want) in [(x, &dx), (w, &dw)] {
+                for (a, b) in g.grad(v).unwrap().data().iter().zip(want) {
+                    assert!((a - b).abs() < 1e-12, "{grad:?}: {a} vs {b}");
+                }
+            }
+        }
+        // Ties takes pools up to 5 only.
+        let mut g = crate::Graph::<f32>::new();
+        let x = g.input(Tensor::zeros(&[1, 1, 12, 12]).unwrap());
+        let w = g.input(Tensor::zeros(&[1, 1, 1, 1]).unwrap());
+        let b = g.input(Tensor::zeros(&[1]).unwrap());
+        let e = g
+            .conv_pool(x, w, b, 6, Act::Relu, PoolGrad::Ties)
+            .unwrap_err();
+        assert!(e.to_string().contains("up to 5"), "{e}");
+        assert!(g.conv_pool(x, w, b, 6, Act::Relu, PoolGrad::First).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 use crate::{Activation, Ctx, Init, Layer, NnError, Result};
 use autograd::{Graph, Var};
 use rand::Rng;
+use tensor::pool::PoolGrad;
 use tensor::unary::Act;
 use tensor::Float;
 
@@ -14,6 +15,8 @@ pub struct ConvPool {
     filter: [usize; 4],
     pool: usize,
     activation: Activation,
+    /// Where the pool's gradient goes at ties (network3's Theano: every tied maximum).
+    pub pool_grad: PoolGrad,
 }
 
 impl ConvPool {
@@ -43,6 +46,7 @@ impl ConvPool {
             filter,
             pool,
             activation,
+            pool_grad: PoolGrad::First,
         })
     }
 }
@@ -73,7 +77,7 @@ impl<T: Float> Layer<T> for ConvPool {
             Activation::Tanh => Act::Tanh,
             Activation::Relu => Act::Relu,
         };
-        Ok(g.conv_pool(x, self.w, self.b, self.pool, act)?)
+        Ok(g.conv_pool(x, self.w, self.b, self.pool, act, self.pool_grad)?)
     }
     fn weights(&self) -> Vec<Var> {
         vec![self.w]
@@ -101,8 +105,12 @@ impl<T: Float> Layer<T> for ConvPool {
     }
     fn describe(&self) -> String {
         let [f, c, h, w] = self.filter;
+        let ties = match self.pool_grad {
+            PoolGrad::First => "",
+            PoolGrad::Ties => ", gradient to tied maxima",
+        };
         format!(
-            "ConvPool({f}x{c}x{h}x{w}, pool {p}x{p}, {})",
+            "ConvPool({f}x{c}x{h}x{w}, pool {p}x{p}, {}{ties})",
             self.activation.name(),
             p = self.pool
         )
