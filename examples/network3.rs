@@ -4,6 +4,10 @@
 //! `cargo run --release --example network3 -- --preset relu --epochs 1`
 //! Presets: shallow, conv, conv2, relu, expanded, extra-fc, dropout, ensemble (see `--help`).
 //! `--layers "conv:20x5x5,pool:2,relu fc:100,relu softmax:10"` trains a net of your own.
+//!
+//! The presets compute what network3.py computed: pixels value/256 (its `mnist.pkl.gz`) and
+//! the max-pool gradient to every tied maximum (Theano's; `ties` in the layer description).
+//! `--layers` nets default to value/255 and the first maximum, like other frameworks.
 
 mod common;
 
@@ -52,13 +56,13 @@ fn setup(p: Preset) -> Setup {
     };
     match p {
         Preset::Shallow => s("fc:100 softmax:10", 60, 0.1, 0.0, false),
-        Preset::Conv => s("conv:20x5x5,pool:2 fc:100 softmax:10", 60, 0.1, 0.0, false),
-        Preset::Conv2 => s("conv:20x5x5,pool:2 conv:40x5x5,pool:2 fc:100 softmax:10", 60, 0.1, 0.0, false),
-        Preset::Relu => s("conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10", 60, 0.03, 0.1, false),
-        Preset::Expanded => s("conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10", 60, 0.03, 0.1, true),
-        Preset::ExtraFc => s("conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu fc:100,relu softmax:10", 60, 0.03, 0.1, true),
+        Preset::Conv => s("conv:20x5x5,pool:2,ties fc:100 softmax:10", 60, 0.1, 0.0, false),
+        Preset::Conv2 => s("conv:20x5x5,pool:2,ties conv:40x5x5,pool:2,ties fc:100 softmax:10", 60, 0.1, 0.0, false),
+        Preset::Relu => s("conv:20x5x5,pool:2,relu,ties conv:40x5x5,pool:2,relu,ties fc:100,relu softmax:10", 60, 0.03, 0.1, false),
+        Preset::Expanded => s("conv:20x5x5,pool:2,relu,ties conv:40x5x5,pool:2,relu,ties fc:100,relu softmax:10", 60, 0.03, 0.1, true),
+        Preset::ExtraFc => s("conv:20x5x5,pool:2,relu,ties conv:40x5x5,pool:2,relu,ties fc:100,relu fc:100,relu softmax:10", 60, 0.03, 0.1, true),
         Preset::Dropout | Preset::Ensemble => s(
-            "conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:1000,relu,dropout:0.5 fc:1000,relu,dropout:0.5 softmax:10,dropout:0.5",
+            "conv:20x5x5,pool:2,relu,ties conv:40x5x5,pool:2,relu,ties fc:1000,relu,dropout:0.5 fc:1000,relu,dropout:0.5 softmax:10,dropout:0.5",
             40,
             0.03,
             0.1,
@@ -97,6 +101,10 @@ struct Args {
     /// captioned "true → predicted".
     #[arg(long, value_name = "PATH.png")]
     misclassified: Option<PathBuf>,
+    /// Images per forward pass when evaluating (network3.py used its mini-batch size, 10; the
+    /// accuracies come out the same, see the README).
+    #[arg(long = "eval-batch", default_value_t = 1000)]
+    eval_batch: usize,
     /// Ensemble size.
     #[arg(long, default_value_t = 5)]
     nets: usize,
@@ -164,14 +172,16 @@ fn train(
     for epoch in first..epochs {
         let t = Instant::now();
         let stats = common::train_epoch(net, &training, mb, eta, reg, args.shuffle, epoch)?;
-        let v = net.evaluate(&data.validation, 1000, None)?.accuracy();
+        let v = net
+            .evaluate(&data.validation, args.eval_batch, None)?
+            .accuracy();
         println!("Epoch {epoch}: validation accuracy {:.2}%", 100.0 * v);
         let mut e = common::epoch_record(epoch, &stats, t);
         e.validation_accuracy = Some(v);
         e.training_cost = Some(stats.mean_cost);
         if v >= out.best_validation {
             println!("This is the best validation accuracy to date.");
-            let test = net.evaluate(&data.test, 1000, None)?.accuracy();
+            let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
             println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
             out = Outcome {
                 best_validation: v,
@@ -189,7 +199,11 @@ fn train(
 }
 
 fn run() -> Result<()> {
-    let args: Args = common::parse_args();
+    let mut args: Args = common::parse_args();
+    if args.layers.is_none() {
+        // What network3.py read: mnist.pkl.gz's pixels are value/256.
+        args.common.default_pixel_scale = 256;
+    }
     let c = &args.common;
     let threads = c.init_threads()?;
     let s = setup(args.preset);
@@ -201,6 +215,9 @@ fn run() -> Result<()> {
     );
     let mb = c.mini_batch.unwrap_or(10);
     let expanded = args.expanded || (s.expanded && args.layers.is_none());
+    if args.eval_batch == 0 {
+        bail!("--eval-batch must be at least 1");
+    }
     if c.hidden.is_some() {
         bail!("network3 takes layer sizes from --preset or --layers, not --hidden");
     }
@@ -238,7 +255,7 @@ fn run() -> Result<()> {
     let settings = serde_json::json!({
         "preset": format!("{:?}", args.preset), "layers": layers, "epochs": epochs, "mini_batch": mb, "eta": eta,
         "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
-        "shuffle": args.shuffle, "pixel_scale": c.pixel_scale,
+        "shuffle": args.shuffle, "pixel_scale": c.pixel_divisor(),
     });
     let mut run = Run {
         record: report::RunRecord::new("network3", settings.clone()),
@@ -278,7 +295,7 @@ fn run() -> Result<()> {
             100.0 * o.test_at_best
         );
     } else {
-        let test = net.evaluate(&data.test, 1000, None)?.accuracy();
+        let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
         println!("Test accuracy {:.2}%", 100.0 * test);
         record.test_accuracy = Some(test);
     }
@@ -287,7 +304,7 @@ fn run() -> Result<()> {
         eprintln!("saved {}", p.display());
     }
     if let Some(p) = &args.misclassified {
-        let predicted = net.predict(&data.test, 1000)?;
+        let predicted = net.predict(&data.test, args.eval_batch)?;
         draw_misclassified(p, &data.test, &predicted, "the net (final weights)")?;
     }
     c.finish(&mut record, start, &format!("network3 {:?}", args.preset))?;
@@ -358,7 +375,7 @@ fn ensemble(
             );
             nn::io::save_safetensors(&net, &path)?;
         }
-        let p = net.predict(&data.test, 1000)?;
+        let p = net.predict(&data.test, args.eval_batch)?;
         let acc = p
             .iter()
             .enumerate()

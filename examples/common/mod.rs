@@ -38,9 +38,13 @@ pub struct Common {
     /// Download missing MNIST files from the mirrors (checked against the official MD5s).
     #[arg(long)]
     pub download: bool,
-    /// Pixel bytes become value/255 (default) or value/256, as the book's mnist.pkl.gz stores them.
-    #[arg(long = "pixel-scale", value_name = "255|256", default_value_t = 255, value_parser = clap::value_parser!(u16).range(255..=256))]
-    pub pixel_scale: u16,
+    /// Pixel bytes become value/255 or value/256, as the book's mnist.pkl.gz stores them
+    /// (default: 256 for network3's presets, 255 elsewhere).
+    #[arg(long = "pixel-scale", value_name = "255|256", value_parser = clap::value_parser!(u16).range(255..=256))]
+    pub pixel_scale: Option<u16>,
+    /// The program's pixel scale when `--pixel-scale` is not given (255 if left at 0).
+    #[arg(skip)]
+    pub default_pixel_scale: u16,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -95,9 +99,17 @@ impl Common {
 
     /// The pixel scale `--pixel-scale` names.
     pub fn scale(&self) -> mnist::Scale {
-        match self.pixel_scale {
+        match self.pixel_divisor() {
             256 => mnist::Scale::Div256,
             _ => mnist::Scale::Div255,
+        }
+    }
+
+    /// 255 or 256: what pixel bytes are divided by.
+    pub fn pixel_divisor(&self) -> u16 {
+        match self.pixel_scale.unwrap_or(self.default_pixel_scale) {
+            256 => 256,
+            _ => 255,
         }
     }
 

@@ -9,7 +9,7 @@
 //! but not on scheduling.
 
 use crate::par::{self, SyncPtr};
-use crate::pool::{maxpool_forward, scatter_ties, tie_masks, PoolGeom, PoolGrad};
+use crate::pool::{maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad};
 use crate::unary::Act;
 use crate::{gemm, Float, Result, Shape, TensorError};
 
@@ -479,6 +479,7 @@ pub fn conv_pool_backward<T: Float>(
     let block = wlen + c.f + c.out_len() + if want_dx { c.cols_len() } else { 0 };
     let plane = ol / c.f.max(1);
     let pg = g.pool_geom();
+    let off = tie_offsets(&pg);
     let dx_ptr = match dx {
         Some(d) => {
             check_len("input gradient", d.len(), c.n * c.in_len());
@@ -512,10 +513,23 @@ pub fn conv_pool_backward<T: Float>(
             {
                 let mut sum = T::zero();
                 if g.grad == PoolGrad::Ties {
-                    for (j, ((&yv, &dv), &m)) in yr.iter().zip(dr).zip(ar).enumerate() {
-                        let dz = dv * act.grad_from_output(yv);
-                        sum += dz;
-                        scatter_ties(&pg, f * plane + j, m, dz, dconv);
+                    let (ow, k) = (pg.ow(), pg.k);
+                    let rows = yr
+                        .chunks_exact(ow)
+                        .zip(dr.chunks_exact(ow))
+                        .zip(ar.chunks_exact(ow));
+                    for (oy, ((yrow, drow), arow)) in rows.enumerate() {
+                        let r0 = f * pg.h * pg.w + oy * k * pg.w;
+                        for (ox, ((&yv, &dv), &mask)) in yrow.iter().zip(drow).zip(arow).enumerate()
+                        {
+                            let dz = dv * act.grad_from_output(yv);
+                            sum += dz;
+                            let (origin, mut m) = (r0 + ox * k, mask);
+                            while m != 0 {
+                                dconv[origin + off[m.trailing_zeros() as usize]] += dz;
+                                m &= m - 1;
+                            }
+                        }
                     }
                 } else {
                     for ((&yv, &dv), &a) in yr.iter().zip(dr).zip(ar) {

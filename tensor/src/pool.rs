@@ -52,23 +52,40 @@ pub const MAX_TIES_POOL: usize = 5;
 pub fn tie_masks<T: Float>(g: &PoolGeom, x: &[T], out: &[T], arg: &mut [u32]) {
     let (oh, ow, k, w) = (g.oh(), g.ow(), g.k, g.w);
     assert!(k <= MAX_TIES_POOL && out.len() >= g.out_len() && arg.len() >= g.out_len());
+    let off = tie_offsets(g);
     for p in 0..g.planes {
         for oy in 0..oh {
-            for ox in 0..ow {
-                let o = p * oh * ow + oy * ow + ox;
-                let origin = p * g.h * w + oy * k * w + ox * k;
-                let mut mask = 0u32;
-                for di in 0..k {
-                    for dj in 0..k {
-                        if x[origin + di * w + dj] == out[o] {
-                            mask |= 1 << (di * k + dj);
-                        }
-                    }
+            let o = p * oh * ow + oy * ow;
+            let (o, a) = (&out[o..o + ow], &mut arg[o..o + ow]);
+            let r0 = p * g.h * w + oy * k * w;
+            if k == 2 {
+                let (row0, row1) = (&x[r0..r0 + w], &x[r0 + w..r0 + 2 * w]);
+                for ox in 0..ow {
+                    let (c, m) = (2 * ox, o[ox]);
+                    a[ox] = u32::from(row0[c] == m)
+                        | u32::from(row0[c + 1] == m) << 1
+                        | u32::from(row1[c] == m) << 2
+                        | u32::from(row1[c + 1] == m) << 3;
                 }
-                arg[o] = mask;
+            } else {
+                for ox in 0..ow {
+                    let origin = r0 + ox * k;
+                    a[ox] = (0..k * k)
+                        .filter(|&b| x[origin + off[b]] == o[ox])
+                        .fold(0, |m, b| m | 1 << b);
+                }
             }
         }
     }
+}
+
+/// Where mask bit `b` of [`tie_masks`] lies, as an offset from its window's first element.
+pub fn tie_offsets(g: &PoolGeom) -> [usize; MAX_TIES_POOL * MAX_TIES_POOL] {
+    let mut off = [0; MAX_TIES_POOL * MAX_TIES_POOL];
+    for (b, o) in off.iter_mut().enumerate().take(g.k * g.k) {
+        *o = (b / g.k) * g.w + b % g.k;
+    }
+    off
 }
 
 /// Adds `d` to every position of window `o`'s tie mask (see [`tie_masks`]) in `dx`.
