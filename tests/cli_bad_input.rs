@@ -238,3 +238,12 @@ fn resume_refuses_a_missing_checkpoint_and_checkpoint_refuses_to_overwrite_anoth
         r.stderr
     );
 }
+
+#[test]
+fn an_evaluation_batch_of_zero_and_a_pixel_scale_other_than_255_or_256() {
+    let s = Scratch::new("evalbatch");
+    let r = run_in(&s.0, "network3", &with_quick(&["--eval-batch", "0"]));
+    assert!(r.one_line_error().contains("--eval-batch"), "{}", r.stderr);
+    let r = run_in(&s.0, "network3", &with_quick(&["--pixel-scale", "100"]));
+    assert!(r.one_line_error().contains("--pixel-scale"), "{}", r.stderr);
+}

@@ -323,6 +323,21 @@ mod tests {
     }
 
     #[test]
+    fn the_pixel_scale_travels_with_the_data() {
+        let d = tiny().with_scale(Scale::Div256);
+        let mut out = vec![0.0f32; 4];
+        d.fill_batch(&[0], &mut out);
+        assert_eq!(out, vec![0.0, 255.0 / 256.0, 0.5, 1.0 / 256.0]);
+        assert_eq!(d.take(2).scale(), Scale::Div256);
+        assert_eq!(d.slice(1..3).scale(), Scale::Div256);
+        let (a, b) = d.clone().split_at(1);
+        assert_eq!((a.scale(), b.scale()), (Scale::Div256, Scale::Div256));
+        assert_eq!(tiny().scale(), Scale::Div255);
+        tiny().fill_batch(&[0], &mut out);
+        assert_eq!(out[1], 1.0);
+    }
+
+    #[test]
     fn accessors() {
         let d = tiny();
         assert_eq!(d.len(), 3);
