@@ -105,6 +105,10 @@ struct Args {
     /// accuracies come out the same, see the README).
     #[arg(long = "eval-batch", default_value_t = 1000)]
     eval_batch: usize,
+    /// Draw the first conv-pool layer's learned filters into this PNG (the book's figure of
+    /// the 20 5x5 filters; dark = positive weight).
+    #[arg(long, value_name = "PATH.png")]
+    filters: Option<PathBuf>,
     /// Ensemble size.
     #[arg(long, default_value_t = 5)]
     nets: usize,
@@ -234,8 +238,13 @@ fn run() -> Result<()> {
             common::check_writable("--save", p)?;
         }
     }
-    if let Some(p) = &args.misclassified {
-        common::check_writable("--misclassified", p)?;
+    for (flag, p) in [
+        ("--misclassified", &args.misclassified),
+        ("--filters", &args.filters),
+    ] {
+        if let Some(p) = p {
+            common::check_writable(flag, p)?;
+        }
     }
     args.resume.check(is_ensemble)?;
     let mut data = c.load(false)?;
@@ -302,6 +311,9 @@ fn run() -> Result<()> {
     if let Some(p) = &args.save {
         nn::io::save_safetensors(&net, p)?;
         eprintln!("saved {}", p.display());
+    }
+    if let Some(p) = &args.filters {
+        draw_filters(p, &net)?;
     }
     if let Some(p) = &args.misclassified {
         let predicted = net.predict(&data.test, args.eval_batch)?;
@@ -405,6 +417,45 @@ fn ensemble(
         draw_misclassified(p, &data.test, &v, &format!("the ensemble of {}", args.nets))?;
     }
     c.finish(&mut run.record, run.start, "network3 ensemble")?;
+    Ok(())
+}
+
+/// The first conv-pool layer's filters, one tile per filter and input channel, each scaled
+/// by the largest weight of the layer so that filters compare (white = most negative).
+fn draw_filters(path: &std::path::Path, net: &Network<f32>) -> Result<()> {
+    let Some(w) = net
+        .layers()
+        .first()
+        .filter(|l| l.describe().starts_with("ConvPool"))
+        .and_then(|l| l.weights().first().copied())
+    else {
+        bail!("--filters: the first layer is not a conv-pool layer");
+    };
+    let t = net.graph().value(w)?;
+    let d = t.shape().dims().to_vec();
+    let (kh, kw) = (d[d.len() - 2], d[d.len() - 1]);
+    let max = t
+        .data()
+        .iter()
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    let tiles: Vec<report::Tile> = t
+        .data()
+        .chunks_exact(kh * kw)
+        .enumerate()
+        .map(|(i, f)| report::Tile {
+            width: kw,
+            height: kh,
+            ink: f.iter().map(|v| 0.5 + 0.5 * v / max).collect(),
+            caption: format!("{i}"),
+        })
+        .collect();
+    let title = format!(
+        "The {} learned {kh}x{kw} filters of the first layer",
+        tiles.len()
+    );
+    report::tiles_png(&tiles, 10, 12, &title, path)?;
+    eprintln!("filters drawn in {}", path.display());
     Ok(())
 }
 

@@ -54,3 +54,29 @@ fn misclassified_draws_exactly_the_digits_the_net_gets_wrong() {
         "{height} px for {rows} rows"
     );
 }
+
+#[test]
+fn filters_draws_the_first_conv_layer_and_refuses_a_net_without_one() {
+    let s = Scratch::new("filters");
+    let quick = ["--train-limit", "100", "--epochs", "1", "--threads", "1"];
+    let mut args: Vec<&str> = quick.to_vec();
+    let png = s.arg("filters.png");
+    args.extend([
+        "--layers",
+        "conv:6x5x5,pool:2,relu fc:20,relu softmax:10",
+        "--filters",
+        &png,
+    ]);
+    let r = run_in(&s.0, "network3", &args);
+    r.ok();
+    let bytes = std::fs::read(s.path("filters.png")).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let mut args: Vec<&str> = quick.to_vec();
+    args.extend(["--layers", "fc:20 softmax:10", "--filters", &png]);
+    let r = run_in(&s.0, "network3", &args);
+    assert!(
+        r.one_line_error().contains("not a conv-pool layer"),
+        "{}",
+        r.stderr
+    );
+}
