@@ -238,6 +238,9 @@ fn run() -> Result<()> {
             common::check_writable("--save", p)?;
         }
     }
+    if args.filters.is_some() && !layers.trim_start().starts_with("conv:") {
+        bail!("--filters: the first layer is not a conv-pool layer");
+    }
     for (flag, p) in [
         ("--misclassified", &args.misclassified),
         ("--filters", &args.filters),
