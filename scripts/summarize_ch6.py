@@ -1,4 +1,5 @@
-"""Prints the chapter 6 table from the --json records of scripts/reproduce_ch6.sh.
+"""Prints the chapter 6 table from the --json records of scripts/reproduce_ch6.sh, and the
+relu study's table when its records are there.
 
 Each row is reported as network3 reports it: the test accuracy at the epoch of best validation
 accuracy (ties go to the later epoch, as network3's >= does), per seed and as a mean.
@@ -6,6 +7,7 @@ accuracy (ties go to the later epoch, as network3's >= does), per seed and as a 
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -21,6 +23,15 @@ ROWS = [
     ("dropout", "dropout: FC1000, FC1000, dropout 0.5, expanded, 40 epochs", 99.60),
 ]
 
+# The relu study: one of network3.py's semantics changed at a time (stem, what changed).
+STUDY = [
+    ("relu", "none: the relu preset (value/256, gradient to every tied maximum, no shuffling, 2 threads)"),
+    ("relu_scale255", "pixels value/255 instead of network3's value/256"),
+    ("relu_poolfirst", "max-pool gradient to the first maximum only (PyTorch's) instead of every tied one (Theano's)"),
+    ("relu_shuffle", "training set shuffled every epoch (network3.py never shuffles)"),
+    ("relu_threads1", "1 thread instead of 2: conv gradients summed in another order (float32 rounding only)"),
+]
+
 
 def at_best(rec):
     """(test at best validation, best validation, its epoch) of a network3 record."""
@@ -32,20 +43,40 @@ def at_best(rec):
     return best
 
 
-def fmt_time(s):
-    return f"{s / 60:.1f} min" if s >= 120 else f"{s:.0f} s"
-
-
-print("| preset | book | nndl mean (seeds) | per seed: test at best validation | best validation (epoch) | epochs run | wall time / run | train images/s |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-for stem, desc, book in ROWS:
-    recs = []
-    for p in sorted(glob.glob(os.path.join(out, f"{stem}_s*.json"))):
+def records(stem):
+    """[(seed, record, at_best)] of the finished runs named STEM_sSEED.json, by seed."""
+    found = []
+    for p in glob.glob(os.path.join(out, f"{stem}_s*.json")):
+        if not re.fullmatch(re.escape(stem) + r"_s\d+\.json", os.path.basename(p)):
+            continue
         rec = json.load(open(p))
         b = at_best(rec)
         if b is None or b[0] is None:
             continue
-        recs.append((rec["settings"]["seed"], rec, b))
+        found.append((rec["settings"]["seed"], rec, b))
+    return sorted(found, key=lambda r: r[0])
+
+
+def fmt_time(s):
+    return f"{s / 60:.1f} min" if s >= 120 else f"{s:.0f} s"
+
+
+def mean_spread(tests):
+    spread = f" ± {statistics.stdev(tests):.2f}" if len(tests) > 1 else ""
+    return f"{statistics.mean(tests):.2f}%{spread}"
+
+
+total_wall = 0.0
+print("| preset | book | nndl mean ± sd (runs) | per seed: test at best validation | best validation (epoch) | epochs run | wall time / run | train images/s |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for stem, desc, book in ROWS:
+    recs = records(stem)
+    if stem == "dropout":
+        # The ensemble's nets 1-4 are dropout runs too; the row is seed 0's, as the table's.
+        total_wall += sum(r["wall_seconds"] for _, r, _ in recs)
+        recs = recs[:1]
+    else:
+        total_wall += sum(r["wall_seconds"] for _, r, _ in recs)
     if not recs:
         print(f"| {desc} | {book:.2f}% | not run | | | | | |")
         continue
@@ -55,12 +86,31 @@ for stem, desc, book in ROWS:
     ep = ", ".join(sorted({f"{len(r['epochs'])} of {r['settings']['epochs']}" for _, r, _ in recs}))
     wall = statistics.median(r["wall_seconds"] for _, r, _ in recs)
     ips = statistics.median(r["train_images_per_second"] for _, r, _ in recs)
-    spread = f" ± {statistics.stdev(tests):.2f}" if len(tests) > 1 else ""
-    print(f"| {desc} | {book:.2f}% | {statistics.mean(tests):.2f}%{spread} ({len(tests)}) | {per} | {vals} | {ep} | {fmt_time(wall)} | {ips:,.0f} |")
+    print(f"| {desc} | {book:.2f}% | {mean_spread(tests)} ({len(tests)}) | {per} | {vals} | {ep} | {fmt_time(wall)} | {ips:,.0f} |")
 
 p = os.path.join(out, "ensemble.json")
+nets = records("dropout")
 if os.path.exists(p):
     rec = json.load(open(p))
-    print(f"| ensemble of 5 dropout nets, majority vote | 99.67% | {100 * rec['test_accuracy']:.2f}% | final weights of dropout_s0-s4 | | | | |")
+    each = ", ".join(f"{100 * b[0]:.2f} (s{s})" for s, _, b in nets)
+    wrong = round((1 - rec["test_accuracy"]) * 10000)
+    print(f"| ensemble of 5 dropout nets, majority vote of their final weights | 99.67% | {100 * rec['test_accuracy']:.2f}% ({wrong} of 10,000 wrong) | nets: {each} | | | | |")
 else:
-    print("| ensemble of 5 dropout nets, majority vote | 99.67% | not run | | | | | |")
+    print(f"| ensemble of 5 dropout nets, majority vote | 99.67% | not run ({len(nets)} of 5 nets trained) | | | | | |")
+print(f"\nTraining time of every run above, end to end: {total_wall / 3600:.2f} h")
+
+base = {s: b[0] for s, _, b in records("relu")}
+if any(records(stem) for stem, _ in STUDY[1:]):
+    print("\nThe relu study: the relu preset with one thing changed (test accuracy at best validation)\n")
+    print("| what changed | per seed | mean ± sd | change of the mean vs the preset, same seeds |")
+    print("| --- | --- | --- | --- |")
+    for stem, desc in STUDY:
+        recs = records(stem)
+        if not recs:
+            print(f"| {desc} | not run | | |")
+            continue
+        tests = [100 * b[0] for _, _, b in recs]
+        per = ", ".join(f"{t:.2f} (s{s})" for t, (s, _, _) in zip(tests, recs))
+        paired = [100 * (b[0] - base[s]) for s, _, b in recs if s in base]
+        delta = f"{statistics.mean(paired):+.2f} ({len(paired)} seeds)" if paired and stem != "relu" else ""
+        print(f"| {desc} | {per} | {mean_spread(tests)} | {delta} |")
