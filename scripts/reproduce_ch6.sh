@@ -5,6 +5,8 @@
 #   bash scripts/reproduce_ch6.sh                        # the table (about 4 hours on 2 cores)
 #   ONLY="shallow conv" bash scripts/reproduce_ch6.sh    # some rows only
 #   ONLY=relu-gap bash scripts/reproduce_ch6.sh          # the relu study (README), ~45 min
+#   ONLY="shallow conv conv2 relu relu-gap expanded extra-fc dropout ensemble" \
+#     bash scripts/reproduce_ch6.sh                      # all of it, the study after relu
 # Records, logs, checkpoints and every trained net go to runs/ch6/ (git-ignored), or to $OUT:
 # a directory outside the checkout survives a fresh clone of it.
 set -euo pipefail
@@ -36,6 +38,16 @@ for p in shallow conv conv2 relu; do
   has "$p" || continue
   for s in 0 1 2; do run "${p}_s$s" --preset "$p" --seed "$s"; done
 done
+# The relu study: the relu preset with one of network3.py's semantics changed at a time.
+if has relu-gap; then
+  relu_first="conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10"
+  for s in 0 1 2; do
+    run "relu_scale255_s$s" --preset relu --seed "$s" --pixel-scale 255
+    run "relu_poolfirst_s$s" --preset relu --seed "$s" --layers "$relu_first" --pixel-scale 256
+    run "relu_shuffle_s$s" --preset relu --seed "$s" --shuffle
+  done
+  run relu_threads1_s0 --preset relu --seed 0 --threads 1
+fi
 for p in expanded extra-fc; do
   if has "$p"; then run "${p}_s0" --preset "$p" --seed 0; fi
 done
@@ -49,15 +61,5 @@ fi
 if has ensemble; then
   run ensemble --preset ensemble --vote-only --save "$out/ensemble" \
     --misclassified "$out/ensemble_misclassified.png"
-fi
-# The relu study: the relu preset with one of network3.py's semantics changed at a time.
-if has relu-gap; then
-  relu_first="conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10"
-  for s in 0 1 2; do
-    run "relu_scale255_s$s" --preset relu --seed "$s" --pixel-scale 255
-    run "relu_poolfirst_s$s" --preset relu --seed "$s" --layers "$relu_first" --pixel-scale 256
-    run "relu_shuffle_s$s" --preset relu --seed "$s" --shuffle
-  done
-  run relu_threads1_s0 --preset relu --seed 0 --threads 1
 fi
 python3 scripts/summarize_ch6.py "$out"
