@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use nndl::mnist::{self, Dataset, Scale};
 use nndl::svm::{
@@ -528,27 +528,11 @@ fn search(
     Ok((c, Gamma::Value(gamma)))
 }
 
-/// Write `value` to `path` atomically (temp file in the same directory, fsync, rename).
+/// Write `value` to `path` atomically (`atomic_file`).
 fn write_json(path: &Path, value: &Value) -> Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .with_context(|| format!("--json {}: not a file name", path.display()))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, value)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        bail!("writing {}: {e}", path.display());
-    }
-    Ok(())
+    atomic_file::write(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value)?;
+        w.write_all(b"\n")
+    })
+    .with_context(|| format!("writing {}", path.display()))
 }

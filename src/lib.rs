@@ -3,6 +3,7 @@
 //!
 //! This facade re-exports the workspace crates so that examples and users need one dependency.
 
+pub use atomic_file;
 pub use autograd;
 pub use mnist;
 pub use nn;

@@ -150,7 +150,11 @@ fn fetch_one(
                 } else {
                     dir.join(file.name)
                 };
-                crate::atomic::write_atomically(&path, |w| w.write_all(&bytes))?;
+                atomic_file::write_bytes(&path, &bytes).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    action: "write",
+                    source,
+                })?;
                 return Ok(FileReport {
                     file: file.name,
                     status: FileStatus::Downloaded {

@@ -18,7 +18,6 @@ use std::path::Path;
 use flate2::bufread::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use crate::atomic::write_atomically;
 use crate::dataset::Dataset;
 use crate::error::{Error, IdxKind, Result};
 
@@ -364,7 +363,7 @@ fn write_idx(
     format: Format,
 ) -> Result<()> {
     let header = header_bytes(kind, dims)?;
-    write_atomically(path, |w| match format {
+    let written = atomic_file::write(path, |w| match format {
         Format::Raw => {
             w.write_all(&header)?;
             w.write_all(data)
@@ -376,6 +375,11 @@ fn write_idx(
             gz.finish()?;
             Ok(())
         }
+    });
+    written.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        action: "write",
+        source,
     })
 }
 

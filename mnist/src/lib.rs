@@ -24,7 +24,6 @@
 
 #![warn(missing_docs)]
 
-mod atomic;
 pub mod baseline;
 mod dataset;
 pub mod download;

@@ -7,7 +7,6 @@
 
 use crate::{Activation, Cost, Init, Network, NnError, Result};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use tensor::{Float, Tensor};
 
@@ -26,36 +25,13 @@ fn format_err(path: &Path, why: impl Into<String>) -> NnError {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
-/// A crash leaves either the old file or the new one, never half of one.
+/// Writes `bytes` to `path` atomically (`atomic_file`): a crash leaves either the old file or
+/// the new one, never half of one.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e| NnError::Io {
+    atomic_file::write_bytes(path, bytes).map_err(|source| NnError::Io {
         path: path.to_path_buf(),
-        source: e,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| format_err(path, "not a file path"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.map_err(io)
+        source,
+    })
 }
 
 /// The layer sizes of a network2-style net (fully connected, sigmoid hidden layers, the output

@@ -150,7 +150,7 @@ fn a_torn_temp_file_from_a_killed_save_leaves_the_previous_checkpoint() {
     let net = saved(&dir.0, 4);
     let good = std::fs::read(checkpoint::path(&dir.0)).unwrap();
     // A save killed halfway leaves a temp file beside the checkpoint, never a torn checkpoint.
-    let tmp = dir.0.join(format!(".{}.tmp.4242", checkpoint::FILE_NAME));
+    let tmp = dir.0.join(format!(".{}.a1B2c3.tmp", checkpoint::FILE_NAME));
     std::fs::write(&tmp, &good[..good.len() / 2]).unwrap();
     let mut back =
         Network::<f32>::sigmoid_mlp(&[784, 16, 10], Cost::Quadratic, Init::Large, 0).unwrap();
@@ -242,7 +242,7 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().contains(".tmp."))
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
         .collect()
 }
 

@@ -7,8 +7,9 @@
 //! - [`tiles_png`]: small grey pictures in a captioned grid (misclassified digits, filters).
 //! - [`Progress`]: a progress bar on stderr while an epoch runs, hidden when stderr is not a
 //!   terminal.
-//! - [`atomic_write`]: every file this crate writes is written to a temp file in the same
-//!   directory, fsynced and renamed over the target, so a killed run leaves the previous file.
+//!
+//! Every file this crate writes is saved with `atomic_file`, so a killed run leaves the
+//! previous file.
 //!
 //! The plots' text uses DejaVu Sans, embedded in the binary (`assets/DejaVuSans.ttf`, Bitstream
 //! Vera licence, permissive, reproduced in `assets/LICENSE-DejaVu.txt`), so no system font is needed.
@@ -43,7 +44,6 @@
 
 #![warn(missing_docs)]
 
-mod atomic;
 mod canvas;
 mod error;
 mod plot;
@@ -51,9 +51,16 @@ mod progress;
 mod record;
 mod tiles;
 
-pub use atomic::{atomic_write, atomic_write_with};
 pub use error::ReportError;
 pub use plot::{plot_png, render_png, PLOT_HEIGHT, PLOT_WIDTH};
 pub use progress::Progress;
 pub use record::{EpochRecord, RunRecord};
 pub use tiles::{render_tiles_png, tiles_png, Tile};
+
+/// Saves `bytes` at `path` atomically (`atomic_file`); an error names `path`.
+pub(crate) fn save(path: &std::path::Path, bytes: &[u8]) -> Result<(), ReportError> {
+    atomic_file::write_bytes(path, bytes).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}

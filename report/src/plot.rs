@@ -10,7 +10,7 @@ use plotters::style::{register_font, FontStyle};
 use ab_glyph::FontRef;
 
 use crate::canvas::Canvas;
-use crate::{atomic_write, EpochRecord, ReportError, RunRecord};
+use crate::{save, EpochRecord, ReportError, RunRecord};
 
 /// Width of the PNG written by [`plot_png`], in pixels.
 pub const PLOT_WIDTH: u32 = 1200;
@@ -318,5 +318,5 @@ pub fn plot_png(
         },
         other => other,
     })?;
-    atomic_write(path, &png)
+    save(path, &png)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{atomic_write, ReportError};
+use crate::{save, ReportError};
 
 /// What one epoch trained on, how long it took, and whatever was monitored after it.
 ///
@@ -147,14 +147,14 @@ impl RunRecord {
         Ok(s)
     }
 
-    /// Writes the record as JSON to `path`, atomically (see [`atomic_write`]).
+    /// Writes the record as JSON to `path`, atomically (`atomic_file`).
     pub fn write_json(&self, path: impl AsRef<Path>) -> Result<(), ReportError> {
         let path = path.as_ref();
         let json = self.to_json().map_err(|source| ReportError::Serialize {
             path: path.to_path_buf(),
             source,
         })?;
-        atomic_write(path, json.as_bytes())
+        save(path, json.as_bytes())
     }
 
     /// Reads a record written by [`RunRecord::write_json`].

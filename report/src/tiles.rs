@@ -8,7 +8,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::canvas::Canvas;
 use crate::plot::{encode_rgb_png, font, FONT};
-use crate::{atomic_write, ReportError};
+use crate::{save, ReportError};
 
 /// One picture of a grid: `width x height` intensities, row-major, 0 = white paper and
 /// 1 = black ink (values outside are clamped), with a caption under it.
@@ -167,5 +167,5 @@ pub fn tiles_png(
         },
         other => other,
     })?;
-    atomic_write(path, &png)
+    save(path, &png)
 }

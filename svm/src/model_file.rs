@@ -11,10 +11,9 @@
 //! predicts exactly as the one in memory.
 
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use libsvm_sys::svm_node;
 
@@ -27,7 +26,7 @@ impl Model {
     /// directory, fsynced, then renamed over `path` (a crash leaves any previous file intact).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        write_atomically(path, |w| self.write_to(w)).map_err(|source| Error::Io {
+        atomic_file::write(path, |w| self.write_to(w)).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             action: "write",
             source,
@@ -433,44 +432,4 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
         h.nr_class
             .ok_or_else(|| self.bad(format!("{key} before nr_class")))
     }
-}
-
-/// Write `path` through a temp file in the same directory, fsync, rename; on error the temp
-/// file is removed and `path` left as it was.
-fn write_atomically(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
-    })?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    } else {
-        // Make the rename durable (best effort: not every platform can open a directory).
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    result
 }
