@@ -1,13 +1,11 @@
-//! The custom-layer example's maxout layer (written with graph ops only) is gradchecked, and a
-//! deliberately broken copy of its forward-derived gradient would be caught: here the check
-//! runs on the real layer, and on the layer with its relu swapped for the identity on only
-//! one side, which changes the function, so the gradient check still passes (it checks
-//! consistency, not intent) while the values differ.
+//! The custom-layer example's maxout layer, written with graph ops only, passes
+//! `nn::gradcheck_layer` (its input, weights and biases against finite differences) and
+//! computes the larger of its two affine pieces.
 
 #[path = "../examples/custom_layer/maxout.rs"]
 mod maxout;
 
-use autograd::{gradcheck, AutogradError, GradcheckConfig, Graph};
+use autograd::Graph;
 use maxout::Maxout;
 use nn::{Ctx, Layer, Mode};
 use rand::SeedableRng;
@@ -19,30 +17,16 @@ fn maxout_layer_passes_gradcheck_and_computes_the_maximum() {
     let mut g = Graph::<f64>::new();
     let layer = Maxout::new(&mut g, "m", 5, 3, &mut rng).unwrap();
     let x = Tensor::<f64>::randn(&[4, 5], 0.0, 1.0, &mut rng).unwrap();
-    let forward = |g: &mut Graph<f64>| {
-        let xv = g.input(x.clone());
-        let mut r = rand_pcg::Pcg64::seed_from_u64(0);
-        let mut cx = Ctx {
-            mode: Mode::Train,
-            rng: &mut r,
-        };
-        layer
-            .forward(g, xv, &mut cx)
-            .map_err(|e| AutogradError::Invalid {
-                op: "maxout",
-                why: e.to_string(),
-            })
+    let r = nn::gradcheck_layer(&mut g, &layer, x.clone(), Mode::Train).unwrap();
+    assert_eq!(r.checked, 4 * 5 + 2 * (15 + 3)); // the input, then both pieces
+                                                 // Values: the output is the larger of the two affine pieces, element by element.
+    let xv = g.input(x.clone());
+    let mut rng0 = rand_pcg::Pcg64::seed_from_u64(0);
+    let mut cx = Ctx {
+        mode: Mode::Train,
+        rng: &mut rng0,
     };
-    let r = gradcheck(
-        &mut g,
-        &[layer.w1, layer.b1, layer.w2, layer.b2],
-        forward,
-        GradcheckConfig::default(),
-    )
-    .unwrap();
-    assert_eq!(r.checked, 2 * (15 + 3));
-    // Values: the output is the larger of the two affine pieces, element by element.
-    let y = forward(&mut g).unwrap();
+    let y = layer.forward(&mut g, xv, &mut cx).unwrap();
     let out = g.value(y).unwrap().clone();
     let piece = |w, b| {
         let (w, b): (&Tensor<f64>, &Tensor<f64>) = (g.value(w).unwrap(), g.value(b).unwrap());

@@ -26,6 +26,7 @@ pub mod gradcheck;
 mod graph;
 pub mod ops;
 mod pool;
+pub mod testing;
 
 pub use error::AutogradError;
 pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};

@@ -9,11 +9,11 @@ mod common;
 mod maxout;
 
 use anyhow::Result;
-use autograd::{gradcheck, GradcheckConfig, Graph};
+use autograd::Graph;
 use clap::Parser;
 use common::Common;
 use maxout::Maxout;
-use nn::{Activation, Cost, Ctx, Init, Layer, Mode, Network, Regularization};
+use nn::{Activation, Cost, Init, Mode, Network, Regularization};
 use rand::SeedableRng;
 use std::time::Instant;
 use tensor::Tensor;
@@ -34,31 +34,13 @@ fn run() -> Result<()> {
     let c = &args.common;
     c.init_threads()?;
 
-    // 1. Gradient check of the layer in f64: every weight and bias against finite differences.
+    // 1. Gradient check of the layer in f64: its input, every weight and every bias against
+    // finite differences.
     let mut rng = rand_pcg::Pcg64::seed_from_u64(c.seed);
     let mut g = Graph::<f64>::new();
     let layer = Maxout::new(&mut g, "maxout", 6, 4, &mut rng)?;
     let x = Tensor::<f64>::randn(&[3, 6], 0.0, 1.0, &mut rng)?;
-    let params = [layer.w1, layer.b1, layer.w2, layer.b2];
-    let report = gradcheck(
-        &mut g,
-        &params,
-        |g| {
-            let xv = g.input(x.clone());
-            let mut r = rand_pcg::Pcg64::seed_from_u64(0);
-            let mut cx = Ctx {
-                mode: Mode::Train,
-                rng: &mut r,
-            };
-            layer
-                .forward(g, xv, &mut cx)
-                .map_err(|e| autograd::AutogradError::Invalid {
-                    op: "maxout",
-                    why: e.to_string(),
-                })
-        },
-        GradcheckConfig::default(),
-    )?;
+    let report = nn::gradcheck_layer(&mut g, &layer, x, Mode::Train)?;
     println!("gradcheck of Maxout passed: {report}");
 
     // 2. Train it on MNIST.

@@ -57,3 +57,16 @@ impl From<tensor::TensorError> for NnError {
         NnError::Graph(e.into())
     }
 }
+
+/// So that a closure given to `autograd::gradcheck` can run nn code with `?`.
+impl From<NnError> for autograd::AutogradError {
+    fn from(e: NnError) -> Self {
+        match e {
+            NnError::Graph(e) => e,
+            other => autograd::AutogradError::Invalid {
+                op: "nn",
+                why: other.to_string(),
+            },
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 mod data;
 mod error;
+mod gradcheck;
 mod layer;
 mod network;
 
@@ -20,6 +21,7 @@ pub mod spec;
 
 pub use data::{InMemory, Samples};
 pub use error::NnError;
+pub use gradcheck::gradcheck_layer;
 pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, Mode};
 pub use layers::{ConvPool, DropoutStyle, FullyConnected};

@@ -138,7 +138,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::check;
+    use crate::testing::check;
 
     #[test]
     fn add_sub_mul_div_same_shape() {

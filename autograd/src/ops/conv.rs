@@ -247,7 +247,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::{check, randoms};
+    use crate::testing::{check, randoms};
     use tensor::pool::PoolGrad;
     use tensor::unary::Act;
 

@@ -59,7 +59,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::check;
+    use crate::testing::check;
     use tensor::Tensor;
 
     #[test]

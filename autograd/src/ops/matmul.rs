@@ -245,7 +245,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::check;
+    use crate::testing::check;
 
     #[test]
     fn matmul_gradients() {

@@ -80,7 +80,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::check;
+    use crate::testing::check;
 
     #[test]
     fn transpose_and_reshape_gradients() {

@@ -151,7 +151,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::{check, check_on, randoms};
+    use crate::testing::{check, check_on, randoms};
 
     #[test]
     fn activations() {
