@@ -9,7 +9,7 @@
 //! ReLU; E as D with FC1000, FC1000 and dropout 0.5. PyTorch runs `benches/pytorch_reference.py`
 //! with `torch.set_num_threads` equal to nndl's thread count.
 
-use nn::{Cost, Init, Network, Regularization};
+use nn::{Cost, Epoch, Init, Network, Regularization, Sgd};
 use std::process::Command;
 use std::time::Instant;
 
@@ -37,7 +37,13 @@ fn nndl_rate(
     // Calibrate on a slice, then train on enough images to fill `seconds`.
     let probe = data.take((batch * 20).min(data.len()));
     let t = Instant::now();
-    n.train_epoch(&probe, batch, 0.01, reg, false, 0, |_| {})
+    let mut sgd = Sgd::new(0.01, reg);
+    let epoch = Epoch {
+        index: 0,
+        mini_batch: batch,
+        shuffle: false,
+    };
+    n.train_epoch(&probe, &mut sgd, epoch, |_| {})
         .expect("train");
     let per_image = t.elapsed().as_secs_f64() / probe.len() as f64;
     let count = ((seconds / per_image) as usize).clamp(batch * 10, data.len()) / batch * batch;
@@ -46,9 +52,7 @@ fn nndl_rate(
     // 50,000 images in a fraction of a second).
     let (mut images, mut spent) = (0usize, 0.0f64);
     while spent < seconds {
-        let stats = n
-            .train_epoch(&set, batch, 0.01, reg, false, 0, |_| {})
-            .expect("train");
+        let stats = n.train_epoch(&set, &mut sgd, epoch, |_| {}).expect("train");
         images += stats.images;
         spent += stats.seconds;
     }

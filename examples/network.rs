@@ -10,7 +10,7 @@ mod common;
 use anyhow::Result;
 use clap::Parser;
 use common::{Common, Resume};
-use nn::{Cost, Init, Network, Regularization};
+use nn::{Cost, Epoch, Init, Network, Regularization, Sgd};
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
@@ -55,17 +55,15 @@ fn run() -> Result<()> {
         (first, record, start) = (r.epochs_done, r.record, r.start);
         best = serde_json::from_value(r.program)?;
     }
+    let mut sgd = Sgd::new(eta, Regularization::None);
     for epoch in first..epochs {
         let t = Instant::now();
-        let stats = common::train_epoch(
-            &mut net,
-            &data.training,
-            mb,
-            eta,
-            Regularization::None,
-            true,
-            epoch,
-        )?;
+        let e = Epoch {
+            index: epoch,
+            mini_batch: mb,
+            shuffle: true,
+        };
+        let stats = common::train_epoch(&mut net, &data.training, &mut sgd, e)?;
         let test = net.evaluate(&data.test, 1000, None)?;
         println!("Epoch {epoch}: {} / {}", test.correct, test.total);
         if test.correct > best.0 {

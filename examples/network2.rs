@@ -12,7 +12,7 @@ mod common;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use common::{Common, Resume};
-use nn::{Cost, Init, Network, Regularization};
+use nn::{Cost, Epoch, Init, Network, Regularization, Sgd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -127,7 +127,7 @@ fn run() -> Result<()> {
         "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
     });
     let mut record = report::RunRecord::new("network2", settings.clone());
-    let reg = Regularization::WeightDecay { lmbda, n };
+    let mut sgd = Sgd::new(eta, Regularization::WeightDecay { lmbda, n });
     let mut start = Instant::now();
     let (mut best, mut since_best) = (0usize, 0usize);
     let mut first = 0;
@@ -141,7 +141,12 @@ fn run() -> Result<()> {
     }
     for epoch in first..epochs {
         let t = Instant::now();
-        let stats = common::train_epoch(&mut net, &data.training, mb, eta, reg, true, epoch)?;
+        let e = Epoch {
+            index: epoch,
+            mini_batch: mb,
+            shuffle: true,
+        };
+        let stats = common::train_epoch(&mut net, &data.training, &mut sgd, e)?;
         println!("Epoch {epoch} training complete");
         let mut e = common::epoch_record(epoch, &stats, t);
         if !args.accuracy_only {

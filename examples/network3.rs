@@ -14,7 +14,7 @@ mod common;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use common::{Common, Resume};
-use nn::{Network, Regularization};
+use nn::{Epoch, Network, Regularization, Sgd};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -149,10 +149,13 @@ fn train(
 ) -> Result<Outcome> {
     let mb = args.common.mini_batch.unwrap_or(10);
     let num_batches = data.training.len() / mb;
-    let reg = Regularization::InGraph {
-        lmbda: lambda,
-        num_batches,
-    };
+    let mut sgd = Sgd::new(
+        eta,
+        Regularization::InGraph {
+            lmbda: lambda,
+            num_batches,
+        },
+    );
     let mut out = Outcome {
         best_validation: 0.0,
         best_epoch: None,
@@ -175,7 +178,12 @@ fn train(
     let training = data.training.take(num_batches * mb);
     for epoch in first..epochs {
         let t = Instant::now();
-        let stats = common::train_epoch(net, &training, mb, eta, reg, args.shuffle, epoch)?;
+        let e = Epoch {
+            index: epoch,
+            mini_batch: mb,
+            shuffle: args.shuffle,
+        };
+        let stats = common::train_epoch(net, &training, &mut sgd, e)?;
         let v = net
             .evaluate(&data.validation, args.eval_batch, None)?
             .accuracy();

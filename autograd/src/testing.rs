@@ -120,7 +120,12 @@ mod tests {
         check_value(
             &[&[4]],
             |g, v| g.tanh(v[0]),
-            |x| x[0].data().iter().map(|a| 1.0 / (1.0 + (-a).exp())).collect(),
+            |x| {
+                x[0].data()
+                    .iter()
+                    .map(|a| 1.0 / (1.0 + (-a).exp()))
+                    .collect()
+            },
         );
     }
 

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use anyhow::{Context, Result};
-use nn::{EpochStats, Network, Regularization, Samples};
+use nn::{Epoch, EpochStats, Network, Optimizer, Samples};
 use report::{EpochRecord, Progress, RunRecord};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -348,19 +348,15 @@ impl Resume {
 }
 
 /// One training epoch with a progress bar on stderr (shown only on a terminal).
-#[allow(clippy::too_many_arguments)]
 pub fn train_epoch<S: Samples>(
     net: &mut Network<f32>,
     data: &S,
-    mini_batch: usize,
-    eta: f64,
-    reg: Regularization,
-    shuffle: bool,
-    epoch: usize,
+    opt: &mut dyn Optimizer<f32>,
+    epoch: Epoch,
 ) -> Result<EpochStats> {
-    let mut bar = Progress::new(data.len() as u64, &format!("epoch {epoch}"));
+    let mut bar = Progress::new(data.len() as u64, &format!("epoch {}", epoch.index));
     let mut last = 0;
-    let stats = net.train_epoch(data, mini_batch, eta, reg, shuffle, epoch, |done| {
+    let stats = net.train_epoch(data, opt, epoch, |done| {
         bar.inc((done - last) as u64);
         last = done;
     });

@@ -13,7 +13,7 @@ use autograd::Graph;
 use clap::Parser;
 use common::Common;
 use maxout::Maxout;
-use nn::{Activation, Cost, Init, Mode, Network, Regularization};
+use nn::{Activation, Cost, Epoch, Init, Mode, Network, Regularization, Sgd};
 use rand::SeedableRng;
 use std::time::Instant;
 use tensor::Tensor;
@@ -62,17 +62,15 @@ fn run() -> Result<()> {
         serde_json::json!({"epochs": epochs, "mini_batch": mb, "eta": eta, "hidden": hidden, "seed": c.seed}),
     );
     let start = Instant::now();
+    let mut sgd = Sgd::new(eta, Regularization::None);
     for epoch in 0..epochs {
         let t = Instant::now();
-        let stats = common::train_epoch(
-            &mut net,
-            &data.training,
-            mb,
-            eta,
-            Regularization::None,
-            true,
-            epoch,
-        )?;
+        let e = Epoch {
+            index: epoch,
+            mini_batch: mb,
+            shuffle: true,
+        };
+        let stats = common::train_epoch(&mut net, &data.training, &mut sgd, e)?;
         let v = net.evaluate(&data.validation, 1000, None)?;
         println!(
             "Epoch {epoch}: validation accuracy {:.2}%",

@@ -2,15 +2,19 @@
 //!
 //! A [`Layer`] holds its parameters (on the network's [`autograd::Graph`]) and a `forward`
 //! written only with graph ops; it never writes a gradient. [`Network`] is a sequence of
-//! layers with a [`Cost`], trained by [`Network::train_epoch`] with SGD and one of the book's
-//! three ways of regularising ([`Regularization`]). [`reference`] keeps the book's
+//! layers with a [`Cost`], trained by [`Network::train_epoch`] with an [`Optimizer`]: [`Sgd`]
+//! with one of the book's three ways of regularising ([`Regularization`]). [`reference`] keeps the book's
 //! hand-derived backprop (BP1-BP4), which the tests compare autodiff against.
 
+mod cost;
 mod data;
 mod error;
+mod evaluate;
 mod gradcheck;
 mod layer;
+mod monitor;
 mod network;
+mod optim;
 
 pub mod checkpoint;
 pub mod init;
@@ -19,13 +23,16 @@ pub mod layers;
 pub mod reference;
 pub mod spec;
 
+pub use cost::Cost;
 pub use data::{InMemory, Samples};
 pub use error::NnError;
+pub use evaluate::Evaluation;
 pub use gradcheck::gradcheck_layer;
 pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, Mode};
 pub use layers::{ConvPool, DropoutStyle, FullyConnected};
-pub use network::{Cost, EpochStats, Evaluation, Network, Regularization, MAX_PARAMETERS};
+pub use network::{Epoch, EpochStats, Network, MAX_PARAMETERS};
+pub use optim::{Optimizer, Regularization, Sgd};
 pub use tensor::pool::PoolGrad;
 
 /// Result type of the nn crate.

@@ -1,98 +1,16 @@
-//! A sequential network with a cost, trained by mini-batch SGD.
+//! A sequential network with a cost: the model (layers, forward, parameters) and the epoch
+//! of mini-batch training an [`Optimizer`] steps.
 
 use crate::layers::{ConvPool, FullyConnected};
-use crate::{Activation, Ctx, Init, Layer, Mode, NnError, PoolGrad, Result, Samples};
+use crate::monitor::{divergence, SCAN_EVERY};
+use crate::{
+    Activation, Cost, Ctx, Init, Layer, Mode, NnError, Optimizer, PoolGrad, Result, Samples,
+};
 use autograd::{Graph, Var};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::time::Instant;
 use tensor::Float;
-
-/// The book's three costs. Each takes the last layer's pre-activation `z` and applies the
-/// output nonlinearity itself, fused where that is stable and cheaper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cost {
-    /// network.py: sigmoid output, `0.5 ||a - y||^2` against one-hot targets.
-    Quadratic,
-    /// network2.py: sigmoid output, cross-entropy against one-hot targets (gradient `a - y`).
-    CrossEntropy,
-    /// network3.py: softmax output, `-log p[y]` (gradient `p - y`).
-    LogLikelihood,
-}
-
-impl Cost {
-    /// The class name network2.py's JSON files use.
-    pub fn network2_name(self) -> &'static str {
-        match self {
-            Cost::Quadratic => "QuadraticCost",
-            Cost::CrossEntropy => "CrossEntropyCost",
-            Cost::LogLikelihood => "LogLikelihoodCost",
-        }
-    }
-
-    /// Parses network2's class name.
-    pub fn from_network2_name(s: &str) -> Option<Self> {
-        Some(match s {
-            "QuadraticCost" => Cost::Quadratic,
-            "CrossEntropyCost" => Cost::CrossEntropy,
-            "LogLikelihoodCost" => Cost::LogLikelihood,
-            _ => return None,
-        })
-    }
-
-    /// The mean cost of the mini-batch on the graph.
-    pub fn loss<T: Float>(self, g: &mut Graph<T>, z: Var, labels: &[usize]) -> Result<Var> {
-        if self == Cost::LogLikelihood {
-            return Ok(g.softmax_cross_entropy(z, labels)?);
-        }
-        let s = g.value(z)?.shape();
-        let classes = s.dims().get(1).copied().unwrap_or(0);
-        if s.ndim() != 2 {
-            return Err(NnError::Config(format!(
-                "the cost needs [batch, classes] outputs, got {s}"
-            )));
-        }
-        if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
-            return Err(NnError::Config(format!(
-                "label {bad} does not fit the network's {classes} outputs"
-            )));
-        }
-        let y = g.input_with(s.dims(), |d| {
-            d.iter_mut().for_each(|v| *v = T::zero());
-            for (r, &l) in labels.iter().enumerate() {
-                d[r * classes + l] = T::one();
-            }
-        })?;
-        Ok(match self {
-            Cost::Quadratic => {
-                let a = g.sigmoid(z)?;
-                g.quadratic_cost(a, y)?
-            }
-            _ => g.sigmoid_cross_entropy(z, y)?,
-        })
-    }
-}
-
-/// How weights are regularised, as each of the book's programs does it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Regularization {
-    /// None (network.py).
-    None,
-    /// network2.py: `w <- (1 - eta*lmbda/n) w - eta * grad`, `n` the training-set size.
-    WeightDecay {
-        /// lambda.
-        lmbda: f64,
-        /// Training-set size.
-        n: usize,
-    },
-    /// network3.py: `0.5*lmbda*sum(w^2)/num_batches` added to the cost in the graph.
-    InGraph {
-        /// lambda.
-        lmbda: f64,
-        /// Number of mini-batches per epoch.
-        num_batches: usize,
-    },
-}
 
 /// Timing of one training epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,28 +23,6 @@ pub struct EpochStats {
     pub mean_cost: f64,
 }
 
-/// Accuracy and cost of a network on a data set.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Evaluation {
-    /// Correctly classified samples.
-    pub correct: usize,
-    /// Samples in all.
-    pub total: usize,
-    /// Mean cost (plus network2's L2 term when asked for).
-    pub cost: f64,
-}
-
-impl Evaluation {
-    /// `correct / total`.
-    pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.total.max(1) as f64
-    }
-}
-
-/// How often (in mini-batches) [`Network::train_epoch`] scans every parameter for NaN or
-/// infinity: a scan costs about a tenth of an SGD update, so this keeps it under 1%.
-const SCAN_EVERY: usize = 16;
-
 /// The most parameters a network may hold: 2^28 (1 GiB as f32), over 150 times the book's
 /// largest net. A bigger `--layers` description or model file is refused before anything is
 /// allocated, rather than aborting the process when the allocation fails.
@@ -134,7 +30,7 @@ pub const MAX_PARAMETERS: usize = 1 << 28;
 
 /// A sequence of layers and a cost, with its parameters on one graph.
 pub struct Network<T: Float> {
-    graph: Graph<T>,
+    pub(crate) graph: Graph<T>,
     layers: Vec<Box<dyn Layer<T>>>,
     input_dims: Vec<usize>,
     dims: Vec<usize>,
@@ -142,8 +38,19 @@ pub struct Network<T: Float> {
     rng: rand_pcg::Pcg64,
     order: Vec<usize>,
     labels: Vec<usize>,
-    fused_step: bool,
-    decays: Vec<T>,
+}
+
+/// What one epoch of training is: its number (counted from 0, named in errors), the
+/// mini-batch size, and whether the samples are shuffled first (with the network's seed;
+/// network3 does not shuffle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch {
+    /// The epoch's number, counted from 0.
+    pub index: usize,
+    /// Samples per SGD step.
+    pub mini_batch: usize,
+    /// Shuffle the samples before the epoch.
+    pub shuffle: bool,
 }
 
 impl<T: Float> Network<T> {
@@ -159,8 +66,6 @@ impl<T: Float> Network<T> {
             rng: rand_pcg::Pcg64::seed_from_u64(seed),
             order: Vec::new(),
             labels: Vec::new(),
-            fused_step: true,
-            decays: Vec::new(),
         }
     }
 
@@ -379,7 +284,7 @@ impl<T: Float> Network<T> {
         Ok(h)
     }
 
-    fn put_batch<S: Samples>(&mut self, data: &S, idx: &[usize]) -> Result<Var> {
+    pub(crate) fn put_batch<S: Samples>(&mut self, data: &S, idx: &[usize]) -> Result<Var> {
         if data.sample_len() != self.input_dims.iter().product::<usize>() {
             return Err(NnError::Config(format!(
                 "the data has {} values per sample but the network takes {:?}",
@@ -392,184 +297,49 @@ impl<T: Float> Network<T> {
         Ok(self.graph.input_with(&dims, |d| data.fill_inputs(idx, d))?)
     }
 
-    /// Records input, forward and cost (with network3's in-graph L2 when asked) of the
-    /// samples `idx`; returns the scalar cost.
-    pub fn batch_loss<S: Samples>(
-        &mut self,
-        data: &S,
-        idx: &[usize],
-        reg: Regularization,
-        mode: Mode,
-    ) -> Result<Var> {
-        let x = self.put_batch(data, idx)?;
-        let z = self.forward(x, mode)?;
+    /// The cost of the outputs `z` against the labels of the samples `idx`.
+    pub(crate) fn cost_of<S: Samples>(&mut self, z: Var, data: &S, idx: &[usize]) -> Result<Var> {
         self.labels.clear();
         self.labels.extend(idx.iter().map(|&i| data.label(i)));
         let labels = std::mem::take(&mut self.labels);
         let loss = self.cost.loss(&mut self.graph, z, &labels);
         self.labels = labels;
-        let mut loss = loss?;
-        if let Regularization::InGraph { lmbda, num_batches } = reg {
-            if lmbda != 0.0 {
-                let mut total: Option<Var> = None;
-                for w in self.weights() {
-                    let s = self.graph.sum_squares(w)?;
-                    total = Some(match total {
-                        Some(t) => self.graph.add(t, s)?,
-                        None => s,
-                    });
-                }
-                if let Some(t) = total {
-                    let l2 = self
-                        .graph
-                        .scale(t, T::of(0.5 * lmbda / num_batches.max(1) as f64))?;
-                    loss = self.graph.add(loss, l2)?;
-                }
-            }
-        }
-        Ok(loss)
+        loss
     }
 
-    /// Whether [`Network::train_epoch`] lets the linear layers take their SGD step inside the
-    /// backward ([`autograd::Graph::backward_step`]: one pass over each weight matrix instead
-    /// of five; on by default). The result is the same up to float rounding.
-    pub fn set_fused_step(&mut self, on: bool) {
-        self.fused_step = on;
+    /// Records input, forward and cost of the samples `idx`; returns the scalar cost.
+    pub fn batch_loss<S: Samples>(&mut self, data: &S, idx: &[usize], mode: Mode) -> Result<Var> {
+        let x = self.put_batch(data, idx)?;
+        let z = self.forward(x, mode)?;
+        self.cost_of(z, data, idx)
     }
 
-    /// Each parameter's decay factor for a step at `eta` (network2's weight decay on weights).
-    fn fill_decays(&mut self, eta: f64, reg: Regularization) {
-        let decay = match reg {
-            Regularization::WeightDecay { lmbda, n } => T::of(1.0 - eta * lmbda / n.max(1) as f64),
-            _ => T::one(),
-        };
-        let weights = self.weights();
-        let params = self.parameters();
-        self.decays.clear();
-        self.decays.extend(
-            params
-                .iter()
-                .map(|p| if weights.contains(p) { decay } else { T::one() }),
-        );
-    }
-
-    /// The SGD update after a backward (skipping parameters a fused step already updated): `w <- decay*w - eta*grad` for weights (decay from
-    /// network2's L2), `b <- b - eta*grad` for biases.
-    pub fn sgd_update(&mut self, eta: f64, reg: Regularization) -> Result<()> {
-        let decay = match reg {
-            Regularization::WeightDecay { lmbda, n } => T::of(1.0 - eta * lmbda / n.max(1) as f64),
-            _ => T::one(),
-        };
-        let eta = T::of(eta);
-        let weights = self.weights();
-        for p in self.parameters() {
-            let d = if weights.contains(&p) {
-                decay
-            } else {
-                T::one()
-            };
-            if self.graph.stepped(p).is_some() {
-                continue;
-            }
-            let (v, g) = self.graph.param_and_grad(p)?;
-            match g {
-                Some(g) => v
-                    .data_mut()
-                    .iter_mut()
-                    .zip(g.data())
-                    .for_each(|(w, &g)| *w = d * *w - eta * g),
-                None if d != T::one() => v.data_mut().iter_mut().for_each(|w| *w *= d),
-                None => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Why training diverged in the step just taken, if it did: every gradient is exactly
-    /// zero although the cost is not (every unit saturated: nothing will change again), or,
-    /// with `scan`, a parameter holds a NaN or infinity. The gradient test reads the biases'
-    /// gradients and the weights' only when those are all zero; the parameter scan costs
-    /// about a tenth of an update, so [`Network::train_epoch`] runs it every
-    /// `SCAN_EVERY` mini-batches and after the last.
-    fn divergence(&self, cost: f64, scan: bool) -> Option<String> {
-        let weights = self.weights();
-        let all_zero = |ps: &mut dyn Iterator<Item = Var>| {
-            for p in ps {
-                let zero = match (self.graph.stepped(p), self.graph.grad(p)) {
-                    (Some(nonzero), _) => !nonzero,
-                    (None, Some(g)) => g.data().iter().all(|&v| v == T::zero()),
-                    (None, None) => true,
-                };
-                if !zero {
-                    return false;
-                }
-            }
-            true
-        };
-        let some_grad = self
-            .parameters()
-            .iter()
-            .any(|&p| self.graph.grad(p).is_some() || self.graph.stepped(p).is_some());
-        if cost != 0.0
-            && some_grad
-            && all_zero(
-                &mut self
-                    .parameters()
-                    .into_iter()
-                    .filter(|p| !weights.contains(p)),
-            )
-            && all_zero(&mut weights.iter().copied())
-        {
-            return Some(format!(
-                "every gradient is exactly zero while the cost is {cost} (the units saturated: \
-                 the net stopped learning)"
-            ));
-        }
-        if scan {
-            for p in self.parameters() {
-                let Ok(t) = self.graph.value(p) else { continue };
-                let finite = t.data().iter().fold(true, |ok, v| ok & v.is_finite());
-                if !finite {
-                    let name = self.graph.name(p).unwrap_or("?");
-                    let bad = t
-                        .data()
-                        .iter()
-                        .find(|v| !v.is_finite())
-                        .map_or(f64::NAN, |v| v.f64());
-                    return Some(format!("parameter {name} holds {bad}"));
-                }
-            }
-        }
-        None
-    }
-
-    /// One epoch of mini-batch SGD over `data` (shuffled with the network's seed when
-    /// `shuffle`; network3 does not shuffle). `on_batch(images_done)` is called after each
-    /// mini-batch (progress). Stops with [`NnError::NonFinite`] if the cost becomes NaN or
-    /// infinite, and with [`NnError::Diverged`] if every gradient of a mini-batch is exactly
-    /// zero while its cost is not, or a parameter is NaN or infinite (scanned every 16
-    /// mini-batches and after the last).
-    #[allow(clippy::too_many_arguments)]
+    /// One epoch of mini-batch training over `data`, each step taken by `opt`.
+    /// `on_batch(images_done)` is called after each mini-batch (progress). Stops with
+    /// [`NnError::NonFinite`] if the cost becomes NaN or infinite, and with
+    /// [`NnError::Diverged`] if every gradient of a mini-batch is exactly zero while its cost
+    /// is not, or a parameter is NaN or infinite (scanned every 16 mini-batches and after the
+    /// last).
     pub fn train_epoch<S: Samples>(
         &mut self,
         data: &S,
-        mini_batch: usize,
-        eta: f64,
-        reg: Regularization,
-        shuffle: bool,
-        epoch: usize,
+        opt: &mut dyn Optimizer<T>,
+        epoch: Epoch,
         mut on_batch: impl FnMut(usize),
     ) -> Result<EpochStats> {
+        let Epoch {
+            index,
+            mini_batch,
+            shuffle,
+        } = epoch;
         if mini_batch == 0 {
             return Err(NnError::Config(
                 "the mini-batch size must be at least 1".into(),
             ));
         }
-        if !eta.is_finite() || eta <= 0.0 || !T::of(eta).is_finite() {
-            return Err(NnError::Config(format!(
-                "the learning rate must be a positive number the network's precision holds, got {eta}"
-            )));
-        }
+        let (params, weights) = (self.parameters(), self.weights());
+        opt.begin_epoch(&params, &weights)?;
+        let eta = opt.learning_rate();
         let start = Instant::now();
         let n = data.len();
         let mut order = std::mem::take(&mut self.order);
@@ -580,39 +350,29 @@ impl<T: Float> Network<T> {
         }
         let mut sum = 0.0;
         let mut batches = 0;
-        self.fill_decays(eta, reg);
-        let decays = std::mem::take(&mut self.decays);
         let result = (|| {
             for (b, idx) in order.chunks(mini_batch).enumerate() {
                 self.graph.reset();
-                let loss = self.batch_loss(data, idx, reg, Mode::Train)?;
+                let loss = self.batch_loss(data, idx, Mode::Train)?;
+                let loss = opt.regularize(&mut self.graph, &weights, loss)?;
                 let value = self.graph.value(loss)?.data()[0].f64();
                 if !value.is_finite() {
                     return Err(NnError::NonFinite {
                         value,
-                        epoch,
+                        epoch: index,
                         batch: b,
                         eta,
                     });
                 }
                 sum += value;
                 batches += 1;
-                if self.fused_step {
-                    let sgd = autograd::Sgd {
-                        eta: T::of(eta),
-                        decay: &decays,
-                    };
-                    self.graph.backward_step(loss, &sgd)?;
-                } else {
-                    self.graph.backward(loss)?;
-                }
-                self.sgd_update(eta, reg)?;
+                opt.step(&mut self.graph, loss, &params, &weights)?;
                 let last = (b + 1) * mini_batch >= n;
-                if let Some(what) = self.divergence(value, last || b % SCAN_EVERY == SCAN_EVERY - 1)
-                {
+                let scan = last || b % SCAN_EVERY == SCAN_EVERY - 1;
+                if let Some(what) = divergence(&self.graph, &params, &weights, value, scan) {
                     return Err(NnError::Diverged {
                         what,
-                        epoch,
+                        epoch: index,
                         batch: b,
                         eta,
                     });
@@ -623,96 +383,11 @@ impl<T: Float> Network<T> {
         })();
         self.graph.reset();
         self.order = order;
-        self.decays = decays;
         result?;
         Ok(EpochStats {
             seconds: start.elapsed().as_secs_f64(),
             images: n,
             mean_cost: sum / batches.max(1) as f64,
         })
-    }
-
-    /// The predicted class of each sample of `data`, computed `batch` at a time without
-    /// recording a backward.
-    pub fn predict<S: Samples>(&mut self, data: &S, batch: usize) -> Result<Vec<usize>> {
-        let mut out = Vec::with_capacity(data.len());
-        let idx: Vec<usize> = (0..data.len()).collect();
-        for chunk in idx.chunks(batch.max(1)) {
-            self.graph.reset();
-            let (z, _) = self.eval_batch(data, chunk, false)?;
-            out.extend(tensor::argmax_rows(self.graph.value(z)?)?);
-        }
-        self.graph.reset();
-        Ok(out)
-    }
-
-    /// Accuracy and mean cost on `data`; with `l2_lmbda`, network2's `total_cost` adds
-    /// `0.5 * (lmbda / len(data)) * sum ||w||^2`.
-    pub fn evaluate<S: Samples>(
-        &mut self,
-        data: &S,
-        batch: usize,
-        l2_lmbda: Option<f64>,
-    ) -> Result<Evaluation> {
-        let idx: Vec<usize> = (0..data.len()).collect();
-        let (mut correct, mut cost) = (0usize, 0.0f64);
-        for chunk in idx.chunks(batch.max(1)) {
-            self.graph.reset();
-            let (z, loss) = self.eval_batch(data, chunk, true)?;
-            let loss = loss.expect("asked for the cost");
-            let pred = tensor::argmax_rows(self.graph.value(z)?)?;
-            correct += pred
-                .iter()
-                .zip(chunk)
-                .filter(|(&p, &i)| p == data.label(i))
-                .count();
-            cost += self.graph.value(loss)?.data()[0].f64() * chunk.len() as f64;
-        }
-        self.graph.reset();
-        let mut cost = cost / data.len().max(1) as f64;
-        if let Some(l) = l2_lmbda {
-            let sq: f64 = self
-                .weights()
-                .iter()
-                .map(|&w| {
-                    self.graph
-                        .value(w)
-                        .map(|t| t.data().iter().map(|v| v.f64() * v.f64()).sum::<f64>())
-                        .unwrap_or(0.0)
-                })
-                .sum();
-            cost += 0.5 * (l / data.len().max(1) as f64) * sq;
-        }
-        Ok(Evaluation {
-            correct,
-            total: data.len(),
-            cost,
-        })
-    }
-
-    /// Forward (and cost, with `with_cost`) of the samples `chunk` in eval mode, recording
-    /// no backward.
-    fn eval_batch<S: Samples>(
-        &mut self,
-        data: &S,
-        chunk: &[usize],
-        with_cost: bool,
-    ) -> Result<(Var, Option<Var>)> {
-        let was = self.graph.set_recording(false);
-        let r = (|| {
-            let x = self.put_batch(data, chunk)?;
-            let z = self.forward(x, Mode::Eval)?;
-            if !with_cost {
-                return Ok((z, None));
-            }
-            self.labels.clear();
-            self.labels.extend(chunk.iter().map(|&i| data.label(i)));
-            let labels = std::mem::take(&mut self.labels);
-            let loss = self.cost.loss(&mut self.graph, z, &labels);
-            self.labels = labels;
-            Ok((z, Some(loss?)))
-        })();
-        self.graph.set_recording(was);
-        r
     }
 }

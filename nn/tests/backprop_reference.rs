@@ -3,7 +3,7 @@
 //! term), on a [784,30,10] net and a 4-layer net.
 
 use nn::reference::{RefCost, SigmoidNet};
-use nn::{Cost, InMemory, Init, Mode, Network, Regularization};
+use nn::{Cost, InMemory, Init, Mode, Network, Optimizer, Regularization, Sgd};
 use rand::{Rng, SeedableRng};
 
 fn reference_of(net: &Network<f64>, sizes: &[usize]) -> SigmoidNet {
@@ -54,7 +54,11 @@ fn check_gradients(sizes: &[usize], cost: Cost, in_graph_l2: Option<(f64, usize)
         Some((lmbda, num_batches)) => Regularization::InGraph { lmbda, num_batches },
         None => Regularization::None,
     };
-    let loss = net.batch_loss(&d, &idx, reg, Mode::Train).unwrap();
+    let loss = net.batch_loss(&d, &idx, Mode::Train).unwrap();
+    let weights = net.weights();
+    let loss = Sgd::new(1.0, reg)
+        .regularize(net.graph_mut(), &weights, loss)
+        .unwrap();
     net.graph_mut().backward(loss).unwrap();
     let (nw, nb) = reference.backprop(&d.inputs, &d.labels, ref_cost);
     let m = idx.len() as f64;
@@ -130,13 +134,14 @@ fn sgd_step_with_weight_decay_equals_network2_update() {
             let mut reference = reference_of(&net, sizes);
             let d = data(sizes, 10, 12);
             let (eta, n) = (0.5, 50_000);
-            let reg = Regularization::WeightDecay { lmbda, n };
+            let sgd = Sgd::new(eta, Regularization::WeightDecay { lmbda, n });
+            let (params, weights) = (net.parameters(), net.weights());
             // Two consecutive steps on two mini-batches of 5.
             for batch in [[0usize, 1, 2, 3, 4], [5, 6, 7, 8, 9]] {
                 net.graph_mut().reset();
-                let loss = net.batch_loss(&d, &batch, reg, Mode::Train).unwrap();
+                let loss = net.batch_loss(&d, &batch, Mode::Train).unwrap();
                 net.graph_mut().backward(loss).unwrap();
-                net.sgd_update(eta, reg).unwrap();
+                sgd.update(net.graph_mut(), &params, &weights).unwrap();
                 let x: Vec<f64> = batch
                     .iter()
                     .flat_map(|&i| d.inputs[i * sizes[0]..(i + 1) * sizes[0]].to_vec())

@@ -3,7 +3,7 @@
 //! without touching the network.
 
 use nn::checkpoint::{self, Checkpoint};
-use nn::{Cost, Init, Network, Regularization};
+use nn::{Cost, Epoch, Init, Network, Regularization, Sgd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -61,8 +61,17 @@ fn build(kind: usize) -> Network<f32> {
 fn train(net: &mut Network<f32>, epochs: std::ops::Range<usize>) {
     let reg = Regularization::None;
     for epoch in epochs {
-        net.train_epoch(training(), 10, 0.5, reg, true, epoch, |_| {})
-            .unwrap();
+        net.train_epoch(
+            training(),
+            &mut Sgd::new(0.5, reg),
+            Epoch {
+                index: epoch,
+                mini_batch: 10,
+                shuffle: true,
+            },
+            |_| {},
+        )
+        .unwrap();
     }
 }
 
@@ -107,8 +116,17 @@ fn an_f64_network_checkpoints_its_exact_weights() {
     let dir = TempDir::new("f64");
     let mut net =
         Network::<f64>::sigmoid_mlp(&[784, 20, 10], Cost::CrossEntropy, Init::Large, 3).unwrap();
-    net.train_epoch(training(), 10, 0.5, Regularization::None, true, 0, |_| {})
-        .unwrap();
+    net.train_epoch(
+        training(),
+        &mut Sgd::new(0.5, Regularization::None),
+        Epoch {
+            index: 0,
+            mini_batch: 10,
+            shuffle: true,
+        },
+        |_| {},
+    )
+    .unwrap();
     Checkpoint {
         epochs_done: 1,
         state: serde_json::Value::Null,

@@ -1,7 +1,7 @@
 //! Same seed, same thread count: bit-identical weights after an epoch, for every kind of
 //! layer and every use of the random state (initialisation, shuffling, dropout).
 
-use nn::{Network, Regularization};
+use nn::{Epoch, Network, Regularization, Sgd};
 use std::sync::OnceLock;
 
 fn training() -> &'static mnist::Dataset {
@@ -33,8 +33,17 @@ fn one_epoch(spec: &str, seed: u64) -> Vec<Vec<u32>> {
         lmbda: 0.1,
         num_batches: 50,
     };
-    net.train_epoch(training(), 10, 0.1, reg, true, 0, |_| {})
-        .unwrap();
+    net.train_epoch(
+        training(),
+        &mut Sgd::new(0.1, reg),
+        Epoch {
+            index: 0,
+            mini_batch: 10,
+            shuffle: true,
+        },
+        |_| {},
+    )
+    .unwrap();
     bits(&net)
 }
 

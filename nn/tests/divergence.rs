@@ -2,7 +2,7 @@
 //! smaller learning rate, whichever way it shows: a NaN cost, a parameter gone infinite, or
 //! every gradient vanished in saturated units.
 
-use nn::{Cost, InMemory, Init, Network, NnError, Regularization};
+use nn::{Cost, Epoch, InMemory, Init, Network, NnError, Regularization, Sgd};
 use std::sync::OnceLock;
 
 fn training() -> &'static mnist::Dataset {
@@ -19,7 +19,16 @@ fn epoch<S: nn::Samples>(
     eta: f64,
     reg: Regularization,
 ) -> nn::Result<nn::EpochStats> {
-    net.train_epoch(data, 10, eta, reg, true, 0, |_| {})
+    net.train_epoch(
+        data,
+        &mut Sgd::new(eta, reg),
+        Epoch {
+            index: 0,
+            mini_batch: 10,
+            shuffle: true,
+        },
+        |_| {},
+    )
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use autograd::{gradcheck, AutogradError, GradcheckConfig, Graph, Var};
 use nn::{
     gradcheck_layer, Activation, ConvPool, Ctx, DropoutStyle, FullyConnected, InMemory, Init,
-    Layer, Mode, Regularization,
+    Layer, Mode, Optimizer, Regularization, Sgd,
 };
 use rand::{Rng, SeedableRng};
 use tensor::Tensor;
@@ -170,7 +170,10 @@ fn a_network3_cost_with_in_graph_l2_end_to_end() {
         let mut n = net_cell.borrow_mut();
         std::mem::swap(n.graph_mut(), g);
         n.set_rng_state(state.clone());
-        let r = n.batch_loss(&data, &[0, 1, 2], reg, Mode::Train);
+        let weights = n.weights();
+        let r = n
+            .batch_loss(&data, &[0, 1, 2], Mode::Train)
+            .and_then(|loss| Sgd::new(1.0, reg).regularize(n.graph_mut(), &weights, loss));
         std::mem::swap(n.graph_mut(), g);
         Ok(r?)
     };
