@@ -10,8 +10,8 @@ mod common;
 use anyhow::Result;
 use clap::Parser;
 use common::{Common, Resume};
-use nn::{Cost, Epoch, Init, Network, Regularization, Sgd};
-use std::time::Instant;
+use nn::{Cost, Init, Network, Regularization, Sgd};
+use nndl::run::{Plan, Run};
 
 #[derive(Parser, Debug)]
 #[command(about = "network.py: sigmoid net, quadratic cost, SGD (Nielsen, chapter 1)")]
@@ -39,56 +39,53 @@ fn run() -> Result<()> {
     if c.lambda.is_some_and(|l| l != 0.0) {
         anyhow::bail!("network.py has no regularisation; use the network2 example for --lambda");
     }
-    args.resume.check(false)?;
+    let ck = args.resume.checkpoints();
+    ck.check(false)?;
     let data = c.load(false)?;
     let sizes = [784, hidden, 10];
     let mut net = Network::<f32>::sigmoid_mlp(&sizes, Cost::Quadratic, Init::Large, c.seed)?;
-    let settings = serde_json::json!({
-        "sizes": sizes, "epochs": epochs, "mini_batch": mb, "eta": eta, "seed": c.seed, "threads": threads,
-        "train_images": data.training.len(), "cost": "quadratic", "init": "N(0,1)",
-    });
-    let mut record = report::RunRecord::new("network", settings.clone());
-    let mut start = Instant::now();
-    let mut best = (0usize, 0usize);
-    let mut first = 0;
-    if let Some(r) = args.resume.restore(&mut net, &settings)? {
-        (first, record, start) = (r.epochs_done, r.record, r.start);
-        best = serde_json::from_value(r.program)?;
-    }
+    let mut run = Run::new(
+        "network",
+        serde_json::json!({
+            "sizes": sizes, "epochs": epochs, "mini_batch": mb, "eta": eta, "seed": c.seed, "threads": threads,
+            "train_images": data.training.len(), "cost": "quadratic", "init": "N(0,1)",
+        }),
+    );
+    let plan = Plan {
+        epochs,
+        mini_batch: mb,
+        shuffle: true,
+    };
     let mut sgd = Sgd::new(eta, Regularization::None);
-    for epoch in first..epochs {
-        let t = Instant::now();
-        let e = Epoch {
-            index: epoch,
-            mini_batch: mb,
-            shuffle: true,
-        };
-        let stats = common::train_epoch(&mut net, &data.training, &mut sgd, e)?;
-        let test = net.evaluate(&data.test, 1000, None)?;
-        println!("Epoch {epoch}: {} / {}", test.correct, test.total);
-        if test.correct > best.0 {
-            best = (test.correct, epoch);
-        }
-        let mut e = common::epoch_record(epoch, &stats, t);
-        e.test_accuracy = Some(test.accuracy());
-        e.training_cost = Some(stats.mean_cost);
-        record.push_epoch(e);
-        args.resume
-            .save(&net, epoch + 1, serde_json::json!(best), &record, start)?;
-    }
-    // network.py reports every epoch; the book quotes the best one.
-    record.test_accuracy = Some(best.0 as f64 / data.test.len() as f64);
-    c.finish(
-        &mut record,
-        start,
-        &format!("network [784,{hidden},10], eta {eta}"),
+    // (best correct, its epoch): network.py reports every epoch; the book quotes the best.
+    let mut best = (0usize, 0usize);
+    run.epochs(
+        &mut net,
+        &data.training,
+        &mut sgd,
+        plan,
+        &ck,
+        &mut best,
+        |_| false,
+        |net, stats, e, best| {
+            let test = net.evaluate(&data.test, 1000, None)?;
+            println!("Epoch {}: {} / {}", e.epoch, test.correct, test.total);
+            if test.correct > best.0 {
+                *best = (test.correct, e.epoch);
+            }
+            e.test_accuracy = Some(test.accuracy());
+            e.training_cost = Some(stats.mean_cost);
+            Ok(())
+        },
     )?;
+    run.record.test_accuracy = Some(best.0 as f64 / data.test.len() as f64);
+    c.finish(&mut run, &format!("network [784,{hidden},10], eta {eta}"))?;
     println!(
         "Best test accuracy {:.2}% (epoch {}); {:.1} s, {:.0} training images/s",
         100.0 * best.0 as f64 / data.test.len() as f64,
         best.1,
-        record.wall_seconds,
-        record.train_images_per_second
+        run.record.wall_seconds,
+        run.record.train_images_per_second
     );
     Ok(())
 }

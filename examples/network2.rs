@@ -12,9 +12,9 @@ mod common;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use common::{Common, Resume};
-use nn::{Cost, Epoch, Init, Network, Regularization, Sgd};
+use nn::{Cost, Init, Network, Regularization, Sgd};
+use nndl::run::{Plan, Run};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum CostArg {
@@ -81,7 +81,8 @@ fn run() -> Result<()> {
         // Fail before training, not after.
         common::check_writable("--save", p)?;
     }
-    args.resume.check(false)?;
+    let ck = args.resume.checkpoints();
+    ck.check(false)?;
     let data = c.load(false)?;
     let cost = match args.cost {
         CostArg::CrossEntropy => Cost::CrossEntropy,
@@ -126,73 +127,61 @@ fn run() -> Result<()> {
         "seed": c.seed, "threads": threads, "train_images": n, "init": if args.large_weights { "N(0,1)" } else { "N(0,1/n_in)" },
         "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
     });
-    let mut record = report::RunRecord::new("network2", settings.clone());
+    let mut run = Run::new("network2", settings);
     let mut sgd = Sgd::new(eta, Regularization::WeightDecay { lmbda, n });
-    let mut start = Instant::now();
-    let (mut best, mut since_best) = (0usize, 0usize);
-    let mut first = 0;
-    if let Some(r) = args.resume.restore(&mut net, &settings)? {
-        (first, record, start) = (r.epochs_done, r.record, r.start);
-        (best, since_best) = serde_json::from_value(r.program)?;
-        if args.early_stopping.is_some_and(|k| since_best >= k) {
-            println!("Early stopping: no improvement in {since_best} epochs.");
-            first = epochs;
-        }
-    }
-    for epoch in first..epochs {
-        let t = Instant::now();
-        let e = Epoch {
-            index: epoch,
-            mini_batch: mb,
-            shuffle: true,
-        };
-        let stats = common::train_epoch(&mut net, &data.training, &mut sgd, e)?;
-        println!("Epoch {epoch} training complete");
-        let mut e = common::epoch_record(epoch, &stats, t);
-        if !args.accuracy_only {
-            let tr = net.evaluate(&data.training, 1000, Some(lmbda))?;
-            println!("Cost on training data: {}", tr.cost);
-            println!("Accuracy on training data: {} / {}", tr.correct, tr.total);
-            e.training_cost = Some(tr.cost);
-            e.training_accuracy = Some(tr.accuracy());
-        }
-        let ev = net.evaluate(eval, 1000, Some(lmbda))?;
-        if !args.accuracy_only {
-            println!("Cost on evaluation data: {}", ev.cost);
-            e.evaluation_cost = Some(ev.cost);
-        }
-        println!("Accuracy on evaluation data: {} / {}", ev.correct, ev.total);
-        println!();
-        // The plot and the JSON name the set: validation feeds best_validation_accuracy.
-        match args.evaluation {
-            EvalSet::Validation => e.validation_accuracy = Some(ev.accuracy()),
-            EvalSet::Test => e.evaluation_accuracy = Some(ev.accuracy()),
-        }
-        e.seconds = t.elapsed().as_secs_f64();
-        record.push_epoch(e);
-        if ev.correct > best {
-            best = ev.correct;
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        args.resume.save(
-            &net,
-            epoch + 1,
-            serde_json::json!((best, since_best)),
-            &record,
-            start,
-        )?;
-        if args.early_stopping.is_some_and(|k| since_best >= k) {
-            println!("Early stopping: no improvement in {since_best} epochs.");
-            break;
-        }
+    let plan = Plan {
+        epochs,
+        mini_batch: mb,
+        shuffle: true,
+    };
+    // (best correct, epochs since it): network2's early stopping, checkpointed with the net.
+    let mut best = (0usize, 0usize);
+    let stop = |b: &(usize, usize)| args.early_stopping.is_some_and(|k| b.1 >= k);
+    run.epochs(
+        &mut net,
+        &data.training,
+        &mut sgd,
+        plan,
+        &ck,
+        &mut best,
+        stop,
+        |net, _, e, best| {
+            println!("Epoch {} training complete", e.epoch);
+            if !args.accuracy_only {
+                let tr = net.evaluate(&data.training, 1000, Some(lmbda))?;
+                println!("Cost on training data: {}", tr.cost);
+                println!("Accuracy on training data: {} / {}", tr.correct, tr.total);
+                e.training_cost = Some(tr.cost);
+                e.training_accuracy = Some(tr.accuracy());
+            }
+            let ev = net.evaluate(eval, 1000, Some(lmbda))?;
+            if !args.accuracy_only {
+                println!("Cost on evaluation data: {}", ev.cost);
+                e.evaluation_cost = Some(ev.cost);
+            }
+            println!("Accuracy on evaluation data: {} / {}", ev.correct, ev.total);
+            println!();
+            // The plot and the JSON name the set: validation feeds best_validation_accuracy.
+            match args.evaluation {
+                EvalSet::Validation => e.validation_accuracy = Some(ev.accuracy()),
+                EvalSet::Test => e.evaluation_accuracy = Some(ev.accuracy()),
+            }
+            *best = if ev.correct > best.0 {
+                (ev.correct, 0)
+            } else {
+                (best.0, best.1 + 1)
+            };
+            Ok(())
+        },
+    )?;
+    if stop(&best) {
+        println!("Early stopping: no improvement in {} epochs.", best.1);
     }
     let test = net.evaluate(&data.test, 1000, None)?;
-    if let Some(last) = record.epochs.last_mut() {
+    if let Some(last) = run.record.epochs.last_mut() {
         last.test_accuracy = Some(test.accuracy());
     }
-    record.test_accuracy = Some(test.accuracy());
+    run.record.test_accuracy = Some(test.accuracy());
     if let Some(p) = &args.save {
         if is_safetensors(p) {
             nn::io::save_safetensors(&net, p)?;
@@ -210,17 +199,16 @@ fn run() -> Result<()> {
         )
         .collect();
     c.finish(
-        &mut record,
-        start,
+        &mut run,
         &format!("network2 {sizes:?}, eta {eta}, lambda {lmbda}"),
     )
     .context("writing the run record")?;
     println!(
         "Test accuracy {:.2}% after the last epoch; best {eval_name} accuracy {:.2}%; {:.1} s, {:.0} training images/s",
         100.0 * test.accuracy(),
-        100.0 * best as f64 / eval.len().max(1) as f64,
-        record.wall_seconds,
-        record.train_images_per_second
+        100.0 * best.0 as f64 / eval.len().max(1) as f64,
+        run.record.wall_seconds,
+        run.record.train_images_per_second
     );
     Ok(())
 }

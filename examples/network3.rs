@@ -14,9 +14,9 @@ mod common;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use common::{Common, Resume};
-use nn::{Epoch, Network, Regularization, Sgd};
+use nn::{Network, Regularization, Sgd};
+use nndl::run::{Checkpoints, Plan, Run};
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 enum Preset {
@@ -121,21 +121,12 @@ fn main() {
     common::exit_on_error(run);
 }
 
-struct Outcome {
-    best_validation: f64,
-    best_epoch: Option<usize>,
-    test_at_best: f64,
-}
+/// (best validation accuracy to date, its epoch, the test accuracy there): network3's
+/// bookkeeping, checkpointed with the net.
+type Best = (f64, Option<usize>, f64);
 
-/// Where a run's record and checkpoints go, and when it started.
-struct Run<'a> {
-    record: report::RunRecord,
-    settings: &'a serde_json::Value,
-    start: Instant,
-    /// An ensemble's record comes from its latest checkpoint, not from each net's.
-    record_restored: bool,
-}
-
+/// network3.py's `SGD`: after every epoch the validation accuracy, and the test accuracy
+/// whenever the validation accuracy is the best to date.
 #[allow(clippy::too_many_arguments)]
 fn train(
     args: &Args,
@@ -144,9 +135,9 @@ fn train(
     epochs: usize,
     eta: f64,
     lambda: f64,
-    run: &mut Run<'_>,
-    ck: &Resume,
-) -> Result<Outcome> {
+    run: &mut Run,
+    ck: &Checkpoints,
+) -> Result<Best> {
     let mb = args.common.mini_batch.unwrap_or(10);
     let num_batches = data.training.len() / mb;
     let mut sgd = Sgd::new(
@@ -156,58 +147,40 @@ fn train(
             num_batches,
         },
     );
-    let mut out = Outcome {
-        best_validation: 0.0,
-        best_epoch: None,
-        test_at_best: 0.0,
-    };
-    let mut first = 0;
-    if let Some(r) = ck.restore(net, run.settings)? {
-        first = r.epochs_done;
-        if !run.record_restored {
-            (run.record, run.start) = (r.record, r.start);
-        }
-        let (best_validation, best_epoch, test_at_best) = serde_json::from_value(r.program)?;
-        out = Outcome {
-            best_validation,
-            best_epoch,
-            test_at_best,
-        };
-    }
     // network3 trains on whole mini-batches only.
     let training = data.training.take(num_batches * mb);
-    for epoch in first..epochs {
-        let t = Instant::now();
-        let e = Epoch {
-            index: epoch,
-            mini_batch: mb,
-            shuffle: args.shuffle,
-        };
-        let stats = common::train_epoch(net, &training, &mut sgd, e)?;
-        let v = net
-            .evaluate(&data.validation, args.eval_batch, None)?
-            .accuracy();
-        println!("Epoch {epoch}: validation accuracy {:.2}%", 100.0 * v);
-        let mut e = common::epoch_record(epoch, &stats, t);
-        e.validation_accuracy = Some(v);
-        e.training_cost = Some(stats.mean_cost);
-        if v >= out.best_validation {
-            println!("This is the best validation accuracy to date.");
-            let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
-            println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
-            out = Outcome {
-                best_validation: v,
-                best_epoch: Some(epoch),
-                test_at_best: test,
-            };
-            e.test_accuracy = Some(test);
-        }
-        e.seconds = t.elapsed().as_secs_f64();
-        run.record.push_epoch(e);
-        let state = serde_json::json!((out.best_validation, out.best_epoch, out.test_at_best));
-        ck.save(net, epoch + 1, state, &run.record, run.start)?;
-    }
-    Ok(out)
+    let plan = Plan {
+        epochs,
+        mini_batch: mb,
+        shuffle: args.shuffle,
+    };
+    let mut best: Best = (0.0, None, 0.0);
+    run.epochs(
+        net,
+        &training,
+        &mut sgd,
+        plan,
+        ck,
+        &mut best,
+        |_| false,
+        |net, stats, e, best| {
+            let v = net
+                .evaluate(&data.validation, args.eval_batch, None)?
+                .accuracy();
+            println!("Epoch {}: validation accuracy {:.2}%", e.epoch, 100.0 * v);
+            e.validation_accuracy = Some(v);
+            e.training_cost = Some(stats.mean_cost);
+            if v >= best.0 {
+                println!("This is the best validation accuracy to date.");
+                let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
+                println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
+                *best = (v, Some(e.epoch), test);
+                e.test_accuracy = Some(test);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(best)
 }
 
 fn run() -> Result<()> {
@@ -257,7 +230,7 @@ fn run() -> Result<()> {
             common::check_writable(flag, p)?;
         }
     }
-    args.resume.check(is_ensemble)?;
+    args.resume.checkpoints().check(is_ensemble)?;
     let mut data = c.load(false)?;
     if expanded {
         let dir = mnist::find_data_dir(c.data.as_deref())?;
@@ -277,12 +250,7 @@ fn run() -> Result<()> {
         "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
         "shuffle": args.shuffle, "pixel_scale": c.pixel_divisor(),
     });
-    let mut run = Run {
-        record: report::RunRecord::new("network3", settings.clone()),
-        settings: &settings,
-        start: Instant::now(),
-        record_restored: false,
-    };
+    let mut run = Run::new("network3", settings);
     if is_ensemble {
         return ensemble(&args, &layers, &data, epochs, eta, lambda, run);
     }
@@ -291,33 +259,23 @@ fn run() -> Result<()> {
         nn::io::load_safetensors(&mut net, p)?;
     }
     println!("{}", net.describe());
-    let o = train(
-        &args,
-        &mut net,
-        &data,
-        epochs,
-        eta,
-        lambda,
-        &mut run,
-        &args.resume,
-    )?;
-    let Run {
-        mut record, start, ..
-    } = run;
+    let ck = args.resume.checkpoints();
+    let (best_validation, best_epoch, test_at_best) =
+        train(&args, &mut net, &data, epochs, eta, lambda, &mut run, &ck)?;
     println!("Finished training network.");
-    if let Some(e) = o.best_epoch {
+    if let Some(e) = best_epoch {
         println!(
             "Best validation accuracy of {:.2}% obtained at epoch {e}",
-            100.0 * o.best_validation
+            100.0 * best_validation
         );
         println!(
             "Corresponding test accuracy of {:.2}%",
-            100.0 * o.test_at_best
+            100.0 * test_at_best
         );
     } else {
         let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
         println!("Test accuracy {:.2}%", 100.0 * test);
-        record.test_accuracy = Some(test);
+        run.record.test_accuracy = Some(test);
     }
     if let Some(p) = &args.save {
         nn::io::save_safetensors(&net, p)?;
@@ -330,10 +288,10 @@ fn run() -> Result<()> {
         let predicted = net.predict(&data.test, args.eval_batch)?;
         draw_misclassified(p, &data.test, &predicted, "the net (final weights)")?;
     }
-    c.finish(&mut record, start, &format!("network3 {:?}", args.preset))?;
+    c.finish(&mut run, &format!("network3 {:?}", args.preset))?;
     println!(
         "{:.1} s, {:.0} training images/s",
-        record.wall_seconds, record.train_images_per_second
+        run.record.wall_seconds, run.record.train_images_per_second
     );
     Ok(())
 }
@@ -360,7 +318,7 @@ fn ensemble(
     epochs: usize,
     eta: f64,
     lambda: f64,
-    mut run: Run<'_>,
+    mut run: Run,
 ) -> Result<()> {
     let c = &args.common;
     let dir = args
@@ -369,17 +327,9 @@ fn ensemble(
         .unwrap_or_else(|| PathBuf::from("runs/ensemble"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if let Some(r) = &args.resume.resume {
-        // The record and the clock of the net checkpointed last; each net's own checkpoint
-        // then gives its weights, random state and bookkeeping.
-        let latest = (0..args.nets)
-            .rev()
-            .map(|k| r.join(format!("net{k}")))
-            .find(|d| nn::checkpoint::exists(d));
-        if let Some(d) = latest {
-            (run.record, run.start) = common::peek_record(&d, run.settings)?;
-        }
-        run.record_restored = true;
+        run.resume_ensemble(r, args.nets)?;
     }
+    let ck = args.resume.checkpoints();
     let mut predictions = Vec::new();
     for k in 0..args.nets {
         let seed = c.seed + k as u64;
@@ -390,11 +340,19 @@ fn ensemble(
                 .with_context(|| "--vote-only needs the nets an earlier ensemble run saved")?;
         } else {
             println!("Ensemble net {k} (seed {seed})");
-            let ck = args.resume.for_net(k);
-            let o = train(args, &mut net, data, epochs, eta, lambda, &mut run, &ck)?;
+            let (_, _, test_at_best) = train(
+                args,
+                &mut net,
+                data,
+                epochs,
+                eta,
+                lambda,
+                &mut run,
+                &ck.for_net(k),
+            )?;
             println!(
                 "Net {k}: test accuracy {:.2}% at its best validation epoch",
-                100.0 * o.test_at_best
+                100.0 * test_at_best
             );
             nn::io::save_safetensors(&net, &path)?;
         }
@@ -427,7 +385,7 @@ fn ensemble(
     if let Some(p) = &args.misclassified {
         draw_misclassified(p, &data.test, &v, &format!("the ensemble of {}", args.nets))?;
     }
-    c.finish(&mut run.record, run.start, "network3 ensemble")?;
+    c.finish(&mut run, "network3 ensemble")?;
     Ok(())
 }
 

@@ -13,9 +13,9 @@ use autograd::Graph;
 use clap::Parser;
 use common::Common;
 use maxout::Maxout;
-use nn::{Activation, Cost, Epoch, Init, Mode, Network, Regularization, Sgd};
+use nn::{Activation, Cost, Init, Mode, Network, Regularization, Sgd};
+use nndl::run::{Checkpoints, Plan, Run};
 use rand::SeedableRng;
-use std::time::Instant;
 use tensor::Tensor;
 
 #[derive(Parser, Debug)]
@@ -57,33 +57,40 @@ fn run() -> Result<()> {
     net.push(Box::new(m))?;
     net.add_fc(10, Activation::Identity, Init::Zeros, 0.0)?;
     println!("{}", net.describe());
-    let mut record = report::RunRecord::new(
+    let mut run = Run::new(
         "custom_layer",
         serde_json::json!({"epochs": epochs, "mini_batch": mb, "eta": eta, "hidden": hidden, "seed": c.seed}),
     );
-    let start = Instant::now();
+    let plan = Plan {
+        epochs,
+        mini_batch: mb,
+        shuffle: true,
+    };
     let mut sgd = Sgd::new(eta, Regularization::None);
-    for epoch in 0..epochs {
-        let t = Instant::now();
-        let e = Epoch {
-            index: epoch,
-            mini_batch: mb,
-            shuffle: true,
-        };
-        let stats = common::train_epoch(&mut net, &data.training, &mut sgd, e)?;
-        let v = net.evaluate(&data.validation, 1000, None)?;
-        println!(
-            "Epoch {epoch}: validation accuracy {:.2}%",
-            100.0 * v.accuracy()
-        );
-        let mut e = common::epoch_record(epoch, &stats, t);
-        e.validation_accuracy = Some(v.accuracy());
-        e.training_cost = Some(stats.mean_cost);
-        record.push_epoch(e);
-    }
+    let no_checkpoints = Checkpoints::default();
+    run.epochs(
+        &mut net,
+        &data.training,
+        &mut sgd,
+        plan,
+        &no_checkpoints,
+        &mut (),
+        |_| false,
+        |net, stats, e, _| {
+            let v = net.evaluate(&data.validation, 1000, None)?;
+            println!(
+                "Epoch {}: validation accuracy {:.2}%",
+                e.epoch,
+                100.0 * v.accuracy()
+            );
+            e.validation_accuracy = Some(v.accuracy());
+            e.training_cost = Some(stats.mean_cost);
+            Ok(())
+        },
+    )?;
     let test = net.evaluate(&data.test, 1000, None)?;
-    record.test_accuracy = Some(test.accuracy());
-    c.finish(&mut record, start, "custom maxout layer")?;
+    run.record.test_accuracy = Some(test.accuracy());
+    c.finish(&mut run, "custom maxout layer")?;
     println!("Test accuracy {:.2}%", 100.0 * test.accuracy());
     Ok(())
 }

@@ -1,0 +1,371 @@
+//! The training run every program shares: the epoch loop (train with a progress bar, then the
+//! program's own evaluation), the run record (`--json`, `--plot`), checkpoints after every
+//! epoch and `--resume` to the same result as an uninterrupted run.
+//!
+//! A program says what it does after each epoch's training (evaluate, print the book's lines,
+//! fill the epoch's record, update its own bookkeeping) and when to stop; [`Run::epochs`] does
+//! the rest:
+//!
+//! ```no_run
+//! use nndl::nn::{Cost, Init, Network, Regularization, Sgd};
+//! use nndl::run::{Checkpoints, Plan, Run};
+//!
+//! # fn main() -> Result<(), nndl::run::RunError> {
+//! let data = nndl::mnist::load_data("data/mnist")?;
+//! let mut net = Network::<f32>::sigmoid_mlp(&[784, 30, 10], Cost::Quadratic, Init::Large, 0)?;
+//! let mut run = Run::new("network", serde_json::json!({"eta": 3.0}));
+//! let ck = Checkpoints { save: Some("runs/net.ckpt".into()), resume: None };
+//! let mut best = 0usize; // the program's bookkeeping, checkpointed with the weights
+//! let plan = Plan { epochs: 30, mini_batch: 10, shuffle: true };
+//! let mut sgd = Sgd::new(3.0, Regularization::None);
+//! run.epochs(&mut net, &data.training, &mut sgd, plan, &ck, &mut best, |_| false, |net, _, e, best| {
+//!     let test = net.evaluate(&data.test, 1000, None)?;
+//!     println!("Epoch {}: {} / {}", e.epoch, test.correct, test.total);
+//!     *best = (*best).max(test.correct);
+//!     e.test_accuracy = Some(test.accuracy());
+//!     Ok(())
+//! })?;
+//! run.finish(Some("runs/net.json".as_ref()), None)?;
+//! # Ok(())
+//! # }
+//! ```
+
+use nn::checkpoint::{self, Checkpoint};
+use nn::{Epoch, EpochStats, Network, NnError, Optimizer, Samples};
+use report::{EpochRecord, Progress, ReportError, RunRecord};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What can stop a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Building, training, evaluating, saving or loading the network failed.
+    #[error(transparent)]
+    Nn(#[from] NnError),
+    /// Writing the run record or the plot failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Loading the data failed.
+    #[error(transparent)]
+    Data(#[from] mnist::Error),
+    /// An output path given by `flag` cannot be written.
+    #[error("{flag} {}: {why}", path.display())]
+    Output {
+        /// The flag that named it (`--json`, `--checkpoint`, ...).
+        flag: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why not.
+        why: String,
+    },
+    /// `--resume` names no checkpoint, or a checkpoint of a run with other settings.
+    #[error("--resume {}: {why}", dir.display())]
+    Resume {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A checkpoint's run state is damaged.
+    #[error("{}: {why}", file.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Result of this module.
+pub type Result<T> = std::result::Result<T, RunError>;
+
+/// Fails unless a file can be created at `path` (its directory exists and takes a new file),
+/// so a bad output path stops a run before training rather than after.
+pub fn check_writable(flag: &'static str, path: &Path) -> Result<()> {
+    let err = |why: String| RunError::Output {
+        flag,
+        path: path.to_path_buf(),
+        why,
+    };
+    if path.is_dir() {
+        return Err(err("is a directory, not a file name".into()));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(err(format!("directory {} does not exist", dir.display())));
+    }
+    let probe = dir.join(format!(".nndl-write-probe.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| err(format!("cannot write in {}: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Where a run saves its checkpoint after every epoch, and where it resumes from.
+#[derive(Debug, Clone, Default)]
+pub struct Checkpoints {
+    /// Save a checkpoint in this directory after every epoch.
+    pub save: Option<PathBuf>,
+    /// Continue the run checkpointed in this directory (and keep checkpointing there unless
+    /// `save` names another).
+    pub resume: Option<PathBuf>,
+}
+
+/// Settings a resumed run may change: more epochs, another thread count (noted), where the
+/// first run loaded its start from (the checkpoint replaces it).
+const RESUMABLE_CHANGES: [&str; 3] = ["epochs", "threads", "loaded"];
+
+impl Checkpoints {
+    /// The checkpoint directory, if checkpointing.
+    pub fn dir(&self) -> Option<&Path> {
+        self.save.as_deref().or(self.resume.as_deref())
+    }
+
+    /// The same directories for the `k`-th net of an ensemble: `DIR/net{k}`.
+    pub fn for_net(&self, k: usize) -> Checkpoints {
+        let sub = |d: &PathBuf| d.join(format!("net{k}"));
+        Checkpoints {
+            save: self.save.as_ref().map(sub),
+            resume: self.resume.as_ref().map(sub),
+        }
+    }
+
+    /// Checks before any work: `resume` names a checkpoint, and the checkpoint directory can
+    /// be written (created if missing) without overwriting another run's checkpoint.
+    pub fn check(&self, ensemble: bool) -> Result<()> {
+        let first = |d: &Path| {
+            if ensemble {
+                d.join("net0")
+            } else {
+                d.to_path_buf()
+            }
+        };
+        if let Some(r) = &self.resume {
+            if !checkpoint::exists(first(r)) {
+                return Err(RunError::Resume {
+                    dir: r.clone(),
+                    why: format!(
+                        "no checkpoint there ({} is missing)",
+                        checkpoint::path(first(r)).display()
+                    ),
+                });
+            }
+        }
+        if let Some(d) = self.dir() {
+            // Like mkdir: the parent must exist (a typo in it is an error, not a new tree).
+            if !d.is_dir() {
+                std::fs::create_dir(d).map_err(|e| RunError::Output {
+                    flag: "--checkpoint",
+                    path: d.to_path_buf(),
+                    why: format!("cannot create it: {e}"),
+                })?;
+            }
+            check_writable("--checkpoint", &checkpoint::path(d))?;
+            if self.resume.is_none() && checkpoint::exists(first(d)) {
+                return Err(RunError::Output {
+                    flag: "--checkpoint",
+                    path: d.to_path_buf(),
+                    why: format!(
+                        "it holds another run's checkpoint; continue it with --resume {0}, or pick an empty directory",
+                        d.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many epochs, of what mini-batch, shuffled or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Epochs in all (a resumed run trains those its checkpoint has not done).
+    pub epochs: usize,
+    /// Samples per step.
+    pub mini_batch: usize,
+    /// Shuffle the training set before every epoch (network3 does not).
+    pub shuffle: bool,
+}
+
+/// A training run: its record (settings, epochs, final figures) and its clock.
+pub struct Run {
+    /// What `--json` writes.
+    pub record: RunRecord,
+    /// When the run began (a resumed run's clock goes on from its checkpoint's).
+    pub start: Instant,
+    /// An ensemble's record is its latest net's checkpoint's, restored once.
+    record_restored: bool,
+}
+
+/// The run record and clock a checkpoint holds, after checking the run's settings match.
+fn restore_record(ck: &Checkpoint, dir: &Path, settings: &Value) -> Result<(RunRecord, Instant)> {
+    let file = checkpoint::path(dir);
+    let damaged = |why: String| RunError::Checkpoint {
+        file: file.clone(),
+        why,
+    };
+    let record = ck
+        .state
+        .get("record")
+        .ok_or_else(|| damaged("the checkpoint has no \"record\"".into()))?;
+    let mut record: RunRecord = serde_json::from_value(record.clone())
+        .map_err(|e| damaged(format!("damaged run record: {e}")))?;
+    if let (Some(then), Some(now)) = (record.settings.as_object(), settings.as_object()) {
+        for (k, v) in now {
+            let was = then.get(k).unwrap_or(&Value::Null);
+            if was == v || RESUMABLE_CHANGES.contains(&k.as_str()) {
+                if was != v && k == "threads" {
+                    eprintln!("note: the checkpointed run used {was} threads, this one {v}: conv layers will sum in another order");
+                }
+                continue;
+            }
+            return Err(RunError::Resume {
+                dir: dir.to_path_buf(),
+                why: format!(
+                    "the checkpointed run had {k} = {was}, this one {v}; resume with the same flags"
+                ),
+            });
+        }
+    }
+    record.settings = settings.clone();
+    let wall = ck
+        .state
+        .get("wall_seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let start = Instant::now()
+        .checked_sub(Duration::from_secs_f64(wall.max(0.0)))
+        .unwrap_or_else(Instant::now);
+    Ok((record, start))
+}
+
+impl Run {
+    /// A new run of `program` with `settings` (every flag's value: a resumed run must have the
+    /// same, except those it may change).
+    pub fn new(program: &str, settings: Value) -> Run {
+        Run {
+            record: RunRecord::new(program, settings),
+            start: Instant::now(),
+            record_restored: false,
+        }
+    }
+
+    /// For an ensemble resumed from `dir`: the record and clock of whichever of `nets`
+    /// (`dir/net{k}`) was checkpointed last, read without weights; each net's own checkpoint
+    /// then gives its weights and bookkeeping.
+    pub fn resume_ensemble(&mut self, dir: &Path, nets: usize) -> Result<()> {
+        let latest = (0..nets)
+            .rev()
+            .map(|k| dir.join(format!("net{k}")))
+            .find(|d| checkpoint::exists(d));
+        if let Some(d) = latest {
+            let ck = checkpoint::peek(&d)?;
+            (self.record, self.start) = restore_record(&ck, &d, &self.record.settings)?;
+        }
+        self.record_restored = true;
+        Ok(())
+    }
+
+    /// Trains `net` for the epochs of `plan` not yet done. With `ck.resume` and a checkpoint
+    /// there, first loads its weights, random state, `state` (the program's bookkeeping) and
+    /// the run so far. Before each epoch `stop(state)` may end the run (early stopping); after
+    /// each epoch's training `after(net, stats, epoch_record, state)` evaluates and fills the
+    /// epoch's record; the loop then records the epoch and saves the checkpoint.
+    #[allow(clippy::too_many_arguments)]
+    pub fn epochs<S, P>(
+        &mut self,
+        net: &mut Network<f32>,
+        data: &S,
+        opt: &mut dyn Optimizer<f32>,
+        plan: Plan,
+        ck: &Checkpoints,
+        state: &mut P,
+        stop: impl Fn(&P) -> bool,
+        mut after: impl FnMut(&mut Network<f32>, &EpochStats, &mut EpochRecord, &mut P) -> Result<()>,
+    ) -> Result<()>
+    where
+        S: Samples,
+        P: Serialize + DeserializeOwned,
+    {
+        let mut first = 0;
+        if let Some(dir) = ck.resume.as_deref().filter(|d| checkpoint::exists(d)) {
+            let c = Checkpoint::load(net, dir)?;
+            let (record, start) = restore_record(&c, dir, &self.record.settings)?;
+            if !self.record_restored {
+                (self.record, self.start) = (record, start);
+            }
+            let program = c.state.get("program").cloned().unwrap_or(Value::Null);
+            *state = serde_json::from_value(program).map_err(|e| RunError::Checkpoint {
+                file: checkpoint::path(dir),
+                why: format!("damaged program state: {e}"),
+            })?;
+            first = c.epochs_done;
+            eprintln!(
+                "resuming from {} after {} epoch(s)",
+                checkpoint::path(dir).display(),
+                first
+            );
+        }
+        for index in first..plan.epochs {
+            if stop(state) {
+                break;
+            }
+            let t = Instant::now();
+            let mut bar = Progress::new(data.len() as u64, &format!("epoch {index}"));
+            let mut last = 0;
+            let epoch = Epoch {
+                index,
+                mini_batch: plan.mini_batch,
+                shuffle: plan.shuffle,
+            };
+            let stats = net.train_epoch(data, opt, epoch, |done| {
+                bar.inc((done - last) as u64);
+                last = done;
+            });
+            bar.finish();
+            let stats = stats?;
+            let mut e = EpochRecord::new(index, stats.images, stats.seconds, 0.0);
+            after(net, &stats, &mut e, state)?;
+            e.seconds = t.elapsed().as_secs_f64();
+            self.record.push_epoch(e);
+            if let Some(dir) = ck.dir() {
+                let program = serde_json::to_value(&*state).map_err(|e| RunError::Checkpoint {
+                    file: checkpoint::path(dir),
+                    why: format!("cannot record the program state: {e}"),
+                })?;
+                let run_state = serde_json::json!({
+                    "program": program,
+                    "record": self.record,
+                    "wall_seconds": self.start.elapsed().as_secs_f64(),
+                });
+                Checkpoint {
+                    epochs_done: index + 1,
+                    state: run_state,
+                }
+                .save(net, dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the clock and writes the JSON record and the plot (titled) where asked.
+    pub fn finish(&mut self, json: Option<&Path>, plot: Option<(&Path, &str)>) -> Result<()> {
+        self.record.finish(self.start.elapsed().as_secs_f64());
+        if let Some(p) = json {
+            self.record.write_json(p)?;
+        }
+        if let Some((p, title)) = plot {
+            report::plot_png(&self.record, p, title)?;
+        }
+        Ok(())
+    }
+}
