@@ -38,11 +38,7 @@ fn nndl_rate(
     let probe = data.take((batch * 20).min(data.len()));
     let t = Instant::now();
     let mut sgd = Sgd::new(0.01, reg);
-    let epoch = Epoch {
-        index: 0,
-        mini_batch: batch,
-        shuffle: false,
-    };
+    let epoch = Epoch::in_order(0, batch);
     n.train_epoch(&probe, &mut sgd, epoch, |_| {})
         .expect("train");
     let per_image = t.elapsed().as_secs_f64() / probe.len() as f64;

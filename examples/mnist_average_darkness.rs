@@ -7,7 +7,7 @@
 //! cargo run --release --example mnist_average_darkness [-- --data DIR] [-- --download]
 //! ```
 
-use std::path::PathBuf;
+mod common;
 
 use clap::Parser;
 use nndl::mnist::{self, baseline::AverageDarkness};
@@ -16,20 +16,17 @@ use nndl::mnist::{self, baseline::AverageDarkness};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// MNIST directory (default: $NNDL_DATA, else data/mnist searched upward from here).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Download any missing MNIST file first (checking the official MD5s).
-    #[arg(long)]
-    download: bool,
+    #[command(flatten)]
+    data: common::DataDir,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let (dir, report) = mnist::prepare_data_dir(args.data.as_deref(), args.download)?;
-    if let Some(report) = report {
-        eprintln!("{report}");
-    }
+fn main() {
+    common::exit_on_error(run);
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Args = common::parse_args();
+    let dir = args.data.prepare()?;
     let data = mnist::load_data(&dir)?;
     let model = AverageDarkness::train(&data.training)?;
     let correct = model.correct(&data.test);

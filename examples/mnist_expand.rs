@@ -7,6 +7,8 @@
 //! cargo run --release --example mnist_expand [-- --seed 0] [-- --data DIR] [-- --out DIR]
 //! ```
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,12 +19,8 @@ use nndl::mnist::{self, idx};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// MNIST directory (default: $NNDL_DATA, else data/mnist searched upward from here).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Download any missing MNIST file first (checking the official MD5s).
-    #[arg(long)]
-    download: bool,
+    #[command(flatten)]
+    data: common::DataDir,
     /// Seed of the shuffle (Fisher-Yates driven by Pcg64): the same seed writes the same files.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -34,13 +32,14 @@ struct Args {
     raw: bool,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() {
+    common::exit_on_error(run);
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Args = common::parse_args();
     let start = Instant::now();
-    let (dir, report) = mnist::prepare_data_dir(args.data.as_deref(), args.download)?;
-    if let Some(report) = report {
-        eprintln!("{report}");
-    }
+    let dir = args.data.prepare()?;
     let data = mnist::load_data(&dir)?;
     let n = data.training.len();
     println!(

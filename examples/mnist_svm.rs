@@ -17,6 +17,8 @@
 //! (LIBSVM's `svm_predict`) splits the test images across threads (`--threads`, default all
 //! cores). Exit status 2 means a bad parameter (C <= 0, gamma <= 0, ...), 1 any other failure.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -89,12 +91,8 @@ struct Args {
     /// Write the run's settings, times and accuracy as JSON to this file.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// MNIST directory (default: $NNDL_DATA, else data/mnist searched upward from here).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Download any missing MNIST file first (checking the official MD5s).
-    #[arg(long)]
-    download: bool,
+    #[command(flatten)]
+    data: common::DataDir,
     /// Grid search: train on the first --search-train images for each (C, gamma) of the grid,
     /// score on the 10,000 validation images, then retrain the best pair on the training set.
     #[arg(long)]
@@ -197,7 +195,7 @@ impl std::fmt::Display for BadParameter {
 impl std::error::Error for BadParameter {}
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = common::parse_args();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -265,10 +263,7 @@ fn run(args: &Args) -> Result<()> {
             .context("starting the thread pool")?;
     }
     let scale = args.pixel_scale.scale();
-    let (dir, report) = mnist::prepare_data_dir(args.data.as_deref(), args.download)?;
-    if let Some(report) = report {
-        eprintln!("{report}");
-    }
+    let dir = args.data.prepare()?;
     let data = mnist::load_data(&dir)?;
     let training = limit(&data.training, args.train_limit);
     let test_set = limit(&data.test, args.test_limit);

@@ -51,11 +51,7 @@ fn run() -> Result<()> {
             "train_images": data.training.len(), "cost": "quadratic", "init": "N(0,1)",
         }),
     );
-    let plan = Plan {
-        epochs,
-        mini_batch: mb,
-        shuffle: true,
-    };
+    let plan = Plan::shuffled(epochs, mb);
     let mut sgd = Sgd::new(eta, Regularization::None);
     // (best correct, its epoch): network.py reports every epoch; the book quotes the best.
     let mut best = (0usize, 0usize);

@@ -129,11 +129,7 @@ fn run() -> Result<()> {
     });
     let mut run = Run::new("network2", settings);
     let mut sgd = Sgd::new(eta, Regularization::WeightDecay { lmbda, n });
-    let plan = Plan {
-        epochs,
-        mini_batch: mb,
-        shuffle: true,
-    };
+    let plan = Plan::shuffled(epochs, mb);
     // (best correct, epochs since it): network2's early stopping, checkpointed with the net.
     let mut best = (0usize, 0usize);
     let stop = |b: &(usize, usize)| args.early_stopping.is_some_and(|k| b.1 >= k);

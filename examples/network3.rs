@@ -233,7 +233,7 @@ fn run() -> Result<()> {
     args.resume.checkpoints().check(is_ensemble)?;
     let mut data = c.load(false)?;
     if expanded {
-        let dir = mnist::find_data_dir(c.data.as_deref())?;
+        let dir = mnist::find_data_dir(c.data.dir.as_deref())?;
         data.training = match mnist::load_data_expanded(&dir) {
             Ok(d) => d.training.with_scale(c.scale()),
             Err(_) => {

@@ -16,7 +16,7 @@
 //! let mut run = Run::new("network", serde_json::json!({"eta": 3.0}));
 //! let ck = Checkpoints { save: Some("runs/net.ckpt".into()), resume: None };
 //! let mut best = 0usize; // the program's bookkeeping, checkpointed with the weights
-//! let plan = Plan { epochs: 30, mini_batch: 10, shuffle: true };
+//! let plan = Plan::shuffled(30, 10);
 //! let mut sgd = Sgd::new(3.0, Regularization::None);
 //! run.epochs(&mut net, &data.training, &mut sgd, plan, &ck, &mut best, |_| false, |net, _, e, best| {
 //!     let test = net.evaluate(&data.test, 1000, None)?;
@@ -194,6 +194,17 @@ pub struct Plan {
     pub mini_batch: usize,
     /// Shuffle the training set before every epoch (network3 does not).
     pub shuffle: bool,
+}
+
+impl Plan {
+    /// `epochs` epochs of `mini_batch`-sample steps, the training set shuffled before each.
+    pub fn shuffled(epochs: usize, mini_batch: usize) -> Self {
+        Plan {
+            epochs,
+            mini_batch,
+            shuffle: true,
+        }
+    }
 }
 
 /// A training run: its record (settings, epochs, final figures) and its clock.

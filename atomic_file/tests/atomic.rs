@@ -1,37 +1,29 @@
 //! What every save in nndl relies on: the old file or the new one, never a part of one.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A scratch directory per test, removed when dropped.
-struct Scratch(PathBuf);
+/// A scratch directory per test (`tempfile`'s, removed when dropped).
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("nndl-atomic-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch(dir)
+        let prefix = format!("nndl-atomic-{name}-");
+        Scratch(tempfile::Builder::new().prefix(&prefix).tempdir().unwrap())
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     /// The names of the files in the directory, sorted: a stray temp file shows up here.
     fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .expect("read scratch dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(self.path()).unwrap() {
+            names.push(e.unwrap().file_name().to_string_lossy().into_owned());
+        }
         names.sort();
         names
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -211,6 +211,38 @@ impl<'a, T: Float> Backward<'a, T> {
         }
     }
 
+    /// Adds the product `op(a) op(b)` (`rows x cols`, summed over `inner`; `op` transposes
+    /// where `ta`/`tb`) to input `k`'s gradient, if it needs one: the backward of every
+    /// product-shaped op, written once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_product(
+        &mut self,
+        k: usize,
+        (rows, inner, cols): (usize, usize, usize),
+        a: &[T],
+        ta: bool,
+        b: &[T],
+        tb: bool,
+    ) {
+        if !self.needs_grad(k) {
+            return;
+        }
+        let (d, fresh) = self.grad_or_fresh(k);
+        let beta = if fresh { T::zero() } else { T::one() };
+        tensor::gemm(
+            rows,
+            inner,
+            cols,
+            T::one(),
+            a,
+            ta,
+            b,
+            tb,
+            beta,
+            d.data_mut(),
+        );
+    }
+
     /// The gradient accumulator of input `k` for an op that will *overwrite* it when it is
     /// new: returns it with `true` if it was just created (contents unspecified: write every
     /// element, e.g. a GEMM with beta = 0), or with `false` if earlier ops already added to it

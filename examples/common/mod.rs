@@ -8,6 +8,29 @@ pub use nndl::run::check_writable;
 use nndl::run::{Checkpoints, Run};
 use std::path::PathBuf;
 
+/// Where the MNIST files are: `--data DIR` and `--download`, the same on every program.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDir {
+    /// Directory with the MNIST files (else $NNDL_DATA, else data/mnist upward from here).
+    #[arg(long = "data", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Download missing MNIST files from the mirrors (checked against the official MD5s).
+    #[arg(long)]
+    pub download: bool,
+}
+
+impl DataDir {
+    /// The data directory, after downloading any missing file when `--download` says so
+    /// (the download's report, naming each file's mirror, goes to stderr).
+    pub fn prepare(&self) -> Result<PathBuf> {
+        let (dir, report) = mnist::prepare_data_dir(self.dir.as_deref(), self.download)?;
+        if let Some(r) = report {
+            eprintln!("{r}");
+        }
+        Ok(dir)
+    }
+}
+
 /// The flags every training example takes (defaults are each program's own).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
@@ -32,12 +55,8 @@ pub struct Common {
     /// Train on the first N training images only (quick runs).
     #[arg(long = "train-limit")]
     pub train_limit: Option<usize>,
-    /// Directory with the MNIST files (else $NNDL_DATA, else data/mnist upward from here).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Download missing MNIST files from the mirrors (checked against the official MD5s).
-    #[arg(long)]
-    pub download: bool,
+    #[command(flatten)]
+    pub data: DataDir,
     /// Pixel bytes become value/255 or value/256, as the book's mnist.pkl.gz stores them
     /// (default: 256 for network3's presets, 255 elsewhere).
     #[arg(long = "pixel-scale", value_name = "255|256", value_parser = clap::value_parser!(u16).range(255..=256))]
@@ -79,10 +98,7 @@ impl Common {
                 check_writable(flag, p)?;
             }
         }
-        let (dir, report) = mnist::prepare_data_dir(self.data.as_deref(), self.download)?;
-        if let Some(r) = report {
-            eprintln!("{r}");
-        }
+        let dir = self.data.prepare()?;
         let mut data = if expanded {
             mnist::load_data_expanded(&dir)?
         } else {

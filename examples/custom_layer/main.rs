@@ -61,11 +61,7 @@ fn run() -> Result<()> {
         "custom_layer",
         serde_json::json!({"epochs": epochs, "mini_batch": mb, "eta": eta, "hidden": hidden, "seed": c.seed}),
     );
-    let plan = Plan {
-        epochs,
-        mini_batch: mb,
-        shuffle: true,
-    };
+    let plan = Plan::shuffled(epochs, mb);
     let mut sgd = Sgd::new(eta, Regularization::None);
     let no_checkpoints = Checkpoints::default();
     run.epochs(

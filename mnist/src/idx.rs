@@ -114,7 +114,7 @@ fn to_usize(path: &Path, v: u32) -> Result<usize> {
 }
 
 /// Read the first bytes of `r` into `buf`, stopping early only at end of input.
-fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

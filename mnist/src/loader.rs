@@ -333,7 +333,7 @@ pub fn uncompressed_md5(path: impl AsRef<Path>) -> Result<String> {
     })?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut sniff = [0u8; 2];
-    let n = read_full(&mut reader, &mut sniff).map_err(|source| Error::Io {
+    let n = crate::idx::read_prefix(&mut reader, &mut sniff).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         action: "read",
         source,
@@ -355,19 +355,6 @@ pub fn uncompressed_md5(path: impl AsRef<Path>) -> Result<String> {
     };
     result?;
     Ok(hex(&hasher.finalize()))
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Check the uncompressed MD5 of each of the four files in `dir` against the official one.

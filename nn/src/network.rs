@@ -53,6 +53,27 @@ pub struct Epoch {
     pub shuffle: bool,
 }
 
+impl Epoch {
+    /// Epoch `index` of `mini_batch`-sample steps over the samples shuffled (network.py,
+    /// network2.py).
+    pub fn shuffled(index: usize, mini_batch: usize) -> Self {
+        Epoch {
+            index,
+            mini_batch,
+            shuffle: true,
+        }
+    }
+
+    /// Epoch `index` of `mini_batch`-sample steps over the samples in order (network3.py).
+    pub fn in_order(index: usize, mini_batch: usize) -> Self {
+        let shuffled = Epoch::shuffled(index, mini_batch);
+        Epoch {
+            shuffle: false,
+            ..shuffled
+        }
+    }
+}
+
 impl<T: Float> Network<T> {
     /// An empty network taking samples of `input_dims` (e.g. `[784]` or `[1, 28, 28]`).
     /// `seed` drives initialisation, shuffling and dropout.
@@ -124,21 +145,10 @@ impl<T: Float> Network<T> {
         self.push(Box::new(l))
     }
 
-    /// Appends a conv-pool layer of `n_filters` `kh x kw` filters over the current channels.
+    /// Appends a conv-pool layer of `n_filters` `kh x kw` filters over the current channels,
+    /// the pool's gradient at ties going where `pool_grad` says ([`PoolGrad::First`] as
+    /// PyTorch, [`PoolGrad::Ties`] as network3.py's Theano).
     pub fn add_conv_pool(
-        &mut self,
-        n_filters: usize,
-        kh: usize,
-        kw: usize,
-        pool: usize,
-        act: Activation,
-    ) -> Result<&mut Self> {
-        self.add_conv_pool_with(n_filters, kh, kw, pool, act, PoolGrad::First)
-    }
-
-    /// [`add_conv_pool`](Self::add_conv_pool) with the pool's gradient at ties chosen
-    /// ([`PoolGrad::Ties`] is what network3.py's Theano computes).
-    pub fn add_conv_pool_with(
         &mut self,
         n_filters: usize,
         kh: usize,
@@ -238,6 +248,19 @@ impl<T: Float> Network<T> {
     /// One sample's output shape.
     pub fn output_dims(&self) -> &[usize] {
         &self.dims
+    }
+
+    /// Every parameter's value as bits (f32 widened exactly), in graph order: two networks
+    /// are bit-identical when these are equal (how same-seed determinism and resume are
+    /// tested).
+    pub fn parameter_bits(&self) -> Vec<u64> {
+        let values = self
+            .parameters()
+            .into_iter()
+            .filter_map(|p| self.graph.value(p).ok());
+        values
+            .flat_map(|t| t.data().iter().map(|v| v.f64().to_bits()))
+            .collect()
     }
 
     /// The regularised parameters (weights), layer by layer.

@@ -119,7 +119,7 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
                 if p_drop > 0.0 {
                     return Err(bad(i, text, "network3's conv-pool layer has no dropout"));
                 }
-                net.add_conv_pool_with(f, h, w, pool, act, pool_grad)
+                net.add_conv_pool(f, h, w, pool, act, pool_grad)
                     .map_err(|e| bad(i, text, e))?;
             }
             "fc" => {

@@ -2,21 +2,15 @@
 //! leaves the previous checkpoint loadable, and damaged or foreign checkpoints are refused
 //! without touching the network.
 
+mod common;
+
+use common::training;
+
 use nn::checkpoint::{self, Checkpoint};
 use nn::{Cost, Epoch, Init, Network, Regularization, Sgd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
-
-/// The first 1000 MNIST training images (the repository's copy).
-fn training() -> &'static mnist::Dataset {
-    static DATA: OnceLock<mnist::Dataset> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = mnist::find_data_dir(None).expect("data/mnist");
-        mnist::load_data(dir).expect("MNIST").training.take(1000)
-    })
-}
 
 /// A fresh directory under the system's temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -38,17 +32,6 @@ impl Drop for TempDir {
     }
 }
 
-/// Every parameter's bits, in graph order.
-fn bits<T: tensor::Float>(net: &Network<T>) -> Vec<Vec<u64>> {
-    net.parameters()
-        .into_iter()
-        .map(|p| {
-            let t = net.graph().value(p).unwrap();
-            t.data().iter().map(|v| v.f64().to_bits()).collect()
-        })
-        .collect()
-}
-
 /// The nets the resume test runs: network.py's (shuffling draws from the random state) and a
 /// network3 net with dropout (every mini-batch draws masks from it).
 fn build(kind: usize) -> Network<f32> {
@@ -64,11 +47,7 @@ fn train(net: &mut Network<f32>, epochs: std::ops::Range<usize>) {
         net.train_epoch(
             training(),
             &mut Sgd::new(0.5, reg),
-            Epoch {
-                index: epoch,
-                mini_batch: 10,
-                shuffle: true,
-            },
+            Epoch::shuffled(epoch, 10),
             |_| {},
         )
         .unwrap();
@@ -98,7 +77,7 @@ fn one_epoch_then_resume_for_two_equals_three_epochs_straight() {
         assert_eq!((ck.epochs_done, &ck.state), (1, &state));
         train(&mut resumed, ck.epochs_done..3);
         assert!(
-            bits(&resumed) == bits(&straight),
+            resumed.parameter_bits() == straight.parameter_bits(),
             "net {kind}: the resumed run's weights differ from the uninterrupted run's"
         );
 
@@ -107,7 +86,10 @@ fn one_epoch_then_resume_for_two_equals_three_epochs_straight() {
         let mut weights_only = build(kind);
         nn::io::load_safetensors(&mut weights_only, checkpoint::path(&dir.0)).unwrap();
         train(&mut weights_only, 1..3);
-        assert!(bits(&weights_only) != bits(&straight), "net {kind}");
+        assert!(
+            weights_only.parameter_bits() != straight.parameter_bits(),
+            "net {kind}"
+        );
     }
 }
 
@@ -119,11 +101,7 @@ fn an_f64_network_checkpoints_its_exact_weights() {
     net.train_epoch(
         training(),
         &mut Sgd::new(0.5, Regularization::None),
-        Epoch {
-            index: 0,
-            mini_batch: 10,
-            shuffle: true,
-        },
+        Epoch::shuffled(0, 10),
         |_| {},
     )
     .unwrap();
@@ -136,7 +114,7 @@ fn an_f64_network_checkpoints_its_exact_weights() {
     let mut back =
         Network::<f64>::sigmoid_mlp(&[784, 20, 10], Cost::CrossEntropy, Init::Large, 99).unwrap();
     Checkpoint::load(&mut back, &dir.0).unwrap();
-    assert!(bits(&back) == bits(&net));
+    assert!(back.parameter_bits() == net.parameter_bits());
     assert!(back.rng_state() == net.rng_state());
     // An f32 net of the same shape is refused: resuming it would not be exact.
     let mut f32_net =
@@ -174,7 +152,7 @@ fn a_torn_temp_file_from_a_killed_save_leaves_the_previous_checkpoint() {
         Network::<f32>::sigmoid_mlp(&[784, 16, 10], Cost::Quadratic, Init::Large, 0).unwrap();
     let ck = Checkpoint::load(&mut back, &dir.0).unwrap();
     assert_eq!(ck.epochs_done, 4);
-    assert!(bits(&back) == bits(&net));
+    assert!(back.parameter_bits() == net.parameter_bits());
     // The next save replaces the checkpoint whatever lies beside it.
     saved(&dir.0, 5);
     assert_eq!(Checkpoint::load(&mut back, &dir.0).unwrap().epochs_done, 5);
@@ -188,7 +166,7 @@ fn a_damaged_checkpoint_is_refused_with_its_name_and_the_network_is_untouched() 
     let good = std::fs::read(&file).unwrap();
     let mut net =
         Network::<f32>::sigmoid_mlp(&[784, 16, 10], Cost::Quadratic, Init::Large, 11).unwrap();
-    let before = (bits(&net), net.rng_state());
+    let before = (net.parameter_bits(), net.rng_state());
     let mut nan_tail = good.clone();
     let n = nan_tail.len();
     nan_tail[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
@@ -204,7 +182,7 @@ fn a_damaged_checkpoint_is_refused_with_its_name_and_the_network_is_untouched() 
             .to_string();
         assert!(e.contains(&file.display().to_string()), "{what}: {e}");
         assert!(
-            (bits(&net), net.rng_state()) == before,
+            (net.parameter_bits(), net.rng_state()) == before,
             "{what}: a refused checkpoint changed the network"
         );
     }
@@ -268,7 +246,7 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 fn a_kill_during_a_save_leaves_the_previous_checkpoint_loadable() {
     let dir = TempDir::new("kill");
     let exe = std::env::current_exe().unwrap();
-    let want = bits(&big());
+    let want = big().parameter_bits();
     let (mut torn, mut last, mut rounds) = (0, 0, 0);
     // Until three kills have landed during a save (about a third do), at most 60 rounds.
     for round in 0..60u64 {
@@ -300,7 +278,7 @@ fn a_kill_during_a_save_leaves_the_previous_checkpoint_loadable() {
             .unwrap_or_else(|e| panic!("round {round}: the previous checkpoint must load: {e}"));
         assert_eq!(ck.state["k"], ck.epochs_done, "round {round}");
         assert!(ck.epochs_done >= 1, "round {round}");
-        assert!(bits(&net) == want, "round {round}");
+        assert!(net.parameter_bits() == want, "round {round}");
         last = last.max(ck.epochs_done);
         for f in leftovers {
             std::fs::remove_file(f).unwrap();

@@ -1,50 +1,26 @@
 //! Same seed, same thread count: bit-identical weights after an epoch, for every kind of
 //! layer and every use of the random state (initialisation, shuffling, dropout).
 
-use nn::{Epoch, Network, Regularization, Sgd};
-use std::sync::OnceLock;
+mod common;
 
-fn training() -> &'static mnist::Dataset {
-    static DATA: OnceLock<mnist::Dataset> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = mnist::find_data_dir(None).expect("data/mnist");
-        mnist::load_data(dir).expect("MNIST").training.take(500)
-    })
-}
+use common::training;
 
-fn bits(net: &Network<f32>) -> Vec<Vec<u32>> {
-    net.parameters()
-        .into_iter()
-        .map(|p| {
-            net.graph()
-                .value(p)
-                .unwrap()
-                .data()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect()
-        })
-        .collect()
-}
+use nn::{Epoch, Regularization, Sgd};
 
-fn one_epoch(spec: &str, seed: u64) -> Vec<Vec<u32>> {
+fn one_epoch(spec: &str, seed: u64) -> Vec<u64> {
     let mut net = nn::spec::build::<f32>(spec, seed).unwrap();
     let reg = Regularization::InGraph {
         lmbda: 0.1,
         num_batches: 50,
     };
     net.train_epoch(
-        training(),
+        &training().take(500),
         &mut Sgd::new(0.1, reg),
-        Epoch {
-            index: 0,
-            mini_batch: 10,
-            shuffle: true,
-        },
+        Epoch::shuffled(0, 10),
         |_| {},
     )
     .unwrap();
-    bits(&net)
+    net.parameter_bits()
 }
 
 #[test]

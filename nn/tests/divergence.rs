@@ -2,16 +2,11 @@
 //! smaller learning rate, whichever way it shows: a NaN cost, a parameter gone infinite, or
 //! every gradient vanished in saturated units.
 
-use nn::{Cost, Epoch, InMemory, Init, Network, NnError, Regularization, Sgd};
-use std::sync::OnceLock;
+mod common;
 
-fn training() -> &'static mnist::Dataset {
-    static DATA: OnceLock<mnist::Dataset> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = mnist::find_data_dir(None).expect("data/mnist");
-        mnist::load_data(dir).expect("MNIST").training.take(1000)
-    })
-}
+use common::training;
+
+use nn::{Cost, Epoch, InMemory, Init, Network, NnError, Regularization, Sgd};
 
 fn epoch<S: nn::Samples>(
     net: &mut Network<f32>,
@@ -22,11 +17,7 @@ fn epoch<S: nn::Samples>(
     net.train_epoch(
         data,
         &mut Sgd::new(eta, reg),
-        Epoch {
-            index: 0,
-            mini_batch: 10,
-            shuffle: true,
-        },
+        Epoch::shuffled(0, 10),
         |_| {},
     )
 }

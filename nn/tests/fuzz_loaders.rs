@@ -7,6 +7,8 @@
 //! `cargo test --release -p nn --test fuzz_loaders -- --ignored` writes these seeds to
 //! `fuzz/seeds/<target>/` for the fuzzer.
 
+mod common;
+
 use nn::checkpoint::Checkpoint;
 use nn::{Cost, Init, Network};
 use proptest::prelude::*;
@@ -98,14 +100,6 @@ fn write_fuzz_seeds() {
     }
 }
 
-fn bits(net: &Network<f32>) -> Vec<u32> {
-    net.parameters()
-        .into_iter()
-        .flat_map(|p| net.graph().value(p).unwrap().data().to_vec())
-        .map(f32::to_bits)
-        .collect()
-}
-
 /// A valid input of `target` with a few bytes overwritten, then maybe cut short or extended.
 fn mutated(target: &'static str) -> impl Strategy<Value = Vec<u8>> {
     let seeds = seeds(target);
@@ -188,7 +182,10 @@ fn check_network2_json(bytes: &[u8]) {
             assert_eq!(fc.n_in(), n_in);
             n_in = fc.n_out();
         }
-        assert!(bits(&net).iter().all(|&b| f32::from_bits(b).is_finite()));
+        assert!(net
+            .parameter_bits()
+            .iter()
+            .all(|&b| f64::from_bits(b).is_finite()));
     }
 }
 
@@ -196,12 +193,15 @@ fn check_network2_json(bytes: &[u8]) {
 /// network untouched.
 fn check_safetensors(bytes: &[u8]) {
     let mut net = small();
-    let before = bits(&net);
+    let before = net.parameter_bits();
     match nn::io::load_safetensors_from_bytes(&mut net, bytes, Path::new("p.safetensors")) {
-        Ok(()) => assert!(bits(&net).iter().all(|&b| f32::from_bits(b).is_finite())),
+        Ok(()) => assert!(net
+            .parameter_bits()
+            .iter()
+            .all(|&b| f64::from_bits(b).is_finite())),
         Err(e) => {
             assert!(e.to_string().contains("p.safetensors"), "{e}");
-            assert_eq!(bits(&net), before);
+            assert_eq!(net.parameter_bits(), before);
         }
     }
 }
@@ -209,12 +209,15 @@ fn check_safetensors(bytes: &[u8]) {
 /// The checkpoint target's: as safetensors, the random state included.
 fn check_checkpoint(bytes: &[u8]) {
     let mut net = small();
-    let before = (bits(&net), net.rng_state());
+    let before = (net.parameter_bits(), net.rng_state());
     match Checkpoint::load_from_bytes(&mut net, bytes, Path::new("p/checkpoint.safetensors")) {
-        Ok(_) => assert!(bits(&net).iter().all(|&b| f32::from_bits(b).is_finite())),
+        Ok(_) => assert!(net
+            .parameter_bits()
+            .iter()
+            .all(|&b| f64::from_bits(b).is_finite())),
         Err(e) => {
             assert!(e.to_string().contains("p/checkpoint.safetensors"), "{e}");
-            assert!((bits(&net), net.rng_state()) == before);
+            assert!((net.parameter_bits(), net.rng_state()) == before);
         }
     }
 }

@@ -64,3 +64,18 @@ pub(crate) fn save(path: &std::path::Path, bytes: &[u8]) -> Result<(), ReportErr
         source,
     })
 }
+
+/// Saves a rendered PNG at `path`; a rendering failure becomes a plot error naming `path`.
+pub(crate) fn save_png(
+    path: &std::path::Path,
+    png: Result<Vec<u8>, ReportError>,
+) -> Result<(), ReportError> {
+    let png = png.map_err(|e| match e {
+        ReportError::Render(message) => ReportError::Plot {
+            path: path.to_path_buf(),
+            message,
+        },
+        other => other,
+    })?;
+    save(path, &png)
+}

@@ -10,7 +10,7 @@ use plotters::style::{register_font, FontStyle};
 use ab_glyph::FontRef;
 
 use crate::canvas::Canvas;
-use crate::{save, EpochRecord, ReportError, RunRecord};
+use crate::{EpochRecord, ReportError, RunRecord};
 
 /// Width of the PNG written by [`plot_png`], in pixels.
 pub const PLOT_WIDTH: u32 = 1200;
@@ -310,13 +310,5 @@ pub fn plot_png(
     path: impl AsRef<Path>,
     title: &str,
 ) -> Result<(), ReportError> {
-    let path = path.as_ref();
-    let png = render_png(record, title).map_err(|e| match e {
-        ReportError::Render(message) => ReportError::Plot {
-            path: path.to_path_buf(),
-            message,
-        },
-        other => other,
-    })?;
-    save(path, &png)
+    crate::save_png(path.as_ref(), render_png(record, title))
 }

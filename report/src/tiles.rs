@@ -8,7 +8,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::canvas::Canvas;
 use crate::plot::{encode_rgb_png, font, FONT};
-use crate::{save, ReportError};
+use crate::ReportError;
 
 /// One picture of a grid: `width x height` intensities, row-major, 0 = white paper and
 /// 1 = black ink (values outside are clamped), with a caption under it.
@@ -159,13 +159,5 @@ pub fn tiles_png(
     title: &str,
     path: impl AsRef<Path>,
 ) -> Result<(), ReportError> {
-    let path = path.as_ref();
-    let png = render_tiles_png(tiles, columns, zoom, title).map_err(|e| match e {
-        ReportError::Render(message) => ReportError::Plot {
-            path: path.to_path_buf(),
-            message,
-        },
-        other => other,
-    })?;
-    save(path, &png)
+    crate::save_png(path.as_ref(), render_tiles_png(tiles, columns, zoom, title))
 }

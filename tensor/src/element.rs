@@ -27,29 +27,6 @@ pub trait Float:
     /// Converts to `f64`.
     fn f64(self) -> f64;
 
-    /// General strided matrix multiply `C = alpha*A*B + beta*C` (the one GEMM entry point).
-    ///
-    /// # Safety
-    /// The pointers and strides must describe valid `m x k`, `k x n`, `m x n` matrices, and `c`
-    /// must not alias `a` or `b`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
-
     /// The small-side kernels of [`crate::small`] for `C = alpha*op(A)op(B) + beta*C` on
     /// contiguous buffers, where they apply: returns `false` (nothing done) for shapes or
     /// element types they do not cover.
@@ -162,24 +139,6 @@ impl Float for f32 {
     fn f64(self) -> f64 {
         self as f64
     }
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    ) {
-        crate::gemm::backend(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-    }
 }
 
 impl Float for f64 {
@@ -189,23 +148,5 @@ impl Float for f64 {
     }
     fn f64(self) -> f64 {
         self
-    }
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    ) {
-        crate::gemm::backend(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
     }
 }

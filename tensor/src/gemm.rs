@@ -77,7 +77,7 @@ pub fn gemm_packed<T: Float>(
     // SAFETY: the asserts above guarantee each buffer holds its matrix; `c` is a distinct
     // `&mut` so it cannot alias `a` or `b`.
     unsafe {
-        T::gemm_raw(
+        backend(
             m,
             k,
             n,
@@ -99,10 +99,12 @@ pub fn gemm_packed<T: Float>(
 /// Work (m*k*n) above which a GEMM called outside a parallel region uses all rayon threads.
 const PARALLEL_WORK: usize = 1 << 22;
 
-/// The backend call: strided `C = alpha*A*B + beta*C` through the `gemm` crate.
+/// The backend call: strided `C = alpha*A*B + beta*C` through the `gemm` crate (the one GEMM
+/// entry point under [`gemm`]).
 ///
 /// # Safety
-/// As [`Float::gemm_raw`].
+/// The pointers and strides must describe valid `m x k`, `k x n`, `m x n` matrices, and `c`
+/// must not alias `a` or `b`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub(crate) unsafe fn backend<T: Float>(
@@ -183,7 +185,7 @@ pub(crate) unsafe fn backend<T: Float>(
 /// One single-threaded call of the `gemm` crate.
 ///
 /// # Safety
-/// As [`Float::gemm_raw`].
+/// As [`backend`].
 #[allow(clippy::too_many_arguments)]
 unsafe fn serial<T: Float>(
     m: usize,

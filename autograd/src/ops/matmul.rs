@@ -14,38 +14,8 @@ impl<T: Float> Op<T> for MatMul {
         // C = A B: dA = dC B^T, dB = A^T dC.
         let (a, b, g) = (cx.input(0), cx.input(1), cx.grad_output());
         let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
-        if cx.needs_grad(0) {
-            let (d, fresh) = cx.grad_or_fresh(0);
-            let beta = if fresh { T::zero() } else { T::one() };
-            gemm(
-                m,
-                n,
-                k,
-                T::one(),
-                g.data(),
-                false,
-                b.data(),
-                true,
-                beta,
-                d.data_mut(),
-            );
-        }
-        if cx.needs_grad(1) {
-            let (d, fresh) = cx.grad_or_fresh(1);
-            let beta = if fresh { T::zero() } else { T::one() };
-            gemm(
-                k,
-                m,
-                n,
-                T::one(),
-                a.data(),
-                true,
-                g.data(),
-                false,
-                beta,
-                d.data_mut(),
-            );
-        }
+        cx.add_product(0, (m, n, k), g.data(), false, b.data(), true);
+        cx.add_product(1, (k, m, n), a.data(), true, g.data(), false);
     }
 }
 
@@ -60,38 +30,8 @@ impl<T: Float> Op<T> for Linear {
         let (x, w, g) = (cx.input(0), cx.input(1), cx.grad_output());
         let (m, k) = (x.dims()[0], x.dims()[1]);
         let n = w.dims()[0];
-        if cx.needs_grad(0) {
-            let (d, fresh) = cx.grad_or_fresh(0);
-            let beta = if fresh { T::zero() } else { T::one() };
-            gemm(
-                m,
-                n,
-                k,
-                T::one(),
-                g.data(),
-                false,
-                w.data(),
-                false,
-                beta,
-                d.data_mut(),
-            );
-        }
-        if cx.needs_grad(1) {
-            let (d, fresh) = cx.grad_or_fresh(1);
-            let beta = if fresh { T::zero() } else { T::one() };
-            gemm(
-                n,
-                m,
-                k,
-                T::one(),
-                g.data(),
-                true,
-                x.data(),
-                false,
-                beta,
-                d.data_mut(),
-            );
-        }
+        cx.add_product(0, (m, n, k), g.data(), false, w.data(), false);
+        cx.add_product(1, (n, m, k), g.data(), true, x.data(), false);
         bias_grad(cx, n);
     }
 

@@ -3,6 +3,21 @@
 use crate::{Backward, Graph, Op, Result, Var};
 use tensor::{log_softmax_rows_into, softmax_rows_into, Float, TensorError};
 
+/// Runs `row(dx, y, dy)` on each row (last axis) of the input's gradient, the output and the
+/// output's gradient.
+fn each_row<T: Float>(cx: &mut Backward<'_, T>, row: impl Fn(&mut [T], &[T], &[T])) {
+    let (y, g) = (cx.output(), cx.grad_output());
+    let c = *y.dims().last().expect("rank checked in forward");
+    let d = cx.grad(0).data_mut();
+    for ((d, y), g) in d
+        .chunks_exact_mut(c)
+        .zip(y.data().chunks_exact(c))
+        .zip(g.data().chunks_exact(c))
+    {
+        row(d, y, g);
+    }
+}
+
 struct Softmax;
 
 impl<T: Float> Op<T> for Softmax {
@@ -11,19 +26,12 @@ impl<T: Float> Op<T> for Softmax {
     }
     fn backward(&self, cx: &mut Backward<'_, T>) {
         // dx = y * (g - <g, y>) per row.
-        let (y, g) = (cx.output(), cx.grad_output());
-        let c = *y.dims().last().expect("rank checked in forward");
-        let d = cx.grad(0).data_mut();
-        for ((d, y), g) in d
-            .chunks_exact_mut(c)
-            .zip(y.data().chunks_exact(c))
-            .zip(g.data().chunks_exact(c))
-        {
+        each_row(cx, |d, y, g| {
             let dot: T = y.iter().zip(g).map(|(&a, &b)| a * b).sum();
             for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
                 *d += y * (g - dot);
             }
-        }
+        });
     }
 }
 
@@ -35,19 +43,12 @@ impl<T: Float> Op<T> for LogSoftmax {
     }
     fn backward(&self, cx: &mut Backward<'_, T>) {
         // dx = g - softmax(x) * sum(g) per row, with softmax(x) = exp(output).
-        let (y, g) = (cx.output(), cx.grad_output());
-        let c = *y.dims().last().expect("rank checked in forward");
-        let d = cx.grad(0).data_mut();
-        for ((d, y), g) in d
-            .chunks_exact_mut(c)
-            .zip(y.data().chunks_exact(c))
-            .zip(g.data().chunks_exact(c))
-        {
+        each_row(cx, |d, y, g| {
             let s: T = g.iter().copied().sum();
             for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
                 *d += g - y.exp() * s;
             }
-        }
+        });
     }
 }
 

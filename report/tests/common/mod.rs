@@ -1,36 +1,31 @@
-//! A scratch directory per test, removed when dropped.
+//! A scratch directory per test (`tempfile`'s, removed when dropped).
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 
-pub struct Scratch(PathBuf);
+pub struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("nndl-report-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("nndl-report-{name}-"))
+            .tempdir()
+            .expect("create a scratch dir");
         Scratch(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
-    /// The names of the files in the directory, sorted.
+    /// The names of the files in the directory, in order.
     pub fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .expect("read scratch dir")
+        let entries = std::fs::read_dir(self.path()).expect("read scratch dir");
+        let names: BTreeSet<String> = entries
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        names.into_iter().collect()
     }
 }

@@ -1,0 +1,13 @@
+//! What the network tests share: a slice of MNIST.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+/// The first 1000 MNIST training images (the repository's copy), loaded once per test binary.
+pub fn training() -> &'static mnist::Dataset {
+    static DATA: OnceLock<mnist::Dataset> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = mnist::find_data_dir(None).expect("data/mnist");
+        mnist::load_data(dir).expect("MNIST").training.take(1000)
+    })
+}
