@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::loader::{locate_file, OfficialFile, FILES};
+use crate::loader::{download_dir, find_data_dir, locate_file, OfficialFile, FILES};
 
 /// The default mirrors, tried in order. They serve the official .gz files.
 pub const MIRRORS: [&str; 2] = [
@@ -90,6 +90,22 @@ impl fmt::Display for DownloadReport {
         }
         Ok(())
     }
+}
+
+/// What the examples do with `--data DIR` and `--download`: find the data directory, first
+/// downloading any missing file (into [`download_dir`]) when `download` is true; returns the
+/// directory and, if a download was asked for, its report (print it: it says which mirror
+/// served each file).
+pub fn prepare_data_dir(
+    explicit: Option<&Path>,
+    download: bool,
+) -> Result<(PathBuf, Option<DownloadReport>)> {
+    if download {
+        let dir = download_dir(explicit);
+        let report = self::download(&dir)?;
+        return Ok((find_data_dir(Some(&dir))?, Some(report)));
+    }
+    Ok((find_data_dir(explicit)?, None))
 }
 
 /// Fetch every missing official file into `dir` (created if needed) from [`MIRRORS`].

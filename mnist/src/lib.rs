@@ -37,12 +37,14 @@ mod loader;
 mod testutil;
 
 pub use dataset::{one_hot, Dataset, Element, Scale, CLASSES};
-pub use download::{download, download_from, DownloadReport, FileReport, FileStatus, MIRRORS};
+pub use download::{
+    download, download_from, prepare_data_dir, DownloadReport, FileReport, FileStatus, MIRRORS,
+};
 pub use error::{Error, IdxKind, Result};
 pub use expand::{expand, expand_unshuffled, expand_with_progress};
 pub use loader::{
     download_dir, find_data_dir, load_data, load_data_expanded, locate_file, md5_hex,
-    prepare_data_dir, uncompressed_md5, verify_dir, MnistData, OfficialFile, DATA_ENV,
-    DEFAULT_DATA_DIR, EXPANDED_IMAGES, EXPANDED_LABELS, FILES, SIDE, TEST_IMAGES, TEST_LABELS,
-    TEST_SIZE, TRAINING_SIZE, TRAIN_IMAGES, TRAIN_LABELS, VALIDATION_SIZE,
+    uncompressed_md5, verify_dir, MnistData, OfficialFile, DATA_ENV, DEFAULT_DATA_DIR,
+    EXPANDED_IMAGES, EXPANDED_LABELS, FILES, SIDE, TEST_IMAGES, TEST_LABELS, TEST_SIZE,
+    TRAINING_SIZE, TRAIN_IMAGES, TRAIN_LABELS, VALIDATION_SIZE,
 };

@@ -298,22 +298,6 @@ pub fn download_dir(explicit: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| cwd.join(DEFAULT_DATA_DIR))
 }
 
-/// What the examples do with `--data DIR` and `--download`: find the data directory, first
-/// downloading any missing file (into [`download_dir`]) when `download` is true; returns the
-/// directory and, if a download was asked for, its report (print it: it says which mirror
-/// served each file).
-pub fn prepare_data_dir(
-    explicit: Option<&Path>,
-    download: bool,
-) -> Result<(PathBuf, Option<crate::DownloadReport>)> {
-    if download {
-        let dir = download_dir(explicit);
-        let report = crate::download(&dir)?;
-        return Ok((find_data_dir(Some(&dir))?, Some(report)));
-    }
-    Ok((find_data_dir(explicit)?, None))
-}
-
 /// Hex MD5 of `bytes`.
 pub fn md5_hex(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
