@@ -21,6 +21,45 @@ impl Var {
     fn index(self) -> usize {
         (self.id & !PARAM_BIT) as usize
     }
+    /// The parameter's position, if this handle names one.
+    fn param(self) -> Option<usize> {
+        self.is_parameter().then(|| self.index())
+    }
+}
+
+/// One thing per value (its tensor, or its gradient), for the parameters and the tape: the
+/// single place a [`Var`] is turned into a position.
+#[derive(Default)]
+struct Slots<X> {
+    params: Vec<X>,
+    tape: Vec<X>,
+}
+
+impl<X> Slots<X> {
+    fn tier(&self, v: Var) -> &Vec<X> {
+        if v.is_parameter() {
+            &self.params
+        } else {
+            &self.tape
+        }
+    }
+
+    fn get(&self, v: Var) -> Option<&X> {
+        self.tier(v).get(v.index())
+    }
+
+    fn at(&self, v: Var) -> &X {
+        &self.tier(v)[v.index()]
+    }
+
+    fn at_mut(&mut self, v: Var) -> &mut X {
+        let tier = if v.is_parameter() {
+            &mut self.params
+        } else {
+            &mut self.tape
+        };
+        &mut tier[v.index()]
+    }
 }
 
 /// The backward half of an operation. The forward is the [`Graph`] method that computed the
@@ -88,17 +127,16 @@ struct Node<T> {
     op: Option<Box<dyn Op<T>>>,
     inputs: [Var; MAX_INPUTS],
     n_inputs: u8,
-    requires_grad: bool,
 }
 
 /// Parameters and the tape of one computation. See the crate docs.
 pub struct Graph<T: Float> {
     param_names: Vec<String>,
-    param_values: Vec<Tensor<T>>,
-    param_grads: Vec<Option<Tensor<T>>>,
-    param_frozen: Vec<bool>,
-    values: Vec<Tensor<T>>,
-    grads: Vec<Option<Tensor<T>>>,
+    values: Slots<Tensor<T>>,
+    /// Whether gradients flow to each value: a parameter unless frozen, a tape node when it
+    /// depends on something that needs one.
+    requires_grad: Slots<bool>,
+    grads: Slots<Option<Tensor<T>>>,
     nodes: Vec<Node<T>>,
     generation: u32,
     recording: bool,
@@ -125,12 +163,10 @@ impl<T: Float> Default for Graph<T> {
 /// mutable access to each input's gradient accumulator.
 pub struct Backward<'a, T: Float> {
     inputs: &'a [Var],
-    param_values: &'a [Tensor<T>],
-    values: &'a [Tensor<T>],
+    values: &'a Slots<Tensor<T>>,
     output: &'a Tensor<T>,
     grad_output: &'a Tensor<T>,
-    param_grads: &'a mut [Option<Tensor<T>>],
-    grads: &'a mut [Option<Tensor<T>>],
+    grads: &'a mut Slots<Option<Tensor<T>>>,
     needs: [bool; MAX_INPUTS],
     pool: &'a mut Pool<T>,
     pending: &'a mut [T],
@@ -140,12 +176,7 @@ pub struct Backward<'a, T: Float> {
 impl<'a, T: Float> Backward<'a, T> {
     /// The value of input `k`.
     pub fn input(&self, k: usize) -> &'a Tensor<T> {
-        let v = self.inputs[k];
-        if v.is_parameter() {
-            &self.param_values[v.index()]
-        } else {
-            &self.values[v.index()]
-        }
+        self.values.at(self.inputs[k])
     }
 
     /// The op's output value.
@@ -174,11 +205,7 @@ impl<'a, T: Float> Backward<'a, T> {
         let shape = self.input(k).shape();
         let pending = self.take_pending(k);
         let value = self.input(k);
-        let slot = if v.is_parameter() {
-            &mut self.param_grads[v.index()]
-        } else {
-            &mut self.grads[v.index()]
-        };
+        let slot = self.grads.at_mut(v);
         if slot.is_none() {
             *slot = Some(self.pool.zeros(shape));
         }
@@ -194,7 +221,7 @@ impl<'a, T: Float> Backward<'a, T> {
     /// SGD step's decay when an op fuses the step, so the weights are not read for it.
     pub fn add_scaled_input(&mut self, k: usize, coef: T) {
         let v = self.inputs[k];
-        if self.deferring && v.is_parameter() && self.param_grads[v.index()].is_none() {
+        if self.deferring && v.is_parameter() && self.grads.at(v).is_none() {
             self.pending[v.index()] += coef;
             return;
         }
@@ -203,12 +230,9 @@ impl<'a, T: Float> Backward<'a, T> {
     }
 
     fn take_pending(&mut self, k: usize) -> T {
-        let v = self.inputs[k];
-        if v.is_parameter() {
-            std::mem::replace(&mut self.pending[v.index()], T::zero())
-        } else {
-            T::zero()
-        }
+        self.inputs[k].param().map_or(T::zero(), |p| {
+            std::mem::replace(&mut self.pending[p], T::zero())
+        })
     }
 
     /// Adds the product `op(a) op(b)` (`rows x cols`, summed over `inner`; `op` transposes
@@ -249,30 +273,21 @@ impl<'a, T: Float> Backward<'a, T> {
     /// (add to it). Saves a zero-fill and a read of the whole buffer for the big weights.
     pub fn grad_or_fresh(&mut self, k: usize) -> (&mut Tensor<T>, bool) {
         let v = self.inputs[k];
-        let shape = self.input(k).shape();
-        let slot = if v.is_parameter() {
-            &mut self.param_grads[v.index()]
-        } else {
-            &mut self.grads[v.index()]
-        };
-        let fresh = slot.is_none();
-        if fresh {
-            let buf = self.pool.take(shape.numel());
-            *slot = Some(
-                Tensor::from_shape_vec(shape, buf).expect("pool returns the requested length"),
-            );
+        if self.grads.at(v).is_some() {
+            return (self.grads.at_mut(v).as_mut().expect("checked"), false);
         }
-        if fresh && v.is_parameter() && self.pending[v.index()] != T::zero() {
+        let value = self.input(k);
+        let mut g = Tensor::from_shape_vec(value.shape(), self.pool.take(value.shape().numel()))
+            .expect("pool returns the requested length");
+        let pending = self.take_pending(k);
+        let fresh = pending == T::zero();
+        if !fresh {
             // A deferred `c * value` term: the buffer starts as it instead of as zeros.
-            let c = std::mem::replace(&mut self.pending[v.index()], T::zero());
-            let value = &self.param_values[v.index()];
-            let g = slot.as_mut().expect("just filled");
             for (d, &x) in g.data_mut().iter_mut().zip(value.data()) {
-                *d = c * x;
+                *d = pending * x;
             }
-            return (g, false);
         }
-        (slot.as_mut().expect("just filled"), fresh)
+        (self.grads.at_mut(v).insert(g), fresh)
     }
 
     /// A scratch buffer of `len` elements from the graph's pool (give it back with
@@ -292,11 +307,9 @@ impl<T: Float> Graph<T> {
     pub fn new() -> Self {
         Graph {
             param_names: Vec::new(),
-            param_values: Vec::new(),
-            param_grads: Vec::new(),
-            param_frozen: Vec::new(),
-            values: Vec::new(),
-            grads: Vec::new(),
+            values: Slots::default(),
+            requires_grad: Slots::default(),
+            grads: Slots::default(),
             nodes: Vec::new(),
             generation: 1,
             recording: true,
@@ -310,11 +323,11 @@ impl<T: Float> Graph<T> {
 
     /// Registers a trainable parameter; it survives [`Graph::reset`].
     pub fn parameter(&mut self, name: impl Into<String>, value: Tensor<T>) -> Var {
-        let id = self.param_values.len() as u32 | PARAM_BIT;
+        let id = self.values.params.len() as u32 | PARAM_BIT;
         self.param_names.push(name.into());
-        self.param_values.push(value);
-        self.param_grads.push(None);
-        self.param_frozen.push(false);
+        self.values.params.push(value);
+        self.grads.params.push(None);
+        self.requires_grad.params.push(true);
         self.pending.push(T::zero());
         self.stepped.push(None);
         self.sum_squares.push(None);
@@ -324,15 +337,15 @@ impl<T: Float> Graph<T> {
     /// Stops (or resumes) computing gradients for a parameter.
     pub fn set_frozen(&mut self, p: Var, frozen: bool) -> Result<()> {
         self.check(p, "set_frozen")?;
-        if p.is_parameter() {
-            self.param_frozen[p.index()] = frozen;
+        if let Some(i) = p.param() {
+            self.requires_grad.params[i] = !frozen;
         }
         Ok(())
     }
 
     /// All parameters, in creation order.
     pub fn parameters(&self) -> impl Iterator<Item = Var> + '_ {
-        (0..self.param_values.len()).map(|i| Var {
+        (0..self.values.params.len()).map(|i| Var {
             id: i as u32 | PARAM_BIT,
             generation: 0,
         })
@@ -340,9 +353,7 @@ impl<T: Float> Graph<T> {
 
     /// A parameter's name.
     pub fn name(&self, p: Var) -> Option<&str> {
-        p.is_parameter()
-            .then(|| self.param_names.get(p.index()).map(String::as_str))
-            .flatten()
+        self.param_names.get(p.param()?).map(String::as_str)
     }
 
     /// Puts data on the tape as a constant (no gradient).
@@ -380,14 +391,14 @@ impl<T: Float> Graph<T> {
             generation: 0,
         }; MAX_INPUTS];
         ins[..inputs.len()].copy_from_slice(inputs);
-        let id = self.values.len() as u32;
-        self.values.push(value);
-        self.grads.push(None);
+        let id = self.values.tape.len() as u32;
+        self.values.tape.push(value);
+        self.grads.tape.push(None);
+        self.requires_grad.tape.push(requires_grad);
         self.nodes.push(Node {
             op,
             inputs: ins,
             n_inputs: inputs.len() as u8,
-            requires_grad,
         });
         Var {
             id,
@@ -402,11 +413,7 @@ impl<T: Float> Graph<T> {
     }
 
     fn requires_grad(&self, v: Var) -> bool {
-        if v.is_parameter() {
-            !self.param_frozen.get(v.index()).copied().unwrap_or(true)
-        } else {
-            self.nodes.get(v.index()).is_some_and(|n| n.requires_grad)
-        }
+        self.requires_grad.get(v).copied().unwrap_or(false)
     }
 
     /// Records an op's output on the tape. `op` is kept for the backward only when some input
@@ -440,11 +447,8 @@ impl<T: Float> Graph<T> {
 
     /// Fails unless `v` names a parameter or a node of the current tape.
     pub fn check(&self, v: Var, op: &'static str) -> Result<()> {
-        let ok = if v.is_parameter() {
-            v.index() < self.param_values.len()
-        } else {
-            v.generation == self.generation && v.index() < self.values.len()
-        };
+        let current = v.is_parameter() || v.generation == self.generation;
+        let ok = current && self.values.get(v).is_some();
         if ok {
             Ok(())
         } else {
@@ -455,64 +459,45 @@ impl<T: Float> Graph<T> {
     /// The value of `v`.
     pub fn value(&self, v: Var) -> Result<&Tensor<T>> {
         self.check(v, "value")?;
-        Ok(if v.is_parameter() {
-            &self.param_values[v.index()]
-        } else {
-            &self.values[v.index()]
-        })
+        Ok(self.values.at(v))
     }
 
     /// The value of `v` (unchecked handle; panics on a stale one). For ops that checked already.
     pub(crate) fn val(&self, v: Var) -> &Tensor<T> {
-        if v.is_parameter() {
-            &self.param_values[v.index()]
-        } else {
-            &self.values[v.index()]
-        }
+        self.values.at(v)
     }
 
     /// A parameter's value, mutably (for optimisers and loading).
     pub fn param_mut(&mut self, p: Var) -> Result<&mut Tensor<T>> {
-        self.check(p, "param_mut")?;
-        if !p.is_parameter() {
-            return Err(AutogradError::Invalid {
-                op: "param_mut",
-                why: "not a parameter".into(),
-            });
-        }
-        self.sum_squares[p.index()] = None;
-        Ok(&mut self.param_values[p.index()])
+        let i = self.param_index(p, "param_mut")?;
+        self.sum_squares[i] = None;
+        Ok(&mut self.values.params[i])
+    }
+
+    fn param_index(&self, p: Var, op: &'static str) -> Result<usize> {
+        self.check(p, op)?;
+        p.param().ok_or_else(|| AutogradError::Invalid {
+            op,
+            why: "not a parameter".into(),
+        })
     }
 
     /// `sum p^2` of parameter `p` if a fused step computed it and `p` has not changed since.
     pub(crate) fn cached_sum_squares(&self, p: Var) -> Option<T> {
-        p.is_parameter()
-            .then(|| self.sum_squares.get(p.index()).copied().flatten())
-            .flatten()
+        self.sum_squares.get(p.param()?).copied().flatten()
     }
 
     /// A parameter's value and its gradient (if the last backward reached it), together.
     pub fn param_and_grad(&mut self, p: Var) -> Result<(&mut Tensor<T>, Option<&Tensor<T>>)> {
-        self.check(p, "param_and_grad")?;
-        if !p.is_parameter() {
-            return Err(AutogradError::Invalid {
-                op: "param_and_grad",
-                why: "not a parameter".into(),
-            });
-        }
-        let i = p.index();
+        let i = self.param_index(p, "param_and_grad")?;
         self.sum_squares[i] = None;
-        Ok((&mut self.param_values[i], self.param_grads[i].as_ref()))
+        Ok((&mut self.values.params[i], self.grads.params[i].as_ref()))
     }
 
     /// The gradient of the last backward with respect to `v`, if it reached `v`.
     pub fn grad(&self, v: Var) -> Option<&Tensor<T>> {
         self.check(v, "grad").ok()?;
-        if v.is_parameter() {
-            self.param_grads[v.index()].as_ref()
-        } else {
-            self.grads[v.index()].as_ref()
-        }
+        self.grads.at(v).as_ref()
     }
 
     /// A zero-filled tensor from the graph's buffer pool.
@@ -569,12 +554,13 @@ impl<T: Float> Graph<T> {
     /// Clears the tape and the parameters' gradients, keeping every buffer for reuse. Vars of
     /// tape nodes become stale; parameter Vars stay valid.
     pub fn reset(&mut self) {
-        for t in self.values.drain(..) {
+        for t in self.values.tape.drain(..) {
             self.pool.give(t.into_vec());
         }
-        for t in self.grads.drain(..).flatten() {
+        for t in self.grads.tape.drain(..).flatten() {
             self.pool.give(t.into_vec());
         }
+        self.requires_grad.tape.clear();
         for n in self.nodes.drain(..) {
             if let Some(op) = n.op {
                 for b in op.recycle() {
@@ -582,7 +568,7 @@ impl<T: Float> Graph<T> {
                 }
             }
         }
-        for g in self.param_grads.iter_mut() {
+        for g in self.grads.params.iter_mut() {
             if let Some(t) = g.take() {
                 self.pool.give(t.into_vec());
             }
@@ -625,13 +611,13 @@ impl<T: Float> Graph<T> {
         if shape.numel() != 1 {
             return Err(AutogradError::NotScalar(shape));
         }
-        if sgd.decay.len() != self.param_values.len() {
+        if sgd.decay.len() != self.values.params.len() {
             return Err(AutogradError::Invalid {
                 op: "backward_step",
                 why: format!(
                     "{} decay factors for {} parameters",
                     sgd.decay.len(),
-                    self.param_values.len()
+                    self.values.params.len()
                 ),
             });
         }
@@ -645,9 +631,7 @@ impl<T: Float> Graph<T> {
     /// `Some(whether its gradient had a non-zero element)` when parameter `p` was updated
     /// during the last [`Graph::backward_step`] (it then has no stored gradient).
     pub fn stepped(&self, p: Var) -> Option<bool> {
-        p.is_parameter()
-            .then(|| self.stepped.get(p.index()).copied().flatten())
-            .flatten()
+        self.stepped.get(p.param()?).copied().flatten()
     }
 
     fn run_backward(&mut self, out: Var, grad: &Tensor<T>, sgd: Option<&Sgd<'_, T>>) -> Result<()> {
@@ -663,18 +647,14 @@ impl<T: Float> Graph<T> {
         }
         // Intermediate gradients belong to one backward pass (as in PyTorch); leaves'
         // and parameters' gradients accumulate across passes until `reset`.
-        for (node, grad) in self.nodes.iter().zip(self.grads.iter_mut()) {
+        for (node, grad) in self.nodes.iter().zip(self.grads.tape.iter_mut()) {
             if node.op.is_some() {
                 if let Some(t) = grad.take() {
                     self.pool.give(t.into_vec());
                 }
             }
         }
-        let slot = if out.is_parameter() {
-            &mut self.param_grads[out.index()]
-        } else {
-            &mut self.grads[out.index()]
-        };
+        let slot = self.grads.at_mut(out);
         match slot {
             Some(g) => g
                 .data_mut()
@@ -694,11 +674,11 @@ impl<T: Float> Graph<T> {
         if sgd.is_some() {
             let mut first = std::mem::take(&mut self.first_use);
             first.clear();
-            first.resize(self.param_values.len(), usize::MAX);
+            first.resize(self.values.params.len(), usize::MAX);
             for (i, node) in self.nodes.iter().enumerate().take(last + 1) {
                 for v in &node.inputs[..node.n_inputs as usize] {
-                    if v.is_parameter() && first[v.index()] == usize::MAX {
-                        first[v.index()] = i;
+                    if let Some(p) = v.param().filter(|&p| first[p] == usize::MAX) {
+                        first[p] = i;
                     }
                 }
             }
@@ -707,18 +687,13 @@ impl<T: Float> Graph<T> {
         for i in (0..=last).rev() {
             let node = &self.nodes[i];
             let Some(op) = node.op.as_ref() else { continue };
-            let Some(gout) = self.grads[i].take() else {
+            let Some(gout) = self.grads.tape[i].take() else {
                 continue;
             };
             let n = node.n_inputs as usize;
             let mut needs = [false; MAX_INPUTS];
-            for (k, need) in needs.iter_mut().enumerate().take(n) {
-                let v = node.inputs[k];
-                *need = if v.is_parameter() {
-                    !self.param_frozen[v.index()]
-                } else {
-                    self.nodes[v.index()].requires_grad
-                };
+            for (need, &v) in needs.iter_mut().zip(&node.inputs[..n]) {
+                *need = *self.requires_grad.at(v);
             }
             // The step is fused for the parameter input whose gradient this op completes: its
             // first use on the tape, used once here, with no gradient stored yet.
@@ -726,11 +701,10 @@ impl<T: Float> Graph<T> {
                 let ins = &node.inputs[..n];
                 (0..n).find_map(|k| {
                     let v = ins[k];
-                    let p = v.index();
-                    (v.is_parameter()
-                        && needs[k]
+                    let p = v.param()?;
+                    (needs[k]
                         && self.first_use[p] == i
-                        && self.param_grads[p].is_none()
+                        && self.grads.params[p].is_none()
                         && ins.iter().filter(|&&u| u == v).count() == 1)
                         .then(|| {
                             let step = Step {
@@ -746,11 +720,9 @@ impl<T: Float> Graph<T> {
                 ($deferring:expr) => {
                     Backward {
                         inputs: &node.inputs[..n],
-                        param_values: &self.param_values,
                         values: &self.values,
-                        output: &self.values[i],
+                        output: &self.values.tape[i],
                         grad_output: &gout,
-                        param_grads: &mut self.param_grads,
                         grads: &mut self.grads,
                         needs,
                         pool: &mut self.pool,
@@ -761,9 +733,9 @@ impl<T: Float> Graph<T> {
             }
             let mut done = false;
             if let Some((k, p, step)) = fuse {
-                let mut w = std::mem::take(&mut self.param_values[p]);
+                let mut w = std::mem::take(&mut self.values.params[p]);
                 let r = op.backward_step(&mut context!(true), k, &mut w, step);
-                self.param_values[p] = w;
+                self.values.params[p] = w;
                 if let Some(r) = r {
                     self.stepped[p] = Some(r.nonzero);
                     self.sum_squares[p] = r.sum_squares;
@@ -774,15 +746,15 @@ impl<T: Float> Graph<T> {
             if !done {
                 op.backward(&mut context!(sgd.is_some()));
             }
-            self.grads[i] = Some(gout);
+            self.grads.tape[i] = Some(gout);
         }
         // Deferred terms no fused step took become ordinary gradients.
-        for p in 0..self.param_values.len() {
+        for p in 0..self.values.params.len() {
             let c = std::mem::replace(&mut self.pending[p], T::zero());
             if c != T::zero() {
-                let shape = self.param_values[p].shape();
-                let g = self.param_grads[p].get_or_insert_with(|| self.pool.zeros(shape));
-                axpy(c, self.param_values[p].data(), g.data_mut());
+                let shape = self.values.params[p].shape();
+                let g = self.grads.params[p].get_or_insert_with(|| self.pool.zeros(shape));
+                axpy(c, self.values.params[p].data(), g.data_mut());
             }
         }
         Ok(())
