@@ -15,22 +15,21 @@
 //! matrices computed with a matrix product (`--kernels precomputed`; `--kernels libsvm` lets
 //! LIBSVM evaluate them: exactly `svm_train`'s model, ~3x slower), and prediction
 //! (LIBSVM's `svm_predict`) splits the test images across threads (`--threads`, default all
-//! cores). Exit status 2 means a bad parameter (C <= 0, gamma <= 0, ...), 1 any other failure.
+//! cores). Any failure (a bad parameter, missing data) is one line on stderr and exit status 2, as in
+//! every other program.
 
 mod common;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use nndl::mnist::{self, Dataset, Scale};
-use nndl::svm::{
-    self, ExplicitZeros, Features, KernelEvaluation, Model, Params, Problem, Progress,
-};
+use nndl::report::Steps;
+use nndl::svm::{self, ExplicitZeros, Features, KernelEvaluation, Model, Params, Problem};
 use serde_json::{json, Value};
 
 /// Pixels per image (28 x 28): the book's default gamma is 1/784.
@@ -182,34 +181,9 @@ impl FromStr for Gamma {
     }
 }
 
-/// A parameter outside its domain: reported with exit status 2.
-#[derive(Debug)]
-struct BadParameter(String);
-
-impl std::fmt::Display for BadParameter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadParameter {}
-
-fn main() -> ExitCode {
+fn main() {
     let args: Args = common::parse_args();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            let bad_parameter = e.chain().any(|c| {
-                c.is::<BadParameter>()
-                    || matches!(
-                        c.downcast_ref::<svm::Error>(),
-                        Some(svm::Error::InvalidParameter { .. } | svm::Error::Rejected(_))
-                    )
-            });
-            ExitCode::from(if bad_parameter { 2 } else { 1 })
-        }
-    }
+    common::exit_on_error(|| run(&args));
 }
 
 fn check_parameters(args: &Args) -> Result<()> {
@@ -217,7 +191,7 @@ fn check_parameters(args: &Args) -> Result<()> {
         if v.is_finite() && v > 0.0 {
             Ok(())
         } else {
-            Err(BadParameter(format!("{name} must be a finite number > 0, got {v}")).into())
+            Err(anyhow!("{name} must be a finite number > 0, got {v}"))
         }
     };
     positive("--c", args.c)?;
@@ -228,9 +202,7 @@ fn check_parameters(args: &Args) -> Result<()> {
     positive("--eps", args.eps)?;
     if args.search {
         if args.grid_c.is_empty() || args.grid_gamma.is_empty() {
-            return Err(
-                BadParameter("--grid-c and --grid-gamma need at least one value".into()).into(),
-            );
+            return Err(anyhow!("--grid-c and --grid-gamma need at least one value"));
         }
         for &c in &args.grid_c {
             positive("--grid-c", c)?;
@@ -239,16 +211,14 @@ fn check_parameters(args: &Args) -> Result<()> {
             positive("--grid-gamma", g)?;
         }
         if args.search_train == 0 {
-            return Err(BadParameter("--search-train must be at least 1".into()).into());
+            return Err(anyhow!("--search-train must be at least 1"));
         }
     }
     if args.threads == Some(0) {
-        return Err(BadParameter("--threads must be at least 1".into()).into());
+        return Err(anyhow!("--threads must be at least 1"));
     }
     if args.train_limit == Some(0) || args.test_limit == Some(0) {
-        return Err(
-            BadParameter("--train-limit and --test-limit must be at least 1".into()).into(),
-        );
+        return Err(anyhow!("--train-limit and --test-limit must be at least 1"));
     }
     Ok(())
 }
@@ -430,7 +400,7 @@ fn describe_gamma(gamma: f64) -> String {
 /// Train with a progress bar counting the binary problems solved; returns the fit time.
 fn fit(problem: &Problem, params: &Params) -> Result<(Model, f64)> {
     let k = problem.classes().len();
-    let progress = Progress::new((k * (k - 1) / 2) as u64, "training", "binary problems");
+    let progress = Steps::new((k * (k - 1) / 2) as u64, "training", "binary problems");
     let start = Instant::now();
     let model = svm::train_with_progress(problem, params, |done, _| progress.set(done as u64))?;
     progress.finish();
@@ -439,7 +409,7 @@ fn fit(problem: &Problem, params: &Params) -> Result<(Model, f64)> {
 
 /// Correct predictions and seconds, with a progress bar.
 fn score(model: &Model, features: &Features, labels: &[i32], what: &str) -> (usize, f64) {
-    let progress = Progress::new(features.len() as u64, what, "images");
+    let progress = Steps::new(features.len() as u64, what, "images");
     let start = Instant::now();
     let predicted = model.predict_with_progress(features, |done| progress.set(done as u64));
     let seconds = start.elapsed().as_secs_f64();

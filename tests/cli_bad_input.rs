@@ -125,6 +125,8 @@ fn a_mistyped_flag_or_value() {
     assert!(r.one_line_error().contains("--epoch"), "{}", r.stderr);
     let r = run_in(&s.0, "network", &with_quick(&["--threads", "0"]));
     assert!(r.one_line_error().contains("--threads"), "{}", r.stderr);
+    let r = run_in(&s.0, "mnist_svm", &["--c", "0"]);
+    assert!(r.one_line_error().contains("--c must be"), "{}", r.stderr);
 }
 
 #[test]
@@ -132,6 +134,11 @@ fn a_missing_data_directory() {
     let s = Scratch::new("data");
     for program in ["network", "network2", "network3"] {
         let r = run_in(&s.0, program, &with_quick(&["--data", "/nonexistent"]));
+        let e = r.one_line_error();
+        assert!(e.contains("/nonexistent"), "{program}: {e}");
+    }
+    for program in ["mnist_svm", "mnist_average_darkness"] {
+        let r = run_in(&s.0, program, &["--data", "/nonexistent"]);
         let e = r.one_line_error();
         assert!(e.contains("/nonexistent"), "{program}: {e}");
     }

@@ -252,6 +252,20 @@ impl Dataset {
 
     /// [`fill_batch`](Self::fill_batch) with the pixel scale chosen (`Scale::Div256` is the book's).
     pub fn fill_batch_scaled<T: Element>(&self, indices: &[usize], out: &mut [T], scale: Scale) {
+        self.fill_batch_with(indices, out, |p| T::from_pixel(p, scale));
+    }
+
+    /// Fill `out` with the images at `indices`, each pixel byte `p` becoming `convert(p)` (called
+    /// once per byte value: a caller with its own float type or rounding brings it here).
+    ///
+    /// `out.len()` must be `indices.len() * pixels_per_image()`; panics otherwise, or if an index
+    /// is out of range.
+    pub fn fill_batch_with<T: Copy>(
+        &self,
+        indices: &[usize],
+        out: &mut [T],
+        convert: impl Fn(u8) -> T,
+    ) {
         let n = self.pixels_per_image();
         assert_eq!(
             out.len(),
@@ -261,10 +275,7 @@ impl Dataset {
             indices.len(),
             indices.len() * n
         );
-        let mut table = [T::ZERO; 256];
-        for (v, t) in table.iter_mut().enumerate() {
-            *t = T::from_pixel(v as u8, scale);
-        }
+        let table: [T; 256] = std::array::from_fn(|v| convert(v as u8));
         for (&i, dst) in indices.iter().zip(out.chunks_exact_mut(n)) {
             for (d, &p) in dst.iter_mut().zip(self.image(i)) {
                 *d = table[usize::from(p)];

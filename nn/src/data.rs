@@ -26,18 +26,13 @@ impl Samples for mnist::Dataset {
         self.pixels_per_image()
     }
     fn fill_inputs<T: Float>(&self, idx: &[usize], out: &mut [T]) {
-        // A product by the reciprocal, not a division: the rounding every run so far used
-        // (and / 256 is exact either way).
+        // A product by the reciprocal rounded to T, not mnist's division (`Element::from_pixel`):
+        // the rounding every recorded training run used (/ 256 is exact either way).
         let inv = T::of(match self.scale() {
             mnist::Scale::Div255 => 1.0 / 255.0,
             mnist::Scale::Div256 => 1.0 / 256.0,
         });
-        let n = self.pixels_per_image();
-        for (o, &i) in out.chunks_exact_mut(n).zip(idx) {
-            for (o, &p) in o.iter_mut().zip(self.image(i)) {
-                *o = T::of(f64::from(p)) * inv;
-            }
-        }
+        self.fill_batch_with(idx, out, |p| T::of(f64::from(p)) * inv);
     }
     fn label(&self, i: usize) -> usize {
         usize::from(mnist::Dataset::label(self, i))

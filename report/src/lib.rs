@@ -6,7 +6,7 @@
 //! - [`plot_png`]: accuracy and cost curves per epoch, like the figures of the book's chapter 3.
 //! - [`tiles_png`]: small grey pictures in a captioned grid (misclassified digits, filters).
 //! - [`Progress`]: a progress bar on stderr while an epoch runs, hidden when stderr is not a
-//!   terminal.
+//!   terminal; [`Steps`], the same for coarse steps counted from several threads.
 //!
 //! Every file this crate writes is saved with `atomic_file`, so a killed run leaves the
 //! previous file.
@@ -53,7 +53,7 @@ mod tiles;
 
 pub use error::ReportError;
 pub use plot::{plot_png, render_png, PLOT_HEIGHT, PLOT_WIDTH};
-pub use progress::Progress;
+pub use progress::{Progress, Steps};
 pub use record::{EpochRecord, RunRecord};
 pub use tiles::{render_tiles_png, tiles_png, Tile};
 

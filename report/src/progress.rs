@@ -1,4 +1,6 @@
-//! A progress bar for one epoch, drawn on stderr only when stderr is a terminal.
+//! Progress bars on stderr, drawn only when stderr is a terminal: [`Progress`] for an epoch
+//! (images and images/s), [`Steps`] for work counted in coarse steps from several threads (the
+//! SVM's binary problems).
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -56,14 +58,11 @@ impl Progress {
 
     /// A bar drawn on stderr.
     fn visible(total: u64, label: &str) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
+        let bar = stderr_bar(
+            total,
+            label,
             "{prefix} [{bar:40.cyan/blue}] {human_pos}/{human_len} {msg} (eta {eta})",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_prefix(label.to_string());
+        );
         let mut p = Progress::hidden(total);
         p.bar = Some(bar);
         p.redraw_message(p.started);
@@ -157,5 +156,65 @@ fn rate_at(count: u64, elapsed: Duration) -> f64 {
         count as f64 / s
     } else {
         0.0
+    }
+}
+
+/// An indicatif bar on stderr over `total` with `template` and `label` as its prefix.
+fn stderr_bar(total: u64, label: &str, template: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(template)
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+/// A bar over a known number of coarse steps with the elapsed time ticking every second, for
+/// work that reports no finer progress (LIBSVM solves each binary problem without a callback);
+/// `&self` methods, so worker threads can update it.
+#[derive(Debug)]
+pub struct Steps {
+    /// `None` when stderr is not a terminal.
+    bar: Option<ProgressBar>,
+}
+
+impl Steps {
+    /// A bar over `total` steps of `unit` labelled `label`; hidden when stderr is not a terminal.
+    pub fn new(total: u64, label: &str, unit: &str) -> Steps {
+        if !std::io::stderr().is_terminal() {
+            return Steps { bar: None };
+        }
+        let template =
+            format!("{{prefix}} [{{elapsed_precise}}] [{{bar:40}}] {{pos}}/{{len}} {unit} {{msg}}");
+        let bar = stderr_bar(total, label, &template);
+        bar.enable_steady_tick(Duration::from_secs(1));
+        Steps { bar: Some(bar) }
+    }
+
+    /// Whether the bar is drawn.
+    pub fn is_visible(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// Sets the number of finished steps.
+    pub fn set(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+
+    /// Removes the bar from the terminal.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Steps {
+    /// Clears a bar that was not finished, so it does not linger on the terminal.
+    fn drop(&mut self) {
+        self.finish();
     }
 }

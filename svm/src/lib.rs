@@ -14,7 +14,6 @@
 //! - [`Model`]: parallel prediction, atomic save and checked load of LIBSVM's model files.
 //! - [`Error`]: every refusal, typed: bad parameters (checked here, then LIBSVM's
 //!   `svm_check_parameter` message), bad features, bad model files (with the line).
-//! - [`Progress`]: a stderr bar for the examples, shown only on a terminal.
 //!
 //! LIBSVM's own printing is silenced. No `unsafe` is needed to use this crate.
 //!
@@ -36,7 +35,6 @@ mod model;
 mod model_file;
 mod params;
 mod precomputed;
-mod progress;
 mod train;
 
 pub use error::{Error, Result};
@@ -44,7 +42,6 @@ pub use features::{ExplicitZeros, Features, Problem};
 pub use mnist::Scale;
 pub use model::{Kernel, Model, SvmType};
 pub use params::{KernelEvaluation, Params};
-pub use progress::Progress;
 pub use train::{train, train_sequential, train_with_progress};
 
 /// The LIBSVM version compiled in (e.g. 324 for 3.24).
