@@ -6,20 +6,30 @@
 //! `net = network2.Network([784, 30, 10], cost=network2.CrossEntropyCost)`
 //! `net.SGD(training_data, 30, 10, 0.5, lmbda=5.0, evaluation_data=validation_data, monitor_*=True)`.
 //! `--large-weights` is `net.large_weight_initializer()`, which the chapter's comparisons call.
+//! Chapter 3's exercises are flags: `--momentum MU`, `--l1 LAMBDA`, `--activation tanh`,
+//! `--eta-schedule`; chapter 5's are `--sizes 784,30,30,10` and `--layer-speeds`.
 
 mod common;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use common::{Common, Resume};
-use nn::{Cost, Init, Network, Regularization, Sgd};
-use nndl::run::{Plan, Run};
+use nn::{
+    Activation, Cost, Init, Momentum, Network, Optimizer, Regularization, Sgd, WeightPenalty,
+};
+use nndl::run::{EtaSchedule, Plan, Run};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum CostArg {
     CrossEntropy,
     Quadratic,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum HiddenArg {
+    Sigmoid,
+    Tanh,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -48,6 +58,28 @@ struct Args {
     /// Monitor only evaluation accuracy (skip the cost and training-set passes).
     #[arg(long = "accuracy-only")]
     accuracy_only: bool,
+    /// Layer sizes, input to output (e.g. 784,30,30,10: chapter 5's deeper nets); overrides
+    /// --hidden.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    sizes: Option<Vec<usize>>,
+    /// The hidden neurons (tanh: chapter 3's exercise; the output layer stays sigmoid, so the
+    /// targets stay 0/1 and the cross-entropy applies).
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    activation: HiddenArg,
+    /// Momentum-based gradient descent with coefficient MU (0 <= MU < 1; chapter 3).
+    #[arg(long, value_name = "MU")]
+    momentum: Option<f64>,
+    /// L1 regularisation with this lambda instead of L2 (chapter 3's exercise).
+    #[arg(long, value_name = "LAMBDA", conflicts_with = "lambda")]
+    l1: Option<f64>,
+    /// Halve eta each time evaluation accuracy has not improved for 10 epochs; stop when
+    /// that would take it to 1/128 of its start (chapter 3's proposed schedule).
+    #[arg(long = "eta-schedule")]
+    eta_schedule: bool,
+    /// After each epoch print ||dC/db|| of every hidden layer, averaged over the first N
+    /// training images (chapter 5's speed of learning; the book uses 1000).
+    #[arg(long = "layer-speeds", value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
+    layer_speeds: Option<usize>,
     /// Save the trained net: network2 JSON, or safetensors if the name ends in .safetensors.
     #[arg(long)]
     save: Option<PathBuf>,
@@ -70,13 +102,24 @@ fn run() -> Result<()> {
     let args: Args = common::parse_args();
     let c = &args.common;
     let threads = c.init_threads()?;
-    let (epochs, mb, eta, lmbda, hidden) = (
+    let (epochs, mb, eta) = (
         c.epochs.unwrap_or(30),
         c.mini_batch.unwrap_or(10),
         c.eta.unwrap_or(0.5),
-        c.lambda.unwrap_or(5.0),
-        c.hidden.unwrap_or(30),
     );
+    let lmbda = args.l1.unwrap_or(c.lambda.unwrap_or(5.0));
+    let sizes = match &args.sizes {
+        Some(s) => s.clone(),
+        None => vec![784, c.hidden.unwrap_or(30), 10],
+    };
+    anyhow::ensure!(
+        sizes.len() >= 2 && sizes[0] == 784 && sizes[sizes.len() - 1] == 10 && !sizes.contains(&0),
+        "--sizes {sizes:?}: MNIST needs 784 inputs first, 10 outputs last, no empty layer"
+    );
+    let hidden_act = match args.activation {
+        HiddenArg::Sigmoid => Activation::Sigmoid,
+        HiddenArg::Tanh => Activation::Tanh,
+    };
     if let Some(p) = &args.save {
         // Fail before training, not after.
         common::check_writable("--save", p)?;
@@ -95,12 +138,12 @@ fn run() -> Result<()> {
     };
     let mut net = match &args.load {
         Some(p) if is_safetensors(p) => {
-            let mut net = Network::<f32>::sigmoid_mlp(&[784, hidden, 10], cost, init, c.seed)?;
+            let mut net = Network::<f32>::mlp(&sizes, hidden_act, cost, init, c.seed)?;
             nn::io::load_safetensors(&mut net, p)?;
             net
         }
         Some(p) => nn::io::load_network2_json::<f32>(p)?,
-        None => Network::<f32>::sigmoid_mlp(&[784, hidden, 10], cost, init, c.seed)?,
+        None => Network::<f32>::mlp(&sizes, hidden_act, cost, init, c.seed)?,
     };
     if let Some(p) = &args.load {
         anyhow::ensure!(
@@ -126,9 +169,29 @@ fn run() -> Result<()> {
         "architecture": net.describe(), "epochs": epochs, "mini_batch": mb, "eta": eta, "lambda": lmbda,
         "seed": c.seed, "threads": threads, "train_images": n, "init": if args.large_weights { "N(0,1)" } else { "N(0,1/n_in)" },
         "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
+        "momentum": args.momentum, "regularization": if args.l1.is_some() { "L1" } else { "L2" },
+        "eta_schedule": args.eta_schedule, "layer_speeds": args.layer_speeds,
     });
     let mut run = Run::new("network2", settings);
-    let mut sgd = Sgd::new(eta, Regularization::WeightDecay { lmbda, n });
+    if args.eta_schedule {
+        run.schedule = Some(EtaSchedule::book());
+    }
+    let (reg, penalty) = match args.l1 {
+        Some(l) => (Regularization::L1 { lmbda: l, n }, WeightPenalty::L1(l)),
+        None => (
+            Regularization::WeightDecay { lmbda, n },
+            WeightPenalty::L2(lmbda),
+        ),
+    };
+    let mut opt: Box<dyn Optimizer<f32>> = match args.momentum {
+        Some(mu) => Box::new(Momentum::new(eta, mu, reg)),
+        None => Box::new(Sgd::new(eta, reg)),
+    };
+    let speed_images: Vec<usize> = (0..args.layer_speeds.unwrap_or(0).min(n)).collect();
+    if !speed_images.is_empty() {
+        let start = print_speeds(&mut net, &data.training, &speed_images, "Before training")?;
+        run.record.settings["layer_speeds_at_start"] = start.into();
+    }
     let plan = Plan::shuffled(epochs, mb);
     // (best correct, epochs since it): network2's early stopping, checkpointed with the net.
     let mut best = (0usize, 0usize);
@@ -136,21 +199,29 @@ fn run() -> Result<()> {
     run.epochs(
         &mut net,
         &data.training,
-        &mut sgd,
+        opt.as_mut(),
         plan,
         &ck,
         &mut best,
         stop,
         |net, _, e, best| {
             println!("Epoch {} training complete", e.epoch);
+            if !speed_images.is_empty() {
+                e.layer_speeds = Some(print_speeds(
+                    net,
+                    &data.training,
+                    &speed_images,
+                    "Layer speeds",
+                )?);
+            }
             if !args.accuracy_only {
-                let tr = net.evaluate(&data.training, 1000, Some(lmbda))?;
+                let tr = net.evaluate(&data.training, 1000, Some(penalty))?;
                 println!("Cost on training data: {}", tr.cost);
                 println!("Accuracy on training data: {} / {}", tr.correct, tr.total);
                 e.training_cost = Some(tr.cost);
                 e.training_accuracy = Some(tr.accuracy());
             }
-            let ev = net.evaluate(eval, 1000, Some(lmbda))?;
+            let ev = net.evaluate(eval, 1000, Some(penalty))?;
             if !args.accuracy_only {
                 println!("Cost on evaluation data: {}", ev.cost);
                 e.evaluation_cost = Some(ev.cost);
@@ -207,4 +278,17 @@ fn run() -> Result<()> {
         run.record.train_images_per_second
     );
     Ok(())
+}
+
+/// Prints chapter 5's `||dC/db^l||` of each hidden layer over the images `idx`.
+fn print_speeds(
+    net: &mut Network<f32>,
+    data: &mnist::Dataset,
+    idx: &[usize],
+    label: &str,
+) -> nn::Result<Vec<f64>> {
+    let speeds = net.layer_speeds(data, idx)?;
+    let list: Vec<String> = speeds.iter().map(|s| format!("{s:.3}")).collect();
+    println!("{label}: ||dC/db|| per hidden layer: {}", list.join(" "));
+    Ok(speeds)
 }

@@ -207,12 +207,82 @@ impl Plan {
     }
 }
 
+/// The learning-rate schedule chapter 3 proposes: halve eta each time the validation
+/// accuracy has not improved for `patience` epochs, and stop when a halving would take it to
+/// `1 / 2^halvings` of its start (10 and 7, i.e. 1/128, in the book).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct EtaSchedule {
+    /// Epochs without improvement before each halving.
+    pub patience: usize,
+    /// The halving that would reach `1 / 2^halvings` of the start ends the run instead.
+    pub halvings: u32,
+    best: Option<f64>,
+    since: usize,
+    done: u32,
+}
+
+/// What an [`EtaSchedule`] says after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtaChange {
+    /// Go on at the same learning rate.
+    Keep,
+    /// Halve the learning rate.
+    Halve,
+    /// End the run.
+    Stop,
+}
+
+impl EtaSchedule {
+    /// The book's: patience 10, stop at 1/128.
+    pub fn book() -> Self {
+        Self::new(10, 7)
+    }
+
+    /// Halve after `patience` epochs without improvement; stop at `1 / 2^halvings`.
+    pub fn new(patience: usize, halvings: u32) -> Self {
+        EtaSchedule {
+            patience: patience.max(1),
+            halvings: halvings.max(1),
+            best: None,
+            since: 0,
+            done: 0,
+        }
+    }
+
+    /// Whether the schedule has ended the run.
+    pub fn finished(&self) -> bool {
+        self.done >= self.halvings
+    }
+
+    /// Takes the epoch's validation accuracy and says what to do.
+    pub fn observe(&mut self, accuracy: f64) -> EtaChange {
+        if self.best.is_none_or(|b| accuracy > b) {
+            self.best = Some(accuracy);
+            self.since = 0;
+            return EtaChange::Keep;
+        }
+        self.since += 1;
+        if self.since < self.patience {
+            return EtaChange::Keep;
+        }
+        self.since = 0;
+        self.done += 1;
+        if self.done >= self.halvings {
+            EtaChange::Stop
+        } else {
+            EtaChange::Halve
+        }
+    }
+}
+
 /// A training run: its record (settings, epochs, final figures) and its clock.
 pub struct Run {
     /// What `--json` writes.
     pub record: RunRecord,
     /// When the run began (a resumed run's clock goes on from its checkpoint's).
     pub start: Instant,
+    /// Changes the learning rate by each epoch's validation (else evaluation) accuracy.
+    pub schedule: Option<EtaSchedule>,
     /// An ensemble's record is its latest net's checkpoint's, restored once.
     record_restored: bool,
 }
@@ -266,6 +336,7 @@ impl Run {
         Run {
             record: RunRecord::new(program, settings),
             start: Instant::now(),
+            schedule: None,
             record_restored: false,
         }
     }
@@ -314,11 +385,26 @@ impl Run {
             if !self.record_restored {
                 (self.record, self.start) = (record, start);
             }
-            let program = c.state.get("program").cloned().unwrap_or(Value::Null);
-            *state = serde_json::from_value(program).map_err(|e| RunError::Checkpoint {
+            let damaged = |what: &str, e: String| RunError::Checkpoint {
                 file: checkpoint::path(dir),
-                why: format!("damaged program state: {e}"),
-            })?;
+                why: format!("damaged {what}: {e}"),
+            };
+            let program = c.state.get("program").cloned().unwrap_or(Value::Null);
+            *state = serde_json::from_value(program)
+                .map_err(|e| damaged("program state", e.to_string()))?;
+            if let Some(o) = c.state.get("optimizer").filter(|o| !o.is_null()) {
+                opt.set_state(o.clone())
+                    .map_err(|e| damaged("optimizer state", e.to_string()))?;
+            }
+            if let Some(eta) = c.state.get("eta").and_then(Value::as_f64) {
+                opt.set_learning_rate(eta);
+            }
+            if let Some(s) = c.state.get("schedule").filter(|s| !s.is_null()) {
+                self.schedule = Some(
+                    serde_json::from_value(s.clone())
+                        .map_err(|e| damaged("schedule", e.to_string()))?,
+                );
+            }
             first = c.epochs_done;
             eprintln!(
                 "resuming from {} after {} epoch(s)",
@@ -327,7 +413,7 @@ impl Run {
             );
         }
         for index in first..plan.epochs {
-            if stop(state) {
+            if stop(state) || self.schedule.as_ref().is_some_and(EtaSchedule::finished) {
                 break;
             }
             let t = Instant::now();
@@ -346,6 +432,25 @@ impl Run {
             let stats = stats?;
             let mut e = EpochRecord::new(index, stats.images, stats.seconds, 0.0);
             after(net, &stats, &mut e, state)?;
+            let mut scheduled_stop = false;
+            let accuracy = e.validation_accuracy.or(e.evaluation_accuracy);
+            if let (Some(s), Some(acc)) = (self.schedule.as_mut(), accuracy) {
+                match s.observe(acc) {
+                    EtaChange::Keep => {}
+                    EtaChange::Halve => {
+                        let eta = opt.learning_rate() / 2.0;
+                        opt.set_learning_rate(eta);
+                        eprintln!(
+                            "no improvement in {} epochs: learning rate halved to {eta}",
+                            s.patience
+                        );
+                    }
+                    EtaChange::Stop => {
+                        eprintln!("no improvement in {} epochs; the next halving would reach 1/{} of the starting learning rate: stopping", s.patience, 1u64 << s.halvings.min(63));
+                        scheduled_stop = true;
+                    }
+                }
+            }
             e.seconds = t.elapsed().as_secs_f64();
             self.record.push_epoch(e);
             if let Some(dir) = ck.dir() {
@@ -357,12 +462,18 @@ impl Run {
                     "program": program,
                     "record": self.record,
                     "wall_seconds": self.start.elapsed().as_secs_f64(),
+                    "optimizer": opt.state(),
+                    "eta": opt.learning_rate(),
+                    "schedule": self.schedule,
                 });
                 Checkpoint {
                     epochs_done: index + 1,
                     state: run_state,
                 }
                 .save(net, dir)?;
+            }
+            if scheduled_stop {
+                break;
             }
         }
         Ok(())

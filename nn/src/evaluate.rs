@@ -16,6 +16,16 @@ pub struct Evaluation {
     pub cost: f64,
 }
 
+/// The weight term network2's `total_cost` adds to the reported cost, `lmbda` over the size
+/// of the data set evaluated (the book's formula).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WeightPenalty {
+    /// `0.5 * (lmbda / len) * sum w^2`.
+    L2(f64),
+    /// `(lmbda / len) * sum |w|`.
+    L1(f64),
+}
+
 impl Evaluation {
     /// `correct / total`.
     pub fn accuracy(&self) -> f64 {
@@ -38,13 +48,12 @@ impl<T: Float> Network<T> {
         Ok(out)
     }
 
-    /// Accuracy and mean cost on `data`; with `l2_lmbda`, network2's `total_cost` adds
-    /// `0.5 * (lmbda / len(data)) * sum ||w||^2`.
+    /// Accuracy and mean cost on `data`, plus `penalty` as network2's `total_cost` adds it.
     pub fn evaluate<S: Samples>(
         &mut self,
         data: &S,
         batch: usize,
-        l2_lmbda: Option<f64>,
+        penalty: Option<WeightPenalty>,
     ) -> Result<Evaluation> {
         let idx: Vec<usize> = (0..data.len()).collect();
         let (mut correct, mut cost) = (0usize, 0.0f64);
@@ -62,18 +71,27 @@ impl<T: Float> Network<T> {
         }
         self.graph.reset();
         let mut cost = cost / data.len().max(1) as f64;
-        if let Some(l) = l2_lmbda {
-            let sq: f64 = self
+        if let Some(p) = penalty {
+            let (lmbda, half, l1) = match p {
+                WeightPenalty::L2(l) => (l, 0.5, false),
+                WeightPenalty::L1(l) => (l, 1.0, true),
+            };
+            let sum: f64 = self
                 .weights()
                 .iter()
                 .map(|&w| {
                     self.graph
                         .value(w)
-                        .map(|t| t.data().iter().map(|v| v.f64() * v.f64()).sum::<f64>())
+                        .map(|t| {
+                            t.data()
+                                .iter()
+                                .map(|v| if l1 { v.f64().abs() } else { v.f64() * v.f64() })
+                                .sum::<f64>()
+                        })
                         .unwrap_or(0.0)
                 })
                 .sum();
-            cost += 0.5 * (l / data.len().max(1) as f64) * sq;
+            cost += half * (lmbda / data.len().max(1) as f64) * sum;
         }
         Ok(Evaluation {
             correct,

@@ -26,13 +26,13 @@ pub mod spec;
 pub use cost::Cost;
 pub use data::{InMemory, Samples};
 pub use error::NnError;
-pub use evaluate::Evaluation;
+pub use evaluate::{Evaluation, WeightPenalty};
 pub use gradcheck::gradcheck_layer;
 pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, Mode};
 pub use layers::{ConvPool, DropoutStyle, FullyConnected};
 pub use network::{Epoch, EpochStats, Network, MAX_PARAMETERS};
-pub use optim::{Optimizer, Regularization, Sgd};
+pub use optim::{Momentum, Optimizer, Regularization, Sgd};
 pub use tensor::pool::PoolGrad;
 
 /// Result type of the nn crate.

@@ -1,7 +1,37 @@
-//! The divergence monitor: training stops on a step that can only produce garbage.
+//! Monitors: the divergence check (training stops on a step that can only produce garbage)
+//! and chapter 5's speed of learning per layer.
 
+use crate::{Mode, Network, Result, Samples};
 use autograd::{Graph, Var};
 use tensor::Float;
+
+impl<T: Float> Network<T> {
+    /// Chapter 5's speed of learning of each hidden layer: `||dC/db^l||`, the length of the
+    /// gradient of the mean (unregularised) cost over the samples `idx` with respect to layer
+    /// `l`'s biases, for every layer but the output one. Evaluation mode (no dropout, no
+    /// random numbers drawn), nothing updated: training continues as if it had not been called.
+    pub fn layer_speeds<S: Samples>(&mut self, data: &S, idx: &[usize]) -> Result<Vec<f64>> {
+        self.graph.reset();
+        let r = (|| {
+            let loss = self.batch_loss(data, idx, Mode::Eval)?;
+            self.graph.backward(loss)?;
+            let hidden = self.layers().len().saturating_sub(1);
+            Ok(self.layers()[..hidden]
+                .iter()
+                .map(|l| {
+                    l.biases()
+                        .iter()
+                        .filter_map(|&b| self.graph.grad(b))
+                        .flat_map(|g| g.data().iter().map(|v| v.f64() * v.f64()))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .collect())
+        })();
+        self.graph.reset();
+        r
+    }
+}
 
 /// How often (in mini-batches) [`Network::train_epoch`](crate::Network::train_epoch) scans
 /// every parameter for NaN or infinity: a scan costs about a tenth of an SGD update, so this

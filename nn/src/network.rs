@@ -93,6 +93,18 @@ impl<T: Float> Network<T> {
     /// The book's `Network(sizes)`: fully connected sigmoid layers, the last one's sigmoid
     /// applied by the cost.
     pub fn sigmoid_mlp(sizes: &[usize], cost: Cost, init: Init, seed: u64) -> Result<Self> {
+        Self::mlp(sizes, Activation::Sigmoid, cost, init, seed)
+    }
+
+    /// Fully connected layers of `sizes` with `hidden` neurons (chapter 3's tanh exercise),
+    /// the output layer's nonlinearity applied by the cost.
+    pub fn mlp(
+        sizes: &[usize],
+        hidden: Activation,
+        cost: Cost,
+        init: Init,
+        seed: u64,
+    ) -> Result<Self> {
         if sizes.len() < 2 {
             return Err(NnError::Config(format!(
                 "a network needs at least an input and an output size, got {sizes:?}"
@@ -103,7 +115,7 @@ impl<T: Float> Network<T> {
             let act = if i + 2 == sizes.len() {
                 Activation::Identity
             } else {
-                Activation::Sigmoid
+                hidden
             };
             net.add_fc(n, act, init, 0.0)?;
         }

@@ -1,6 +1,7 @@
 //! Optimisers: what a training step does with the gradients. [`Sgd`] is the book's, with each
-//! program's way of regularising ([`Regularization`]); momentum or Adam would be another type
-//! implementing [`Optimizer`], with no change to [`Network`](crate::Network).
+//! program's way of regularising ([`Regularization`]); [`Momentum`] is chapter 3's
+//! momentum-based gradient descent. Adam would be another type implementing [`Optimizer`],
+//! with no change to [`Network`](crate::Network).
 
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
@@ -25,6 +26,69 @@ pub enum Regularization {
         /// Number of mini-batches per epoch.
         num_batches: usize,
     },
+    /// Chapter 3's L1 exercise: `(lmbda/n) sum |w|` added to the cost in the graph, so the
+    /// step is `w <- w - (eta*lmbda/n) sgn(w) - eta * grad` (`sgn(0) = 0`).
+    L1 {
+        /// lambda.
+        lmbda: f64,
+        /// Training-set size.
+        n: usize,
+    },
+}
+
+impl Regularization {
+    /// The factor network2's weight decay multiplies weights by before the step at `eta`
+    /// (1 for the others, whose terms are in the graph).
+    fn decay(self, eta: f64) -> f64 {
+        match self {
+            Regularization::WeightDecay { lmbda, n } => 1.0 - eta * lmbda / n.max(1) as f64,
+            _ => 1.0,
+        }
+    }
+
+    /// `lmbda/n` of network2's weight decay: its term's coefficient in the gradient (0 for
+    /// the others).
+    fn decay_gradient(self) -> f64 {
+        match self {
+            Regularization::WeightDecay { lmbda, n } => lmbda / n.max(1) as f64,
+            _ => 0.0,
+        }
+    }
+
+    /// `loss` plus the regularisation term of the in-graph kinds (network3's L2, L1).
+    fn add_to<T: Float>(self, g: &mut Graph<T>, weights: &[Var], loss: Var) -> Result<Var> {
+        let (coef, l1) = match self {
+            Regularization::InGraph { lmbda, num_batches } => {
+                (0.5 * lmbda / num_batches.max(1) as f64, false)
+            }
+            Regularization::L1 { lmbda, n } => (lmbda / n.max(1) as f64, true),
+            _ => return Ok(loss),
+        };
+        if coef == 0.0 {
+            return Ok(loss);
+        }
+        let mut total: Option<Var> = None;
+        for &w in weights {
+            let s = if l1 { g.sum_abs(w)? } else { g.sum_squares(w)? };
+            total = Some(match total {
+                Some(t) => g.add(t, s)?,
+                None => s,
+            });
+        }
+        let Some(t) = total else { return Ok(loss) };
+        let term = g.scale(t, T::of(coef))?;
+        Ok(g.add(loss, term)?)
+    }
+}
+
+/// Fails unless `eta` is a positive number `T` holds.
+fn check_eta<T: Float>(eta: f64) -> Result<()> {
+    if !eta.is_finite() || eta <= 0.0 || !T::of(eta).is_finite() {
+        return Err(NnError::Config(format!(
+            "the learning rate must be a positive number the network's precision holds, got {eta}"
+        )));
+    }
+    Ok(())
 }
 
 /// One step of training: optional terms in the cost, then the backward and the update.
@@ -38,6 +102,17 @@ pub enum Regularization {
 pub trait Optimizer<T: Float> {
     /// The learning rate (named in the error when training diverges).
     fn learning_rate(&self) -> f64;
+    /// Sets the learning rate (a schedule's change between epochs).
+    fn set_learning_rate(&mut self, eta: f64);
+    /// What a resumed run needs to continue exactly (momentum's velocities), as JSON; `null`
+    /// for an optimiser with no state.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Restores what [`Optimizer::state`] gave (after [`Optimizer::begin_epoch`] may run).
+    fn set_state(&mut self, _state: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
     /// Checks the settings and prepares per-parameter state before an epoch; `weights` are
     /// the regularised subset of `params`.
     fn begin_epoch(&mut self, params: &[Var], weights: &[Var]) -> Result<()>;
@@ -77,12 +152,7 @@ impl<T: Float> Sgd<T> {
 
     /// The factor weights are multiplied by before the gradient step.
     fn decay(&self) -> T {
-        match self.reg {
-            Regularization::WeightDecay { lmbda, n } => {
-                T::of(1.0 - self.eta * lmbda / n.max(1) as f64)
-            }
-            _ => T::one(),
-        }
+        T::of(self.reg.decay(self.eta))
     }
 
     /// The update after a backward, skipping parameters a fused step already updated:
@@ -119,13 +189,12 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         self.eta
     }
 
+    fn set_learning_rate(&mut self, eta: f64) {
+        self.eta = eta;
+    }
+
     fn begin_epoch(&mut self, params: &[Var], weights: &[Var]) -> Result<()> {
-        if !self.eta.is_finite() || self.eta <= 0.0 || !T::of(self.eta).is_finite() {
-            return Err(NnError::Config(format!(
-                "the learning rate must be a positive number the network's precision holds, got {}",
-                self.eta
-            )));
-        }
+        check_eta::<T>(self.eta)?;
         let decay = self.decay();
         self.decays.clear();
         self.decays.extend(
@@ -136,25 +205,9 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         Ok(())
     }
 
-    /// network3's `0.5*lmbda*sum(w^2)/num_batches` over every layer's weights.
+    /// network3's `0.5*lmbda*sum(w^2)/num_batches` or L1's `(lmbda/n) sum |w|`.
     fn regularize(&mut self, g: &mut Graph<T>, weights: &[Var], loss: Var) -> Result<Var> {
-        let Regularization::InGraph { lmbda, num_batches } = self.reg else {
-            return Ok(loss);
-        };
-        if lmbda == 0.0 {
-            return Ok(loss);
-        }
-        let mut total: Option<Var> = None;
-        for &w in weights {
-            let s = g.sum_squares(w)?;
-            total = Some(match total {
-                Some(t) => g.add(t, s)?,
-                None => s,
-            });
-        }
-        let Some(t) = total else { return Ok(loss) };
-        let l2 = g.scale(t, T::of(0.5 * lmbda / num_batches.max(1) as f64))?;
-        Ok(g.add(loss, l2)?)
+        self.reg.add_to(g, weights, loss)
     }
 
     fn step(&mut self, g: &mut Graph<T>, loss: Var, params: &[Var], weights: &[Var]) -> Result<()> {
@@ -168,5 +221,130 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             g.backward(loss)?;
         }
         self.update(g, params, weights)
+    }
+}
+
+/// Momentum-based gradient descent (chapter 3): each parameter keeps a velocity,
+/// `v <- mu*v - eta*grad`, `w <- w + v`; `mu = 0` is plain SGD. Under network2's weight decay
+/// the gradient includes `(lmbda/n) w`, as the decay is that term's step.
+#[derive(Debug, Clone)]
+pub struct Momentum<T: Float> {
+    /// The learning rate.
+    pub eta: f64,
+    /// The momentum coefficient mu (the book's "friction" is `1 - mu`).
+    pub mu: f64,
+    /// How weights are regularised.
+    pub reg: Regularization,
+    /// Per parameter, in `params` order: its velocity (empty until the first step).
+    velocities: Vec<Vec<T>>,
+    /// Per parameter: whether weight decay applies to it.
+    decayed: Vec<bool>,
+}
+
+impl<T: Float> Momentum<T> {
+    /// Momentum SGD at `eta` with coefficient `mu` and `reg`, velocities starting at zero.
+    pub fn new(eta: f64, mu: f64, reg: Regularization) -> Self {
+        Momentum {
+            eta,
+            mu,
+            reg,
+            velocities: Vec::new(),
+            decayed: Vec::new(),
+        }
+    }
+}
+
+impl<T: Float> Optimizer<T> for Momentum<T> {
+    fn learning_rate(&self) -> f64 {
+        self.eta
+    }
+
+    fn set_learning_rate(&mut self, eta: f64) {
+        self.eta = eta;
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let v: Vec<Vec<f64>> = self
+            .velocities
+            .iter()
+            .map(|v| v.iter().map(|x| x.f64()).collect())
+            .collect();
+        serde_json::json!({ "velocities": v })
+    }
+
+    fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
+        let v: Vec<Vec<f64>> = serde_json::from_value(state["velocities"].clone())
+            .map_err(|e| NnError::Config(format!("momentum state: {e}")))?;
+        self.velocities = v
+            .into_iter()
+            .map(|v| v.into_iter().map(T::of).collect())
+            .collect();
+        Ok(())
+    }
+
+    fn begin_epoch(&mut self, params: &[Var], weights: &[Var]) -> Result<()> {
+        check_eta::<T>(self.eta)?;
+        if !(0.0..1.0).contains(&self.mu) {
+            return Err(NnError::Config(format!(
+                "the momentum coefficient must be in [0, 1), got {}",
+                self.mu
+            )));
+        }
+        self.decayed = params.iter().map(|p| weights.contains(p)).collect();
+        if self.velocities.len() != params.len() {
+            self.velocities = vec![Vec::new(); params.len()];
+        }
+        Ok(())
+    }
+
+    fn regularize(&mut self, g: &mut Graph<T>, weights: &[Var], loss: Var) -> Result<Var> {
+        self.reg.add_to(g, weights, loss)
+    }
+
+    fn step(
+        &mut self,
+        g: &mut Graph<T>,
+        loss: Var,
+        params: &[Var],
+        _weights: &[Var],
+    ) -> Result<()> {
+        g.backward(loss)?;
+        let (eta, mu) = (T::of(self.eta), T::of(self.mu));
+        let l2 = T::of(self.reg.decay_gradient());
+        for (k, &p) in params.iter().enumerate() {
+            let c = if self.decayed.get(k).copied().unwrap_or(false) {
+                l2
+            } else {
+                T::zero()
+            };
+            let (w, grad) = g.param_and_grad(p)?;
+            let v = &mut self.velocities[k];
+            if v.len() != w.numel() {
+                if !v.is_empty() {
+                    return Err(NnError::Config(format!(
+                        "momentum state: parameter {k} has {} velocities for {} values",
+                        v.len(),
+                        w.numel()
+                    )));
+                }
+                v.resize(w.numel(), T::zero());
+            }
+            let w = w.data_mut();
+            match grad {
+                Some(gr) => {
+                    for ((v, w), &d) in v.iter_mut().zip(w.iter_mut()).zip(gr.data()) {
+                        *v = mu * *v - eta * (d + c * *w);
+                        *w += *v;
+                    }
+                }
+                None => {
+                    for (v, w) in v.iter_mut().zip(w.iter_mut()) {
+                        *v = mu * *v - eta * c * *w;
+                        *w += *v;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

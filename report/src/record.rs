@@ -41,6 +41,9 @@ pub struct EpochRecord {
     /// Accuracy on the test set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_accuracy: Option<f64>,
+    /// Chapter 5's speed of learning: `||dC/db^l||` of each hidden layer after the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_speeds: Option<Vec<f64>>,
 }
 
 impl EpochRecord {

@@ -143,6 +143,26 @@ impl<T: Float> Op<T> for SumSquares {
     }
 }
 
+struct SumAbs;
+
+impl<T: Float> Op<T> for SumAbs {
+    fn name(&self) -> &'static str {
+        "sum_abs"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        // d/dx sum |x| = sign(x), taken as 0 at 0 (the subgradient the book's L1 update uses).
+        let g = cx.grad_output().data()[0];
+        let x = cx.input(0);
+        for (d, &v) in cx.grad(0).data_mut().iter_mut().zip(x.data()) {
+            if v > T::zero() {
+                *d += g;
+            } else if v < T::zero() {
+                *d -= g;
+            }
+        }
+    }
+}
+
 fn same_shape(op: &'static str, a: Shape, b: Shape) -> Result<()> {
     if a != b || a.ndim() == 0 {
         return Err(TensorError::ShapeMismatch {
@@ -244,6 +264,15 @@ impl<T: Float> Graph<T> {
         self.push_op(Box::new(Quadratic), &[a, y], out)
     }
 
+    /// `sum |x|`, the L1 regulariser's building block (gradient `sign(x)`, 0 at 0).
+    pub fn sum_abs(&mut self, x: Var) -> Result<Var> {
+        self.check(x, "sum_abs")?;
+        let s = self.val(x).data().iter().map(|v| v.abs()).sum();
+        let mut out = self.alloc(Shape::scalar());
+        out.data_mut()[0] = s;
+        self.push_op(Box::new(SumAbs), &[x], out)
+    }
+
     /// `sum x^2`, the L2 regulariser's building block.
     pub fn sum_squares(&mut self, x: Var) -> Result<Var> {
         self.check(x, "sum_squares")?;
@@ -279,6 +308,21 @@ mod tests {
         check_on(ins.clone(), |g, v| g.sigmoid_cross_entropy(v[0], v[1]));
         check_on(ins, |g, v| g.quadratic_cost(v[0], v[1]));
         check(&[&[3, 4]], |g, v| g.sum_squares(v[0]));
+    }
+
+    #[test]
+    fn sum_abs_value_and_gradient_away_from_zero() {
+        // The random inputs are at least 0.1 from 0, where |x| is differentiable.
+        crate::testing::check_value(
+            &[&[3, 4]],
+            |g, v| g.sum_abs(v[0]),
+            |x| vec![x[0].data().iter().map(|v| v.abs()).sum()],
+        );
+        let mut g = crate::Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![-2.0, 0.0, 3.0], &[3]).unwrap());
+        let s = g.sum_abs(x).unwrap();
+        g.backward(s).unwrap();
+        assert_eq!(g.grad(x).unwrap().data(), &[-1.0, 0.0, 1.0]);
     }
 
     #[test]
