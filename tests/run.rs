@@ -1,13 +1,15 @@
 //! `nndl::run`: a run stopped after any epoch and resumed ends where an uninterrupted run
 //! ends (weights, bookkeeping, per-epoch record), `stop` ends a run before its next epoch
-//! (early stopping, also right after a resume), and a resume with other settings is refused.
+//! (early stopping, also right after a resume), a resume with other settings is refused, and
+//! chapter 3's learning-rate schedule halves and stops when it should, also across a resume
+//! with momentum's velocities in flight.
 
 #[path = "../nn/tests/common/mod.rs"]
 mod common;
 
 use common::training;
-use nn::{Cost, Init, Network, Regularization, Sgd};
-use nndl::run::{Checkpoints, Plan, Run, RunError};
+use nn::{Cost, Init, Momentum, Network, Regularization, Sgd};
+use nndl::run::{Checkpoints, EtaChange, EtaSchedule, Plan, Run, RunError};
 use std::path::PathBuf;
 
 fn scratch(tag: &str) -> PathBuf {
@@ -158,4 +160,113 @@ fn a_resume_with_other_settings_is_refused_naming_the_setting() {
     assert!(e.to_string().contains("no checkpoint there"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&empty);
+}
+
+#[test]
+fn the_book_schedule_halves_after_ten_flat_epochs_and_stops_at_one_128th() {
+    // Improves for 5 epochs (0..=4), then flat: every 10th flat epoch halves, the 7th
+    // halving (1/128) stops instead.
+    let mut s = EtaSchedule::book();
+    let mut changes = Vec::new();
+    for epoch in 0..200 {
+        let acc = 0.9 + 0.01 * epoch.min(4) as f64;
+        match s.observe(acc) {
+            EtaChange::Keep => {}
+            c => changes.push((epoch, c)),
+        }
+        if s.finished() {
+            break;
+        }
+    }
+    let halve = |e| (e, EtaChange::Halve);
+    assert_eq!(
+        changes,
+        [
+            halve(14),
+            halve(24),
+            halve(34),
+            halve(44),
+            halve(54),
+            halve(64),
+            (74, EtaChange::Stop)
+        ]
+    );
+    // An improvement resets the count: 9 flat epochs, a better one, 9 flat: no change.
+    let mut s = EtaSchedule::book();
+    let accs = std::iter::once(0.5)
+        .chain(std::iter::repeat_n(0.5, 9))
+        .chain(std::iter::once(0.6))
+        .chain(std::iter::repeat_n(0.6, 9));
+    assert!(accs.map(|a| s.observe(a)).all(|c| c == EtaChange::Keep));
+}
+
+/// Momentum SGD with network2's weight decay under a schedule of patience 2 stopping at 1/8,
+/// on a made-up validation accuracy that improves for 3 epochs and then stays flat: halvings
+/// after epochs 4 and 6, the stop after epoch 8. Returns the run and the final eta.
+fn scheduled(net: &mut Network<f32>, ck: &Checkpoints) -> (Run, f64) {
+    let data = training().take(300);
+    let mut run = Run::new("test", serde_json::json!({"eta": 0.5}));
+    run.schedule = Some(EtaSchedule::new(2, 3));
+    let mut opt = Momentum::new(0.5, 0.9, Regularization::WeightDecay { lmbda: 1.0, n: 300 });
+    run.epochs(
+        net,
+        &data,
+        &mut opt,
+        Plan::shuffled(20, 10),
+        ck,
+        &mut (),
+        |_| false,
+        |_, _, e, _| {
+            e.validation_accuracy = Some([0.1, 0.2, 0.3].get(e.epoch).copied().unwrap_or(0.3));
+            Ok(())
+        },
+    )
+    .unwrap();
+    (run, nn::Optimizer::<f32>::learning_rate(&opt))
+}
+
+#[test]
+fn the_schedule_and_momentum_resume_exactly() {
+    let mut straight = net();
+    let (run, eta) = scheduled(&mut straight, &Checkpoints::default());
+    assert_eq!((run.record.epochs.len(), eta), (9, 0.125));
+    // Killed after epochs 5 (between halvings, velocities in flight) and resumed: the same
+    // weights, eta and epochs; resumed again after the stop: nothing more is trained.
+    let dir = scratch("schedule");
+    let mut n = net();
+    let data = training().take(300);
+    let mut first = Run::new("test", serde_json::json!({"eta": 0.5}));
+    first.schedule = Some(EtaSchedule::new(2, 3));
+    let mut opt = Momentum::new(0.5, 0.9, Regularization::WeightDecay { lmbda: 1.0, n: 300 });
+    first
+        .epochs(
+            &mut n,
+            &data,
+            &mut opt,
+            Plan::shuffled(6, 10),
+            &saving(&dir),
+            &mut (),
+            |_| false,
+            |_, _, e, _| {
+                e.validation_accuracy = Some([0.1, 0.2, 0.3].get(e.epoch).copied().unwrap_or(0.3));
+                Ok(())
+            },
+        )
+        .unwrap();
+    let ck = Checkpoints {
+        save: Some(dir.clone()),
+        resume: Some(dir.clone()),
+    };
+    let mut n = net();
+    let (resumed, eta) = scheduled(&mut n, &ck);
+    assert_eq!((resumed.record.epochs.len(), eta), (9, 0.125));
+    assert!(
+        n.parameter_bits() == straight.parameter_bits(),
+        "resumed weights differ"
+    );
+    let mut again = net();
+    let (after_stop, _) = scheduled(&mut again, &ck);
+    assert_eq!(after_stop.record.epochs.len(), 9);
+    assert!(again.parameter_bits() == straight.parameter_bits());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,6 +2,8 @@
 //! the mask's random source on every evaluation), plus network3's dropout semantics and a
 //! whole network3-style cost with its in-graph L2 term checked end to end.
 
+mod common;
+
 use autograd::{gradcheck, AutogradError, GradcheckConfig, Graph, Var};
 use nn::{
     gradcheck_layer, Activation, ConvPool, Ctx, DropoutStyle, FullyConnected, InMemory, Init,
@@ -157,32 +159,9 @@ fn a_network3_cost_with_in_graph_l2_end_to_end() {
         .unwrap();
         *net.graph_mut().param_mut(p).unwrap() = v;
     }
-    let params = net.parameters();
-    let state = net.rng_state();
     let reg = Regularization::InGraph {
         lmbda: 0.7,
         num_batches: 5,
     };
-    let mut g = std::mem::take(net.graph_mut());
-    let net_cell = std::cell::RefCell::new(net);
-    let f = |g: &mut Graph<f64>| -> Result<Var, AutogradError> {
-        // The closure works on the network's own graph, swapped in for the check.
-        let mut n = net_cell.borrow_mut();
-        std::mem::swap(n.graph_mut(), g);
-        n.set_rng_state(state.clone());
-        let weights = n.weights();
-        let r = n
-            .batch_loss(&data, &[0, 1, 2], Mode::Train)
-            .and_then(|loss| Sgd::new(1.0, reg).regularize(n.graph_mut(), &weights, loss));
-        std::mem::swap(n.graph_mut(), g);
-        Ok(r?)
-    };
-    let report = gradcheck(&mut g, &params, f, GradcheckConfig::default()).unwrap();
-    assert_eq!(
-        report.checked,
-        params
-            .iter()
-            .map(|&p| g.value(p).unwrap().numel())
-            .sum::<usize>()
-    );
+    common::gradcheck_cost(net, &data, &[0, 1, 2], reg);
 }

@@ -1,0 +1,202 @@
+//! Chapter 3's exercises and chapter 5's monitor against hand computations: momentum's and
+//! L1's updates against the book's formulas over the hand-derived gradients of
+//! `nn::reference` (BP1-BP4), a tanh network's and an L1-regularised cost's gradients
+//! against finite differences, and the layer speeds against `||dC/db^l||` from BP1-BP2.
+
+mod common;
+
+use nn::reference::{RefCost, SigmoidNet};
+use nn::{
+    Activation, Cost, Epoch, InMemory, Init, Momentum, Network, Optimizer, Regularization, Sgd,
+};
+use rand::{Rng, SeedableRng};
+
+const SIZES: [usize; 4] = [12, 7, 5, 4];
+
+fn data(n: usize, seed: u64) -> InMemory {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    InMemory {
+        inputs: (0..n * SIZES[0])
+            .map(|_| rng.random_range(0.0..1.0))
+            .collect(),
+        labels: (0..n).map(|_| rng.random_range(0..SIZES[3])).collect(),
+        sample_len: SIZES[0],
+    }
+}
+
+fn reference_of(net: &Network<f64>) -> SigmoidNet {
+    let g = net.graph();
+    let (mut weights, mut biases) = (Vec::new(), Vec::new());
+    for l in net.layers() {
+        let fc = l.as_fully_connected().unwrap();
+        weights.push(g.value(fc.w).unwrap().data().to_vec());
+        biases.push(g.value(fc.b).unwrap().data().to_vec());
+    }
+    SigmoidNet {
+        sizes: SIZES.to_vec(),
+        weights,
+        biases,
+    }
+}
+
+fn assert_close(a: &SigmoidNet, b: &SigmoidNet, what: &str) {
+    let pairs = a
+        .weights
+        .iter()
+        .zip(&b.weights)
+        .chain(a.biases.iter().zip(&b.biases));
+    for (l, (x, y)) in pairs.enumerate() {
+        for (k, (&x, &y)) in x.iter().zip(y).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-12 * y.abs().max(1.0),
+                "{what}: tensor {l} [{k}]: {x} vs {y}"
+            );
+        }
+    }
+}
+
+/// Trains `net` with `opt` one epoch in order, mini-batches of 5, over `d`.
+fn one_epoch(net: &mut Network<f64>, opt: &mut dyn Optimizer<f64>, d: &InMemory) {
+    net.train_epoch(d, opt, Epoch::in_order(0, 5), |_| {})
+        .unwrap();
+}
+
+/// The book's gradient of the mean cost of the mini-batch `batch` (BP1-BP4).
+fn book_gradient(r: &SigmoidNet, d: &InMemory, batch: &[usize]) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let n_in = SIZES[0];
+    let x: Vec<f64> = batch
+        .iter()
+        .flat_map(|&i| d.inputs[i * n_in..(i + 1) * n_in].to_vec())
+        .collect();
+    let y: Vec<usize> = batch.iter().map(|&i| d.labels[i]).collect();
+    let (mut nw, mut nb) = r.backprop(&x, &y, RefCost::CrossEntropy);
+    let m = batch.len() as f64;
+    nw.iter_mut()
+        .chain(nb.iter_mut())
+        .flatten()
+        .for_each(|g| *g /= m);
+    (nw, nb)
+}
+
+fn mlp(act: Activation, seed: u64) -> Network<f64> {
+    Network::mlp(&SIZES, act, Cost::CrossEntropy, Init::ScaledByInputs, seed).unwrap()
+}
+
+#[test]
+fn momentum_is_v_mu_v_minus_eta_grad_then_w_plus_v() {
+    let d = data(15, 1);
+    let (eta, mu, lmbda, n) = (0.7, 0.6, 2.0, 15);
+    for reg in [
+        Regularization::None,
+        Regularization::WeightDecay { lmbda, n },
+    ] {
+        let mut net = mlp(Activation::Sigmoid, 2);
+        let mut r = reference_of(&net);
+        let mut opt = Momentum::new(eta, mu, reg);
+        one_epoch(&mut net, &mut opt, &d);
+        // The book's momentum by hand: v <- mu v - eta (grad + (lmbda/n) w), w <- w + v,
+        // biases without the weight term, velocities from zero.
+        let c = if reg == Regularization::None {
+            0.0
+        } else {
+            lmbda / n as f64
+        };
+        let mut vw: Vec<Vec<f64>> = r.weights.iter().map(|w| vec![0.0; w.len()]).collect();
+        let mut vb: Vec<Vec<f64>> = r.biases.iter().map(|b| vec![0.0; b.len()]).collect();
+        for batch in [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]] {
+            let (gw, gb) = book_gradient(&r, &d, &batch);
+            for l in 0..r.weights.len() {
+                for k in 0..r.weights[l].len() {
+                    let w = &mut r.weights[l][k];
+                    vw[l][k] = mu * vw[l][k] - eta * (gw[l][k] + c * *w);
+                    *w += vw[l][k];
+                }
+                for k in 0..r.biases[l].len() {
+                    vb[l][k] = mu * vb[l][k] - eta * gb[l][k];
+                    r.biases[l][k] += vb[l][k];
+                }
+            }
+        }
+        assert_close(&reference_of(&net), &r, &format!("momentum, {reg:?}"));
+        // And mu = 0 is the book's plain SGD step.
+        let mut a = mlp(Activation::Sigmoid, 2);
+        let mut b = mlp(Activation::Sigmoid, 2);
+        one_epoch(&mut a, &mut Momentum::new(eta, 0.0, reg), &d);
+        let mut sgd = Sgd::new(eta, reg);
+        sgd.fused = false;
+        one_epoch(&mut b, &mut sgd, &d);
+        assert_close(&reference_of(&a), &reference_of(&b), "mu = 0 against SGD");
+    }
+}
+
+#[test]
+fn l1_steps_by_eta_lmbda_over_n_times_the_sign() {
+    let d = data(15, 3);
+    let (eta, lmbda, n) = (0.4, 3.0, 50);
+    for fused in [true, false] {
+        let mut net = mlp(Activation::Sigmoid, 4);
+        let mut r = reference_of(&net);
+        let mut sgd = Sgd::new(eta, Regularization::L1 { lmbda, n });
+        sgd.fused = fused;
+        one_epoch(&mut net, &mut sgd, &d);
+        for batch in [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]] {
+            let (gw, gb) = book_gradient(&r, &d, &batch);
+            for l in 0..r.weights.len() {
+                for k in 0..r.weights[l].len() {
+                    let w = &mut r.weights[l][k];
+                    let sign = if *w > 0.0 {
+                        1.0
+                    } else if *w < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    };
+                    *w -= eta * lmbda / n as f64 * sign + eta * gw[l][k];
+                }
+                for k in 0..r.biases[l].len() {
+                    r.biases[l][k] -= eta * gb[l][k];
+                }
+            }
+        }
+        assert_close(&reference_of(&net), &r, &format!("L1, fused {fused}"));
+    }
+}
+
+#[test]
+fn tanh_networks_and_the_l1_cost_pass_the_gradient_check() {
+    let d = data(3, 5);
+    // Weights well away from 0, where |w| is differentiable.
+    let mut net = mlp(Activation::Tanh, 6);
+    let mut r = rand_pcg::Pcg64::seed_from_u64(7);
+    for p in net.weights() {
+        let w = net.graph_mut().param_mut(p).unwrap();
+        for v in w.data_mut() {
+            *v = r.random_range(0.05..0.5) * if r.random_bool(0.5) { 1.0 } else { -1.0 };
+        }
+    }
+    let reg = Regularization::L1 { lmbda: 0.9, n: 4 };
+    let checked = common::gradcheck_cost(net, &d, &[0, 1, 2], reg);
+    assert_eq!(checked, 12 * 7 + 7 + 7 * 5 + 5 + 5 * 4 + 4);
+    let tanh = mlp(Activation::Tanh, 6);
+    assert!(tanh.describe().contains("tanh"), "{}", tanh.describe());
+}
+
+#[test]
+fn layer_speeds_are_the_bias_gradient_norms_of_bp1_bp2_and_change_nothing() {
+    let d = data(20, 8);
+    let mut net = mlp(Activation::Sigmoid, 9);
+    let r = reference_of(&net);
+    let idx: Vec<usize> = (0..20).collect();
+    let (bits, rng) = (net.parameter_bits(), net.rng_state());
+    let speeds = net.layer_speeds(&d, &idx).unwrap();
+    let (_, gb) = book_gradient(&r, &d, &idx);
+    let want: Vec<f64> = gb[..2]
+        .iter()
+        .map(|b| b.iter().map(|v| v * v).sum::<f64>().sqrt())
+        .collect();
+    assert_eq!(speeds.len(), 2, "one per hidden layer");
+    for (s, w) in speeds.iter().zip(&want) {
+        assert!((s - w).abs() <= 1e-12 * w, "{speeds:?} vs {want:?}");
+    }
+    assert!(net.parameter_bits() == bits && net.rng_state() == rng);
+}
