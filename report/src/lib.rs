@@ -52,7 +52,9 @@ mod record;
 mod tiles;
 
 pub use error::ReportError;
-pub use plot::{plot_png, render_png, PLOT_HEIGHT, PLOT_WIDTH};
+pub use plot::{
+    plot_charts_png, plot_png, render_charts_png, render_png, Chart, Curve, PLOT_HEIGHT, PLOT_WIDTH,
+};
 pub use progress::{Progress, Steps};
 pub use record::{EpochRecord, RunRecord};
 pub use tiles::{render_tiles_png, tiles_png, Tile};

@@ -1,4 +1,6 @@
-//! Accuracy and cost curves per epoch as a PNG, like the figures of the book's chapter 3.
+//! Accuracy and cost curves per epoch as a PNG, like the figures of the book's chapter 3
+//! ([`plot_png`]), and any set of curves side by side ([`plot_charts_png`]: the book's
+//! comparisons of learning rates, initialisations, training-set sizes and layer speeds).
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -34,12 +36,50 @@ pub(crate) fn font() -> Result<FontRef<'static>, ReportError> {
         .ok_or_else(|| ReportError::Render("the embedded font could not be loaded".into()))
 }
 
-/// One curve: its legend label, colour, and (epoch, value) points.
+/// One curve: its legend label, colour, and (x, y) points.
 struct Series {
-    label: &'static str,
+    label: String,
     color: RGBColor,
     points: Vec<(f64, f64)>,
 }
+
+/// One curve of a [`Chart`]: a legend label and its (x, y) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    /// The legend's text.
+    pub label: String,
+    /// The points, in drawing order (non-finite ones are left out).
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A panel of curves with its axes, for [`plot_charts_png`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Chart {
+    /// Above the panel.
+    pub caption: String,
+    /// The x axis' name.
+    pub x_label: String,
+    /// The y axis' name.
+    pub y_label: String,
+    /// The curves, coloured in matplotlib's default cycle.
+    pub curves: Vec<Curve>,
+    /// A logarithmic x axis (positive x only).
+    pub log_x: bool,
+    /// The y axis never goes beyond these bounds (e.g. 0..100 for accuracy in %).
+    pub y_bounds: Option<(f64, f64)>,
+}
+
+/// matplotlib's default colour cycle.
+const CYCLE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
 
 /// Series colours (matplotlib's default cycle): training, evaluation, validation, test.
 const TRAINING: RGBColor = RGBColor(31, 119, 180);
@@ -62,7 +102,7 @@ fn series(
         .filter(|(_, v)| v.is_finite())
         .collect();
     (!points.is_empty()).then_some(Series {
-        label,
+        label: label.to_string(),
         color,
         points,
     })
@@ -95,14 +135,16 @@ enum Legend {
 }
 
 /// Draws one panel: the curves of `all` (or a note that nothing was monitored) with a legend.
+#[allow(clippy::too_many_arguments)]
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     caption: &str,
-    y_desc: &str,
+    (x_desc, y_desc): (&str, &str),
     all: &[Series],
     clamp: Option<(f64, f64)>,
     legend: Legend,
     x_range: (f64, f64),
+    log_x: bool,
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let values = all.iter().flat_map(|s| s.points.iter().map(|p| p.1));
@@ -125,15 +167,25 @@ fn panel<DB: DrawingBackend>(
     let integer_epochs = x_range.1 - x_range.0 <= 12.0;
     chart
         .configure_mesh()
-        .x_desc("Epoch")
+        .x_desc(x_desc)
         .y_desc(y_desc)
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .light_line_style(RGBColor(248, 248, 248))
         .bold_line_style(RGBColor(220, 220, 220))
-        .x_labels(if integer_epochs { 13 } else { 10 })
+        .x_labels(if integer_epochs || log_x { 13 } else { 10 })
         .x_label_formatter(&|x| {
-            if (x - x.round()).abs() < 1e-9 {
+            if log_x {
+                // x is log10 of the value: label the powers of ten and their 2x and 5x.
+                let v = 10f64.powf(*x);
+                let mantissa = v / 10f64.powf(x.floor());
+                let near = |m: f64| (mantissa - m).abs() < 0.02 * m;
+                if near(1.0) || near(2.0) || near(5.0) || near(10.0) {
+                    format!("{}", v.round() as i64)
+                } else {
+                    String::new()
+                }
+            } else if (x - x.round()).abs() < 1e-9 {
                 format!("{}", x.round() as i64)
             } else {
                 String::new()
@@ -176,7 +228,7 @@ fn panel<DB: DrawingBackend>(
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(point_size))
             .map_err(e)?
-            .label(s.label)
+            .label(s.label.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
             });
@@ -239,40 +291,122 @@ fn draw(
     .flatten()
     .collect();
 
-    let epochs = record.epochs.iter().map(|e| e.epoch as f64);
-    let (first, last) = epochs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-        (a.min(x), b.max(x))
-    });
-    let x_range = if first.is_finite() && last > first {
-        // A little room so the end points' markers are not cut by the axes.
+    let x_range = x_range(record.epochs.iter().map(|e| e.epoch as f64));
+
+    panel(
+        &left,
+        "Accuracy",
+        ("Epoch", "Accuracy (%)"),
+        &accuracy,
+        Some((0.0, 100.0)),
+        Legend::LowerRight,
+        x_range,
+        false,
+    )?;
+    panel(
+        &right,
+        "Cost",
+        ("Epoch", "Cost"),
+        &cost,
+        None,
+        Legend::UpperRight,
+        x_range,
+        false,
+    )?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// The x axis' range over `xs`, with a little room so the end points' markers are not cut.
+fn x_range(xs: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (first, last) = xs
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+    if first.is_finite() && last > first {
         let pad = (last - first) * 0.02;
         (first - pad, last + pad)
     } else if first.is_finite() {
         (first - 1.0, first + 1.0)
     } else {
         (0.0, 1.0)
-    };
+    }
+}
 
-    panel(
-        &left,
-        "Accuracy",
-        "Accuracy (%)",
-        &accuracy,
-        Some((0.0, 100.0)),
-        Legend::LowerRight,
-        x_range,
-    )?;
-    panel(
-        &right,
-        "Cost",
-        "Cost",
-        &cost,
-        None,
-        Legend::UpperRight,
-        x_range,
-    )?;
+/// Draws `charts` side by side into an RGB buffer of `width` x `PLOT_HEIGHT` pixels.
+fn draw_charts(
+    charts: &[Chart],
+    title: &str,
+    font: FontRef<'static>,
+    buf: &mut [u8],
+    width: u32,
+) -> Result<(), String> {
+    let backend = BitMapBackend::<plotters::backend::RGBPixel>::with_buffer_and_format(
+        buf,
+        (width, PLOT_HEIGHT),
+    )
+    .map_err(|e| e.to_string())?;
+    let root = Canvas::new(backend, font).into_drawing_area();
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let body = if title.is_empty() {
+        root.clone()
+    } else {
+        root.titled(title, (FONT, 26)).map_err(e)?
+    };
+    let areas = body.split_evenly((1, charts.len().max(1)));
+    for (chart, area) in charts.iter().zip(&areas) {
+        let x = |v: f64| if chart.log_x { v.log10() } else { v };
+        let series: Vec<Series> = chart
+            .curves
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Series {
+                label: c.label.clone(),
+                color: CYCLE[i % CYCLE.len()],
+                points: c
+                    .points
+                    .iter()
+                    .map(|&(a, b)| (x(a), b))
+                    .filter(|(a, b)| a.is_finite() && b.is_finite())
+                    .collect(),
+            })
+            .collect();
+        let range = x_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
+        panel(
+            area,
+            &chart.caption,
+            (&chart.x_label, &chart.y_label),
+            &series,
+            chart.y_bounds,
+            Legend::LowerRight,
+            range,
+            chart.log_x,
+        )?;
+    }
     root.present().map_err(e)?;
     Ok(())
+}
+
+/// Renders `charts` side by side as a PNG in memory (600 pixels wide each, 500 high), `title`
+/// (may be empty) above them; non-finite points (and x <= 0 on a log axis) are left out.
+pub fn render_charts_png(charts: &[Chart], title: &str) -> Result<Vec<u8>, ReportError> {
+    let font = font()?;
+    let width = (PLOT_WIDTH / 2) * charts.len().max(1) as u32;
+    let mut rgb = vec![0u8; width as usize * PLOT_HEIGHT as usize * 3];
+    draw_charts(charts, title, font, &mut rgb, width).map_err(ReportError::Render)?;
+    encode_rgb_png(&rgb, width, PLOT_HEIGHT)
+        .map_err(|e| ReportError::Render(format!("PNG encoding: {e}")))
+}
+
+/// Writes the charts of [`render_charts_png`] to `path` atomically; on error nothing is written.
+pub fn plot_charts_png(
+    charts: &[Chart],
+    path: impl AsRef<Path>,
+    title: &str,
+) -> Result<(), ReportError> {
+    crate::save_png(path.as_ref(), render_charts_png(charts, title))
 }
 
 /// Renders `record` as a PNG in memory: accuracy (%) per epoch on the left, cost on the right.

@@ -188,3 +188,43 @@ fn a_tile_of_the_wrong_size_is_an_error_and_nothing_is_written() {
     tiles_png(&[], 4, 2, "empty", &path).unwrap();
     assert!(path.exists());
 }
+
+#[test]
+fn charts_side_by_side_draw_each_curve_in_its_colour_on_log_and_linear_axes() {
+    use report::{render_charts_png, Chart, Curve};
+    let curve = |label: &str, ys: &[f64]| Curve {
+        label: label.into(),
+        points: [100.0, 1000.0, 10000.0, 50000.0]
+            .into_iter()
+            .zip(ys.iter().copied())
+            .collect(),
+    };
+    let log = Chart {
+        caption: "More training data".into(),
+        x_label: "Training set size".into(),
+        y_label: "Accuracy (%)".into(),
+        curves: vec![
+            curve("neural network", &[69.0, 88.9, 94.9, 96.0]),
+            curve("SVM", &[25.1, 83.9, 92.5, 94.5]),
+        ],
+        log_x: true,
+        y_bounds: Some((0.0, 100.0)),
+    };
+    let linear = Chart {
+        caption: "Cost".into(),
+        // A point at x = 0 and a NaN are left out, not an error.
+        curves: vec![Curve {
+            label: "eta 0.25".into(),
+            points: vec![(0.0, 1.0), (1.0, 0.5), (2.0, f64::NAN), (3.0, 0.3)],
+        }],
+        ..Chart::default()
+    };
+    let png = render_charts_png(&[log.clone(), linear], "two panels").unwrap();
+    assert_eq!(ihdr(&png), (PLOT_WIDTH, PLOT_HEIGHT, 8, 2));
+    // First curve of each panel in the cycle's first colour, the SVM in the second.
+    assert!(count(&png, TRAINING) > 200, "both first curves");
+    assert!(count(&png, EVALUATION) > 100, "the SVM curve");
+    assert_eq!(count(&png, VALIDATION), 0, "no third curve");
+    let one = render_charts_png(&[log], "").unwrap();
+    assert_eq!(ihdr(&one).0, PLOT_WIDTH / 2, "600 pixels a panel");
+}
