@@ -177,14 +177,14 @@ fn panel<DB: DrawingBackend>(
         .x_label_formatter(&|x| {
             if log_x {
                 // x is log10 of the value: label the powers of ten and their 2x and 5x.
-                let v = 10f64.powf(*x);
-                let mantissa = v / 10f64.powf(x.floor());
-                let near = |m: f64| (mantissa - m).abs() < 0.02 * m;
-                if near(1.0) || near(2.0) || near(5.0) || near(10.0) {
-                    format!("{}", v.round() as i64)
-                } else {
-                    String::new()
-                }
+                let decade = 10f64.powf(x.floor());
+                let mantissa = 10f64.powf(*x) / decade;
+                [1.0, 2.0, 5.0, 10.0]
+                    .into_iter()
+                    .find(|m| (mantissa - m).abs() < 0.02 * m)
+                    .map_or(String::new(), |m| {
+                        format!("{}", (m * decade).round() as i64)
+                    })
             } else if (x - x.round()).abs() < 1e-9 {
                 format!("{}", x.round() as i64)
             } else {
@@ -374,13 +374,28 @@ fn draw_charts(
             })
             .collect();
         let range = x_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
+        // The legend goes in the upper corner when the curves end low (falling costs).
+        let ys = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+        let (lo, hi) = ys().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
+        let ends: Vec<f64> = series
+            .iter()
+            .filter_map(|s| s.points.last().map(|p| p.1))
+            .collect();
+        let end = ends.iter().sum::<f64>() / ends.len().max(1) as f64;
+        let legend = if end < (lo + hi) / 2.0 {
+            Legend::UpperRight
+        } else {
+            Legend::LowerRight
+        };
         panel(
             area,
             &chart.caption,
             (&chart.x_label, &chart.y_label),
             &series,
             chart.y_bounds,
-            Legend::LowerRight,
+            legend,
             range,
             chart.log_x,
         )?;
