@@ -428,7 +428,11 @@ fn more_data(
     c.log_x = true;
     Ok(Outcome {
         charts: vec![c],
-        title: "More training data: [784, 30, 10] and the SVM".into(),
+        title: if with_svm {
+            "More training data: [784, 30, 10] and the SVM".into()
+        } else {
+            "More training data: [784, 30, 10]".into()
+        },
         record: json!(rows),
     })
 }
