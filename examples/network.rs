@@ -10,8 +10,8 @@ mod common;
 use anyhow::Result;
 use clap::Parser;
 use common::{Common, Resume};
-use nn::{Cost, Init, Network, Regularization, Sgd};
-use nndl::run::{Plan, Run};
+use nn::{Cost, Init, Network, Regularization};
+use nndl::run::Plan;
 
 #[derive(Parser, Debug)]
 #[command(about = "network.py: sigmoid net, quadratic cost, SGD (Nielsen, chapter 1)")]
@@ -44,7 +44,7 @@ fn run() -> Result<()> {
     let data = c.load(false)?;
     let sizes = [784, hidden, 10];
     let mut net = Network::<f32>::sigmoid_mlp(&sizes, Cost::Quadratic, Init::Large, c.seed)?;
-    let mut run = Run::new(
+    let mut run = c.run(
         "network",
         serde_json::json!({
             "sizes": sizes, "epochs": epochs, "mini_batch": mb, "eta": eta, "seed": c.seed, "threads": threads,
@@ -52,13 +52,13 @@ fn run() -> Result<()> {
         }),
     );
     let plan = Plan::shuffled(epochs, mb);
-    let mut sgd = Sgd::new(eta, Regularization::None);
+    let mut opt = c.optimizer(eta, Regularization::None);
     // (best correct, its epoch): network.py reports every epoch; the book quotes the best.
     let mut best = (0usize, 0usize);
     run.epochs(
         &mut net,
         &data.training,
-        &mut sgd,
+        opt.as_mut(),
         plan,
         &ck,
         &mut best,

@@ -14,10 +14,8 @@ mod common;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use common::{Common, Resume};
-use nn::{
-    Activation, Cost, Init, Momentum, Network, Optimizer, Regularization, Sgd, WeightPenalty,
-};
-use nndl::run::{EtaSchedule, Plan, Run};
+use nn::{Activation, Cost, Init, Network, Regularization, WeightPenalty};
+use nndl::run::Plan;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -66,16 +64,9 @@ struct Args {
     /// targets stay 0/1 and the cross-entropy applies).
     #[arg(long, value_enum, default_value = "sigmoid")]
     activation: HiddenArg,
-    /// Momentum-based gradient descent with coefficient MU (0 <= MU < 1; chapter 3).
-    #[arg(long, value_name = "MU")]
-    momentum: Option<f64>,
     /// L1 regularisation with this lambda instead of L2 (chapter 3's exercise).
     #[arg(long, value_name = "LAMBDA", conflicts_with = "lambda")]
     l1: Option<f64>,
-    /// Halve eta each time evaluation accuracy has not improved for 10 epochs; stop when
-    /// that would take it to 1/128 of its start (chapter 3's proposed schedule).
-    #[arg(long = "eta-schedule")]
-    eta_schedule: bool,
     /// After each epoch print ||dC/db|| of every hidden layer, averaged over the first N
     /// training images (chapter 5's speed of learning; the book uses 1000).
     #[arg(long = "layer-speeds", value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
@@ -169,13 +160,9 @@ fn run() -> Result<()> {
         "architecture": net.describe(), "epochs": epochs, "mini_batch": mb, "eta": eta, "lambda": lmbda,
         "seed": c.seed, "threads": threads, "train_images": n, "init": if args.large_weights { "N(0,1)" } else { "N(0,1/n_in)" },
         "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
-        "momentum": args.momentum, "regularization": if args.l1.is_some() { "L1" } else { "L2" },
-        "eta_schedule": args.eta_schedule, "layer_speeds": args.layer_speeds,
+        "regularization": if args.l1.is_some() { "L1" } else { "L2" }, "layer_speeds": args.layer_speeds,
     });
-    let mut run = Run::new("network2", settings);
-    if args.eta_schedule {
-        run.schedule = Some(EtaSchedule::book());
-    }
+    let mut run = c.run("network2", settings);
     let (reg, penalty) = match args.l1 {
         Some(l) => (Regularization::L1 { lmbda: l, n }, WeightPenalty::L1(l)),
         None => (
@@ -183,10 +170,7 @@ fn run() -> Result<()> {
             WeightPenalty::L2(lmbda),
         ),
     };
-    let mut opt: Box<dyn Optimizer<f32>> = match args.momentum {
-        Some(mu) => Box::new(Momentum::new(eta, mu, reg)),
-        None => Box::new(Sgd::new(eta, reg)),
-    };
+    let mut opt = c.optimizer(eta, reg);
     let speed_images: Vec<usize> = (0..args.layer_speeds.unwrap_or(0).min(n)).collect();
     if !speed_images.is_empty() {
         let start = print_speeds(&mut net, &data.training, &speed_images, "Before training")?;

@@ -14,7 +14,7 @@ mod common;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use common::{Common, Resume};
-use nn::{Network, Regularization, Sgd};
+use nn::{Network, Regularization};
 use nndl::run::{Checkpoints, Plan, Run};
 use std::path::PathBuf;
 
@@ -140,7 +140,7 @@ fn train(
 ) -> Result<Best> {
     let mb = args.common.mini_batch.unwrap_or(10);
     let num_batches = data.training.len() / mb;
-    let mut sgd = Sgd::new(
+    let mut opt = args.common.optimizer(
         eta,
         Regularization::InGraph {
             lmbda: lambda,
@@ -158,7 +158,7 @@ fn train(
     run.epochs(
         net,
         &training,
-        &mut sgd,
+        opt.as_mut(),
         plan,
         ck,
         &mut best,
@@ -250,7 +250,7 @@ fn run() -> Result<()> {
         "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
         "shuffle": args.shuffle, "pixel_scale": c.pixel_divisor(),
     });
-    let mut run = Run::new("network3", settings);
+    let mut run = c.run("network3", settings);
     if is_ensemble {
         return ensemble(&args, &layers, &data, epochs, eta, lambda, run);
     }

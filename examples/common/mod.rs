@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use anyhow::{Context, Result};
+use nn::{Momentum, Optimizer, Regularization, Sgd};
 pub use nndl::run::check_writable;
-use nndl::run::{Checkpoints, Run};
+use nndl::run::{Checkpoints, EtaSchedule, Run};
 use std::path::PathBuf;
 
 /// Where the MNIST files are: `--data DIR` and `--download`, the same on every program.
@@ -67,6 +68,13 @@ pub struct Common {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Momentum-based gradient descent with coefficient MU, 0 <= MU < 1 (chapter 3).
+    #[arg(long, value_name = "MU")]
+    pub momentum: Option<f64>,
+    /// Halve eta each time validation accuracy has not improved for 10 epochs; stop when that
+    /// would take it to 1/128 of its start (the schedule chapter 3 proposes).
+    #[arg(long = "eta-schedule")]
+    pub eta_schedule: bool,
     /// Write the run's settings, per-epoch metrics and final figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -136,6 +144,30 @@ impl Common {
             training: data.training.with_scale(s),
             validation: data.validation.with_scale(s),
             test: data.test.with_scale(s),
+        }
+    }
+
+    /// The run of `program`, with `--momentum` and `--eta-schedule` added to its settings
+    /// when given and the schedule set.
+    pub fn run(&self, program: &str, mut settings: serde_json::Value) -> Run {
+        if let Some(mu) = self.momentum {
+            settings["momentum"] = mu.into();
+        }
+        if self.eta_schedule {
+            settings["eta_schedule"] = true.into();
+        }
+        let mut run = Run::new(program, settings);
+        if self.eta_schedule {
+            run.schedule = Some(EtaSchedule::book());
+        }
+        run
+    }
+
+    /// SGD at `eta` with `reg`, or momentum SGD with `--momentum`.
+    pub fn optimizer(&self, eta: f64, reg: Regularization) -> Box<dyn Optimizer<f32>> {
+        match self.momentum {
+            Some(mu) => Box::new(Momentum::new(eta, mu, reg)),
+            None => Box::new(Sgd::new(eta, reg)),
         }
     }
 

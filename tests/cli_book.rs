@@ -1,0 +1,143 @@
+//! The book's other experiments through the programs: `book`'s subcommands print the book's
+//! figure beside nndl's and write the PNG and JSON; network2's chapter 3 and chapter 5 flags
+//! reach the run record; bad values of them are one-line errors.
+
+mod cli_support;
+
+use cli_support::{run_in, Scratch};
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn book_depth_and_layer_speeds_print_the_books_numbers_and_write_figure_and_record() {
+    let s = Scratch::new("book");
+    let r = run_in(
+        &s.0,
+        "book",
+        &[
+            "depth",
+            "--layers",
+            "1",
+            "--epochs",
+            "1",
+            "--json",
+            &s.arg("depth.json"),
+        ],
+    );
+    let out = r.ok();
+    assert!(
+        out.contains("[784, 30, 10]: validation accuracy nndl") && out.contains("the book 96.48%"),
+        "{out}"
+    );
+    // The default figure name is the subcommand's.
+    assert!(std::fs::read(s.path("depth.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+    let acc = json(&s.path("depth.json"))["results"][0]["validation_accuracy"][0]
+        .as_f64()
+        .unwrap();
+    assert!(acc > 0.85, "one epoch of [784, 30, 10] at eta 0.1: {acc}");
+
+    let r = run_in(
+        &s.0,
+        "book",
+        &[
+            "layer-speeds",
+            "--layers",
+            "2",
+            "--epochs",
+            "3",
+            "--seeds",
+            "2",
+            "--plot",
+            &s.arg("speeds.png"),
+            "--json",
+            &s.arg("speeds.json"),
+        ],
+    );
+    let out = r.ok();
+    assert!(out.contains("the book [0.066, 0.31]"), "{out}");
+    let speeds = &json(&s.path("speeds.json"))["results"][0]["speeds"];
+    // Two seeds, a measurement at the start and after each of 3 epochs, two hidden layers.
+    assert_eq!(speeds.as_array().unwrap().len(), 2);
+    for seed in speeds.as_array().unwrap() {
+        let m = seed.as_array().unwrap();
+        assert_eq!(m.len(), 4);
+        let (first, second) = (m[0][0].as_f64().unwrap(), m[0][1].as_f64().unwrap());
+        assert!(
+            first < second,
+            "the earlier layer learns slower: {first} vs {second}"
+        );
+    }
+    assert!(s.path("speeds.png").exists());
+}
+
+#[test]
+fn network2_exercise_flags_reach_the_record() {
+    let s = Scratch::new("exercises");
+    let r = run_in(
+        &s.0,
+        "network2",
+        &[
+            "--train-limit",
+            "500",
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--accuracy-only",
+            "--sizes",
+            "784,20,20,10",
+            "--activation",
+            "tanh",
+            "--momentum",
+            "0.5",
+            "--l1",
+            "0.1",
+            "--eta-schedule",
+            "--layer-speeds",
+            "100",
+            "--json",
+            &s.arg("run.json"),
+        ],
+    );
+    let out = r.ok();
+    assert!(
+        out.contains("Before training: ||dC/db|| per hidden layer:"),
+        "{out}"
+    );
+    let rec = json(&s.path("run.json"));
+    let settings = &rec["settings"];
+    assert_eq!(settings["momentum"], 0.5);
+    assert_eq!(settings["eta_schedule"], true);
+    assert_eq!(settings["regularization"], "L1");
+    assert!(settings["architecture"].as_str().unwrap().contains("tanh"));
+    assert_eq!(
+        settings["layer_speeds_at_start"].as_array().unwrap().len(),
+        2
+    );
+    let epochs = rec["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(epochs[1]["layer_speeds"].as_array().unwrap().len(), 2);
+
+    let quick = ["--train-limit", "100", "--epochs", "1", "--threads", "1"];
+    let with =
+        |extra: &[&'static str]| -> Vec<&str> { quick.iter().chain(extra).copied().collect() };
+    let e = run_in(&s.0, "network2", &with(&["--momentum", "1.5"]));
+    assert!(
+        e.one_line_error()
+            .contains("momentum coefficient must be in [0, 1)"),
+        "{}",
+        e.stderr
+    );
+    let e = run_in(&s.0, "network2", &with(&["--l1", "0.1", "--lambda", "1"]));
+    assert!(e.one_line_error().contains("--lambda"), "{}", e.stderr);
+    let e = run_in(&s.0, "network2", &with(&["--sizes", "784,30,9"]));
+    assert!(
+        e.one_line_error().contains("10 outputs last"),
+        "{}",
+        e.stderr
+    );
+}
