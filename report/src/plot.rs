@@ -65,6 +65,8 @@ pub struct Chart {
     pub curves: Vec<Curve>,
     /// A logarithmic x axis (positive x only).
     pub log_x: bool,
+    /// A logarithmic y axis (positive y only; `y_bounds` then ignored).
+    pub log_y: bool,
     /// The y axis never goes beyond these bounds (e.g. 0..100 for accuracy in %).
     pub y_bounds: Option<(f64, f64)>,
 }
@@ -144,7 +146,7 @@ fn panel<DB: DrawingBackend>(
     clamp: Option<(f64, f64)>,
     legend: Legend,
     x_range: (f64, f64),
-    log_x: bool,
+    (log_x, log_y): (bool, bool),
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let values = all.iter().flat_map(|s| s.points.iter().map(|p| p.1));
@@ -176,26 +178,20 @@ fn panel<DB: DrawingBackend>(
         .x_labels(if integer_epochs || log_x { 13 } else { 10 })
         .x_label_formatter(&|x| {
             if log_x {
-                // x is log10 of the value: label the powers of ten and their 2x and 5x.
-                let decade = 10f64.powf(x.floor());
-                let mantissa = 10f64.powf(*x) / decade;
-                [1.0, 2.0, 5.0, 10.0]
-                    .into_iter()
-                    .find(|m| (mantissa - m).abs() < 0.02 * m)
-                    .map_or(String::new(), |m| {
-                        format!("{}", (m * decade).round() as i64)
-                    })
+                log_label(*x)
             } else if (x - x.round()).abs() < 1e-9 {
                 format!("{}", x.round() as i64)
             } else {
                 String::new()
             }
         })
+        .y_labels(if log_y { 25 } else { 10 })
         .y_label_formatter(&|y| {
-            format!("{y:.3}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
+            if log_y {
+                log_label(*y)
+            } else {
+                short(*y)
+            }
         })
         .draw()
         .map_err(e)?;
@@ -301,7 +297,7 @@ fn draw(
         Some((0.0, 100.0)),
         Legend::LowerRight,
         x_range,
-        false,
+        (false, false),
     )?;
     panel(
         &right,
@@ -311,10 +307,35 @@ fn draw(
         None,
         Legend::UpperRight,
         x_range,
-        false,
+        (false, false),
     )?;
     root.present().map_err(e)?;
     Ok(())
+}
+
+/// `v` with at most 3 decimals and no trailing zeros.
+fn short(v: f64) -> String {
+    format!("{v:.3}")
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+/// The label at `l = log10(v)` on a log axis: the powers of ten and their 2x and 5x, else none.
+fn log_label(l: f64) -> String {
+    let decade = 10f64.powf(l.floor());
+    let mantissa = 10f64.powf(l) / decade;
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .find(|m| (mantissa - m).abs() < 0.02 * m)
+        .map_or(String::new(), |m| {
+            let v = m * decade;
+            if v >= 1.0 {
+                format!("{}", v.round() as i64)
+            } else {
+                format!("{v:.0e}")
+            }
+        })
 }
 
 /// The x axis' range over `xs`, with a little room so the end points' markers are not cut.
@@ -358,6 +379,7 @@ fn draw_charts(
     let areas = body.split_evenly((1, charts.len().max(1)));
     for (chart, area) in charts.iter().zip(&areas) {
         let x = |v: f64| if chart.log_x { v.log10() } else { v };
+        let y = |v: f64| if chart.log_y { v.log10() } else { v };
         let series: Vec<Series> = chart
             .curves
             .iter()
@@ -368,7 +390,7 @@ fn draw_charts(
                 points: c
                     .points
                     .iter()
-                    .map(|&(a, b)| (x(a), b))
+                    .map(|&(a, b)| (x(a), y(b)))
                     .filter(|(a, b)| a.is_finite() && b.is_finite())
                     .collect(),
             })
@@ -394,10 +416,10 @@ fn draw_charts(
             &chart.caption,
             (&chart.x_label, &chart.y_label),
             &series,
-            chart.y_bounds,
+            if chart.log_y { None } else { chart.y_bounds },
             legend,
             range,
-            chart.log_x,
+            (chart.log_x, chart.log_y),
         )?;
     }
     root.present().map_err(e)?;

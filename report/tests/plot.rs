@@ -209,9 +209,11 @@ fn charts_side_by_side_draw_each_curve_in_its_colour_on_log_and_linear_axes() {
         ],
         log_x: true,
         y_bounds: Some((0.0, 100.0)),
+        log_y: false,
     };
     let linear = Chart {
         caption: "Cost".into(),
+        log_y: true,
         // A point at x = 0 and a NaN are left out, not an error.
         curves: vec![Curve {
             label: "eta 0.25".into(),
