@@ -131,11 +131,28 @@ fn main() {
     common::exit_on_error(run);
 }
 
-/// What an experiment hands back: the figure's panels, the table it printed, every number.
+/// What an experiment hands back: the figure's panels and title, every number.
 struct Outcome {
     charts: Vec<Chart>,
     title: String,
     record: Value,
+}
+
+impl Outcome {
+    fn new(charts: Vec<Chart>, title: impl Into<String>, record: Value) -> Self {
+        let title = title.into();
+        Outcome {
+            charts,
+            title,
+            record,
+        }
+    }
+}
+
+/// What every experiment runs on: the data and the seeds.
+struct Study<'a> {
+    data: &'a mnist::MnistData,
+    seeds: &'a [u64],
 }
 
 fn run() -> Result<()> {
@@ -158,13 +175,17 @@ fn run() -> Result<()> {
     let data = mnist::load_data(args.data.prepare()?)?;
     let start = Instant::now();
     let seeds: Vec<u64> = (0..args.seeds).collect();
+    let s = Study {
+        data: &data,
+        seeds: &seeds,
+    };
     let out = match args.experiment.clone() {
-        Experiment::Overfitting { lambda, epochs } => overfitting(&data, &seeds, lambda, epochs)?,
-        Experiment::MoreData { sizes, no_svm } => more_data(&data, &seeds, &sizes, !no_svm)?,
-        Experiment::Init { hidden, epochs } => init(&data, &seeds, &hidden, epochs)?,
-        Experiment::LearningRates { etas, epochs } => learning_rates(&data, &seeds, &etas, epochs)?,
-        Experiment::Depth { layers, epochs } => depth(&data, &seeds, &layers, epochs)?,
-        Experiment::LayerSpeeds { layers, epochs } => layer_speeds(&data, &seeds, &layers, epochs)?,
+        Experiment::Overfitting { lambda, epochs } => overfitting(&s, lambda, epochs)?,
+        Experiment::MoreData { sizes, no_svm } => more_data(&s, &sizes, !no_svm)?,
+        Experiment::Init { hidden, epochs } => init(&s, &hidden, epochs)?,
+        Experiment::LearningRates { etas, epochs } => learning_rates(&s, &etas, epochs)?,
+        Experiment::Depth { layers, epochs } => depth(&s, &layers, epochs)?,
+        Experiment::LayerSpeeds { layers, epochs } => layer_speeds(&s, &layers, epochs)?,
     };
     let seconds = start.elapsed().as_secs_f64();
     plot_charts_png(&out.charts, &plot, &out.title)?;
@@ -248,12 +269,8 @@ fn chart(caption: &str, x: &str, y: &str, curves: Vec<Curve>) -> Chart {
 /// N(0,1) weights as the book's run (`large_weight_initializer`, the better init comes later
 /// in the chapter): its test accuracy levels off near 82.27% (0) and 87.1% (0.1); training
 /// accuracy reaches 100% at lmbda 0.
-fn overfitting(
-    data: &mnist::MnistData,
-    seeds: &[u64],
-    lmbda: f64,
-    epochs: usize,
-) -> Result<Outcome> {
+fn overfitting(s: &Study, lmbda: f64, epochs: usize) -> Result<Outcome> {
+    let (data, seeds) = (s.data, s.seeds);
     let train = data.training.take(1000);
     let mut curves: [Vec<Vec<f64>>; 4] = Default::default();
     let penalty = Some(WeightPenalty::L2(lmbda));
@@ -319,20 +336,16 @@ fn overfitting(
             )
         })
         .collect();
-    Ok(Outcome {
+    Ok(Outcome::new(
         charts,
-        title: format!("[784, 30, 10], N(0,1) weights, on 1,000 images, eta 0.5, lmbda {lmbda}"),
-        record: json!({"lambda": lmbda, "epochs": epochs, "training_cost": curves[0], "training_accuracy": curves[1], "test_cost": curves[2], "test_accuracy": curves[3]}),
-    })
+        format!("[784, 30, 10], N(0,1) weights, on 1,000 images, eta 0.5, lmbda {lmbda}"),
+        json!({"lambda": lmbda, "epochs": epochs, "training_cost": curves[0], "training_accuracy": curves[1], "test_cost": curves[2], "test_accuracy": curves[3]}),
+    ))
 }
 
 /// Chapter 3's "more training data" figure: the network and the SVM against the size.
-fn more_data(
-    data: &mnist::MnistData,
-    seeds: &[u64],
-    sizes: &[usize],
-    with_svm: bool,
-) -> Result<Outcome> {
+fn more_data(s: &Study, sizes: &[usize], with_svm: bool) -> Result<Outcome> {
+    let (data, seeds) = (s.data, s.seeds);
     const BOOK_NN: [(usize, f64); 9] = [
         (100, 69.09),
         (200, 76.37),
@@ -428,24 +441,14 @@ fn more_data(
         curves,
     );
     c.log_x = true;
-    Ok(Outcome {
-        charts: vec![c],
-        title: if with_svm {
-            "More training data: [784, 30, 10] and the SVM".into()
-        } else {
-            "More training data: [784, 30, 10]".into()
-        },
-        record: json!(rows),
-    })
+    let svm = if with_svm { " and the SVM" } else { "" };
+    let title = format!("More training data: [784, 30, 10]{svm}");
+    Ok(Outcome::new(vec![c], title, json!(rows)))
 }
 
 /// Chapter 3's weight-initialisation figures: validation accuracy per epoch for both inits.
-fn init(
-    data: &mnist::MnistData,
-    seeds: &[u64],
-    hidden: &[usize],
-    epochs: usize,
-) -> Result<Outcome> {
+fn init(s: &Study, hidden: &[usize], epochs: usize) -> Result<Outcome> {
+    let (data, seeds) = (s.data, s.seeds);
     let (mut charts, mut rows) = (Vec::new(), Vec::new());
     for &h in hidden {
         let mut curves = Vec::new();
@@ -489,20 +492,13 @@ fn init(
         ));
     }
     println!("The book, 30 hidden: 86.43% (old) vs 92.70% (new) after epoch 0, both near 96.4-96.5% after 30.");
-    Ok(Outcome {
-        charts,
-        title: "Weight initialisation: eta 0.1, lmbda 5.0".into(),
-        record: json!(rows),
-    })
+    let title = "Weight initialisation: eta 0.1, lmbda 5.0";
+    Ok(Outcome::new(charts, title, json!(rows)))
 }
 
 /// Chapter 3's learning-rate figure: training cost per epoch for three etas.
-fn learning_rates(
-    data: &mnist::MnistData,
-    seeds: &[u64],
-    etas: &[f64],
-    epochs: usize,
-) -> Result<Outcome> {
+fn learning_rates(s: &Study, etas: &[f64], epochs: usize) -> Result<Outcome> {
+    let (data, seeds) = (s.data, s.seeds);
     let (mut curves, mut rows) = (Vec::new(), Vec::new());
     for &eta in etas {
         let mut runs = Vec::new();
@@ -532,11 +528,11 @@ fn learning_rates(
         rows.push(json!({"eta": eta, "training_cost": runs}));
         curves.push(mean_curve(format!("eta = {eta}"), &runs, 1.0, 0.0));
     }
-    Ok(Outcome {
-        charts: vec![chart("Cost on the training data", "Epoch", "Cost", curves)],
-        title: "Learning rates: [784, 30, 10], lmbda 5.0".into(),
-        record: json!(rows),
-    })
+    Ok(Outcome::new(
+        vec![chart("Cost on the training data", "Epoch", "Cost", curves)],
+        "Learning rates: [784, 30, 10], lmbda 5.0",
+        json!(rows),
+    ))
 }
 
 /// `[784, 30 x layers, 10]`.
@@ -548,12 +544,8 @@ fn sizes_of(layers: usize) -> Vec<usize> {
 }
 
 /// Chapter 5: validation accuracy of deeper networks after 30 epochs.
-fn depth(
-    data: &mnist::MnistData,
-    seeds: &[u64],
-    layers: &[usize],
-    epochs: usize,
-) -> Result<Outcome> {
+fn depth(s: &Study, layers: &[usize], epochs: usize) -> Result<Outcome> {
+    let (data, seeds) = (s.data, s.seeds);
     const BOOK: [f64; 4] = [96.48, 96.90, 96.57, 96.53];
     let (mut points, mut rows) = (Vec::new(), Vec::new());
     for &l in layers {
@@ -575,29 +567,27 @@ fn depth(
         points.push((l as f64, 100.0 * mean_sd(&accs).0));
         rows.push(json!({"sizes": sizes, "validation_accuracy": accs}));
     }
-    Ok(Outcome {
-        charts: vec![chart(
-            "Validation accuracy after training",
-            "Hidden layers of 30",
-            "Accuracy (%)",
-            vec![Curve {
-                label: "nndl".into(),
-                points,
-            }],
-        )],
-        title: format!("Depth: eta 0.1, lmbda 5.0, {epochs} epochs"),
-        record: json!(rows),
-    })
+    let curve = Curve {
+        label: "nndl".into(),
+        points,
+    };
+    let c = chart(
+        "Validation accuracy after training",
+        "Hidden layers of 30",
+        "Accuracy (%)",
+        vec![curve],
+    );
+    Ok(Outcome::new(
+        vec![c],
+        format!("Depth: eta 0.1, lmbda 5.0, {epochs} epochs"),
+        json!(rows),
+    ))
 }
 
 /// Chapter 5's speed of learning per layer: `||dC/db^l||` over the first 1,000 images, at the
 /// start and after each epoch of training on them.
-fn layer_speeds(
-    data: &mnist::MnistData,
-    seeds: &[u64],
-    layers: &[usize],
-    epochs: usize,
-) -> Result<Outcome> {
+fn layer_speeds(s: &Study, layers: &[usize], epochs: usize) -> Result<Outcome> {
+    let (data, seeds) = (s.data, s.seeds);
     let book: [&[f64]; 3] = [
         &[0.066, 0.31],
         &[0.012, 0.060, 0.283],
@@ -656,9 +646,9 @@ fn layer_speeds(
         charts.push(c);
         rows.push(json!({"hidden_layers": l, "speeds": runs}));
     }
-    Ok(Outcome {
+    Ok(Outcome::new(
         charts,
-        title: "The speed of learning of each hidden layer".into(),
-        record: json!(rows),
-    })
+        "The speed of learning of each hidden layer",
+        json!(rows),
+    ))
 }

@@ -6,6 +6,14 @@ mod cli_support;
 
 use cli_support::{run_in, Scratch};
 
+/// `words` split at spaces, then `paths` (scratch files) as arguments.
+fn args<'a>(words: &'a str, paths: &'a [String]) -> Vec<&'a str> {
+    words
+        .split_whitespace()
+        .chain(paths.iter().map(String::as_str))
+        .collect()
+}
+
 fn json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -13,18 +21,11 @@ fn json(path: &std::path::Path) -> serde_json::Value {
 #[test]
 fn book_depth_and_layer_speeds_print_the_books_numbers_and_write_figure_and_record() {
     let s = Scratch::new("book");
+    let paths = [s.arg("depth.json")];
     let r = run_in(
         &s.0,
         "book",
-        &[
-            "depth",
-            "--layers",
-            "1",
-            "--epochs",
-            "1",
-            "--json",
-            &s.arg("depth.json"),
-        ],
+        &args("depth --layers 1 --epochs 1 --json", &paths),
     );
     let out = r.ok();
     assert!(
@@ -40,22 +41,14 @@ fn book_depth_and_layer_speeds_print_the_books_numbers_and_write_figure_and_reco
         .unwrap();
     assert!(acc > 0.85, "one epoch of [784, 30, 10] at eta 0.1: {acc}");
 
+    let paths = [s.arg("speeds.json")];
     let r = run_in(
         &s.0,
         "book",
-        &[
-            "layer-speeds",
-            "--layers",
-            "2",
-            "--epochs",
-            "3",
-            "--seeds",
-            "2",
-            "--plot",
-            &s.arg("speeds.png"),
-            "--json",
-            &s.arg("speeds.json"),
-        ],
+        &args(
+            "layer-speeds --layers 2 --epochs 3 --seeds 2 --plot speeds.png --json",
+            &paths,
+        ),
     );
     let out = r.ok();
     assert!(out.contains("the book [0.066, 0.31]"), "{out}");
@@ -77,32 +70,10 @@ fn book_depth_and_layer_speeds_print_the_books_numbers_and_write_figure_and_reco
 #[test]
 fn network2_exercise_flags_reach_the_record() {
     let s = Scratch::new("exercises");
-    let r = run_in(
-        &s.0,
-        "network2",
-        &[
-            "--train-limit",
-            "500",
-            "--epochs",
-            "2",
-            "--threads",
-            "1",
-            "--accuracy-only",
-            "--sizes",
-            "784,20,20,10",
-            "--activation",
-            "tanh",
-            "--momentum",
-            "0.5",
-            "--l1",
-            "0.1",
-            "--eta-schedule",
-            "--layer-speeds",
-            "100",
-            "--json",
-            &s.arg("run.json"),
-        ],
-    );
+    let paths = [s.arg("run.json")];
+    let words = "--train-limit 500 --epochs 2 --threads 1 --accuracy-only --sizes 784,20,20,10 \
+                 --activation tanh --momentum 0.5 --l1 0.1 --eta-schedule --layer-speeds 100 --json";
+    let r = run_in(&s.0, "network2", &args(words, &paths));
     let out = r.ok();
     assert!(
         out.contains("Before training: ||dC/db|| per hidden layer:"),
@@ -122,22 +93,13 @@ fn network2_exercise_flags_reach_the_record() {
     assert_eq!(epochs.len(), 2);
     assert_eq!(epochs[1]["layer_speeds"].as_array().unwrap().len(), 2);
 
-    let quick = ["--train-limit", "100", "--epochs", "1", "--threads", "1"];
-    let with =
-        |extra: &[&'static str]| -> Vec<&str> { quick.iter().chain(extra).copied().collect() };
-    let e = run_in(&s.0, "network2", &with(&["--momentum", "1.5"]));
-    assert!(
-        e.one_line_error()
-            .contains("momentum coefficient must be in [0, 1)"),
-        "{}",
-        e.stderr
-    );
-    let e = run_in(&s.0, "network2", &with(&["--l1", "0.1", "--lambda", "1"]));
-    assert!(e.one_line_error().contains("--lambda"), "{}", e.stderr);
-    let e = run_in(&s.0, "network2", &with(&["--sizes", "784,30,9"]));
-    assert!(
-        e.one_line_error().contains("10 outputs last"),
-        "{}",
-        e.stderr
-    );
+    for (bad, why) in [
+        ("--momentum 1.5", "momentum coefficient must be in [0, 1)"),
+        ("--l1 0.1 --lambda 1", "--lambda"),
+        ("--sizes 784,30,9", "10 outputs last"),
+    ] {
+        let words = format!("--train-limit 100 --epochs 1 --threads 1 {bad}");
+        let e = run_in(&s.0, "network2", &args(&words, &[]));
+        assert!(e.one_line_error().contains(why), "{bad}: {}", e.stderr);
+    }
 }

@@ -202,8 +202,9 @@ fn the_book_schedule_halves_after_ten_flat_epochs_and_stops_at_one_128th() {
 
 /// Momentum SGD with network2's weight decay under a schedule of patience 2 stopping at 1/8,
 /// on a made-up validation accuracy that improves for 3 epochs and then stays flat: halvings
-/// after epochs 4 and 6, the stop after epoch 8. Returns the run and the final eta.
-fn scheduled(net: &mut Network<f32>, ck: &Checkpoints) -> (Run, f64) {
+/// after epochs 4 and 6, the stop after epoch 8 (`epochs` caps the run). Returns the run and
+/// the final eta.
+fn scheduled(net: &mut Network<f32>, ck: &Checkpoints, epochs: usize) -> (Run, f64) {
     let data = training().take(300);
     let mut run = Run::new("test", serde_json::json!({"eta": 0.5}));
     run.schedule = Some(EtaSchedule::new(2, 3));
@@ -212,7 +213,7 @@ fn scheduled(net: &mut Network<f32>, ck: &Checkpoints) -> (Run, f64) {
         net,
         &data,
         &mut opt,
-        Plan::shuffled(20, 10),
+        Plan::shuffled(epochs, 10),
         ck,
         &mut (),
         |_| false,
@@ -228,44 +229,25 @@ fn scheduled(net: &mut Network<f32>, ck: &Checkpoints) -> (Run, f64) {
 #[test]
 fn the_schedule_and_momentum_resume_exactly() {
     let mut straight = net();
-    let (run, eta) = scheduled(&mut straight, &Checkpoints::default());
+    let (run, eta) = scheduled(&mut straight, &Checkpoints::default(), 20);
     assert_eq!((run.record.epochs.len(), eta), (9, 0.125));
     // Killed after epochs 5 (between halvings, velocities in flight) and resumed: the same
     // weights, eta and epochs; resumed again after the stop: nothing more is trained.
     let dir = scratch("schedule");
-    let mut n = net();
-    let data = training().take(300);
-    let mut first = Run::new("test", serde_json::json!({"eta": 0.5}));
-    first.schedule = Some(EtaSchedule::new(2, 3));
-    let mut opt = Momentum::new(0.5, 0.9, Regularization::WeightDecay { lmbda: 1.0, n: 300 });
-    first
-        .epochs(
-            &mut n,
-            &data,
-            &mut opt,
-            Plan::shuffled(6, 10),
-            &saving(&dir),
-            &mut (),
-            |_| false,
-            |_, _, e, _| {
-                e.validation_accuracy = Some([0.1, 0.2, 0.3].get(e.epoch).copied().unwrap_or(0.3));
-                Ok(())
-            },
-        )
-        .unwrap();
+    scheduled(&mut net(), &saving(&dir), 6);
     let ck = Checkpoints {
         save: Some(dir.clone()),
         resume: Some(dir.clone()),
     };
     let mut n = net();
-    let (resumed, eta) = scheduled(&mut n, &ck);
+    let (resumed, eta) = scheduled(&mut n, &ck, 20);
     assert_eq!((resumed.record.epochs.len(), eta), (9, 0.125));
     assert!(
         n.parameter_bits() == straight.parameter_bits(),
         "resumed weights differ"
     );
     let mut again = net();
-    let (after_stop, _) = scheduled(&mut again, &ck);
+    let (after_stop, _) = scheduled(&mut again, &ck, 20);
     assert_eq!(after_stop.record.epochs.len(), 9);
     assert!(again.parameter_bits() == straight.parameter_bits());
     let _ = std::fs::remove_dir_all(&dir);

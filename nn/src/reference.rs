@@ -35,6 +35,25 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 impl SigmoidNet {
+    /// The weights and biases of a network of fully connected layers (`None` if another
+    /// layer is in it), to run the book's backprop on the same numbers.
+    pub fn of(net: &crate::Network<f64>) -> Option<SigmoidNet> {
+        let g = net.graph();
+        let (mut weights, mut biases) = (Vec::new(), Vec::new());
+        let mut sizes = vec![net.input_dims().iter().product()];
+        for l in net.layers() {
+            let fc = l.as_fully_connected()?;
+            weights.push(g.value(fc.w).ok()?.data().to_vec());
+            biases.push(g.value(fc.b).ok()?.data().to_vec());
+            sizes.push(fc.n_out());
+        }
+        Some(SigmoidNet {
+            sizes,
+            weights,
+            biases,
+        })
+    }
+
     /// Activations and weighted inputs of every layer for the batch `x` (`batch * sizes[0]`).
     fn feedforward(&self, x: &[f64], batch: usize) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
         let mut acts = vec![x.to_vec()];

@@ -6,22 +6,6 @@ use nn::reference::{RefCost, SigmoidNet};
 use nn::{Cost, InMemory, Init, Mode, Network, Optimizer, Regularization, Sgd};
 use rand::{Rng, SeedableRng};
 
-fn reference_of(net: &Network<f64>, sizes: &[usize]) -> SigmoidNet {
-    let g = net.graph();
-    let mut weights = Vec::new();
-    let mut biases = Vec::new();
-    for l in net.layers() {
-        let fc = l.as_fully_connected().unwrap();
-        weights.push(g.value(fc.w).unwrap().data().to_vec());
-        biases.push(g.value(fc.b).unwrap().data().to_vec());
-    }
-    SigmoidNet {
-        sizes: sizes.to_vec(),
-        weights,
-        biases,
-    }
-}
-
 fn data(sizes: &[usize], n: usize, seed: u64) -> InMemory {
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
     InMemory {
@@ -47,7 +31,7 @@ fn check_gradients(sizes: &[usize], cost: Cost, in_graph_l2: Option<(f64, usize)
     };
     // ScaledByInputs keeps the sigmoids out of saturation so the gradients are not all ~0.
     let mut net = Network::<f64>::sigmoid_mlp(sizes, cost, Init::ScaledByInputs, 3).unwrap();
-    let reference = reference_of(&net, sizes);
+    let reference = SigmoidNet::of(&net).unwrap();
     let d = data(sizes, 7, 4);
     let idx: Vec<usize> = (0..7).collect();
     let reg = match in_graph_l2 {
@@ -131,7 +115,7 @@ fn sgd_step_with_weight_decay_equals_network2_update() {
         for lmbda in [0.0, 5.0] {
             let mut net =
                 Network::<f64>::sigmoid_mlp(sizes, cost, Init::ScaledByInputs, 11).unwrap();
-            let mut reference = reference_of(&net, sizes);
+            let mut reference = SigmoidNet::of(&net).unwrap();
             let d = data(sizes, 10, 12);
             let (eta, n) = (0.5, 50_000);
             let sgd = Sgd::new(eta, Regularization::WeightDecay { lmbda, n });
@@ -149,7 +133,7 @@ fn sgd_step_with_weight_decay_equals_network2_update() {
                 let y: Vec<usize> = batch.iter().map(|&i| d.labels[i]).collect();
                 reference.update_mini_batch(&x, &y, eta, lmbda, n, rc);
             }
-            let after = reference_of(&net, sizes);
+            let after = SigmoidNet::of(&net).unwrap();
             for (l, (a, r)) in after.weights.iter().zip(&reference.weights).enumerate() {
                 for (k, (&a, &r)) in a.iter().zip(r).enumerate() {
                     assert!(close(a, r), "lmbda {lmbda} layer {l} w[{k}]: {a} vs {r}");

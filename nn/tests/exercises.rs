@@ -24,21 +24,6 @@ fn data(n: usize, seed: u64) -> InMemory {
     }
 }
 
-fn reference_of(net: &Network<f64>) -> SigmoidNet {
-    let g = net.graph();
-    let (mut weights, mut biases) = (Vec::new(), Vec::new());
-    for l in net.layers() {
-        let fc = l.as_fully_connected().unwrap();
-        weights.push(g.value(fc.w).unwrap().data().to_vec());
-        biases.push(g.value(fc.b).unwrap().data().to_vec());
-    }
-    SigmoidNet {
-        sizes: SIZES.to_vec(),
-        weights,
-        biases,
-    }
-}
-
 fn assert_close(a: &SigmoidNet, b: &SigmoidNet, what: &str) {
     let pairs = a
         .weights
@@ -91,7 +76,7 @@ fn momentum_is_v_mu_v_minus_eta_grad_then_w_plus_v() {
         Regularization::WeightDecay { lmbda, n },
     ] {
         let mut net = mlp(Activation::Sigmoid, 2);
-        let mut r = reference_of(&net);
+        let mut r = SigmoidNet::of(&net).unwrap();
         let mut opt = Momentum::new(eta, mu, reg);
         one_epoch(&mut net, &mut opt, &d);
         // The book's momentum by hand: v <- mu v - eta (grad + (lmbda/n) w), w <- w + v,
@@ -117,7 +102,11 @@ fn momentum_is_v_mu_v_minus_eta_grad_then_w_plus_v() {
                 }
             }
         }
-        assert_close(&reference_of(&net), &r, &format!("momentum, {reg:?}"));
+        assert_close(
+            &SigmoidNet::of(&net).unwrap(),
+            &r,
+            &format!("momentum, {reg:?}"),
+        );
         // And mu = 0 is the book's plain SGD step.
         let mut a = mlp(Activation::Sigmoid, 2);
         let mut b = mlp(Activation::Sigmoid, 2);
@@ -125,7 +114,11 @@ fn momentum_is_v_mu_v_minus_eta_grad_then_w_plus_v() {
         let mut sgd = Sgd::new(eta, reg);
         sgd.fused = false;
         one_epoch(&mut b, &mut sgd, &d);
-        assert_close(&reference_of(&a), &reference_of(&b), "mu = 0 against SGD");
+        assert_close(
+            &SigmoidNet::of(&a).unwrap(),
+            &SigmoidNet::of(&b).unwrap(),
+            "mu = 0 against SGD",
+        );
     }
 }
 
@@ -135,7 +128,7 @@ fn l1_steps_by_eta_lmbda_over_n_times_the_sign() {
     let (eta, lmbda, n) = (0.4, 3.0, 50);
     for fused in [true, false] {
         let mut net = mlp(Activation::Sigmoid, 4);
-        let mut r = reference_of(&net);
+        let mut r = SigmoidNet::of(&net).unwrap();
         let mut sgd = Sgd::new(eta, Regularization::L1 { lmbda, n });
         sgd.fused = fused;
         one_epoch(&mut net, &mut sgd, &d);
@@ -158,7 +151,11 @@ fn l1_steps_by_eta_lmbda_over_n_times_the_sign() {
                 }
             }
         }
-        assert_close(&reference_of(&net), &r, &format!("L1, fused {fused}"));
+        assert_close(
+            &SigmoidNet::of(&net).unwrap(),
+            &r,
+            &format!("L1, fused {fused}"),
+        );
     }
 }
 
@@ -185,7 +182,7 @@ fn tanh_networks_and_the_l1_cost_pass_the_gradient_check() {
 fn layer_speeds_are_the_bias_gradient_norms_of_bp1_bp2_and_change_nothing() {
     let d = data(20, 8);
     let mut net = mlp(Activation::Sigmoid, 9);
-    let r = reference_of(&net);
+    let r = SigmoidNet::of(&net).unwrap();
     let idx: Vec<usize> = (0..20).collect();
     let (bits, rng) = (net.parameter_bits(), net.rng_state());
     let speeds = net.layer_speeds(&d, &idx).unwrap();

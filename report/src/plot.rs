@@ -244,26 +244,42 @@ fn panel<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Draws the two panels into an RGB buffer of `PLOT_WIDTH` x `PLOT_HEIGHT` pixels.
-fn draw(
-    record: &RunRecord,
+/// The drawing area [`render`] hands its `body` callback.
+type Area<'a> = DrawingArea<Canvas<'a>, plotters::coord::Shift>;
+
+/// A white `width` x `PLOT_HEIGHT` PNG with `title` (may be empty) on top and what `body`
+/// draws below it.
+fn render(
+    width: u32,
     title: &str,
-    font: FontRef<'static>,
-    buf: &mut [u8],
-) -> Result<(), String> {
-    let backend = BitMapBackend::<plotters::backend::RGBPixel>::with_buffer_and_format(
-        buf,
-        (PLOT_WIDTH, PLOT_HEIGHT),
-    )
-    .map_err(|e| e.to_string())?;
-    let root = Canvas::new(backend, font).into_drawing_area();
-    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let body = if title.is_empty() {
-        root.clone()
-    } else {
-        root.titled(title, (FONT, 26)).map_err(e)?
-    };
+    body: impl FnOnce(&Area<'_>) -> Result<(), String>,
+) -> Result<Vec<u8>, ReportError> {
+    let font = font()?;
+    let mut rgb = vec![0u8; width as usize * PLOT_HEIGHT as usize * 3];
+    (|| {
+        let backend = BitMapBackend::<plotters::backend::RGBPixel>::with_buffer_and_format(
+            &mut rgb,
+            (width, PLOT_HEIGHT),
+        )
+        .map_err(|e| e.to_string())?;
+        let root = Canvas::new(backend, font).into_drawing_area();
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let area = if title.is_empty() {
+            root.clone()
+        } else {
+            root.titled(title, (FONT, 26)).map_err(e)?
+        };
+        body(&area)?;
+        root.present().map_err(e)
+    })()
+    .map_err(ReportError::Render)?;
+    encode_rgb_png(&rgb, width, PLOT_HEIGHT)
+        .map_err(|e| ReportError::Render(format!("PNG encoding: {e}")))
+}
+
+/// Draws the accuracy and cost panels of `record` into `body`.
+fn draw(record: &RunRecord, body: &Area<'_>) -> Result<(), String> {
     let (left, right) = body.split_horizontally(PLOT_WIDTH / 2);
 
     let accuracy: Vec<Series> = [
@@ -309,7 +325,6 @@ fn draw(
         x_range,
         (false, false),
     )?;
-    root.present().map_err(e)?;
     Ok(())
 }
 
@@ -355,27 +370,8 @@ fn x_range(xs: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
-/// Draws `charts` side by side into an RGB buffer of `width` x `PLOT_HEIGHT` pixels.
-fn draw_charts(
-    charts: &[Chart],
-    title: &str,
-    font: FontRef<'static>,
-    buf: &mut [u8],
-    width: u32,
-) -> Result<(), String> {
-    let backend = BitMapBackend::<plotters::backend::RGBPixel>::with_buffer_and_format(
-        buf,
-        (width, PLOT_HEIGHT),
-    )
-    .map_err(|e| e.to_string())?;
-    let root = Canvas::new(backend, font).into_drawing_area();
-    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let body = if title.is_empty() {
-        root.clone()
-    } else {
-        root.titled(title, (FONT, 26)).map_err(e)?
-    };
+/// Draws `charts` side by side into `body`.
+fn draw_charts(charts: &[Chart], body: &Area<'_>) -> Result<(), String> {
     let areas = body.split_evenly((1, charts.len().max(1)));
     for (chart, area) in charts.iter().zip(&areas) {
         let x = |v: f64| if chart.log_x { v.log10() } else { v };
@@ -422,19 +418,14 @@ fn draw_charts(
             (chart.log_x, chart.log_y),
         )?;
     }
-    root.present().map_err(e)?;
     Ok(())
 }
 
 /// Renders `charts` side by side as a PNG in memory (600 pixels wide each, 500 high), `title`
 /// (may be empty) above them; non-finite points (and x <= 0 on a log axis) are left out.
 pub fn render_charts_png(charts: &[Chart], title: &str) -> Result<Vec<u8>, ReportError> {
-    let font = font()?;
     let width = (PLOT_WIDTH / 2) * charts.len().max(1) as u32;
-    let mut rgb = vec![0u8; width as usize * PLOT_HEIGHT as usize * 3];
-    draw_charts(charts, title, font, &mut rgb, width).map_err(ReportError::Render)?;
-    encode_rgb_png(&rgb, width, PLOT_HEIGHT)
-        .map_err(|e| ReportError::Render(format!("PNG encoding: {e}")))
+    render(width, title, |body| draw_charts(charts, body))
 }
 
 /// Writes the charts of [`render_charts_png`] to `path` atomically; on error nothing is written.
@@ -452,11 +443,7 @@ pub fn plot_charts_png(
 /// test) and every cost series (training, evaluation) gets a curve and a legend entry;
 /// non-finite values are left out. `title` (may be empty) goes above both panels.
 pub fn render_png(record: &RunRecord, title: &str) -> Result<Vec<u8>, ReportError> {
-    let font = font()?;
-    let mut rgb = vec![0u8; PLOT_WIDTH as usize * PLOT_HEIGHT as usize * 3];
-    draw(record, title, font, &mut rgb).map_err(ReportError::Render)?;
-    encode_rgb_png(&rgb, PLOT_WIDTH, PLOT_HEIGHT)
-        .map_err(|e| ReportError::Render(format!("PNG encoding: {e}")))
+    render(PLOT_WIDTH, title, |body| draw(record, body))
 }
 
 /// Encodes an RGB buffer of `width` x `height` as PNG.
