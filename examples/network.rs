@@ -55,6 +55,7 @@ fn run() -> Result<()> {
     let mut opt = c.optimizer(eta, Regularization::None);
     // (best correct, its epoch): network.py reports every epoch; the book quotes the best.
     let mut best = (0usize, 0usize);
+    let speeds = c.layer_speeds(&mut run, &mut net, &data.training)?;
     run.epochs(
         &mut net,
         &data.training,
@@ -71,6 +72,7 @@ fn run() -> Result<()> {
             }
             e.test_accuracy = Some(test.accuracy());
             e.training_cost = Some(stats.mean_cost);
+            speeds.after_epoch(net, &data.training, e)?;
             Ok(())
         },
     )?;

@@ -67,10 +67,6 @@ struct Args {
     /// L1 regularisation with this lambda instead of L2 (chapter 3's exercise).
     #[arg(long, value_name = "LAMBDA", conflicts_with = "lambda")]
     l1: Option<f64>,
-    /// After each epoch print ||dC/db|| of every hidden layer, averaged over the first N
-    /// training images (chapter 5's speed of learning; the book uses 1000).
-    #[arg(long = "layer-speeds", value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
-    layer_speeds: Option<usize>,
     /// Save the trained net: network2 JSON, or safetensors if the name ends in .safetensors.
     #[arg(long)]
     save: Option<PathBuf>,
@@ -160,7 +156,7 @@ fn run() -> Result<()> {
         "architecture": net.describe(), "epochs": epochs, "mini_batch": mb, "eta": eta, "lambda": lmbda,
         "seed": c.seed, "threads": threads, "train_images": n, "init": if args.large_weights { "N(0,1)" } else { "N(0,1/n_in)" },
         "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
-        "regularization": if args.l1.is_some() { "L1" } else { "L2" }, "layer_speeds": args.layer_speeds,
+        "regularization": if args.l1.is_some() { "L1" } else { "L2" },
     });
     let mut run = c.run("network2", settings);
     let (reg, penalty) = match args.l1 {
@@ -171,11 +167,7 @@ fn run() -> Result<()> {
         ),
     };
     let mut opt = c.optimizer(eta, reg);
-    let speed_images: Vec<usize> = (0..args.layer_speeds.unwrap_or(0).min(n)).collect();
-    if !speed_images.is_empty() {
-        let start = print_speeds(&mut net, &data.training, &speed_images, "Before training")?;
-        run.record.settings["layer_speeds_at_start"] = start.into();
-    }
+    let speeds = c.layer_speeds(&mut run, &mut net, &data.training)?;
     let plan = Plan::shuffled(epochs, mb);
     // (best correct, epochs since it): network2's early stopping, checkpointed with the net.
     let mut best = (0usize, 0usize);
@@ -190,14 +182,7 @@ fn run() -> Result<()> {
         stop,
         |net, _, e, best| {
             println!("Epoch {} training complete", e.epoch);
-            if !speed_images.is_empty() {
-                e.layer_speeds = Some(print_speeds(
-                    net,
-                    &data.training,
-                    &speed_images,
-                    "Layer speeds",
-                )?);
-            }
+            speeds.after_epoch(net, &data.training, e)?;
             if !args.accuracy_only {
                 let tr = net.evaluate(&data.training, 1000, Some(penalty))?;
                 println!("Cost on training data: {}", tr.cost);
@@ -262,17 +247,4 @@ fn run() -> Result<()> {
         run.record.train_images_per_second
     );
     Ok(())
-}
-
-/// Prints chapter 5's `||dC/db^l||` of each hidden layer over the images `idx`.
-fn print_speeds(
-    net: &mut Network<f32>,
-    data: &mnist::Dataset,
-    idx: &[usize],
-    label: &str,
-) -> nn::Result<Vec<f64>> {
-    let speeds = net.layer_speeds(data, idx)?;
-    let list: Vec<String> = speeds.iter().map(|s| format!("{s:.3}")).collect();
-    println!("{label}: ||dC/db|| per hidden layer: {}", list.join(" "));
-    Ok(speeds)
 }

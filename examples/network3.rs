@@ -154,6 +154,7 @@ fn train(
         mini_batch: mb,
         shuffle: args.shuffle,
     };
+    let speeds = args.common.layer_speeds(run, net, &training)?;
     let mut best: Best = (0.0, None, 0.0);
     run.epochs(
         net,
@@ -170,6 +171,7 @@ fn train(
             println!("Epoch {}: validation accuracy {:.2}%", e.epoch, 100.0 * v);
             e.validation_accuracy = Some(v);
             e.training_cost = Some(stats.mean_cost);
+            speeds.after_epoch(net, &training, e)?;
             if v >= best.0 {
                 println!("This is the best validation accuracy to date.");
                 let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();

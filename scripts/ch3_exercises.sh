@@ -24,6 +24,8 @@ PY
 }
 run sgd                 --epochs 30
 run momentum-0.5        --epochs 30 --momentum 0.5
+run momentum-0.5-eta-0.25 --epochs 30 --momentum 0.5 --eta 0.25
 run l1-5.0              --epochs 30 --l1 5.0
 run tanh                --epochs 30 --activation tanh
+run tanh-eta-0.1        --epochs 30 --activation tanh --eta 0.1
 run eta-schedule        --epochs 200 --eta-schedule

@@ -121,8 +121,9 @@ pub struct Checkpoints {
 }
 
 /// Settings a resumed run may change: more epochs, another thread count (noted), where the
-/// first run loaded its start from (the checkpoint replaces it).
-const RESUMABLE_CHANGES: [&str; 3] = ["epochs", "threads", "loaded"];
+/// first run loaded its start from (the checkpoint replaces it), and the speeds of learning
+/// measured before training (a measurement, which sums in another order on other threads).
+const RESUMABLE_CHANGES: [&str; 4] = ["epochs", "threads", "loaded", "layer_speeds_at_start"];
 
 impl Checkpoints {
     /// The checkpoint directory, if checkpointing.

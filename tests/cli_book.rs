@@ -72,7 +72,8 @@ fn network2_exercise_flags_reach_the_record() {
     let s = Scratch::new("exercises");
     let paths = [s.arg("run.json")];
     let words = "--train-limit 500 --epochs 2 --threads 1 --accuracy-only --sizes 784,20,20,10 \
-                 --activation tanh --momentum 0.5 --l1 0.1 --eta-schedule --layer-speeds 100 --json";
+                 --activation tanh --momentum 0.5 --l1 0.1 --eta-schedule --layer-speeds 100 \
+                 --plot plot.png --json";
     let r = run_in(&s.0, "network2", &args(words, &paths));
     let out = r.ok();
     assert!(
@@ -92,6 +93,21 @@ fn network2_exercise_flags_reach_the_record() {
     let epochs = rec["epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 2);
     assert_eq!(epochs[1]["layer_speeds"].as_array().unwrap().len(), 2);
+    // The plot gets the speeds' panel: 1800 pixels wide instead of 1200.
+    let png = std::fs::read(s.path("plot.png")).unwrap();
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1800);
+
+    // network3 has the monitor too: one speed per hidden layer, the conv-pool layer's included.
+    let paths = [s.arg("conv.json")];
+    let words = "--train-limit 200 --epochs 1 --threads 1 --layer-speeds 50 --json";
+    let layers = "conv:4x5x5,pool:2,relu fc:20,relu softmax:10";
+    let a: Vec<&str> = ["--layers", layers]
+        .into_iter()
+        .chain(args(words, &paths))
+        .collect();
+    run_in(&s.0, "network3", &a).ok();
+    let speeds = &json(&s.path("conv.json"))["epochs"][0]["layer_speeds"];
+    assert_eq!(speeds.as_array().unwrap().len(), 2, "{speeds}");
 
     for (bad, why) in [
         ("--momentum 1.5", "momentum coefficient must be in [0, 1)"),

@@ -75,6 +75,11 @@ pub struct Common {
     /// would take it to 1/128 of its start (the schedule chapter 3 proposes).
     #[arg(long = "eta-schedule")]
     pub eta_schedule: bool,
+    /// Print and record ||dC/db|| of every hidden layer over the first N training images,
+    /// before training and after each epoch (chapter 5's speed of learning; N = 1000 if not
+    /// given, as the book).
+    #[arg(long = "layer-speeds", value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
+    pub layer_speeds: Option<usize>,
     /// Write the run's settings, per-epoch metrics and final figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -156,11 +161,32 @@ impl Common {
         if self.eta_schedule {
             settings["eta_schedule"] = true.into();
         }
+        if let Some(n) = self.layer_speeds {
+            settings["layer_speeds"] = n.into();
+        }
         let mut run = Run::new(program, settings);
         if self.eta_schedule {
             run.schedule = Some(EtaSchedule::book());
         }
         run
+    }
+
+    /// With `--layer-speeds N`: the speeds of `net` over the first N images of `data` before
+    /// training, printed and kept in the run's settings; then [`Speeds::after_epoch`] does
+    /// the same after each epoch.
+    pub fn layer_speeds(
+        &self,
+        run: &mut Run,
+        net: &mut nn::Network<f32>,
+        data: &mnist::Dataset,
+    ) -> Result<Speeds> {
+        let speeds = Speeds {
+            idx: (0..self.layer_speeds.unwrap_or(0).min(data.len())).collect(),
+        };
+        if let Some(start) = speeds.measure(net, data, "Before training")? {
+            run.record.settings["layer_speeds_at_start"] = start.into();
+        }
+        Ok(speeds)
     }
 
     /// SGD at `eta` with `reg`, or momentum SGD with `--momentum`.
@@ -238,4 +264,38 @@ fn one_line(msg: &str) -> String {
         out.push_str(l);
     }
     out
+}
+
+/// Chapter 5's speed of learning as a monitor: `||dC/db^l||` of every hidden layer over the
+/// images `idx` (none: off).
+pub struct Speeds {
+    idx: Vec<usize>,
+}
+
+impl Speeds {
+    fn measure(
+        &self,
+        net: &mut nn::Network<f32>,
+        data: &mnist::Dataset,
+        label: &str,
+    ) -> nn::Result<Option<Vec<f64>>> {
+        if self.idx.is_empty() {
+            return Ok(None);
+        }
+        let speeds = net.layer_speeds(data, &self.idx)?;
+        let list: Vec<String> = speeds.iter().map(|s| format!("{s:.3}")).collect();
+        println!("{label}: ||dC/db|| per hidden layer: {}", list.join(" "));
+        Ok(Some(speeds))
+    }
+
+    /// Measures, prints and records the speeds in the epoch's record.
+    pub fn after_epoch(
+        &self,
+        net: &mut nn::Network<f32>,
+        data: &mnist::Dataset,
+        e: &mut report::EpochRecord,
+    ) -> nn::Result<()> {
+        e.layer_speeds = self.measure(net, data, "Layer speeds")?;
+        Ok(())
+    }
 }

@@ -280,7 +280,8 @@ fn render(
 
 /// Draws the accuracy and cost panels of `record` into `body`.
 fn draw(record: &RunRecord, body: &Area<'_>) -> Result<(), String> {
-    let (left, right) = body.split_horizontally(PLOT_WIDTH / 2);
+    let (left, rest) = body.split_horizontally(PLOT_WIDTH / 2);
+    let (right, third) = rest.split_horizontally(PLOT_WIDTH / 2);
 
     let accuracy: Vec<Series> = [
         series(record, "training", TRAINING, 100.0, |e| e.training_accuracy),
@@ -325,7 +326,42 @@ fn draw(record: &RunRecord, body: &Area<'_>) -> Result<(), String> {
         x_range,
         (false, false),
     )?;
+    let speeds = layer_speeds(record);
+    if !speeds.is_empty() {
+        panel(
+            &third,
+            "Speed of learning",
+            ("Epoch", "||dC/db|| (log)"),
+            &speeds,
+            None,
+            Legend::UpperRight,
+            x_range,
+            (false, true),
+        )?;
+    }
     Ok(())
+}
+
+/// One series per hidden layer of the epochs' `layer_speeds`, as log10 for a log axis.
+fn layer_speeds(record: &RunRecord) -> Vec<Series> {
+    let layers = record
+        .epochs
+        .iter()
+        .filter_map(|e| e.layer_speeds.as_ref().map(Vec::len))
+        .max()
+        .unwrap_or(0);
+    (0..layers)
+        .map(|k| Series {
+            label: format!("hidden layer {}", k + 1),
+            color: CYCLE[k % CYCLE.len()],
+            points: record
+                .epochs
+                .iter()
+                .filter_map(|e| Some((e.epoch as f64, e.layer_speeds.as_ref()?.get(k)?.log10())))
+                .filter(|(_, y)| y.is_finite())
+                .collect(),
+        })
+        .collect()
 }
 
 /// `v` with at most 3 decimals and no trailing zeros.
@@ -437,13 +473,21 @@ pub fn plot_charts_png(
     crate::save_png(path.as_ref(), render_charts_png(charts, title))
 }
 
-/// Renders `record` as a PNG in memory: accuracy (%) per epoch on the left, cost on the right.
+/// Renders `record` as a PNG in memory: accuracy (%) per epoch on the left, cost on the right,
+/// and, when the epochs recorded chapter 5's layer speeds, those on a log axis in a third
+/// panel (the image is then half as wide again).
 ///
 /// Every accuracy series that was monitored in some epoch (training, evaluation, validation,
 /// test) and every cost series (training, evaluation) gets a curve and a legend entry;
-/// non-finite values are left out. `title` (may be empty) goes above both panels.
+/// non-finite values are left out. `title` (may be empty) goes above the panels.
 pub fn render_png(record: &RunRecord, title: &str) -> Result<Vec<u8>, ReportError> {
-    render(PLOT_WIDTH, title, |body| draw(record, body))
+    let speeds = record.epochs.iter().any(|e| e.layer_speeds.is_some());
+    let width = if speeds {
+        PLOT_WIDTH * 3 / 2
+    } else {
+        PLOT_WIDTH
+    };
+    render(width, title, |body| draw(record, body))
 }
 
 /// Encodes an RGB buffer of `width` x `height` as PNG.

@@ -230,3 +230,22 @@ fn charts_side_by_side_draw_each_curve_in_its_colour_on_log_and_linear_axes() {
     let one = render_charts_png(&[log], "").unwrap();
     assert_eq!(ihdr(&one).0, PLOT_WIDTH / 2, "600 pixels a panel");
 }
+
+#[test]
+fn recorded_layer_speeds_get_a_third_panel() {
+    let mut run = three_epochs();
+    assert_eq!(ihdr(&render_png(&run, "").unwrap()).0, PLOT_WIDTH);
+    for e in &mut run.epochs {
+        e.layer_speeds = Some(vec![
+            0.01 / (e.epoch + 1) as f64,
+            0.3 / (e.epoch + 1) as f64,
+        ]);
+    }
+    let png = render_png(&run, "").unwrap();
+    assert_eq!(ihdr(&png).0, PLOT_WIDTH * 3 / 2);
+    // The two layers' curves in the cycle's first two colours, beside the same colours of
+    // the training and evaluation curves of the other panels.
+    let plain = render_png(&three_epochs(), "").unwrap();
+    assert!(count(&png, TRAINING) > count(&plain, TRAINING) + 100);
+    assert!(count(&png, EVALUATION) > count(&plain, EVALUATION) + 100);
+}
