@@ -134,21 +134,18 @@ fn l1_steps_by_eta_lmbda_over_n_times_the_sign() {
         one_epoch(&mut net, &mut sgd, &d);
         for batch in [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]] {
             let (gw, gb) = book_gradient(&r, &d, &batch);
-            for l in 0..r.weights.len() {
-                for k in 0..r.weights[l].len() {
-                    let w = &mut r.weights[l][k];
-                    let sign = if *w > 0.0 {
-                        1.0
-                    } else if *w < 0.0 {
-                        -1.0
-                    } else {
-                        0.0
-                    };
-                    *w -= eta * lmbda / n as f64 * sign + eta * gw[l][k];
-                }
-                for k in 0..r.biases[l].len() {
-                    r.biases[l][k] -= eta * gb[l][k];
-                }
+            for (w, g) in r.weights.iter_mut().flatten().zip(gw.iter().flatten()) {
+                let sign = if *w > 0.0 {
+                    1.0
+                } else if *w < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                };
+                *w -= eta * lmbda / n as f64 * sign + eta * g;
+            }
+            for (b, g) in r.biases.iter_mut().flatten().zip(gb.iter().flatten()) {
+                *b -= eta * g;
             }
         }
         assert_close(
