@@ -32,7 +32,7 @@ pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, Mode};
 pub use layers::{ConvPool, DropoutStyle, FullyConnected};
 pub use network::{Epoch, EpochStats, Network, MAX_PARAMETERS};
-pub use optim::{Momentum, Optimizer, Regularization, Sgd};
+pub use optim::{Adam, Momentum, Optimizer, Regularization, Sgd};
 pub use tensor::pool::PoolGrad;
 
 /// Result type of the nn crate.

@@ -235,8 +235,7 @@ pub struct Momentum<T: Float> {
     pub mu: f64,
     /// How weights are regularised.
     pub reg: Regularization,
-    /// Per parameter, in `params` order: its velocity (empty until the first step).
-    velocities: Vec<Vec<T>>,
+    velocities: Buffers<T>,
     /// Per parameter: whether weight decay applies to it.
     decayed: Vec<bool>,
 }
@@ -248,7 +247,7 @@ impl<T: Float> Momentum<T> {
             eta,
             mu,
             reg,
-            velocities: Vec::new(),
+            velocities: Buffers::default(),
             decayed: Vec::new(),
         }
     }
@@ -264,21 +263,11 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
     }
 
     fn state(&self) -> serde_json::Value {
-        let v: Vec<Vec<f64>> = self
-            .velocities
-            .iter()
-            .map(|v| v.iter().map(|x| x.f64()).collect())
-            .collect();
-        serde_json::json!({ "velocities": v })
+        serde_json::json!({ "velocities": self.velocities.to_json() })
     }
 
     fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
-        let v: Vec<Vec<f64>> = serde_json::from_value(state["velocities"].clone())
-            .map_err(|e| NnError::Config(format!("momentum state: {e}")))?;
-        self.velocities = v
-            .into_iter()
-            .map(|v| v.into_iter().map(T::of).collect())
-            .collect();
+        self.velocities = Buffers::from_json(&state["velocities"], "momentum velocities")?;
         Ok(())
     }
 
@@ -291,9 +280,7 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
             )));
         }
         self.decayed = params.iter().map(|p| weights.contains(p)).collect();
-        if self.velocities.len() != params.len() {
-            self.velocities = vec![Vec::new(); params.len()];
-        }
+        self.velocities.begin(params.len());
         Ok(())
     }
 
@@ -318,17 +305,7 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
                 T::zero()
             };
             let (w, grad) = g.param_and_grad(p)?;
-            let v = &mut self.velocities[k];
-            if v.len() != w.numel() {
-                if !v.is_empty() {
-                    return Err(NnError::Config(format!(
-                        "momentum state: parameter {k} has {} velocities for {} values",
-                        v.len(),
-                        w.numel()
-                    )));
-                }
-                v.resize(w.numel(), T::zero());
-            }
+            let v = self.velocities.get(k, w.numel())?;
             let w = w.data_mut();
             match grad {
                 Some(gr) => {
@@ -343,6 +320,192 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
                         *w += *v;
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One buffer per parameter (momentum's velocities, Adam's moments), zero until first used,
+/// saved in a checkpoint as JSON.
+#[derive(Debug, Clone, Default)]
+struct Buffers<T> {
+    per_param: Vec<Vec<T>>,
+}
+
+impl<T: Float> Buffers<T> {
+    /// Keeps the buffers if there is one per parameter (a resumed run's), else starts over.
+    fn begin(&mut self, params: usize) {
+        if self.per_param.len() != params {
+            self.per_param = vec![Vec::new(); params];
+        }
+    }
+
+    /// Parameter `k`'s buffer of `len` values, zero-filled on first use.
+    fn get(&mut self, k: usize, len: usize) -> Result<&mut Vec<T>> {
+        let b = &mut self.per_param[k];
+        if b.len() != len {
+            if !b.is_empty() {
+                return Err(NnError::Config(format!(
+                    "optimiser state: parameter {k} has {} values saved for {len}",
+                    b.len()
+                )));
+            }
+            b.resize(len, T::zero());
+        }
+        Ok(b)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let v: Vec<Vec<f64>> = self
+            .per_param
+            .iter()
+            .map(|b| b.iter().map(|x| x.f64()).collect())
+            .collect();
+        serde_json::json!(v)
+    }
+
+    fn from_json(v: &serde_json::Value, what: &str) -> Result<Self> {
+        let v: Vec<Vec<f64>> = serde_json::from_value(v.clone())
+            .map_err(|e| NnError::Config(format!("{what}: {e}")))?;
+        Ok(Buffers {
+            per_param: v
+                .into_iter()
+                .map(|b| b.into_iter().map(T::of).collect())
+                .collect(),
+        })
+    }
+}
+
+/// Adam (Kingma and Ba, 2015) as PyTorch's `Adam`/`AdamW`: per parameter the moving averages
+/// `m <- b1 m + (1-b1) g` and `v <- b2 v + (1-b2) g^2`, and the step
+/// `w <- w - eta (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)`. Weight decay applies to the
+/// weights (not the biases): added to the gradient (`Adam`'s L2) or, `decoupled`, as
+/// `w <- w - eta wd w` before the step (`AdamW`).
+#[derive(Debug, Clone)]
+pub struct Adam<T: Float> {
+    /// The learning rate.
+    pub eta: f64,
+    /// Decay of the first moment's average.
+    pub beta1: f64,
+    /// Decay of the second moment's average.
+    pub beta2: f64,
+    /// Added to the root of the second moment.
+    pub eps: f64,
+    /// Weight decay of the weights.
+    pub weight_decay: f64,
+    /// Decoupled weight decay (AdamW) rather than L2 in the gradient.
+    pub decoupled: bool,
+    m: Buffers<T>,
+    v: Buffers<T>,
+    /// Steps taken.
+    t: u64,
+    decayed: Vec<bool>,
+}
+
+impl<T: Float> Adam<T> {
+    /// Adam at `eta` with PyTorch's defaults (betas 0.9 and 0.999, eps 1e-8, no weight decay).
+    pub fn new(eta: f64) -> Self {
+        Adam {
+            eta,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            m: Buffers::default(),
+            v: Buffers::default(),
+            t: 0,
+            decayed: Vec::new(),
+        }
+    }
+
+    /// AdamW: Adam with decoupled weight decay `wd` of the weights.
+    pub fn adamw(eta: f64, wd: f64) -> Self {
+        Adam {
+            weight_decay: wd,
+            decoupled: true,
+            ..Adam::new(eta)
+        }
+    }
+}
+
+impl<T: Float> Optimizer<T> for Adam<T> {
+    fn learning_rate(&self) -> f64 {
+        self.eta
+    }
+
+    fn set_learning_rate(&mut self, eta: f64) {
+        self.eta = eta;
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "m": self.m.to_json(), "v": self.v.to_json(), "t": self.t })
+    }
+
+    fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.m = Buffers::from_json(&state["m"], "Adam's first moments")?;
+        self.v = Buffers::from_json(&state["v"], "Adam's second moments")?;
+        self.t = state["t"]
+            .as_u64()
+            .ok_or_else(|| NnError::Config("Adam's step count is missing".into()))?;
+        Ok(())
+    }
+
+    fn begin_epoch(&mut self, params: &[Var], weights: &[Var]) -> Result<()> {
+        check_eta::<T>(self.eta)?;
+        let unit = |x: f64| (0.0..1.0).contains(&x);
+        let ok = unit(self.beta1)
+            && unit(self.beta2)
+            && self.eps > 0.0
+            && self.eps.is_finite()
+            && (0.0..f64::INFINITY).contains(&self.weight_decay);
+        if !ok {
+            return Err(NnError::Config(format!(
+                "Adam needs betas in [0, 1), eps > 0 and weight decay >= 0, got {}, {}, {}, {}",
+                self.beta1, self.beta2, self.eps, self.weight_decay
+            )));
+        }
+        self.decayed = params.iter().map(|p| weights.contains(p)).collect();
+        self.m.begin(params.len());
+        self.v.begin(params.len());
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        g: &mut Graph<T>,
+        loss: Var,
+        params: &[Var],
+        _weights: &[Var],
+    ) -> Result<()> {
+        g.backward(loss)?;
+        self.t += 1;
+        let t = self.t.min(i32::MAX as u64) as i32;
+        let (b1, b2) = (T::of(self.beta1), T::of(self.beta2));
+        let (c1, c2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
+        let (step, root_c2) = (T::of(self.eta / c1), T::of(c2.sqrt()));
+        let eps = T::of(self.eps);
+        for (k, &p) in params.iter().enumerate() {
+            let wd = if self.decayed.get(k).copied().unwrap_or(false) {
+                T::of(self.weight_decay)
+            } else {
+                T::zero()
+            };
+            let (w, grad) = g.param_and_grad(p)?;
+            // A parameter the loss does not reach is left alone, as PyTorch does.
+            let Some(grad) = grad else { continue };
+            let n = w.numel();
+            let (m, v) = (self.m.get(k, n)?, self.v.get(k, n)?);
+            let shrink = T::one() - T::of(self.eta) * wd;
+            for (((w, &d), m), v) in w.data_mut().iter_mut().zip(grad.data()).zip(m).zip(v) {
+                let d = if self.decoupled { d } else { d + wd * *w };
+                *m = b1 * *m + (T::one() - b1) * d;
+                *v = b2 * *v + (T::one() - b2) * d * d;
+                if self.decoupled {
+                    *w *= shrink;
+                }
+                *w -= step * *m / ((*v).sqrt() / root_c2 + eps);
             }
         }
         Ok(())

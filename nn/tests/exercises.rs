@@ -7,7 +7,8 @@ mod common;
 
 use nn::reference::{RefCost, SigmoidNet};
 use nn::{
-    Activation, Cost, Epoch, InMemory, Init, Momentum, Network, Optimizer, Regularization, Sgd,
+    Activation, Adam, Cost, Epoch, InMemory, Init, Momentum, Network, Optimizer, Regularization,
+    Sgd,
 };
 use rand::{Rng, SeedableRng};
 
@@ -193,4 +194,83 @@ fn layer_speeds_are_the_bias_gradient_norms_of_bp1_bp2_and_change_nothing() {
         assert!((s - w).abs() <= 1e-12 * w, "{speeds:?} vs {want:?}");
     }
     assert!(net.parameter_bits() == bits && net.rng_state() == rng);
+}
+
+#[test]
+fn adam_and_adamw_are_pytorchs_update() {
+    let d = data(15, 11);
+    let (eta, wd) = (0.01, 0.3);
+    for decoupled in [false, true] {
+        let mut net = mlp(Activation::Sigmoid, 12);
+        let mut r = SigmoidNet::of(&net).unwrap();
+        let mut opt = Adam::adamw(eta, wd);
+        opt.decoupled = decoupled;
+        one_epoch(&mut net, &mut opt, &d);
+        // torch.optim.Adam / AdamW's step by hand, betas 0.9 and 0.999, eps 1e-8, weight
+        // decay on the weights only.
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        let layers = r.weights.len();
+        let mut m: Vec<Vec<f64>> = (0..2 * layers).map(|_| Vec::new()).collect();
+        let mut v = m.clone();
+        for (t, batch) in [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]
+            .iter()
+            .enumerate()
+        {
+            let t = t as i32 + 1;
+            let (gw, gb) = book_gradient(&r, &d, batch);
+            let tensors = r.weights.iter_mut().zip(gw).map(|(w, g)| (w, g, wd));
+            let tensors = tensors.chain(r.biases.iter_mut().zip(gb).map(|(b, g)| (b, g, 0.0)));
+            for (k, (w, g, wd)) in tensors.enumerate() {
+                m[k].resize(w.len(), 0.0);
+                v[k].resize(w.len(), 0.0);
+                let each = w
+                    .iter_mut()
+                    .zip(&g)
+                    .zip(m[k].iter_mut())
+                    .zip(v[k].iter_mut());
+                for (((w, &g), m), v) in each {
+                    let grad = if decoupled { g } else { g + wd * *w };
+                    *m = b1 * *m + (1.0 - b1) * grad;
+                    *v = b2 * *v + (1.0 - b2) * grad * grad;
+                    if decoupled {
+                        *w *= 1.0 - eta * wd;
+                    }
+                    let (mhat, vhat) = (*m / (1.0 - b1.powi(t)), *v / (1.0 - b2.powi(t)));
+                    *w -= eta * mhat / (vhat.sqrt() + eps);
+                }
+            }
+        }
+        assert_close(
+            &SigmoidNet::of(&net).unwrap(),
+            &r,
+            &format!("Adam, decoupled {decoupled}"),
+        );
+    }
+}
+
+/// A new network of `net`'s shape holding its weights.
+fn copy(net: &Network<f64>, seed: u64) -> Network<f64> {
+    let mut out = mlp(Activation::Sigmoid, seed);
+    for (p, q) in net.parameters().into_iter().zip(out.parameters()) {
+        *out.graph_mut().param_mut(q).unwrap() = net.graph().value(p).unwrap().clone();
+    }
+    out
+}
+
+#[test]
+fn adams_state_carries_a_run_across_a_restart() {
+    let d = data(15, 13);
+    let mut a = mlp(Activation::Sigmoid, 14);
+    let mut opt = Adam::adamw(0.01, 0.1);
+    one_epoch(&mut a, &mut opt, &d);
+    let (mut b, mut c) = (copy(&a, 1), copy(&a, 2));
+    let mut restarted = Adam::adamw(0.01, 0.1);
+    restarted.set_state(opt.state()).unwrap();
+    one_epoch(&mut a, &mut opt, &d);
+    one_epoch(&mut b, &mut restarted, &d);
+    let a = SigmoidNet::of(&a).unwrap();
+    assert_close(&SigmoidNet::of(&b).unwrap(), &a, "restarted Adam");
+    // Without the state (fresh moments, step count 0) the second epoch differs.
+    one_epoch(&mut c, &mut Adam::adamw(0.01, 0.1), &d);
+    assert!(SigmoidNet::of(&c).unwrap() != a);
 }

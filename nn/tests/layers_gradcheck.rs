@@ -4,10 +4,10 @@
 
 mod common;
 
-use autograd::{gradcheck, AutogradError, GradcheckConfig, Graph, Var};
+use autograd::Graph;
 use nn::{
     gradcheck_layer, Activation, ConvPool, Ctx, DropoutStyle, FullyConnected, InMemory, Init,
-    Layer, Mode, Optimizer, Regularization, Sgd,
+    Layer, Mode, Regularization,
 };
 use rand::{Rng, SeedableRng};
 use tensor::Tensor;
