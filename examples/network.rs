@@ -50,7 +50,7 @@ fn run() -> Result<()> {
             "sizes": sizes, "epochs": epochs, "mini_batch": mb, "eta": eta, "seed": c.seed, "threads": threads,
             "train_images": data.training.len(), "cost": "quadratic", "init": "N(0,1)",
         }),
-    );
+    )?;
     let plan = Plan::shuffled(epochs, mb);
     let mut opt = c.optimizer(eta, Regularization::None);
     // (best correct, its epoch): network.py reports every epoch; the book quotes the best.

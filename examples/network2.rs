@@ -158,7 +158,7 @@ fn run() -> Result<()> {
         "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
         "regularization": if args.l1.is_some() { "L1" } else { "L2" },
     });
-    let mut run = c.run("network2", settings);
+    let mut run = c.run("network2", settings)?;
     let (reg, penalty) = match args.l1 {
         Some(l) => (Regularization::L1 { lmbda: l, n }, WeightPenalty::L1(l)),
         None => (

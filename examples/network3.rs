@@ -252,7 +252,7 @@ fn run() -> Result<()> {
         "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
         "shuffle": args.shuffle, "pixel_scale": c.pixel_divisor(),
     });
-    let mut run = c.run("network3", settings);
+    let mut run = c.run("network3", settings)?;
     if is_ensemble {
         return ensemble(&args, &layers, &data, epochs, eta, lambda, run);
     }

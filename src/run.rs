@@ -276,6 +276,68 @@ impl EtaSchedule {
     }
 }
 
+/// A learning rate set before every epoch from the starting one: `eta * gamma^epoch`, or a
+/// cosine from `eta` down to `floor * eta` over `epochs` (SGDR without restarts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LrDecay {
+    /// `eta * gamma^epoch`.
+    Exponential {
+        /// The factor per epoch.
+        gamma: f64,
+    },
+    /// `floor*eta + (1-floor)*eta*(1 + cos(pi * epoch / epochs))/2`.
+    Cosine {
+        /// Epochs to reach the floor (the run's length).
+        epochs: usize,
+        /// The last learning rate as a fraction of the first.
+        floor: f64,
+    },
+}
+
+impl LrDecay {
+    /// The learning rate of epoch `epoch` (from 0) as a fraction of the starting one.
+    pub fn factor(self, epoch: usize) -> f64 {
+        match self {
+            LrDecay::Exponential { gamma } => gamma.powi(epoch.min(i32::MAX as usize) as i32),
+            LrDecay::Cosine { epochs, floor } => {
+                let x = (epoch as f64 / epochs.max(1) as f64).min(1.0);
+                floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * x).cos())
+            }
+        }
+    }
+
+    /// Parses `exp:GAMMA`, `cosine` or `cosine:FLOOR` (cosine over `epochs`).
+    pub fn parse(s: &str, epochs: usize) -> std::result::Result<Self, String> {
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        let number = |what: &str| -> std::result::Result<f64, String> {
+            arg.parse::<f64>()
+                .map_err(|_| format!("{what} in {s:?} is not a number"))
+        };
+        let d = match kind {
+            "exp" => LrDecay::Exponential {
+                gamma: number("the factor")?,
+            },
+            "cosine" if arg.is_empty() => LrDecay::Cosine { epochs, floor: 0.0 },
+            "cosine" => LrDecay::Cosine {
+                epochs,
+                floor: number("the floor")?,
+            },
+            _ => return Err(format!("{s:?}: expected exp:GAMMA, cosine or cosine:FLOOR")),
+        };
+        let ok = match d {
+            LrDecay::Exponential { gamma } => gamma > 0.0 && gamma <= 1.0,
+            LrDecay::Cosine { floor, .. } => (0.0..=1.0).contains(&floor),
+        };
+        if ok {
+            Ok(d)
+        } else {
+            Err(format!(
+                "{s:?}: the factor must be in (0, 1], the floor in [0, 1]"
+            ))
+        }
+    }
+}
+
 /// A training run: its record (settings, epochs, final figures) and its clock.
 pub struct Run {
     /// What `--json` writes.
@@ -284,6 +346,8 @@ pub struct Run {
     pub start: Instant,
     /// Changes the learning rate by each epoch's validation (else evaluation) accuracy.
     pub schedule: Option<EtaSchedule>,
+    /// Sets the learning rate before every epoch from the starting one (not with `schedule`).
+    pub decay: Option<LrDecay>,
     /// An ensemble's record is its latest net's checkpoint's, restored once.
     record_restored: bool,
 }
@@ -338,6 +402,7 @@ impl Run {
             record: RunRecord::new(program, settings),
             start: Instant::now(),
             schedule: None,
+            decay: None,
             record_restored: false,
         }
     }
@@ -379,6 +444,14 @@ impl Run {
         S: Samples,
         P: Serialize + DeserializeOwned,
     {
+        if self.decay.is_some() && self.schedule.is_some() {
+            return Err(NnError::Config(
+                "a learning-rate decay and the plateau schedule both set the learning rate: use one".into(),
+            )
+            .into());
+        }
+        // The decay's starting point: the optimiser's rate before any checkpoint changes it.
+        let eta0 = opt.learning_rate();
         let mut first = 0;
         if let Some(dir) = ck.resume.as_deref().filter(|d| checkpoint::exists(d)) {
             let c = Checkpoint::load(net, dir)?;
@@ -416,6 +489,9 @@ impl Run {
         for index in first..plan.epochs {
             if stop(state) || self.schedule.as_ref().is_some_and(EtaSchedule::finished) {
                 break;
+            }
+            if let Some(d) = self.decay {
+                opt.set_learning_rate(eta0 * d.factor(index));
             }
             let t = Instant::now();
             let mut bar = Progress::new(data.len() as u64, &format!("epoch {index}"));

@@ -113,6 +113,11 @@ fn network2_exercise_flags_reach_the_record() {
         ("--momentum 1.5", "momentum coefficient must be in [0, 1)"),
         ("--l1 0.1 --lambda 1", "--lambda"),
         ("--sizes 784,30,9", "10 outputs last"),
+        (
+            "--lr-decay exp:2",
+            "--lr-decay \"exp:2\": the factor must be in (0, 1]",
+        ),
+        ("--lr-decay cosine --eta-schedule", "give one"),
     ] {
         let words = format!("--train-limit 100 --epochs 1 --threads 1 {bad}");
         let e = run_in(&s.0, "network2", &args(&words, &[]));

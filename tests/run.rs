@@ -9,7 +9,7 @@ mod common;
 
 use common::training;
 use nn::{Cost, Init, Momentum, Network, Regularization, Sgd};
-use nndl::run::{Checkpoints, EtaChange, EtaSchedule, Plan, Run, RunError};
+use nndl::run::{Checkpoints, EtaChange, EtaSchedule, LrDecay, Plan, Run, RunError};
 use std::path::PathBuf;
 
 fn scratch(tag: &str) -> PathBuf {
@@ -250,5 +250,63 @@ fn the_schedule_and_momentum_resume_exactly() {
     let (after_stop, _) = scheduled(&mut again, &ck, 20);
     assert_eq!(after_stop.record.epochs.len(), 9);
     assert!(again.parameter_bits() == straight.parameter_bits());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Up to `epochs` epochs of SGD from eta 0.8 under `exp:0.5` with `ck`; the run's final eta.
+fn decayed(net: &mut Network<f32>, ck: &Checkpoints, epochs: usize) -> f64 {
+    let data = training().take(300);
+    let mut run = Run::new("test", serde_json::json!({"eta": 0.8}));
+    run.decay = Some(LrDecay::parse("exp:0.5", epochs).unwrap());
+    let mut sgd = Sgd::new(0.8, Regularization::None);
+    let plan = Plan::shuffled(epochs, 10);
+    run.epochs(
+        net,
+        &data,
+        &mut sgd,
+        plan,
+        ck,
+        &mut (),
+        |_| false,
+        |_, _, _, _| Ok(()),
+    )
+    .unwrap();
+    sgd.eta
+}
+
+#[test]
+fn lr_decay_sets_every_epochs_rate_from_the_first_also_after_a_resume() {
+    let cosine = LrDecay::parse("cosine:0.1", 4).unwrap();
+    let f: Vec<f64> = (0..=5).map(|e| cosine.factor(e)).collect();
+    let want = [
+        1.0,
+        0.1 + 0.9 * (1.0 + std::f64::consts::FRAC_1_SQRT_2) / 2.0,
+        0.55,
+    ];
+    for (a, b) in f.iter().zip(want) {
+        assert!((a - b).abs() < 1e-12, "{f:?}");
+    }
+    assert!(
+        (f[4] - 0.1).abs() < 1e-12 && f[5] == f[4],
+        "the floor, then it stays: {f:?}"
+    );
+    assert_eq!(
+        LrDecay::parse("cosine", 9),
+        Ok(LrDecay::Cosine {
+            epochs: 9,
+            floor: 0.0
+        })
+    );
+    for bad in ["exp:2", "exp:0", "cosine:x", "cosine:1.5", "linear"] {
+        assert!(LrDecay::parse(bad, 9).is_err(), "{bad}");
+    }
+    // Epochs 0, 1, 2 at 0.8, 0.4, 0.2; stopped after epoch 0 and resumed: the same weights.
+    let mut straight = net();
+    assert_eq!(decayed(&mut straight, &Checkpoints::default(), 3), 0.2);
+    let dir = scratch("decay");
+    decayed(&mut net(), &saving(&dir), 1);
+    let mut n = net();
+    assert_eq!(decayed(&mut n, &resuming(&dir), 3), 0.2);
+    assert!(n.parameter_bits() == straight.parameter_bits());
     let _ = std::fs::remove_dir_all(&dir);
 }

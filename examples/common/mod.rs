@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use nn::{Momentum, Optimizer, Regularization, Sgd};
 pub use nndl::run::check_writable;
-use nndl::run::{Checkpoints, EtaSchedule, Run};
+use nndl::run::{Checkpoints, EtaSchedule, LrDecay, Run};
 use std::path::PathBuf;
 
 /// Where the MNIST files are: `--data DIR` and `--download`, the same on every program.
@@ -75,6 +75,10 @@ pub struct Common {
     /// would take it to 1/128 of its start (the schedule chapter 3 proposes).
     #[arg(long = "eta-schedule")]
     pub eta_schedule: bool,
+    /// Set eta before every epoch: `exp:GAMMA` (eta * GAMMA^epoch) or `cosine[:FLOOR]` (a
+    /// cosine from eta down to FLOOR * eta over the run's epochs).
+    #[arg(long = "lr-decay", value_name = "exp:GAMMA|cosine[:FLOOR]")]
+    pub lr_decay: Option<String>,
     /// Print and record ||dC/db|| of every hidden layer over the first N training images,
     /// before training and after each epoch (chapter 5's speed of learning; N = 1000 if not
     /// given, as the book).
@@ -152,9 +156,22 @@ impl Common {
         }
     }
 
-    /// The run of `program`, with `--momentum` and `--eta-schedule` added to its settings
-    /// when given and the schedule set.
-    pub fn run(&self, program: &str, mut settings: serde_json::Value) -> Run {
+    /// The run of `program`, with `--momentum`, `--eta-schedule` and `--lr-decay` added to its
+    /// settings when given and set on the run (the cosine's length is `settings["epochs"]`).
+    pub fn run(&self, program: &str, mut settings: serde_json::Value) -> Result<Run> {
+        let epochs = settings["epochs"].as_u64().unwrap_or(0) as usize;
+        let decay = match &self.lr_decay {
+            Some(s) => {
+                Some(LrDecay::parse(s, epochs).map_err(|e| anyhow::anyhow!("--lr-decay {e}"))?)
+            }
+            None => None,
+        };
+        if decay.is_some() && self.eta_schedule {
+            anyhow::bail!("--lr-decay and --eta-schedule both set eta: give one");
+        }
+        if let Some(s) = &self.lr_decay {
+            settings["lr_decay"] = s.as_str().into();
+        }
         if let Some(mu) = self.momentum {
             settings["momentum"] = mu.into();
         }
@@ -168,7 +185,8 @@ impl Common {
         if self.eta_schedule {
             run.schedule = Some(EtaSchedule::book());
         }
-        run
+        run.decay = decay;
+        Ok(run)
     }
 
     /// With `--layer-speeds N`: the speeds of `net` over the first N images of `data` before
