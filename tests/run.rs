@@ -39,8 +39,21 @@ fn net() -> Network<f32> {
 
 /// Trains up to `epochs` with `ck`; the bookkeeping is (epochs seen, best cost so far).
 fn train(net: &mut Network<f32>, epochs: usize, ck: &Checkpoints, eta: f64) -> (Run, (usize, f64)) {
+    let (run, state, _) = train_decayed(net, epochs, ck, eta, None);
+    (run, state)
+}
+
+/// [`train`] with eta set by `decay` before every epoch; also returns the last eta.
+fn train_decayed(
+    net: &mut Network<f32>,
+    epochs: usize,
+    ck: &Checkpoints,
+    eta: f64,
+    decay: Option<LrDecay>,
+) -> (Run, (usize, f64), f64) {
     let data = training().take(500);
     let mut run = Run::new("test", serde_json::json!({"eta": eta, "epochs": epochs}));
+    run.decay = decay;
     let plan = Plan::shuffled(epochs, 10);
     let mut sgd = Sgd::new(eta, Regularization::None);
     let mut state = (0usize, f64::INFINITY);
@@ -59,7 +72,7 @@ fn train(net: &mut Network<f32>, epochs: usize, ck: &Checkpoints, eta: f64) -> (
         },
     )
     .unwrap();
-    (run, state)
+    (run, state, sgd.eta)
 }
 
 #[test]
@@ -255,23 +268,8 @@ fn the_schedule_and_momentum_resume_exactly() {
 
 /// Up to `epochs` epochs of SGD from eta 0.8 under `exp:0.5` with `ck`; the run's final eta.
 fn decayed(net: &mut Network<f32>, ck: &Checkpoints, epochs: usize) -> f64 {
-    let data = training().take(300);
-    let mut run = Run::new("test", serde_json::json!({"eta": 0.8}));
-    run.decay = Some(LrDecay::parse("exp:0.5", epochs).unwrap());
-    let mut sgd = Sgd::new(0.8, Regularization::None);
-    let plan = Plan::shuffled(epochs, 10);
-    run.epochs(
-        net,
-        &data,
-        &mut sgd,
-        plan,
-        ck,
-        &mut (),
-        |_| false,
-        |_, _, _, _| Ok(()),
-    )
-    .unwrap();
-    sgd.eta
+    let decay = LrDecay::parse("exp:0.5", epochs).ok();
+    train_decayed(net, epochs, ck, 0.8, decay).2
 }
 
 #[test]
