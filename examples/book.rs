@@ -449,6 +449,10 @@ fn more_data(s: &Study, sizes: &[usize], with_svm: bool) -> Result<Outcome> {
 /// Chapter 3's weight-initialisation figures: validation accuracy per epoch for both inits.
 fn init(s: &Study, hidden: &[usize], epochs: usize) -> Result<Outcome> {
     let (data, seeds) = (s.data, s.seeds);
+    anyhow::ensure!(
+        epochs > 0,
+        "--epochs must be at least 1 (the figure starts after epoch 0)"
+    );
     let (mut charts, mut rows) = (Vec::new(), Vec::new());
     for &h in hidden {
         let mut curves = Vec::new();
