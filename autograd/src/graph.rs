@@ -343,6 +343,13 @@ impl<T: Float> Graph<T> {
         Ok(())
     }
 
+    /// Whether a parameter is frozen (gets no gradient); false for anything else.
+    pub fn is_frozen(&self, p: Var) -> bool {
+        p.param()
+            .and_then(|i| self.requires_grad.params.get(i))
+            .is_some_and(|r| !r)
+    }
+
     /// All parameters, in creation order.
     pub fn parameters(&self) -> impl Iterator<Item = Var> + '_ {
         (0..self.values.params.len()).map(|i| Var {

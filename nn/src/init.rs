@@ -3,7 +3,8 @@
 use rand::Rng;
 use tensor::{Float, Tensor};
 
-/// How a layer's weights are drawn (biases are N(0, 1) for every scheme but [`Init::Zeros`]).
+/// How a layer's weights are drawn (biases are N(0, 1) for the book's schemes, zero for
+/// [`Init::Zeros`] and [`Init::He`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Init {
     /// N(0, 1): network.py, and network2's `large_weight_initializer`.
@@ -14,6 +15,9 @@ pub enum Init {
     ScaledByOutputs,
     /// Zeros for weights and biases: network3's softmax layer.
     Zeros,
+    /// N(0, 2/n_in), biases zero: He et al. 2015 for ReLU nets (PyTorch's
+    /// `kaiming_normal_(nonlinearity="relu")`).
+    He,
 }
 
 impl Init {
@@ -34,6 +38,7 @@ impl Init {
                 Tensor::randn(dims, 0.0, (1.0 / n_out.max(1) as f64).sqrt(), rng)
             }
             Init::Zeros => Tensor::zeros(dims),
+            Init::He => Tensor::randn(dims, 0.0, (2.0 / n_in.max(1) as f64).sqrt(), rng),
         };
         Ok(t?)
     }
@@ -45,7 +50,7 @@ impl Init {
         rng: &mut R,
     ) -> crate::Result<Tensor<T>> {
         let t = match self {
-            Init::Zeros => Tensor::zeros(&[n]),
+            Init::Zeros | Init::He => Tensor::zeros(&[n]),
             _ => Tensor::randn(&[n], 0.0, 1.0, rng),
         };
         Ok(t?)

@@ -30,7 +30,9 @@ pub use evaluate::{Evaluation, WeightPenalty};
 pub use gradcheck::gradcheck_layer;
 pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, Mode};
-pub use layers::{ConvPool, DropoutStyle, FullyConnected};
+pub use layers::{
+    BatchNorm, Conv2d, ConvPool, Dropout, DropoutStyle, Flatten, FullyConnected, MaxPool2d,
+};
 pub use network::{Epoch, EpochStats, Network, MAX_PARAMETERS};
 pub use optim::{Adam, Momentum, Optimizer, Regularization, Sgd};
 pub use tensor::pool::PoolGrad;

@@ -1,7 +1,7 @@
 //! A sequential network with a cost: the model (layers, forward, parameters) and the epoch
 //! of mini-batch training an [`Optimizer`] steps.
 
-use crate::layers::{ConvPool, FullyConnected};
+use crate::layers::{BatchNorm, Conv2d, ConvPool, Dropout, Flatten, FullyConnected, MaxPool2d};
 use crate::monitor::{divergence, SCAN_EVERY};
 use crate::{
     Activation, Cost, Ctx, Init, Layer, Mode, NnError, Optimizer, PoolGrad, Result, Samples,
@@ -205,6 +205,67 @@ impl<T: Float> Network<T> {
         self.push(Box::new(l))
     }
 
+    /// Appends a padded, strided convolution of `n_filters` `k x k` filters (He-initialised,
+    /// with or without biases) over the current channels, then `act`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_conv2d(
+        &mut self,
+        n_filters: usize,
+        k: usize,
+        pad: usize,
+        stride: usize,
+        bias: bool,
+        act: Activation,
+        init: Init,
+    ) -> Result<&mut Self> {
+        let channels = match self.dims.len() {
+            3 => self.dims[0],
+            _ => return Err(NnError::Config(format!("a conv2d layer needs [channels, height, width] input, not the output of shape {:?}", self.dims))),
+        };
+        let size = [channels, k, k]
+            .iter()
+            .try_fold(n_filters, |n, &d| n.checked_mul(d))
+            .and_then(|w| w.checked_add(n_filters));
+        self.check_size(&format!("{n_filters} filters of {channels}x{k}x{k}"), size)?;
+        let name = format!("l{}", self.layers.len());
+        let l = Conv2d::new(
+            &mut self.graph,
+            &name,
+            [n_filters, channels, k, k],
+            pad,
+            stride,
+            bias,
+            act,
+            init,
+            &mut self.rng,
+        )?;
+        self.push(Box::new(l))
+    }
+
+    /// Appends a batch norm over the current features (`[C]`) or channels (`[C, H, W]`),
+    /// then `act`.
+    pub fn add_batch_norm(&mut self, act: Activation) -> Result<&mut Self> {
+        let channels = self.dims.first().copied().unwrap_or(0);
+        let name = format!("l{}", self.layers.len());
+        let l = BatchNorm::new(&mut self.graph, &name, channels, act)?;
+        self.push(Box::new(l))
+    }
+
+    /// Appends a `k x k` max-pool.
+    pub fn add_max_pool(&mut self, k: usize) -> Result<&mut Self> {
+        self.push(Box::new(MaxPool2d { k }))
+    }
+
+    /// Appends inverted dropout with probability `p`.
+    pub fn add_dropout(&mut self, p: f64) -> Result<&mut Self> {
+        self.push(Box::new(Dropout::new(p)?))
+    }
+
+    /// Appends a flatten to `[N, features]`.
+    pub fn add_flatten(&mut self) -> Result<&mut Self> {
+        self.push(Box::new(Flatten))
+    }
+
     /// Refuses a layer of `size` parameters (`None`: more than a `usize` holds) that would take
     /// the network past [`MAX_PARAMETERS`].
     fn check_size(&self, what: &str, size: Option<usize>) -> Result<()> {
@@ -267,8 +328,8 @@ impl<T: Float> Network<T> {
     /// tested).
     pub fn parameter_bits(&self) -> Vec<u64> {
         let values = self
+            .graph
             .parameters()
-            .into_iter()
             .filter_map(|p| self.graph.value(p).ok());
         values
             .flat_map(|t| t.data().iter().map(|v| v.f64().to_bits()))
@@ -280,9 +341,13 @@ impl<T: Float> Network<T> {
         self.layers.iter().flat_map(|l| l.weights()).collect()
     }
 
-    /// All parameters in graph order.
+    /// The trained parameters in graph order (not a batch norm's running statistics, which
+    /// are frozen and updated by its forward pass).
     pub fn parameters(&self) -> Vec<Var> {
-        self.graph.parameters().collect()
+        self.graph
+            .parameters()
+            .filter(|&p| !self.graph.is_frozen(p))
+            .collect()
     }
 
     /// One line per layer.

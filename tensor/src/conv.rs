@@ -1,4 +1,4 @@
-//! Batched 2-D valid convolution (NCHW, stride 1) by im2col + GEMM, its three gradients, and a
+//! Batched 2-D convolution (NCHW, zero padding, stride) by im2col + GEMM, its three gradients, and a
 //! naive direct convolution kept as the reference the fast kernels are tested against.
 //!
 //! Forward, per image: `out[n] (F x OH*OW) = W (F x C*KH*KW) . cols[n] + b`.
@@ -13,7 +13,8 @@ use crate::pool::{maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad};
 use crate::unary::Act;
 use crate::{gemm, Float, Result, Shape, TensorError};
 
-/// The sizes of one convolution: input `[n, c, h, w]`, filters `[f, c, kh, kw]`.
+/// The sizes of one convolution: input `[n, c, h, w]`, filters `[f, c, kh, kw]`, zero
+/// padding `pad` on every side and step `stride` (0 and 1: network3's valid convolution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeom {
     /// Mini-batch size.
@@ -30,11 +31,20 @@ pub struct ConvGeom {
     pub kh: usize,
     /// Filter width.
     pub kw: usize,
+    /// Zero rows and columns added on each side of the input.
+    pub pad: usize,
+    /// Step between two output positions.
+    pub stride: usize,
 }
 
 impl ConvGeom {
     /// Geometry from input and filter shapes, checking they fit a valid convolution.
     pub fn new(x: Shape, w: Shape) -> Result<Self> {
+        Self::padded(x, w, 0, 1)
+    }
+
+    /// Geometry of a convolution with zero padding `pad` and step `stride`.
+    pub fn padded(x: Shape, w: Shape, pad: usize, stride: usize) -> Result<Self> {
         let bad = |why: String| TensorError::ShapeMismatch {
             op: "conv2d",
             lhs: x,
@@ -54,6 +64,8 @@ impl ConvGeom {
             f: w[0],
             kh: w[2],
             kw: w[3],
+            pad,
+            stride,
         };
         if w[1] != g.c {
             return Err(bad(format!(
@@ -61,9 +73,12 @@ impl ConvGeom {
                 g.c, w[1]
             )));
         }
-        if g.kh == 0 || g.kw == 0 || g.kh > g.h || g.kw > g.w {
+        if stride == 0 {
+            return Err(bad("the stride must be at least 1".into()));
+        }
+        if g.kh == 0 || g.kw == 0 || g.kh > g.h + 2 * pad || g.kw > g.w + 2 * pad {
             return Err(bad(format!(
-                "a {}x{} filter does not fit a {}x{} image",
+                "a {}x{} filter does not fit a {}x{} image padded by {pad}",
                 g.kh, g.kw, g.h, g.w
             )));
         }
@@ -71,11 +86,28 @@ impl ConvGeom {
     }
     /// Output height.
     pub fn oh(&self) -> usize {
-        self.h - self.kh + 1
+        (self.h + 2 * self.pad - self.kh) / self.stride + 1
     }
     /// Output width.
     pub fn ow(&self) -> usize {
-        self.w - self.kw + 1
+        (self.w + 2 * self.pad - self.kw) / self.stride + 1
+    }
+    /// Whether this is a valid, stride-1 convolution (im2col's row copies are contiguous).
+    fn is_valid(&self) -> bool {
+        self.pad == 0 && self.stride == 1
+    }
+    /// Output columns `ox` whose input column `ox*stride + kj - pad` lies inside the image,
+    /// as a range.
+    fn inside(&self, kj: usize) -> std::ops::Range<usize> {
+        let ow = self.ow();
+        let lo = self.pad.saturating_sub(kj).div_ceil(self.stride).min(ow);
+        // ox*stride + kj - pad <= w - 1
+        let hi = if self.w + self.pad > kj {
+            ((self.w + self.pad - kj - 1) / self.stride + 1).min(ow)
+        } else {
+            0
+        };
+        lo..hi.max(lo)
     }
     /// Rows of one image's im2col matrix: `c * kh * kw`.
     pub fn ckk(&self) -> usize {
@@ -106,7 +138,8 @@ impl ConvGeom {
     }
 }
 
-/// Unfolds one image `[c, h, w]` into `cols` (`c*kh*kw` rows of `oh*ow`).
+/// Unfolds one image `[c, h, w]` into `cols` (`c*kh*kw` rows of `oh*ow`); positions in the
+/// padding are zeros.
 pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], cols: &mut [T]) {
     let (oh, ow) = (g.oh(), g.ow());
     let mut row = 0;
@@ -115,9 +148,32 @@ pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], cols: &mut [T]) {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let dst = &mut cols[row * oh * ow..(row + 1) * oh * ow];
-                for oy in 0..oh {
-                    let src = &plane[(oy + ki) * g.w + kj..(oy + ki) * g.w + kj + ow];
-                    dst[oy * ow..(oy + 1) * ow].copy_from_slice(src);
+                if g.is_valid() {
+                    for oy in 0..oh {
+                        let src = &plane[(oy + ki) * g.w + kj..(oy + ki) * g.w + kj + ow];
+                        dst[oy * ow..(oy + 1) * ow].copy_from_slice(src);
+                    }
+                } else {
+                    let xs = g.inside(kj);
+                    for oy in 0..oh {
+                        let d = &mut dst[oy * ow..(oy + 1) * ow];
+                        let iy = (oy * g.stride + ki).wrapping_sub(g.pad);
+                        if iy >= g.h {
+                            d.iter_mut().for_each(|v| *v = T::zero());
+                            continue;
+                        }
+                        d[..xs.start].iter_mut().for_each(|v| *v = T::zero());
+                        d[xs.end..].iter_mut().for_each(|v| *v = T::zero());
+                        let src = &plane[iy * g.w..(iy + 1) * g.w];
+                        if g.stride == 1 {
+                            let at = xs.start + kj - g.pad;
+                            d[xs.clone()].copy_from_slice(&src[at..at + xs.len()]);
+                        } else {
+                            for ox in xs.clone() {
+                                d[ox] = src[ox * g.stride + kj - g.pad];
+                            }
+                        }
+                    }
                 }
                 row += 1;
             }
@@ -125,7 +181,8 @@ pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], cols: &mut [T]) {
     }
 }
 
-/// Folds `cols` back onto one image, adding overlapping contributions into `x`.
+/// Folds `cols` back onto one image, adding overlapping contributions into `x` (those of the
+/// padding are dropped).
 pub fn col2im<T: Float>(g: &ConvGeom, cols: &[T], x: &mut [T]) {
     let (oh, ow) = (g.oh(), g.ow());
     let mut row = 0;
@@ -134,11 +191,25 @@ pub fn col2im<T: Float>(g: &ConvGeom, cols: &[T], x: &mut [T]) {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let src = &cols[row * oh * ow..(row + 1) * oh * ow];
+                let xs = g.inside(kj);
                 for oy in 0..oh {
-                    let dst = &mut plane[(oy + ki) * g.w + kj..(oy + ki) * g.w + kj + ow];
-                    dst.iter_mut()
-                        .zip(&src[oy * ow..(oy + 1) * ow])
-                        .for_each(|(d, &s)| *d += s);
+                    let iy = (oy * g.stride + ki).wrapping_sub(g.pad);
+                    if iy >= g.h {
+                        continue;
+                    }
+                    let s = &src[oy * ow..(oy + 1) * ow];
+                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    if g.stride == 1 {
+                        let at = xs.start + kj - g.pad;
+                        dst[at..at + xs.len()]
+                            .iter_mut()
+                            .zip(&s[xs.clone()])
+                            .for_each(|(d, &v)| *d += v);
+                    } else {
+                        for ox in xs.clone() {
+                            dst[ox * g.stride + kj - g.pad] += s[ox];
+                        }
+                    }
                 }
                 row += 1;
             }
@@ -584,7 +655,12 @@ pub fn conv_pool_backward<T: Float>(
     }
 }
 
-/// Reference forward: the definition of a valid cross-correlation, as direct loops.
+/// The input position of output `o` under filter offset `k`, if it is not padding.
+fn source(o: usize, k: usize, g: &ConvGeom, size: usize) -> Option<usize> {
+    (o * g.stride + k).checked_sub(g.pad).filter(|&i| i < size)
+}
+
+/// Reference forward: the definition of a (padded, strided) cross-correlation, as direct loops.
 pub fn conv2d_naive<T: Float>(g: &ConvGeom, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
     let (oh, ow) = (g.oh(), g.ow());
     let mut out = vec![T::zero(); g.n * g.out_len()];
@@ -596,7 +672,12 @@ pub fn conv2d_naive<T: Float>(g: &ConvGeom, x: &[T], w: &[T], b: Option<&[T]>) -
                     for c in 0..g.c {
                         for i in 0..g.kh {
                             for j in 0..g.kw {
-                                s += x[((n * g.c + c) * g.h + oy + i) * g.w + ox + j]
+                                let (Some(iy), Some(ix)) =
+                                    (source(oy, i, g, g.h), source(ox, j, g, g.w))
+                                else {
+                                    continue;
+                                };
+                                s += x[((n * g.c + c) * g.h + iy) * g.w + ix]
                                     * w[((f * g.c + c) * g.kh + i) * g.kw + j];
                             }
                         }
@@ -629,7 +710,12 @@ pub fn conv2d_backward_naive<T: Float>(
                     for c in 0..g.c {
                         for i in 0..g.kh {
                             for j in 0..g.kw {
-                                let xi = ((n * g.c + c) * g.h + oy + i) * g.w + ox + j;
+                                let (Some(iy), Some(ix)) =
+                                    (source(oy, i, g, g.h), source(ox, j, g, g.w))
+                                else {
+                                    continue;
+                                };
+                                let xi = ((n * g.c + c) * g.h + iy) * g.w + ix;
                                 let wi = ((f * g.c + c) * g.kh + i) * g.kw + j;
                                 dx[xi] += d * w[wi];
                                 dw[wi] += d * x[xi];
@@ -649,10 +735,16 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn geom(dims: [usize; 7]) -> ConvGeom {
+        geom_ps(dims, 0, 1)
+    }
+
+    fn geom_ps(dims: [usize; 7], pad: usize, stride: usize) -> ConvGeom {
         let [n, c, h, w, f, kh, kw] = dims;
-        ConvGeom::new(
+        ConvGeom::padded(
             Shape::new(&[n, c, h, w]).unwrap(),
             Shape::new(&[f, c, kh, kw]).unwrap(),
+            pad,
+            stride,
         )
         .unwrap()
     }
@@ -683,49 +775,103 @@ mod tests {
             [7, 20, 12, 12, 40, 5, 5],
             [9, 1, 28, 28, 20, 5, 5],
         ] {
-            let g = geom(dims);
-            let x: Vec<f64> = (0..g.n * g.in_len())
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            let w: Vec<f64> = (0..g.f * g.ckk())
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            let b: Vec<f64> = (0..g.f).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let dout: Vec<f64> = (0..g.n * g.out_len())
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            let mut out = vec![f64::NAN; g.n * g.out_len()];
-            let mut cols = vec![0.0; g.n * g.cols_len()];
-            conv2d_forward(&g, &x, &w, Some(&b), &mut out, &mut cols);
-            let want = conv2d_naive(&g, &x, &w, Some(&b));
-            for (a, b) in out.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-12, "{dims:?}: forward {a} vs {b}");
-            }
-            let (dx0, dw0, db0) = conv2d_backward_naive(&g, &x, &w, &dout);
-            let mut dx = vec![0.0; dx0.len()];
-            let mut dw = vec![0.0; dw0.len()];
-            let mut db = vec![0.0; db0.len()];
-            let mut scratch = vec![0.0; conv2d_backward_scratch_len(&g, true)];
-            conv2d_backward(
-                &g,
-                &w,
-                &cols,
-                &dout,
-                Some(&mut dx),
-                &mut dw,
-                Some(&mut db),
-                &mut scratch,
-            );
-            for (name, got, want) in [("dx", &dx, &dx0), ("dw", &dw, &dw0), ("db", &db, &db0)] {
-                for (a, b) in got.iter().zip(want.iter()) {
-                    assert!((a - b).abs() < 1e-11, "{dims:?}: {name} {a} vs {b}");
-                }
-            }
-            // Without dx, dw and db are unchanged.
-            let mut dw2 = vec![0.0; dw0.len()];
-            conv2d_backward(&g, &w, &cols, &dout, None, &mut dw2, None, &mut scratch);
-            assert_eq!(dw2, dw);
+            check_fast_against_naive(geom(dims), &mut rng);
         }
+    }
+
+    #[test]
+    fn padded_and_strided_fast_equals_naive() {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(8);
+        // Padding wider than the filter's reach, strides that skip the last column, a 1x1
+        // image, and shapes big enough to be split across threads.
+        for (dims, pad, stride) in [
+            ([2, 1, 5, 5, 2, 3, 3], 1, 1),
+            ([3, 2, 7, 6, 4, 3, 2], 2, 1),
+            ([2, 3, 7, 8, 2, 3, 3], 1, 2),
+            ([2, 2, 9, 7, 3, 5, 5], 2, 3),
+            ([1, 1, 1, 1, 2, 3, 3], 1, 1),
+            ([2, 1, 4, 4, 1, 2, 2], 0, 2),
+            ([2, 2, 6, 6, 2, 3, 3], 3, 1),
+            ([9, 1, 28, 28, 32, 3, 3], 1, 1),
+            ([8, 32, 14, 14, 64, 5, 5], 2, 1),
+            ([8, 16, 14, 14, 16, 3, 3], 1, 2),
+        ] {
+            for threads in [1, 2] {
+                crate::par::with_threads(threads, || {
+                    check_fast_against_naive(geom_ps(dims, pad, stride), &mut rng)
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn padding_and_stride_set_the_output_size_as_pytorch_does() {
+        // floor((h + 2p - k) / s) + 1
+        let g = geom_ps([1, 1, 28, 28, 1, 3, 3], 1, 1);
+        assert_eq!((g.oh(), g.ow()), (28, 28));
+        let g = geom_ps([1, 1, 28, 27, 1, 5, 5], 2, 2);
+        assert_eq!((g.oh(), g.ow()), (14, 14));
+        let g = geom_ps([1, 1, 7, 7, 1, 3, 3], 0, 3);
+        assert_eq!((g.oh(), g.ow()), (2, 2));
+        let bad = ConvGeom::padded(
+            Shape::new(&[1, 1, 2, 2]).unwrap(),
+            Shape::new(&[1, 1, 5, 5]).unwrap(),
+            1,
+            1,
+        );
+        assert!(bad.unwrap_err().to_string().contains("padded by 1"));
+        let zero = ConvGeom::padded(
+            Shape::new(&[1, 1, 4, 4]).unwrap(),
+            Shape::new(&[1, 1, 3, 3]).unwrap(),
+            0,
+            0,
+        );
+        assert!(zero.unwrap_err().to_string().contains("stride"));
+    }
+
+    fn check_fast_against_naive(g: ConvGeom, rng: &mut rand_pcg::Pcg64) {
+        let x: Vec<f64> = (0..g.n * g.in_len())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let w: Vec<f64> = (0..g.f * g.ckk())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let b: Vec<f64> = (0..g.f).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let dout: Vec<f64> = (0..g.n * g.out_len())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let mut out = vec![f64::NAN; g.n * g.out_len()];
+        // NaN: a column position im2col leaves unwritten (padding) would show in the output.
+        let mut cols = vec![f64::NAN; g.n * g.cols_len()];
+        conv2d_forward(&g, &x, &w, Some(&b), &mut out, &mut cols);
+        let want = conv2d_naive(&g, &x, &w, Some(&b));
+        for (a, b) in out.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-12, "{g:?}: forward {a} vs {b}");
+        }
+        let (dx0, dw0, db0) = conv2d_backward_naive(&g, &x, &w, &dout);
+        let mut dx = vec![0.0; dx0.len()];
+        let mut dw = vec![0.0; dw0.len()];
+        let mut db = vec![0.0; db0.len()];
+        let mut scratch = vec![0.0; conv2d_backward_scratch_len(&g, true)];
+        conv2d_backward(
+            &g,
+            &w,
+            &cols,
+            &dout,
+            Some(&mut dx),
+            &mut dw,
+            Some(&mut db),
+            &mut scratch,
+        );
+        for (name, got, want) in [("dx", &dx, &dx0), ("dw", &dw, &dw0), ("db", &db, &db0)] {
+            for (a, b) in got.iter().zip(want.iter()) {
+                assert!((a - b).abs() < 1e-11, "{g:?}: {name} {a} vs {b}");
+            }
+        }
+        // Without dx, dw and db are unchanged.
+        let mut dw2 = vec![0.0; dw0.len()];
+        conv2d_backward(&g, &w, &cols, &dout, None, &mut dw2, None, &mut scratch);
+        assert_eq!(dw2, dw);
     }
 
     #[test]

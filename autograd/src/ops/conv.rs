@@ -211,9 +211,23 @@ impl<T: Float> Graph<T> {
     /// Valid 2-D cross-correlation, stride 1: `x [N, C, H, W]`, filters `w [F, C, KH, KW]`,
     /// optional bias `b [F]`; output `[N, F, H-KH+1, W-KW+1]`.
     pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
+        self.conv2d_padded(x, w, b, 0, 1)
+    }
+
+    /// [`Graph::conv2d`] over the input padded by `pad` zeros on every side, taking every
+    /// `stride`-th position: output `[N, F, (H+2p-KH)/s + 1, (W+2p-KW)/s + 1]` (PyTorch's
+    /// `Conv2d(padding=p, stride=s)`).
+    pub fn conv2d_padded(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        pad: usize,
+        stride: usize,
+    ) -> Result<Var> {
         self.check(x, "conv2d")?;
         self.check(w, "conv2d")?;
-        let geom = ConvGeom::new(self.val(x).shape(), self.val(w).shape())?;
+        let geom = ConvGeom::padded(self.val(x).shape(), self.val(w).shape(), pad, stride)?;
         if let Some(b) = b {
             self.check(b, "conv2d")?;
             if self.val(b).numel() != geom.f {
@@ -250,6 +264,18 @@ mod tests {
     use crate::testing::{check, randoms};
     use tensor::pool::PoolGrad;
     use tensor::unary::Act;
+
+    #[test]
+    fn padded_strided_conv2d_gradients() {
+        for (pad, stride) in [(1, 1), (2, 1), (1, 2), (0, 2), (2, 3)] {
+            check(&[&[2, 3, 6, 5], &[4, 3, 3, 3], &[4]], |g, v| {
+                g.conv2d_padded(v[0], v[1], Some(v[2]), pad, stride)
+            });
+        }
+        check(&[&[2, 1, 4, 4], &[2, 1, 5, 5]], |g, v| {
+            g.conv2d_padded(v[0], v[1], None, 2, 1)
+        });
+    }
 
     #[test]
     fn conv2d_gradients() {

@@ -1,10 +1,13 @@
-//! The book's layers: fully connected (with network3's dropout) and conv-pool.
+//! The book's layers (fully connected with network3's dropout, and conv-pool) and the ones
+//! that came after it (padded convolution, batch norm, max-pool, inverted dropout, flatten).
 
 mod convpool;
 mod fc;
+mod modern;
 
 pub use convpool::ConvPool;
 pub use fc::{DropoutStyle, FullyConnected};
+pub use modern::{BatchNorm, Conv2d, Dropout, Flatten, MaxPool2d};
 
 use crate::{Ctx, Mode, Result};
 use autograd::{Graph, Var};
