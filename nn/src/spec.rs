@@ -1,21 +1,32 @@
-//! Networks from a one-line description, as `network3`'s `--layers` flag takes them:
+//! Networks from a one-line description, as the `--layers` flag takes them:
 //!
 //! ```text
 //! conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10
+//! conv2d:32x3x3,pad:1,nobias bn,relu pool:2 flatten fc:128,init:he bn,relu dropout:0.4 softmax:10
 //! ```
 //!
-//! Layers are separated by spaces; each is `kind:size` followed by comma-separated options.
+//! Layers are separated by spaces; each is `kind:size` (or just `kind`) followed by
+//! comma-separated options.
 //! - `conv:FxHxW` (options `pool:K`, default 2; an activation; `ties`) is network3's
 //!   ConvPoolLayer; the channel count is the previous layer's. `ties` sends the pool's gradient
 //!   to every position equal to a window's maximum, as Theano (network3.py) does, instead of to
 //!   the first one only ([`PoolGrad`]).
-//! - `fc:N` or `fc:INxN` (options: an activation, `dropout:P`) is a FullyConnectedLayer; with
-//!   `IN` given, it must equal the previous layer's output size.
-//! - `softmax:N` or `softmax:INxN` (option `dropout:P`) is network3's SoftmaxLayer (zero
-//!   initialised); it must be last, and makes the cost the log-likelihood.
+//! - `conv2d:FxKxK` (options `pad:P`, default 0; `stride:S`, default 1; `nobias`; an
+//!   activation, default `linear`; `init:NAME`, default `he`) is a plain convolution
+//!   ([`Conv2d`](crate::Conv2d)).
+//! - `bn` (option: an activation, default `linear`) is a batch norm over the previous layer's
+//!   features or channels ([`BatchNorm`](crate::BatchNorm)).
+//! - `pool:K` is a `K x K` max-pool, `dropout:P` inverted dropout, `flatten` a flatten.
+//! - `fc:N` or `fc:INxN` (options: an activation, `dropout:P` (network3's dropout of its
+//!   input), `init:NAME`) is a FullyConnectedLayer; with `IN` given, it must equal the previous
+//!   layer's output size.
+//! - `softmax:N` or `softmax:INxN` (options `dropout:P`, `init:NAME`, default `zeros`) is
+//!   network3's SoftmaxLayer; it must be last, and makes the cost the log-likelihood.
 //!
-//! Activations: `sigmoid` (network3's default), `tanh`, `relu`, `linear`. Inputs are MNIST
-//! images, `[1, 28, 28]`.
+//! Activations: `sigmoid` (network3's default for conv and fc), `tanh`, `relu`, `linear`.
+//! Initialisations (`init:`): `outputs` (network3's N(0, 1/n_out), the default of conv and
+//! fc), `inputs` (N(0, 1/n_in)), `large` (N(0, 1)), `he` (N(0, 2/n_in)), `zeros`. Inputs are
+//! MNIST images, `[1, 28, 28]`.
 
 use crate::{Activation, Cost, Init, Network, NnError, PoolGrad, Result};
 use tensor::Float;
@@ -35,6 +46,123 @@ fn parse_dims(layer: usize, text: &str, s: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
+fn parse_init(s: &str) -> Option<Init> {
+    Some(match s {
+        "outputs" => Init::ScaledByOutputs,
+        "inputs" => Init::ScaledByInputs,
+        "large" => Init::Large,
+        "he" => Init::He,
+        "zeros" => Init::Zeros,
+        _ => return None,
+    })
+}
+
+/// The options of one layer, each checked against what its kind accepts.
+struct Options {
+    act: Option<Activation>,
+    pool: usize,
+    p_drop: f64,
+    pool_grad: PoolGrad,
+    pad: usize,
+    stride: usize,
+    bias: bool,
+    init: Option<Init>,
+}
+
+impl Options {
+    fn parse<'a>(
+        i: usize,
+        text: &str,
+        kind: &str,
+        opts: impl Iterator<Item = &'a str>,
+    ) -> Result<Self> {
+        let mut o = Options {
+            act: None,
+            pool: 2,
+            p_drop: 0.0,
+            pool_grad: PoolGrad::First,
+            pad: 0,
+            stride: 1,
+            bias: true,
+            init: None,
+        };
+        let accepts: &[&str] = match kind {
+            "conv" => &["act", "pool", "ties"],
+            "conv2d" => &["act", "pad", "stride", "nobias", "init"],
+            "fc" => &["act", "dropout", "init"],
+            "softmax" => &["dropout", "init"],
+            "bn" => &["act"],
+            _ => &[],
+        };
+        let whole = |name: &str, v: &str, min: usize| -> Result<usize> {
+            v.parse().ok().filter(|&k| k >= min).ok_or_else(|| {
+                let what = if min == 0 {
+                    "whole number"
+                } else {
+                    "positive whole number"
+                };
+                bad(i, text, format!("{name} {v:?} is not a {what}"))
+            })
+        };
+        for opt in opts {
+            let (name, value) = opt.split_once(':').unwrap_or((opt, ""));
+            let key = if Activation::parse(opt).is_some() {
+                "act"
+            } else {
+                name
+            };
+            if !accepts.contains(&key) {
+                let known = [
+                    "act", "pool", "ties", "pad", "stride", "nobias", "init", "dropout",
+                ];
+                if !known.contains(&key) {
+                    return Err(bad(i, text, format!("unknown option {opt:?}")));
+                }
+                let what = if key == "act" { "an activation" } else { name };
+                return Err(bad(
+                    i,
+                    text,
+                    format!("{kind} layers take no {what} option ({opt:?})"),
+                ));
+            }
+            match key {
+                "act" => o.act = Activation::parse(opt),
+                "ties" => o.pool_grad = PoolGrad::Ties,
+                "pool" => o.pool = whole("pool size", value, 1)?,
+                "pad" => o.pad = whole("padding", value, 0)?,
+                "stride" => o.stride = whole("stride", value, 1)?,
+                "nobias" => o.bias = false,
+                "init" => {
+                    o.init = Some(parse_init(value).ok_or_else(|| {
+                        bad(
+                            i,
+                            text,
+                            format!("unknown init {value:?} (outputs, inputs, large, he, zeros)"),
+                        )
+                    })?)
+                }
+                _ => {
+                    o.p_drop = parse_probability(i, text, value)?;
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+fn parse_probability(i: usize, text: &str, p: &str) -> Result<f64> {
+    p.parse()
+        .ok()
+        .filter(|p| (0.0..1.0).contains(p))
+        .ok_or_else(|| {
+            bad(
+                i,
+                text,
+                format!("dropout {p:?} is not a probability in [0, 1)"),
+            )
+        })
+}
+
 /// Builds the network a description names (see the module docs), on MNIST-shaped inputs.
 pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
     let layers: Vec<&str> = spec.split_whitespace().collect();
@@ -49,48 +177,22 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
         }
         let mut parts = text.split(',');
         let head = parts.next().unwrap_or("");
-        let (kind, size) = head
-            .split_once(':')
-            .ok_or_else(|| bad(i, text, "expected kind:size, e.g. fc:100"))?;
-        let dims = parse_dims(i, text, size)?;
-        let (mut act, mut pool, mut p_drop) = (Activation::Sigmoid, 2usize, 0.0f64);
-        let mut pool_grad = PoolGrad::First;
-        for opt in parts {
-            if let Some(a) = Activation::parse(opt) {
-                act = a;
-            } else if opt == "ties" {
-                if kind != "conv" {
-                    return Err(bad(
-                        i,
-                        text,
-                        "ties is an option of conv layers (their max-pool)",
-                    ));
-                }
-                pool_grad = PoolGrad::Ties;
-            } else if let Some(k) = opt.strip_prefix("pool:") {
-                pool = k.parse().ok().filter(|&k| k > 0).ok_or_else(|| {
-                    bad(
-                        i,
-                        text,
-                        format!("pool size {k:?} is not a positive whole number"),
-                    )
-                })?;
-            } else if let Some(p) = opt.strip_prefix("dropout:") {
-                p_drop = p
-                    .parse()
-                    .ok()
-                    .filter(|p| (0.0..1.0).contains(p))
-                    .ok_or_else(|| {
-                        bad(
-                            i,
-                            text,
-                            format!("dropout {p:?} is not a probability in [0, 1)"),
-                        )
-                    })?;
-            } else {
-                return Err(bad(i, text, format!("unknown option {opt:?}")));
-            }
+        let (kind, size) = head.split_once(':').unwrap_or((head, ""));
+        let sized = ["conv", "conv2d", "fc", "softmax", "pool", "dropout"];
+        if !sized.contains(&kind) && !["bn", "flatten"].contains(&kind) {
+            return Err(bad(
+                i,
+                text,
+                format!("unknown layer kind {kind:?} (conv, conv2d, bn, pool, dropout, flatten, fc, softmax)"),
+            ));
         }
+        if sized.contains(&kind) && size.is_empty() {
+            return Err(bad(i, text, "expected kind:size, e.g. fc:100"));
+        }
+        if !sized.contains(&kind) && !size.is_empty() {
+            return Err(bad(i, text, format!("{kind} takes no size")));
+        }
+        let o = Options::parse(i, text, kind, parts)?;
         let previous: usize = net.output_dims().iter().product();
         let n_out = |dims: &[usize]| -> Result<usize> {
             match *dims {
@@ -107,40 +209,49 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
                 _ => Err(bad(i, text, "size must be N or INxN")),
             }
         };
-        match kind {
-            "conv" => {
-                let [f, h, w] = dims[..] else {
+        let act = |default| o.act.unwrap_or(default);
+        let added = match kind {
+            "conv" | "conv2d" => {
+                let [f, h, w] = parse_dims(i, text, size)?[..] else {
                     return Err(bad(
                         i,
                         text,
-                        "conv size must be FILTERSxHxW, e.g. conv:20x5x5",
+                        format!("{kind} size must be FILTERSxHxW, e.g. {kind}:20x5x5"),
                     ));
                 };
-                if p_drop > 0.0 {
-                    return Err(bad(i, text, "network3's conv-pool layer has no dropout"));
+                if kind == "conv" {
+                    net.add_conv_pool(f, h, w, o.pool, act(Activation::Sigmoid), o.pool_grad)
+                } else if h != w {
+                    return Err(bad(i, text, "conv2d filters are square (KxK)"));
+                } else {
+                    net.add_conv2d(
+                        f,
+                        h,
+                        o.pad,
+                        o.stride,
+                        o.bias,
+                        act(Activation::Identity),
+                        o.init.unwrap_or(Init::He),
+                    )
                 }
-                net.add_conv_pool(f, h, w, pool, act, pool_grad)
-                    .map_err(|e| bad(i, text, e))?;
             }
+            "bn" => net.add_batch_norm(act(Activation::Identity)),
+            "pool" => net.add_max_pool(whole_size(i, text, size)?),
+            "dropout" => net.add_dropout(parse_probability(i, text, size)?),
+            "flatten" => net.add_flatten(),
             "fc" => {
-                let n = n_out(&dims)?;
-                net.add_fc(n, act, Init::ScaledByOutputs, p_drop)
-                    .map_err(|e| bad(i, text, e))?;
+                let n = n_out(&parse_dims(i, text, size)?)?;
+                let init = o.init.unwrap_or(Init::ScaledByOutputs);
+                net.add_fc(n, act(Activation::Sigmoid), init, o.p_drop)
             }
-            "softmax" => {
-                let n = n_out(&dims)?;
-                net.add_fc(n, Activation::Identity, Init::Zeros, p_drop)
-                    .map_err(|e| bad(i, text, e))?;
+            _ => {
+                let n = n_out(&parse_dims(i, text, size)?)?;
                 has_softmax = true;
+                let init = o.init.unwrap_or(Init::Zeros);
+                net.add_fc(n, Activation::Identity, init, o.p_drop)
             }
-            other => {
-                return Err(bad(
-                    i,
-                    text,
-                    format!("unknown layer kind {other:?} (conv, fc, softmax)"),
-                ))
-            }
-        }
+        };
+        added.map_err(|e| bad(i, text, e))?;
     }
     if !has_softmax {
         return Err(NnError::Config(
@@ -148,6 +259,13 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
         ));
     }
     Ok(net)
+}
+
+fn whole_size(i: usize, text: &str, size: &str) -> Result<usize> {
+    match parse_dims(i, text, size)?[..] {
+        [k] => Ok(k),
+        _ => Err(bad(i, text, "pool size must be one number, e.g. pool:2")),
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +297,39 @@ mod tests {
     }
 
     #[test]
+    fn the_modern_layers_build_with_the_right_shapes_and_defaults() {
+        let net = build::<f32>(
+            "conv2d:32x3x3,pad:1,nobias bn,relu conv2d:16x5x5,pad:2,stride:2,relu pool:2 flatten dropout:0.25 fc:64,init:he bn,relu softmax:10",
+            0,
+        )
+        .unwrap();
+        let d = net.describe();
+        for want in [
+            "Conv2d(32x1x3x3, padding 1, stride 1, no bias, identity)",
+            "BatchNorm(32, relu)",
+            "Conv2d(16x32x5x5, padding 2, stride 2, relu)",
+            "MaxPool2d(2x2)",
+            "Flatten",
+            "Dropout(0.25)",
+            "FullyConnected(784 -> 64, sigmoid)",
+            "BatchNorm(64, relu)",
+            "FullyConnected(64 -> 10, identity)",
+        ] {
+            assert!(d.contains(want), "{want} not in {d}");
+        }
+        assert_eq!(net.output_dims(), &[10]);
+        // 28 -> 28 (pad 1) -> 14 (stride 2) -> 7 (pool): 16 * 7 * 7 = 784 features.
+        assert_eq!(
+            net.layers()[3].output_dims(&[16, 14, 14]).unwrap(),
+            [16, 7, 7]
+        );
+        // Trained parameters: conv (no bias), bn, conv + bias, fc, bn, softmax; the two
+        // batch norms' running statistics are frozen.
+        assert_eq!(net.parameters().len(), 1 + 2 + 2 + 2 + 2 + 2);
+        assert_eq!(net.graph().parameters().count(), 11 + 4);
+    }
+
+    #[test]
     fn bad_descriptions_say_which_layer_and_why() {
         for (spec, needle) in [
             ("", "empty"),
@@ -193,9 +344,35 @@ mod tests {
             ("conv:20x5 softmax:10", "FILTERSxHxW"),
             ("fc:100 conv:20x5x5 softmax:10", "conv-pool"),
             ("conv:20x30x30 softmax:10", "at least 30x30"),
-            ("pool:2 softmax:10", "unknown layer kind"),
+            ("relu:2 softmax:10", "unknown layer kind"),
+            ("pool:2x2 softmax:10", "pool size must be one number"),
+            ("fc:100 pool:2 softmax:10", "max-pool layer needs [channels"),
+            ("bn:3 softmax:10", "bn takes no size"),
+            (
+                "conv2d:8x3x3,pool:2 softmax:10",
+                "conv2d layers take no pool option",
+            ),
+            ("conv2d:8x3x5 softmax:10", "square"),
+            (
+                "conv2d:8x3x3,pad:-1 softmax:10",
+                "padding \"-1\" is not a whole number",
+            ),
+            (
+                "conv2d:8x3x3,stride:0 softmax:10",
+                "stride \"0\" is not a positive",
+            ),
+            ("conv2d:8x3x3,init:xavier softmax:10", "unknown init"),
+            (
+                "bn,dropout:0.5 softmax:10",
+                "bn layers take no dropout option",
+            ),
+            ("flatten dropout:1 softmax:10", "probability"),
+            (
+                "flatten conv2d:8x3x3 softmax:10",
+                "needs [channels, height, width]",
+            ),
             ("fc:100,swish softmax:10", "unknown option"),
-            ("fc:100,ties softmax:10", "ties is an option of conv layers"),
+            ("fc:100,ties softmax:10", "fc layers take no ties option"),
             ("conv:20x5x5,pool:6,ties softmax:10", "pools up to 5"),
         ] {
             let e = build::<f32>(spec, 0)

@@ -4,8 +4,8 @@
 
 use autograd::Graph;
 use nn::{
-    gradcheck_layer, Activation, BatchNorm, Conv2d, Ctx, Dropout, Flatten, Init, Layer,
-    MaxPool2d, Mode,
+    gradcheck_layer, Activation, BatchNorm, Conv2d, Ctx, Dropout, Flatten, Init, Layer, MaxPool2d,
+    Mode,
 };
 use rand::{Rng, SeedableRng};
 use tensor::Tensor;
@@ -60,12 +60,21 @@ fn conv2d_with_padding_stride_and_bias_is_gradchecked() {
             &mut rng(1),
         )
         .unwrap();
-        let want = [4usize, (6 + 2 * pad - 3) / stride + 1, (7 + 2 * pad - 3) / stride + 1];
+        let want = [
+            4usize,
+            (6 + 2 * pad - 3) / stride + 1,
+            (7 + 2 * pad - 3) / stride + 1,
+        ];
         assert_eq!(Layer::<f64>::output_dims(&l, &[3, 6, 7]).unwrap(), want);
         let x = input(&[2, 3, 6, 7], 2, 0.0, 1.0);
         let checked = check(&mut g, &l, x, Mode::Train);
         let params = 4 * 3 * 9 + if bias { 4 } else { 0 };
-        assert_eq!(checked, 2 * 3 * 6 * 7 + params, "{}", Layer::<f64>::describe(&l));
+        assert_eq!(
+            checked,
+            2 * 3 * 6 * 7 + params,
+            "{}",
+            Layer::<f64>::describe(&l)
+        );
     }
 }
 
@@ -106,7 +115,10 @@ fn batch_norm_in_training_normalises_each_channel_of_the_batch() {
         let var = v.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / v.len() as f64;
         assert!(mean.abs() < 1e-12, "channel {c} mean {mean}");
         // Normalised by sqrt(var + eps): just under 1.
-        assert!((var - 1.0).abs() < 1e-5 && var < 1.0, "channel {c} var {var}");
+        assert!(
+            (var - 1.0).abs() < 1e-5 && var < 1.0,
+            "channel {c} var {var}"
+        );
     }
 }
 
@@ -138,7 +150,11 @@ fn batch_norm_evaluates_with_the_running_statistics_of_training() {
     let rv = g.value(bn.running_var).unwrap().data().to_vec();
     for ch in 0..c {
         let (m, v) = stats[ch];
-        assert!((rm[ch] - m * (1.0 - keep)).abs() < 1e-12, "mean {} vs {m}", rm[ch]);
+        assert!(
+            (rm[ch] - m * (1.0 - keep)).abs() < 1e-12,
+            "mean {} vs {m}",
+            rm[ch]
+        );
         assert!(
             (rv[ch] - (v * (1.0 - keep) + keep)).abs() < 1e-12,
             "var {} vs {v}",
@@ -166,15 +182,24 @@ fn max_pool_dropout_and_flatten_are_gradchecked() {
     let x = input(&[2, 3, 4, 6], 11, 0.0, 1.0);
     let n = x.numel();
     let mut g = Graph::<f64>::new();
-    assert_eq!(check(&mut g, &MaxPool2d { k: 2 }, x.clone(), Mode::Train), n);
+    assert_eq!(
+        check(&mut g, &MaxPool2d { k: 2 }, x.clone(), Mode::Train),
+        n
+    );
     let mut g = Graph::<f64>::new();
     let d = Dropout::new(0.4).unwrap();
     assert_eq!(check(&mut g, &d, x.clone(), Mode::Train), n);
     let mut g = Graph::<f64>::new();
     assert_eq!(check(&mut g, &Flatten, x, Mode::Eval), n);
-    assert_eq!(Layer::<f64>::output_dims(&Flatten, &[3, 4, 6]).unwrap(), [72]);
+    assert_eq!(
+        Layer::<f64>::output_dims(&Flatten, &[3, 4, 6]).unwrap(),
+        [72]
+    );
     let pool = MaxPool2d { k: 2 };
-    assert_eq!(Layer::<f64>::output_dims(&pool, &[3, 5, 7]).unwrap(), [3, 2, 3]);
+    assert_eq!(
+        Layer::<f64>::output_dims(&pool, &[3, 5, 7]).unwrap(),
+        [3, 2, 3]
+    );
     assert!(Layer::<f64>::output_dims(&pool, &[10]).is_err());
 }
 
