@@ -12,6 +12,7 @@
 //! - [`find_data_dir`]: `--data DIR`, else `$NNDL_DATA`, else `data/mnist` searched upward.
 //! - [`download()`]: fetch missing files from mirrors, checking the official MD5s.
 //! - [`expand()`]: the book's 1-pixel shifts, seeded shuffle.
+//! - [`augment`]: random rotation, scale and shift of each image of a mini-batch, seeded.
 //! - [`baseline::AverageDarkness`]: the book's 2,225 / 10,000 baseline.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod baseline;
 mod dataset;
 pub mod download;

@@ -1,5 +1,7 @@
 //! What the training loop reads: labelled samples converted to floats a mini-batch at a time.
 
+use mnist::augment::Augment;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tensor::Float;
 
 /// A labelled data set the training loop can draw mini-batches from.
@@ -16,6 +18,8 @@ pub trait Samples: Sync {
     fn fill_inputs<T: Float>(&self, idx: &[usize], out: &mut [T]);
     /// The class label of sample `i`.
     fn label(&self, i: usize) -> usize;
+    /// Called by the training loop before epoch `epoch` (augmentation draws per epoch).
+    fn begin_epoch(&self, _epoch: usize) {}
 }
 
 impl Samples for mnist::Dataset {
@@ -67,5 +71,109 @@ impl Samples for InMemory {
     }
     fn label(&self, i: usize) -> usize {
         self.labels[i]
+    }
+}
+
+/// MNIST images augmented on the fly: each time a mini-batch is filled, every image is
+/// rotated, scaled and shifted by the transform [`Augment::draw`] gives for `(seed, epoch,
+/// image index)`, so an epoch sees each image once, transformed anew, and a resumed run draws
+/// what an uninterrupted one would.
+pub struct Augmented<'a> {
+    data: &'a mnist::Dataset,
+    augment: Augment,
+    seed: u64,
+    epoch: AtomicU64,
+}
+
+impl<'a> Augmented<'a> {
+    /// `data` augmented with the ranges of `augment`, draws seeded by `seed`.
+    pub fn new(data: &'a mnist::Dataset, augment: Augment, seed: u64) -> Self {
+        Augmented {
+            data,
+            augment,
+            seed,
+            epoch: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Samples for Augmented<'_> {
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+    fn sample_len(&self) -> usize {
+        self.data.pixels_per_image()
+    }
+    fn fill_inputs<T: Float>(&self, idx: &[usize], out: &mut [T]) {
+        let inv = match self.data.scale() {
+            mnist::Scale::Div255 => 1.0 / 255.0,
+            mnist::Scale::Div256 => 1.0 / 256.0,
+        };
+        let (rows, cols) = (self.data.rows(), self.data.cols());
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        for (o, &i) in out.chunks_exact_mut(rows * cols).zip(idx) {
+            let t = self.augment.draw(self.seed, epoch, i as u64);
+            t.warp(self.data.image(i), rows, cols, o, |v| {
+                T::of(f64::from(v) * inv)
+            });
+        }
+    }
+    fn label(&self, i: usize) -> usize {
+        usize::from(self.data.label(i))
+    }
+    fn begin_epoch(&self, epoch: usize) {
+        self.epoch.store(epoch as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset() -> mnist::Dataset {
+        let images: Vec<u8> = (0..3 * 784).map(|i| ((i * 31) % 256) as u8).collect();
+        mnist::Dataset::new(images, vec![3, 1, 4], 28, 28).unwrap()
+    }
+
+    fn fill(a: &Augmented<'_>, idx: &[usize]) -> Vec<f32> {
+        let mut out = vec![f32::NAN; idx.len() * 784];
+        a.fill_inputs(idx, &mut out);
+        out
+    }
+
+    #[test]
+    fn augmented_batches_depend_on_seed_epoch_and_image_only() {
+        let d = dataset();
+        let a = Augmented::new(&d, Augment::MNIST, 5);
+        let first = fill(&a, &[0, 1, 2]);
+        assert!(first.iter().all(|v| (0.0..=1.0).contains(v)));
+        // The same image in another batch position gets the same transform.
+        assert_eq!(fill(&a, &[2]), first[2 * 784..]);
+        a.begin_epoch(1);
+        let second = fill(&a, &[0, 1, 2]);
+        assert_ne!(first, second, "a new epoch draws new transforms");
+        a.begin_epoch(0);
+        assert_eq!(
+            fill(&a, &[0, 1, 2]),
+            first,
+            "and epoch 0 again the same ones"
+        );
+        assert_ne!(
+            fill(&Augmented::new(&d, Augment::MNIST, 6), &[0, 1, 2]),
+            first
+        );
+        assert_eq!((a.len(), a.sample_len(), a.label(2)), (3, 784, 4));
+        // No augmentation reproduces the plain batches.
+        let none = Augment {
+            degrees: 0.0,
+            shift: 0.0,
+            scale: 0.0,
+        };
+        let mut plain = vec![0f32; 3 * 784];
+        d.fill_inputs(&[0, 1, 2], &mut plain);
+        let same = fill(&Augmented::new(&d, none, 5), &[0, 1, 2]);
+        for (x, y) in same.iter().zip(&plain) {
+            assert!((x - y).abs() < 1e-7, "{x} vs {y}");
+        }
     }
 }

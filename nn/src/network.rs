@@ -439,6 +439,7 @@ impl<T: Float> Network<T> {
         }
         let (params, weights) = (self.parameters(), self.weights());
         opt.begin_epoch(&params, &weights)?;
+        data.begin_epoch(index);
         let eta = opt.learning_rate();
         let start = Instant::now();
         let n = data.len();
