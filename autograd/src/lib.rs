@@ -31,6 +31,7 @@ pub mod testing;
 pub use error::AutogradError;
 pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};
 pub use graph::{Backward, Graph, Op, Sgd, Step, Stepped, Var};
+pub use ops::BatchStats;
 pub use tensor::{Float, Shape, Tensor};
 
 /// Result type of graph operations.

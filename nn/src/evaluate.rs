@@ -48,6 +48,21 @@ impl<T: Float> Network<T> {
         Ok(out)
     }
 
+    /// Each sample's class probabilities (softmax of the outputs), `data.len()` rows of the
+    /// output size one after another: what an ensemble averages.
+    pub fn probabilities<S: Samples>(&mut self, data: &S, batch: usize) -> Result<Vec<f64>> {
+        let mut out = Vec::new();
+        let idx: Vec<usize> = (0..data.len()).collect();
+        for chunk in idx.chunks(batch.max(1)) {
+            self.graph.reset();
+            let (z, _) = self.eval_batch(data, chunk, false)?;
+            let p = tensor::softmax_rows(self.graph.value(z)?)?;
+            out.extend(p.data().iter().map(|v| v.f64()));
+        }
+        self.graph.reset();
+        Ok(out)
+    }
+
     /// Accuracy and mean cost on `data`, plus `penalty` as network2's `total_cost` adds it.
     pub fn evaluate<S: Samples>(
         &mut self,

@@ -65,6 +65,17 @@ impl Activation {
         })
     }
 
+    /// The same activation as a fused kernel's.
+    pub(crate) fn kernel(self) -> tensor::unary::Act {
+        use tensor::unary::Act;
+        match self {
+            Activation::Identity => Act::Identity,
+            Activation::Sigmoid => Act::Sigmoid,
+            Activation::Tanh => Act::Tanh,
+            Activation::Relu => Act::Relu,
+        }
+    }
+
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {

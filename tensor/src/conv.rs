@@ -235,34 +235,38 @@ fn check_len(what: &'static str, got: usize, want: usize) {
     );
 }
 
-/// Fast forward: `out = conv(x, w) + b`; fills `cols` (`n * cols_len`) for the backward.
+/// Scratch elements [`conv2d_forward`] needs: one image's columns per task.
+pub fn conv2d_forward_scratch_len(g: &ConvGeom) -> usize {
+    g.n.div_ceil(chunk_images(g).max(1)) * g.cols_len()
+}
+
+/// Fast forward: `out = conv(x, w) + b`. Each task unfolds one image at a time into its block
+/// of `scratch` ([`conv2d_forward_scratch_len`]), so the columns stay in cache and a batch's
+/// columns (hundreds of MB for an evaluation batch) are never stored: the backward unfolds
+/// again.
 pub fn conv2d_forward<T: Float>(
     g: &ConvGeom,
     x: &[T],
     w: &[T],
     b: Option<&[T]>,
     out: &mut [T],
-    cols: &mut [T],
+    scratch: &mut [T],
 ) {
     check_len("input", x.len(), g.n * g.in_len());
     check_len("filter", w.len(), g.f * g.ckk());
     check_len("output", out.len(), g.n * g.out_len());
-    check_len("cols", cols.len(), g.n * g.cols_len());
+    check_len("scratch", scratch.len(), conv2d_forward_scratch_len(g));
     let per = chunk_images(g);
     let sp = g.spatial();
-    let (op, cp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(cols.as_mut_ptr()));
+    let (op, cp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(scratch.as_mut_ptr()));
     let task = |t: usize| {
+        // SAFETY: task t alone owns columns block t and its images' outputs, all inside the
+        // buffers checked above.
+        let ci = unsafe { cp.slice(t * g.cols_len(), g.cols_len()) };
         let (lo, hi) = (t * per, ((t + 1) * per).min(g.n));
         for i in lo..hi {
             let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-            // SAFETY: image i's output and columns belong to this task alone, and lie inside
-            // the buffers checked above.
-            let (oi, ci) = unsafe {
-                (
-                    op.slice(i * g.out_len(), g.out_len()),
-                    cp.slice(i * g.cols_len(), g.cols_len()),
-                )
-            };
+            let oi = unsafe { op.slice(i * g.out_len(), g.out_len()) };
             im2col(g, xi, ci);
             let beta = match b {
                 Some(b) => {
@@ -279,29 +283,29 @@ pub fn conv2d_forward<T: Float>(
     par::run(g.n.div_ceil(per), &task);
 }
 
-/// Scratch elements [`conv2d_backward`] needs: per-task partial filter and bias gradients
-/// and, with an input gradient, one image's columns per task.
+/// Scratch elements [`conv2d_backward`] needs: per task the partial filter and bias
+/// gradients, one image's columns and, with an input gradient, their gradient.
 pub fn conv2d_backward_scratch_len(g: &ConvGeom, with_dx: bool) -> usize {
     let tasks = g.n.div_ceil(chunk_images(g).max(1));
-    tasks * (g.f * g.ckk() + g.f + if with_dx { g.cols_len() } else { 0 })
+    tasks * (g.f * g.ckk() + g.f + g.cols_len() * if with_dx { 2 } else { 1 })
 }
 
-/// Fast backward. Adds the filter gradient into `dw` and the bias gradient into `db`; when `dx`
-/// is given, adds the input gradient into it. `cols` is what the forward filled; `scratch`
-/// holds at least [`conv2d_backward_scratch_len`] elements (contents ignored), so that a
-/// training step allocates nothing here.
+/// Fast backward from the forward's input `x`. Adds the filter gradient into `dw` and the bias
+/// gradient into `db`; when `dx` is given, adds the input gradient into it. `scratch` holds at
+/// least [`conv2d_backward_scratch_len`] elements (contents ignored), so that a training step
+/// allocates nothing here.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward<T: Float>(
     g: &ConvGeom,
+    x: &[T],
     w: &[T],
-    cols: &[T],
     dout: &[T],
     dx: Option<&mut [T]>,
     dw: &mut [T],
     db: Option<&mut [T]>,
     scratch: &mut [T],
 ) {
-    check_len("cols", cols.len(), g.n * g.cols_len());
+    check_len("input", x.len(), g.n * g.in_len());
     check_len("output gradient", dout.len(), g.n * g.out_len());
     check_len("filter gradient", dw.len(), g.f * g.ckk());
     let want_dx = dx.is_some();
@@ -314,9 +318,11 @@ pub fn conv2d_backward<T: Float>(
     let sp = g.spatial();
     let tasks = g.n.div_ceil(per.max(1));
     let wlen = g.f * g.ckk();
+    let cl = g.cols_len();
+    let block = cl * if want_dx { 2 } else { 1 };
     // Per-task partial filter/bias gradients, summed in task order below, so the result
     // depends on the thread count but not on scheduling.
-    let (partial, dcols_all) = scratch.split_at_mut(tasks * (wlen + g.f));
+    let (partial, cols_all) = scratch.split_at_mut(tasks * (wlen + g.f));
     let dx_ptr = match dx {
         Some(d) => {
             check_len("input gradient", d.len(), g.n * g.in_len());
@@ -324,9 +330,9 @@ pub fn conv2d_backward<T: Float>(
         }
         None => SyncPtr(std::ptr::null_mut()),
     };
-    let (pp, dp) = (
+    let (pp, cp) = (
         SyncPtr(partial.as_mut_ptr()),
-        SyncPtr(dcols_all.as_mut_ptr()),
+        SyncPtr(cols_all.as_mut_ptr()),
     );
     let task = |t: usize| {
         // SAFETY: task t alone owns partial block t, columns block t and the input gradient
@@ -334,13 +340,13 @@ pub fn conv2d_backward<T: Float>(
         let ps = unsafe { pp.slice(t * (wlen + g.f), wlen + g.f) };
         ps.iter_mut().for_each(|v| *v = T::zero());
         let (pw, pb) = ps.split_at_mut(wlen);
-        let mut dcols = if want_dx {
-            unsafe { Some(dp.slice(t * g.cols_len(), g.cols_len())) }
-        } else {
-            None
+        let (ci, mut dcols) = unsafe {
+            let b = cp.slice(t * block, block);
+            let (c, d) = b.split_at_mut(cl);
+            (c, want_dx.then_some(d))
         };
         for i in t * per..((t + 1) * per).min(g.n) {
-            let ci = &cols[i * g.cols_len()..(i + 1) * g.cols_len()];
+            im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], ci);
             let di = &dout[i * g.out_len()..(i + 1) * g.out_len()];
             gemm(
                 g.f,
@@ -757,8 +763,8 @@ mod tests {
         let x: Vec<f64> = (1..=9).map(f64::from).collect();
         let w = [1.0, 0.0, 0.0, -1.0];
         let mut out = vec![0.0; 4];
-        let mut cols = vec![0.0; g.cols_len()];
-        conv2d_forward(&g, &x, &w, Some(&[0.5]), &mut out, &mut cols);
+        let mut scratch = vec![0.0; conv2d_forward_scratch_len(&g)];
+        conv2d_forward(&g, &x, &w, Some(&[0.5]), &mut out, &mut scratch);
         assert_eq!(out, vec![-3.5; 4]);
         assert_eq!(conv2d_naive(&g, &x, &w, Some(&[0.5])), out);
     }
@@ -842,7 +848,7 @@ mod tests {
             .collect();
         let mut out = vec![f64::NAN; g.n * g.out_len()];
         // NaN: a column position im2col leaves unwritten (padding) would show in the output.
-        let mut cols = vec![f64::NAN; g.n * g.cols_len()];
+        let mut cols = vec![f64::NAN; conv2d_forward_scratch_len(&g)];
         conv2d_forward(&g, &x, &w, Some(&b), &mut out, &mut cols);
         let want = conv2d_naive(&g, &x, &w, Some(&b));
         for (a, b) in out.iter().zip(&want) {
@@ -852,11 +858,11 @@ mod tests {
         let mut dx = vec![0.0; dx0.len()];
         let mut dw = vec![0.0; dw0.len()];
         let mut db = vec![0.0; db0.len()];
-        let mut scratch = vec![0.0; conv2d_backward_scratch_len(&g, true)];
+        let mut scratch = vec![f64::NAN; conv2d_backward_scratch_len(&g, true)];
         conv2d_backward(
             &g,
+            &x,
             &w,
-            &cols,
             &dout,
             Some(&mut dx),
             &mut dw,
@@ -870,7 +876,7 @@ mod tests {
         }
         // Without dx, dw and db are unchanged.
         let mut dw2 = vec![0.0; dw0.len()];
-        conv2d_backward(&g, &w, &cols, &dout, None, &mut dw2, None, &mut scratch);
+        conv2d_backward(&g, &x, &w, &dout, None, &mut dw2, None, &mut scratch);
         assert_eq!(dw2, dw);
     }
 

@@ -1,29 +1,29 @@
-//! 2-D valid convolution with a fused bias, on `tensor::conv`'s im2col + GEMM kernels. The
-//! im2col columns of the forward are kept for the filter gradient; the input gradient is
-//! skipped when the input needs none (a network's first layer: the images).
+//! 2-D convolution (padding, stride) with a fused bias, on `tensor::conv`'s im2col + GEMM
+//! kernels: the backward unfolds the input again rather than keeping the forward's columns
+//! (9-25 times the input's size); the input gradient is skipped when the input needs none (a
+//! network's first layer: the images). network3's fused conv-pool keeps its columns.
 
 use crate::{AutogradError, Backward, Graph, Op, Result, Var};
 use tensor::conv::{
-    conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv_pool_backward,
-    conv_pool_backward_scratch_len, conv_pool_forward, conv_pool_forward_scratch_len, ConvGeom,
-    ConvPoolGeom,
+    conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
+    conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_forward,
+    conv_pool_forward_scratch_len, ConvGeom, ConvPoolGeom,
 };
 use tensor::pool::{PoolGrad, MAX_TIES_POOL};
 use tensor::unary::Act;
 use tensor::Float;
 
-struct Conv2d<T> {
+struct Conv2d {
     geom: ConvGeom,
-    cols: Vec<T>,
 }
 
-impl<T: Float> Op<T> for Conv2d<T> {
+impl<T: Float> Op<T> for Conv2d {
     fn name(&self) -> &'static str {
         "conv2d"
     }
     fn backward(&self, cx: &mut Backward<'_, T>) {
         let g = &self.geom;
-        let (w, dout) = (cx.input(1), cx.grad_output());
+        let (x, w, dout) = (cx.input(0), cx.input(1), cx.grad_output());
         let has_bias = cx.needs_grad(2) || cx.input_count() > 2;
         let mut dw = cx.scratch(w.numel());
         dw.iter_mut().for_each(|v| *v = T::zero());
@@ -34,8 +34,8 @@ impl<T: Float> Op<T> for Conv2d<T> {
             let dx = cx.grad(0).data_mut();
             conv2d_backward(
                 g,
+                x.data(),
                 w.data(),
-                &self.cols,
                 dout.data(),
                 Some(dx),
                 &mut dw,
@@ -45,8 +45,8 @@ impl<T: Float> Op<T> for Conv2d<T> {
         } else {
             conv2d_backward(
                 g,
+                x.data(),
                 w.data(),
-                &self.cols,
                 dout.data(),
                 None,
                 &mut dw,
@@ -71,9 +71,6 @@ impl<T: Float> Op<T> for Conv2d<T> {
         }
         cx.give_back(dw);
         cx.give_back(db);
-    }
-    fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
-        vec![self.cols]
     }
 }
 
@@ -242,7 +239,7 @@ impl<T: Float> Graph<T> {
             }
         }
         let mut out = self.alloc(geom.out_shape());
-        let mut cols = self.alloc_buf(geom.n * geom.cols_len());
+        let mut cols = self.alloc_buf(conv2d_forward_scratch_len(&geom));
         conv2d_forward(
             &geom,
             self.val(x).data(),
@@ -251,7 +248,8 @@ impl<T: Float> Graph<T> {
             out.data_mut(),
             &mut cols,
         );
-        let op = Box::new(Conv2d { geom, cols });
+        self.recycle_buf(cols);
+        let op = Box::new(Conv2d { geom });
         match b {
             Some(b) => self.push_op(op, &[x, w, b], out),
             None => self.push_op(op, &[x, w], out),

@@ -7,10 +7,12 @@ mod conv;
 mod dropout;
 mod loss;
 mod matmul;
+mod norm;
 mod pool;
 mod reduce;
 mod shape;
 mod softmax;
 mod unary;
 
+pub use norm::BatchStats;
 pub use unary::{Exp, Log, Relu, Sigmoid, Softplus, Tanh, UnaryFn};

@@ -2,7 +2,6 @@ use crate::{Activation, Ctx, Init, Layer, NnError, Result};
 use autograd::{Graph, Var};
 use rand::Rng;
 use tensor::pool::PoolGrad;
-use tensor::unary::Act;
 use tensor::Float;
 
 /// network3's `ConvPoolLayer`: valid convolution (no bias), then `pool x pool` max-pooling,
@@ -71,12 +70,7 @@ impl<T: Float> Layer<T> for ConvPool {
         let _ = (h, w);
         // One fused op: conv, pool, + bias, activation (the same as composing g.conv2d,
         // g.max_pool2d, g.add and the activation, tested against it).
-        let act = match self.activation {
-            Activation::Identity => Act::Identity,
-            Activation::Sigmoid => Act::Sigmoid,
-            Activation::Tanh => Act::Tanh,
-            Activation::Relu => Act::Relu,
-        };
+        let act = self.activation.kernel();
         Ok(g.conv_pool(x, self.w, self.b, self.pool, act, self.pool_grad)?)
     }
     fn weights(&self) -> Vec<Var> {

@@ -1,0 +1,289 @@
+//! Batch normalisation fused with its activation, on `tensor::norm`'s kernels: one pass for
+//! the statistics, one for the output, two for the gradients, where the same computation as
+//! graph ops (mean, subtract, square, mean, ...: the test's reference) takes a dozen passes and
+//! as many buffers.
+
+use crate::{AutogradError, Backward, Graph, Op, Result, Var};
+use tensor::norm::{batch_norm_backward, batch_norm_forward, batch_stats, NormGeom};
+use tensor::unary::Act;
+use tensor::Float;
+
+struct BatchNorm {
+    geom: NormGeom,
+    mean: Vec<f64>,
+    inv_std: Vec<f64>,
+    act: Act,
+    /// Whether the statistics are the batch's own (their gradient flows into `x`).
+    batch: bool,
+}
+
+impl<T: Float> Op<T> for BatchNorm {
+    fn name(&self) -> &'static str {
+        "batch_norm"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        let g = &self.geom;
+        let (x, gamma, y, dy) = (cx.input(0), cx.input(1), cx.output(), cx.grad_output());
+        let mut dgamma = cx.scratch(g.c);
+        let mut dbeta = cx.scratch(g.c);
+        dgamma
+            .iter_mut()
+            .chain(dbeta.iter_mut())
+            .for_each(|v| *v = T::zero());
+        let dx = cx.needs_grad(0).then(|| cx.grad(0).data_mut());
+        batch_norm_backward(
+            g,
+            x.data(),
+            y.data(),
+            dy.data(),
+            &self.mean,
+            &self.inv_std,
+            gamma.data(),
+            self.act,
+            self.batch,
+            dx,
+            &mut dgamma,
+            &mut dbeta,
+        );
+        for (k, d) in [(1, &dgamma), (2, &dbeta)] {
+            if cx.needs_grad(k) {
+                cx.grad(k)
+                    .data_mut()
+                    .iter_mut()
+                    .zip(d.iter())
+                    .for_each(|(a, &b)| *a += b);
+            }
+        }
+        cx.give_back(dgamma);
+        cx.give_back(dbeta);
+    }
+}
+
+/// A mini-batch's per-channel mean and biased variance, as [`Graph::batch_norm`] used them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchStats {
+    /// Mean of each channel.
+    pub mean: Vec<f64>,
+    /// Biased (divided by the count) variance of each channel.
+    pub var: Vec<f64>,
+    /// Values each statistic was taken over (`n * positions`).
+    pub count: usize,
+}
+
+impl<T: Float> Graph<T> {
+    /// `act(gamma (x - mean) / sqrt(var + eps) + beta)` per channel of `x` (`[N, C]` or
+    /// `[N, C, ...]`) with the mini-batch's own statistics, which are returned (for a running
+    /// average). `gamma` and `beta` are `[C]`; `act` is fused (identity, ReLU, sigmoid or tanh).
+    pub fn batch_norm(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        eps: f64,
+        act: Act,
+    ) -> Result<(Var, BatchStats)> {
+        let geom = self.norm_geom(x, gamma, beta)?;
+        let (mut mean, mut var) = (vec![0.0; geom.c], vec![0.0; geom.c]);
+        batch_stats(&geom, self.val(x).data(), &mut mean, &mut var);
+        let y = self.push_norm(x, gamma, beta, geom, mean.clone(), &var, eps, act, true)?;
+        let count = geom.per_channel();
+        Ok((y, BatchStats { mean, var, count }))
+    }
+
+    /// [`Graph::batch_norm`] with given statistics (a running average's, in evaluation): no
+    /// gradient flows through `mean` and `var`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm_with(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        mean: &[f64],
+        var: &[f64],
+        eps: f64,
+        act: Act,
+    ) -> Result<Var> {
+        let geom = self.norm_geom(x, gamma, beta)?;
+        if mean.len() != geom.c || var.len() != geom.c {
+            return Err(AutogradError::Invalid {
+                op: "batch_norm",
+                why: format!(
+                    "{} channels but {} means and {} variances",
+                    geom.c,
+                    mean.len(),
+                    var.len()
+                ),
+            });
+        }
+        self.push_norm(x, gamma, beta, geom, mean.to_vec(), var, eps, act, false)
+    }
+
+    fn norm_geom(&self, x: Var, gamma: Var, beta: Var) -> Result<NormGeom> {
+        for v in [x, gamma, beta] {
+            self.check(v, "batch_norm")?;
+        }
+        let s = self.val(x).shape();
+        let c = if s.ndim() >= 2 { s[1] } else { 0 };
+        if c == 0 || s[0] == 0 || self.val(gamma).numel() != c || self.val(beta).numel() != c {
+            return Err(AutogradError::Invalid {
+                op: "batch_norm",
+                why: format!(
+                    "input {:?} needs [N, C, ...] with N, C >= 1 and gamma, beta of C elements (got {} and {})",
+                    s.dims(),
+                    self.val(gamma).numel(),
+                    self.val(beta).numel()
+                ),
+            });
+        }
+        Ok(NormGeom {
+            n: s[0],
+            c,
+            s: s.numel() / (s[0] * c),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_norm(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        geom: NormGeom,
+        mean: Vec<f64>,
+        var: &[f64],
+        eps: f64,
+        act: Act,
+        batch: bool,
+    ) -> Result<Var> {
+        let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        let mut out = self.alloc(self.val(x).shape());
+        batch_norm_forward(
+            &geom,
+            self.val(x).data(),
+            &mean,
+            &inv_std,
+            self.val(gamma).data(),
+            self.val(beta).data(),
+            act,
+            out.data_mut(),
+        );
+        let op = BatchNorm {
+            geom,
+            mean,
+            inv_std,
+            act,
+            batch,
+        };
+        self.push_op(Box::new(op), &[x, gamma, beta], out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{check, randoms};
+    use crate::{Graph, Result, Var};
+    use tensor::unary::Act;
+
+    /// The definition as graph ops: the reference the fused op is held to.
+    fn composed(g: &mut Graph<f64>, x: Var, gamma: Var, beta: Var, act: Act) -> Result<Var> {
+        let s = g.value(x)?.shape();
+        let (n, c) = (s[0], s[1]);
+        let x3 = g.reshape(x, &[n, c, s.numel() / (n * c)])?;
+        let m = g.mean_axis(x3, 2, true)?;
+        let mean = g.mean_axis(m, 0, true)?;
+        let centred = g.sub(x3, mean)?;
+        let sq = g.mul(centred, centred)?;
+        let v = g.mean_axis(sq, 2, true)?;
+        let var = g.mean_axis(v, 0, true)?;
+        let eps = g.input(tensor::Tensor::full(&[1], 1e-5)?);
+        let ve = g.add(var, eps)?;
+        let l = g.log(ve)?;
+        let h = g.scale(l, -0.5)?;
+        let inv = g.exp(h)?;
+        let gm = g.reshape(gamma, &[1, c, 1])?;
+        let bt = g.reshape(beta, &[1, c, 1])?;
+        let k = g.mul(inv, gm)?;
+        let scaled = g.mul(centred, k)?;
+        let y = g.add(scaled, bt)?;
+        let y = g.reshape(y, s.dims())?;
+        Ok(match act {
+            Act::Relu => g.relu(y)?,
+            Act::Tanh => g.tanh(y)?,
+            Act::Sigmoid => g.sigmoid(y)?,
+            Act::Identity => y,
+        })
+    }
+
+    #[test]
+    fn batch_norm_gradients_with_batch_and_given_statistics() {
+        for dims in [&[5usize, 4][..], &[3, 2, 3, 4], &[2, 3, 1, 5]] {
+            let c = dims[1];
+            for act in [Act::Identity, Act::Tanh, Act::Relu] {
+                check(&[dims, &[c], &[c]], |g, v| {
+                    Ok(g.batch_norm(v[0], v[1], v[2], 1e-5, act)?.0)
+                });
+                let mean: Vec<f64> = (0..c).map(|i| 0.1 * i as f64).collect();
+                let var: Vec<f64> = (0..c).map(|i| 0.5 + i as f64).collect();
+                check(&[dims, &[c], &[c]], |g, v| {
+                    g.batch_norm_with(v[0], v[1], v[2], &mean, &var, 1e-5, act)
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn fused_equals_the_composition_of_graph_ops_value_and_gradients() {
+        for dims in [&[6usize, 3, 4, 5][..], &[16, 8], &[64, 32, 7, 7]] {
+            let c = dims[1];
+            for act in [Act::Identity, Act::Relu, Act::Sigmoid] {
+                for threads in [1, 2] {
+                    tensor::par::with_threads(threads, || {
+                        let inputs = randoms(&[dims, &[c], &[c]], 9);
+                        let run = |fused: bool| {
+                            let mut g = Graph::<f64>::new();
+                            let v: Vec<Var> = inputs
+                                .iter()
+                                .enumerate()
+                                .map(|(i, t)| g.parameter(format!("p{i}"), t.clone()))
+                                .collect();
+                            let y = if fused {
+                                g.batch_norm(v[0], v[1], v[2], 1e-5, act).unwrap().0
+                            } else {
+                                composed(&mut g, v[0], v[1], v[2], act).unwrap()
+                            };
+                            // A weighted sum, so that no gradient vanishes by symmetry.
+                            let w = randoms(&[dims], 4).remove(0);
+                            let w = g.input(w);
+                            let p = g.mul(y, w).unwrap();
+                            let loss = g.sum(p).unwrap();
+                            g.backward(loss).unwrap();
+                            let mut out = vec![g.value(y).unwrap().data().to_vec()];
+                            out.extend(v.iter().map(|&p| g.grad(p).unwrap().data().to_vec()));
+                            out
+                        };
+                        let (f, r) = (run(true), run(false));
+                        for (k, (a, b)) in f.iter().zip(&r).enumerate() {
+                            for (x, y) in a.iter().zip(b) {
+                                assert!(
+                                    (x - y).abs() < 1e-9,
+                                    "{dims:?} {act:?} part {k}: {x} vs {y}"
+                                );
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let mut g = Graph::<f64>::new();
+        let x = g.input(tensor::Tensor::zeros(&[4, 3]).unwrap());
+        let p = g.input(tensor::Tensor::zeros(&[2]).unwrap());
+        let e = g.batch_norm(x, p, p, 1e-5, Act::Identity).unwrap_err();
+        assert!(e.to_string().contains("gamma, beta of C elements"), "{e}");
+        let x1 = g.input(tensor::Tensor::zeros(&[4]).unwrap());
+        assert!(g.batch_norm(x1, p, p, 1e-5, Act::Identity).is_err());
+    }
+}

@@ -1,0 +1,305 @@
+//! Past the book: the steps the field took after chapter 6 (batch norm, padded 3x3
+//! convolutions, Adam, a learning-rate schedule, inverted dropout and random affine
+//! augmentation), in the same library, each layer a composition of graph ops.
+//!
+//! `cargo run --release --example modern` trains the recipe (see the README's "Beyond the
+//! book"); `--layers` describes any other net with the same tokens, `--ensemble A B C` votes
+//! saved nets. The epoch reported is the one of best validation accuracy (never chosen on
+//! test), and `--save` keeps that epoch's weights.
+
+mod common;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use common::{Common, Resume};
+use mnist::augment::Augment;
+use nn::{Adam, Augmented, Network, Optimizer, Regularization};
+use std::path::PathBuf;
+
+/// The recipe: two blocks of two padded 3x3 convolutions with batch norm and ReLU, each block
+/// max-pooled, then a batch-normed FC(3136, 128) with dropout and the softmax.
+pub const RECIPE: &str =
+    "conv2d:32x3x3,pad:1,nobias bn,relu conv2d:32x3x3,pad:1,nobias bn,relu pool:2 \
+conv2d:64x3x3,pad:1,nobias bn,relu conv2d:64x3x3,pad:1,nobias bn,relu pool:2 \
+flatten fc:128,linear,init:he bn,relu dropout:0.4 softmax:10";
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Opt {
+    /// Adam (PyTorch's defaults; `--weight-decay` as L2 in the gradient).
+    Adam,
+    /// AdamW (decoupled `--weight-decay`).
+    Adamw,
+    /// Plain SGD (with `--momentum`, momentum SGD).
+    Sgd,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Past the book: batch norm, Adam, augmentation (nndl's modern MNIST recipe)")]
+struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// The net (default: the recipe; tokens in `nn::spec`, e.g. "conv2d:32x3x3,pad:1 bn,relu
+    /// pool:2 flatten softmax:10").
+    #[arg(long)]
+    layers: Option<String>,
+    /// The optimiser.
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: Opt,
+    /// Weight decay of the weights (L2 for adam and sgd, decoupled for adamw).
+    #[arg(long = "weight-decay", default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Random rotation range, degrees (0 with the others: no augmentation).
+    #[arg(long, default_value_t = Augment::MNIST.degrees)]
+    degrees: f64,
+    /// Random shift range, pixels.
+    #[arg(long, default_value_t = Augment::MNIST.shift)]
+    shift: f64,
+    /// Random scale range (0.1: from 0.9 to 1.1).
+    #[arg(long, default_value_t = Augment::MNIST.scale)]
+    scale: f64,
+    /// Train on the images as they are.
+    #[arg(long = "no-augment")]
+    no_augment: bool,
+    /// Save the net of the best validation epoch (safetensors).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Load a saved net (safetensors) before training (with --epochs 0: just evaluate).
+    #[arg(long)]
+    load: Option<PathBuf>,
+    /// Skip training: average the class probabilities of these saved nets (same --layers)
+    /// and report each net's and the ensemble's validation and test accuracy.
+    #[arg(long, num_args = 1.., value_name = "NET.safetensors")]
+    ensemble: Vec<PathBuf>,
+    /// Images per forward pass when evaluating.
+    #[arg(long = "eval-batch", default_value_t = 1000)]
+    eval_batch: usize,
+    #[command(flatten)]
+    resume: Resume,
+}
+
+fn main() {
+    common::exit_on_error(run);
+}
+
+/// (best validation accuracy to date, its epoch, the test accuracy there), checkpointed.
+type Best = (f64, Option<usize>, f64);
+
+fn run() -> Result<()> {
+    let mut args: Args = common::parse_args();
+    if args.common.lr_decay.is_none() && !args.common.eta_schedule {
+        args.common.lr_decay = Some("cosine".into());
+    }
+    let c = &args.common;
+    let threads = c.init_threads()?;
+    let layers = args.layers.clone().unwrap_or_else(|| RECIPE.to_string());
+    let (epochs, mb) = (c.epochs.unwrap_or(15), c.mini_batch.unwrap_or(64));
+    let eta = c.eta.unwrap_or(match args.optimizer {
+        Opt::Sgd => 0.05,
+        _ => 0.003,
+    });
+    if args.eval_batch == 0 {
+        bail!("--eval-batch must be at least 1");
+    }
+    if c.hidden.is_some() || c.lambda.is_some() {
+        bail!("modern takes its net from --layers and its regularisation from --weight-decay, not --hidden or --lambda");
+    }
+    if args.optimizer != Opt::Sgd && c.momentum.is_some() {
+        bail!("--momentum is for --optimizer sgd (Adam keeps its own moments)");
+    }
+    if !(args.weight_decay >= 0.0 && args.weight_decay.is_finite()) {
+        bail!("--weight-decay must be a finite number >= 0");
+    }
+    let augment = Augment {
+        degrees: args.degrees,
+        shift: args.shift,
+        scale: args.scale,
+    };
+    let ranges = [augment.degrees, augment.shift, augment.scale];
+    if ranges.iter().any(|r| !(r.is_finite() && *r >= 0.0)) || augment.scale >= 1.0 {
+        bail!("--degrees, --shift and --scale must be >= 0 (and --scale below 1)");
+    }
+    // Check the description and the output paths before loading anything.
+    nn::spec::build::<f32>(&layers, c.seed)?;
+    if let Some(p) = &args.save {
+        common::check_writable("--save", p)?;
+    }
+    let data = c.load(false)?;
+    if !args.ensemble.is_empty() {
+        return ensemble(&args, &layers, &data);
+    }
+    let augmenting = !args.no_augment && ranges.iter().any(|&r| r > 0.0);
+    let settings = serde_json::json!({
+        "layers": layers, "epochs": epochs, "mini_batch": mb, "eta": eta,
+        "optimizer": format!("{:?}", args.optimizer).to_lowercase(), "weight_decay": args.weight_decay,
+        "augment": augmenting.then(|| serde_json::json!({"degrees": augment.degrees, "shift": augment.shift, "scale": augment.scale})),
+        "seed": c.seed, "threads": threads, "train_images": data.training.len(), "pixel_scale": c.pixel_divisor(),
+    });
+    let mut run = c.run("modern", settings)?;
+    let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
+    if let Some(p) = &args.load {
+        nn::io::load_safetensors(&mut net, p)?;
+    }
+    println!("{}", net.describe());
+    let mut opt: Box<dyn Optimizer<f32>> = match args.optimizer {
+        Opt::Adam => {
+            let mut adam = Adam::new(eta);
+            adam.weight_decay = args.weight_decay;
+            Box::new(adam)
+        }
+        Opt::Adamw => Box::new(Adam::adamw(eta, args.weight_decay)),
+        // PyTorch's SGD weight decay wd is network2's with lmbda/n = wd.
+        Opt::Sgd => c.optimizer(
+            eta,
+            Regularization::WeightDecay {
+                lmbda: args.weight_decay * data.training.len() as f64,
+                n: data.training.len(),
+            },
+        ),
+    };
+    let plan = nndl::run::Plan::shuffled(epochs, mb);
+    let speeds = c.layer_speeds(&mut run, &mut net, &data.training)?;
+    // The augmentation's draws depend on the seed, the epoch and the image only: a resumed
+    // run sees what an uninterrupted one would.
+    let augmented = Augmented::new(&data.training, augment, c.seed);
+    let mut best: Best = (0.0, None, 0.0);
+    let mut after = |net: &mut Network<f32>,
+                     stats: &nn::EpochStats,
+                     e: &mut report::EpochRecord,
+                     best: &mut Best|
+     -> nndl::run::Result<()> {
+        let v = net
+            .evaluate(&data.validation, args.eval_batch, None)?
+            .accuracy();
+        println!(
+            "Epoch {}: validation accuracy {:.2}% ({:.0} images/s)",
+            e.epoch,
+            100.0 * v,
+            stats.images as f64 / stats.seconds.max(1e-9)
+        );
+        e.validation_accuracy = Some(v);
+        e.training_cost = Some(stats.mean_cost);
+        speeds.after_epoch(net, &data.training, e)?;
+        if v >= best.0 {
+            println!("This is the best validation accuracy to date.");
+            let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
+            println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
+            *best = (v, Some(e.epoch), test);
+            e.test_accuracy = Some(test);
+            if let Some(p) = &args.save {
+                nn::io::save_safetensors(net, p)?;
+            }
+        }
+        Ok(())
+    };
+    let ck = args.resume.checkpoints();
+    if augmenting {
+        run.epochs(
+            &mut net,
+            &augmented,
+            opt.as_mut(),
+            plan,
+            &ck,
+            &mut best,
+            |_| false,
+            &mut after,
+        )?;
+    } else {
+        run.epochs(
+            &mut net,
+            &data.training,
+            opt.as_mut(),
+            plan,
+            &ck,
+            &mut best,
+            |_| false,
+            &mut after,
+        )?;
+    }
+    println!("Finished training network.");
+    let (best_validation, best_epoch, test_at_best) = best;
+    if let Some(e) = best_epoch {
+        println!(
+            "Best validation accuracy of {:.2}% obtained at epoch {e}",
+            100.0 * best_validation
+        );
+        println!(
+            "Corresponding test accuracy of {:.2}%",
+            100.0 * test_at_best
+        );
+        run.record.test_accuracy = Some(test_at_best);
+        if let Some(p) = &args.save {
+            eprintln!("saved the epoch-{e} net in {}", p.display());
+        }
+    } else {
+        let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
+        println!("Test accuracy {:.2}%", 100.0 * test);
+        run.record.test_accuracy = Some(test);
+        if let Some(p) = &args.save {
+            nn::io::save_safetensors(&net, p)?;
+        }
+    }
+    c.finish(&mut run, "modern")?;
+    println!(
+        "{:.1} s, {:.0} training images/s",
+        run.record.wall_seconds, run.record.train_images_per_second
+    );
+    Ok(())
+}
+
+/// The accuracy of class probabilities `p` (rows of 10) against `data`'s labels.
+fn accuracy(p: &[f64], data: &mnist::Dataset) -> f64 {
+    let correct = p
+        .chunks_exact(10)
+        .enumerate()
+        .filter(|(i, row)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (k, &v)| if v > row[b] { k } else { b });
+            best == usize::from(data.label(*i))
+        })
+        .count();
+    correct as f64 / data.len().max(1) as f64
+}
+
+/// Averages the saved nets' class probabilities on validation and test.
+fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData) -> Result<()> {
+    let n = args.ensemble.len();
+    let mut sums = [
+        vec![0.0; data.validation.len() * 10],
+        vec![0.0; data.test.len() * 10],
+    ];
+    for path in &args.ensemble {
+        let mut net = nn::spec::build::<f32>(layers, 0)?;
+        nn::io::load_safetensors(&mut net, path).with_context(|| {
+            format!(
+                "--ensemble: {} (built with --layers {layers:?})",
+                path.display()
+            )
+        })?;
+        let mut acc = [0.0; 2];
+        for (k, set) in [&data.validation, &data.test].into_iter().enumerate() {
+            let p = net.probabilities(set, args.eval_batch)?;
+            if p.len() != sums[k].len() {
+                bail!("--ensemble: {} does not output 10 classes", path.display());
+            }
+            acc[k] = accuracy(&p, set);
+            sums[k]
+                .iter_mut()
+                .zip(&p)
+                .for_each(|(s, v)| *s += v / n as f64);
+        }
+        println!(
+            "{}: validation accuracy {:.2}%, test accuracy {:.2}%",
+            path.display(),
+            100.0 * acc[0],
+            100.0 * acc[1]
+        );
+    }
+    println!(
+        "Ensemble of {n} nets (mean probabilities): validation accuracy {:.2}%, test accuracy {:.2}%",
+        100.0 * accuracy(&sums[0], &data.validation),
+        100.0 * accuracy(&sums[1], &data.test)
+    );
+    Ok(())
+}
