@@ -6,7 +6,8 @@
 //! GEMM `W^T . dout[n]` followed by col2im (no scalar loops). The mini-batch is split across
 //! rayon threads in contiguous chunks; each chunk runs single-threaded GEMMs, and the per-chunk
 //! partial filter gradients are summed in chunk order, so results depend on the thread count
-//! but not on scheduling.
+//! but not on scheduling. For f32 at stride 1 on AVX-512, [`conv2d_forward`] and
+//! [`conv2d_backward`] hand the work to [`crate::direct`] (no im2col) instead.
 
 use crate::par::{self, SyncPtr};
 use crate::pool::{maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad};
@@ -237,7 +238,8 @@ fn check_len(what: &'static str, got: usize, want: usize) {
 
 /// Scratch elements [`conv2d_forward`] needs: one image's columns per task.
 pub fn conv2d_forward_scratch_len(g: &ConvGeom) -> usize {
-    g.n.div_ceil(chunk_images(g).max(1)) * g.cols_len()
+    let tasks = g.n.div_ceil(chunk_images(g).max(1));
+    (tasks * g.cols_len()).max(crate::direct::forward_scratch_len(g, tasks))
 }
 
 /// Fast forward: `out = conv(x, w) + b`. Each task unfolds one image at a time into its block
@@ -257,6 +259,9 @@ pub fn conv2d_forward<T: Float>(
     check_len("output", out.len(), g.n * g.out_len());
     check_len("scratch", scratch.len(), conv2d_forward_scratch_len(g));
     let per = chunk_images(g);
+    if crate::direct::applies::<T>(g) {
+        return crate::direct::forward(g, per, x, w, b, out, scratch);
+    }
     let sp = g.spatial();
     let (op, cp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(scratch.as_mut_ptr()));
     let task = |t: usize| {
@@ -287,7 +292,8 @@ pub fn conv2d_forward<T: Float>(
 /// gradients, one image's columns and, with an input gradient, their gradient.
 pub fn conv2d_backward_scratch_len(g: &ConvGeom, with_dx: bool) -> usize {
     let tasks = g.n.div_ceil(chunk_images(g).max(1));
-    tasks * (g.f * g.ckk() + g.f + g.cols_len() * if with_dx { 2 } else { 1 })
+    (tasks * (g.f * g.ckk() + g.f + g.cols_len() * if with_dx { 2 } else { 1 }))
+        .max(crate::direct::backward_scratch_len(g, tasks, with_dx))
 }
 
 /// Fast backward from the forward's input `x`. Adds the filter gradient into `dw` and the bias
@@ -315,6 +321,9 @@ pub fn conv2d_backward<T: Float>(
         conv2d_backward_scratch_len(g, want_dx),
     );
     let per = chunk_images(g);
+    if crate::direct::applies::<T>(g) {
+        return crate::direct::backward(g, per, x, w, dout, dx, dw, db, scratch);
+    }
     let sp = g.spatial();
     let tasks = g.n.div_ceil(per.max(1));
     let wlen = g.f * g.ckk();

@@ -18,6 +18,7 @@ mod shape;
 mod tensor;
 
 pub mod conv;
+pub mod direct;
 pub mod norm;
 pub mod par;
 pub mod pool;

@@ -38,11 +38,9 @@ impl NormGeom {
         self.len() == 0
     }
     /// Runs `f(channel)` for every channel, split across threads when the work is large.
-    /// Each range of channels runs compiled for AVX-512 where the CPU has it (the crate is
-    /// built for baseline x86-64, whose 4-wide SSE made these loops 3x slower).
     fn channels<F: Fn(usize) + Sync>(&self, f: F) {
         let threads = par::threads().min(self.c);
-        let range = |lo: usize, hi: usize| wide(|| (lo..hi).for_each(&f));
+        let range = |lo: usize, hi: usize| (lo..hi).for_each(&f);
         // Below ~64k values a fork/join costs more than the pass it splits.
         if threads <= 1 || self.len() < 1 << 16 {
             range(0, self.c);
@@ -82,16 +80,117 @@ unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
 /// `(sum u, sum v)` of `(u, v) = f(a[i], b[i], c[i])` over three equally long slices, in
 /// `LANES` independent partial sums (so the loop vectorises; one running sum would be a
 /// serial chain), totalled in f64.
+///
+/// Each of these loops runs in [`wide`] (compiled for AVX-512 where the CPU has it: the crate
+/// is built for baseline x86-64, whose 4-wide SSE, or scalar code, made them 3-4x slower). The
+/// wrapper sits around the loop itself, not around a whole channel's work: only a small
+/// closure gets inlined into the target-feature function.
 #[inline(always)]
-fn lane_sums<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> (T, T)) -> (f64, f64) {
+fn lane_sums<T: Float, F: Fn(T, T, T) -> (T, T)>(a: &[T], b: &[T], c: &[T], f: F) -> (f64, f64) {
+    lane_sums_body(a, b, c, f)
+}
+
+/// What one pass of sums adds up per element, with `s` a shift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sums {
+    /// `(x - s, (x - s)^2)` over `a = x`: a channel's statistics.
+    Stats,
+    /// `(g, g (x - s))` over `a = dy, b = y, c = x`, with `g = dy` or, for a ReLU, `dy` where
+    /// `y > 0`: the backward's two sums.
+    Grad { relu: bool },
+}
+
+/// The sums of `kind` over one run: explicit AVX-512 for f32 (LLVM does not vectorise these
+/// two-sum reductions through a closure: they ran scalar), [`lane_sums`] otherwise.
+fn sums<T: Float>(kind: Sums, a: &[T], b: &[T], c: &[T], s: T) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && crate::small::Isa::Avx512.available()
+    {
+        let f = |v: &[T]| -> &[f32] {
+            // SAFETY: T is f32 (checked above): same layout.
+            unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) }
+        };
+        let n = a.len();
+        assert!(kind == Sums::Stats || (b.len() >= n && c.len() >= n));
+        // SAFETY: AVX-512F is present; b and c hold n values when read (asserted).
+        return unsafe { avx512_sums(kind, f(a), f(b), f(c), s.f64() as f32) };
+    }
+    match kind {
+        Sums::Stats => lane_sums(a, a, a, |v, _, _| {
+            let d = v - s;
+            (d, d * d)
+        }),
+        Sums::Grad { relu: false } => lane_sums(a, b, c, |d, _, x| (d, d * (x - s))),
+        Sums::Grad { relu: true } => lane_sums(a, b, c, |d, y, x| {
+            let g = if y > T::zero() { d } else { T::zero() };
+            (g, g * (x - s))
+        }),
+    }
+}
+
+/// [`sums`] for f32 on AVX-512: two accumulators per sum, a masked tail.
+///
+/// # Safety
+/// AVX-512F; for `Grad`, `b` and `c` at least as long as `a`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_sums(kind: Sums, a: &[f32], b: &[f32], c: &[f32], s: f32) -> (f64, f64) {
+    use std::arch::x86_64::*;
+    let n = a.len();
+    let sv = _mm512_set1_ps(s);
+    let zero = _mm512_setzero_ps();
+    let step = |i: usize, m: __mmask16, u: &mut __m512, v: &mut __m512| {
+        let x = _mm512_maskz_loadu_ps(m, a.as_ptr().add(i));
+        match kind {
+            Sums::Stats => {
+                let d = _mm512_maskz_sub_ps(m, x, sv);
+                *u = _mm512_add_ps(*u, d);
+                *v = _mm512_fmadd_ps(d, d, *v);
+            }
+            Sums::Grad { relu } => {
+                let mut g = x;
+                if relu {
+                    let y = _mm512_maskz_loadu_ps(m, b.as_ptr().add(i));
+                    g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, zero), g);
+                }
+                let xs = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, c.as_ptr().add(i)), sv);
+                *u = _mm512_add_ps(*u, g);
+                *v = _mm512_fmadd_ps(g, xs, *v);
+            }
+        }
+    };
+    let (mut u0, mut u1, mut v0, mut v1) = (zero, zero, zero, zero);
+    let mut i = 0;
+    while i + 2 * LANES <= n {
+        step(i, !0, &mut u0, &mut v0);
+        step(i + LANES, !0, &mut u1, &mut v1);
+        i += 2 * LANES;
+    }
+    while i < n {
+        let m = (((1u32 << (n - i).min(LANES)) - 1) & 0xffff) as __mmask16;
+        step(i, m, &mut u0, &mut v0);
+        i += LANES;
+    }
+    (
+        _mm512_reduce_add_ps(_mm512_add_ps(u0, u1)) as f64,
+        _mm512_reduce_add_ps(_mm512_add_ps(v0, v1)) as f64,
+    )
+}
+
+#[inline(always)]
+fn lane_sums_body<T: Float, F: Fn(T, T, T) -> (T, T)>(
+    a: &[T],
+    b: &[T],
+    c: &[T],
+    f: F,
+) -> (f64, f64) {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let full = n / LANES * LANES;
     let (mut su, mut sv) = ([T::zero(); LANES], [T::zero(); LANES]);
-    let (ac, bc, cc) = (
-        a.chunks_exact(LANES),
-        b.chunks_exact(LANES),
-        c.chunks_exact(LANES),
-    );
-    let (ar, br, cr) = (ac.remainder(), bc.remainder(), cc.remainder());
-    for ((a, b), c) in ac.zip(bc).zip(cc) {
+    for i in (0..full).step_by(LANES) {
+        let (a, b, c) = (&a[i..i + LANES], &b[i..i + LANES], &c[i..i + LANES]);
         for l in 0..LANES {
             let (u, v) = f(a[l], b[l], c[l]);
             su[l] += u;
@@ -99,8 +198,8 @@ fn lane_sums<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> (T, T))
         }
     }
     let (mut tu, mut tv) = (0.0f64, 0.0f64);
-    for ((&a, &b), &c) in ar.iter().zip(br).zip(cr) {
-        let (u, v) = f(a, b, c);
+    for i in full..n {
+        let (u, v) = f(a[i], b[i], c[i]);
         tu += u.f64();
         tv += v.f64();
     }
@@ -111,28 +210,29 @@ fn lane_sums<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> (T, T))
     (tu, tv)
 }
 
-/// Each channel's mean and biased variance (two passes, f64 sums).
+/// Each channel's mean and biased variance, in one pass over `x`: sums of `x - x0` and its
+/// square, where `x0` is the channel's first value (shifting by a value of the data keeps the
+/// difference of the two sums from cancelling, as long as the spread is not tiny next to the
+/// mean), in f32 lanes totalled in f64.
 pub fn batch_stats<T: Float>(g: &NormGeom, x: &[T], mean: &mut [f64], var: &mut [f64]) {
     assert!(x.len() >= g.len() && mean.len() >= g.c && var.len() >= g.c);
     let (mp, vp) = (SyncPtr(mean.as_mut_ptr()), SyncPtr(var.as_mut_ptr()));
     let m = g.per_channel().max(1) as f64;
     g.channels(|ch| {
-        let sum = |f: &dyn Fn(T) -> T| -> f64 {
-            g.runs(ch)
-                .map(|r| {
-                    let x = &x[r];
-                    lane_sums(x, x, x, |v, _, _| (f(v), T::zero())).0
-                })
-                .sum()
-        };
-        let mu = sum(&|v| v) / m;
-        let t = T::of(mu);
-        let sq = sum(&|v| (v - t) * (v - t));
+        let shift = g.runs(ch).next().map_or(T::zero(), |r| x[r.start]);
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for r in g.runs(ch) {
+            let x = &x[r];
+            let (a, b) = sums(Sums::Stats, x, x, x, shift);
+            s1 += a;
+            s2 += b;
+        }
+        let d = s1 / m;
         // SAFETY: channel ch's statistics are written by this call alone, inside the
         // buffers checked above.
         unsafe {
-            mp.slice(ch, 1)[0] = mu;
-            vp.slice(ch, 1)[0] = sq / m;
+            mp.slice(ch, 1)[0] = shift.f64() + d;
+            vp.slice(ch, 1)[0] = (s2 / m - d * d).max(0.0);
         }
     });
 }
@@ -159,10 +259,15 @@ pub fn batch_norm_forward<T: Float>(
         for r in g.runs(ch) {
             // SAFETY: the runs of channel ch are written by this call alone.
             let out = unsafe { yp.slice(r.start, r.len()) };
-            for (o, &v) in out.iter_mut().zip(&x[r]) {
-                *o = k * v + b;
+            let x = &x[r];
+            match act {
+                Act::Identity => affine(out, x, k, b, |v| v),
+                Act::Relu => affine(out, x, k, b, |v| v.max(T::zero())),
+                _ => {
+                    affine(out, x, k, b, |v| v);
+                    act.apply(out);
+                }
             }
-            act.apply(out);
         }
     });
 }
@@ -201,11 +306,8 @@ pub fn batch_norm_backward<T: Float>(
             let (dy, y, x) = (&dy[r.clone()], &y[r.clone()], &x[r.clone()]);
             // The activation chosen once per run, not per element.
             let (a, b) = match act {
-                Act::Identity => lane_sums(dy, y, x, |d, _, x| (d, d * (x - t))),
-                Act::Relu => lane_sums(dy, y, x, |d, y, x| {
-                    let gv = if y > T::zero() { d } else { T::zero() };
-                    (gv, gv * (x - t))
-                }),
+                Act::Identity => sums(Sums::Grad { relu: false }, dy, y, x, t),
+                Act::Relu => sums(Sums::Grad { relu: true }, dy, y, x, t),
                 _ => lane_sums(dy, y, x, |d, y, x| {
                     let gv = d * act.grad_from_output(y);
                     (gv, gv * (x - t))
@@ -233,17 +335,56 @@ pub fn batch_norm_backward<T: Float>(
         let c = T::of(-k * mg + k * mgx * inv * mu);
         let k = T::of(k);
         for r in g.runs(ch) {
+            // SAFETY: as above.
             let out = unsafe { dxp.slice(r.start, r.len()) };
-            for (((o, &d), &yv), &xv) in out
-                .iter_mut()
-                .zip(&dy[r.clone()])
-                .zip(&y[r.clone()])
-                .zip(&x[r])
-            {
-                *o += k * (d * act.grad_from_output(yv)) + a * xv + c;
+            let (dy, y, x) = (&dy[r.clone()], &y[r.clone()], &x[r]);
+            // The activation chosen once per run, so that each loop vectorises.
+            match act {
+                Act::Identity => input_grad(out, dy, y, x, |d, _| d, k, a, c),
+                Act::Relu => input_grad(
+                    out,
+                    dy,
+                    y,
+                    x,
+                    |d, y| if y > T::zero() { d } else { T::zero() },
+                    k,
+                    a,
+                    c,
+                ),
+                _ => input_grad(out, dy, y, x, |d, y| d * act.grad_from_output(y), k, a, c),
             }
         }
     });
+}
+
+/// `y = act(k * x + b)` elementwise.
+#[inline(always)]
+fn affine<T: Float>(y: &mut [T], x: &[T], k: T, b: T, act: impl Fn(T) -> T) {
+    wide(|| {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = act(k * v + b);
+        }
+    })
+}
+
+/// `dx += k * g(dy, y) + a * x + c` elementwise.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn input_grad<T: Float>(
+    out: &mut [T],
+    dy: &[T],
+    y: &[T],
+    x: &[T],
+    g: impl Fn(T, T) -> T,
+    k: T,
+    a: T,
+    c: T,
+) {
+    wide(|| {
+        for (((o, &d), &yv), &xv) in out.iter_mut().zip(dy).zip(y).zip(x) {
+            *o += k * g(d, yv) + a * xv + c;
+        }
+    })
 }
 
 /// Reference forward by the definition, with the batch's statistics: returns `(y, mean, var)`.
@@ -320,6 +461,103 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(outs[0], outs[1], "the thread count changes nothing");
+            }
+        }
+    }
+
+    #[test]
+    fn f32_kernels_equal_the_f64_path() {
+        // f32 takes the explicit AVX-512 sums where the CPU has them; f64 the generic loops
+        // (the ones the gradchecks cover). Runs of 49 and 9000 end in a partial vector; 1 and 5
+        // are all tail.
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(4);
+        for (n, c, s) in [
+            (64, 8, 49),
+            (3, 5, 9000),
+            (2, 3, 5),
+            (16, 4, 1),
+            (8, 2, 784),
+        ] {
+            let g = NormGeom { n, c, s };
+            let x: Vec<f64> = (0..g.len())
+                .map(|_| rng.random_range(-3.0f32..5.0) as f64)
+                .collect();
+            let dy: Vec<f64> = (0..g.len())
+                .map(|_| rng.random_range(-1.0f32..1.0) as f64)
+                .collect();
+            let gamma: Vec<f64> = (0..c)
+                .map(|_| rng.random_range(0.5f32..2.0) as f64)
+                .collect();
+            let beta: Vec<f64> = (0..c)
+                .map(|_| rng.random_range(-1.0f32..1.0) as f64)
+                .collect();
+            let narrow = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            for act in [Act::Identity, Act::Relu] {
+                for batch in [true, false] {
+                    let (mut m64, mut v64) = (vec![0.0; c], vec![0.0; c]);
+                    batch_stats(&g, &x, &mut m64, &mut v64);
+                    let (mut m32, mut v32) = (vec![0.0; c], vec![0.0; c]);
+                    batch_stats(&g, &narrow(&x), &mut m32, &mut v32);
+                    for ch in 0..c {
+                        assert!((m32[ch] - m64[ch]).abs() < 1e-5, "{g:?} mean");
+                        assert!((v32[ch] - v64[ch]).abs() < 1e-5 * v64[ch], "{g:?} var");
+                    }
+                    let inv: Vec<f64> = v64.iter().map(|v| 1.0 / (v + 1e-5f64).sqrt()).collect();
+                    let mut y64 = vec![0.0; g.len()];
+                    batch_norm_forward(&g, &x, &m64, &inv, &gamma, &beta, act, &mut y64);
+                    let mut y32 = vec![0.0f32; g.len()];
+                    let (x32, gm32, bt32) = (narrow(&x), narrow(&gamma), narrow(&beta));
+                    batch_norm_forward(&g, &x32, &m64, &inv, &gm32, &bt32, act, &mut y32);
+                    for (a, b) in y32.iter().zip(&y64) {
+                        assert!((*a as f64 - b).abs() < 1e-5 * b.abs().max(1.0), "{g:?} y");
+                    }
+                    let y64 = y32.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+                    let (mut dx64, mut dg64, mut db64) =
+                        (vec![0.5; g.len()], vec![0.0; c], vec![0.0; c]);
+                    batch_norm_backward(
+                        &g,
+                        &x,
+                        &y64,
+                        &dy,
+                        &m64,
+                        &inv,
+                        &gamma,
+                        act,
+                        batch,
+                        Some(&mut dx64),
+                        &mut dg64,
+                        &mut db64,
+                    );
+                    let (mut dx32, mut dg32, mut db32) =
+                        (vec![0.5f32; g.len()], vec![0.0f32; c], vec![0.0f32; c]);
+                    batch_norm_backward(
+                        &g,
+                        &x32,
+                        &y32,
+                        &narrow(&dy),
+                        &m64,
+                        &inv,
+                        &gm32,
+                        act,
+                        batch,
+                        Some(&mut dx32),
+                        &mut dg32,
+                        &mut db32,
+                    );
+                    let m = g.per_channel() as f64;
+                    for (what, a, b, tol) in [
+                        ("dgamma", &dg32, &dg64, 1e-5 * m),
+                        ("dbeta", &db32, &db64, 1e-5 * m),
+                        ("dx", &dx32, &dx64, 1e-4),
+                    ] {
+                        for (a, b) in a.iter().zip(b.iter()) {
+                            assert!(
+                                (*a as f64 - b).abs() < tol * b.abs().max(1.0),
+                                "{g:?} {act:?} batch {batch} {what}: {a} vs {b}"
+                            );
+                        }
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,708 @@
+//! Direct stride-1 convolution for f32 on AVX-512, without im2col ("shifted rows").
+//!
+//! Each input channel is copied once into a zero-padded plane of row stride `wp` (the padded
+//! width), and the output is computed over the same row stride: output position
+//! `p = oy*wp + ox` reads input `p + ki*wp + kj` for filter tap `(ki, kj)`, so every tap is one
+//! contiguous, shifted row of the plane. The `wp - ow` columns past each output row are
+//! garbage and dropped when the result is gathered. The forward loads 16 output positions of a
+//! channel at once and broadcasts one weight per filter; the input gradient is the same kernel
+//! run on the padded output gradient with the filters flipped and transposed; the filter
+//! gradient is a dot product, over positions, of the output gradient with each shifted row.
+//! Nothing is packed and nothing is unfolded, so the kernels run at the FMA units' rate where
+//! im2col + GEMM spent half its time moving the 9x larger unfolded matrix.
+//!
+//! [`crate::conv::conv2d_forward`] and [`crate::conv::conv2d_backward`] take this path for f32
+//! when the CPU has AVX-512F and the stride is 1; `NNDL_CONV=im2col` turns it off (to time or
+//! test the other path). The tests compare it with [`crate::conv::conv2d_naive`].
+
+use crate::conv::ConvGeom;
+use crate::par::{self, SyncPtr};
+use crate::Float;
+use std::any::TypeId;
+use std::sync::OnceLock;
+
+/// Output positions per vector.
+const LANES: usize = 16;
+
+/// Whether the direct path takes convolution `g` in element type `T`.
+pub fn applies<T: Float>(g: &ConvGeom) -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>()
+        && g.stride == 1
+        && g.pad < g.kh
+        && g.pad < g.kw
+        && enabled()
+}
+
+/// AVX-512F present and not turned off by `NNDL_CONV=im2col`.
+fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        crate::small::Isa::Avx512.available()
+            && std::env::var("NNDL_CONV").map_or(true, |v| v != "im2col")
+    })
+}
+
+/// One image's convolution in the padded-width layout: `c` input channels of `h x w` padded
+/// by `ph` rows and `pw` columns on each side, `f` filters of `kh x kw`.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    c: usize,
+    h: usize,
+    w: usize,
+    f: usize,
+    kh: usize,
+    kw: usize,
+    ph: usize,
+    pw: usize,
+    /// Padded width: the row stride of the padded input and of the computed output.
+    wp: usize,
+    /// Output rows.
+    oh: usize,
+    /// Valid output columns (the first `ow` of each `wp`).
+    ow: usize,
+    /// 16-wide vectors of output per channel.
+    nv: usize,
+    /// Elements per padded input channel, with room for the last vector's furthest tap.
+    plane: usize,
+}
+
+impl Plan {
+    fn new(dims: [usize; 6], ph: usize, pw: usize) -> Plan {
+        let [c, h, w, f, kh, kw] = dims;
+        let (wp, hp) = (w + 2 * pw, h + 2 * ph);
+        let (oh, ow) = (hp + 1 - kh, wp + 1 - kw);
+        let nv = (oh * wp).div_ceil(LANES);
+        let reach = nv * LANES + (kh - 1) * wp + kw - 1;
+        let plane = (hp * wp).max(reach).next_multiple_of(LANES);
+        Plan {
+            c,
+            h,
+            w,
+            f,
+            kh,
+            kw,
+            ph,
+            pw,
+            wp,
+            oh,
+            ow,
+            nv,
+            plane,
+        }
+    }
+
+    /// The forward of `g`, per image.
+    fn forward(g: &ConvGeom) -> Plan {
+        Plan::new([g.c, g.h, g.w, g.f, g.kh, g.kw], g.pad, g.pad)
+    }
+
+    /// The input gradient of `g` as a convolution of the output gradient (`f` channels) with
+    /// the flipped filters: padding `k - 1 - pad` brings it back to the input's size.
+    fn input_grad(g: &ConvGeom) -> Plan {
+        Plan::new(
+            [g.f, g.oh(), g.ow(), g.c, g.kh, g.kw],
+            g.kh - 1 - g.pad,
+            g.kw - 1 - g.pad,
+        )
+    }
+
+    fn padded_len(&self) -> usize {
+        self.c * self.plane
+    }
+
+    fn row_len(&self) -> usize {
+        self.nv * LANES
+    }
+
+    fn out_len(&self) -> usize {
+        self.f * self.row_len()
+    }
+}
+
+/// Copies one image `[c, h, w]` into its zero-padded planes.
+fn pad_image(pl: &Plan, x: &[f32], xp: &mut [f32]) {
+    let (h, w, wp) = (pl.h, pl.w, pl.wp);
+    for (plane, src) in xp.chunks_exact_mut(pl.plane).zip(x.chunks_exact(h * w)) {
+        plane[..pl.ph * wp].fill(0.0);
+        for (y, s) in src.chunks_exact(w).enumerate() {
+            let row = &mut plane[(pl.ph + y) * wp..(pl.ph + y + 1) * wp];
+            row[..pl.pw].fill(0.0);
+            row[pl.pw..pl.pw + w].copy_from_slice(s);
+            row[pl.pw + w..].fill(0.0);
+        }
+        plane[(pl.ph + h) * wp..].fill(0.0);
+    }
+}
+
+/// Spreads one image's output gradient `[f, oh, ow]` over the padded-width rows, zeros in the
+/// garbage columns (so that they add nothing to the filter gradient).
+fn spread(pl: &Plan, dout: &[f32], dz: &mut [f32]) {
+    for (row, src) in dz
+        .chunks_exact_mut(pl.row_len())
+        .zip(dout.chunks_exact(pl.oh * pl.ow))
+    {
+        row.fill(0.0);
+        for (oy, s) in src.chunks_exact(pl.ow).enumerate() {
+            row[oy * pl.wp..oy * pl.wp + pl.ow].copy_from_slice(s);
+        }
+    }
+}
+
+/// Writes (or with `add`, adds) the valid columns of the padded-width result into `[f, oh, ow]`,
+/// plus the bias.
+fn gather(pl: &Plan, res: &[f32], out: &mut [f32], bias: Option<&[f32]>, add: bool) {
+    for (f, (dst, src)) in out
+        .chunks_exact_mut(pl.oh * pl.ow)
+        .zip(res.chunks_exact(pl.row_len()))
+        .enumerate()
+    {
+        let b = bias.map_or(0.0, |b| b[f]);
+        for (d, s) in dst.chunks_exact_mut(pl.ow).zip(src.chunks(pl.wp)) {
+            if add {
+                d.iter_mut().zip(s).for_each(|(d, &s)| *d += s + b);
+            } else {
+                d.iter_mut().zip(s).for_each(|(d, &s)| *d = s + b);
+            }
+        }
+    }
+}
+
+/// Filters `[f, c, kh, kw]` as the kernel reads them, `[c, kh, kw, f]` (the `f` weights of one
+/// tap side by side); with `flip`, the input gradient's filters `[f, kh, kw, c]` rotated half a
+/// turn: `out[f][kh-1-ki][kw-1-kj][c] = w[f][c][ki][kj]`.
+fn arrange(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [f32]) {
+    let kk = g.kh * g.kw;
+    for f in 0..g.f {
+        for c in 0..g.c {
+            for k in 0..kk {
+                let v = w[(f * g.c + c) * kk + k];
+                if flip {
+                    out[(f * kk + kk - 1 - k) * g.c + c] = v;
+                } else {
+                    out[(c * kk + k) * g.f + f] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Reinterprets a `T` slice as f32 (the caller has checked `T` is f32).
+fn f32s<T: Float>(s: &[T]) -> &[f32] {
+    assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
+    // SAFETY: T is f32 (asserted), so the layout is identical.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+}
+
+fn f32s_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
+    assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
+    // SAFETY: as f32s.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
+/// Scratch elements [`forward`] needs with `tasks` parallel tasks.
+pub fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
+    let pl = Plan::forward(g);
+    g.f * g.ckk() + tasks * (pl.padded_len() + pl.out_len())
+}
+
+/// Images whose filter gradients one kernel call sums (one horizontal sum per weight and call:
+/// at 14x14 a sum per image cost as much as the products).
+const GROUP: usize = 4;
+
+/// Scratch elements [`backward`] needs with `tasks` parallel tasks.
+pub fn backward_scratch_len(g: &ConvGeom, tasks: usize, with_dx: bool) -> usize {
+    let pl = Plan::forward(g);
+    let per = g.f * g.ckk() + g.f + GROUP * (pl.padded_len() + pl.out_len());
+    let dx = if with_dx {
+        let pd = Plan::input_grad(g);
+        (g.f * g.ckk(), pd.padded_len() + pd.out_len())
+    } else {
+        (0, 0)
+    };
+    dx.0 + tasks * (per + dx.1)
+}
+
+/// `out = conv(x, w) + b` for `g` with images split into tasks of `per` (see
+/// [`crate::conv::conv2d_forward`]); the caller has checked [`applies`] and the buffer sizes.
+pub(crate) fn forward<T: Float>(
+    g: &ConvGeom,
+    per: usize,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    out: &mut [T],
+    scratch: &mut [T],
+) {
+    let (x, w, b, out) = (f32s(x), f32s(w), b.map(f32s), f32s_mut(out));
+    let pl = Plan::forward(g);
+    let (wt, rest) = f32s_mut(scratch).split_at_mut(g.f * g.ckk());
+    arrange(g, w, false, wt);
+    let wt = &*wt;
+    let block = pl.padded_len() + pl.out_len();
+    let (op, sp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(rest.as_mut_ptr()));
+    let (il, ol) = (g.in_len(), g.out_len());
+    let task = |t: usize| {
+        // SAFETY: task t alone owns scratch block t and its images' outputs.
+        let (xp, res) = unsafe { sp.slice(t * block, block) }.split_at_mut(pl.padded_len());
+        for i in t * per..((t + 1) * per).min(g.n) {
+            pad_image(&pl, &x[i * il..(i + 1) * il], xp);
+            // SAFETY: AVX-512F is present (`applies`); the buffers have the plan's sizes.
+            unsafe { kernels::conv(&pl, xp.as_ptr(), wt.as_ptr(), res.as_mut_ptr()) };
+            let oi = unsafe { op.slice(i * ol, ol) };
+            gather(&pl, res, oi, b, false);
+        }
+    };
+    par::run(g.n.div_ceil(per), &task);
+}
+
+/// Adds the filter, bias and (when `dx` is given) input gradients of `g` into `dw`, `db`,
+/// `dx`, with images split into tasks of `per` (see [`crate::conv::conv2d_backward`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<T: Float>(
+    g: &ConvGeom,
+    per: usize,
+    x: &[T],
+    w: &[T],
+    dout: &[T],
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: Option<&mut [T]>,
+    scratch: &mut [T],
+) {
+    let (x, w, dout) = (f32s(x), f32s(w), f32s(dout));
+    let pl = Plan::forward(g);
+    let pd = Plan::input_grad(g);
+    let want_dx = dx.is_some();
+    let tasks = g.n.div_ceil(per);
+    let wlen = g.f * g.ckk();
+    let scratch = f32s_mut(scratch);
+    let (wt, rest) = scratch.split_at_mut(if want_dx { wlen } else { 0 });
+    if want_dx {
+        arrange(g, w, true, wt);
+    }
+    let wt = &*wt;
+    let dx_block = if want_dx {
+        pd.padded_len() + pd.out_len()
+    } else {
+        0
+    };
+    let (xl, zl) = (GROUP * pl.padded_len(), GROUP * pl.out_len());
+    let block = wlen + g.f + xl + zl + dx_block;
+    let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| f32s_mut(d).as_mut_ptr()));
+    let sp = SyncPtr(rest.as_mut_ptr());
+    let (il, ol) = (g.in_len(), g.out_len());
+    let task = |t: usize| {
+        // SAFETY: task t alone owns scratch block t and its images' input gradients.
+        let b = unsafe { sp.slice(t * block, block) };
+        let (part, b) = b.split_at_mut(wlen + g.f);
+        let (xp, b) = b.split_at_mut(xl);
+        let (dz, b) = b.split_at_mut(zl);
+        let (dp, res) = b.split_at_mut(if want_dx { pd.padded_len() } else { 0 });
+        part.fill(0.0);
+        let (pw, pb) = part.split_at_mut(wlen);
+        let (lo, hi) = (t * per, ((t + 1) * per).min(g.n));
+        for i0 in (lo..hi).step_by(GROUP) {
+            let imgs = (hi - i0).min(GROUP);
+            for (j, i) in (i0..i0 + imgs).enumerate() {
+                let di = &dout[i * ol..(i + 1) * ol];
+                let xj = &mut xp[j * pl.padded_len()..(j + 1) * pl.padded_len()];
+                pad_image(&pl, &x[i * il..(i + 1) * il], xj);
+                spread(&pl, di, &mut dz[j * pl.out_len()..(j + 1) * pl.out_len()]);
+                for (f, row) in di.chunks_exact(g.spatial()).enumerate() {
+                    pb[f] += crate::sum_all(row);
+                }
+                if want_dx {
+                    pad_image(&pd, di, dp);
+                    // SAFETY: AVX-512F is present; the buffers have the plans' sizes.
+                    unsafe { kernels::conv(&pd, dp.as_ptr(), wt.as_ptr(), res.as_mut_ptr()) };
+                    let dxi = unsafe { dx_ptr.slice(i * il, il) };
+                    gather(&pd, res, dxi, None, true);
+                }
+            }
+            // SAFETY: as above; `imgs` images of each buffer are filled.
+            unsafe { kernels::filter_grad(&pl, imgs, xp.as_ptr(), dz.as_ptr(), pw.as_mut_ptr()) };
+        }
+    };
+    par::run(tasks, &task);
+    // Partial gradients summed in task order: the result depends on the thread count, not
+    // on scheduling.
+    let (dw, mut db) = (f32s_mut(dw), db.map(f32s_mut));
+    for p in rest.chunks(block).take(tasks) {
+        dw[..wlen]
+            .iter_mut()
+            .zip(&p[..wlen])
+            .for_each(|(d, &v)| *d += v);
+        if let Some(db) = db.as_deref_mut() {
+            db[..g.f]
+                .iter_mut()
+                .zip(&p[wlen..wlen + g.f])
+                .for_each(|(d, &v)| *d += v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod kernels {
+    use super::{Plan, LANES};
+    use std::arch::x86_64::*;
+
+    /// Filters per forward tile (one broadcast weight each).
+    const FT: usize = 8;
+    /// Output vectors per forward tile: 8 x 3 = 24 accumulators of the 32 registers.
+    const VT: usize = 3;
+
+    /// `res[f][p] = sum over c, ki, kj of wt[c][ki][kj][f] * xp[c][p + ki*wp + kj]` for every
+    /// filter and every padded-width position of the plan.
+    ///
+    /// # Safety
+    /// AVX-512F; `xp` holds `c` planes, `wt` `c*kh*kw*f` weights, `res` `f` rows of `nv` vectors.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn conv(pl: &Plan, xp: *const f32, wt: *const f32, res: *mut f32) {
+        let mut f0 = 0;
+        while f0 < pl.f {
+            let fb = (pl.f - f0).min(FT);
+            let mut v0 = 0;
+            while v0 < pl.nv {
+                let vb = (pl.nv - v0).min(VT);
+                match vb {
+                    1 => conv_f::<1>(fb, pl, xp, wt, res, f0, v0),
+                    2 => conv_f::<2>(fb, pl, xp, wt, res, f0, v0),
+                    _ => conv_f::<3>(fb, pl, xp, wt, res, f0, v0),
+                }
+                v0 += vb;
+            }
+            f0 += fb;
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn conv_f<const V: usize>(
+        fb: usize,
+        pl: &Plan,
+        xp: *const f32,
+        wt: *const f32,
+        res: *mut f32,
+        f0: usize,
+        v0: usize,
+    ) {
+        match fb {
+            1 => conv_tile::<1, V>(pl, xp, wt, res, f0, v0),
+            2 => conv_tile::<2, V>(pl, xp, wt, res, f0, v0),
+            3 => conv_tile::<3, V>(pl, xp, wt, res, f0, v0),
+            4 => conv_tile::<4, V>(pl, xp, wt, res, f0, v0),
+            5 => conv_tile::<5, V>(pl, xp, wt, res, f0, v0),
+            6 => conv_tile::<6, V>(pl, xp, wt, res, f0, v0),
+            7 => conv_tile::<7, V>(pl, xp, wt, res, f0, v0),
+            _ => conv_tile::<8, V>(pl, xp, wt, res, f0, v0),
+        }
+    }
+
+    /// Filters `f0..f0+F`, output vectors `v0..v0+V`: per tap, `V` loads of the shifted row and
+    /// `F` broadcast weights feed `F*V` FMAs.
+    #[inline(always)]
+    unsafe fn conv_tile<const F: usize, const V: usize>(
+        pl: &Plan,
+        xp: *const f32,
+        wt: *const f32,
+        res: *mut f32,
+        f0: usize,
+        v0: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); V]; F];
+        for c in 0..pl.c {
+            let xc = xp.add(c * pl.plane + v0 * LANES);
+            let wc = wt.add(c * pl.kh * pl.kw * pl.f + f0);
+            for ki in 0..pl.kh {
+                for kj in 0..pl.kw {
+                    let xs = xc.add(ki * pl.wp + kj);
+                    let ws = wc.add((ki * pl.kw + kj) * pl.f);
+                    let mut v = [_mm512_setzero_ps(); V];
+                    for (j, v) in v.iter_mut().enumerate() {
+                        *v = _mm512_loadu_ps(xs.add(j * LANES));
+                    }
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let wv = _mm512_set1_ps(*ws.add(i));
+                        for (a, &v) in a.iter_mut().zip(&v) {
+                            *a = _mm512_fmadd_ps(wv, v, *a);
+                        }
+                    }
+                }
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            let row = res.add((f0 + i) * pl.nv * LANES + v0 * LANES);
+            for (j, &a) in a.iter().enumerate() {
+                _mm512_storeu_ps(row.add(j * LANES), a);
+            }
+        }
+    }
+
+    /// Filters per filter-gradient tile.
+    const FG: usize = 4;
+    /// Filter rows `(c, ki, kj)` per filter-gradient tile: 4 x 6 = 24 accumulators.
+    const JG: usize = 6;
+
+    /// `dw[f][j] += sum over images and p of dz[f][p] * xp[c][p + ki*wp + kj]`, `j = (c, ki, kj)`.
+    ///
+    /// # Safety
+    /// AVX-512F; `xp` holds `imgs` images of `c` planes, `dz` `imgs` of `f` rows of `nv`
+    /// vectors, `dw` `f*c*kh*kw` elements.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn filter_grad(
+        pl: &Plan,
+        imgs: usize,
+        xp: *const f32,
+        dz: *const f32,
+        dw: *mut f32,
+    ) {
+        let ckk = pl.c * pl.kh * pl.kw;
+        let mut f0 = 0;
+        while f0 < pl.f {
+            let fb = (pl.f - f0).min(FG);
+            let mut j0 = 0;
+            while j0 < ckk {
+                let jb = (ckk - j0).min(JG);
+                match fb {
+                    1 => grad_j::<1>(jb, pl, imgs, xp, dz, dw, f0, j0),
+                    2 => grad_j::<2>(jb, pl, imgs, xp, dz, dw, f0, j0),
+                    3 => grad_j::<3>(jb, pl, imgs, xp, dz, dw, f0, j0),
+                    _ => grad_j::<4>(jb, pl, imgs, xp, dz, dw, f0, j0),
+                }
+                j0 += jb;
+            }
+            f0 += fb;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn grad_j<const F: usize>(
+        jb: usize,
+        pl: &Plan,
+        imgs: usize,
+        xp: *const f32,
+        dz: *const f32,
+        dw: *mut f32,
+        f0: usize,
+        j0: usize,
+    ) {
+        match jb {
+            1 => grad_tile::<F, 1>(pl, imgs, xp, dz, dw, f0, j0),
+            2 => grad_tile::<F, 2>(pl, imgs, xp, dz, dw, f0, j0),
+            3 => grad_tile::<F, 3>(pl, imgs, xp, dz, dw, f0, j0),
+            4 => grad_tile::<F, 4>(pl, imgs, xp, dz, dw, f0, j0),
+            5 => grad_tile::<F, 5>(pl, imgs, xp, dz, dw, f0, j0),
+            _ => grad_tile::<F, 6>(pl, imgs, xp, dz, dw, f0, j0),
+        }
+    }
+
+    /// Filters `f0..f0+F` against filter rows `j0..j0+J`: per output vector, `F` loads of the
+    /// gradient and `J` of shifted rows feed `F*J` FMAs; one horizontal sum each at the end.
+    #[inline(always)]
+    unsafe fn grad_tile<const F: usize, const J: usize>(
+        pl: &Plan,
+        imgs: usize,
+        xp: *const f32,
+        dz: *const f32,
+        dw: *mut f32,
+        f0: usize,
+        j0: usize,
+    ) {
+        let kk = pl.kh * pl.kw;
+        let ckk = pl.c * kk;
+        let mut rows = [xp; J];
+        for (jj, r) in rows.iter_mut().enumerate() {
+            let (c, k) = ((j0 + jj) / kk, (j0 + jj) % kk);
+            *r = xp.add(c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw);
+        }
+        let row_len = pl.nv * LANES;
+        let mut acc = [[_mm512_setzero_ps(); J]; F];
+        for img in 0..imgs {
+            let (xi, dzi) = (img * pl.c * pl.plane, dz.add(img * pl.f * row_len));
+            for v in 0..pl.nv {
+                let mut d = [_mm512_setzero_ps(); F];
+                for (i, d) in d.iter_mut().enumerate() {
+                    *d = _mm512_loadu_ps(dzi.add((f0 + i) * row_len + v * LANES));
+                }
+                for (jj, r) in rows.iter().enumerate() {
+                    let xv = _mm512_loadu_ps(r.add(xi + v * LANES));
+                    for (a, &d) in acc.iter_mut().zip(&d) {
+                        a[jj] = _mm512_fmadd_ps(d, xv, a[jj]);
+                    }
+                }
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            for (jj, &a) in a.iter().enumerate() {
+                *dw.add((f0 + i) * ckk + j0 + jj) += _mm512_reduce_add_ps(a);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod kernels {
+    use super::Plan;
+    // Never called: `applies` is false without AVX-512F.
+    pub(super) unsafe fn conv(_: &Plan, _: *const f32, _: *const f32, _: *mut f32) {
+        unreachable!()
+    }
+    pub(super) unsafe fn filter_grad(
+        _: &Plan,
+        _: usize,
+        _: *const f32,
+        _: *const f32,
+        _: *mut f32,
+    ) {
+        unreachable!()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::{
+        conv2d_backward, conv2d_backward_naive, conv2d_backward_scratch_len, conv2d_forward,
+        conv2d_forward_scratch_len, conv2d_naive,
+    };
+    use crate::Shape;
+    use rand::{Rng, SeedableRng};
+
+    fn geom(dims: [usize; 7], pad: usize) -> ConvGeom {
+        let [n, c, h, w, f, kh, kw] = dims;
+        ConvGeom::padded(
+            Shape::new(&[n, c, h, w]).unwrap(),
+            Shape::new(&[f, c, kh, kw]).unwrap(),
+            pad,
+            1,
+        )
+        .unwrap()
+    }
+
+    fn random(n: usize, rng: &mut rand_pcg::Pcg64) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    /// `got` (f32) against the f64 reference, to 1e-6 per summed term: a wrong tap, channel or
+    /// position is off by O(1).
+    fn close(what: &str, g: &ConvGeom, got: &[f32], want: &[f64], terms: usize) {
+        assert_eq!(got.len(), want.len());
+        let tol = 1e-6 * terms as f64;
+        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a as f64 - b).abs() <= tol,
+                "{g:?}: {what}[{i}] = {a}, reference {b}"
+            );
+        }
+    }
+
+    fn check(g: ConvGeom, rng: &mut rand_pcg::Pcg64) {
+        assert!(applies::<f32>(&g), "{g:?} should take the direct path");
+        let x = random(g.n * g.in_len(), rng);
+        let w = random(g.f * g.ckk(), rng);
+        let b = random(g.f, rng);
+        let dout = random(g.n * g.out_len(), rng);
+        let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+        let (x64, w64, b64, d64) = (wide(&x), wide(&w), wide(&b), wide(&dout));
+
+        // NaN scratch: anything the kernels read without writing first would show.
+        let mut out = vec![f32::NAN; g.n * g.out_len()];
+        let mut scratch = vec![f32::NAN; conv2d_forward_scratch_len(&g)];
+        conv2d_forward(&g, &x, &w, Some(&b), &mut out, &mut scratch);
+        close(
+            "out",
+            &g,
+            &out,
+            &conv2d_naive(&g, &x64, &w64, Some(&b64)),
+            g.ckk(),
+        );
+
+        let (dx0, dw0, db0) = conv2d_backward_naive(&g, &x64, &w64, &d64);
+        // Gradients are added into what is there.
+        let mut dx = vec![1.0f32; dx0.len()];
+        let mut dw = vec![1.0f32; dw0.len()];
+        let mut db = vec![1.0f32; db0.len()];
+        let mut scratch = vec![f32::NAN; conv2d_backward_scratch_len(&g, true)];
+        conv2d_backward(
+            &g,
+            &x,
+            &w,
+            &dout,
+            Some(&mut dx),
+            &mut dw,
+            Some(&mut db),
+            &mut scratch,
+        );
+        let plus1 = |v: Vec<f64>| v.into_iter().map(|v| v + 1.0).collect::<Vec<f64>>();
+        close("dx", &g, &dx, &plus1(dx0), g.f * g.kh * g.kw);
+        close("dw", &g, &dw, &plus1(dw0), g.n * g.spatial());
+        close("db", &g, &db, &plus1(db0), g.n * g.spatial());
+        // Without the input gradient, the same filter gradient.
+        let mut dw2 = vec![1.0f32; dw.len()];
+        let mut scratch = vec![f32::NAN; conv2d_backward_scratch_len(&g, false)];
+        conv2d_backward(&g, &x, &w, &dout, None, &mut dw2, None, &mut scratch);
+        assert_eq!(dw2, dw, "{g:?}");
+    }
+
+    #[test]
+    fn direct_equals_naive_on_random_and_edge_shapes() {
+        if !enabled() {
+            eprintln!("no AVX-512F (or NNDL_CONV=im2col): the direct path is not taken here");
+            return;
+        }
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(21);
+        // The recipe's four convolutions; network3's valid 5x5 ones; a filter count and
+        // channel count off every tile size; 1x1 images and filters; non-square filters;
+        // outputs shorter than one vector; the largest padding a filter allows.
+        for (dims, pad) in [
+            ([3, 1, 28, 28, 32, 3, 3], 1),
+            ([2, 32, 28, 28, 32, 3, 3], 1),
+            ([2, 32, 14, 14, 64, 3, 3], 1),
+            ([2, 64, 14, 14, 64, 3, 3], 1),
+            ([3, 1, 28, 28, 20, 5, 5], 0),
+            ([2, 20, 12, 12, 40, 5, 5], 0),
+            ([3, 7, 9, 11, 13, 3, 3], 1),
+            ([2, 5, 6, 5, 9, 2, 3], 1),
+            ([2, 3, 1, 1, 5, 1, 1], 0),
+            ([2, 2, 1, 1, 3, 3, 3], 2),
+            ([2, 3, 4, 3, 17, 3, 2], 0),
+            ([4, 2, 5, 5, 3, 5, 5], 4),
+            ([1, 1, 3, 40, 1, 3, 3], 1),
+            // Several image groups per task, the last one partial.
+            ([7, 3, 6, 6, 5, 3, 3], 1),
+            ([11, 2, 28, 28, 32, 3, 3], 1),
+        ] {
+            for threads in [1, 2] {
+                crate::par::with_threads(threads, || check(geom(dims, pad), &mut rng));
+            }
+        }
+    }
+
+    #[test]
+    fn strides_f64_and_oversized_padding_take_the_other_path() {
+        let g = geom([1, 1, 8, 8, 1, 3, 3], 1);
+        assert!(!applies::<f64>(&g));
+        let strided = ConvGeom { stride: 2, ..g };
+        assert!(!applies::<f32>(&strided));
+        let wide_pad = ConvGeom { pad: 3, ..g };
+        assert!(!applies::<f32>(&wide_pad));
+    }
+
+    #[test]
+    fn filter_layouts() {
+        let g = geom([1, 2, 4, 4, 3, 2, 2], 0);
+        // w[f][c][k] = 100f + 10c + k
+        let w: Vec<f32> = (0..3)
+            .flat_map(|f| {
+                (0..2).flat_map(move |c| (0..4).map(move |k| (100 * f + 10 * c + k) as f32))
+            })
+            .collect();
+        let mut t = vec![0.0; w.len()];
+        arrange(&g, &w, false, &mut t);
+        // [c][k][f]: c = 1, k = 2, f = 0..3
+        assert_eq!(&t[(4 + 2) * 3..(4 + 2) * 3 + 3], &[12.0, 112.0, 212.0]);
+        arrange(&g, &w, true, &mut t);
+        // [f][k'][c] = w[f][c][3 - k']: f = 2, k' = 0 -> k = 3
+        assert_eq!(&t[(2 * 4) * 2..(2 * 4) * 2 + 2], &[203.0, 213.0]);
+    }
+}
