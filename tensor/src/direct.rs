@@ -44,7 +44,7 @@ fn enabled() -> bool {
 
 /// One image's convolution in the padded-width layout: `c` input channels of `h x w` padded
 /// by `ph` rows and `pw` columns on each side, `f` filters of `kh x kw`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Plan {
     c: usize,
     h: usize,
@@ -64,6 +64,18 @@ struct Plan {
     nv: usize,
     /// Elements per padded input channel, with room for the last vector's furthest tap.
     plane: usize,
+    /// Where each vector's valid lanes go in a `[oh, ow]` channel: vector `v`'s pieces (one per
+    /// output row it touches) are `segs[first[v]..first[v + 1]]`.
+    segs: Vec<Seg>,
+    first: Vec<usize>,
+}
+
+/// The lanes of one vector that belong to one output row: lane `l` (in `mask`) goes to
+/// element `base + l` of the channel (`base` may be negative; masked lanes are never touched).
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    base: isize,
+    mask: u16,
 }
 
 impl Plan {
@@ -74,6 +86,25 @@ impl Plan {
         let nv = (oh * wp).div_ceil(LANES);
         let reach = nv * LANES + (kh - 1) * wp + kw - 1;
         let plane = (hp * wp).max(reach).next_multiple_of(LANES);
+        let (mut segs, mut first) = (Vec::new(), Vec::with_capacity(nv + 1));
+        for v in 0..nv {
+            first.push(segs.len());
+            let p0 = v * LANES;
+            let mut l = 0;
+            while l < LANES && p0 + l < oh * wp {
+                let (oy, ox) = ((p0 + l) / wp, (p0 + l) % wp);
+                let row_end = ((oy + 1) * wp - p0).min(LANES);
+                if ox < ow {
+                    let n = (ow - ox).min(LANES - l);
+                    segs.push(Seg {
+                        base: p0 as isize - (oy * (wp - ow)) as isize,
+                        mask: (((1u32 << n) - 1) << l) as u16,
+                    });
+                }
+                l = row_end;
+            }
+        }
+        first.push(segs.len());
         Plan {
             c,
             h,
@@ -88,6 +119,8 @@ impl Plan {
             ow,
             nv,
             plane,
+            segs,
+            first,
         }
     }
 
@@ -106,64 +139,14 @@ impl Plan {
         )
     }
 
+    /// Elements of one image's padded planes.
     fn padded_len(&self) -> usize {
         self.c * self.plane
     }
 
-    fn row_len(&self) -> usize {
-        self.nv * LANES
-    }
-
-    fn out_len(&self) -> usize {
-        self.f * self.row_len()
-    }
-}
-
-/// Copies one image `[c, h, w]` into its zero-padded planes.
-fn pad_image(pl: &Plan, x: &[f32], xp: &mut [f32]) {
-    let (h, w, wp) = (pl.h, pl.w, pl.wp);
-    for (plane, src) in xp.chunks_exact_mut(pl.plane).zip(x.chunks_exact(h * w)) {
-        plane[..pl.ph * wp].fill(0.0);
-        for (y, s) in src.chunks_exact(w).enumerate() {
-            let row = &mut plane[(pl.ph + y) * wp..(pl.ph + y + 1) * wp];
-            row[..pl.pw].fill(0.0);
-            row[pl.pw..pl.pw + w].copy_from_slice(s);
-            row[pl.pw + w..].fill(0.0);
-        }
-        plane[(pl.ph + h) * wp..].fill(0.0);
-    }
-}
-
-/// Spreads one image's output gradient `[f, oh, ow]` over the padded-width rows, zeros in the
-/// garbage columns (so that they add nothing to the filter gradient).
-fn spread(pl: &Plan, dout: &[f32], dz: &mut [f32]) {
-    for (row, src) in dz
-        .chunks_exact_mut(pl.row_len())
-        .zip(dout.chunks_exact(pl.oh * pl.ow))
-    {
-        row.fill(0.0);
-        for (oy, s) in src.chunks_exact(pl.ow).enumerate() {
-            row[oy * pl.wp..oy * pl.wp + pl.ow].copy_from_slice(s);
-        }
-    }
-}
-
-/// Writes (or with `add`, adds) the valid columns of the padded-width result into `[f, oh, ow]`,
-/// plus the bias.
-fn gather(pl: &Plan, res: &[f32], out: &mut [f32], bias: Option<&[f32]>, add: bool) {
-    for (f, (dst, src)) in out
-        .chunks_exact_mut(pl.oh * pl.ow)
-        .zip(res.chunks_exact(pl.row_len()))
-        .enumerate()
-    {
-        let b = bias.map_or(0.0, |b| b[f]);
-        for (d, s) in dst.chunks_exact_mut(pl.ow).zip(src.chunks(pl.wp)) {
-            if add {
-                d.iter_mut().zip(s).for_each(|(d, &s)| *d += s + b);
-            } else {
-                d.iter_mut().zip(s).for_each(|(d, &s)| *d = s + b);
-            }
-        }
+    /// Elements of one image's output gradient over the padded width.
+    fn spread_len(&self) -> usize {
+        self.f * self.nv * LANES
     }
 }
 
@@ -201,8 +184,7 @@ fn f32s_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
 
 /// Scratch elements [`forward`] needs with `tasks` parallel tasks.
 pub fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
-    let pl = Plan::forward(g);
-    g.f * g.ckk() + tasks * (pl.padded_len() + pl.out_len())
+    g.f * g.ckk() + tasks * Plan::forward(g).padded_len()
 }
 
 /// Images whose filter gradients one kernel call sums (one horizontal sum per weight and call:
@@ -212,10 +194,9 @@ const GROUP: usize = 4;
 /// Scratch elements [`backward`] needs with `tasks` parallel tasks.
 pub fn backward_scratch_len(g: &ConvGeom, tasks: usize, with_dx: bool) -> usize {
     let pl = Plan::forward(g);
-    let per = g.f * g.ckk() + g.f + GROUP * (pl.padded_len() + pl.out_len());
+    let per = g.f * g.ckk() + g.f + GROUP * (pl.padded_len() + pl.spread_len());
     let dx = if with_dx {
-        let pd = Plan::input_grad(g);
-        (g.f * g.ckk(), pd.padded_len() + pd.out_len())
+        (g.f * g.ckk(), Plan::input_grad(g).padded_len())
     } else {
         (0, 0)
     };
@@ -238,18 +219,20 @@ pub(crate) fn forward<T: Float>(
     let (wt, rest) = f32s_mut(scratch).split_at_mut(g.f * g.ckk());
     arrange(g, w, false, wt);
     let wt = &*wt;
-    let block = pl.padded_len() + pl.out_len();
+    let block = pl.padded_len();
     let (op, sp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(rest.as_mut_ptr()));
     let (il, ol) = (g.in_len(), g.out_len());
     let task = |t: usize| {
+        let bias = b.map_or(std::ptr::null(), |b| b.as_ptr());
         // SAFETY: task t alone owns scratch block t and its images' outputs.
-        let (xp, res) = unsafe { sp.slice(t * block, block) }.split_at_mut(pl.padded_len());
+        let xp = unsafe { sp.slice(t * block, block) };
         for i in t * per..((t + 1) * per).min(g.n) {
-            pad_image(&pl, &x[i * il..(i + 1) * il], xp);
-            // SAFETY: AVX-512F is present (`applies`); the buffers have the plan's sizes.
-            unsafe { kernels::conv(&pl, xp.as_ptr(), wt.as_ptr(), res.as_mut_ptr()) };
             let oi = unsafe { op.slice(i * ol, ol) };
-            gather(&pl, res, oi, b, false);
+            // SAFETY: AVX-512F is present (`applies`); the buffers have the plan's sizes.
+            unsafe {
+                kernels::pad(&pl, x[i * il..(i + 1) * il].as_ptr(), xp.as_mut_ptr());
+                kernels::conv(&pl, xp.as_ptr(), wt.as_ptr(), oi.as_mut_ptr(), bias, false);
+            }
         }
     };
     par::run(g.n.div_ceil(per), &task);
@@ -281,12 +264,8 @@ pub(crate) fn backward<T: Float>(
         arrange(g, w, true, wt);
     }
     let wt = &*wt;
-    let dx_block = if want_dx {
-        pd.padded_len() + pd.out_len()
-    } else {
-        0
-    };
-    let (xl, zl) = (GROUP * pl.padded_len(), GROUP * pl.out_len());
+    let dx_block = if want_dx { pd.padded_len() } else { 0 };
+    let (xl, zl) = (GROUP * pl.padded_len(), GROUP * pl.spread_len());
     let block = wlen + g.f + xl + zl + dx_block;
     let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| f32s_mut(d).as_mut_ptr()));
     let sp = SyncPtr(rest.as_mut_ptr());
@@ -296,8 +275,7 @@ pub(crate) fn backward<T: Float>(
         let b = unsafe { sp.slice(t * block, block) };
         let (part, b) = b.split_at_mut(wlen + g.f);
         let (xp, b) = b.split_at_mut(xl);
-        let (dz, b) = b.split_at_mut(zl);
-        let (dp, res) = b.split_at_mut(if want_dx { pd.padded_len() } else { 0 });
+        let (dz, dp) = b.split_at_mut(zl);
         part.fill(0.0);
         let (pw, pb) = part.split_at_mut(wlen);
         let (lo, hi) = (t * per, ((t + 1) * per).min(g.n));
@@ -306,17 +284,22 @@ pub(crate) fn backward<T: Float>(
             for (j, i) in (i0..i0 + imgs).enumerate() {
                 let di = &dout[i * ol..(i + 1) * ol];
                 let xj = &mut xp[j * pl.padded_len()..(j + 1) * pl.padded_len()];
-                pad_image(&pl, &x[i * il..(i + 1) * il], xj);
-                spread(&pl, di, &mut dz[j * pl.out_len()..(j + 1) * pl.out_len()]);
+                let zj = &mut dz[j * pl.spread_len()..(j + 1) * pl.spread_len()];
+                // SAFETY: AVX-512F is present; the buffers have the plans' sizes.
+                unsafe {
+                    kernels::pad(&pl, x[i * il..(i + 1) * il].as_ptr(), xj.as_mut_ptr());
+                    kernels::spread(&pl, di.as_ptr(), zj.as_mut_ptr());
+                }
                 for (f, row) in di.chunks_exact(g.spatial()).enumerate() {
                     pb[f] += crate::sum_all(row);
                 }
                 if want_dx {
-                    pad_image(&pd, di, dp);
-                    // SAFETY: AVX-512F is present; the buffers have the plans' sizes.
-                    unsafe { kernels::conv(&pd, dp.as_ptr(), wt.as_ptr(), res.as_mut_ptr()) };
                     let dxi = unsafe { dx_ptr.slice(i * il, il) };
-                    gather(&pd, res, dxi, None, true);
+                    unsafe {
+                        kernels::pad(&pd, di.as_ptr(), dp.as_mut_ptr());
+                        let null = std::ptr::null();
+                        kernels::conv(&pd, dp.as_ptr(), wt.as_ptr(), dxi.as_mut_ptr(), null, true);
+                    }
                 }
             }
             // SAFETY: as above; `imgs` images of each buffer are filled.
@@ -351,13 +334,24 @@ mod kernels {
     /// Output vectors per forward tile: 8 x 3 = 24 accumulators of the 32 registers.
     const VT: usize = 3;
 
-    /// `res[f][p] = sum over c, ki, kj of wt[c][ki][kj][f] * xp[c][p + ki*wp + kj]` for every
-    /// filter and every padded-width position of the plan.
+    /// `out[f][oy][ox] (+)= bias[f] + sum over c, ki, kj of wt[c][ki][kj][f] *
+    /// xp[c][oy*wp + ox + ki*wp + kj]`, computed over the padded width (position `p = oy*wp +
+    /// ox`) and stored, valid lanes only, straight into `out` (`[f, oh, ow]`): with `add`, added
+    /// to what is there. `bias` may be null.
     ///
     /// # Safety
-    /// AVX-512F; `xp` holds `c` planes, `wt` `c*kh*kw*f` weights, `res` `f` rows of `nv` vectors.
+    /// AVX-512F; `xp` holds `c` planes, `wt` `c*kh*kw*f` weights, `out` `f*oh*ow` elements,
+    /// `bias` null or `f`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn conv(pl: &Plan, xp: *const f32, wt: *const f32, res: *mut f32) {
+    pub(super) unsafe fn conv(
+        pl: &Plan,
+        xp: *const f32,
+        wt: *const f32,
+        out: *mut f32,
+        bias: *const f32,
+        add: bool,
+    ) {
+        let res = Out { out, bias, add };
         let mut f0 = 0;
         while f0 < pl.f {
             let fb = (pl.f - f0).min(FT);
@@ -365,14 +359,21 @@ mod kernels {
             while v0 < pl.nv {
                 let vb = (pl.nv - v0).min(VT);
                 match vb {
-                    1 => conv_f::<1>(fb, pl, xp, wt, res, f0, v0),
-                    2 => conv_f::<2>(fb, pl, xp, wt, res, f0, v0),
-                    _ => conv_f::<3>(fb, pl, xp, wt, res, f0, v0),
+                    1 => conv_f::<1>(fb, pl, xp, wt, &res, f0, v0),
+                    2 => conv_f::<2>(fb, pl, xp, wt, &res, f0, v0),
+                    _ => conv_f::<3>(fb, pl, xp, wt, &res, f0, v0),
                 }
                 v0 += vb;
             }
             f0 += fb;
         }
+    }
+
+    /// Where [`conv`] stores.
+    struct Out {
+        out: *mut f32,
+        bias: *const f32,
+        add: bool,
     }
 
     #[inline(always)]
@@ -381,7 +382,7 @@ mod kernels {
         pl: &Plan,
         xp: *const f32,
         wt: *const f32,
-        res: *mut f32,
+        res: &Out,
         f0: usize,
         v0: usize,
     ) {
@@ -404,7 +405,7 @@ mod kernels {
         pl: &Plan,
         xp: *const f32,
         wt: *const f32,
-        res: *mut f32,
+        res: &Out,
         f0: usize,
         v0: usize,
     ) {
@@ -429,18 +430,102 @@ mod kernels {
                 }
             }
         }
+        store(pl, res, &acc, f0, v0);
+    }
+
+    /// The tile's sums into `out` (kept out of line so that the segments' bookkeeping does not
+    /// take registers from the accumulators: inlined, it made LLVM spill them).
+    #[inline(never)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store<const F: usize, const V: usize>(
+        pl: &Plan,
+        res: &Out,
+        acc: &[[__m512; V]; F],
+        f0: usize,
+        v0: usize,
+    ) {
+        let chan = pl.oh * pl.ow;
         for (i, a) in acc.iter().enumerate() {
-            let row = res.add((f0 + i) * pl.nv * LANES + v0 * LANES);
+            let dst = res.out.add((f0 + i) * chan);
+            let b = if res.bias.is_null() {
+                _mm512_setzero_ps()
+            } else {
+                _mm512_set1_ps(*res.bias.add(f0 + i))
+            };
             for (j, &a) in a.iter().enumerate() {
-                _mm512_storeu_ps(row.add(j * LANES), a);
+                let a = _mm512_add_ps(a, b);
+                for s in &pl.segs[pl.first[v0 + j]..pl.first[v0 + j + 1]] {
+                    let o = dst.wrapping_offset(s.base);
+                    let v = if res.add {
+                        _mm512_add_ps(a, _mm512_maskz_loadu_ps(s.mask, o))
+                    } else {
+                        a
+                    };
+                    _mm512_mask_storeu_ps(o, s.mask, v);
+                }
+            }
+        }
+    }
+
+    /// Copies one image `[c, h, w]` into its zero-padded planes.
+    ///
+    /// # Safety
+    /// AVX-512F; `x` holds `c*h*w` elements, `xp` `c` planes.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pad(pl: &Plan, x: *const f32, xp: *mut f32) {
+        let zero = _mm512_setzero_ps();
+        for c in 0..pl.c {
+            let plane = xp.add(c * pl.plane);
+            for o in (0..pl.plane).step_by(LANES) {
+                _mm512_storeu_ps(plane.add(o), zero);
+            }
+            for y in 0..pl.h {
+                let (src, dst) = (
+                    x.add((c * pl.h + y) * pl.w),
+                    plane.add((pl.ph + y) * pl.wp + pl.pw),
+                );
+                for o in (0..pl.w).step_by(LANES) {
+                    let m = tail(pl.w - o);
+                    _mm512_mask_storeu_ps(dst.add(o), m, _mm512_maskz_loadu_ps(m, src.add(o)));
+                }
+            }
+        }
+    }
+
+    /// The first `n` lanes (all 16 when `n >= 16`).
+    #[inline(always)]
+    fn tail(n: usize) -> __mmask16 {
+        if n >= LANES {
+            !0
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    }
+
+    /// Spreads one image's output gradient `[f, oh, ow]` over the padded-width vectors, zeros
+    /// in the lanes of no output (so that they add nothing to the filter gradient).
+    ///
+    /// # Safety
+    /// AVX-512F; `dout` holds `f*oh*ow` elements, `dz` `f*nv*16`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn spread(pl: &Plan, dout: *const f32, dz: *mut f32) {
+        for f in 0..pl.f {
+            let src = dout.add(f * pl.oh * pl.ow);
+            for v in 0..pl.nv {
+                let mut d = _mm512_setzero_ps();
+                for s in &pl.segs[pl.first[v]..pl.first[v + 1]] {
+                    d = _mm512_mask_loadu_ps(d, s.mask, src.wrapping_offset(s.base));
+                }
+                _mm512_storeu_ps(dz.add((f * pl.nv + v) * LANES), d);
             }
         }
     }
 
     /// Filters per filter-gradient tile.
     const FG: usize = 4;
-    /// Filter rows `(c, ki, kj)` per filter-gradient tile: 4 x 6 = 24 accumulators.
-    const JG: usize = 6;
+    /// Filter rows `(c, ki, kj)` per filter-gradient tile: 4 x 5 = 20 accumulators (at 4 x 6
+    /// LLVM spilled them to the stack).
+    const JG: usize = 4;
 
     /// `dw[f][j] += sum over images and p of dz[f][p] * xp[c][p + ki*wp + kj]`, `j = (c, ki, kj)`.
     ///
@@ -490,9 +575,7 @@ mod kernels {
             1 => grad_tile::<F, 1>(pl, imgs, xp, dz, dw, f0, j0),
             2 => grad_tile::<F, 2>(pl, imgs, xp, dz, dw, f0, j0),
             3 => grad_tile::<F, 3>(pl, imgs, xp, dz, dw, f0, j0),
-            4 => grad_tile::<F, 4>(pl, imgs, xp, dz, dw, f0, j0),
-            5 => grad_tile::<F, 5>(pl, imgs, xp, dz, dw, f0, j0),
-            _ => grad_tile::<F, 6>(pl, imgs, xp, dz, dw, f0, j0),
+            _ => grad_tile::<F, 4>(pl, imgs, xp, dz, dw, f0, j0),
         }
     }
 
@@ -516,25 +599,34 @@ mod kernels {
             *r = xp.add(c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw);
         }
         let row_len = pl.nv * LANES;
-        let mut acc = [[_mm512_setzero_ps(); J]; F];
+        let mut acc = [_mm512_setzero_ps(); 24];
         for img in 0..imgs {
-            let (xi, dzi) = (img * pl.c * pl.plane, dz.add(img * pl.f * row_len));
+            let xi = img * pl.c * pl.plane;
+            let mut dzi = [dz; F];
+            for (i, d) in dzi.iter_mut().enumerate() {
+                *d = dz.add(img * pl.f * row_len + (f0 + i) * row_len);
+            }
+            let mut xr = rows;
+            for r in xr.iter_mut() {
+                *r = r.add(xi);
+            }
             for v in 0..pl.nv {
+                let o = v * LANES;
                 let mut d = [_mm512_setzero_ps(); F];
-                for (i, d) in d.iter_mut().enumerate() {
-                    *d = _mm512_loadu_ps(dzi.add((f0 + i) * row_len + v * LANES));
+                for i in 0..F {
+                    d[i] = _mm512_loadu_ps(dzi[i].add(o));
                 }
-                for (jj, r) in rows.iter().enumerate() {
-                    let xv = _mm512_loadu_ps(r.add(xi + v * LANES));
-                    for (a, &d) in acc.iter_mut().zip(&d) {
-                        a[jj] = _mm512_fmadd_ps(d, xv, a[jj]);
+                for jj in 0..J {
+                    let xv = _mm512_loadu_ps(xr[jj].add(o));
+                    for i in 0..F {
+                        acc[i * J + jj] = _mm512_fmadd_ps(d[i], xv, acc[i * J + jj]);
                     }
                 }
             }
         }
-        for (i, a) in acc.iter().enumerate() {
-            for (jj, &a) in a.iter().enumerate() {
-                *dw.add((f0 + i) * ckk + j0 + jj) += _mm512_reduce_add_ps(a);
+        for i in 0..F {
+            for jj in 0..J {
+                *dw.add((f0 + i) * ckk + j0 + jj) += _mm512_reduce_add_ps(acc[i * J + jj]);
             }
         }
     }
@@ -544,7 +636,20 @@ mod kernels {
 mod kernels {
     use super::Plan;
     // Never called: `applies` is false without AVX-512F.
-    pub(super) unsafe fn conv(_: &Plan, _: *const f32, _: *const f32, _: *mut f32) {
+    pub(super) unsafe fn conv(
+        _: &Plan,
+        _: *const f32,
+        _: *const f32,
+        _: *mut f32,
+        _: *const f32,
+        _: bool,
+    ) {
+        unreachable!()
+    }
+    pub(super) unsafe fn pad(_: &Plan, _: *const f32, _: *mut f32) {
+        unreachable!()
+    }
+    pub(super) unsafe fn spread(_: &Plan, _: *const f32, _: *mut f32) {
         unreachable!()
     }
     pub(super) unsafe fn filter_grad(

@@ -2,6 +2,7 @@
 //! that the backward is a scatter; plus the naive reference it is tested against. Rows and
 //! columns that do not fill a window are dropped (Theano's `ignore_border=True`).
 
+use crate::par::{self, SyncPtr};
 use crate::Float;
 
 /// Sizes of a pooling: `planes = n * c` planes of `h x w`, windows of `k x k`.
@@ -149,57 +150,84 @@ pub fn maxpool_forward<T: Float>(g: &PoolGeom, x: &[T], out: &mut [T], arg: &mut
         x.len() <= u32::MAX as usize,
         "max-pool input too large for u32 indices"
     );
-    for p in 0..g.planes {
-        let base = p * g.h * w;
-        let obase = p * oh * ow;
-        for oy in 0..oh {
-            let o = &mut out[obase + oy * ow..obase + (oy + 1) * ow];
-            let a = &mut arg[obase + oy * ow..obase + (oy + 1) * ow];
-            let r0 = base + oy * k * w;
-            if k == 2 {
-                // The book's pool: four loads and three compares per output, no inner loop.
-                let (row0, row1) = (&x[r0..r0 + w], &x[r0 + w..r0 + 2 * w]);
-                for ox in 0..ow {
-                    let c = 2 * ox;
-                    let (mut m, mut i) = (row0[c], c);
-                    if row0[c + 1] > m {
-                        m = row0[c + 1];
-                        i = c + 1;
+    let (op, ap) = (SyncPtr(out.as_mut_ptr()), SyncPtr(arg.as_mut_ptr()));
+    let planes = |lo: usize, hi: usize| {
+        for p in lo..hi {
+            let base = p * g.h * w;
+            let obase = p * oh * ow;
+            for oy in 0..oh {
+                // SAFETY: plane p's outputs are written by this range alone, inside the buffers
+                // checked above.
+                let o = unsafe { op.slice(obase + oy * ow, ow) };
+                let a = unsafe { ap.slice(obase + oy * ow, ow) };
+                let r0 = base + oy * k * w;
+                if k == 2 {
+                    // The book's pool: four loads and three compares per output, no inner loop.
+                    let (row0, row1) = (&x[r0..r0 + w], &x[r0 + w..r0 + 2 * w]);
+                    for ox in 0..ow {
+                        let c = 2 * ox;
+                        let (mut m, mut i) = (row0[c], c);
+                        if row0[c + 1] > m {
+                            m = row0[c + 1];
+                            i = c + 1;
+                        }
+                        if row1[c] > m {
+                            m = row1[c];
+                            i = w + c;
+                        }
+                        if row1[c + 1] > m {
+                            m = row1[c + 1];
+                            i = w + c + 1;
+                        }
+                        o[ox] = m;
+                        a[ox] = (r0 + i) as u32;
                     }
-                    if row1[c] > m {
-                        m = row1[c];
-                        i = w + c;
-                    }
-                    if row1[c + 1] > m {
-                        m = row1[c + 1];
-                        i = w + c + 1;
-                    }
-                    o[ox] = m;
-                    a[ox] = (r0 + i) as u32;
-                }
-            } else {
-                for ox in 0..ow {
-                    let mut best = r0 + ox * k;
-                    for di in 0..k {
-                        let row = r0 + di * w + ox * k;
-                        for idx in row..row + k {
-                            if x[idx] > x[best] {
-                                best = idx;
+                } else {
+                    for ox in 0..ow {
+                        let mut best = r0 + ox * k;
+                        for di in 0..k {
+                            let row = r0 + di * w + ox * k;
+                            for idx in row..row + k {
+                                if x[idx] > x[best] {
+                                    best = idx;
+                                }
                             }
                         }
+                        o[ox] = x[best];
+                        a[ox] = best as u32;
                     }
-                    o[ox] = x[best];
-                    a[ox] = best as u32;
                 }
             }
         }
+    };
+    // Below ~64k inputs a fork/join costs more than the pass.
+    if par::worth_splitting(g.planes * g.h * w, 1 << 16) {
+        par::split(g.planes, 1, &|_, lo, hi| planes(lo, hi));
+    } else {
+        planes(0, g.planes);
     }
 }
 
-/// Scatters `dout` into `dx` at the stored argmax positions (adding).
+/// Scatters `dout` into `dx` at the stored argmax positions (adding). The windows do not
+/// overlap, so no two outputs share an argmax, and any split of the outputs across threads
+/// writes disjoint elements.
 pub fn maxpool_backward<T: Float>(dout: &[T], arg: &[u32], dx: &mut [T]) {
-    for (&d, &a) in dout.iter().zip(arg) {
-        dx[a as usize] += d;
+    let n = dout.len().min(arg.len());
+    assert!(
+        arg[..n].iter().all(|&a| (a as usize) < dx.len()),
+        "max-pool argmax out of range"
+    );
+    let dp = SyncPtr(dx.as_mut_ptr());
+    let part = |lo: usize, hi: usize| {
+        for (&d, &a) in dout[lo..hi].iter().zip(&arg[lo..hi]) {
+            // SAFETY: in range (asserted); distinct outputs have distinct argmaxes.
+            unsafe { *dp.ptr().add(a as usize) += d };
+        }
+    };
+    if par::worth_splitting(n, 1 << 15) {
+        par::split(n, 16, &|_, lo, hi| part(lo, hi));
+    } else {
+        part(0, n);
     }
 }
 
@@ -285,17 +313,35 @@ mod tests {
     #[test]
     fn fast_equals_naive_on_random_shapes_with_odd_sizes() {
         let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
-        for (planes, h, w, k) in [(6, 24, 24, 2), (5, 7, 9, 2), (3, 9, 9, 3), (2, 5, 4, 1)] {
+        // The last is big enough for both passes to be split across threads.
+        for (planes, h, w, k) in [
+            (6, 24, 24, 2),
+            (5, 7, 9, 2),
+            (3, 9, 9, 3),
+            (2, 5, 4, 1),
+            (257, 28, 28, 2),
+        ] {
             let g = PoolGeom { planes, h, w, k };
             let x: Vec<f64> = (0..planes * h * w)
                 .map(|_| rng.random_range(-1.0..1.0))
                 .collect();
-            let mut out = vec![0.0; g.out_len()];
-            let mut arg = vec![0; g.out_len()];
-            maxpool_forward(&g, &x, &mut out, &mut arg);
+            let dout: Vec<f64> = (0..g.out_len())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
             let (o2, a2) = maxpool_naive(&g, &x);
-            assert_eq!(out, o2);
-            assert_eq!(arg, a2);
+            let dx2 = maxpool_backward_naive(&g, &x, &dout, PoolGrad::First);
+            for threads in [1, 2] {
+                par::with_threads(threads, || {
+                    let mut out = vec![0.0; g.out_len()];
+                    let mut arg = vec![0; g.out_len()];
+                    maxpool_forward(&g, &x, &mut out, &mut arg);
+                    assert_eq!(out, o2);
+                    assert_eq!(arg, a2);
+                    let mut dx = vec![0.0; x.len()];
+                    maxpool_backward(&dout, &arg, &mut dx);
+                    assert_eq!(dx, dx2, "{g:?}, {threads} threads");
+                });
+            }
         }
     }
 }
