@@ -12,7 +12,7 @@
 use crate::par::{self, SyncPtr};
 use crate::pool::{maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad};
 use crate::unary::Act;
-use crate::{gemm, Float, Result, Shape, TensorError};
+use crate::{gemm, Accum, Float, Result, Shape, TensorError};
 
 /// The sizes of one convolution: input `[n, c, h, w]`, filters `[f, c, kh, kw]`, zero
 /// padding `pad` on every side and step `stride` (0 and 1: network3's valid convolution).
@@ -297,7 +297,8 @@ pub fn conv2d_backward_scratch_len(g: &ConvGeom, with_dx: bool) -> usize {
 }
 
 /// Fast backward from the forward's input `x`. Adds the filter gradient into `dw` and the bias
-/// gradient into `db`; when `dx` is given, adds the input gradient into it. `scratch` holds at
+/// gradient into `db`; when `dx` is given, puts the input gradient into it as its [`Accum`]
+/// says. `scratch` holds at
 /// least [`conv2d_backward_scratch_len`] elements (contents ignored), so that a training step
 /// allocates nothing here.
 #[allow(clippy::too_many_arguments)]
@@ -306,7 +307,7 @@ pub fn conv2d_backward<T: Float>(
     x: &[T],
     w: &[T],
     dout: &[T],
-    dx: Option<&mut [T]>,
+    dx: Option<(&mut [T], Accum)>,
     dw: &mut [T],
     db: Option<&mut [T]>,
     scratch: &mut [T],
@@ -332,12 +333,12 @@ pub fn conv2d_backward<T: Float>(
     // Per-task partial filter/bias gradients, summed in task order below, so the result
     // depends on the thread count but not on scheduling.
     let (partial, cols_all) = scratch.split_at_mut(tasks * (wlen + g.f));
-    let dx_ptr = match dx {
-        Some(d) => {
+    let (dx_ptr, mode) = match dx {
+        Some((d, mode)) => {
             check_len("input gradient", d.len(), g.n * g.in_len());
-            SyncPtr(d.as_mut_ptr())
+            (SyncPtr(d.as_mut_ptr()), mode)
         }
-        None => SyncPtr(std::ptr::null_mut()),
+        None => (SyncPtr(std::ptr::null_mut()), Accum::Add),
     };
     let (pp, cp) = (
         SyncPtr(partial.as_mut_ptr()),
@@ -386,6 +387,9 @@ pub fn conv2d_backward<T: Float>(
                     dc,
                 );
                 let dxi = unsafe { dx_ptr.slice(i * g.in_len(), g.in_len()) };
+                if mode == Accum::Overwrite {
+                    dxi.fill(T::zero());
+                }
                 col2im(g, dc, dxi);
             }
         }
@@ -873,7 +877,7 @@ mod tests {
             &x,
             &w,
             &dout,
-            Some(&mut dx),
+            Some((&mut dx, Accum::Add)),
             &mut dw,
             Some(&mut db),
             &mut scratch,
@@ -882,6 +886,22 @@ mod tests {
             for (a, b) in got.iter().zip(want.iter()) {
                 assert!((a - b).abs() < 1e-11, "{g:?}: {name} {a} vs {b}");
             }
+        }
+        // Written over: what was there (NaN) is gone.
+        let mut dx_over = vec![f64::NAN; dx0.len()];
+        let mut dw_over = vec![0.0; dw0.len()];
+        conv2d_backward(
+            &g,
+            &x,
+            &w,
+            &dout,
+            Some((&mut dx_over, Accum::Overwrite)),
+            &mut dw_over,
+            None,
+            &mut scratch,
+        );
+        for (a, b) in dx_over.iter().zip(&dx0) {
+            assert!((a - b).abs() < 1e-11, "{g:?}: dx (overwrite) {a} vs {b}");
         }
         // Without dx, dw and db are unchanged.
         let mut dw2 = vec![0.0; dw0.len()];

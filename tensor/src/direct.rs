@@ -17,7 +17,7 @@
 
 use crate::conv::ConvGeom;
 use crate::par::{self, SyncPtr};
-use crate::Float;
+use crate::{Accum, Float};
 use std::any::TypeId;
 use std::sync::OnceLock;
 
@@ -247,7 +247,7 @@ pub(crate) fn backward<T: Float>(
     x: &[T],
     w: &[T],
     dout: &[T],
-    dx: Option<&mut [T]>,
+    dx: Option<(&mut [T], Accum)>,
     dw: &mut [T],
     db: Option<&mut [T]>,
     scratch: &mut [T],
@@ -267,7 +267,8 @@ pub(crate) fn backward<T: Float>(
     let dx_block = if want_dx { pd.padded_len() } else { 0 };
     let (xl, zl) = (GROUP * pl.padded_len(), GROUP * pl.spread_len());
     let block = wlen + g.f + xl + zl + dx_block;
-    let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| f32s_mut(d).as_mut_ptr()));
+    let add = dx.as_ref().is_none_or(|d| d.1 == Accum::Add);
+    let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| f32s_mut(d.0).as_mut_ptr()));
     let sp = SyncPtr(rest.as_mut_ptr());
     let (il, ol) = (g.in_len(), g.out_len());
     let task = |t: usize| {
@@ -298,7 +299,7 @@ pub(crate) fn backward<T: Float>(
                     unsafe {
                         kernels::pad(&pd, di.as_ptr(), dp.as_mut_ptr());
                         let null = std::ptr::null();
-                        kernels::conv(&pd, dp.as_ptr(), wt.as_ptr(), dxi.as_mut_ptr(), null, true);
+                        kernels::conv(&pd, dp.as_ptr(), wt.as_ptr(), dxi.as_mut_ptr(), null, add);
                     }
                 }
             }
@@ -733,15 +734,29 @@ mod tests {
             &x,
             &w,
             &dout,
-            Some(&mut dx),
+            Some((&mut dx, Accum::Add)),
             &mut dw,
             Some(&mut db),
             &mut scratch,
         );
-        let plus1 = |v: Vec<f64>| v.into_iter().map(|v| v + 1.0).collect::<Vec<f64>>();
-        close("dx", &g, &dx, &plus1(dx0), g.f * g.kh * g.kw);
-        close("dw", &g, &dw, &plus1(dw0), g.n * g.spatial());
-        close("db", &g, &db, &plus1(db0), g.n * g.spatial());
+        let plus1 = |v: &[f64]| v.iter().map(|v| v + 1.0).collect::<Vec<f64>>();
+        close("dx", &g, &dx, &plus1(&dx0), g.f * g.kh * g.kw);
+        // Written over: what was there (NaN) is gone.
+        let mut dx_over = vec![f32::NAN; dx0.len()];
+        let mut dw_over = vec![0.0f32; dw0.len()];
+        conv2d_backward(
+            &g,
+            &x,
+            &w,
+            &dout,
+            Some((&mut dx_over, Accum::Overwrite)),
+            &mut dw_over,
+            None,
+            &mut scratch,
+        );
+        close("dx (overwrite)", &g, &dx_over, &dx0, g.f * g.kh * g.kw);
+        close("dw", &g, &dw, &plus1(&dw0), g.n * g.spatial());
+        close("db", &g, &db, &plus1(&db0), g.n * g.spatial());
         // Without the input gradient, the same filter gradient.
         let mut dw2 = vec![1.0f32; dw.len()];
         let mut scratch = vec![f32::NAN; conv2d_backward_scratch_len(&g, false)];

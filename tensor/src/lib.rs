@@ -36,6 +36,17 @@ pub use reduce::{
 pub use shape::{Shape, MAX_DIMS};
 pub use tensor::Tensor;
 
+/// How a kernel puts its result into an output buffer: added to what is there, or written over
+/// it (contents ignored), so that a gradient accumulator nothing has written yet need not be
+/// zero-filled first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accum {
+    /// `out += result`.
+    Add,
+    /// `out = result`.
+    Overwrite,
+}
+
 /// Result type of fallible tensor operations.
 pub type Result<T> = std::result::Result<T, TensorError>;
 

@@ -11,7 +11,7 @@
 
 use crate::par::{self, SyncPtr};
 use crate::unary::Act;
-use crate::Float;
+use crate::{Accum, Float};
 
 /// The sizes of one batch norm: `n` samples, `c` channels, `s` positions per channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +272,8 @@ pub fn batch_norm_forward<T: Float>(
     });
 }
 
-/// Adds the gradients of [`batch_norm_forward`] into `dgamma`, `dbeta` and, when given, `dx`.
+/// Adds the gradients of [`batch_norm_forward`] into `dgamma` and `dbeta`, and puts the input
+/// gradient into `dx`, when given, as its [`Accum`] says.
 /// `batch` says the statistics were the batch's own (their gradient flows into `dx`).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward<T: Float>(
@@ -285,14 +286,15 @@ pub fn batch_norm_backward<T: Float>(
     gamma: &[T],
     act: Act,
     batch: bool,
-    dx: Option<&mut [T]>,
+    dx: Option<(&mut [T], Accum)>,
     dgamma: &mut [T],
     dbeta: &mut [T],
 ) {
     assert!(x.len() >= g.len() && y.len() >= g.len() && dy.len() >= g.len());
     assert!(dgamma.len() >= g.c && dbeta.len() >= g.c);
     let want_dx = dx.is_some();
-    let dxp = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| {
+    let set = dx.as_ref().is_some_and(|d| d.1 == Accum::Overwrite);
+    let dxp = SyncPtr(dx.map_or(std::ptr::null_mut(), |(d, _)| {
         assert!(d.len() >= g.len());
         d.as_mut_ptr()
     }));
@@ -339,19 +341,17 @@ pub fn batch_norm_backward<T: Float>(
             let out = unsafe { dxp.slice(r.start, r.len()) };
             let (dy, y, x) = (&dy[r.clone()], &y[r.clone()], &x[r]);
             // The activation chosen once per run, so that each loop vectorises.
+            let (f, ins) = ((k, a, c), (dy, y, x));
             match act {
-                Act::Identity => input_grad(out, dy, y, x, |d, _| d, k, a, c),
+                Act::Identity => input_grad(out, ins, |d, _| d, f, set),
                 Act::Relu => input_grad(
                     out,
-                    dy,
-                    y,
-                    x,
+                    ins,
                     |d, y| if y > T::zero() { d } else { T::zero() },
-                    k,
-                    a,
-                    c,
+                    f,
+                    set,
                 ),
-                _ => input_grad(out, dy, y, x, |d, y| d * act.grad_from_output(y), k, a, c),
+                _ => input_grad(out, ins, |d, y| d * act.grad_from_output(y), f, set),
             }
         }
     });
@@ -367,22 +367,25 @@ fn affine<T: Float>(y: &mut [T], x: &[T], k: T, b: T, act: impl Fn(T) -> T) {
     })
 }
 
-/// `dx += k * g(dy, y) + a * x + c` elementwise.
-#[allow(clippy::too_many_arguments)]
+/// `dx += k * g(dy, y) + a * x + c` elementwise (with `set`, `dx =`).
 #[inline(always)]
 fn input_grad<T: Float>(
     out: &mut [T],
-    dy: &[T],
-    y: &[T],
-    x: &[T],
+    (dy, y, x): (&[T], &[T], &[T]),
     g: impl Fn(T, T) -> T,
-    k: T,
-    a: T,
-    c: T,
+    (k, a, c): (T, T, T),
+    set: bool,
 ) {
     wide(|| {
-        for (((o, &d), &yv), &xv) in out.iter_mut().zip(dy).zip(y).zip(x) {
-            *o += k * g(d, yv) + a * xv + c;
+        let terms = out.iter_mut().zip(dy).zip(y).zip(x);
+        if set {
+            for (((o, &d), &yv), &xv) in terms {
+                *o = k * g(d, yv) + a * xv + c;
+            }
+        } else {
+            for (((o, &d), &yv), &xv) in terms {
+                *o += k * g(d, yv) + a * xv + c;
+            }
         }
     })
 }
@@ -524,12 +527,14 @@ mod tests {
                         &gamma,
                         act,
                         batch,
-                        Some(&mut dx64),
+                        Some((&mut dx64, Accum::Add)),
                         &mut dg64,
                         &mut db64,
                     );
+                    // f32 writes over a NaN buffer: nothing of it may remain.
+                    dx64.iter_mut().for_each(|v| *v -= 0.5);
                     let (mut dx32, mut dg32, mut db32) =
-                        (vec![0.5f32; g.len()], vec![0.0f32; c], vec![0.0f32; c]);
+                        (vec![f32::NAN; g.len()], vec![0.0f32; c], vec![0.0f32; c]);
                     batch_norm_backward(
                         &g,
                         &x32,
@@ -540,7 +545,7 @@ mod tests {
                         &gm32,
                         act,
                         batch,
-                        Some(&mut dx32),
+                        Some((&mut dx32, Accum::Overwrite)),
                         &mut dg32,
                         &mut db32,
                     );

@@ -1,7 +1,8 @@
-//! 2-D convolution (padding, stride) with a fused bias, on `tensor::conv`'s im2col + GEMM
-//! kernels: the backward unfolds the input again rather than keeping the forward's columns
-//! (9-25 times the input's size); the input gradient is skipped when the input needs none (a
-//! network's first layer: the images). network3's fused conv-pool keeps its columns.
+//! 2-D convolution (padding, stride) with a fused bias, on `tensor::conv` (direct AVX-512
+//! kernels for f32 at stride 1, im2col + GEMM otherwise): the backward reads the input again
+//! rather than keeping unfolded columns (9-25 times the input's size); the input gradient is
+//! skipped when the input needs none (a network's first layer: the images). network3's fused
+//! conv-pool keeps its columns.
 
 use crate::{AutogradError, Backward, Graph, Op, Result, Var};
 use tensor::conv::{
@@ -11,7 +12,7 @@ use tensor::conv::{
 };
 use tensor::pool::{PoolGrad, MAX_TIES_POOL};
 use tensor::unary::Act;
-use tensor::Float;
+use tensor::{Accum, Float};
 
 struct Conv2d {
     geom: ConvGeom,
@@ -31,13 +32,15 @@ impl<T: Float> Op<T> for Conv2d {
         db.iter_mut().for_each(|v| *v = T::zero());
         let mut scratch = cx.scratch(conv2d_backward_scratch_len(g, cx.needs_grad(0)));
         if cx.needs_grad(0) {
-            let dx = cx.grad(0).data_mut();
+            // A fresh accumulator is written over, not zero-filled and added to.
+            let (dx, fresh) = cx.grad_or_fresh(0);
+            let mode = if fresh { Accum::Overwrite } else { Accum::Add };
             conv2d_backward(
                 g,
                 x.data(),
                 w.data(),
                 dout.data(),
-                Some(dx),
+                Some((dx.data_mut(), mode)),
                 &mut dw,
                 Some(&mut db),
                 &mut scratch,
