@@ -144,9 +144,14 @@ impl Plan {
         self.c * self.plane
     }
 
-    /// Elements of one image's output gradient over the padded width.
+    /// Filters rounded up to whole vectors.
+    fn f_pad(&self) -> usize {
+        self.f.next_multiple_of(LANES)
+    }
+
+    /// Elements of one image's output gradient over the padded width, position-major.
     fn spread_len(&self) -> usize {
-        self.f * self.nv * LANES
+        self.nv * LANES * self.f_pad()
     }
 }
 
@@ -503,131 +508,129 @@ mod kernels {
         }
     }
 
-    /// Spreads one image's output gradient `[f, oh, ow]` over the padded-width vectors, zeros
-    /// in the lanes of no output (so that they add nothing to the filter gradient).
+    /// Transposes one image's output gradient `[f, oh, ow]` to position-major over the padded
+    /// width, `dzt[p][f]` with `p = oy*wp + ox` and rows of `f_pad` filters; zeros at positions
+    /// of no output and in the padding filters (so that they add nothing).
     ///
     /// # Safety
-    /// AVX-512F; `dout` holds `f*oh*ow` elements, `dz` `f*nv*16`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn spread(pl: &Plan, dout: *const f32, dz: *mut f32) {
-        for f in 0..pl.f {
-            let src = dout.add(f * pl.oh * pl.ow);
-            for v in 0..pl.nv {
-                let mut d = _mm512_setzero_ps();
-                for s in &pl.segs[pl.first[v]..pl.first[v + 1]] {
-                    d = _mm512_mask_loadu_ps(d, s.mask, src.wrapping_offset(s.base));
+    /// `dout` holds `f*oh*ow` elements, `dzt` `nv*16*f_pad`.
+    pub(super) unsafe fn spread(pl: &Plan, dout: *const f32, dzt: *mut f32) {
+        let fp = pl.f_pad();
+        std::ptr::write_bytes(dzt, 0, pl.nv * LANES * fp);
+        for oy in 0..pl.oh {
+            for ox in 0..pl.ow {
+                let row = dzt.add((oy * pl.wp + ox) * fp);
+                let src = dout.add(oy * pl.ow + ox);
+                for f in 0..pl.f {
+                    *row.add(f) = *src.add(f * pl.oh * pl.ow);
                 }
-                _mm512_storeu_ps(dz.add((f * pl.nv + v) * LANES), d);
             }
         }
     }
 
-    /// Filters per filter-gradient tile.
-    const FG: usize = 4;
-    /// Filter rows `(c, ki, kj)` per filter-gradient tile: 4 x 5 = 20 accumulators (at 4 x 6
-    /// LLVM spilled them to the stack).
-    const JG: usize = 4;
-
-    /// `dw[f][j] += sum over images and p of dz[f][p] * xp[c][p + ki*wp + kj]`, `j = (c, ki, kj)`.
+    /// `dw[f][j] += sum over images and positions p of dzt[p][f] * xp[c][p + ki*wp + kj]`, for
+    /// every filter row `j = (c, ki, kj)`. Vectors run over 16 filters at once and one weight
+    /// row's input value is broadcast, as in the forward: no horizontal sums, no unaligned
+    /// vector loads (at 16 positions per vector and a sum per weight this kernel ran at half
+    /// the forward's rate).
     ///
     /// # Safety
-    /// AVX-512F; `xp` holds `imgs` images of `c` planes, `dz` `imgs` of `f` rows of `nv`
-    /// vectors, `dw` `f*c*kh*kw` elements.
+    /// AVX-512F; `xp` holds `imgs` images of `c` planes, `dzt` `imgs` of [`Plan::spread_len`],
+    /// `dw` `f*c*kh*kw` elements.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn filter_grad(
         pl: &Plan,
         imgs: usize,
         xp: *const f32,
-        dz: *const f32,
+        dzt: *const f32,
         dw: *mut f32,
     ) {
-        let ckk = pl.c * pl.kh * pl.kw;
-        let mut f0 = 0;
-        while f0 < pl.f {
-            let fb = (pl.f - f0).min(FG);
-            let mut j0 = 0;
-            while j0 < ckk {
-                let jb = (ckk - j0).min(JG);
-                match fb {
-                    1 => grad_j::<1>(jb, pl, imgs, xp, dz, dw, f0, j0),
-                    2 => grad_j::<2>(jb, pl, imgs, xp, dz, dw, f0, j0),
-                    3 => grad_j::<3>(jb, pl, imgs, xp, dz, dw, f0, j0),
-                    _ => grad_j::<4>(jb, pl, imgs, xp, dz, dw, f0, j0),
-                }
-                j0 += jb;
+        let fv = pl.f_pad() / LANES;
+        let mut v0 = 0;
+        while v0 < fv {
+            // 24 accumulators: filter vectors x weight rows.
+            match fv - v0 {
+                1 => grad_rows::<1, 24>(pl, imgs, xp, dzt, dw, v0),
+                2 => grad_rows::<2, 12>(pl, imgs, xp, dzt, dw, v0),
+                3 => grad_rows::<3, 8>(pl, imgs, xp, dzt, dw, v0),
+                _ => grad_rows::<4, 6>(pl, imgs, xp, dzt, dw, v0),
             }
-            f0 += fb;
+            v0 += (fv - v0).min(4);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Filter vectors `v0..v0+V` against every weight row, `J` rows at a time (the last tile's
+    /// missing rows repeat its last row and are not stored).
     #[inline(always)]
-    unsafe fn grad_j<const F: usize>(
-        jb: usize,
+    unsafe fn grad_rows<const V: usize, const J: usize>(
         pl: &Plan,
         imgs: usize,
         xp: *const f32,
-        dz: *const f32,
+        dzt: *const f32,
         dw: *mut f32,
-        f0: usize,
-        j0: usize,
+        v0: usize,
     ) {
-        match jb {
-            1 => grad_tile::<F, 1>(pl, imgs, xp, dz, dw, f0, j0),
-            2 => grad_tile::<F, 2>(pl, imgs, xp, dz, dw, f0, j0),
-            3 => grad_tile::<F, 3>(pl, imgs, xp, dz, dw, f0, j0),
-            _ => grad_tile::<F, 4>(pl, imgs, xp, dz, dw, f0, j0),
-        }
-    }
-
-    /// Filters `f0..f0+F` against filter rows `j0..j0+J`: per output vector, `F` loads of the
-    /// gradient and `J` of shifted rows feed `F*J` FMAs; one horizontal sum each at the end.
-    #[inline(always)]
-    unsafe fn grad_tile<const F: usize, const J: usize>(
-        pl: &Plan,
-        imgs: usize,
-        xp: *const f32,
-        dz: *const f32,
-        dw: *mut f32,
-        f0: usize,
-        j0: usize,
-    ) {
-        let kk = pl.kh * pl.kw;
+        let (kk, fp) = (pl.kh * pl.kw, pl.f_pad());
         let ckk = pl.c * kk;
-        let mut rows = [xp; J];
-        for (jj, r) in rows.iter_mut().enumerate() {
-            let (c, k) = ((j0 + jj) / kk, (j0 + jj) % kk);
-            *r = xp.add(c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw);
-        }
-        let row_len = pl.nv * LANES;
-        let mut acc = [_mm512_setzero_ps(); 24];
-        for img in 0..imgs {
-            let xi = img * pl.c * pl.plane;
-            let mut dzi = [dz; F];
-            for (i, d) in dzi.iter_mut().enumerate() {
-                *d = dz.add(img * pl.f * row_len + (f0 + i) * row_len);
+        let positions = pl.nv * LANES;
+        let mut j0 = 0;
+        while j0 < ckk {
+            let jb = (ckk - j0).min(J);
+            let mut rows = [xp; J];
+            for (jj, r) in rows.iter_mut().enumerate() {
+                let j = j0 + jj.min(jb - 1);
+                let (c, k) = (j / kk, j % kk);
+                *r = xp.add(c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw);
             }
-            let mut xr = rows;
-            for r in xr.iter_mut() {
-                *r = r.add(xi);
-            }
-            for v in 0..pl.nv {
-                let o = v * LANES;
-                let mut d = [_mm512_setzero_ps(); F];
-                for i in 0..F {
-                    d[i] = _mm512_loadu_ps(dzi[i].add(o));
+            let mut acc = [[_mm512_setzero_ps(); V]; J];
+            for img in 0..imgs {
+                let xi = img * pl.c * pl.plane;
+                let d = dzt.add(img * positions * fp + v0 * LANES);
+                let mut xr = rows;
+                for r in xr.iter_mut() {
+                    *r = r.add(xi);
                 }
-                for jj in 0..J {
-                    let xv = _mm512_loadu_ps(xr[jj].add(o));
-                    for i in 0..F {
-                        acc[i * J + jj] = _mm512_fmadd_ps(d[i], xv, acc[i * J + jj]);
+                for p in 0..positions {
+                    let dp = d.add(p * fp);
+                    let mut dv = [_mm512_setzero_ps(); V];
+                    for (v, dv) in dv.iter_mut().enumerate() {
+                        *dv = _mm512_loadu_ps(dp.add(v * LANES));
+                    }
+                    for (a, r) in acc.iter_mut().zip(&xr) {
+                        let xv = _mm512_set1_ps(*r.add(p));
+                        for (a, &dv) in a.iter_mut().zip(&dv) {
+                            *a = _mm512_fmadd_ps(xv, dv, *a);
+                        }
                     }
                 }
             }
+            store_grad(pl, &acc, jb, j0, v0, dw);
+            j0 += jb;
         }
-        for i in 0..F {
-            for jj in 0..J {
-                *dw.add((f0 + i) * ckk + j0 + jj) += _mm512_reduce_add_ps(acc[i * J + jj]);
+    }
+
+    /// Adds a tile's sums into `dw[f][j]` (out of line: see [`store`]).
+    #[inline(never)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_grad<const V: usize, const J: usize>(
+        pl: &Plan,
+        acc: &[[__m512; V]; J],
+        jb: usize,
+        j0: usize,
+        v0: usize,
+        dw: *mut f32,
+    ) {
+        let ckk = pl.c * pl.kh * pl.kw;
+        let mut lanes = [0.0f32; LANES];
+        for (jj, a) in acc.iter().enumerate().take(jb) {
+            for (v, &a) in a.iter().enumerate() {
+                _mm512_storeu_ps(lanes.as_mut_ptr(), a);
+                for (l, &g) in lanes.iter().enumerate() {
+                    let f = (v0 + v) * LANES + l;
+                    if f < pl.f {
+                        *dw.add(f * ckk + j0 + jj) += g;
+                    }
+                }
             }
         }
     }
