@@ -3,17 +3,26 @@
 //! Each input channel is copied once into a zero-padded plane of row stride `wp` (the padded
 //! width), and the output is computed over the same row stride: output position
 //! `p = oy*wp + ox` reads input `p + ki*wp + kj` for filter tap `(ki, kj)`, so every tap is one
-//! contiguous, shifted row of the plane. The `wp - ow` columns past each output row are
-//! garbage and dropped when the result is gathered. The forward loads 16 output positions of a
-//! channel at once and broadcasts one weight per filter; the input gradient is the same kernel
-//! run on the padded output gradient with the filters flipped and transposed; the filter
-//! gradient is a dot product, over positions, of the output gradient with each shifted row.
-//! Nothing is packed and nothing is unfolded, so the kernels run at the FMA units' rate where
-//! im2col + GEMM spent half its time moving the 9x larger unfolded matrix.
+//! contiguous, shifted row of the plane. The `wp - ow` positions past each output row are
+//! computed and never stored: each vector's valid lanes go straight to `[f, oh, ow]` through
+//! one lane mask per output row it touches.
+//!
+//! - forward: 16 output positions of a channel per vector, one broadcast weight per filter
+//!   (8 filters x 3 vectors = 24 accumulators);
+//! - input gradient: the same kernel on the padded output gradient, with the filters flipped
+//!   and transposed (padding `k - 1 - pad` brings it back to the input's size);
+//! - filter gradient: 16 filters per vector against one broadcast input value per weight row,
+//!   summed over positions and a group of images (the output gradient transposed to
+//!   position-major first).
+//!
+//! Nothing is packed and nothing unfolded: im2col + GEMM spent about half its time writing and
+//! packing the 9x larger unfolded matrix, and per-image GEMMs of 32 x 288 x 784 are too small
+//! to amortise the packing.
 //!
 //! [`crate::conv::conv2d_forward`] and [`crate::conv::conv2d_backward`] take this path for f32
 //! when the CPU has AVX-512F and the stride is 1; `NNDL_CONV=im2col` turns it off (to time or
-//! test the other path). The tests compare it with [`crate::conv::conv2d_naive`].
+//! test the other path). The tests compare it with [`crate::conv::conv2d_naive`] on random and
+//! edge shapes at 1 and 2 threads.
 
 use crate::conv::ConvGeom;
 use crate::par::{self, SyncPtr};
@@ -192,8 +201,8 @@ pub fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
     g.f * g.ckk() + tasks * Plan::forward(g).padded_len()
 }
 
-/// Images whose filter gradients one kernel call sums (one horizontal sum per weight and call:
-/// at 14x14 a sum per image cost as much as the products).
+/// Images whose filter gradients one kernel call sums before its accumulators are stored (a
+/// 14x14 image alone is only 14 vectors of positions per weight row).
 const GROUP: usize = 4;
 
 /// Scratch elements [`backward`] needs with `tasks` parallel tasks.
