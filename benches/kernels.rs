@@ -3,7 +3,11 @@
 //!    crate, via `tensor::gemm`) beside `matrixmultiply`, so the choice is measured;
 //! 2. conv + max-pool forward and forward+backward images/s through the autograd ops;
 //! 3. the tape's per-step overhead on the [784,30,10] sigmoid net at mini-batch 10, beside
-//!    the pure FLOP time of that step at the GEMM rate measured in table 1.
+//!    the pure FLOP time of that step at the GEMM rate measured in table 1;
+//! 4. the small-side FC kernels per ISA;
+//! 5. the modern recipe's layers, single thread: each 3x3 convolution's forward, filter
+//!    gradient and input gradient in GFLOP/s beside a 1024^3 GEMM (`NNDL_CONV=im2col` times
+//!    the im2col + GEMM path instead of the direct kernels), and batch norm's passes.
 //!
 //! Run: `cargo bench --bench kernels` (add `-- --quick` for fewer repetitions).
 
@@ -149,6 +153,7 @@ fn main() {
     }
 
     small_kernels(min_s, samples);
+    modern_layers(min_s, samples);
 
     println!("\n## conv + max-pool through autograd, f32, {threads} threads (images/s)");
     println!("| layer | batch | forward | forward + backward |");
@@ -344,4 +349,107 @@ fn small_kernels(min_s: f64, samples: usize) {
             println!("| FC {k}->{n} | {isa:?} | {nt} | {nn} | {tn} | {st} |");
         }
     }
+}
+
+/// Table 5: the modern recipe's convolutions at mini-batch 64 and its batch norm over the
+/// largest activation, single thread.
+fn modern_layers(min_s: f64, samples: usize) {
+    use tensor::conv::{
+        conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
+        ConvGeom,
+    };
+    use tensor::norm::{batch_norm_backward, batch_norm_forward, batch_stats, NormGeom};
+    use tensor::{Accum, Shape};
+    tensor::par::with_threads(1, || {
+        let path = if std::env::var("NNDL_CONV").is_ok_and(|v| v == "im2col") {
+            "im2col + GEMM (NNDL_CONV=im2col)"
+        } else {
+            "direct where it applies (tensor::direct)"
+        };
+        let n = 1024;
+        let (a, b) = (vec![0.5f32; n * n], vec![0.25f32; n * n]);
+        let mut c = vec![0.0f32; n * n];
+        let t = time(min_s, samples, || {
+            tensor::gemm(n, n, n, 1.0, &a, false, &b, false, 0.0, black_box(&mut c))
+        });
+        let peak = 2.0 * (n * n * n) as f64 / t / 1e9;
+        println!("\n## modern recipe, single thread, mini-batch 64: convolutions by {path}");
+        println!("GEMM 1024^3 for scale: {peak:.1} GFLOP/s");
+        println!("| layer | forward GFLOP/s | filter gradient | input gradient |");
+        println!("| --- | --- | --- | --- |");
+        for (c_in, hw, f) in [(32usize, 28usize, 32usize), (32, 14, 64), (64, 14, 64)] {
+            let g = ConvGeom::padded(
+                Shape::new(&[64, c_in, hw, hw]).unwrap(),
+                Shape::new(&[f, c_in, 3, 3]).unwrap(),
+                1,
+                1,
+            )
+            .unwrap();
+            let x = vec![0.1f32; g.n * g.in_len()];
+            let w = vec![0.01f32; g.f * g.ckk()];
+            let dout = vec![0.01f32; g.n * g.out_len()];
+            let mut out = vec![0.0f32; g.n * g.out_len()];
+            let mut dx = vec![0.0f32; g.n * g.in_len()];
+            let mut dw = vec![0.0f32; g.f * g.ckk()];
+            let mut fs = vec![0.0f32; conv2d_forward_scratch_len(&g)];
+            let mut bs = vec![0.0f32; conv2d_backward_scratch_len(&g, true)];
+            let fl = 2.0 * (g.n * g.f * g.ckk() * g.spatial()) as f64 / 1e9;
+            let tf = time(min_s, samples, || {
+                conv2d_forward(&g, &x, &w, None, black_box(&mut out), &mut fs)
+            });
+            let tw = time(min_s, samples, || {
+                conv2d_backward(&g, &x, &w, &dout, None, black_box(&mut dw), None, &mut bs)
+            });
+            let twx = time(min_s, samples, || {
+                let dx = Some((black_box(&mut dx[..]), Accum::Overwrite));
+                conv2d_backward(&g, &x, &w, &dout, dx, black_box(&mut dw), None, &mut bs)
+            });
+            println!(
+                "| {c_in}->{f}, 3x3, {hw}x{hw} | {:.1} | {:.1} | {:.1} |",
+                fl / tf,
+                fl / tw,
+                fl / (twx - tw).max(1e-9)
+            );
+        }
+        let g = NormGeom {
+            n: 64,
+            c: 32,
+            s: 784,
+        };
+        let x: Vec<f32> = (0..g.len()).map(|i| (i % 97) as f32 / 50.0 - 1.0).collect();
+        let dy: Vec<f32> = (0..g.len()).map(|i| (i % 89) as f32 / 45.0 - 1.0).collect();
+        let (mut y, mut dx) = (vec![0.0f32; g.len()], vec![0.0f32; g.len()]);
+        let (mut mean, mut var) = (vec![0.0; g.c], vec![0.0; g.c]);
+        let (gamma, beta) = (vec![1.0f32; g.c], vec![0.1f32; g.c]);
+        let (mut dg, mut db) = (vec![0.0f32; g.c], vec![0.0f32; g.c]);
+        let ts = time(min_s, samples, || {
+            batch_stats(&g, &x, black_box(&mut mean), &mut var)
+        });
+        let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
+        let relu = tensor::unary::Act::Relu;
+        let tf = time(min_s, samples, || {
+            batch_norm_forward(&g, &x, &mean, &inv, &gamma, &beta, relu, black_box(&mut y))
+        });
+        let tb = time(min_s, samples, || {
+            let dx = Some((black_box(&mut dx[..]), Accum::Overwrite));
+            batch_norm_backward(
+                &g, &x, &y, &dy, &mean, &inv, &gamma, relu, true, dx, &mut dg, &mut db,
+            )
+        });
+        let mb = g.len() as f64 * 4.0 / 1e6;
+        println!("\n## batch norm + ReLU over [64, 32, 784] f32 ({mb:.1} MB), single thread");
+        println!("| pass | ms | GB/s (values read + written) |");
+        println!("| --- | --- | --- |");
+        for (what, t, tensors) in [
+            ("statistics (reads x)", ts, 1.0),
+            ("forward (x -> y)", tf, 2.0),
+            ("backward (sums: dy, y, x; then dx)", tb, 7.0),
+        ] {
+            println!(
+                "| {what} | {:.2} | {:.1} |",
+                t * 1e3,
+                tensors * mb / t / 1e3
+            );
+        }
+    });
 }

@@ -1,7 +1,7 @@
 """nndl's modern MNIST recipe (`cargo run --release --example modern`) in PyTorch, for accuracy
 and wall time side by side on the same cores. A benchmark companion, never a dependency.
 
-    python3 benches/modern_pytorch.py --epochs 15 --seed 0 --threads 2
+    python3 benches/modern_pytorch.py --epochs 16 --seed 0 --threads 2
 
 Same recipe as examples/modern.rs: two blocks of two 3x3 convolutions (padding 1, no bias) with
 batch norm and ReLU, each block max-pooled; Linear(3136, 128) + batch norm + ReLU + dropout 0.4;
@@ -106,7 +106,7 @@ def accuracy(net, x, y, batch=1000):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=0.003)
