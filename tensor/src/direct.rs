@@ -20,8 +20,8 @@
 //! to amortise the packing.
 //!
 //! [`crate::conv::conv2d_forward`] and [`crate::conv::conv2d_backward`] take this path for f32
-//! when the CPU has AVX-512F and the stride is 1; `NNDL_CONV=im2col` turns it off (to time or
-//! test the other path). The tests compare it with [`crate::conv::conv2d_naive`] on random and
+//! when the CPU has AVX-512F and the stride is 1; `NNDL_CONV=im2col` (or `NNDL_ISA=avx2` /
+//! `portable`) turns it off, to time or test the other path. The tests compare it with [`crate::conv::conv2d_naive`] on random and
 //! edge shapes at 1 and 2 threads.
 
 use crate::conv::ConvGeom;
@@ -42,11 +42,12 @@ pub fn applies<T: Float>(g: &ConvGeom) -> bool {
         && enabled()
 }
 
-/// AVX-512F present and not turned off by `NNDL_CONV=im2col`.
+/// AVX-512F present, not lowered by `NNDL_ISA` (as the small-side kernels) and not turned off
+/// by `NNDL_CONV=im2col`.
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        crate::small::Isa::Avx512.available()
+        crate::small::best_isa() == crate::small::Isa::Avx512
             && std::env::var("NNDL_CONV").map_or(true, |v| v != "im2col")
     })
 }
@@ -779,7 +780,9 @@ mod tests {
     #[test]
     fn direct_equals_naive_on_random_and_edge_shapes() {
         if !enabled() {
-            eprintln!("no AVX-512F (or NNDL_CONV=im2col): the direct path is not taken here");
+            eprintln!(
+                "no AVX-512F (or NNDL_CONV=im2col, NNDL_ISA lowered): the direct path is off"
+            );
             return;
         }
         let mut rng = rand_pcg::Pcg64::seed_from_u64(21);
