@@ -267,6 +267,18 @@ impl<'a, T: Float> Backward<'a, T> {
         );
     }
 
+    /// The gradient buffer of input `k` for a kernel that takes a [`tensor::Accum`]: written
+    /// over when it is new (no zero-fill), added to when earlier ops already wrote it.
+    pub fn grad_accum(&mut self, k: usize) -> (&mut [T], tensor::Accum) {
+        let (g, fresh) = self.grad_or_fresh(k);
+        let mode = if fresh {
+            tensor::Accum::Overwrite
+        } else {
+            tensor::Accum::Add
+        };
+        (g.data_mut(), mode)
+    }
+
     /// The gradient accumulator of input `k` for an op that will *overwrite* it when it is
     /// new: returns it with `true` if it was just created (contents unspecified: write every
     /// element, e.g. a GEMM with beta = 0), or with `false` if earlier ops already added to it

@@ -186,15 +186,11 @@ fn arrange(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [f32]) {
 
 /// Reinterprets a `T` slice as f32 (the caller has checked `T` is f32).
 fn f32s<T: Float>(s: &[T]) -> &[f32] {
-    assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
-    // SAFETY: T is f32 (asserted), so the layout is identical.
-    unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+    crate::element::as_f32(s).expect("the direct path runs on f32 only (`applies`)")
 }
 
 fn f32s_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
-    assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
-    // SAFETY: as f32s.
-    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+    crate::element::as_f32_mut(s).expect("the direct path runs on f32 only (`applies`)")
 }
 
 /// Scratch elements [`forward`] needs with `tasks` parallel tasks.
@@ -501,20 +497,10 @@ mod kernels {
                     plane.add((pl.ph + y) * pl.wp + pl.pw),
                 );
                 for o in (0..pl.w).step_by(LANES) {
-                    let m = tail(pl.w - o);
+                    let m = crate::small::avx512::mask(pl.w - o);
                     _mm512_mask_storeu_ps(dst.add(o), m, _mm512_maskz_loadu_ps(m, src.add(o)));
                 }
             }
-        }
-    }
-
-    /// The first `n` lanes (all 16 when `n >= 16`).
-    #[inline(always)]
-    fn tail(n: usize) -> __mmask16 {
-        if n >= LANES {
-            !0
-        } else {
-            ((1u32 << n) - 1) as __mmask16
         }
     }
 

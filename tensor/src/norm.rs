@@ -60,7 +60,8 @@ impl NormGeom {
 const LANES: usize = 16;
 
 /// Runs `f` compiled with AVX-512 enabled when the CPU has it (`f` is inlined into the
-/// wrapper, which carries the target features).
+/// wrapper, which carries the target features). It wraps each loop itself: a closure holding a
+/// whole channel's work was not inlined, and its loops compiled to scalar code.
 #[inline(always)]
 fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -79,15 +80,32 @@ unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
 
 /// `(sum u, sum v)` of `(u, v) = f(a[i], b[i], c[i])` over three equally long slices, in
 /// `LANES` independent partial sums (so the loop vectorises; one running sum would be a
-/// serial chain), totalled in f64.
-///
-/// Each of these loops runs in [`wide`] (compiled for AVX-512 where the CPU has it: the crate
-/// is built for baseline x86-64, whose 4-wide SSE, or scalar code, made them 3-4x slower). The
-/// wrapper sits around the loop itself, not around a whole channel's work: only a small
-/// closure gets inlined into the target-feature function.
+/// serial chain), totalled in f64: [`sums`] for types without explicit kernels.
 #[inline(always)]
 fn lane_sums<T: Float, F: Fn(T, T, T) -> (T, T)>(a: &[T], b: &[T], c: &[T], f: F) -> (f64, f64) {
-    lane_sums_body(a, b, c, f)
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let full = n / LANES * LANES;
+    let (mut su, mut sv) = ([T::zero(); LANES], [T::zero(); LANES]);
+    for i in (0..full).step_by(LANES) {
+        let (a, b, c) = (&a[i..i + LANES], &b[i..i + LANES], &c[i..i + LANES]);
+        for l in 0..LANES {
+            let (u, v) = f(a[l], b[l], c[l]);
+            su[l] += u;
+            sv[l] += v;
+        }
+    }
+    let (mut tu, mut tv) = (0.0f64, 0.0f64);
+    for i in full..n {
+        let (u, v) = f(a[i], b[i], c[i]);
+        tu += u.f64();
+        tv += v.f64();
+    }
+    for l in 0..LANES {
+        tu += su[l].f64();
+        tv += sv[l].f64();
+    }
+    (tu, tv)
 }
 
 /// What one pass of sums adds up per element, with `s` a shift.
@@ -104,17 +122,14 @@ enum Sums {
 /// two-sum reductions through a closure: they ran scalar), [`lane_sums`] otherwise.
 fn sums<T: Float>(kind: Sums, a: &[T], b: &[T], c: &[T], s: T) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && crate::small::Isa::Avx512.available()
-    {
-        let f = |v: &[T]| -> &[f32] {
-            // SAFETY: T is f32 (checked above): same layout.
-            unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) }
-        };
-        let n = a.len();
-        assert!(kind == Sums::Stats || (b.len() >= n && c.len() >= n));
-        // SAFETY: AVX-512F is present; b and c hold n values when read (asserted).
-        return unsafe { avx512_sums(kind, f(a), f(b), f(c), s.f64() as f32) };
+    if crate::small::Isa::Avx512.available() {
+        use crate::element::as_f32;
+        if let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32(c)) {
+            let n = a.len();
+            assert!(kind == Sums::Stats || (b.len() >= n && c.len() >= n));
+            // SAFETY: AVX-512F is present; b and c hold n values when read (asserted).
+            return unsafe { avx512_sums(kind, a, b, c, s.f64() as f32) };
+        }
     }
     match kind {
         Sums::Stats => lane_sums(a, a, a, |v, _, _| {
@@ -168,46 +183,13 @@ unsafe fn avx512_sums(kind: Sums, a: &[f32], b: &[f32], c: &[f32], s: f32) -> (f
         i += 2 * LANES;
     }
     while i < n {
-        let m = (((1u32 << (n - i).min(LANES)) - 1) & 0xffff) as __mmask16;
-        step(i, m, &mut u0, &mut v0);
+        step(i, crate::small::avx512::mask(n - i), &mut u0, &mut v0);
         i += LANES;
     }
     (
         _mm512_reduce_add_ps(_mm512_add_ps(u0, u1)) as f64,
         _mm512_reduce_add_ps(_mm512_add_ps(v0, v1)) as f64,
     )
-}
-
-#[inline(always)]
-fn lane_sums_body<T: Float, F: Fn(T, T, T) -> (T, T)>(
-    a: &[T],
-    b: &[T],
-    c: &[T],
-    f: F,
-) -> (f64, f64) {
-    let n = a.len().min(b.len()).min(c.len());
-    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
-    let full = n / LANES * LANES;
-    let (mut su, mut sv) = ([T::zero(); LANES], [T::zero(); LANES]);
-    for i in (0..full).step_by(LANES) {
-        let (a, b, c) = (&a[i..i + LANES], &b[i..i + LANES], &c[i..i + LANES]);
-        for l in 0..LANES {
-            let (u, v) = f(a[l], b[l], c[l]);
-            su[l] += u;
-            sv[l] += v;
-        }
-    }
-    let (mut tu, mut tv) = (0.0f64, 0.0f64);
-    for i in full..n {
-        let (u, v) = f(a[i], b[i], c[i]);
-        tu += u.f64();
-        tv += v.f64();
-    }
-    for l in 0..LANES {
-        tu += su[l].f64();
-        tv += sv[l].f64();
-    }
-    (tu, tv)
 }
 
 /// Each channel's mean and biased variance, in one pass over `x`: sums of `x - x0` and its

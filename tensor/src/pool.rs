@@ -213,13 +213,14 @@ pub fn maxpool_forward<T: Float>(g: &PoolGeom, x: &[T], out: &mut [T], arg: &mut
 /// writes disjoint elements.
 pub fn maxpool_backward<T: Float>(dout: &[T], arg: &[u32], dx: &mut [T]) {
     let n = dout.len().min(arg.len());
-    assert!(
-        arg[..n].iter().all(|&a| (a as usize) < dx.len()),
-        "max-pool argmax out of range"
-    );
-    let dp = SyncPtr(dx.as_mut_ptr());
+    let (dp, len) = (SyncPtr(dx.as_mut_ptr()), dx.len());
     let part = |lo: usize, hi: usize| {
         for (&d, &a) in dout[lo..hi].iter().zip(&arg[lo..hi]) {
+            // Checked here, not in a pass of its own over `arg`.
+            assert!(
+                (a as usize) < len,
+                "max-pool argmax {a} outside the input ({len})"
+            );
             // SAFETY: in range (asserted); distinct outputs have distinct argmaxes.
             unsafe { *dp.ptr().add(a as usize) += d };
         }

@@ -460,12 +460,14 @@ mod generic {
 /// AVX-512 register-blocked kernels. Remainders (k or n not a multiple of 16) use masked
 /// loads and stores, so no element is read or written outside its matrix.
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     use super::{Args, StepArgs};
     use std::arch::x86_64::*;
 
+    /// The first `len` of 16 lanes (all when `len >= 16`): the masked tail of every f32
+    /// AVX-512 loop in the crate.
     #[inline(always)]
-    fn mask(len: usize) -> __mmask16 {
+    pub(crate) fn mask(len: usize) -> __mmask16 {
         if len >= 16 {
             0xffff
         } else {

@@ -12,7 +12,7 @@ use tensor::conv::{
 };
 use tensor::pool::{PoolGrad, MAX_TIES_POOL};
 use tensor::unary::Act;
-use tensor::{Accum, Float};
+use tensor::Float;
 
 struct Conv2d {
     geom: ConvGeom,
@@ -32,15 +32,12 @@ impl<T: Float> Op<T> for Conv2d {
         db.iter_mut().for_each(|v| *v = T::zero());
         let mut scratch = cx.scratch(conv2d_backward_scratch_len(g, cx.needs_grad(0)));
         if cx.needs_grad(0) {
-            // A fresh accumulator is written over, not zero-filled and added to.
-            let (dx, fresh) = cx.grad_or_fresh(0);
-            let mode = if fresh { Accum::Overwrite } else { Accum::Add };
             conv2d_backward(
                 g,
                 x.data(),
                 w.data(),
                 dout.data(),
-                Some((dx.data_mut(), mode)),
+                Some(cx.grad_accum(0)),
                 &mut dw,
                 Some(&mut db),
                 &mut scratch,

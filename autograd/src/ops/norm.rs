@@ -6,7 +6,7 @@
 use crate::{AutogradError, Backward, Graph, Op, Result, Var};
 use tensor::norm::{batch_norm_backward, batch_norm_forward, batch_stats, NormGeom};
 use tensor::unary::Act;
-use tensor::{Accum, Float};
+use tensor::Float;
 
 struct BatchNorm {
     geom: NormGeom,
@@ -30,12 +30,7 @@ impl<T: Float> Op<T> for BatchNorm {
             .iter_mut()
             .chain(dbeta.iter_mut())
             .for_each(|v| *v = T::zero());
-        // A fresh accumulator is written over, not zero-filled and added to.
-        let dx = cx.needs_grad(0).then(|| {
-            let (dx, fresh) = cx.grad_or_fresh(0);
-            let mode = if fresh { Accum::Overwrite } else { Accum::Add };
-            (dx.data_mut(), mode)
-        });
+        let dx = cx.needs_grad(0).then(|| cx.grad_accum(0));
         batch_norm_backward(
             g,
             x.data(),
