@@ -142,7 +142,7 @@ fn run() -> Result<()> {
         nn::io::load_safetensors(&mut net, p)?;
     }
     println!("{}", net.describe());
-    let mut opt: Box<dyn Optimizer<f32>> = match args.optimizer {
+    let mut opt: Box<dyn Optimizer<f32>> = c.averaged(match args.optimizer {
         Opt::Adam => {
             let mut adam = Adam::new(eta);
             adam.weight_decay = args.weight_decay;
@@ -150,14 +150,14 @@ fn run() -> Result<()> {
         }
         Opt::Adamw => Box::new(Adam::adamw(eta, args.weight_decay)),
         // PyTorch's SGD weight decay wd is network2's with lmbda/n = wd.
-        Opt::Sgd => c.optimizer(
+        Opt::Sgd => c.sgd(
             eta,
             Regularization::WeightDecay {
                 lmbda: args.weight_decay * data.training.len() as f64,
                 n: data.training.len(),
             },
         ),
-    };
+    });
     let plan = nndl::run::Plan::shuffled(epochs, mb);
     let speeds = c.layer_speeds(&mut run, &mut net, &data.training)?;
     // The augmentation's draws depend on the seed, the epoch and the image only: a resumed
@@ -233,6 +233,7 @@ fn run() -> Result<()> {
             eprintln!("saved the epoch-{e} net in {}", p.display());
         }
     } else {
+        opt.swap_averaged(net.graph_mut())?;
         let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
         println!("Test accuracy {:.2}%", 100.0 * test);
         run.record.test_accuracy = Some(test);

@@ -427,7 +427,9 @@ impl Run {
     /// there, first loads its weights, random state, `state` (the program's bookkeeping) and
     /// the run so far. Before each epoch `stop(state)` may end the run (early stopping); after
     /// each epoch's training `after(net, stats, epoch_record, state)` evaluates and fills the
-    /// epoch's record; the loop then records the epoch and saves the checkpoint.
+    /// epoch's record, on the optimiser's weight average if it keeps one
+    /// ([`Optimizer::swap_averaged`]); the loop then records the epoch and saves the checkpoint
+    /// (the trained weights, the average in the optimiser's state).
     #[allow(clippy::too_many_arguments)]
     pub fn epochs<S, P>(
         &mut self,
@@ -508,7 +510,12 @@ impl Run {
             bar.finish();
             let stats = stats?;
             let mut e = EpochRecord::new(index, stats.images, stats.seconds, 0.0);
+            // Evaluation (and `--save`) sees the optimiser's weight average if it keeps one.
+            let averaged = opt.swap_averaged(net.graph_mut())?;
             after(net, &stats, &mut e, state)?;
+            if averaged {
+                opt.swap_averaged(net.graph_mut())?;
+            }
             let mut scheduled_stop = false;
             let accuracy = e.validation_accuracy.or(e.evaluation_accuracy);
             if let (Some(s), Some(acc)) = (self.schedule.as_mut(), accuracy) {

@@ -77,40 +77,38 @@ fn trains_saves_the_best_epoch_and_an_ensemble_of_it_scores_the_same() {
 #[test]
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let s = Scratch::new("modern-resume");
-    let whole = train(
-        &s,
-        &[
+    // Plain, then with a weight average (kept in the checkpoint, evaluated and saved).
+    for (tag, ema) in [("plain", &[][..]), ("ema", &["--ema", "0.9"][..])] {
+        let with = |extra: &[&str]| {
+            let mut args = vec!["--seed", "3"];
+            args.extend_from_slice(ema);
+            args.extend_from_slice(extra);
+            train(&s, &args)
+        };
+        let (a, b, ck) = (format!("a{tag}"), format!("b{tag}"), format!("ck{tag}"));
+        let whole = with(&["--epochs", "2", "--save", &s.arg(&a)]);
+        with(&["--epochs", "1", "--checkpoint", &s.arg(&ck)]);
+        let resumed = with(&[
             "--epochs",
             "2",
-            "--seed",
-            "3",
-            "--save",
-            &s.arg("a.safetensors"),
-        ],
-    );
-    train(
-        &s,
-        &["--epochs", "1", "--seed", "3", "--checkpoint", &s.arg("ck")],
-    );
-    let resumed = train(
-        &s,
-        &[
-            "--epochs",
-            "2",
-            "--seed",
-            "3",
             "--resume",
-            &s.arg("ck"),
+            &s.arg(&ck),
             "--save",
-            &s.arg("b.safetensors"),
-        ],
-    );
-    let last = |out: &str| percent_after(out, "Epoch 1: validation accuracy ");
-    assert_eq!(last(&whole), last(&resumed), "{whole}\n---\n{resumed}");
-    // Same weights, batch-norm running statistics included.
-    assert_eq!(
-        std::fs::read(s.path("a.safetensors")).unwrap(),
-        std::fs::read(s.path("b.safetensors")).unwrap()
+            &s.arg(&b),
+        ]);
+        let last = |out: &str| percent_after(out, "Epoch 1: validation accuracy ");
+        assert_eq!(last(&whole), last(&resumed), "{whole}\n---\n{resumed}");
+        // Same weights, batch-norm running statistics included.
+        assert_eq!(
+            std::fs::read(s.path(&a)).unwrap(),
+            std::fs::read(s.path(&b)).unwrap(),
+            "{tag}"
+        );
+    }
+    // The average is what was saved: not the trained weights of the same run.
+    assert_ne!(
+        std::fs::read(s.path("aplain")).unwrap(),
+        std::fs::read(s.path("aema")).unwrap()
     );
 }
 
@@ -121,6 +119,7 @@ fn bad_flags_are_one_line_errors() {
         (vec!["--scale", "1.5"], "--scale below 1"),
         (vec!["--degrees=-3"], ">= 0"),
         (vec!["--momentum", "0.9"], "--optimizer sgd"),
+        (vec!["--ema", "1"], "--ema must be in [0, 1)"),
         (vec!["--lambda", "0.1"], "--weight-decay"),
         (
             vec!["--layers", "conv2d:8x3x3 bn:2 softmax:10"],

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use anyhow::{Context, Result};
-use nn::{Momentum, Optimizer, Regularization, Sgd};
+use nn::{Averaged, Momentum, Optimizer, Regularization, Sgd};
 pub use nndl::run::check_writable;
 use nndl::run::{Checkpoints, EtaSchedule, LrDecay, Run};
 use std::path::PathBuf;
@@ -71,6 +71,10 @@ pub struct Common {
     /// Momentum-based gradient descent with coefficient MU, 0 <= MU < 1 (chapter 3).
     #[arg(long, value_name = "MU")]
     pub momentum: Option<f64>,
+    /// Evaluate (and --save) an exponential moving average of the weights, decaying by DECAY
+    /// per mini-batch (0.999: some thousand steps), instead of the weights themselves.
+    #[arg(long, value_name = "DECAY")]
+    pub ema: Option<f64>,
     /// Halve eta each time validation accuracy has not improved for 10 epochs; stop when that
     /// would take it to 1/128 of its start (the schedule chapter 3 proposes).
     #[arg(long = "eta-schedule")]
@@ -175,6 +179,14 @@ impl Common {
         if let Some(mu) = self.momentum {
             settings["momentum"] = mu.into();
         }
+        if let Some(d) = self.ema {
+            if !(0.0..1.0).contains(&d) {
+                anyhow::bail!(
+                    "--ema must be in [0, 1) (0.999 averages some thousand steps), got {d}"
+                );
+            }
+            settings["ema"] = d.into();
+        }
         if self.eta_schedule {
             settings["eta_schedule"] = true.into();
         }
@@ -207,11 +219,24 @@ impl Common {
         Ok(speeds)
     }
 
-    /// SGD at `eta` with `reg`, or momentum SGD with `--momentum`.
+    /// SGD at `eta` with `reg`, or momentum SGD with `--momentum`; averaged with `--ema`.
     pub fn optimizer(&self, eta: f64, reg: Regularization) -> Box<dyn Optimizer<f32>> {
+        self.averaged(self.sgd(eta, reg))
+    }
+
+    /// SGD at `eta` with `reg`, or momentum SGD with `--momentum`.
+    pub fn sgd(&self, eta: f64, reg: Regularization) -> Box<dyn Optimizer<f32>> {
         match self.momentum {
             Some(mu) => Box::new(Momentum::new(eta, mu, reg)),
             None => Box::new(Sgd::new(eta, reg)),
+        }
+    }
+
+    /// `opt`, keeping a weight average for evaluation if `--ema` asks for one.
+    pub fn averaged(&self, opt: Box<dyn Optimizer<f32>>) -> Box<dyn Optimizer<f32>> {
+        match self.ema {
+            Some(decay) => Box::new(Averaged::new(opt, decay)),
+            None => opt,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Optimisers: what a training step does with the gradients. [`Sgd`] is the book's, with each
 //! program's way of regularising ([`Regularization`]); [`Momentum`] is chapter 3's
-//! momentum-based gradient descent. Adam would be another type implementing [`Optimizer`],
-//! with no change to [`Network`](crate::Network).
+//! momentum-based gradient descent; [`Adam`] is past the book, and [`Averaged`] wraps any of
+//! them to keep a moving average of the weights for evaluation. None needs a change to
+//! [`Network`](crate::Network).
 
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
@@ -122,6 +123,12 @@ pub trait Optimizer<T: Float> {
     }
     /// The backward from `loss` and one update of every parameter.
     fn step(&mut self, g: &mut Graph<T>, loss: Var, params: &[Var], weights: &[Var]) -> Result<()>;
+    /// Exchanges the graph's parameters with the weights evaluation should use, if the
+    /// optimiser keeps any ([`Averaged`]'s average); a second call swaps them back. Returns
+    /// whether anything was swapped.
+    fn swap_averaged(&mut self, _g: &mut Graph<T>) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Mini-batch stochastic gradient descent, `w <- decay*w - eta*grad`, as the book's three
@@ -509,5 +516,135 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             }
         }
         Ok(())
+    }
+}
+
+/// Another optimiser's steps, plus an exponential moving average of every parameter for
+/// evaluation (Polyak averaging, as timm's `ModelEmaV2` or PyTorch's `AveragedModel` with an
+/// EMA): after each step `a <- d a + (1-d) w` with `d = min(decay, (1+t)/(10+t))`, `t` the
+/// steps before it, so that early on the average follows the weights rather than their
+/// random start. Batch norm's running statistics (frozen parameters) are averaged alike, so the
+/// average is a whole network. [`Optimizer::swap_averaged`] puts it in the graph to evaluate
+/// or save, and back out to train on.
+pub struct Averaged<T: Float> {
+    /// The optimiser whose weights are averaged.
+    pub inner: Box<dyn Optimizer<T>>,
+    /// The average's decay per step (0.999: a horizon of some thousand steps).
+    pub decay: f64,
+    average: Buffers<T>,
+    /// Steps averaged.
+    t: u64,
+    /// Whether the graph holds the average now (between two swaps).
+    swapped: bool,
+}
+
+impl<T: Float> Averaged<T> {
+    /// `inner`'s steps with an average decaying by `decay` per step.
+    pub fn new(inner: Box<dyn Optimizer<T>>, decay: f64) -> Self {
+        Averaged {
+            inner,
+            decay,
+            average: Buffers::default(),
+            t: 0,
+            swapped: false,
+        }
+    }
+}
+
+impl<T: Float> Optimizer<T> for Averaged<T> {
+    fn learning_rate(&self) -> f64 {
+        self.inner.learning_rate()
+    }
+
+    fn set_learning_rate(&mut self, eta: f64) {
+        self.inner.set_learning_rate(eta);
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "inner": self.inner.state(), "average": self.average.to_json(), "t": self.t })
+    }
+
+    fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.inner.set_state(state["inner"].clone())?;
+        self.average = Buffers::from_json(&state["average"], "the weight average")?;
+        self.t = state["t"]
+            .as_u64()
+            .ok_or_else(|| NnError::Config("the weight average's step count is missing".into()))?;
+        Ok(())
+    }
+
+    fn begin_epoch(&mut self, params: &[Var], weights: &[Var]) -> Result<()> {
+        if !(0.0..1.0).contains(&self.decay) {
+            return Err(NnError::Config(format!(
+                "the weight average's decay must be in [0, 1), got {}",
+                self.decay
+            )));
+        }
+        if self.swapped {
+            return Err(NnError::Config(
+                "training with the weight average swapped in: swap it back first".into(),
+            ));
+        }
+        self.inner.begin_epoch(params, weights)
+    }
+
+    fn regularize(&mut self, g: &mut Graph<T>, weights: &[Var], loss: Var) -> Result<Var> {
+        self.inner.regularize(g, weights, loss)
+    }
+
+    fn step(&mut self, g: &mut Graph<T>, loss: Var, params: &[Var], weights: &[Var]) -> Result<()> {
+        self.inner.step(g, loss, params, weights)?;
+        let d = self.decay.min((1 + self.t) as f64 / (10 + self.t) as f64);
+        let (d, rest) = (T::of(d), T::of(1.0 - d));
+        let all: Vec<Var> = g.parameters().collect();
+        self.average.begin(all.len());
+        for (k, p) in all.into_iter().enumerate() {
+            let w = g.value(p)?.data();
+            let a = &mut self.average.per_param[k];
+            if a.is_empty() {
+                // A fresh average starts at the weights (d is 0.1 at the first step anyway).
+                a.extend_from_slice(w);
+            } else if a.len() != w.len() {
+                return Err(NnError::Config(format!(
+                    "the weight average: parameter {k} has {} values saved for {}",
+                    a.len(),
+                    w.len()
+                )));
+            }
+            for (a, &w) in a.iter_mut().zip(w) {
+                *a = d * *a + rest * w;
+            }
+        }
+        self.t += 1;
+        Ok(())
+    }
+
+    fn swap_averaged(&mut self, g: &mut Graph<T>) -> Result<bool> {
+        if self.t == 0 {
+            return Ok(false);
+        }
+        let all: Vec<Var> = g.parameters().collect();
+        if all.len() != self.average.per_param.len() {
+            return Err(NnError::Config(format!(
+                "the weight average holds {} parameters, the network {}",
+                self.average.per_param.len(),
+                all.len()
+            )));
+        }
+        // Checked whole before anything moves: a failed swap leaves both sides as they were.
+        for (&p, a) in all.iter().zip(&self.average.per_param) {
+            let n = g.value(p)?.numel();
+            if n != a.len() {
+                return Err(NnError::Config(format!(
+                    "the weight average has {} values for a parameter of {n}",
+                    a.len()
+                )));
+            }
+        }
+        for (p, a) in all.into_iter().zip(&mut self.average.per_param) {
+            g.param_mut(p)?.data_mut().swap_with_slice(a);
+        }
+        self.swapped = !self.swapped;
+        Ok(true)
     }
 }

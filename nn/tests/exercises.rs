@@ -7,8 +7,8 @@ mod common;
 
 use nn::reference::{RefCost, SigmoidNet};
 use nn::{
-    Activation, Adam, Cost, Epoch, InMemory, Init, Momentum, Network, Optimizer, Regularization,
-    Sgd,
+    Activation, Adam, Averaged, Cost, Epoch, InMemory, Init, Momentum, Network, Optimizer,
+    Regularization, Sgd,
 };
 use rand::{Rng, SeedableRng};
 
@@ -273,4 +273,158 @@ fn adams_state_carries_a_run_across_a_restart() {
     // Without the state (fresh moments, step count 0) the second epoch differs.
     one_epoch(&mut c, &mut Adam::adamw(0.01, 0.1), &d);
     assert!(SigmoidNet::of(&c).unwrap() != a);
+}
+
+/// A net with a batch norm (frozen running statistics among its parameters), for the average.
+fn bn_net(seed: u64) -> Network<f64> {
+    let mut net = Network::new(&[SIZES[0]], Cost::LogLikelihood, seed);
+    net.add_fc(6, Activation::Identity, Init::He, 0.0).unwrap();
+    net.add_batch_norm(Activation::Relu).unwrap();
+    net.add_fc(SIZES[3], Activation::Identity, Init::ScaledByInputs, 0.0)
+        .unwrap();
+    net
+}
+
+/// Every parameter's values (the frozen ones too), in graph order.
+fn all_values(net: &Network<f64>) -> Vec<Vec<f64>> {
+    let g = net.graph();
+    g.parameters()
+        .map(|p| g.value(p).unwrap().data().to_vec())
+        .collect()
+}
+
+#[test]
+fn averaged_evaluates_the_moving_average_of_every_parameter_and_trains_as_its_inner() {
+    let d = data(15, 21);
+    let decay = 0.2; // below (1+t)/(10+t) from the third step on: both branches of the min
+    let mut net = bn_net(5);
+    let mut plain = bn_net(5);
+    assert_eq!(all_values(&net), all_values(&plain));
+    let mut opt = Averaged::new(
+        Box::new(Momentum::new(0.3, 0.5, Regularization::None)),
+        decay,
+    );
+    let mut alone = Momentum::new(0.3, 0.5, Regularization::None);
+    // The average by hand, from the inner optimiser's weights after each of 6 steps.
+    let mut want: Option<Vec<Vec<f64>>> = None;
+    for epoch in 0..2 {
+        net.train_epoch(&d, &mut opt, Epoch::in_order(epoch, 5), |_| {})
+            .unwrap();
+        for batch in 0..3 {
+            let one = InMemory {
+                inputs: d.inputs[batch * 5 * SIZES[0]..(batch + 1) * 5 * SIZES[0]].to_vec(),
+                labels: d.labels[batch * 5..(batch + 1) * 5].to_vec(),
+                sample_len: SIZES[0],
+            };
+            plain
+                .train_epoch(&one, &mut alone, Epoch::in_order(0, 5), |_| {})
+                .unwrap();
+            let t = (epoch * 3 + batch) as f64;
+            let k = decay.min((1.0 + t) / (10.0 + t));
+            let w = all_values(&plain);
+            want = Some(match want {
+                None => w,
+                Some(a) => a
+                    .iter()
+                    .zip(&w)
+                    .map(|(a, w)| {
+                        a.iter()
+                            .zip(w)
+                            .map(|(a, w)| k * a + (1.0 - k) * w)
+                            .collect()
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let want = want.unwrap();
+    // Training is the inner optimiser's alone.
+    let trained = all_values(&net);
+    assert_eq!(trained, all_values(&plain));
+    assert!(opt.swap_averaged(net.graph_mut()).unwrap());
+    let got = all_values(&net);
+    assert_eq!(
+        got.len(),
+        8,
+        "2 fc weights and biases; gamma, beta and the running statistics"
+    );
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        for (i, (g, w)) in g.iter().zip(w).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "parameter {k} [{i}]: {g} vs {w}"
+            );
+        }
+    }
+    assert!(got != trained, "the average differs from the last weights");
+    // The running statistics (frozen) are averaged too.
+    let frozen: Vec<usize> = (0..8)
+        .filter(|&k| {
+            net.graph()
+                .is_frozen(net.graph().parameters().nth(k).unwrap())
+        })
+        .collect();
+    assert_eq!(frozen.len(), 2);
+    assert!(frozen.iter().all(|&k| got[k] != trained[k]));
+    // Training with the average swapped in is refused; swapping back restores the weights.
+    assert!(net
+        .train_epoch(&d, &mut opt, Epoch::in_order(2, 5), |_| {})
+        .is_err());
+    assert!(opt.swap_averaged(net.graph_mut()).unwrap());
+    assert_eq!(all_values(&net), trained);
+}
+
+#[test]
+fn averaged_state_carries_the_average_across_a_restart() {
+    let d = data(15, 23);
+    let make = || Averaged::new(Box::new(Adam::new(0.01)), 0.9);
+    let mut a = bn_net(7);
+    let mut opt = make();
+    a.train_epoch(&d, &mut opt, Epoch::in_order(0, 5), |_| {})
+        .unwrap();
+    let mut b = bn_net(8);
+    for (p, q) in a
+        .graph()
+        .parameters()
+        .zip(b.graph().parameters().collect::<Vec<_>>())
+    {
+        *b.graph_mut().param_mut(q).unwrap() = a.graph().value(p).unwrap().clone();
+    }
+    let mut c = bn_net(9);
+    for (p, q) in a
+        .graph()
+        .parameters()
+        .zip(c.graph().parameters().collect::<Vec<_>>())
+    {
+        *c.graph_mut().param_mut(q).unwrap() = a.graph().value(p).unwrap().clone();
+    }
+    let mut restarted = make();
+    restarted.set_state(opt.state()).unwrap();
+    let mut fresh = make();
+    for (net, o) in [
+        (&mut a, &mut opt),
+        (&mut b, &mut restarted),
+        (&mut c, &mut fresh),
+    ] {
+        net.train_epoch(&d, o, Epoch::in_order(1, 5), |_| {})
+            .unwrap();
+        assert!(o.swap_averaged(net.graph_mut()).unwrap());
+    }
+    assert_eq!(all_values(&b), all_values(&a), "restarted from the state");
+    // Without the state the average (and Adam's moments) start over.
+    assert!(all_values(&c) != all_values(&a));
+}
+
+#[test]
+fn averaged_refuses_a_bad_decay_and_swaps_nothing_before_a_step() {
+    let d = data(15, 25);
+    let mut net = bn_net(3);
+    let before = all_values(&net);
+    let mut opt = Averaged::new(Box::new(Adam::new(0.01)), 1.0);
+    assert!(!opt.swap_averaged(net.graph_mut()).unwrap());
+    assert_eq!(all_values(&net), before);
+    let err = net
+        .train_epoch(&d, &mut opt, Epoch::in_order(0, 5), |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("decay"), "{err}");
 }
