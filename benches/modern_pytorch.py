@@ -12,12 +12,16 @@ lr * (1 + cos(pi e / epochs)) / 2; mini-batch 64, reshuffled each epoch; trainin
 shifted by U(-2, 2) pixels (bilinear, zeros outside, about the image centre) as nndl's
 `mnist::augment` does; pixels value/255. After each epoch: validation accuracy (the last 10,000
 training images) and, when it is the best so far, test accuracy, as nndl prints them.
+With `--ema DECAY` (nndl's `--ema`), evaluation uses an exponential moving average of every
+parameter and batch-norm statistic, `a <- d a + (1-d) w` after each step with
+`d = min(DECAY, (1+t)/(10+t))`, starting at the weights after the first step.
 
 Prints `Epoch E: validation accuracy V% (N images/s)` lines and a final
 `{"wall_seconds": ..., "train_images_per_second": ..., "best_validation": ..., "best_epoch": ...,
 "test_at_best": ...}` JSON line.
 """
 import argparse
+import copy
 import gzip
 import json
 import math
@@ -113,6 +117,7 @@ def main():
     ap.add_argument("--mini-batch", type=int, default=64)
     ap.add_argument("--train-limit", type=int, default=50000)
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--ema", type=float, default=None)
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mnist"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -121,6 +126,10 @@ def main():
     x, y = x[: a.train_limit], y[: a.train_limit]
     net = Recipe()
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    # The averaged copy: its parameters and floating-point buffers follow the net's.
+    averaged = copy.deepcopy(net) if a.ema is not None else None
+    tensors = lambda m: list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point()]
+    steps = 0
     start = time.time()
     train_seconds, best = 0.0, (0.0, None, 0.0)
     for epoch in range(a.epochs):
@@ -136,12 +145,19 @@ def main():
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if averaged is not None:
+                d = 0.0 if steps == 0 else min(a.ema, (1 + steps) / (10 + steps))
+                with torch.no_grad():
+                    for p_avg, p in zip(tensors(averaged), tensors(net)):
+                        p_avg.mul_(d).add_(p, alpha=1 - d)
+            steps += 1
         seconds = time.time() - t0
         train_seconds += seconds
-        v = accuracy(net, vx, vy)
+        judged = averaged if averaged is not None else net
+        v = accuracy(judged, vx, vy)
         print(f"Epoch {epoch}: validation accuracy {100 * v:.2f}% ({len(x) / seconds:.0f} images/s)", flush=True)
         if v >= best[0]:
-            test = accuracy(net, tx, ty)
+            test = accuracy(judged, tx, ty)
             print(f"The corresponding test accuracy is {100 * test:.2f}%", flush=True)
             best = (v, epoch, test)
     wall = time.time() - start
@@ -149,7 +165,7 @@ def main():
         "wall_seconds": wall,
         "train_images_per_second": a.epochs * len(x) / train_seconds,
         "best_validation": best[0], "best_epoch": best[1], "test_at_best": best[2],
-        "threads": a.threads, "seed": a.seed, "epochs": a.epochs,
+        "threads": a.threads, "seed": a.seed, "epochs": a.epochs, "ema": a.ema,
     }))
 
 
