@@ -12,9 +12,10 @@ lr * (1 + cos(pi e / epochs)) / 2; mini-batch 64, reshuffled each epoch; trainin
 shifted by U(-2, 2) pixels (bilinear, zeros outside, about the image centre) as nndl's
 `mnist::augment` does; pixels value/255. After each epoch: validation accuracy (the last 10,000
 training images) and, when it is the best so far, test accuracy, as nndl prints them.
-With `--ema DECAY` (nndl's `--ema`), evaluation uses an exponential moving average of every
-parameter and batch-norm statistic, `a <- d a + (1-d) w` after each step with
-`d = min(DECAY, (1+t)/(10+t))`, starting at the weights after the first step.
+Evaluation uses an exponential moving average of every parameter and batch-norm statistic
+(`--ema DECAY`, nndl's `--ema`: 0.999 by default as modern's, 0 for the weights themselves),
+`a <- d a + (1-d) w` after each step with `d = min(DECAY, (1+t)/(10+t))`, starting at the
+weights after the first step.
 
 Prints `Epoch E: validation accuracy V% (N images/s)` lines and a final
 `{"wall_seconds": ..., "train_images_per_second": ..., "best_validation": ..., "best_epoch": ...,
@@ -117,7 +118,7 @@ def main():
     ap.add_argument("--mini-batch", type=int, default=64)
     ap.add_argument("--train-limit", type=int, default=50000)
     ap.add_argument("--no-augment", action="store_true")
-    ap.add_argument("--ema", type=float, default=None)
+    ap.add_argument("--ema", type=float, default=0.999, help="0: evaluate the weights themselves")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mnist"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -127,7 +128,7 @@ def main():
     net = Recipe()
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     # The averaged copy: its parameters and floating-point buffers follow the net's.
-    averaged = copy.deepcopy(net) if a.ema is not None else None
+    averaged = copy.deepcopy(net) if a.ema else None
     tensors = lambda m: list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point()]
     steps = 0
     start = time.time()

@@ -11,9 +11,9 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{Common, Resume};
+use common::{Best, Common, Resume};
 use mnist::augment::Augment;
-use nn::{Adam, Augmented, Network, Optimizer, Regularization};
+use nn::{Adam, Augmented, Optimizer, Regularization};
 use std::path::PathBuf;
 
 /// The recipe: two blocks of two padded 3x3 convolutions with batch norm and ReLU, each block
@@ -60,6 +60,10 @@ struct Args {
     /// Train on the images as they are.
     #[arg(long = "no-augment")]
     no_augment: bool,
+    /// Train the last N epochs on the images as they are (the test images are not
+    /// interpolated).
+    #[arg(long = "clean-epochs", value_name = "N", default_value_t = 0)]
+    clean_epochs: usize,
     /// Save the net of the best validation epoch (safetensors).
     #[arg(long)]
     save: Option<PathBuf>,
@@ -82,14 +86,14 @@ fn main() {
     common::exit_on_error(run);
 }
 
-/// (best validation accuracy to date, its epoch, the test accuracy there), checkpointed.
-type Best = (f64, Option<usize>, f64);
-
 fn run() -> Result<()> {
     let mut args: Args = common::parse_args();
     if args.common.lr_decay.is_none() && !args.common.eta_schedule {
         args.common.lr_decay = Some("cosine".into());
     }
+    // The weight average beat the weights themselves on validation at every epoch of three
+    // seeds (README); `--ema 0` evaluates the weights.
+    args.common.ema.get_or_insert(0.999);
     let c = &args.common;
     let threads = c.init_threads()?;
     let layers = args.layers.clone().unwrap_or_else(|| RECIPE.to_string());
@@ -130,12 +134,15 @@ fn run() -> Result<()> {
         return ensemble(&args, &layers, &data);
     }
     let augmenting = !args.no_augment && ranges.iter().any(|&r| r > 0.0);
-    let settings = serde_json::json!({
+    let mut settings = serde_json::json!({
         "layers": layers, "epochs": epochs, "mini_batch": mb, "eta": eta,
         "optimizer": format!("{:?}", args.optimizer).to_lowercase(), "weight_decay": args.weight_decay,
         "augment": augmenting.then(|| serde_json::json!({"degrees": augment.degrees, "shift": augment.shift, "scale": augment.scale})),
         "seed": c.seed, "threads": threads, "train_images": data.training.len(), "pixel_scale": c.pixel_divisor(),
     });
+    if args.clean_epochs > 0 {
+        settings["clean_epochs"] = args.clean_epochs.into();
+    }
     let mut run = c.run("modern", settings)?;
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
     if let Some(p) = &args.load {
@@ -162,74 +169,34 @@ fn run() -> Result<()> {
     let speeds = c.layer_speeds(&mut run, &mut net, &data.training)?;
     // The augmentation's draws depend on the seed, the epoch and the image only: a resumed
     // run sees what an uninterrupted one would.
-    let augmented = Augmented::new(&data.training, augment, c.seed);
+    let training = Augmented::new(
+        &data.training,
+        if augmenting { augment } else { Augment::NONE },
+        c.seed,
+    )
+    .plain_from(epochs.saturating_sub(args.clean_epochs));
     let mut best: Best = (0.0, None, 0.0);
-    let mut after = |net: &mut Network<f32>,
-                     stats: &nn::EpochStats,
-                     e: &mut report::EpochRecord,
-                     best: &mut Best|
-     -> nndl::run::Result<()> {
-        let v = net
-            .evaluate(&data.validation, args.eval_batch, None)?
-            .accuracy();
-        println!(
-            "Epoch {}: validation accuracy {:.2}% ({:.0} images/s)",
-            e.epoch,
-            100.0 * v,
-            stats.images as f64 / stats.seconds.max(1e-9)
-        );
-        e.validation_accuracy = Some(v);
-        e.training_cost = Some(stats.mean_cost);
-        speeds.after_epoch(net, &data.training, e)?;
-        if v >= best.0 {
-            println!("This is the best validation accuracy to date.");
-            let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
-            println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
-            *best = (v, Some(e.epoch), test);
-            e.test_accuracy = Some(test);
-            if let Some(p) = &args.save {
+    run.epochs(
+        &mut net,
+        &training,
+        opt.as_mut(),
+        plan,
+        &args.resume.checkpoints(),
+        &mut best,
+        |_| false,
+        |net, stats, e, best| {
+            let is_best = common::judge_epoch(net, &data, args.eval_batch, stats, e, best, true)?;
+            speeds.after_epoch(net, &data.training, e)?;
+            if let (true, Some(p)) = (is_best, &args.save) {
                 nn::io::save_safetensors(net, p)?;
             }
-        }
-        Ok(())
-    };
-    let ck = args.resume.checkpoints();
-    if augmenting {
-        run.epochs(
-            &mut net,
-            &augmented,
-            opt.as_mut(),
-            plan,
-            &ck,
-            &mut best,
-            |_| false,
-            &mut after,
-        )?;
-    } else {
-        run.epochs(
-            &mut net,
-            &data.training,
-            opt.as_mut(),
-            plan,
-            &ck,
-            &mut best,
-            |_| false,
-            &mut after,
-        )?;
-    }
+            Ok(())
+        },
+    )?;
     println!("Finished training network.");
-    let (best_validation, best_epoch, test_at_best) = best;
-    if let Some(e) = best_epoch {
-        println!(
-            "Best validation accuracy of {:.2}% obtained at epoch {e}",
-            100.0 * best_validation
-        );
-        println!(
-            "Corresponding test accuracy of {:.2}%",
-            100.0 * test_at_best
-        );
-        run.record.test_accuracy = Some(test_at_best);
-        if let Some(p) = &args.save {
+    if let Some(test) = common::report_best(&best) {
+        run.record.test_accuracy = Some(test);
+        if let (Some(p), Some(e)) = (&args.save, best.1) {
             eprintln!("saved the epoch-{e} net in {}", p.display());
         }
     } else {

@@ -13,7 +13,7 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{Common, Resume};
+use common::{Best, Common, Resume};
 use nn::{Network, Regularization};
 use nndl::run::{Checkpoints, Plan, Run};
 use std::path::PathBuf;
@@ -121,10 +121,6 @@ fn main() {
     common::exit_on_error(run);
 }
 
-/// (best validation accuracy to date, its epoch, the test accuracy there): network3's
-/// bookkeeping, checkpointed with the net.
-type Best = (f64, Option<usize>, f64);
-
 /// network3.py's `SGD`: after every epoch the validation accuracy, and the test accuracy
 /// whenever the validation accuracy is the best to date.
 #[allow(clippy::too_many_arguments)]
@@ -165,20 +161,8 @@ fn train(
         &mut best,
         |_| false,
         |net, stats, e, best| {
-            let v = net
-                .evaluate(&data.validation, args.eval_batch, None)?
-                .accuracy();
-            println!("Epoch {}: validation accuracy {:.2}%", e.epoch, 100.0 * v);
-            e.validation_accuracy = Some(v);
-            e.training_cost = Some(stats.mean_cost);
+            common::judge_epoch(net, data, args.eval_batch, stats, e, best, false)?;
             speeds.after_epoch(net, &training, e)?;
-            if v >= best.0 {
-                println!("This is the best validation accuracy to date.");
-                let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
-                println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
-                *best = (v, Some(e.epoch), test);
-                e.test_accuracy = Some(test);
-            }
             Ok(())
         },
     )?;
@@ -262,19 +246,9 @@ fn run() -> Result<()> {
     }
     println!("{}", net.describe());
     let ck = args.resume.checkpoints();
-    let (best_validation, best_epoch, test_at_best) =
-        train(&args, &mut net, &data, epochs, eta, lambda, &mut run, &ck)?;
+    let best = train(&args, &mut net, &data, epochs, eta, lambda, &mut run, &ck)?;
     println!("Finished training network.");
-    if let Some(e) = best_epoch {
-        println!(
-            "Best validation accuracy of {:.2}% obtained at epoch {e}",
-            100.0 * best_validation
-        );
-        println!(
-            "Corresponding test accuracy of {:.2}%",
-            100.0 * test_at_best
-        );
-    } else {
+    if common::report_best(&best).is_none() {
         let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
         println!("Test accuracy {:.2}%", 100.0 * test);
         run.record.test_accuracy = Some(test);

@@ -120,10 +120,17 @@ pub struct Checkpoints {
     pub resume: Option<PathBuf>,
 }
 
-/// Settings a resumed run may change: more epochs, another thread count (noted), where the
-/// first run loaded its start from (the checkpoint replaces it), and the speeds of learning
-/// measured before training (a measurement, which sums in another order on other threads).
-const RESUMABLE_CHANGES: [&str; 4] = ["epochs", "threads", "loaded", "layer_speeds_at_start"];
+/// Settings a resumed run may change: more epochs (and, as they, how many of the last are
+/// trained without augmentation), another thread count (noted), where the first run loaded its
+/// start from (the checkpoint replaces it), and the speeds of learning measured before
+/// training (a measurement, which sums in another order on other threads).
+const RESUMABLE_CHANGES: [&str; 5] = [
+    "epochs",
+    "clean_epochs",
+    "threads",
+    "loaded",
+    "layer_speeds_at_start",
+];
 
 impl Checkpoints {
     /// The checkpoint directory, if checkpointing.

@@ -54,6 +54,7 @@ fn trains_saves_the_best_epoch_and_an_ensemble_of_it_scores_the_same() {
         serde_json::from_str(&std::fs::read_to_string(s.path("run.json")).unwrap()).unwrap();
     assert_eq!(record["settings"]["augment"]["degrees"], 10.0);
     assert_eq!(record["settings"]["lr_decay"], "cosine");
+    assert_eq!(record["settings"]["ema"], 0.999);
     assert_eq!(record["epochs"].as_array().map(Vec::len), Some(2));
     // The saved net is the best validation epoch's: voting two copies of it gives its test
     // accuracy.
@@ -78,7 +79,10 @@ fn trains_saves_the_best_epoch_and_an_ensemble_of_it_scores_the_same() {
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let s = Scratch::new("modern-resume");
     // Plain, then with a weight average (kept in the checkpoint, evaluated and saved).
-    for (tag, ema) in [("plain", &[][..]), ("ema", &["--ema", "0.9"][..])] {
+    for (tag, ema) in [
+        ("plain", &["--ema", "0"][..]),
+        ("ema", &["--ema", "0.9"][..]),
+    ] {
         let with = |extra: &[&str]| {
             let mut args = vec!["--seed", "3"];
             args.extend_from_slice(ema);

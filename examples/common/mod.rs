@@ -72,7 +72,8 @@ pub struct Common {
     #[arg(long, value_name = "MU")]
     pub momentum: Option<f64>,
     /// Evaluate (and --save) an exponential moving average of the weights, decaying by DECAY
-    /// per mini-batch (0.999: some thousand steps), instead of the weights themselves.
+    /// per mini-batch (0.999: some thousand steps), instead of the weights themselves (modern:
+    /// 0.999 by default, 0 for the weights).
     #[arg(long, value_name = "DECAY")]
     pub ema: Option<f64>,
     /// Halve eta each time validation accuracy has not improved for 10 epochs; stop when that
@@ -232,11 +233,12 @@ impl Common {
         }
     }
 
-    /// `opt`, keeping a weight average for evaluation if `--ema` asks for one.
+    /// `opt`, keeping a weight average for evaluation if `--ema` asks for one (`--ema 0`:
+    /// the average is the weights, so none is kept).
     pub fn averaged(&self, opt: Box<dyn Optimizer<f32>>) -> Box<dyn Optimizer<f32>> {
         match self.ema {
-            Some(decay) => Box::new(Averaged::new(opt, decay)),
-            None => opt,
+            Some(decay) if decay != 0.0 => Box::new(Averaged::new(opt, decay)),
+            _ => opt,
         }
     }
 
@@ -341,4 +343,57 @@ impl Speeds {
         e.layer_speeds = self.measure(net, data, "Layer speeds")?;
         Ok(())
     }
+}
+
+/// (best validation accuracy to date, its epoch, the test accuracy there): network3.py's
+/// bookkeeping, checkpointed with the run.
+pub type Best = (f64, Option<usize>, f64);
+
+/// network3.py's end of an epoch: the validation accuracy printed (with the epoch's training
+/// images/s if `speed`) and recorded with the training cost, and when it is the best to date,
+/// the test accuracy there. Returns whether it was the best.
+pub fn judge_epoch(
+    net: &mut nn::Network<f32>,
+    data: &mnist::MnistData,
+    eval_batch: usize,
+    stats: &nn::EpochStats,
+    e: &mut report::EpochRecord,
+    best: &mut Best,
+    speed: bool,
+) -> nn::Result<bool> {
+    let v = net.evaluate(&data.validation, eval_batch, None)?.accuracy();
+    let rate = stats.images as f64 / stats.seconds.max(1e-9);
+    let rate = if speed {
+        format!(" ({rate:.0} images/s)")
+    } else {
+        String::new()
+    };
+    println!(
+        "Epoch {}: validation accuracy {:.2}%{rate}",
+        e.epoch,
+        100.0 * v
+    );
+    e.validation_accuracy = Some(v);
+    e.training_cost = Some(stats.mean_cost);
+    if v < best.0 {
+        return Ok(false);
+    }
+    println!("This is the best validation accuracy to date.");
+    let test = net.evaluate(&data.test, eval_batch, None)?.accuracy();
+    println!("The corresponding test accuracy is {:.2}%", 100.0 * test);
+    *best = (v, Some(e.epoch), test);
+    e.test_accuracy = Some(test);
+    Ok(true)
+}
+
+/// network3.py's closing lines on the best epoch; its test accuracy (None if no epoch ran).
+pub fn report_best(best: &Best) -> Option<f64> {
+    let (validation, epoch, test) = *best;
+    let epoch = epoch?;
+    println!(
+        "Best validation accuracy of {:.2}% obtained at epoch {epoch}",
+        100.0 * validation
+    );
+    println!("Corresponding test accuracy of {:.2}%", 100.0 * test);
+    Some(test)
 }

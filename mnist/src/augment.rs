@@ -25,6 +25,18 @@ impl Augment {
         scale: 0.1,
     };
 
+    /// No transform at all.
+    pub const NONE: Augment = Augment {
+        degrees: 0.0,
+        shift: 0.0,
+        scale: 0.0,
+    };
+
+    /// Whether every range is 0 (every draw the identity).
+    pub fn is_none(&self) -> bool {
+        *self == Augment::NONE
+    }
+
     /// The transform of image `index` in `epoch` of a run seeded `seed`.
     pub fn draw(&self, seed: u64, epoch: u64, index: u64) -> Affine {
         let mut state = seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.rotate_left(32);

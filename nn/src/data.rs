@@ -77,12 +77,14 @@ impl Samples for InMemory {
 /// MNIST images augmented on the fly: each time a mini-batch is filled, every image is
 /// rotated, scaled and shifted by the transform [`Augment::draw`] gives for `(seed, epoch,
 /// image index)`, so an epoch sees each image once, transformed anew, and a resumed run draws
-/// what an uninterrupted one would.
+/// what an uninterrupted one would. With [`Augment::NONE`], and from the epoch given to
+/// [`Augmented::plain_from`] on, the images are the dataset's own.
 pub struct Augmented<'a> {
     data: &'a mnist::Dataset,
     augment: Augment,
     seed: u64,
     epoch: AtomicU64,
+    plain_from: u64,
 }
 
 impl<'a> Augmented<'a> {
@@ -93,6 +95,16 @@ impl<'a> Augmented<'a> {
             augment,
             seed,
             epoch: AtomicU64::new(0),
+            plain_from: u64::MAX,
+        }
+    }
+
+    /// The same, but epochs `epoch` and later see the images as they are (the images a net
+    /// is tested on are not interpolated).
+    pub fn plain_from(self, epoch: usize) -> Self {
+        Augmented {
+            plain_from: epoch as u64,
+            ..self
         }
     }
 }
@@ -105,12 +117,15 @@ impl Samples for Augmented<'_> {
         self.data.pixels_per_image()
     }
     fn fill_inputs<T: Float>(&self, idx: &[usize], out: &mut [T]) {
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        if self.augment.is_none() || epoch >= self.plain_from {
+            return Samples::fill_inputs(self.data, idx, out);
+        }
         let inv = match self.data.scale() {
             mnist::Scale::Div255 => 1.0 / 255.0,
             mnist::Scale::Div256 => 1.0 / 256.0,
         };
         let (rows, cols) = (self.data.rows(), self.data.cols());
-        let epoch = self.epoch.load(Ordering::Relaxed);
         for (o, &i) in out.chunks_exact_mut(rows * cols).zip(idx) {
             let t = self.augment.draw(self.seed, epoch, i as u64);
             t.warp(self.data.image(i), rows, cols, o, |v| {
@@ -163,17 +178,20 @@ mod tests {
             first
         );
         assert_eq!((a.len(), a.sample_len(), a.label(2)), (3, 784, 4));
-        // No augmentation reproduces the plain batches.
-        let none = Augment {
-            degrees: 0.0,
-            shift: 0.0,
-            scale: 0.0,
-        };
+        // No augmentation gives the plain batches, bit for bit (a run without augmentation
+        // trains on exactly the dataset's values).
         let mut plain = vec![0f32; 3 * 784];
         d.fill_inputs(&[0, 1, 2], &mut plain);
-        let same = fill(&Augmented::new(&d, none, 5), &[0, 1, 2]);
-        for (x, y) in same.iter().zip(&plain) {
-            assert!((x - y).abs() < 1e-7, "{x} vs {y}");
+        assert_eq!(
+            fill(&Augmented::new(&d, Augment::NONE, 5), &[0, 1, 2]),
+            plain
+        );
+        // Plain from epoch 1 on: epoch 0 as before, epochs 1 and 2 the dataset's values.
+        let late = Augmented::new(&d, Augment::MNIST, 5).plain_from(1);
+        assert_eq!(fill(&late, &[0, 1, 2]), first);
+        for epoch in [1, 2] {
+            late.begin_epoch(epoch);
+            assert_eq!(fill(&late, &[0, 1, 2]), plain, "epoch {epoch}");
         }
     }
 }

@@ -602,7 +602,7 @@ impl<T: Float> Optimizer<T> for Averaged<T> {
             let w = g.value(p)?.data();
             let a = &mut self.average.per_param[k];
             if a.is_empty() {
-                // A fresh average starts at the weights (d is 0.1 at the first step anyway).
+                // A fresh average starts at the weights: the first step's average is them.
                 a.extend_from_slice(w);
             } else if a.len() != w.len() {
                 return Err(NnError::Config(format!(
