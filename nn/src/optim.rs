@@ -384,6 +384,13 @@ impl<T: Float> Buffers<T> {
     }
 }
 
+/// The step count `t` of a saved optimiser state (`whose` names it in the error).
+fn step_count(state: &serde_json::Value, whose: &str) -> Result<u64> {
+    state["t"]
+        .as_u64()
+        .ok_or_else(|| NnError::Config(format!("{whose} step count is missing")))
+}
+
 /// Adam (Kingma and Ba, 2015) as PyTorch's `Adam`/`AdamW`: per parameter the moving averages
 /// `m <- b1 m + (1-b1) g` and `v <- b2 v + (1-b2) g^2`, and the step
 /// `w <- w - eta (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)`. Weight decay applies to the
@@ -453,9 +460,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
         self.m = Buffers::from_json(&state["m"], "Adam's first moments")?;
         self.v = Buffers::from_json(&state["v"], "Adam's second moments")?;
-        self.t = state["t"]
-            .as_u64()
-            .ok_or_else(|| NnError::Config("Adam's step count is missing".into()))?;
+        self.t = step_count(&state, "Adam's")?;
         Ok(())
     }
 
@@ -567,9 +572,7 @@ impl<T: Float> Optimizer<T> for Averaged<T> {
     fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
         self.inner.set_state(state["inner"].clone())?;
         self.average = Buffers::from_json(&state["average"], "the weight average")?;
-        self.t = state["t"]
-            .as_u64()
-            .ok_or_else(|| NnError::Config("the weight average's step count is missing".into()))?;
+        self.t = step_count(&state, "the weight average's")?;
         Ok(())
     }
 
