@@ -64,7 +64,11 @@ struct Args {
     /// interpolated).
     #[arg(long = "clean-epochs", value_name = "N", default_value_t = 0)]
     clean_epochs: usize,
-    /// Save the net of the best validation epoch (safetensors).
+    /// Train on the validation images too (60,000 in all) and report the last epoch: the
+    /// number of epochs chosen beforehand on validation, nothing chosen by this run.
+    #[arg(long = "train-all")]
+    train_all: bool,
+    /// Save the net of the best validation epoch (safetensors; with --train-all, the last).
     #[arg(long)]
     save: Option<PathBuf>,
     /// Load a saved net (safetensors) before training (with --epochs 0: just evaluate).
@@ -74,6 +78,11 @@ struct Args {
     /// and report each net's and the ensemble's validation and test accuracy.
     #[arg(long, num_args = 1.., value_name = "NET.safetensors")]
     ensemble: Vec<PathBuf>,
+    /// With --ensemble: average each net's probabilities over the images as they are and N-1
+    /// copies transformed at random (the --degrees, --shift and --scale ranges, drawn from
+    /// --seed): test-time augmentation.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    tta: usize,
     /// Images per forward pass when evaluating (200 keeps a batch's activations in cache:
     /// 1000 took 4x the memory for the same speed).
     #[arg(long = "eval-batch", default_value_t = 200)]
@@ -106,6 +115,9 @@ fn run() -> Result<()> {
     if args.eval_batch == 0 {
         bail!("--eval-batch must be at least 1");
     }
+    if args.tta == 0 || (args.tta > 1 && args.ensemble.is_empty()) {
+        bail!("--tta N takes N >= 1 and goes with --ensemble (one net or several)");
+    }
     if c.hidden.is_some() || c.lambda.is_some() {
         bail!("modern takes its net from --layers and its regularisation from --weight-decay, not --hidden or --lambda");
     }
@@ -129,9 +141,15 @@ fn run() -> Result<()> {
     if let Some(p) = &args.save {
         common::check_writable("--save", p)?;
     }
-    let data = c.load(false)?;
+    let mut data = c.load(false)?;
     if !args.ensemble.is_empty() {
-        return ensemble(&args, &layers, &data);
+        if args.train_all {
+            bail!("--train-all is for training; --ensemble evaluates saved nets");
+        }
+        return ensemble(&args, &layers, &data, augment);
+    }
+    if args.train_all {
+        data.training = data.training.concat(&data.validation)?;
     }
     let augmenting = !args.no_augment && ranges.iter().any(|&r| r > 0.0);
     let mut settings = serde_json::json!({
@@ -142,6 +160,9 @@ fn run() -> Result<()> {
     });
     if args.clean_epochs > 0 {
         settings["clean_epochs"] = args.clean_epochs.into();
+    }
+    if args.train_all {
+        settings["train_all"] = true.into();
     }
     let mut run = c.run("modern", settings)?;
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
@@ -185,7 +206,18 @@ fn run() -> Result<()> {
         &mut best,
         |_| false,
         |net, stats, e, best| {
-            let is_best = common::judge_epoch(net, &data, args.eval_batch, stats, e, best, true)?;
+            let is_best = if args.train_all {
+                // No held-out images to judge by: the run's end is what is reported.
+                e.training_cost = Some(stats.mean_cost);
+                let rate = stats.images as f64 / stats.seconds.max(1e-9);
+                println!(
+                    "Epoch {}: training cost {:.4} ({rate:.0} images/s)",
+                    e.epoch, stats.mean_cost
+                );
+                false
+            } else {
+                common::judge_epoch(net, &data, args.eval_batch, stats, e, best, true)?
+            };
             speeds.after_epoch(net, &data.training, e)?;
             if let (true, Some(p)) = (is_best, &args.save) {
                 nn::io::save_safetensors(net, p)?;
@@ -233,8 +265,8 @@ fn accuracy(p: &[f64], data: &mnist::Dataset) -> f64 {
 }
 
 /// Averages the saved nets' class probabilities on validation and test.
-fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData) -> Result<()> {
-    let n = args.ensemble.len();
+fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData, augment: Augment) -> Result<()> {
+    let (n, seed) = (args.ensemble.len(), args.common.seed);
     let mut sums = [
         vec![0.0; data.validation.len() * 10],
         vec![0.0; data.test.len() * 10],
@@ -249,7 +281,7 @@ fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData) -> Result<()> {
         })?;
         let mut acc = [0.0; 2];
         for (k, set) in [&data.validation, &data.test].into_iter().enumerate() {
-            let p = net.probabilities(set, args.eval_batch)?;
+            let p = net.probabilities_augmented(set, augment, args.tta, seed, args.eval_batch)?;
             if p.len() != sums[k].len() {
                 bail!("--ensemble: {} does not output 10 classes", path.display());
             }
@@ -264,6 +296,12 @@ fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData) -> Result<()> {
             path.display(),
             100.0 * acc[0],
             100.0 * acc[1]
+        );
+    }
+    if args.tta > 1 {
+        println!(
+            "(each net's probabilities averaged over the images and {} transformed copies)",
+            args.tta - 1
         );
     }
     println!(

@@ -73,6 +73,39 @@ fn trains_saves_the_best_epoch_and_an_ensemble_of_it_scores_the_same() {
         .unwrap();
     assert!(vote > 10.0, "{}", r.stdout);
     assert_eq!(ens_test, test, "{}", r.stdout);
+    // Test-time augmentation says so and still scores each net.
+    let r = run_in(
+        &s.0,
+        "modern",
+        &["--layers", NET, "--ensemble", &net, "--tta", "3"],
+    );
+    assert!(
+        r.ok().contains("images and 2 transformed copies"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        percent_after(
+            r.ok(),
+            "Ensemble of 1 nets (mean probabilities): validation accuracy "
+        ) > 10.0
+    );
+}
+
+#[test]
+fn train_all_trains_on_the_validation_images_too_and_reports_the_last_epoch() {
+    let s = Scratch::new("modern-all");
+    let out = train(
+        &s,
+        &["--epochs", "1", "--train-all", "--json", &s.arg("run.json")],
+    );
+    assert!(out.contains("Epoch 0: training cost"), "{out}");
+    assert!(!out.contains("validation accuracy"), "{out}");
+    assert!(percent_after(&out, "Test accuracy ") > 10.0, "{out}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("run.json")).unwrap()).unwrap();
+    assert_eq!(record["settings"]["train_images"], 300 + 10_000);
+    assert_eq!(record["settings"]["train_all"], true);
 }
 
 #[test]
@@ -132,6 +165,12 @@ fn bad_flags_are_one_line_errors() {
         (
             vec!["--ensemble", "missing.safetensors"],
             "missing.safetensors",
+        ),
+        (vec!["--tta", "0"], "N >= 1"),
+        (vec!["--tta", "4"], "goes with --ensemble"),
+        (
+            vec!["--train-all", "--ensemble", "a.safetensors"],
+            "--train-all is for training",
         ),
     ] {
         let r = run_in(&s.0, "modern", &args);

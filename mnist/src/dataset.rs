@@ -224,6 +224,25 @@ impl Dataset {
         )
     }
 
+    /// This dataset's records followed by `other`'s (the inverse of [`split_at`](Self::split_at);
+    /// this one's scale). Errors if the image sizes differ.
+    pub fn concat(&self, other: &Dataset) -> Result<Dataset> {
+        if (self.rows, self.cols) != (other.rows, other.cols) {
+            return Err(Error::Invalid {
+                what: "dataset",
+                detail: format!(
+                    "cannot join {}x{} images to {}x{} ones",
+                    other.rows, other.cols, self.rows, self.cols
+                ),
+            });
+        }
+        Ok(Dataset {
+            images: [self.images(), other.images()].concat(),
+            labels: [self.labels(), other.labels()].concat(),
+            ..*self
+        })
+    }
+
     /// Give back the pixel bytes and labels.
     pub fn into_parts(self) -> (Vec<u8>, Vec<u8>) {
         (self.images, self.labels)
@@ -364,6 +383,13 @@ mod tests {
         let (a, b) = d.clone().split_at(1);
         assert_eq!((a.labels(), b.labels()), (&[7u8][..], &[0u8, 9][..]));
         assert_eq!(b.image(1), d.image(2));
+        // Joining the halves gives back the whole, in order; other image sizes are refused.
+        let joined = a.with_scale(Scale::Div256).concat(&b).unwrap();
+        assert_eq!((joined.images(), joined.labels()), (d.images(), d.labels()));
+        assert_eq!(joined.scale(), Scale::Div256);
+        let other = Dataset::new(vec![0; 9], vec![1], 3, 3).unwrap();
+        let err = d.concat(&other).unwrap_err().to_string();
+        assert!(err.contains("3x3") && err.contains("2x2"), "{err}");
         let mut counts = [0; 10];
         counts[0] = 1;
         counts[7] = 1;
