@@ -209,10 +209,11 @@ fn run() -> Result<()> {
             let is_best = if args.train_all {
                 // No held-out images to judge by: the run's end is what is reported.
                 e.training_cost = Some(stats.mean_cost);
-                let rate = stats.images as f64 / stats.seconds.max(1e-9);
                 println!(
-                    "Epoch {}: training cost {:.4} ({rate:.0} images/s)",
-                    e.epoch, stats.mean_cost
+                    "Epoch {}: training cost {:.4} ({:.0} images/s)",
+                    e.epoch,
+                    stats.mean_cost,
+                    stats.images_per_second()
                 );
                 false
             } else {

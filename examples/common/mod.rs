@@ -362,9 +362,8 @@ pub fn judge_epoch(
     speed: bool,
 ) -> nn::Result<bool> {
     let v = net.evaluate(&data.validation, eval_batch, None)?.accuracy();
-    let rate = stats.images as f64 / stats.seconds.max(1e-9);
     let rate = if speed {
-        format!(" ({rate:.0} images/s)")
+        format!(" ({:.0} images/s)", stats.images_per_second())
     } else {
         String::new()
     };

@@ -23,6 +23,13 @@ pub struct EpochStats {
     pub mean_cost: f64,
 }
 
+impl EpochStats {
+    /// Training images per second of the epoch.
+    pub fn images_per_second(&self) -> f64 {
+        self.images as f64 / self.seconds.max(1e-9)
+    }
+}
+
 /// The most parameters a network may hold: 2^28 (1 GiB as f32), over 150 times the book's
 /// largest net. A bigger `--layers` description or model file is refused before anything is
 /// allocated, rather than aborting the process when the allocation fails.
