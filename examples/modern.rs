@@ -141,6 +141,7 @@ fn run() -> Result<()> {
     if let Some(p) = &args.save {
         common::check_writable("--save", p)?;
     }
+    let ck = args.resume.open(false)?;
     let mut data = c.load(false)?;
     if !args.ensemble.is_empty() {
         if args.train_all {
@@ -202,7 +203,7 @@ fn run() -> Result<()> {
         &training,
         opt.as_mut(),
         plan,
-        &args.resume.checkpoints(),
+        &ck,
         &mut best,
         |_| false,
         |net, stats, e, best| {

@@ -39,8 +39,7 @@ fn run() -> Result<()> {
     if c.lambda.is_some_and(|l| l != 0.0) {
         anyhow::bail!("network.py has no regularisation; use the network2 example for --lambda");
     }
-    let ck = args.resume.checkpoints();
-    ck.check(false)?;
+    let ck = args.resume.open(false)?;
     let data = c.load(false)?;
     let sizes = [784, hidden, 10];
     let mut net = Network::<f32>::sigmoid_mlp(&sizes, Cost::Quadratic, Init::Large, c.seed)?;

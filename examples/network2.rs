@@ -111,8 +111,7 @@ fn run() -> Result<()> {
         // Fail before training, not after.
         common::check_writable("--save", p)?;
     }
-    let ck = args.resume.checkpoints();
-    ck.check(false)?;
+    let ck = args.resume.open(false)?;
     let data = c.load(false)?;
     let cost = match args.cost {
         CostArg::CrossEntropy => Cost::CrossEntropy,

@@ -216,7 +216,7 @@ fn run() -> Result<()> {
             common::check_writable(flag, p)?;
         }
     }
-    args.resume.checkpoints().check(is_ensemble)?;
+    let ck = args.resume.open(is_ensemble)?;
     let mut data = c.load(false)?;
     if expanded {
         let dir = mnist::find_data_dir(c.data.dir.as_deref())?;
@@ -238,14 +238,13 @@ fn run() -> Result<()> {
     });
     let mut run = c.run("network3", settings)?;
     if is_ensemble {
-        return ensemble(&args, &layers, &data, epochs, eta, lambda, run);
+        return ensemble(&args, &layers, &data, epochs, eta, lambda, run, &ck);
     }
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
     if let Some(p) = &args.load {
         nn::io::load_safetensors(&mut net, p)?;
     }
     println!("{}", net.describe());
-    let ck = args.resume.checkpoints();
     let best = train(&args, &mut net, &data, epochs, eta, lambda, &mut run, &ck)?;
     println!("Finished training network.");
     if common::report_best(&best).is_none() {
@@ -295,6 +294,7 @@ fn ensemble(
     eta: f64,
     lambda: f64,
     mut run: Run,
+    ck: &Checkpoints,
 ) -> Result<()> {
     let c = &args.common;
     let dir = args
@@ -305,7 +305,6 @@ fn ensemble(
     if let Some(r) = &args.resume.resume {
         run.resume_ensemble(r, args.nets)?;
     }
-    let ck = args.resume.checkpoints();
     let mut predictions = Vec::new();
     for k in 0..args.nets {
         let seed = c.seed + k as u64;

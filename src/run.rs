@@ -31,12 +31,14 @@
 //! ```
 
 use nn::checkpoint::{self, Checkpoint};
-use nn::{Epoch, EpochStats, Network, NnError, Optimizer, Samples};
+use nn::{Epoch, EpochStats, Network, NnError, Optimizer, OptimizerState, Samples};
 use report::{EpochRecord, Progress, ReportError, RunRecord};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What can stop a training run.
@@ -111,6 +113,11 @@ pub fn check_writable(flag: &'static str, path: &Path) -> Result<()> {
 }
 
 /// Where a run saves its checkpoint after every epoch, and where it resumes from.
+///
+/// [`Checkpoints::open`] checks the directories and takes an advisory lock on the one written
+/// ([`LOCK_FILE`] in it), held while any clone of the value lives: a second run checkpointing
+/// in the same directory gets an error instead of silently replacing the first one's
+/// checkpoints. [`Run::epochs`] opens what is not open yet, so no program can skip this.
 #[derive(Debug, Clone, Default)]
 pub struct Checkpoints {
     /// Save a checkpoint in this directory after every epoch.
@@ -118,7 +125,12 @@ pub struct Checkpoints {
     /// Continue the run checkpointed in this directory (and keep checkpointing there unless
     /// `save` names another).
     pub resume: Option<PathBuf>,
+    /// The lock on [`Checkpoints::dir`], once open.
+    lock: Option<Arc<File>>,
 }
+
+/// The lock file [`Checkpoints::open`] locks in the checkpoint directory.
+pub const LOCK_FILE: &str = "checkpoint.lock";
 
 /// Settings a resumed run may change: more epochs (and, as they, how many of the last are
 /// trained without augmentation), another thread count (noted), where the first run loaded its
@@ -133,6 +145,27 @@ const RESUMABLE_CHANGES: [&str; 5] = [
 ];
 
 impl Checkpoints {
+    /// Checkpoints saved in `save` and resumed from `resume`, not yet opened.
+    pub fn new(save: Option<PathBuf>, resume: Option<PathBuf>) -> Self {
+        Checkpoints {
+            save,
+            resume,
+            lock: None,
+        }
+    }
+
+    /// [`Checkpoints::new`], checked and locked: see [`Checkpoints::check`].
+    pub fn open(save: Option<PathBuf>, resume: Option<PathBuf>, ensemble: bool) -> Result<Self> {
+        let mut ck = Checkpoints::new(save, resume);
+        ck.check(ensemble)?;
+        Ok(ck)
+    }
+
+    /// Whether the checkpoint directory is locked by this value (or there is none).
+    pub fn is_open(&self) -> bool {
+        self.dir().is_none() || self.lock.is_some()
+    }
+
     /// The checkpoint directory, if checkpointing.
     pub fn dir(&self) -> Option<&Path> {
         self.save.as_deref().or(self.resume.as_deref())
@@ -141,15 +174,19 @@ impl Checkpoints {
     /// The same directories for the `k`-th net of an ensemble: `DIR/net{k}`.
     pub fn for_net(&self, k: usize) -> Checkpoints {
         let sub = |d: &PathBuf| d.join(format!("net{k}"));
+        // The parent's lock covers its nets' directories.
         Checkpoints {
             save: self.save.as_ref().map(sub),
             resume: self.resume.as_ref().map(sub),
+            lock: self.lock.clone(),
         }
     }
 
     /// Checks before any work: `resume` names a checkpoint, and the checkpoint directory can
-    /// be written (created if missing) without overwriting another run's checkpoint.
-    pub fn check(&self, ensemble: bool) -> Result<()> {
+    /// be written (created if missing) without overwriting another run's checkpoint; then
+    /// locks it, failing if another run holds it. An `ensemble` keeps each net's checkpoint
+    /// in `DIR/net{k}`.
+    pub fn check(&mut self, ensemble: bool) -> Result<()> {
         let first = |d: &Path| {
             if ensemble {
                 d.join("net0")
@@ -168,7 +205,8 @@ impl Checkpoints {
                 });
             }
         }
-        if let Some(d) = self.dir() {
+        if let Some(d) = self.dir().map(Path::to_path_buf) {
+            let d = d.as_path();
             // Like mkdir: the parent must exist (a typo in it is an error, not a new tree).
             if !d.is_dir() {
                 std::fs::create_dir(d).map_err(|e| RunError::Output {
@@ -178,6 +216,9 @@ impl Checkpoints {
                 })?;
             }
             check_writable("--checkpoint", &checkpoint::path(d))?;
+            if self.lock.is_none() {
+                self.lock = Some(Arc::new(lock_dir(d)?));
+            }
             if self.resume.is_none() && checkpoint::exists(first(d)) {
                 return Err(RunError::Output {
                     flag: "--checkpoint",
@@ -190,6 +231,32 @@ impl Checkpoints {
             }
         }
         Ok(())
+    }
+}
+
+/// Takes the advisory lock of checkpoint directory `d` (released when the file closes, so a
+/// killed run never leaves it held).
+fn lock_dir(d: &Path) -> Result<File> {
+    let path = d.join(LOCK_FILE);
+    let err = |why: String| RunError::Output {
+        flag: "--checkpoint",
+        path: d.to_path_buf(),
+        why,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| err(format!("cannot open its lock file {LOCK_FILE}: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(err(
+            "another run is checkpointing there (it holds the directory's lock): wait for it to end or pick another directory".into(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(err(format!("cannot lock {LOCK_FILE}: {e}")))
+        }
     }
 }
 
@@ -389,15 +456,26 @@ fn restore_record(ck: &Checkpoint, dir: &Path, settings: &Value) -> Result<(RunR
             });
         }
     }
+    // Every epoch done is in the record (an ensemble's holds its earlier nets' too).
+    if ck.epochs_done > record.epochs.len() {
+        return Err(damaged(format!(
+            "damaged epoch count: {} epochs done but {} recorded",
+            ck.epochs_done,
+            record.epochs.len()
+        )));
+    }
     record.settings = settings.clone();
-    let wall = ck
-        .state
-        .get("wall_seconds")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
+    // The clock goes on from the checkpoint's: a crafted or damaged count must not panic
+    // (`Duration::from_secs_f64` does on 1e300) or move the clock before the machine's start.
+    let wall = match ck.state.get("wall_seconds").map(Value::as_f64) {
+        None => Duration::ZERO,
+        Some(Some(w)) => Duration::try_from_secs_f64(w)
+            .map_err(|_| damaged(format!("damaged wall_seconds {w}")))?,
+        Some(None) => return Err(damaged("damaged wall_seconds: not a number".into())),
+    };
     let start = Instant::now()
-        .checked_sub(Duration::from_secs_f64(wall.max(0.0)))
-        .unwrap_or_else(Instant::now);
+        .checked_sub(wall)
+        .ok_or_else(|| damaged(format!("damaged wall_seconds {}", wall.as_secs_f64())))?;
     Ok((record, start))
 }
 
@@ -459,11 +537,20 @@ impl Run {
             )
             .into());
         }
+        // Every program's checkpoints pass the same checks and lock, opened here if the
+        // program did not open them before loading its data.
+        let opened;
+        let ck = if ck.is_open() {
+            ck
+        } else {
+            opened = Checkpoints::open(ck.save.clone(), ck.resume.clone(), false)?;
+            &opened
+        };
         // The decay's starting point: the optimiser's rate before any checkpoint changes it.
         let eta0 = opt.learning_rate();
         let mut first = 0;
         if let Some(dir) = ck.resume.as_deref().filter(|d| checkpoint::exists(d)) {
-            let c = Checkpoint::load(net, dir)?;
+            let (c, tensors) = Checkpoint::load_with(net, dir)?;
             let (record, start) = restore_record(&c, dir, &self.record.settings)?;
             if !self.record_restored {
                 (self.record, self.start) = (record, start);
@@ -475,12 +562,21 @@ impl Run {
             let program = c.state.get("program").cloned().unwrap_or(Value::Null);
             *state = serde_json::from_value(program)
                 .map_err(|e| damaged("program state", e.to_string()))?;
-            if let Some(o) = c.state.get("optimizer").filter(|o| !o.is_null()) {
-                opt.set_state(o.clone())
-                    .map_err(|e| damaged("optimizer state", e.to_string()))?;
-            }
-            if let Some(eta) = c.state.get("eta").and_then(Value::as_f64) {
-                opt.set_learning_rate(eta);
+            let saved = OptimizerState {
+                scalars: c.state.get("optimizer").cloned().unwrap_or(Value::Null),
+                buffers: tensors,
+            };
+            opt.set_state(saved, net.graph(), &net.parameters())
+                .map_err(|e| damaged("optimizer state", e.to_string()))?;
+            match c.state.get("eta").map(Value::as_f64) {
+                None => {}
+                Some(Some(eta)) if eta.is_finite() && eta > 0.0 => opt.set_learning_rate(eta),
+                Some(_) => {
+                    return Err(damaged(
+                        "learning rate",
+                        "not a positive number".to_string(),
+                    ))
+                }
             }
             if let Some(s) = c.state.get("schedule").filter(|s| !s.is_null()) {
                 self.schedule = Some(
@@ -549,11 +645,12 @@ impl Run {
                     file: checkpoint::path(dir),
                     why: format!("cannot record the program state: {e}"),
                 })?;
+                let optimizer = opt.state();
                 let run_state = serde_json::json!({
                     "program": program,
                     "record": self.record,
                     "wall_seconds": self.start.elapsed().as_secs_f64(),
-                    "optimizer": opt.state(),
+                    "optimizer": optimizer.scalars,
                     "eta": opt.learning_rate(),
                     "schedule": self.schedule,
                 });
@@ -561,7 +658,7 @@ impl Run {
                     epochs_done: index + 1,
                     state: run_state,
                 }
-                .save(net, dir)?;
+                .save_with(net, &optimizer.buffers, dir)?;
             }
             if scheduled_stop {
                 break;

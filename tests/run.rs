@@ -20,17 +20,11 @@ fn scratch(tag: &str) -> PathBuf {
 }
 
 fn saving(dir: &std::path::Path) -> Checkpoints {
-    Checkpoints {
-        save: Some(dir.to_path_buf()),
-        resume: None,
-    }
+    Checkpoints::new(Some(dir.to_path_buf()), None)
 }
 
 fn resuming(dir: &std::path::Path) -> Checkpoints {
-    Checkpoints {
-        save: None,
-        resume: Some(dir.to_path_buf()),
-    }
+    Checkpoints::new(None, Some(dir.to_path_buf()))
 }
 
 fn net() -> Network<f32> {
@@ -248,10 +242,7 @@ fn the_schedule_and_momentum_resume_exactly() {
     // weights, eta and epochs; resumed again after the stop: nothing more is trained.
     let dir = scratch("schedule");
     scheduled(&mut net(), &saving(&dir), 6);
-    let ck = Checkpoints {
-        save: Some(dir.clone()),
-        resume: Some(dir.clone()),
-    };
+    let ck = Checkpoints::new(Some(dir.clone()), Some(dir.clone()));
     let mut n = net();
     let (resumed, eta) = scheduled(&mut n, &ck, 20);
     assert_eq!((resumed.record.epochs.len(), eta), (9, 0.125));

@@ -362,6 +362,11 @@ impl<T: Float> Graph<T> {
             .is_some_and(|r| !r)
     }
 
+    /// How many parameters the graph holds (frozen ones included).
+    pub fn parameter_count(&self) -> usize {
+        self.values.params.len()
+    }
+
     /// All parameters, in creation order.
     pub fn parameters(&self) -> impl Iterator<Item = Var> + '_ {
         (0..self.values.params.len()).map(|i| Var {

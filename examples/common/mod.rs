@@ -267,12 +267,14 @@ pub struct Resume {
 }
 
 impl Resume {
-    /// The flags as the library's checkpoint settings.
-    pub fn checkpoints(&self) -> Checkpoints {
-        Checkpoints {
-            save: self.checkpoint.clone(),
-            resume: self.resume.clone(),
-        }
+    /// The flags as the library's checkpoint settings, checked and the directory locked for
+    /// as long as the value lives (each net of an `ensemble` in `DIR/net{k}`).
+    pub fn open(&self, ensemble: bool) -> Result<Checkpoints> {
+        Ok(Checkpoints::open(
+            self.checkpoint.clone(),
+            self.resume.clone(),
+            ensemble,
+        )?)
     }
 }
 

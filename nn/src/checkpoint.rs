@@ -9,8 +9,10 @@
 //! precision, the network's random state (shuffling and dropout; `rand_pcg::Pcg64` through
 //! serde) and the program's own state (best-validation bookkeeping, the run record so far).
 //!
-//! SGD as the book does it keeps no optimiser state beyond the learning rate, a setting the
-//! program records: there are no momenta or step counts to save.
+//! An optimiser's buffers (momentum's velocities, Adam's moments, the weight average) are
+//! tensors in the same file, named `optimizer/...` ([`STATE_PREFIX`]) beside the parameters,
+//! so their size is bounded only by the network's: the JSON stays a few kilobytes whatever
+//! the network (safetensors readers cap the header at 100 MB).
 //!
 //! ```no_run
 //! # fn main() -> nn::Result<()> {
@@ -29,7 +31,9 @@
 //! # Ok(()) }
 //! ```
 
-use crate::io::{atomic_write, parameters_from_safetensors, safetensors_bytes, set_parameters};
+use crate::io::{
+    atomic_write, parameters_from_safetensors, safetensors_bytes, set_parameters, values_of,
+};
 use crate::{Network, NnError, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,8 +45,16 @@ pub const FILE_NAME: &str = "checkpoint.safetensors";
 /// The safetensors metadata key holding the checkpoint's JSON.
 pub const METADATA_KEY: &str = "nndl.checkpoint";
 
-/// The format version this code writes and reads.
-const VERSION: u32 = 1;
+/// The format version this code writes and reads (1 kept optimiser state in the JSON).
+const VERSION: u32 = 2;
+
+/// The name prefix of the extra tensors (optimiser state) a checkpoint holds besides the
+/// parameters.
+pub const STATE_PREFIX: &str = "optimizer/";
+
+/// Named tensors saved beside the weights (an optimiser's buffers), in the network's
+/// precision.
+pub type StateTensors<T> = Vec<(String, Vec<T>)>;
 
 /// What a checkpoint holds besides the weights and the random state.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +125,7 @@ fn metadata(bytes: &[u8], path: &Path) -> Result<Meta> {
         return Err(bad(
             path,
             format!(
-                "checkpoint format version {} (this nndl reads {VERSION})",
+                "checkpoint format version {} (this nndl reads {VERSION}); its weights still load as a safetensors model (--load)",
                 meta.version
             ),
         ));
@@ -140,6 +152,17 @@ impl Checkpoint {
     /// Saves `net`'s weights and random state with `self` to `dir` (created if missing),
     /// atomically replacing the previous checkpoint.
     pub fn save<T: Float>(&self, net: &Network<T>, dir: impl AsRef<Path>) -> Result<()> {
+        self.save_with(net, &[], dir)
+    }
+
+    /// [`Checkpoint::save`] with `tensors` (an optimiser's buffers) stored beside the weights,
+    /// each named [`STATE_PREFIX`] + its name.
+    pub fn save_with<T: Float>(
+        &self,
+        net: &Network<T>,
+        tensors: &[(String, Vec<T>)],
+        dir: impl AsRef<Path>,
+    ) -> Result<()> {
         let dir = dir.as_ref();
         let file = path(dir);
         std::fs::create_dir_all(dir).map_err(|e| NnError::Io {
@@ -159,12 +182,28 @@ impl Checkpoint {
             (METADATA_KEY.to_string(), json),
             ("architecture".to_string(), net.describe()),
         ]);
-        atomic_write(&file, &safetensors_bytes(net, true, metadata, &file)?)
+        let extra: Vec<(String, &[T])> = tensors
+            .iter()
+            .map(|(n, v)| (format!("{STATE_PREFIX}{n}"), v.as_slice()))
+            .collect();
+        atomic_write(
+            &file,
+            &safetensors_bytes(net, true, &extra, metadata, &file)?,
+        )
     }
 
     /// Loads the checkpoint in `dir` into `net` (weights and random state) and returns the
     /// rest. `net` must be built as the checkpointed one was; on any error it is unchanged.
     pub fn load<T: Float>(net: &mut Network<T>, dir: impl AsRef<Path>) -> Result<Checkpoint> {
+        Ok(Self::load_with(net, dir)?.0)
+    }
+
+    /// [`Checkpoint::load`], also returning the tensors saved with
+    /// [`Checkpoint::save_with`] (names without the prefix).
+    pub fn load_with<T: Float>(
+        net: &mut Network<T>,
+        dir: impl AsRef<Path>,
+    ) -> Result<(Checkpoint, StateTensors<T>)> {
         let file = path(dir);
         let bytes = std::fs::read(&file).map_err(|e| NnError::Io {
             path: file.clone(),
@@ -173,12 +212,13 @@ impl Checkpoint {
         Self::load_from_bytes(net, &bytes, &file)
     }
 
-    /// [`Checkpoint::load`] of a checkpoint file's bytes; `path` names their origin in errors.
+    /// [`Checkpoint::load_with`] of a checkpoint file's bytes; `path` names their origin in
+    /// errors.
     pub fn load_from_bytes<T: Float>(
         net: &mut Network<T>,
         bytes: &[u8],
         path: &Path,
-    ) -> Result<Checkpoint> {
+    ) -> Result<(Checkpoint, StateTensors<T>)> {
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
             bad(
                 path,
@@ -207,11 +247,29 @@ impl Checkpoint {
             ));
         }
         let values = parameters_from_safetensors(net, &st, path)?;
+        let mut extra = Vec::new();
+        for (name, view) in st.tensors() {
+            let Some(short) = name.strip_prefix(STATE_PREFIX) else {
+                continue;
+            };
+            if view.shape().len() != 1 {
+                return Err(bad(
+                    path,
+                    format!("{name} has shape {:?}, not a list", view.shape()),
+                ));
+            }
+            extra.push((short.to_string(), values_of::<T>(&view, &name, path)?));
+        }
+        // safetensors lists tensors in no fixed order; the optimiser finds them by name.
+        extra.sort_by(|a, b| a.0.cmp(&b.0));
         set_parameters(net, values)?;
         net.set_rng_state(meta.rng);
-        Ok(Checkpoint {
-            epochs_done: meta.epochs_done,
-            state: meta.state,
-        })
+        Ok((
+            Checkpoint {
+                epochs_done: meta.epochs_done,
+                state: meta.state,
+            },
+            extra,
+        ))
     }
 }

@@ -184,14 +184,16 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 pub fn save_safetensors<T: Float>(net: &Network<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let meta = HashMap::from([("architecture".to_string(), net.describe())]);
-    atomic_write(path, &safetensors_bytes(net, false, meta, path)?)
+    atomic_write(path, &safetensors_bytes(net, false, &[], meta, path)?)
 }
 
-/// Every parameter by name as safetensors bytes: f32, or the network's own precision
-/// (f32 or f64) with `native` (checkpoints: a resumed run continues from the exact weights).
+/// Every parameter by name as safetensors bytes, then the `extra` lists (a checkpoint's
+/// optimiser state): f32, or the network's own precision (f32 or f64) with `native`
+/// (checkpoints: a resumed run continues from the exact weights).
 pub(crate) fn safetensors_bytes<T: Float>(
     net: &Network<T>,
     native: bool,
+    extra: &[(String, &[T])],
     meta: HashMap<String, String>,
     path: &Path,
 ) -> Result<Vec<u8>> {
@@ -202,25 +204,26 @@ pub(crate) fn safetensors_bytes<T: Float>(
         safetensors::Dtype::F32
     };
     let g = net.graph();
+    let encode = |data: &[T]| -> Vec<u8> {
+        if f64_out {
+            data.iter().flat_map(|v| v.f64().to_le_bytes()).collect()
+        } else {
+            data.iter()
+                .flat_map(|v| (v.f64() as f32).to_le_bytes())
+                .collect()
+        }
+    };
     let mut bufs = Vec::new();
     for p in g.parameters() {
         let t = g.value(p)?;
-        let bytes: Vec<u8> = if f64_out {
-            t.data()
-                .iter()
-                .flat_map(|v| v.f64().to_le_bytes())
-                .collect()
-        } else {
-            t.data()
-                .iter()
-                .flat_map(|v| (v.f64() as f32).to_le_bytes())
-                .collect()
-        };
         bufs.push((
             g.name(p).unwrap_or("?").to_string(),
             t.dims().to_vec(),
-            bytes,
+            encode(t.data()),
         ));
+    }
+    for (name, data) in extra {
+        bufs.push((name.clone(), vec![data.len()], encode(data)));
     }
     let views = bufs
         .iter()
@@ -272,12 +275,16 @@ pub(crate) fn parameters_from_safetensors<T: Float>(
     path: &Path,
 ) -> Result<Vec<(autograd::Var, Tensor<T>)>> {
     let params: Vec<autograd::Var> = net.graph().parameters().collect();
-    if st.len() != params.len() {
+    let stored = st
+        .names()
+        .iter()
+        .filter(|n| !n.starts_with(crate::checkpoint::STATE_PREFIX))
+        .count();
+    if stored != params.len() {
         return Err(format_err(
             path,
             format!(
-                "holds {} tensors but the network has {} parameters ({})",
-                st.len(),
+                "holds {stored} tensors but the network has {} parameters ({})",
                 params.len(),
                 net.describe()
             ),
@@ -296,31 +303,41 @@ pub(crate) fn parameters_from_safetensors<T: Float>(
         if view.shape() != want.as_slice() {
             return Err(format_err(path, format!("{name} has shape {:?}, the network needs {want:?}: the file is for another architecture", view.shape())));
         }
-        let data: Vec<T> = match view.dtype() {
-            safetensors::Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| T::of(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
-                .collect(),
-            safetensors::Dtype::F64 => view
-                .data()
-                .chunks_exact(8)
-                .map(|c| T::of(f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
-                .collect(),
-            other => {
-                return Err(format_err(
-                    path,
-                    format!("{name} is {other:?}, expected F32 or F64"),
-                ))
-            }
-        };
-        if data.iter().any(|v| !v.is_finite()) {
-            return Err(format_err(
-                path,
-                format!("{name} holds a non-finite number"),
-            ));
-        }
+        let data = values_of::<T>(&view, &name, path)?;
         out.push((p, Tensor::from_vec(data, &want)?));
     }
     Ok(out)
+}
+
+/// A stored tensor's values, F32 or F64, in `T`; refused if any is not finite.
+pub(crate) fn values_of<T: Float>(
+    view: &safetensors::tensor::TensorView<'_>,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<T>> {
+    let data: Vec<T> = match view.dtype() {
+        safetensors::Dtype::F32 => view
+            .data()
+            .chunks_exact(4)
+            .map(|c| T::of(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
+            .collect(),
+        safetensors::Dtype::F64 => view
+            .data()
+            .chunks_exact(8)
+            .map(|c| T::of(f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
+            .collect(),
+        other => {
+            return Err(format_err(
+                path,
+                format!("{name} is {other:?}, expected F32 or F64"),
+            ))
+        }
+    };
+    if data.iter().any(|v| !v.is_finite()) {
+        return Err(format_err(
+            path,
+            format!("{name} holds a non-finite number"),
+        ));
+    }
+    Ok(data)
 }

@@ -34,7 +34,7 @@ pub use layers::{
     BatchNorm, Conv2d, ConvPool, Dropout, DropoutStyle, Flatten, FullyConnected, MaxPool2d,
 };
 pub use network::{Epoch, EpochStats, Network, MAX_PARAMETERS};
-pub use optim::{Adam, Averaged, Momentum, Optimizer, Regularization, Sgd};
+pub use optim::{Adam, Averaged, Momentum, Optimizer, OptimizerState, Regularization, Sgd};
 pub use tensor::pool::PoolGrad;
 
 /// Result type of the nn crate.

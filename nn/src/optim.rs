@@ -82,6 +82,18 @@ impl Regularization {
     }
 }
 
+/// What an optimiser needs to continue a run exactly: its scalars (step counts) as JSON, and
+/// its per-parameter buffers (velocities, moments, the weight average), which a checkpoint
+/// stores as tensors beside the weights so that any size of network can be resumed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OptimizerState<T> {
+    /// Small settings and counters; `null` for an optimiser with none.
+    pub scalars: serde_json::Value,
+    /// Named buffers (`"adam.m.3"`: Adam's first moment of parameter 3); an empty buffer is
+    /// one the optimiser has not needed yet.
+    pub buffers: Vec<(String, Vec<T>)>,
+}
+
 /// Fails unless `eta` is a positive number `T` holds.
 fn check_eta<T: Float>(eta: f64) -> Result<()> {
     if !eta.is_finite() || eta <= 0.0 || !T::of(eta).is_finite() {
@@ -105,14 +117,24 @@ pub trait Optimizer<T: Float> {
     fn learning_rate(&self) -> f64;
     /// Sets the learning rate (a schedule's change between epochs).
     fn set_learning_rate(&mut self, eta: f64);
-    /// What a resumed run needs to continue exactly (momentum's velocities), as JSON; `null`
-    /// for an optimiser with no state.
-    fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    /// What a resumed run needs to continue exactly (momentum's velocities, Adam's moments);
+    /// empty for an optimiser with no state.
+    fn state(&self) -> OptimizerState<T> {
+        OptimizerState::default()
     }
-    /// Restores what [`Optimizer::state`] gave (after [`Optimizer::begin_epoch`] may run).
-    fn set_state(&mut self, _state: serde_json::Value) -> Result<()> {
-        Ok(())
+    /// Restores what [`Optimizer::state`] gave, for training `params` of `g` (the trained
+    /// parameters, as [`Network::parameters`](crate::Network::parameters) lists them). Every
+    /// buffer and count is checked against the network: a damaged or foreign state is an
+    /// error, never silently reset.
+    fn set_state(&mut self, state: OptimizerState<T>, g: &Graph<T>, params: &[Var]) -> Result<()> {
+        let _ = (g, params);
+        if state.buffers.is_empty() && state.scalars.is_null() {
+            Ok(())
+        } else {
+            Err(NnError::Config(
+                "this optimiser keeps no state, but the saved run has some: resume with the same optimiser".into(),
+            ))
+        }
     }
     /// Checks the settings and prepares per-parameter state before an epoch; `weights` are
     /// the regularised subset of `params`.
@@ -200,15 +222,12 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         self.eta = eta;
     }
 
-    fn begin_epoch(&mut self, params: &[Var], weights: &[Var]) -> Result<()> {
+    fn begin_epoch(&mut self, _params: &[Var], _weights: &[Var]) -> Result<()> {
         check_eta::<T>(self.eta)?;
-        let decay = self.decay();
+        // The fused step's factors index every parameter of the graph (frozen ones, such as
+        // batch norm's running statistics, included); they are built at the first step,
+        // where the graph is at hand.
         self.decays.clear();
-        self.decays.extend(
-            params
-                .iter()
-                .map(|p| if weights.contains(p) { decay } else { T::one() }),
-        );
         Ok(())
     }
 
@@ -219,6 +238,19 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
 
     fn step(&mut self, g: &mut Graph<T>, loss: Var, params: &[Var], weights: &[Var]) -> Result<()> {
         if self.fused {
+            if self.decays.len() != g.parameter_count() {
+                let decay = self.decay();
+                self.decays = g
+                    .parameters()
+                    .map(|p| {
+                        if weights.contains(&p) {
+                            decay
+                        } else {
+                            T::one()
+                        }
+                    })
+                    .collect();
+            }
             let sgd = autograd::Sgd {
                 eta: T::of(self.eta),
                 decay: &self.decays,
@@ -269,13 +301,30 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
         self.eta = eta;
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "velocities": self.velocities.to_json() })
+    fn state(&self) -> OptimizerState<T> {
+        let mut buffers = Vec::new();
+        self.velocities.save("momentum.velocity", &mut buffers);
+        OptimizerState {
+            scalars: serde_json::json!({ "optimizer": "momentum" }),
+            buffers,
+        }
     }
 
-    fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.velocities = Buffers::from_json(&state["velocities"], "momentum velocities")?;
-        Ok(())
+    fn set_state(
+        &mut self,
+        mut state: OptimizerState<T>,
+        g: &Graph<T>,
+        params: &[Var],
+    ) -> Result<()> {
+        expect_kind(&state, "momentum")?;
+        let sizes = sizes(g, params)?;
+        self.velocities = Buffers::load(
+            &mut state.buffers,
+            "momentum.velocity",
+            &sizes,
+            "momentum's velocities",
+        )?;
+        no_more(&state)
     }
 
     fn begin_epoch(&mut self, params: &[Var], weights: &[Var]) -> Result<()> {
@@ -334,7 +383,7 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
 }
 
 /// One buffer per parameter (momentum's velocities, Adam's moments), zero until first used,
-/// saved in a checkpoint as JSON.
+/// saved in a checkpoint as tensors.
 #[derive(Debug, Clone, Default)]
 struct Buffers<T> {
     per_param: Vec<Vec<T>>,
@@ -363,32 +412,109 @@ impl<T: Float> Buffers<T> {
         Ok(b)
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        let v: Vec<Vec<f64>> = self
-            .per_param
-            .iter()
-            .map(|b| b.iter().map(|x| x.f64()).collect())
-            .collect();
-        serde_json::json!(v)
+    /// Appends the buffers as `{prefix}.{k}`, one per parameter (empty ones too, so that a
+    /// missing one is damage, not a fresh start).
+    fn save(&self, prefix: &str, out: &mut Vec<(String, Vec<T>)>) {
+        for (k, b) in self.per_param.iter().enumerate() {
+            out.push((format!("{prefix}.{k}"), b.clone()));
+        }
     }
 
-    fn from_json(v: &serde_json::Value, what: &str) -> Result<Self> {
-        let v: Vec<Vec<f64>> = serde_json::from_value(v.clone())
-            .map_err(|e| NnError::Config(format!("{what}: {e}")))?;
+    /// Takes the buffers `{prefix}.0 ..` out of `saved`: none (a run saved before its first
+    /// step), or exactly one per size, each empty or of its parameter's size, all finite.
+    fn load(
+        saved: &mut Vec<(String, Vec<T>)>,
+        prefix: &str,
+        sizes: &[usize],
+        what: &str,
+    ) -> Result<Self> {
+        let dot = format!("{prefix}.");
+        let mut found: Vec<Option<Vec<T>>> = vec![None; sizes.len()];
+        let mut count = 0;
+        for (name, b) in std::mem::take(saved) {
+            let Some(k) = name.strip_prefix(&dot) else {
+                saved.push((name, b));
+                continue;
+            };
+            let k = k
+                .parse::<usize>()
+                .ok()
+                .filter(|&k| k < sizes.len() && found[k].is_none())
+                .ok_or_else(|| {
+                    NnError::Config(format!(
+                        "{what}: unexpected buffer {name:?} for a network of {} parameters",
+                        sizes.len()
+                    ))
+                })?;
+            if !b.is_empty() && b.len() != sizes[k] {
+                return Err(NnError::Config(format!(
+                    "{what}: parameter {k} has {} values saved for {}",
+                    b.len(),
+                    sizes[k]
+                )));
+            }
+            if b.iter().any(|v| !v.is_finite()) {
+                return Err(NnError::Config(format!(
+                    "{what}: parameter {k} holds a non-finite number"
+                )));
+            }
+            found[k] = Some(b);
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(Buffers::default());
+        }
+        if count != sizes.len() {
+            return Err(NnError::Config(format!(
+                "{what}: {count} buffers saved for {} parameters",
+                sizes.len()
+            )));
+        }
         Ok(Buffers {
-            per_param: v
-                .into_iter()
-                .map(|b| b.into_iter().map(T::of).collect())
-                .collect(),
+            per_param: found.into_iter().flatten().collect(),
         })
+    }
+
+    /// Whether every buffer is full (none left to start at zero).
+    fn all_full(&self, sizes: &[usize]) -> bool {
+        self.per_param.len() == sizes.len()
+            && self.per_param.iter().zip(sizes).all(|(b, &n)| b.len() == n)
+    }
+}
+
+/// The number of values of each of `params`.
+fn sizes<T: Float>(g: &Graph<T>, params: &[Var]) -> Result<Vec<usize>> {
+    params.iter().map(|&p| Ok(g.value(p)?.numel())).collect()
+}
+
+/// Fails unless `state` was saved by the optimiser `kind`.
+fn expect_kind<T>(state: &OptimizerState<T>, kind: &str) -> Result<()> {
+    match state.scalars["optimizer"].as_str() {
+        Some(k) if k == kind => Ok(()),
+        other => Err(NnError::Config(format!(
+            "the saved optimiser state is {}'s, not {kind}'s: resume with the same optimiser",
+            other.map_or("another optimiser".to_string(), |k| format!("{k:?}"))
+        ))),
+    }
+}
+
+/// Fails if buffers are left that no part of the optimiser took.
+fn no_more<T>(state: &OptimizerState<T>) -> Result<()> {
+    match state.buffers.first() {
+        None => Ok(()),
+        Some((name, _)) => Err(NnError::Config(format!(
+            "the saved optimiser state has a buffer {name:?} this optimiser does not keep"
+        ))),
     }
 }
 
 /// The step count `t` of a saved optimiser state (`whose` names it in the error).
-fn step_count(state: &serde_json::Value, whose: &str) -> Result<u64> {
-    state["t"]
-        .as_u64()
-        .ok_or_else(|| NnError::Config(format!("{whose} step count is missing")))
+fn step_count(scalars: &serde_json::Value, whose: &str) -> Result<u64> {
+    scalars["t"].as_u64().ok_or_else(|| {
+        NnError::Config(format!(
+            "{whose} step count is missing or not a whole number"
+        ))
+    })
 }
 
 /// Adam (Kingma and Ba, 2015) as PyTorch's `Adam`/`AdamW`: per parameter the moving averages
@@ -453,14 +579,47 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         self.eta = eta;
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "m": self.m.to_json(), "v": self.v.to_json(), "t": self.t })
+    fn state(&self) -> OptimizerState<T> {
+        let mut buffers = Vec::new();
+        self.m.save("adam.m", &mut buffers);
+        self.v.save("adam.v", &mut buffers);
+        OptimizerState {
+            scalars: serde_json::json!({ "optimizer": "adam", "t": self.t }),
+            buffers,
+        }
     }
 
-    fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.m = Buffers::from_json(&state["m"], "Adam's first moments")?;
-        self.v = Buffers::from_json(&state["v"], "Adam's second moments")?;
-        self.t = step_count(&state, "Adam's")?;
+    fn set_state(
+        &mut self,
+        mut state: OptimizerState<T>,
+        g: &Graph<T>,
+        params: &[Var],
+    ) -> Result<()> {
+        expect_kind(&state, "adam")?;
+        let sizes = sizes(g, params)?;
+        let m = Buffers::load(&mut state.buffers, "adam.m", &sizes, "Adam's first moments")?;
+        let v = Buffers::load(
+            &mut state.buffers,
+            "adam.v",
+            &sizes,
+            "Adam's second moments",
+        )?;
+        let t = step_count(&state.scalars, "Adam's")?;
+        no_more(&state)?;
+        // Both moments start at a parameter's first gradient, and the second is a mean of
+        // squares; a state where they disagree was not written by a step.
+        let pairs_agree = m.per_param.len() == v.per_param.len()
+            && m.per_param
+                .iter()
+                .zip(&v.per_param)
+                .all(|(a, b)| a.len() == b.len());
+        let steps_agree = (t == 0) == m.per_param.iter().all(Vec::is_empty);
+        if !pairs_agree || !steps_agree || v.per_param.iter().flatten().any(|&x| x < T::zero()) {
+            return Err(NnError::Config(format!(
+                "Adam's saved moments do not belong together (step count {t}): the state is damaged"
+            )));
+        }
+        (self.m, self.v, self.t) = (m, v, t);
         Ok(())
     }
 
@@ -565,14 +724,41 @@ impl<T: Float> Optimizer<T> for Averaged<T> {
         self.inner.set_learning_rate(eta);
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "inner": self.inner.state(), "average": self.average.to_json(), "t": self.t })
+    fn state(&self) -> OptimizerState<T> {
+        let inner = self.inner.state();
+        let mut buffers = inner.buffers;
+        self.average.save("average", &mut buffers);
+        OptimizerState {
+            scalars: serde_json::json!({ "optimizer": "averaged", "inner": inner.scalars, "t": self.t }),
+            buffers,
+        }
     }
 
-    fn set_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.inner.set_state(state["inner"].clone())?;
-        self.average = Buffers::from_json(&state["average"], "the weight average")?;
-        self.t = step_count(&state, "the weight average's")?;
+    fn set_state(
+        &mut self,
+        mut state: OptimizerState<T>,
+        g: &Graph<T>,
+        params: &[Var],
+    ) -> Result<()> {
+        expect_kind(&state, "averaged")?;
+        // The average covers every parameter of the graph, frozen statistics included.
+        let all: Vec<Var> = g.parameters().collect();
+        let sizes = sizes(g, &all)?;
+        let average = Buffers::load(&mut state.buffers, "average", &sizes, "the weight average")?;
+        let t = step_count(&state.scalars, "the weight average's")?;
+        if (t > 0) != average.all_full(&sizes) {
+            return Err(NnError::Config(format!(
+                "the weight average after {t} steps holds {} of {} parameters: the state is damaged",
+                average.per_param.iter().filter(|b| !b.is_empty()).count(),
+                sizes.len()
+            )));
+        }
+        let inner = OptimizerState {
+            scalars: state.scalars["inner"].clone(),
+            buffers: state.buffers,
+        };
+        self.inner.set_state(inner, g, params)?;
+        (self.average, self.t) = (average, t);
         Ok(())
     }
 

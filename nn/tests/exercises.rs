@@ -265,7 +265,9 @@ fn adams_state_carries_a_run_across_a_restart() {
     one_epoch(&mut a, &mut opt, &d);
     let (mut b, mut c) = (copy(&a, 1), copy(&a, 2));
     let mut restarted = Adam::adamw(0.01, 0.1);
-    restarted.set_state(opt.state()).unwrap();
+    restarted
+        .set_state(opt.state(), b.graph(), &b.parameters())
+        .unwrap();
     one_epoch(&mut a, &mut opt, &d);
     one_epoch(&mut b, &mut restarted, &d);
     let a = SigmoidNet::of(&a).unwrap();
@@ -399,7 +401,9 @@ fn averaged_state_carries_the_average_across_a_restart() {
         *c.graph_mut().param_mut(q).unwrap() = a.graph().value(p).unwrap().clone();
     }
     let mut restarted = make();
-    restarted.set_state(opt.state()).unwrap();
+    restarted
+        .set_state(opt.state(), b.graph(), &b.parameters())
+        .unwrap();
     let mut fresh = make();
     for (net, o) in [
         (&mut a, &mut opt),

@@ -1,0 +1,442 @@
+//! Every layer kind with every optimiser: each combination trains and, killed after its first
+//! step and resumed from the checkpoint, ends with the very weights of the uninterrupted run.
+//! A crafted or damaged checkpoint is refused with an error, never a panic or a silent reset.
+
+use nn::{Adam, Averaged, InMemory, Momentum, Network, Optimizer, Regularization, Sgd};
+use nndl::run::{Checkpoints, Plan, Run, RunError};
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+
+/// Nets that between them hold every layer kind `--layers` builds.
+const NETS: [&str; 6] = [
+    "fc:6 softmax:10",
+    "conv:2x5x5,pool:2,relu fc:6,dropout:0.2 softmax:10",
+    "conv2d:2x3x3,pad:1,stride:2,nobias bn,relu pool:2 flatten softmax:10",
+    "conv2d:2x5x5,tanh pool:3 dropout:0.3 flatten fc:6,linear,init:he bn,relu softmax:10",
+    "flatten fc:6,sigmoid,init:large fc:6,tanh softmax:10,dropout:0.1",
+    "conv2d:3x3x3,stride:3 bn,sigmoid flatten fc:5,relu,init:inputs bn softmax:10,init:outputs",
+];
+
+const IMAGES: usize = 12;
+const BATCH: usize = 6;
+
+/// `IMAGES` random MNIST-shaped images with random labels.
+fn data() -> InMemory {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(9);
+    InMemory {
+        inputs: (0..IMAGES * 784).map(|_| rng.random::<f64>()).collect(),
+        labels: (0..IMAGES).map(|_| rng.random_range(0..10)).collect(),
+        sample_len: 784,
+    }
+}
+
+/// One optimiser of the matrix, by name.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Sgd(Reg, bool),
+    Momentum(Reg),
+    Adam,
+    AdamW,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Reg {
+    None,
+    WeightDecay,
+    InGraph,
+    L1,
+}
+
+impl Reg {
+    fn of(self) -> Regularization {
+        match self {
+            Reg::None => Regularization::None,
+            Reg::WeightDecay => Regularization::WeightDecay {
+                lmbda: 5.0,
+                n: IMAGES,
+            },
+            Reg::InGraph => Regularization::InGraph {
+                lmbda: 0.1,
+                num_batches: IMAGES / BATCH,
+            },
+            Reg::L1 => Regularization::L1 {
+                lmbda: 0.5,
+                n: IMAGES,
+            },
+        }
+    }
+}
+
+fn kinds() -> Vec<Kind> {
+    let regs = [Reg::None, Reg::WeightDecay, Reg::InGraph, Reg::L1];
+    let mut out = Vec::new();
+    for r in regs {
+        out.push(Kind::Sgd(r, true));
+        out.push(Kind::Sgd(r, false));
+        out.push(Kind::Momentum(r));
+    }
+    out.extend([Kind::Adam, Kind::AdamW]);
+    out
+}
+
+fn optimizer(kind: Kind, averaged: bool) -> Box<dyn Optimizer<f32>> {
+    let inner: Box<dyn Optimizer<f32>> = match kind {
+        Kind::Sgd(r, fused) => {
+            let mut s = Sgd::new(0.05, r.of());
+            s.fused = fused;
+            Box::new(s)
+        }
+        Kind::Momentum(r) => Box::new(Momentum::new(0.05, 0.9, r.of())),
+        Kind::Adam => {
+            let mut a = Adam::new(0.003);
+            a.weight_decay = 0.01;
+            Box::new(a)
+        }
+        Kind::AdamW => Box::new(Adam::adamw(0.003, 0.05)),
+    };
+    if averaged {
+        Box::new(Averaged::new(inner, 0.9))
+    } else {
+        inner
+    }
+}
+
+/// Trains `layers` with `opt` up to `epochs` (one step each) with `ck`; returns the net.
+fn train(
+    layers: &str,
+    opt: &mut dyn Optimizer<f32>,
+    epochs: usize,
+    ck: &Checkpoints,
+    data: &InMemory,
+) -> Result<Network<f32>, RunError> {
+    let mut net = nn::spec::build::<f32>(layers, 3)?;
+    let mut run = Run::new("matrix", serde_json::json!({ "layers": layers }));
+    let mut seen = 0usize;
+    run.epochs(
+        &mut net,
+        data,
+        opt,
+        Plan::shuffled(epochs, BATCH),
+        ck,
+        &mut seen,
+        |_| false,
+        |_, stats, e, seen| {
+            assert!(stats.mean_cost.is_finite());
+            e.training_cost = Some(stats.mean_cost);
+            *seen += 1;
+            Ok(())
+        },
+    )?;
+    Ok(net)
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("nndl-matrix-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[test]
+fn every_layer_with_every_optimizer_trains_and_resumes_to_the_same_weights() {
+    let data = data();
+    let root = scratch("all");
+    let mut cases = 0;
+    for (n, layers) in NETS.iter().enumerate() {
+        let start = nn::spec::build::<f32>(layers, 3).unwrap().parameter_bits();
+        for kind in kinds() {
+            for averaged in [false, true] {
+                let what = format!("{layers} / {kind:?} / averaged {averaged}");
+                let straight = train(
+                    layers,
+                    optimizer(kind, averaged).as_mut(),
+                    2,
+                    &Checkpoints::default(),
+                    &data,
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(
+                    straight.parameter_bits() != start,
+                    "{what}: nothing trained"
+                );
+                let dir = root.join(format!("{n}-{kind:?}-{averaged}"));
+                let first = Checkpoints::new(Some(dir.clone()), None);
+                train(layers, optimizer(kind, averaged).as_mut(), 1, &first, &data)
+                    .unwrap_or_else(|e| panic!("{what}, first epoch: {e}"));
+                let again = Checkpoints::new(None, Some(dir));
+                let resumed = train(layers, optimizer(kind, averaged).as_mut(), 2, &again, &data)
+                    .unwrap_or_else(|e| panic!("{what}, resumed: {e}"));
+                assert!(
+                    resumed.parameter_bits() == straight.parameter_bits(),
+                    "{what}: the resumed run's weights differ"
+                );
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, NETS.len() * 14 * 2);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_resumed_optimizer_is_the_saved_one_not_a_fresh_one() {
+    // Without its state a resumed Adam (moments, step count) or average ends elsewhere: the
+    // matrix above would pass for a checkpoint that forgot the state if this did not fail.
+    let data = data();
+    let root = scratch("fresh");
+    let layers = NETS[0];
+    for averaged in [false, true] {
+        let straight = train(
+            layers,
+            optimizer(Kind::Adam, averaged).as_mut(),
+            2,
+            &Checkpoints::default(),
+            &data,
+        )
+        .unwrap();
+        let dir = root.join(format!("{averaged}"));
+        let first = Checkpoints::new(Some(dir.clone()), None);
+        train(
+            layers,
+            optimizer(Kind::Adam, averaged).as_mut(),
+            1,
+            &first,
+            &data,
+        )
+        .unwrap();
+        // Resumed with plain SGD: the checkpoint's Adam state is refused, not dropped.
+        let again = Checkpoints::new(None, Some(dir.clone()));
+        let e = train(
+            layers,
+            optimizer(Kind::Sgd(Reg::None, true), false).as_mut(),
+            2,
+            &again,
+            &data,
+        )
+        .err()
+        .expect("an Adam checkpoint resumed by SGD");
+        assert!(e.to_string().contains("optimizer state"), "{e}");
+        let resumed = train(
+            layers,
+            optimizer(Kind::Adam, averaged).as_mut(),
+            2,
+            &again,
+            &data,
+        )
+        .unwrap();
+        assert!(resumed.parameter_bits() == straight.parameter_bits());
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The checkpoint file of `dir`, rewritten by `edit` (its tensors by name, its JSON state).
+fn tamper(
+    dir: &Path,
+    edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>)>, &mut serde_json::Value),
+) {
+    let file = nn::checkpoint::path(dir);
+    let bytes = std::fs::read(&file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    // The random state holds 128-bit numbers a `serde_json::Value` would round: kept as text.
+    let text = &meta[nn::checkpoint::METADATA_KEY];
+    let at = text.find("\"rng\":{").unwrap();
+    let end = at + text[at..].find('}').unwrap() + 1;
+    let rng = text[at..end].to_string();
+    let rest = format!("{}\"rng\":null{}", &text[..at], &text[end..]);
+    let mut json: serde_json::Value = serde_json::from_str(&rest).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    edit(&mut tensors, &mut json);
+    let json = json.to_string().replace("\"rng\":null", &rng);
+    meta.insert(nn::checkpoint::METADATA_KEY.into(), json);
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d);
+            (n.clone(), v.unwrap())
+        })
+        .collect();
+    std::fs::write(&file, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+}
+
+#[test]
+fn a_damaged_or_crafted_checkpoint_is_refused_not_reset() {
+    let data = data();
+    let root = scratch("damaged");
+    let layers = "conv2d:2x3x3 bn,relu flatten fc:6 softmax:10";
+    type Edit = Box<dyn Fn(&mut Vec<(String, Vec<usize>, Vec<u8>)>, &mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "a clock of 1e300 seconds",
+            Box::new(|_, j| j["state"]["wall_seconds"] = 1e300.into()),
+            "wall_seconds",
+        ),
+        (
+            "a negative clock",
+            Box::new(|_, j| j["state"]["wall_seconds"] = (-5.0).into()),
+            "wall_seconds",
+        ),
+        (
+            "a truncated Adam moment",
+            Box::new(|t, _| {
+                let m = t.iter_mut().find(|t| t.0 == "optimizer/adam.m.0").unwrap();
+                m.1 = vec![m.1[0] - 1];
+                m.2.truncate(m.2.len() - 4);
+            }),
+            "values saved for",
+        ),
+        (
+            "an Adam moment removed",
+            Box::new(|t, _| t.retain(|t| t.0 != "optimizer/adam.v.1")),
+            "buffers saved for",
+        ),
+        (
+            "an emptied weight average",
+            Box::new(|t, _| {
+                for t in t
+                    .iter_mut()
+                    .filter(|t| t.0.starts_with("optimizer/average."))
+                {
+                    (t.1, t.2) = (vec![0], Vec::new());
+                }
+            }),
+            "weight average",
+        ),
+        (
+            "a weight average removed",
+            Box::new(|t, _| t.retain(|t| !t.0.starts_with("optimizer/average."))),
+            "weight average",
+        ),
+        (
+            "a step count that is not a number",
+            Box::new(|_, j| j["state"]["optimizer"]["inner"]["t"] = "many".into()),
+            "step count",
+        ),
+        (
+            "a NaN in a moment",
+            Box::new(|t, _| {
+                let m = t.iter_mut().find(|t| t.0 == "optimizer/adam.v.0").unwrap();
+                m.2[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+            }),
+            "non-finite",
+        ),
+        (
+            "more epochs done than recorded",
+            Box::new(|_, j| j["epochs_done"] = 1_000_000_000u64.into()),
+            "epoch count",
+        ),
+        (
+            "a negative learning rate",
+            Box::new(|_, j| j["state"]["eta"] = (-1.0).into()),
+            "learning rate",
+        ),
+    ];
+    for (k, (what, edit, says)) in cases.into_iter().enumerate() {
+        let dir = root.join(k.to_string());
+        let first = Checkpoints::new(Some(dir.clone()), None);
+        let opt = || optimizer(Kind::Adam, true);
+        train(layers, opt().as_mut(), 1, &first, &data).unwrap();
+        tamper(&dir, edit);
+        let again = Checkpoints::new(None, Some(dir));
+        let e = train(layers, opt().as_mut(), 2, &again, &data)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: resumed"));
+        let e = e.to_string();
+        assert!(e.contains(says), "{what}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_net_of_millions_of_parameters_with_adam_and_the_average_resumes() {
+    // 784 x 4000 weights: Adam's two moments and the average are 3 x 12.6 MB, far past the
+    // 100 MB a safetensors header may hold as JSON (what version 1 of the format did).
+    let layers = "fc:4000,relu softmax:10";
+    let net = nn::spec::build::<f32>(layers, 3).unwrap();
+    let n: usize = net
+        .parameters()
+        .iter()
+        .map(|&p| net.graph().value(p).unwrap().numel())
+        .sum();
+    assert!(n > 3_000_000, "{n}");
+    let data = data();
+    let root = scratch("big");
+    let straight = train(
+        layers,
+        optimizer(Kind::Adam, true).as_mut(),
+        2,
+        &Checkpoints::default(),
+        &data,
+    )
+    .unwrap();
+    let first = Checkpoints::new(Some(root.clone()), None);
+    train(
+        layers,
+        optimizer(Kind::Adam, true).as_mut(),
+        1,
+        &first,
+        &data,
+    )
+    .unwrap();
+    let again = Checkpoints::new(None, Some(root.clone()));
+    let resumed = train(
+        layers,
+        optimizer(Kind::Adam, true).as_mut(),
+        2,
+        &again,
+        &data,
+    )
+    .unwrap();
+    assert!(resumed.parameter_bits() == straight.parameter_bits());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_second_run_on_a_locked_checkpoint_directory_is_refused() {
+    let root = scratch("lock");
+    let held = Checkpoints::open(Some(root.clone()), None, false).unwrap();
+    assert!(held.is_open());
+    let e = Checkpoints::open(Some(root.clone()), None, false).unwrap_err();
+    assert!(
+        e.to_string().contains("another run is checkpointing there"),
+        "{e}"
+    );
+    // Run::epochs opens what the program did not, so it cannot skip the lock either.
+    let data = data();
+    let e = train(
+        NETS[0],
+        optimizer(Kind::Adam, false).as_mut(),
+        1,
+        &Checkpoints::new(Some(root.clone()), None),
+        &data,
+    )
+    .err()
+    .expect("a second writer");
+    assert!(e.to_string().contains("another run"), "{e}");
+    drop(held);
+    train(
+        NETS[0],
+        optimizer(Kind::Adam, false).as_mut(),
+        1,
+        &Checkpoints::new(Some(root.clone()), None),
+        &data,
+    )
+    .unwrap();
+    // Now it holds a checkpoint: a new run there without --resume is refused.
+    let e = train(
+        NETS[0],
+        optimizer(Kind::Adam, false).as_mut(),
+        1,
+        &Checkpoints::new(Some(root.clone()), None),
+        &data,
+    )
+    .err()
+    .expect("overwriting another run's checkpoint");
+    assert!(e.to_string().contains("another run's checkpoint"), "{e}");
+    let _ = std::fs::remove_dir_all(&root);
+}
