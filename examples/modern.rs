@@ -11,7 +11,7 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{Best, Common, Resume};
+use common::{Best, Common, Resume, Tuning};
 use mnist::augment::Augment;
 use nn::{Adam, Augmented, Optimizer, Regularization};
 use std::path::PathBuf;
@@ -35,9 +35,16 @@ enum Opt {
 
 #[derive(Parser, Debug)]
 #[command(about = "Past the book: batch norm, Adam, augmentation (nndl's modern MNIST recipe)")]
+#[command(mut_arg("epochs", |a| a.default_value("16")))]
+#[command(mut_arg("mini_batch", |a| a.default_value("64")))]
+#[command(mut_arg("eta", |a| a.help("Learning rate eta [default: 0.003; 0.05 with --optimizer sgd]")))]
+#[command(mut_arg("ema", |a| a.default_value("0.999")))]
+#[command(mut_arg("lr_decay", |a| a.help("Set eta before every epoch: `exp:GAMMA` (eta * GAMMA^epoch) or `cosine[:FLOOR]` (a cosine from eta down to FLOOR * eta over the run's epochs) [default: cosine, unless --eta-schedule]")))]
 struct Args {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    tuning: Tuning,
     /// The net (default: the recipe; tokens in `nn::spec`, e.g. "conv2d:32x3x3,pad:1 bn,relu
     /// pool:2 flatten softmax:10").
     #[arg(long)]
@@ -46,7 +53,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: Opt,
     /// Weight decay of the weights (L2 for adam and sgd, decoupled for adamw).
-    #[arg(long = "weight-decay", default_value_t = 0.0)]
+    #[arg(long = "weight-decay", default_value_t = 0.0, value_parser = nndl::cli::non_negative, allow_negative_numbers = true)]
     weight_decay: f64,
     /// Random rotation range, degrees (0 with the others: no augmentation).
     #[arg(long, default_value_t = Augment::MNIST.degrees)]
@@ -81,11 +88,11 @@ struct Args {
     /// With --ensemble: average each net's probabilities over the images as they are and N-1
     /// copies transformed at random (the --degrees, --shift and --scale ranges, drawn from
     /// --seed): test-time augmentation.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
     tta: usize,
     /// Images per forward pass when evaluating (200 keeps a batch's activations in cache:
     /// 1000 took 4x the memory for the same speed).
-    #[arg(long = "eval-batch", default_value_t = 200)]
+    #[arg(long = "eval-batch", default_value_t = 200, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
     eval_batch: usize,
     #[command(flatten)]
     resume: Resume,
@@ -97,13 +104,13 @@ fn main() {
 
 fn run() -> Result<()> {
     let mut args: Args = common::parse_args();
-    if args.common.lr_decay.is_none() && !args.common.eta_schedule {
-        args.common.lr_decay = Some("cosine".into());
+    if args.tuning.lr_decay.is_none() && !args.tuning.eta_schedule {
+        args.tuning.lr_decay = Some("cosine".into());
     }
     // The weight average beat the weights themselves on validation at every epoch of three
     // seeds (README); `--ema 0` evaluates the weights.
-    args.common.ema.get_or_insert(0.999);
-    let c = &args.common;
+    args.tuning.ema.get_or_insert(0.999);
+    let (c, t) = (&args.common, &args.tuning);
     let threads = c.init_threads()?;
     let layers = args.layers.clone().unwrap_or_else(|| RECIPE.to_string());
     // 16 epochs: the most that fit in 15 minutes on the 2 cores measured (README).
@@ -112,20 +119,11 @@ fn run() -> Result<()> {
         Opt::Sgd => 0.05,
         _ => 0.003,
     });
-    if args.eval_batch == 0 {
-        bail!("--eval-batch must be at least 1");
-    }
-    if args.tta == 0 || (args.tta > 1 && args.ensemble.is_empty()) {
+    if args.tta > 1 && args.ensemble.is_empty() {
         bail!("--tta N takes N >= 1 and goes with --ensemble (one net or several)");
     }
-    if c.hidden.is_some() || c.lambda.is_some() {
-        bail!("modern takes its net from --layers and its regularisation from --weight-decay, not --hidden or --lambda");
-    }
-    if args.optimizer != Opt::Sgd && c.momentum.is_some() {
+    if args.optimizer != Opt::Sgd && t.momentum.is_some() {
         bail!("--momentum is for --optimizer sgd (Adam keeps its own moments)");
-    }
-    if !(args.weight_decay >= 0.0 && args.weight_decay.is_finite()) {
-        bail!("--weight-decay must be a finite number >= 0");
     }
     let augment = Augment {
         degrees: args.degrees,
@@ -136,8 +134,12 @@ fn run() -> Result<()> {
     if ranges.iter().any(|r| !(r.is_finite() && *r >= 0.0)) || augment.scale >= 1.0 {
         bail!("--degrees, --shift and --scale must be >= 0 (and --scale below 1)");
     }
-    // Check the description and the output paths before loading anything.
-    nn::spec::build::<f32>(&layers, c.seed)?;
+    // Check the description, its memory and the output paths before loading anything.
+    c.check_memory(
+        &nn::spec::build::<f32>(&layers, c.seed)?,
+        mb,
+        args.eval_batch,
+    )?;
     if let Some(p) = &args.save {
         common::check_writable("--save", p)?;
     }
@@ -165,13 +167,13 @@ fn run() -> Result<()> {
     if args.train_all {
         settings["train_all"] = true.into();
     }
-    let mut run = c.run("modern", settings)?;
+    let mut run = t.run(c, "modern", settings)?;
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
     if let Some(p) = &args.load {
         nn::io::load_safetensors(&mut net, p)?;
     }
     println!("{}", net.describe());
-    let mut opt: Box<dyn Optimizer<f32>> = c.averaged(match args.optimizer {
+    let mut opt: Box<dyn Optimizer<f32>> = t.averaged(match args.optimizer {
         Opt::Adam => {
             let mut adam = Adam::new(eta);
             adam.weight_decay = args.weight_decay;
@@ -179,7 +181,7 @@ fn run() -> Result<()> {
         }
         Opt::Adamw => Box::new(Adam::adamw(eta, args.weight_decay)),
         // PyTorch's SGD weight decay wd is network2's with lmbda/n = wd.
-        Opt::Sgd => c.sgd(
+        Opt::Sgd => t.sgd(
             eta,
             Regularization::WeightDecay {
                 lmbda: args.weight_decay * data.training.len() as f64,
@@ -188,7 +190,7 @@ fn run() -> Result<()> {
         ),
     });
     let plan = nndl::run::Plan::shuffled(epochs, mb);
-    let speeds = c.layer_speeds(&mut run, &mut net, &data.training)?;
+    let speeds = t.layer_speeds(&mut run, &mut net, &data.training)?;
     // The augmentation's draws depend on the seed, the epoch and the image only: a resumed
     // run sees what an uninterrupted one would.
     let training = Augmented::new(

@@ -9,15 +9,23 @@ mod common;
 
 use anyhow::Result;
 use clap::Parser;
-use common::{Common, Resume};
+use common::{Common, Hidden, Resume, Tuning};
 use nn::{Cost, Init, Network, Regularization};
 use nndl::run::Plan;
 
 #[derive(Parser, Debug)]
 #[command(about = "network.py: sigmoid net, quadratic cost, SGD (Nielsen, chapter 1)")]
+#[command(mut_arg("epochs", |a| a.default_value("30")))]
+#[command(mut_arg("mini_batch", |a| a.default_value("10")))]
+#[command(mut_arg("eta", |a| a.default_value("3.0")))]
+#[command(mut_arg("hidden", |a| a.default_value("30")))]
 struct Args {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    hidden: Hidden,
+    #[command(flatten)]
+    tuning: Tuning,
     #[command(flatten)]
     resume: Resume,
 }
@@ -28,22 +36,20 @@ fn main() {
 
 fn run() -> Result<()> {
     let args: Args = common::parse_args();
-    let c = &args.common;
+    let (c, t) = (&args.common, &args.tuning);
     let threads = c.init_threads()?;
     let (epochs, mb, eta, hidden) = (
         c.epochs.unwrap_or(30),
         c.mini_batch.unwrap_or(10),
         c.eta.unwrap_or(3.0),
-        c.hidden.unwrap_or(30),
+        args.hidden.hidden.unwrap_or(30),
     );
-    if c.lambda.is_some_and(|l| l != 0.0) {
-        anyhow::bail!("network.py has no regularisation; use the network2 example for --lambda");
-    }
     let ck = args.resume.open(false)?;
     let data = c.load(false)?;
     let sizes = [784, hidden, 10];
     let mut net = Network::<f32>::sigmoid_mlp(&sizes, Cost::Quadratic, Init::Large, c.seed)?;
-    let mut run = c.run(
+    let mut run = t.run(
+        c,
         "network",
         serde_json::json!({
             "sizes": sizes, "epochs": epochs, "mini_batch": mb, "eta": eta, "seed": c.seed, "threads": threads,
@@ -51,10 +57,11 @@ fn run() -> Result<()> {
         }),
     )?;
     let plan = Plan::shuffled(epochs, mb);
-    let mut opt = c.optimizer(eta, Regularization::None);
+    c.check_memory(&net, mb, 1000)?;
+    let mut opt = t.optimizer(eta, Regularization::None);
     // (best correct, its epoch): network.py reports every epoch; the book quotes the best.
     let mut best = (0usize, 0usize);
-    let speeds = c.layer_speeds(&mut run, &mut net, &data.training)?;
+    let speeds = t.layer_speeds(&mut run, &mut net, &data.training)?;
     run.epochs(
         &mut net,
         &data.training,

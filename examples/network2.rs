@@ -13,7 +13,7 @@ mod common;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{Common, Resume};
+use common::{Common, Hidden, Lambda, Resume, Tuning};
 use nn::{Activation, Cost, Init, Network, Regularization, WeightPenalty};
 use nndl::run::Plan;
 use std::path::{Path, PathBuf};
@@ -38,9 +38,20 @@ enum EvalSet {
 
 #[derive(Parser, Debug)]
 #[command(about = "network2.py: cross-entropy, L2, better init, monitoring (Nielsen, chapter 3)")]
+#[command(mut_arg("epochs", |a| a.default_value("30")))]
+#[command(mut_arg("mini_batch", |a| a.default_value("10")))]
+#[command(mut_arg("eta", |a| a.default_value("0.5")))]
+#[command(mut_arg("lambda", |a| a.default_value("5.0")))]
+#[command(mut_arg("hidden", |a| a.default_value("30")))]
 struct Args {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    hidden: Hidden,
+    #[command(flatten)]
+    lambda: Lambda,
+    #[command(flatten)]
+    tuning: Tuning,
     /// The cost.
     #[arg(long, value_enum, default_value = "cross-entropy")]
     cost: CostArg,
@@ -51,7 +62,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "validation")]
     evaluation: EvalSet,
     /// Stop when evaluation accuracy has not improved in N epochs (the book's exercise).
-    #[arg(long = "early-stopping")]
+    #[arg(long = "early-stopping", value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
     early_stopping: Option<usize>,
     /// Monitor only evaluation accuracy (skip the cost and training-set passes).
     #[arg(long = "accuracy-only")]
@@ -65,7 +76,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "sigmoid")]
     activation: HiddenArg,
     /// L1 regularisation with this lambda instead of L2 (chapter 3's exercise).
-    #[arg(long, value_name = "LAMBDA", conflicts_with = "lambda")]
+    #[arg(long, value_name = "LAMBDA", conflicts_with = "lambda", value_parser = nndl::cli::non_negative, allow_negative_numbers = true)]
     l1: Option<f64>,
     /// Save the trained net: network2 JSON, or safetensors if the name ends in .safetensors.
     #[arg(long)]
@@ -87,17 +98,17 @@ fn is_safetensors(p: &Path) -> bool {
 
 fn run() -> Result<()> {
     let args: Args = common::parse_args();
-    let c = &args.common;
+    let (c, t) = (&args.common, &args.tuning);
     let threads = c.init_threads()?;
     let (epochs, mb, eta) = (
         c.epochs.unwrap_or(30),
         c.mini_batch.unwrap_or(10),
         c.eta.unwrap_or(0.5),
     );
-    let lmbda = args.l1.unwrap_or(c.lambda.unwrap_or(5.0));
+    let lmbda = args.l1.unwrap_or(args.lambda.lambda.unwrap_or(5.0));
     let sizes = match &args.sizes {
         Some(s) => s.clone(),
-        None => vec![784, c.hidden.unwrap_or(30), 10],
+        None => vec![784, args.hidden.hidden.unwrap_or(30), 10],
     };
     anyhow::ensure!(
         sizes.len() >= 2 && sizes[0] == 784 && sizes[sizes.len() - 1] == 10 && !sizes.contains(&0),
@@ -157,7 +168,7 @@ fn run() -> Result<()> {
         "evaluation_data": eval_name, "early_stopping": args.early_stopping, "loaded": args.load,
         "regularization": if args.l1.is_some() { "L1" } else { "L2" },
     });
-    let mut run = c.run("network2", settings)?;
+    let mut run = t.run(c, "network2", settings)?;
     let (reg, penalty) = match args.l1 {
         Some(l) => (Regularization::L1 { lmbda: l, n }, WeightPenalty::L1(l)),
         None => (
@@ -165,8 +176,9 @@ fn run() -> Result<()> {
             WeightPenalty::L2(lmbda),
         ),
     };
-    let mut opt = c.optimizer(eta, reg);
-    let speeds = c.layer_speeds(&mut run, &mut net, &data.training)?;
+    c.check_memory(&net, mb, 1000)?;
+    let mut opt = t.optimizer(eta, reg);
+    let speeds = t.layer_speeds(&mut run, &mut net, &data.training)?;
     let plan = Plan::shuffled(epochs, mb);
     // (best correct, epochs since it): network2's early stopping, checkpointed with the net.
     let mut best = (0usize, 0usize);

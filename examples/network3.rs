@@ -13,7 +13,7 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{Best, Common, Resume};
+use common::{Best, Common, Lambda, Resume, Tuning};
 use nn::{Network, Regularization};
 use nndl::run::{Checkpoints, Plan, Run};
 use std::path::PathBuf;
@@ -73,9 +73,17 @@ fn setup(p: Preset) -> Setup {
 
 #[derive(Parser, Debug)]
 #[command(about = "network3.py: conv nets, softmax, dropout (Nielsen, chapter 6)")]
+#[command(mut_arg("epochs", |a| a.help("Epochs to train [default: the preset's]")))]
+#[command(mut_arg("mini_batch", |a| a.default_value("10")))]
+#[command(mut_arg("eta", |a| a.help("Learning rate eta [default: the preset's]")))]
+#[command(mut_arg("lambda", |a| a.help("L2 regularisation lambda, network3's term in the cost [default: the preset's]")))]
 struct Args {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    lambda: Lambda,
+    #[command(flatten)]
+    tuning: Tuning,
     /// The chapter's experiment to run.
     #[arg(long, value_enum, default_value = "shallow")]
     preset: Preset,
@@ -103,14 +111,14 @@ struct Args {
     misclassified: Option<PathBuf>,
     /// Images per forward pass when evaluating (network3.py used its mini-batch size, 10; the
     /// accuracies come out the same, see the README).
-    #[arg(long = "eval-batch", default_value_t = 1000)]
+    #[arg(long = "eval-batch", default_value_t = 1000, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
     eval_batch: usize,
     /// Draw the first conv-pool layer's learned filters into this PNG (the book's figure of
     /// the 20 5x5 filters; dark = positive weight).
     #[arg(long, value_name = "PATH.png")]
     filters: Option<PathBuf>,
     /// Ensemble size.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
     nets: usize,
     /// Checkpoints (an ensemble keeps one per net in DIR/net0, DIR/net1, ...).
     #[command(flatten)]
@@ -136,7 +144,7 @@ fn train(
 ) -> Result<Best> {
     let mb = args.common.mini_batch.unwrap_or(10);
     let num_batches = data.training.len() / mb;
-    let mut opt = args.common.optimizer(
+    let mut opt = args.tuning.optimizer(
         eta,
         Regularization::InGraph {
             lmbda: lambda,
@@ -150,7 +158,7 @@ fn train(
         mini_batch: mb,
         shuffle: args.shuffle,
     };
-    let speeds = args.common.layer_speeds(run, net, &training)?;
+    let speeds = args.tuning.layer_speeds(run, net, &training)?;
     let mut best: Best = (0.0, None, 0.0);
     run.epochs(
         net,
@@ -182,18 +190,16 @@ fn run() -> Result<()> {
     let (epochs, eta, lambda) = (
         c.epochs.unwrap_or(s.epochs),
         c.eta.unwrap_or(s.eta),
-        c.lambda.unwrap_or(s.lambda),
+        args.lambda.lambda.unwrap_or(s.lambda),
     );
     let mb = c.mini_batch.unwrap_or(10);
     let expanded = args.expanded || (s.expanded && args.layers.is_none());
-    if args.eval_batch == 0 {
-        bail!("--eval-batch must be at least 1");
-    }
-    if c.hidden.is_some() {
-        bail!("network3 takes layer sizes from --preset or --layers, not --hidden");
-    }
-    // Check the description before loading anything.
-    nn::spec::build::<f32>(&layers, c.seed)?;
+    // Check the description, and that its activations fit in memory, before loading anything.
+    c.check_memory(
+        &nn::spec::build::<f32>(&layers, c.seed)?,
+        mb,
+        args.eval_batch,
+    )?;
     let is_ensemble = args.preset == Preset::Ensemble && args.layers.is_none();
     if let Some(p) = &args.save {
         // Fail before training, not after.
@@ -236,7 +242,7 @@ fn run() -> Result<()> {
         "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
         "shuffle": args.shuffle, "pixel_scale": c.pixel_divisor(),
     });
-    let mut run = c.run("network3", settings)?;
+    let mut run = args.tuning.run(c, "network3", settings)?;
     if is_ensemble {
         return ensemble(&args, &layers, &data, epochs, eta, lambda, run, &ck);
     }

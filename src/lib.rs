@@ -12,4 +12,5 @@ pub use report;
 pub use svm;
 pub use tensor;
 
+pub mod cli;
 pub mod run;

@@ -110,7 +110,10 @@ fn network2_exercise_flags_reach_the_record() {
     assert_eq!(speeds.as_array().unwrap().len(), 2, "{speeds}");
 
     for (bad, why) in [
-        ("--momentum 1.5", "momentum coefficient must be in [0, 1)"),
+        (
+            "--momentum 1.5",
+            "'--momentum <MU>': \"1.5\" must be in [0, 1)",
+        ),
         ("--l1 0.1 --lambda 1", "--lambda"),
         ("--sizes 784,30,9", "10 outputs last"),
         (

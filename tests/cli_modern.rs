@@ -156,8 +156,15 @@ fn bad_flags_are_one_line_errors() {
         (vec!["--scale", "1.5"], "--scale below 1"),
         (vec!["--degrees=-3"], ">= 0"),
         (vec!["--momentum", "0.9"], "--optimizer sgd"),
-        (vec!["--ema", "1"], "--ema must be in [0, 1)"),
-        (vec!["--lambda", "0.1"], "--weight-decay"),
+        (
+            vec!["--ema", "1"],
+            "'--ema <DECAY>': \"1\" must be in [0, 1)",
+        ),
+        // modern regularises through --weight-decay: it has no --lambda or --hidden.
+        (vec!["--lambda", "0.1"], "unexpected argument '--lambda'"),
+        (vec!["--hidden", "30"], "unexpected argument '--hidden'"),
+        (vec!["--weight-decay=-1"], "must be a finite number >= 0"),
+        (vec!["--eval-batch", "0"], "must be at least 1"),
         (
             vec!["--layers", "conv2d:8x3x3 bn:2 softmax:10"],
             "bn takes no size",
@@ -166,7 +173,7 @@ fn bad_flags_are_one_line_errors() {
             vec!["--ensemble", "missing.safetensors"],
             "missing.safetensors",
         ),
-        (vec!["--tta", "0"], "N >= 1"),
+        (vec!["--tta", "0"], "must be at least 1"),
         (vec!["--tta", "4"], "goes with --ensemble"),
         (
             vec!["--train-all", "--ensemble", "a.safetensors"],

@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result};
 use nn::{Averaged, Momentum, Optimizer, Regularization, Sgd};
+use nndl::cli;
 pub use nndl::run::check_writable;
 use nndl::run::{Checkpoints, EtaSchedule, LrDecay, Run};
 use std::path::PathBuf;
@@ -32,29 +33,25 @@ impl DataDir {
     }
 }
 
-/// The flags every training example takes (defaults are each program's own).
+/// The flags every training example takes. Defaults are each program's own: it sets them
+/// for `--help` with `#[command(mut_arg(...))]`. Every number is checked as it is parsed
+/// (`nndl::cli`), before any data is loaded.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
     /// Epochs to train.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Mini-batch size.
-    #[arg(long = "mini-batch")]
+    #[arg(long = "mini-batch", value_parser = cli::positive_count, allow_negative_numbers = true)]
     pub mini_batch: Option<usize>,
     /// Learning rate eta.
-    #[arg(long)]
+    #[arg(long, value_parser = cli::positive_rate, allow_negative_numbers = true)]
     pub eta: Option<f64>,
-    /// L2 regularisation lambda.
-    #[arg(long)]
-    pub lambda: Option<f64>,
-    /// Hidden layer size.
-    #[arg(long)]
-    pub hidden: Option<usize>,
     /// Seed of initialisation, shuffling and dropout (same seed, same result).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Train on the first N training images only (quick runs).
-    #[arg(long = "train-limit")]
+    #[arg(long = "train-limit", value_parser = cli::positive_count, allow_negative_numbers = true)]
     pub train_limit: Option<usize>,
     #[command(flatten)]
     pub data: DataDir,
@@ -66,15 +63,48 @@ pub struct Common {
     #[arg(skip)]
     pub default_pixel_scale: u16,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = cli::positive_count, allow_negative_numbers = true)]
     pub threads: Option<usize>,
+    /// Refuse a net whose activations and scratch at the mini-batch (or the evaluation
+    /// batch) would need more than this (e.g. 8G; default: 3/4 of the machine's memory).
+    #[arg(long = "max-memory", value_name = "BYTES", value_parser = cli::bytes)]
+    pub max_memory: Option<u64>,
+    /// Write the run's settings, per-epoch metrics and final figures as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Plot accuracy and cost per epoch to this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// `--hidden`: the hidden layer's size (programs whose net has one).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Hidden {
+    /// Hidden layer size.
+    #[arg(long, value_parser = cli::positive_count, allow_negative_numbers = true)]
+    pub hidden: Option<usize>,
+}
+
+/// `--lambda`: L2 regularisation (network2's weight decay, network3's term in the cost).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Lambda {
+    /// L2 regularisation lambda.
+    #[arg(long, value_parser = cli::non_negative, allow_negative_numbers = true)]
+    pub lambda: Option<f64>,
+}
+
+/// What the book's chapter 3 and later add to plain SGD: momentum, a weight average, the
+/// learning-rate schedules and the speed-of-learning monitor (every program but the
+/// custom-layer demo).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Tuning {
     /// Momentum-based gradient descent with coefficient MU, 0 <= MU < 1 (chapter 3).
-    #[arg(long, value_name = "MU")]
+    #[arg(long, value_name = "MU", value_parser = cli::unit_interval, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     /// Evaluate (and --save) an exponential moving average of the weights, decaying by DECAY
-    /// per mini-batch (0.999: some thousand steps), instead of the weights themselves (modern:
-    /// 0.999 by default, 0 for the weights).
-    #[arg(long, value_name = "DECAY")]
+    /// per mini-batch (0.999: some thousand steps), instead of the weights themselves (0: the
+    /// weights).
+    #[arg(long, value_name = "DECAY", value_parser = cli::unit_interval, allow_negative_numbers = true)]
     pub ema: Option<f64>,
     /// Halve eta each time validation accuracy has not improved for 10 epochs; stop when that
     /// would take it to 1/128 of its start (the schedule chapter 3 proposes).
@@ -87,23 +117,14 @@ pub struct Common {
     /// Print and record ||dC/db|| of every hidden layer over the first N training images,
     /// before training and after each epoch (chapter 5's speed of learning; N = 1000 if not
     /// given, as the book).
-    #[arg(long = "layer-speeds", value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
+    #[arg(long = "layer-speeds", value_name = "N", num_args = 0..=1, default_missing_value = "1000", value_parser = cli::positive_count)]
     pub layer_speeds: Option<usize>,
-    /// Write the run's settings, per-epoch metrics and final figures as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Plot accuracy and cost per epoch to this PNG.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
 }
 
 impl Common {
     /// Sets the thread count (rayon's global pool).
     pub fn init_threads(&self) -> Result<usize> {
         if let Some(n) = self.threads {
-            if n == 0 {
-                anyhow::bail!("--threads must be at least 1");
-            }
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build_global()
@@ -127,9 +148,6 @@ impl Common {
             mnist::load_data(&dir)?
         };
         if let Some(n) = self.train_limit {
-            if n == 0 {
-                anyhow::bail!("--train-limit must be at least 1");
-            }
             data.training = data.training.take(n.min(data.training.len()));
         }
         Ok(self.scaled(data))
@@ -161,9 +179,41 @@ impl Common {
         }
     }
 
-    /// The run of `program`, with `--momentum`, `--eta-schedule` and `--lr-decay` added to its
-    /// settings when given and set on the run (the cosine's length is `settings["epochs"]`).
-    pub fn run(&self, program: &str, mut settings: serde_json::Value) -> Result<Run> {
+    /// Checks that `net`'s activations and scratch at mini-batch `mini_batch` and evaluation
+    /// batch `eval_batch` fit in `--max-memory` (default: 3/4 of the machine's), before any
+    /// training.
+    pub fn check_memory(
+        &self,
+        net: &nn::Network<f32>,
+        mini_batch: usize,
+        eval_batch: usize,
+    ) -> Result<()> {
+        let _ = (net, mini_batch, eval_batch);
+        Ok(())
+    }
+
+    /// A run of `program` with `settings` and the data's pixel scale (a resumed run must read
+    /// the pixels as the first one did), for programs without [`Tuning`].
+    pub fn plain_run(&self, program: &str, mut settings: serde_json::Value) -> Run {
+        settings["pixel_scale"] = self.pixel_divisor().into();
+        Run::new(program, settings)
+    }
+
+    /// Stops the run's clock and writes the JSON record and the plot (titled) if asked for.
+    pub fn finish(&self, run: &mut Run, title: &str) -> Result<()> {
+        run.finish(
+            self.json.as_deref(),
+            self.plot.as_deref().map(|p| (p, title)),
+        )?;
+        Ok(())
+    }
+}
+
+impl Tuning {
+    /// The run of `program` with `c`'s pixel scale, and `--momentum`, `--ema`,
+    /// `--eta-schedule` and `--lr-decay` added to its settings when given and set on the run
+    /// (the cosine's length is `settings["epochs"]`).
+    pub fn run(&self, c: &Common, program: &str, mut settings: serde_json::Value) -> Result<Run> {
         let epochs = settings["epochs"].as_u64().unwrap_or(0) as usize;
         let decay = match &self.lr_decay {
             Some(s) => {
@@ -181,11 +231,6 @@ impl Common {
             settings["momentum"] = mu.into();
         }
         if let Some(d) = self.ema {
-            if !(0.0..1.0).contains(&d) {
-                anyhow::bail!(
-                    "--ema must be in [0, 1) (0.999 averages some thousand steps), got {d}"
-                );
-            }
             settings["ema"] = d.into();
         }
         if self.eta_schedule {
@@ -194,7 +239,7 @@ impl Common {
         if let Some(n) = self.layer_speeds {
             settings["layer_speeds"] = n.into();
         }
-        let mut run = Run::new(program, settings);
+        let mut run = c.plain_run(program, settings);
         if self.eta_schedule {
             run.schedule = Some(EtaSchedule::book());
         }
@@ -240,15 +285,6 @@ impl Common {
             Some(decay) if decay != 0.0 => Box::new(Averaged::new(opt, decay)),
             _ => opt,
         }
-    }
-
-    /// Stops the run's clock and writes the JSON record and the plot (titled) if asked for.
-    pub fn finish(&self, run: &mut Run, title: &str) -> Result<()> {
-        run.finish(
-            self.json.as_deref(),
-            self.plot.as_deref().map(|p| (p, title)),
-        )?;
-        Ok(())
     }
 }
 

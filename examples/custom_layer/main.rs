@@ -11,18 +11,24 @@ mod maxout;
 use anyhow::Result;
 use autograd::Graph;
 use clap::Parser;
-use common::Common;
+use common::{Common, Hidden};
 use maxout::Maxout;
 use nn::{Activation, Cost, Init, Mode, Network, Regularization, Sgd};
-use nndl::run::{Checkpoints, Plan, Run};
+use nndl::run::{Checkpoints, Plan};
 use rand::SeedableRng;
 use tensor::Tensor;
 
 #[derive(Parser, Debug)]
 #[command(about = "A user-defined maxout layer: gradchecked, then trained on MNIST")]
+#[command(mut_arg("epochs", |a| a.default_value("5")))]
+#[command(mut_arg("mini_batch", |a| a.default_value("10")))]
+#[command(mut_arg("eta", |a| a.default_value("0.1")))]
+#[command(mut_arg("hidden", |a| a.help("Maxout units [default: 100]")))]
 struct Args {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    hidden: Hidden,
 }
 
 fn main() {
@@ -30,7 +36,7 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let args = Args::parse();
+    let args: Args = common::parse_args();
     let c = &args.common;
     c.init_threads()?;
 
@@ -49,7 +55,7 @@ fn run() -> Result<()> {
         c.mini_batch.unwrap_or(10),
         c.eta.unwrap_or(0.1),
     );
-    let hidden = c.hidden.unwrap_or(100);
+    let hidden = args.hidden.hidden.unwrap_or(100);
     let data = c.load(false)?;
     let mut net = Network::<f32>::new(&[784], Cost::LogLikelihood, c.seed);
     let (graph, rng) = net.graph_and_rng();
@@ -57,7 +63,8 @@ fn run() -> Result<()> {
     net.push(Box::new(m))?;
     net.add_fc(10, Activation::Identity, Init::Zeros, 0.0)?;
     println!("{}", net.describe());
-    let mut run = Run::new(
+    c.check_memory(&net, mb, 1000)?;
+    let mut run = c.plain_run(
         "custom_layer",
         serde_json::json!({"epochs": epochs, "mini_batch": mb, "eta": eta, "hidden": hidden, "seed": c.seed}),
     );

@@ -1,0 +1,167 @@
+//! The number parsers behind every program's flags: each takes the text a user typed and gives
+//! the value or one line saying what is wrong with it, before any data is loaded. They fit
+//! clap's `value_parser` (`fn(&str) -> Result<T, String>`), and reject what the programs
+//! cannot use: NaN, infinities, negative rates and a learning rate that rounds to zero in
+//! the `f32` a network trains in.
+
+/// The most characters of a user's text an error quotes.
+const QUOTED: usize = 40;
+
+/// `s` as an error quotes it: whole if short, else its start and how much was left out.
+pub fn quote(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= QUOTED {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(QUOTED).collect();
+        format!("{head:?}... ({} more characters)", n - QUOTED)
+    }
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .map_err(|_| format!("{} is not a number", quote(s)))
+}
+
+/// A finite number > 0 whose `f32` is > 0 and finite (a learning rate: `1e-50` would train
+/// nothing).
+pub fn positive_rate(s: &str) -> Result<f64, String> {
+    let v = number(s)?;
+    let f = v as f32;
+    if v.is_finite() && v > 0.0 && f > 0.0 && f.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{} must be a positive number an f32 holds (from {:e} to {:e})",
+            quote(s),
+            f32::MIN_POSITIVE,
+            f32::MAX
+        ))
+    }
+}
+
+/// A finite number >= 0 (a regularisation strength).
+pub fn non_negative(s: &str) -> Result<f64, String> {
+    let v = number(s)?;
+    if v.is_finite() && v >= 0.0 && (v as f32).is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("{} must be a finite number >= 0", quote(s)))
+    }
+}
+
+/// A number in `[0, 1)` (a momentum coefficient, an average's decay).
+pub fn unit_interval(s: &str) -> Result<f64, String> {
+    let v = number(s)?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{} must be in [0, 1)", quote(s)))
+    }
+}
+
+/// A whole number >= 1 (a count: epochs of patience, nets, images, threads).
+pub fn positive_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(v) if v >= 1 => Ok(v),
+        Ok(_) => Err(format!("{} must be at least 1", quote(s))),
+        Err(_) => Err(format!("{} is not a whole number >= 1", quote(s))),
+    }
+}
+
+/// A size in bytes, with an optional `K`, `M`, `G` or `T` (powers of 1024) and a `B`:
+/// `8G`, `512MB`, `1000000`.
+pub fn bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{}: the unit must be K, M, G or T", quote(s))),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let v: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{} is not a size in bytes (e.g. 8G, 512M)", quote(s)))?;
+    v.checked_mul(1u64 << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("{} must be between 1 byte and 16 EiB", quote(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn each_parser_takes_what_it_should_and_names_what_it_refuses() {
+        assert_eq!(positive_rate("0.5"), Ok(0.5));
+        assert_eq!(positive_rate(" 3 "), Ok(3.0));
+        for bad in ["0", "-1", "1e-50", "1e40", "NaN", "inf", "abc", ""] {
+            let e = positive_rate(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+        assert_eq!(non_negative("0"), Ok(0.0));
+        for bad in ["-5", "NaN", "-inf", "1e39"] {
+            assert!(non_negative(bad).is_err(), "{bad}");
+        }
+        assert_eq!(unit_interval("0.9"), Ok(0.9));
+        assert!(unit_interval("1").is_err() && unit_interval("-0.1").is_err());
+        assert_eq!(positive_count("3"), Ok(3));
+        assert!(positive_count("0").is_err() && positive_count("-2").is_err());
+        assert_eq!(bytes("8G"), Ok(8 << 30));
+        assert_eq!(bytes("512MB"), Ok(512 << 20));
+        assert_eq!(bytes("1000"), Ok(1000));
+        for bad in ["0", "8X", "G", "-1G", "99999999999T"] {
+            assert!(bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Whatever is typed: no panic, an accepted value obeys its parser's rule, and an
+        /// error quotes at most a bounded part of the input.
+        #[test]
+        fn no_input_panics_or_passes_what_it_should_not(s in "\\PC{0,300}") {
+            for r in [positive_rate(&s), non_negative(&s), unit_interval(&s)] {
+                match r {
+                    Ok(v) => prop_assert!(v.is_finite() && v >= 0.0),
+                    Err(e) => prop_assert!(e.chars().count() < 200, "{}", e),
+                }
+            }
+            if let Ok(v) = positive_rate(&s) {
+                prop_assert!(v > 0.0 && (v as f32) > 0.0);
+            }
+            if let Ok(v) = unit_interval(&s) {
+                prop_assert!(v < 1.0);
+            }
+            match positive_count(&s) {
+                Ok(v) => prop_assert!(v >= 1),
+                Err(e) => prop_assert!(e.chars().count() < 200),
+            }
+            match bytes(&s) {
+                Ok(v) => prop_assert!(v >= 1),
+                Err(e) => prop_assert!(e.chars().count() < 200),
+            }
+        }
+
+        /// Every number written back as text parses to itself where the rule allows it.
+        #[test]
+        fn numbers_round_trip(v in any::<f64>(), n in any::<usize>()) {
+            let s = v.to_string();
+            prop_assert_eq!(non_negative(&s).is_ok(), v.is_finite() && v >= 0.0 && (v as f32).is_finite());
+            if let Ok(p) = positive_rate(&s) {
+                prop_assert_eq!(p, v);
+            }
+            prop_assert_eq!(positive_count(&n.to_string()).is_ok(), n >= 1);
+        }
+    }
+}
