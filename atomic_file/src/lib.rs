@@ -17,11 +17,16 @@
 //! - **A regular file without write permission** is refused (`PermissionDenied`), even for
 //!   root, who the OS would let through.
 //! - **A directory** is refused (`IsADirectory`).
-//! - **Anything else that exists** (a device such as `/dev/null`, a fifo, a socket) and
-//!   **an open file of the process** (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`) is
-//!   written in place, never replaced: opened without creating or truncating, the open file
-//!   in append mode (so `prog --json /dev/stdout > out.txt` adds to what `prog` printed).
-//!   Such a write is not atomic: a failure leaves what was written so far.
+//! - **Anything else that exists** (a device such as `/dev/null`, a fifo, a socket) is written
+//!   in place, never replaced: opened without creating or truncating.
+//! - **The process's own stdout or stderr** (`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/2`)
+//!   is written through std's handle, so that the saved bytes come after what the process
+//!   printed and before what it prints next, whatever stdout is (`prog --json /dev/stdout |
+//!   jq`, or `> out.txt`, whose file is kept). **Another open file** (`/proc/<pid>/fd/N`,
+//!   `/dev/fd/3`) is opened in append mode.
+//!
+//! A write in place is not atomic: a failure leaves what was written so far. It is fsynced
+//! only if it is a regular file opened here (not through stdout or stderr).
 //!
 //! A save that is killed leaves its temp file behind; the temp file is locked (`flock`) while
 //! it is written, and the next save of the same name removes the ones that are unlocked and
@@ -58,17 +63,19 @@ const MAX_LINKS: usize = 40;
 
 /// What a save of a path writes to (see [`resolve`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Target {
     /// A regular file, or none yet: replaced atomically through a temp file in its directory.
     Replace(PathBuf),
-    /// An existing file that is not a regular file (device, fifo, socket), or an open file of
-    /// the process (`append`): written in place.
-    InPlace {
-        /// The file to open.
-        path: PathBuf,
-        /// Open in append mode (an open file of the process, which may be a regular file).
-        append: bool,
-    },
+    /// An existing file that is not a regular file (device, fifo, socket): opened for writing
+    /// in place, neither created nor truncated.
+    InPlace(PathBuf),
+    /// An open file of a process (`/proc/<pid>/fd/N`, `/dev/fd/3`): opened in append mode.
+    OpenFile(PathBuf),
+    /// This process's standard output (`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/1`).
+    Stdout,
+    /// This process's standard error (`/dev/stderr`, `/dev/fd/2`, `/proc/self/fd/2`).
+    Stderr,
 }
 
 /// Where a save of `path` goes: symlinks followed, refusals applied (a directory is
@@ -77,9 +84,9 @@ pub enum Target {
 pub fn resolve(path: impl AsRef<Path>) -> io::Result<Target> {
     let mut path = path.as_ref().to_path_buf();
     for _ in 0..MAX_LINKS {
-        // An open file of the process: the link there may read `pipe:[123]`, not a path.
-        if is_open_file_link(&path) {
-            return Ok(Target::InPlace { path, append: true });
+        // An open file: the link there may read `pipe:[123]`, not a path.
+        if let Some(target) = open_file(&path) {
+            return Ok(target);
         }
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
@@ -113,10 +120,7 @@ fn classify(path: PathBuf, meta: &Metadata) -> io::Result<Target> {
         ));
     }
     if !meta.is_file() {
-        return Ok(Target::InPlace {
-            path,
-            append: false,
-        });
+        return Ok(Target::InPlace(path));
     }
     // The mode bits, not access(2): root may write anything, but a file someone made
     // read-only is not to be replaced behind their back.
@@ -129,30 +133,37 @@ fn classify(path: PathBuf, meta: &Metadata) -> io::Result<Target> {
     Ok(Target::Replace(path))
 }
 
-/// Whether `path` is an entry of a process's open-file directory (`/proc/<pid>/fd`,
-/// `/proc/self/fd`, `/dev/fd`), however reached.
-fn is_open_file_link(path: &Path) -> bool {
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return false;
-    };
+/// The target for `path` if it is an entry of a process's open-file directory
+/// (`/proc/<pid>/fd`, `/proc/self/fd`, `/dev/fd`), however reached.
+fn open_file(path: &Path) -> Option<Target> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
     // Canonical: `/dev/fd` and `/proc/self` are themselves links (to `/proc/<pid>`).
-    let Ok(dir) = fs::canonicalize(dir) else {
-        return false;
+    let dir = fs::canonicalize(dir).ok()?;
+    let pid = if dir == Path::new("/dev/fd") {
+        std::process::id()
+    } else {
+        let parts: Vec<&OsStr> = dir.strip_prefix("/proc").ok()?.iter().collect();
+        let number = |s: &OsStr| s.to_str()?.parse::<u32>().ok();
+        match parts[..] {
+            [pid, fd] if fd == "fd" => number(pid)?,
+            // `/proc/thread-self` leads to a thread's directory.
+            [pid, task, tid, fd] if task == "task" && fd == "fd" && number(tid).is_some() => {
+                number(pid)?
+            }
+            _ => return None,
+        }
     };
-    if dir == Path::new("/dev/fd") {
-        return true;
+    // Its own stdout and stderr a process writes through the fd it prints with, which shares
+    // the offset (a file opened anew, even to append, would be written over by what is
+    // printed next) and std's buffer (flushed first).
+    if pid == std::process::id() {
+        match path.file_name()?.to_str() {
+            Some("1") => return Some(Target::Stdout),
+            Some("2") => return Some(Target::Stderr),
+            _ => {}
+        }
     }
-    let Ok(rest) = dir.strip_prefix("/proc") else {
-        return false;
-    };
-    let parts: Vec<&OsStr> = rest.iter().collect();
-    let number = |s: &OsStr| s.to_str().is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()));
-    match parts[..] {
-        [pid, fd] => number(pid) && fd == "fd",
-        // `/proc/thread-self` leads to a thread's directory.
-        [pid, task, tid, fd] => number(pid) && task == "task" && number(tid) && fd == "fd",
-        _ => false,
-    }
+    Some(Target::OpenFile(path.to_path_buf()))
 }
 
 /// Saves whatever `fill` writes into the (buffered) writer at `path`: atomically for a
@@ -172,7 +183,10 @@ where
     }
     match resolve(path)? {
         Target::Replace(target) => replace(&target, fill),
-        Target::InPlace { path, append } => in_place(&path, append, fill),
+        Target::InPlace(path) => in_place(&path, false, fill),
+        Target::OpenFile(path) => in_place(&path, true, fill),
+        Target::Stdout => through(io::stdout().lock(), fill),
+        Target::Stderr => through(io::stderr().lock(), fill),
     }
 }
 
@@ -207,6 +221,18 @@ where
         file.sync_all()?;
     }
     Ok(())
+}
+
+/// Writes through the process's stdout or stderr.
+fn through<F>(mut out: impl Write, fill: F) -> io::Result<()>
+where
+    F: FnOnce(&mut dyn Write) -> io::Result<()>,
+{
+    let mut w = BufWriter::with_capacity(1 << 20, &mut out);
+    fill(&mut w)?;
+    w.flush()?;
+    drop(w);
+    out.flush()
 }
 
 /// Replaces the regular file (or nothing) at `path` through a temp file and a rename.
