@@ -28,9 +28,12 @@
 //! A write in place is not atomic: a failure leaves what was written so far. It is fsynced
 //! only if it is a regular file opened here (not through stdout or stderr).
 //!
-//! A save that is killed leaves its temp file behind; the temp file is locked (`flock`) while
-//! it is written, and the next save of the same name removes the ones that are unlocked and
-//! more than [`STALE_AFTER`] old, so they do not accumulate.
+//! A save that is killed (or a power cut) leaves its temp file behind. A save holds an
+//! exclusive lock on its temp file ([`File::try_lock`]: `flock` on Unix) while it writes it,
+//! and each save first removes the temp files of its target's name in the target's directory
+//! that are unlocked (their writer is dead) and more than [`STALE_AFTER`] old. So a killed
+//! save's temp file stays until the next save of the same file, not forever: they do not
+//! accumulate. Other stray files are never touched.
 //!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("atomic-file-doc-{}", std::process::id()));
@@ -190,7 +193,7 @@ where
     }
 }
 
-/// Saves `bytes` at `path` (see [`write`]).
+/// Saves `bytes` at `path` (see [`write()`]).
 pub fn write_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
     write(path, |w| w.write_all(bytes))
 }
