@@ -84,18 +84,26 @@ pub enum RunError {
 /// Result of this module.
 pub type Result<T> = std::result::Result<T, RunError>;
 
-/// Fails unless a file can be created at `path` (its directory exists and takes a new file),
-/// so a bad output path stops a run before training rather than after.
+/// Fails unless a save at `path` can be expected to succeed, by [`atomic_file`]'s rules, so a
+/// bad output path stops a run before training rather than after: a device, fifo or open file
+/// (`/dev/null`, `/dev/stdout`) is written in place and accepted as it is; a directory or a
+/// read-only file is refused; otherwise the file's directory (a symlink's target's) must exist
+/// and take a new file.
 pub fn check_writable(flag: &'static str, path: &Path) -> Result<()> {
     let err = |why: String| RunError::Output {
         flag,
         path: path.to_path_buf(),
         why,
     };
-    if path.is_dir() {
-        return Err(err("is a directory, not a file name".into()));
-    }
-    let dir = path
+    let target = match atomic_file::resolve(path) {
+        Ok(atomic_file::Target::Replace(target)) => target,
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+            return Err(err("is a directory, not a file name".into()))
+        }
+        Err(e) => return Err(err(e.to_string())),
+    };
+    let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));

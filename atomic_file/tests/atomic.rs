@@ -1,31 +1,9 @@
 //! What every save in nndl relies on: the old file or the new one, never a part of one.
 
+mod support;
+
 use std::io;
-use std::path::Path;
-
-/// A scratch directory per test (`tempfile`'s, removed when dropped).
-struct Scratch(tempfile::TempDir);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let prefix = format!("nndl-atomic-{name}-");
-        Scratch(tempfile::Builder::new().prefix(&prefix).tempdir().unwrap())
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    /// The names of the files in the directory, sorted: a stray temp file shows up here.
-    fn listing(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        for e in std::fs::read_dir(self.path()).unwrap() {
-            names.push(e.unwrap().file_name().to_string_lossy().into_owned());
-        }
-        names.sort();
-        names
-    }
-}
+use support::Scratch;
 
 #[test]
 fn writes_a_new_file_and_leaves_no_temp() {
@@ -96,7 +74,9 @@ fn a_target_that_is_a_directory_is_left_intact() {
     let target = dir.path().join("model.json");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("inside"), b"keep me").unwrap();
-    assert!(atomic_file::write_bytes(&target, b"new").is_err());
+    let err = atomic_file::write_bytes(&target, b"new").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
+    assert!(err.to_string().contains("model.json"), "{err}");
     assert!(target.is_dir());
     assert_eq!(std::fs::read(target.join("inside")).unwrap(), b"keep me");
     assert_eq!(dir.listing(), vec!["model.json"]);
@@ -146,7 +126,7 @@ fn keeps_the_permissions_of_the_replaced_file() {
     let dir = Scratch::new("perm");
     let target = dir.path().join("secret.json");
     std::fs::write(&target, b"old").unwrap();
-    for mode in [0o600, 0o640, 0o444] {
+    for mode in [0o600, 0o640, 0o604, 0o200] {
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).unwrap();
         atomic_file::write_bytes(&target, b"new").unwrap();
         let got = std::fs::metadata(&target).unwrap().permissions().mode();
