@@ -440,3 +440,78 @@ fn a_second_run_on_a_locked_checkpoint_directory_is_refused() {
     assert!(e.to_string().contains("another run's checkpoint"), "{e}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A JSON value of any kind, hostile numbers included.
+fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        prop_oneof![
+            any::<f64>().prop_filter("JSON has no NaN or infinity", |v| v.is_finite()),
+            Just(1e300),
+            Just(-1e300),
+            Just(f64::MAX),
+            Just(-0.0),
+        ]
+        .prop_map(serde_json::Value::from),
+        "\\PC{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..3)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Where in a checkpoint's JSON a crafted value goes: every field the run reads back.
+const STATE_PATHS: [&[&str]; 12] = [
+    &["epochs_done"],
+    &["state", "wall_seconds"],
+    &["state", "eta"],
+    &["state", "program"],
+    &["state", "schedule"],
+    &["state", "record"],
+    &["state", "record", "epochs"],
+    &["state", "record", "settings"],
+    &["state", "optimizer"],
+    &["state", "optimizer", "t"],
+    &["state", "optimizer", "inner"],
+    &["state", "optimizer", "inner", "t"],
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Any value in any field of the run state: the resume either continues or is refused
+    /// with an error; it never panics (the clock, counts and the optimiser's numbers are all
+    /// checked).
+    #[test]
+    fn any_run_state_resumes_or_is_refused_never_panics(
+        at in 0..STATE_PATHS.len(),
+        value in any_json(),
+    ) {
+        let data = data();
+        let dir = scratch(&format!("prop-{at}"));
+        let layers = "flatten fc:6 bn softmax:10";
+        let opt = || optimizer(Kind::Adam, true);
+        train(layers, opt().as_mut(), 1, &Checkpoints::new(Some(dir.clone()), None), &data).unwrap();
+        tamper(&dir, |_, json| {
+            let mut slot = json;
+            for key in STATE_PATHS[at] {
+                slot = &mut slot[*key];
+            }
+            *slot = value.clone();
+        });
+        let again = Checkpoints::new(None, Some(dir.clone()));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train(layers, opt().as_mut(), 2, &again, &data).map(|n| n.parameter_bits())
+        }));
+        let _ = std::fs::remove_dir_all(&dir);
+        proptest::prop_assert!(r.is_ok(), "{:?} = {} panicked", STATE_PATHS[at], value);
+    }
+}

@@ -337,7 +337,12 @@ pub fn parse_args<P: clap::Parser>() -> P {
     })
 }
 
-/// A message of several lines (some errors list every place searched) as one line.
+/// The longest error line printed: the readers quote at most ~200 characters of a file, but
+/// no message, whatever its source, may flood a terminal or a log.
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// A message of several lines (some errors list every place searched) as one line, cut at
+/// [`MAX_ERROR_CHARS`].
 fn one_line(msg: &str) -> String {
     let mut out = String::new();
     for l in msg.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -345,6 +350,11 @@ fn one_line(msg: &str) -> String {
             out.push_str(if out.ends_with(':') { " " } else { "; " });
         }
         out.push_str(l);
+    }
+    let n = out.chars().count();
+    if n > MAX_ERROR_CHARS {
+        out = out.chars().take(MAX_ERROR_CHARS).collect();
+        out.push_str(&format!("... ({} more characters)", n - MAX_ERROR_CHARS));
     }
     out
 }
