@@ -317,7 +317,17 @@ impl Resume {
 /// Runs `body`, printing an error as one line and exiting with code 2.
 pub fn exit_on_error(body: impl FnOnce() -> Result<()>) {
     if let Err(e) = body() {
-        eprintln!("error: {}", one_line(&format!("{e:#}")));
+        // Library errors often show their cause already ("path: io error"): say it once.
+        let mut msg = String::new();
+        for cause in e.chain().map(|c| c.to_string()) {
+            if !msg.contains(&cause) {
+                if !msg.is_empty() {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&cause);
+            }
+        }
+        eprintln!("error: {}", one_line(&msg));
         std::process::exit(2);
     }
 }
