@@ -125,10 +125,7 @@ fn metadata(bytes: &[u8], path: &Path) -> Result<Meta> {
 /// network: the weights are not checked or loaded.
 pub fn peek(dir: impl AsRef<Path>) -> Result<Checkpoint> {
     let file = path(dir);
-    let bytes = std::fs::read(&file).map_err(|e| NnError::Io {
-        path: file.clone(),
-        source: e,
-    })?;
+    let bytes = crate::io::read_model_file(&file)?;
     let meta = metadata(&bytes, &file)?;
     Ok(Checkpoint {
         epochs_done: meta.epochs_done,
@@ -166,10 +163,7 @@ impl Checkpoint {
     /// rest. `net` must be built as the checkpointed one was; on any error it is unchanged.
     pub fn load<T: Float>(net: &mut Network<T>, dir: impl AsRef<Path>) -> Result<Checkpoint> {
         let file = path(dir);
-        let bytes = std::fs::read(&file).map_err(|e| NnError::Io {
-            path: file.clone(),
-            source: e,
-        })?;
+        let bytes = crate::io::read_model_file(&file)?;
         Self::load_from_bytes(net, &bytes, &file)
     }
 
