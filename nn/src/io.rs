@@ -191,8 +191,10 @@ pub fn load_network2_json_from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Res
 
 /// The bytes of a model or checkpoint file, refusing one larger than
 /// [`MAX_MODEL_FILE_BYTES`]: a regular file from its size, before reading anything; a device
-/// or pipe (`/dev/zero`) once that many bytes have come. Memory that cannot be had is an
-/// error, not an abort. Every loader of nndl reads its file through this.
+/// or pipe once that many bytes have come, or as soon as its first bytes begin neither a
+/// safetensors file nor a JSON model (`/dev/zero` is refused after 64 KiB, not 2 GiB).
+/// Memory that cannot be had is an error, not an abort. Every loader of nndl reads its file
+/// through this.
 pub fn read_model_file(path: &Path) -> Result<Vec<u8>> {
     read_capped(path, MAX_MODEL_FILE_BYTES)
 }
@@ -218,11 +220,13 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
         return Err(too_large());
     }
     let oom = |bytes: u64| {
-        io_err(std::io::Error::new(
-            std::io::ErrorKind::OutOfMemory,
+        format_err(
+            path,
             format!("out of memory: cannot allocate {bytes} bytes to read the file"),
-        ))
+        )
     };
+    // A device or pipe has no size to check: its first bytes are, once there are enough.
+    let mut sniffed = meta.is_file();
     // One byte past the cap tells a file that is too large from one exactly at the cap.
     let limit = cap.saturating_add(1);
     let mut source = file.take(limit);
@@ -254,11 +258,35 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
                 .map_err(|_| oom(target))?;
         }
         data.extend_from_slice(&buf[..n]);
+        if !sniffed {
+            match can_begin_model(&data) {
+                Some(true) => sniffed = true,
+                Some(false) => {
+                    return Err(format_err(
+                        path,
+                        "neither a safetensors file nor a JSON model (it does not start like one)",
+                    ))
+                }
+                None => {}
+            }
+        }
     }
     if data.len() as u64 > cap {
         return Err(too_large());
     }
     Ok(data)
+}
+
+/// Whether `prefix` can begin a file nndl loads: safetensors (an 8-byte little-endian header
+/// length, then the header's `{`) or JSON (`{` after any whitespace); `None` while too short
+/// to tell. Only a plausible start, the parsers judge the rest.
+fn can_begin_model(prefix: &[u8]) -> Option<bool> {
+    let first = prefix.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{') || prefix.get(8) == Some(&b'{') {
+        return Some(true);
+    }
+    // A safetensors length byte can look like whitespace: decide once nine bytes are in.
+    (prefix.len() >= 9 && first.is_some()).then_some(false)
 }
 
 /// Saves every parameter by name as f32 safetensors, with the architecture in the metadata.
@@ -421,7 +449,46 @@ mod tests {
         let e = read_capped(Path::new("/dev/zero"), 1 << 20)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("/dev/zero: larger than 1048576 bytes"), "{e}");
+        assert!(
+            e.starts_with("/dev/zero: neither a safetensors file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_start_of_a_model_file_is_recognised() {
+        let mut st = 42u64.to_le_bytes().to_vec();
+        st.push(b'{');
+        assert_eq!(can_begin_model(&st), Some(true));
+        assert_eq!(can_begin_model(&st[..8]), None);
+        assert_eq!(can_begin_model(b" \n\t{\"sizes\""), Some(true));
+        assert_eq!(can_begin_model(b"  \n  \t  \n "), None);
+        assert_eq!(can_begin_model(&[0; 8]), None);
+        assert_eq!(can_begin_model(&[0; 9]), Some(false));
+        assert_eq!(can_begin_model(b"not a model"), Some(false));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_holding_a_model_is_read_whole() {
+        // A FIFO is not a regular file: read through the sniffing path.
+        let dir = std::env::temp_dir().join(format!("nndl-read-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("model.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.map(|s| s.success()).unwrap_or(false) {
+            eprintln!("mkfifo unavailable: skipping");
+            return;
+        }
+        let mut bytes = 40u64.to_le_bytes().to_vec();
+        bytes.push(b'{');
+        bytes.extend(std::iter::repeat_n(b' ', 300_000));
+        let (f, b) = (fifo.clone(), bytes.clone());
+        let writer = std::thread::spawn(move || std::fs::write(&f, &b));
+        let got = read_capped(&fifo, 1 << 20);
+        writer.join().unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(got.unwrap(), bytes);
     }
 
     #[test]
