@@ -4,19 +4,7 @@
 //! cannot use: NaN, infinities, negative rates and a learning rate that rounds to zero in
 //! the `f32` a network trains in.
 
-/// The most characters of a user's text an error quotes.
-const QUOTED: usize = 40;
-
-/// `s` as an error quotes it: whole if short, else its start and how much was left out.
-pub fn quote(s: &str) -> String {
-    let n = s.chars().count();
-    if n <= QUOTED {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(QUOTED).collect();
-        format!("{head:?}... ({} more characters)", n - QUOTED)
-    }
-}
+use mnist::text::quote;
 
 fn number(s: &str) -> Result<f64, String> {
     s.trim()
@@ -134,7 +122,7 @@ mod tests {
             for r in [positive_rate(&s), non_negative(&s), unit_interval(&s)] {
                 match r {
                     Ok(v) => prop_assert!(v.is_finite() && v >= 0.0),
-                    Err(e) => prop_assert!(e.chars().count() < 200, "{}", e),
+                    Err(e) => prop_assert!(e.chars().count() < 400, "{}", e),
                 }
             }
             if let Ok(v) = positive_rate(&s) {
@@ -145,11 +133,11 @@ mod tests {
             }
             match positive_count(&s) {
                 Ok(v) => prop_assert!(v >= 1),
-                Err(e) => prop_assert!(e.chars().count() < 200),
+                Err(e) => prop_assert!(e.chars().count() < 400),
             }
             match bytes(&s) {
                 Ok(v) => prop_assert!(v >= 1),
-                Err(e) => prop_assert!(e.chars().count() < 200),
+                Err(e) => prop_assert!(e.chars().count() < 400),
             }
         }
 

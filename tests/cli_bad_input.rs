@@ -254,3 +254,95 @@ fn an_evaluation_batch_of_zero_and_a_pixel_scale_other_than_255_or_256() {
     let r = run_in(&s.0, "network3", &with_quick(&["--pixel-scale", "100"]));
     assert!(r.one_line_error().contains("--pixel-scale"), "{}", r.stderr);
 }
+
+/// A gzip stream of an IDX images header declaring `count` 28x28 images, then `zeros` zero
+/// bytes: what a bomb looks like from the outside (deflate packs zeros about 1000:1).
+fn images_bomb(count: u32, zeros: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for w in [2051u32, count, 28, 28] {
+        e.write_all(&w.to_be_bytes()).unwrap();
+    }
+    e.write_all(&vec![0u8; zeros]).unwrap();
+    e.finish().unwrap()
+}
+
+/// `prlimit` runs a program under an address-space limit; absent on some systems.
+fn have_prlimit() -> bool {
+    std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_gzip_bomb_in_the_data_directory_is_refused_from_its_header() {
+    let s = Scratch::new("bomb");
+    let data = s.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in &mnist::FILES[1..] {
+        let name = f.gz_name();
+        std::fs::copy(
+            cli_support::root().join("data/mnist").join(&name),
+            data.join(&name),
+        )
+        .unwrap();
+    }
+    let dir = data.to_string_lossy().into_owned();
+    let train = data.join(mnist::TRAIN_IMAGES.gz_name());
+    // 7.7 million images (6 GB, over any IDX file's limit) and 2.6 million (2 GB, not the
+    // 60,000 the split needs), each with 16 MiB of zeros behind the header.
+    for (count, says) in [
+        (7_700_000u32, "declares 7700000 records of 784 bytes"),
+        (2_600_000, "holds 2600000 records, expected 60000"),
+    ] {
+        std::fs::write(&train, images_bomb(count, 16 << 20)).unwrap();
+        for (program, args) in [
+            ("network", with_quick(&["--data", &dir])),
+            ("mnist_svm", vec!["--data", &dir]),
+        ] {
+            let r = run_in(&s.0, program, &args);
+            let e = r.one_line_error();
+            assert!(
+                e.contains("train-images-idx3-ubyte.gz") && e.contains(says),
+                "{program}: {e}"
+            );
+        }
+        // Under a 400 MB address-space limit: nothing big is even reserved.
+        if have_prlimit() {
+            let out = std::process::Command::new("prlimit")
+                .arg("--as=400000000")
+                .arg(cli_support::example("mnist_svm"))
+                .args(["--data", &dir])
+                .current_dir(&s.0)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(
+                err.trim_end().lines().count() == 1 && err.contains(says),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_endless_model_file_is_refused_after_a_line_limit() {
+    let s = Scratch::new("endless");
+    // mnist_svm --load /dev/zero: one endless line; before, collected until the allocator
+    // aborted the process.
+    let r = run_in(&s.0, "mnist_svm", &["--load", "/dev/zero"]);
+    let e = r.one_line_error();
+    assert!(
+        e.contains("/dev/zero") && e.contains("line longer than 1048576 bytes"),
+        "{e}"
+    );
+    // A LIBSVM model with a 900,000-character token: the error quotes 200 characters of it.
+    let model = format!("svm_type c_svc\nkernel_type {}\n", "k".repeat(900_000));
+    std::fs::write(s.path("long.model"), model).unwrap();
+    let r = run_in(&s.0, "mnist_svm", &["--load", &s.arg("long.model")]);
+    let e = r.one_line_error();
+    assert!(e.len() < 1000 && e.contains("more characters)"), "{e}");
+}

@@ -84,6 +84,50 @@ pub enum Error {
         record_bytes: u64,
     },
 
+    /// The header declares more data than nndl reads from one IDX file
+    /// ([`crate::idx::MAX_DATA_BYTES`]): refused before any of it is read or inflated.
+    #[error(
+        "{}: the header declares {count} records of {record_bytes} bytes ({} bytes), more than \
+         the {limit} bytes nndl reads from one IDX file",
+        .path.display(), .count.saturating_mul(*.record_bytes)
+    )]
+    DeclaredTooLarge {
+        /// The file concerned.
+        path: PathBuf,
+        /// Records declared.
+        count: u64,
+        /// Bytes per record declared.
+        record_bytes: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// Memory for the data could not be had: refused with this error rather than aborting.
+    #[error(
+        "{}: out of memory: cannot allocate {bytes} bytes for the {expected} data bytes the \
+         header declares",
+        .path.display()
+    )]
+    OutOfMemory {
+        /// The file concerned.
+        path: PathBuf,
+        /// The allocation that failed, in bytes.
+        bytes: u64,
+        /// Data bytes the header declares.
+        expected: u64,
+    },
+
+    /// A file uncompresses to more bytes than it may hold.
+    #[error("{}: uncompresses to more than {limit} bytes ({why})", .path.display())]
+    TooLong {
+        /// The file concerned.
+        path: PathBuf,
+        /// The most bytes it may hold.
+        limit: u64,
+        /// Why that is the limit.
+        why: &'static str,
+    },
+
     /// The file holds fewer data bytes than its header declares.
     #[error(
         "{}: truncated: the header declares {expected} data bytes but the file holds only {found}",

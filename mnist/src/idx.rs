@@ -9,7 +9,11 @@
 //! header declares (no fewer, no more) and that labels are digits 0-9. It never allocates what a
 //! header claims before knowing the data is there: a raw file's size is checked against the
 //! header first, and a gzip stream is read incrementally, at most one byte past what the header
-//! declares (and never reserving more than the compressed size could expand to).
+//! declares (and never reserving more than the compressed size could expand to). A header
+//! declaring more than [`MAX_DATA_BYTES`] is refused before any data is read, callers that
+//! know the count they need (the official files: 60,000 and 10,000) refuse any other from the
+//! header alone, and every allocation is a `try_reserve`: memory that cannot be had is an
+//! error, never an abort.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -28,8 +32,18 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// given size is allowed to make us reserve up front.
 const MAX_DEFLATE_RATIO: u64 = 1032;
 
-/// What is reserved up front for a stream of unknown size (it grows as data arrives).
+/// What is reserved up front for a stream (gzip, pipe) before its data is seen: enough for
+/// MNIST's largest official file (47 MB) in one go; larger data grows the buffer as it arrives.
 const STREAM_RESERVE: u64 = 1 << 26;
+
+/// The most data bytes (after the header) one IDX file may declare: 2 GiB, 2.7 million 28x28
+/// images. MNIST's largest file holds 47 MB and the expanded training set 196 MB. A header
+/// declaring more is refused before anything is read or inflated: a 6 MB gzip file can
+/// truthfully declare and hold 6 GB of zeros.
+pub const MAX_DATA_BYTES: u64 = 1 << 31;
+
+/// Bytes read from the source per step while the data is collected.
+const CHUNK: usize = 1 << 16;
 
 /// Images read from an IDX file: `count` images of `rows` x `cols` u8 pixels, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,9 +74,20 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 }
 
 /// Read an IDX images file (magic 2051), gzip-compressed or raw.
+///
+/// A header declaring more than [`MAX_DATA_BYTES`] is refused before any data is read, and
+/// memory that cannot be had is an [`Error::OutOfMemory`], not an abort.
 pub fn read_images(path: impl AsRef<Path>) -> Result<Images> {
-    let path = path.as_ref();
-    let (dims, pixels) = read_idx(path, IdxKind::Images)?;
+    read_images_checked(path.as_ref(), |_| Ok(()))
+}
+
+/// [`read_images`], with `check` given the header's dimensions (count, rows, cols) before any
+/// data is read: a count or size the caller cannot use is refused without inflating anything.
+pub(crate) fn read_images_checked(
+    path: &Path,
+    check: impl FnOnce(&[u32]) -> Result<()>,
+) -> Result<Images> {
+    let (dims, pixels) = read_idx(path, IdxKind::Images, check)?;
     let (count, rows, cols) = (dims[0], dims[1], dims[2]);
     Ok(Images {
         count: to_usize(path, count)?,
@@ -73,9 +98,17 @@ pub fn read_images(path: impl AsRef<Path>) -> Result<Images> {
 }
 
 /// Read an IDX labels file (magic 2049), gzip-compressed or raw; every label must be 0-9.
+/// Bounded as [`read_images`] is.
 pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
-    let path = path.as_ref();
-    let (_, labels) = read_idx(path, IdxKind::Labels)?;
+    read_labels_checked(path.as_ref(), |_| Ok(()))
+}
+
+/// [`read_labels`], with `check` given the header's count before any data is read.
+pub(crate) fn read_labels_checked(
+    path: &Path,
+    check: impl FnOnce(u32) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let (_, labels) = read_idx(path, IdxKind::Labels, |dims| check(dims[0]))?;
     if let Some(index) = labels.iter().position(|&l| l > 9) {
         return Err(Error::BadLabel {
             path: path.to_path_buf(),
@@ -87,21 +120,26 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
 }
 
 /// Read an images file and its labels file into a [`Dataset`], checking the counts agree.
+///
+/// The labels are read first (a byte per record): an images file whose header declares
+/// another count is then refused before its pixels are read.
 pub fn read_dataset(
     images_path: impl AsRef<Path>,
     labels_path: impl AsRef<Path>,
 ) -> Result<Dataset> {
     let (images_path, labels_path) = (images_path.as_ref(), labels_path.as_ref());
-    let images = read_images(images_path)?;
     let labels = read_labels(labels_path)?;
-    if images.count != labels.len() {
-        return Err(Error::CountMismatch {
-            images_path: images_path.to_path_buf(),
-            labels_path: labels_path.to_path_buf(),
-            images: images.count as u64,
-            labels: labels.len() as u64,
-        });
-    }
+    let images = read_images_checked(images_path, |dims| {
+        if u64::from(dims[0]) != labels.len() as u64 {
+            return Err(Error::CountMismatch {
+                images_path: images_path.to_path_buf(),
+                labels_path: labels_path.to_path_buf(),
+                images: u64::from(dims[0]),
+                labels: labels.len() as u64,
+            });
+        }
+        Ok(())
+    })?;
     Dataset::new(images.pixels, labels, images.rows, images.cols)
 }
 
@@ -128,7 +166,36 @@ pub(crate) fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize
 }
 
 /// Read an IDX file of the given kind: returns the header's dimensions and the data bytes.
-fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<u32>, Vec<u8>)> {
+/// `check` sees the dimensions before any data is read.
+fn read_idx(
+    path: &Path,
+    kind: IdxKind,
+    check: impl FnOnce(&[u32]) -> Result<()>,
+) -> Result<(Vec<u32>, Vec<u8>)> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        action: "open",
+        source,
+    })?;
+    let meta = file.metadata().map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        action: "read the size of",
+        source,
+    })?;
+    // The size of a regular file bounds what it holds; a pipe or device has no known size.
+    let file_len = meta.is_file().then_some(meta.len());
+    read_idx_from(path, kind, file, file_len, check)
+}
+
+/// [`read_idx`] of any byte source; `file_len` is its size when known (a regular file), and
+/// `path` names it in errors.
+fn read_idx_from(
+    path: &Path,
+    kind: IdxKind,
+    file: impl Read,
+    file_len: Option<u64>,
+    check: impl FnOnce(&[u32]) -> Result<()>,
+) -> Result<(Vec<u32>, Vec<u8>)> {
     let io_err = |action: &'static str| {
         move |source: io::Error| Error::Io {
             path: path.to_path_buf(),
@@ -136,11 +203,7 @@ fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<u32>, Vec<u8>)> {
             source,
         }
     };
-    let file = File::open(path).map_err(io_err("open"))?;
-    let meta = file.metadata().map_err(io_err("read the size of"))?;
-    // The size of a regular file bounds what it holds; a pipe or device has no known size.
-    let file_len = meta.is_file().then_some(meta.len());
-    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut reader = BufReader::with_capacity(CHUNK, file);
 
     let mut sniff = [0u8; 2];
     let sniffed = read_prefix(&mut reader, &mut sniff).map_err(io_err("read"))?;
@@ -154,61 +217,89 @@ fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<u32>, Vec<u8>)> {
             source,
         };
         let (dims, expected) = read_header(path, kind, &mut source, gz_err)?;
+        check(&dims)?;
         // Reserve at most what the compressed bytes could possibly expand to.
-        let bound = file_len.map_or(STREAM_RESERVE, |n| n.saturating_mul(MAX_DEFLATE_RATIO));
-        let data = read_bounded(&mut source, expected, bound).map_err(gz_err)?;
+        let bound = file_len.map_or(STREAM_RESERVE, |n| {
+            n.saturating_mul(MAX_DEFLATE_RATIO).min(STREAM_RESERVE)
+        });
+        let data = read_bounded(path, &mut source, expected, bound, gz_err)?;
         check_length(path, expected, data.len() as u64, None)?;
         Ok((dims, data))
     } else if file_len.is_none() {
         // Not a regular file (a pipe, say): read incrementally, as for gzip.
         let mut source = head.chain(reader);
         let (dims, expected) = read_header(path, kind, &mut source, io_err("read"))?;
-        let data = read_bounded(&mut source, expected, STREAM_RESERVE).map_err(io_err("read"))?;
+        check(&dims)?;
+        let data = read_bounded(path, &mut source, expected, STREAM_RESERVE, io_err("read"))?;
         check_length(path, expected, data.len() as u64, None)?;
         Ok((dims, data))
     } else {
         let mut source = head.chain(reader);
         let (dims, expected) = read_header(path, kind, &mut source, io_err("read"))?;
+        check(&dims)?;
         let available = file_len
             .unwrap_or(0)
             .saturating_sub(kind.header_len() as u64);
         check_length(path, expected, available, Some(available))?;
-        // The size on disk matches the header, so allocating `expected` is backed by real data.
-        let mut data = vec![0u8; expected as usize];
-        source.read_exact(&mut data).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                // The file shrank while we read it.
-                Error::Truncated {
-                    path: path.to_path_buf(),
-                    expected,
-                    found: 0,
-                }
-            } else {
-                io_err("read")(e)
-            }
-        })?;
-        let mut extra = [0u8; 1];
-        if read_prefix(&mut source, &mut extra).map_err(io_err("read"))? != 0 {
-            // The file grew while we read it.
-            return Err(Error::TrailingBytes {
-                path: path.to_path_buf(),
-                expected,
-                excess: None,
-            });
-        }
+        // The size on disk matches the header, so reserving `expected` is backed by real data.
+        let data = read_bounded(path, &mut source, expected, expected, io_err("read"))?;
+        // A difference now means the file shrank or grew while we read it.
+        check_length(path, expected, data.len() as u64, None)?;
         Ok((dims, data))
     }
 }
 
 /// Read at most `expected + 1` bytes (one more reveals trailing data), growing the buffer as
-/// data arrives: at most `min(expected, reserve_bound)` is reserved up front.
-fn read_bounded(source: &mut impl Read, expected: u64, reserve_bound: u64) -> io::Result<Vec<u8>> {
-    let reserve = usize::try_from(expected.min(reserve_bound)).unwrap_or(0);
-    let mut data = Vec::with_capacity(reserve);
-    source
-        .take(expected.saturating_add(1))
-        .read_to_end(&mut data)?;
+/// data arrives: at most `min(expected, reserve_bound)` is reserved up front, and every
+/// allocation is a `try_reserve`, so memory that cannot be had is [`Error::OutOfMemory`].
+fn read_bounded(
+    path: &Path,
+    source: &mut impl Read,
+    expected: u64,
+    reserve_bound: u64,
+    on_err: impl Fn(io::Error) -> Error,
+) -> Result<Vec<u8>> {
+    let limit = expected.saturating_add(1);
+    let mut data: Vec<u8> = Vec::new();
+    reserve_to(path, &mut data, expected.min(reserve_bound), expected)?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let room = limit - data.len() as u64;
+        if room == 0 {
+            break;
+        }
+        let want = room.min(CHUNK as u64) as usize;
+        let n = match source.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(on_err(e)),
+        };
+        if data.capacity() - data.len() < n {
+            // Double, as Vec would, but never past the limit.
+            let len = data.len() as u64;
+            let target = (data.capacity() as u64)
+                .saturating_mul(2)
+                .max(len + n as u64)
+                .max(CHUNK as u64)
+                .min(limit);
+            reserve_to(path, &mut data, target, expected)?;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
     Ok(data)
+}
+
+/// Grow `data`'s capacity to `total` bytes, or say memory cannot hold them.
+fn reserve_to(path: &Path, data: &mut Vec<u8>, total: u64, expected: u64) -> Result<()> {
+    let oom = || Error::OutOfMemory {
+        path: path.to_path_buf(),
+        bytes: total,
+        expected,
+    };
+    let total = usize::try_from(total).map_err(|_| oom())?;
+    let additional = total.saturating_sub(data.len());
+    data.try_reserve_exact(additional).map_err(|_| oom())
 }
 
 /// `found` data bytes against the `expected` the header declares.
@@ -278,8 +369,13 @@ fn read_header(
         record_bytes,
     };
     let expected = count.checked_mul(record_bytes).ok_or_else(absurd)?;
-    if expected > isize::MAX as u64 {
-        return Err(absurd());
+    if expected > MAX_DATA_BYTES {
+        return Err(Error::DeclaredTooLarge {
+            path: path.to_path_buf(),
+            count,
+            record_bytes,
+            limit: MAX_DATA_BYTES,
+        });
     }
     Ok((dims, expected))
 }
@@ -653,25 +749,46 @@ mod tests {
     #[test]
     fn absurd_headers_give_errors_not_huge_allocations() {
         let dir = TempDir::new("idx-absurd");
-        // 4 billion 28x28 images (3 TB) declared, 100 bytes present.
+        // 4 billion 28x28 images (3 TB) declared, 100 bytes present: refused from the header.
         for p in both(&dir, "huge", &images_bytes(u32::MAX, 28, 28, &[0; 100])) {
             let err = read_images(&p).unwrap_err();
             assert!(
                 matches!(
                     err,
+                    Error::DeclaredTooLarge {
+                        count: 4_294_967_295,
+                        record_bytes: 784,
+                        limit: MAX_DATA_BYTES,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("huge") && msg.contains("3367254359280 bytes"),
+                "{msg}"
+            );
+        }
+        // 4 billion labels.
+        for p in both(&dir, "hugel", &labels_bytes(u32::MAX, &[1; 10])) {
+            let err = read_labels(&p).unwrap_err();
+            assert!(matches!(err, Error::DeclaredTooLarge { .. }), "{err:?}");
+        }
+        // Under the limit but not there: truncated.
+        for p in both(&dir, "short", &images_bytes(2_000_000, 28, 28, &[0; 100])) {
+            let err = read_images(&p).unwrap_err();
+            assert!(
+                matches!(
+                    err,
                     Error::Truncated {
-                        expected: 3_367_254_359_280,
+                        expected: 1_568_000_000,
                         found: 100,
                         ..
                     }
                 ),
                 "{err:?}"
             );
-        }
-        // 4 billion labels.
-        for p in both(&dir, "hugel", &labels_bytes(u32::MAX, &[1; 10])) {
-            let err = read_labels(&p).unwrap_err();
-            assert!(matches!(err, Error::Truncated { found: 10, .. }), "{err:?}");
         }
         // Maximal everything: 2^96 bytes cannot even be counted in 64 bits.
         for p in both(
@@ -689,6 +806,156 @@ mod tests {
         }
     }
 
+    /// A reader that counts the bytes taken from it.
+    struct Counting<R> {
+        inner: R,
+        taken: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.taken.set(self.taken.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    /// A gzip stream of an images header declaring `count` 28x28 images, then `zeros` zero
+    /// bytes (a bomb: deflate packs zeros about 1000:1).
+    fn bomb(count: u32, zeros: usize) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&images_bytes(count, 28, 28, &[])).unwrap();
+        let block = vec![0u8; 1 << 20];
+        let mut left = zeros;
+        while left > 0 {
+            let n = left.min(block.len());
+            e.write_all(&block[..n]).unwrap();
+            left -= n;
+        }
+        e.finish().unwrap()
+    }
+
+    /// A header's dimensions and the data behind it.
+    type Header = (Vec<u32>, Vec<u8>);
+
+    /// `read_idx_from` over `bytes` through a counting reader: the result and the compressed
+    /// bytes taken.
+    fn read_counted(
+        bytes: &[u8],
+        check: impl FnOnce(&[u32]) -> Result<()>,
+    ) -> (Result<Header>, u64) {
+        let taken = std::rc::Rc::new(std::cell::Cell::new(0));
+        let source = Counting {
+            inner: bytes,
+            taken: taken.clone(),
+        };
+        let got = read_idx_from(
+            Path::new("bomb.gz"),
+            IdxKind::Images,
+            source,
+            Some(bytes.len() as u64),
+            check,
+        );
+        (got, taken.get())
+    }
+
+    #[test]
+    fn a_gzip_bomb_declaring_too_much_is_refused_before_inflating() {
+        // 7.7 million images (6 GB) declared, 32 MiB of zeros behind the header (32 KB of gzip).
+        let gz = bomb(7_700_000, 32 << 20);
+        let (got, taken) = read_counted(&gz, |_| Ok(()));
+        let err = got.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::DeclaredTooLarge {
+                    count: 7_700_000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("bomb.gz"), "{err}");
+        // One buffer's worth of the compressed file at most: nothing behind the header.
+        assert!(taken <= CHUNK as u64, "took {taken} of {} bytes", gz.len());
+        assert!(gz.len() as u64 > CHUNK as u64 / 4, "{}", gz.len());
+    }
+
+    #[test]
+    fn a_count_the_caller_cannot_use_is_refused_before_inflating() {
+        // 2.6 million images (2 GB, under the limit) declared: a caller that needs 60,000
+        // refuses the header, and the data behind it is never inflated.
+        let gz = bomb(2_600_000, 32 << 20);
+        let (got, taken) = read_counted(&gz, |dims| {
+            if dims[0] != 60_000 {
+                return Err(Error::WrongRecordCount {
+                    path: "bomb.gz".into(),
+                    expected: 60_000,
+                    found: u64::from(dims[0]),
+                    why: "test",
+                });
+            }
+            Ok(())
+        });
+        assert!(
+            matches!(
+                got,
+                Err(Error::WrongRecordCount {
+                    found: 2_600_000,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        assert!(taken <= CHUNK as u64, "took {taken} of {} bytes", gz.len());
+        // Without such a check, only the data actually there is inflated, then refused.
+        let (got, taken) = read_counted(&gz, |_| Ok(()));
+        assert!(
+            matches!(
+                got,
+                Err(Error::Truncated {
+                    expected: 2_038_400_000,
+                    found: 33_554_432,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        assert_eq!(taken, gz.len() as u64);
+    }
+
+    #[test]
+    fn nothing_past_the_declared_data_is_inflated() {
+        // 10 images declared, 64 MiB of zeros follow: stop one byte past the 7,840.
+        let gz = bomb(10, 64 << 20);
+        let (got, taken) = read_counted(&gz, |_| Ok(()));
+        assert!(
+            matches!(
+                got,
+                Err(Error::TrailingBytes {
+                    expected: 7840,
+                    excess: None,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        assert!(
+            taken <= 2 * CHUNK as u64,
+            "took {taken} of {} bytes",
+            gz.len()
+        );
+    }
+
+    #[test]
+    fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
+        let mut v = Vec::new();
+        let err = reserve_to(Path::new("big"), &mut v, u64::MAX, u64::MAX).unwrap_err();
+        assert!(matches!(err, Error::OutOfMemory { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.starts_with("big: out of memory"), "{msg}");
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_pipe_is_read_incrementally_with_the_same_checks() {
@@ -703,7 +970,7 @@ mod tests {
         }
         for (bytes, ok) in [
             (labels_bytes(3, &[4, 5, 6]), true),
-            (labels_bytes(u32::MAX, &[1, 2]), false),
+            (labels_bytes(1_000_000, &[1, 2]), false),
         ] {
             let fifo2 = fifo.clone();
             let writer = std::thread::spawn(move || {

@@ -14,6 +14,8 @@
 //! - [`expand()`]: the book's 1-pixel shifts, seeded shuffle.
 //! - [`augment`]: random rotation, scale and shift of each image of a mini-batch, seeded.
 //! - [`baseline::AverageDarkness`]: the book's 2,225 / 10,000 baseline.
+//! - [`text::quote`]: untrusted text in error messages, cut to a couple of hundred characters
+//!   (used by the readers here, in `svm` and in `nn`).
 //!
 //! ```no_run
 //! let dir = mnist::find_data_dir(None)?;
@@ -37,6 +39,7 @@ pub mod idx;
 mod loader;
 #[cfg(test)]
 mod testutil;
+pub mod text;
 
 pub use dataset::{one_hot, Dataset, Element, Scale, CLASSES};
 pub use download::{

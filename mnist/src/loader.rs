@@ -156,9 +156,14 @@ pub fn load_data_expanded(dir: impl AsRef<Path>) -> Result<MnistData> {
             });
         }
     };
-    // Read the expanded set first: it is the one most likely to be missing or stale.
-    let training = idx::read_dataset(&ip, &lp)?;
-    check_side(&ip, &training)?;
+    // Read the expanded set first: it is the one most likely to be missing or stale. Its
+    // labels come first, so that images of another count or size are refused from the header.
+    let labels = idx::read_labels(&lp)?;
+    let images = idx::read_images_checked(&ip, |dims| {
+        check_count_matches(&ip, &lp, dims[0], labels.len())?;
+        check_side(&ip, dims[1], dims[2])
+    })?;
+    let training = Dataset::new(images.pixels, labels, images.rows, images.cols)?;
     let MnistData {
         validation, test, ..
     } = load_data(dir)?;
@@ -169,30 +174,60 @@ pub fn load_data_expanded(dir: impl AsRef<Path>) -> Result<MnistData> {
     })
 }
 
-fn check_side(path: &Path, d: &Dataset) -> Result<()> {
-    if (d.rows(), d.cols()) != (SIDE, SIDE) {
+/// MNIST's 28x28, checked on an images header before its pixels are read.
+fn check_side(path: &Path, rows: u32, cols: u32) -> Result<()> {
+    if (rows as usize, cols as usize) != (SIDE, SIDE) {
         return Err(Error::BadDimensions {
             path: path.to_path_buf(),
-            detail: format!("images of {}x{}, MNIST's are 28x28", d.rows(), d.cols()),
+            detail: format!("images of {rows}x{cols}, MNIST's are 28x28"),
         });
     }
     Ok(())
 }
 
-fn load_official(dir: &Path, images: &OfficialFile, labels: &OfficialFile) -> Result<Dataset> {
-    let ip = require_file(dir, images)?;
-    let lp = require_file(dir, labels)?;
-    let d = idx::read_dataset(&ip, &lp)?;
-    check_side(&ip, &d)?;
-    if d.len() != images.records {
+/// An images header's count against the labels already read.
+fn check_count_matches(
+    images_path: &Path,
+    labels_path: &Path,
+    count: u32,
+    labels: usize,
+) -> Result<()> {
+    if count as usize != labels {
+        return Err(Error::CountMismatch {
+            images_path: images_path.to_path_buf(),
+            labels_path: labels_path.to_path_buf(),
+            images: u64::from(count),
+            labels: labels as u64,
+        });
+    }
+    Ok(())
+}
+
+/// An official file's header count against the count the book's split needs: any other is
+/// refused before the file's data is read (a small gzip file can declare and hold gigabytes).
+fn check_records(path: &Path, file: &OfficialFile, count: u32) -> Result<()> {
+    if count as usize != file.records {
         return Err(Error::WrongRecordCount {
-            path: ip,
-            expected: images.records as u64,
-            found: d.len() as u64,
+            path: path.to_path_buf(),
+            expected: file.records as u64,
+            found: u64::from(count),
             why: "the official file's size, which the book's split assumes",
         });
     }
-    Ok(d)
+    Ok(())
+}
+
+/// One official pair (images, labels): every header is checked (count, 28x28) before the data
+/// behind it is read, so at most the official sizes are ever inflated.
+fn load_official(dir: &Path, images: &OfficialFile, labels: &OfficialFile) -> Result<Dataset> {
+    let ip = require_file(dir, images)?;
+    let lp = require_file(dir, labels)?;
+    let im = idx::read_images_checked(&ip, |dims| {
+        check_records(&ip, images, dims[0])?;
+        check_side(&ip, dims[1], dims[2])
+    })?;
+    let lb = idx::read_labels_checked(&lp, |count| check_records(&lp, labels, count))?;
+    Dataset::new(im.pixels, lb, im.rows, im.cols)
 }
 
 /// Why `dir` does not hold the data, for error messages.
@@ -308,45 +343,57 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Hex MD5 of a file's uncompressed bytes (decompressed first if it is gzip), streamed.
+///
+/// At most [`idx::MAX_DATA_BYTES`] plus an images header are hashed: a file that uncompresses
+/// to more is no IDX file nndl reads, and is refused with [`Error::TooLong`] rather than
+/// inflated to the end (a few MB of gzip can hold terabytes).
 pub fn uncompressed_md5(path: impl AsRef<Path>) -> Result<String> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        action: "open",
-        source,
-    })?;
+    let limit = idx::MAX_DATA_BYTES + IdxKind::Images.header_len() as u64;
+    md5_up_to(path.as_ref(), limit, "more than any IDX file nndl reads")
+}
+
+/// Hex MD5 of at most `limit` uncompressed bytes of `path`; more is [`Error::TooLong`].
+fn md5_up_to(path: &Path, limit: u64, why: &'static str) -> Result<String> {
+    let io_err = |action: &'static str| {
+        move |source: io::Error| Error::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let file = File::open(path).map_err(io_err("open"))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut sniff = [0u8; 2];
-    let n = crate::idx::read_prefix(&mut reader, &mut sniff).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        action: "read",
-        source,
-    })?;
+    let n = crate::idx::read_prefix(&mut reader, &mut sniff).map_err(io_err("read"))?;
     let head = io::Cursor::new(sniff[..n].to_vec());
     let mut hasher = Md5::new();
-    let result = if sniff[..n] == GZIP_MAGIC {
-        let mut r = MultiGzDecoder::new(BufReader::new(head.chain(reader)));
-        io::copy(&mut r, &mut hasher).map_err(|source| Error::Gzip {
+    // One byte past the limit tells a file that is too long from one that is exactly long.
+    let hashed = if sniff[..n] == GZIP_MAGIC {
+        let r = MultiGzDecoder::new(BufReader::new(head.chain(reader)));
+        io::copy(&mut r.take(limit + 1), &mut hasher).map_err(|source| Error::Gzip {
             path: path.to_path_buf(),
             source,
-        })
+        })?
     } else {
-        io::copy(&mut head.chain(reader), &mut hasher).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            action: "read",
-            source,
-        })
+        io::copy(&mut head.chain(reader).take(limit + 1), &mut hasher).map_err(io_err("read"))?
     };
-    result?;
+    if hashed > limit {
+        return Err(Error::TooLong {
+            path: path.to_path_buf(),
+            limit,
+            why,
+        });
+    }
     Ok(hex(&hasher.finalize()))
 }
 
 /// Check the uncompressed MD5 of each of the four files in `dir` against the official one.
+/// No file is inflated past its official size.
 pub fn verify_dir(dir: impl AsRef<Path>) -> Result<()> {
     let dir = dir.as_ref();
     for f in &FILES {
         let p = require_file(dir, f)?;
-        let found = uncompressed_md5(&p)?;
+        let found = md5_up_to(&p, f.uncompressed_len, "the official file's size")?;
         if found != f.md5 {
             return Err(Error::Checksum {
                 source_name: p.display().to_string(),
@@ -432,6 +479,35 @@ mod tests {
             assert_eq!(uncompressed_md5(&p).unwrap(), md5, "{name}");
         }
         verify_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn verify_dir_inflates_no_file_past_its_official_size() {
+        let dir = TempDir::new("verify-bomb");
+        for f in &FILES {
+            let src = repo_data_dir().join(f.gz_name());
+            fs::copy(&src, dir.path().join(f.gz_name())).unwrap();
+        }
+        // 64 MiB of zeros (64 KB of gzip) in place of the 10,008-byte test labels.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            std::io::Write::write_all(&mut e, &block).unwrap();
+        }
+        let p = dir.path().join(TEST_LABELS.gz_name());
+        fs::write(&p, e.finish().unwrap()).unwrap();
+        let err = verify_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, Error::TooLong { limit: 10_008, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("t10k-labels-idx1-ubyte.gz: uncompresses to more than 10008 bytes"),
+            "{msg}"
+        );
+        // Hashing a file on its own stops at the largest IDX file nndl reads.
+        assert!(uncompressed_md5(&p).is_ok());
     }
 
     #[test]

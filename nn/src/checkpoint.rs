@@ -35,6 +35,7 @@ use crate::io::{
     atomic_write, parameters_from_safetensors, safetensors_bytes, set_parameters, values_of,
 };
 use crate::{Network, NnError, Result};
+use mnist::text::{capped, quote};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tensor::Float;
@@ -106,7 +107,10 @@ fn metadata(bytes: &[u8], path: &Path) -> Result<Meta> {
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
         bad(
             path,
-            format!("not a checkpoint (damaged or not safetensors): {e}"),
+            format!(
+                "not a checkpoint (damaged or not safetensors): {}",
+                capped(&e.to_string())
+            ),
         )
     })?;
     let json = header
@@ -119,8 +123,12 @@ fn metadata(bytes: &[u8], path: &Path) -> Result<Meta> {
                 format!("a safetensors file without {METADATA_KEY:?} metadata is not a checkpoint"),
             )
         })?;
-    let meta: Meta = serde_json::from_str(json)
-        .map_err(|e| bad(path, format!("damaged checkpoint metadata: {e}")))?;
+    let meta: Meta = serde_json::from_str(json).map_err(|e| {
+        bad(
+            path,
+            format!("damaged checkpoint metadata: {}", capped(&e.to_string())),
+        )
+    })?;
     if meta.version != VERSION {
         return Err(bad(
             path,
@@ -137,10 +145,7 @@ fn metadata(bytes: &[u8], path: &Path) -> Result<Meta> {
 /// network: the weights are not checked or loaded.
 pub fn peek(dir: impl AsRef<Path>) -> Result<Checkpoint> {
     let file = path(dir);
-    let bytes = std::fs::read(&file).map_err(|e| NnError::Io {
-        path: file.clone(),
-        source: e,
-    })?;
+    let bytes = crate::io::read_model_file(&file)?;
     let meta = metadata(&bytes, &file)?;
     Ok(Checkpoint {
         epochs_done: meta.epochs_done,
@@ -205,10 +210,7 @@ impl Checkpoint {
         dir: impl AsRef<Path>,
     ) -> Result<(Checkpoint, StateTensors<T>)> {
         let file = path(dir);
-        let bytes = std::fs::read(&file).map_err(|e| NnError::Io {
-            path: file.clone(),
-            source: e,
-        })?;
+        let bytes = crate::io::read_model_file(&file)?;
         Self::load_from_bytes(net, &bytes, &file)
     }
 
@@ -222,7 +224,10 @@ impl Checkpoint {
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
             bad(
                 path,
-                format!("not a checkpoint (damaged or not safetensors): {e}"),
+                format!(
+                    "not a checkpoint (damaged or not safetensors): {}",
+                    capped(&e.to_string())
+                ),
             )
         })?;
         let meta = metadata(bytes, path)?;
@@ -232,7 +237,7 @@ impl Checkpoint {
                 path,
                 format!(
                     "the checkpoint is of {}, not of this run's {here}",
-                    meta.architecture
+                    capped(&meta.architecture)
                 ),
             ));
         }
@@ -241,7 +246,7 @@ impl Checkpoint {
                 path,
                 format!(
                     "the checkpoint holds {} weights, this network is {}",
-                    meta.precision,
+                    quote(&meta.precision),
                     precision::<T>()
                 ),
             ));
@@ -255,7 +260,11 @@ impl Checkpoint {
             if view.shape().len() != 1 {
                 return Err(bad(
                     path,
-                    format!("{name} has shape {:?}, not a list", view.shape()),
+                    format!(
+                        "{} has shape {}, not a list",
+                        quote(&name),
+                        capped(&format!("{:?}", view.shape()))
+                    ),
                 ));
             }
             extra.push((short.to_string(), values_of::<T>(&view, &name, path)?));

@@ -5,10 +5,19 @@
 //! "biases": [[[b] x n_out] per layer], "cost": "CrossEntropyCost"}` (biases are column
 //! vectors, so each is a one-element list).
 
-use crate::{Activation, Cost, Init, Network, NnError, Result};
+use crate::{Activation, Cost, Init, Network, NnError, Result, MAX_PARAMETERS};
+use mnist::text::{capped, quote};
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 use tensor::{Float, Tensor};
+
+/// The largest model or checkpoint file nndl reads: a network of [`MAX_PARAMETERS`]
+/// parameters stored as f64 (a checkpoint of an f64 network), plus 64 MiB for the headers,
+/// tensor names and metadata. network2's JSON spells each number in up to ~25 characters, so
+/// a JSON model is refused above about 85 million parameters (the book's nets have 24,000;
+/// larger ones belong in safetensors).
+pub const MAX_MODEL_FILE_BYTES: u64 = MAX_PARAMETERS as u64 * 8 + (1 << 26);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Network2Json {
@@ -102,15 +111,21 @@ pub fn save_network2_json<T: Float>(net: &Network<T>, path: impl AsRef<Path>) ->
 /// Loads a network saved by network2.py's `save` (or by [`save_network2_json`]).
 pub fn load_network2_json<T: Float>(path: impl AsRef<Path>) -> Result<Network<T>> {
     let path = path.as_ref();
-    load_network2_json_from_bytes(&read(path)?, path)
+    load_network2_json_from_bytes(&read_model_file(path)?, path)
 }
 
 /// [`load_network2_json`] of bytes already in memory; `path` names their origin in errors.
 pub fn load_network2_json_from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Result<Network<T>> {
     let doc: Network2Json = serde_json::from_slice(bytes)
-        .map_err(|e| format_err(path, format!("not a network2 JSON model: {e}")))?;
+        // serde_json quotes the offending value: a 30 MB string would be a 30 MB message.
+        .map_err(|e| {
+            format_err(
+                path,
+                format!("not a network2 JSON model: {}", capped(&e.to_string())),
+            )
+        })?;
     let cost = Cost::from_network2_name(&doc.cost)
-        .ok_or_else(|| format_err(path, format!("unknown cost {:?}", doc.cost)))?;
+        .ok_or_else(|| format_err(path, format!("unknown cost {}", quote(&doc.cost))))?;
     let s = &doc.sizes;
     if s.len() < 2
         || s.contains(&0)
@@ -120,7 +135,8 @@ pub fn load_network2_json_from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Res
         return Err(format_err(
             path,
             format!(
-                "sizes {s:?} do not match {} weight and {} bias matrices",
+                "sizes {} do not match {} weight and {} bias matrices",
+                capped(&format!("{s:?}")),
                 doc.weights.len(),
                 doc.biases.len()
             ),
@@ -173,11 +189,104 @@ pub fn load_network2_json_from_bytes<T: Float>(bytes: &[u8], path: &Path) -> Res
     Ok(net)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| NnError::Io {
+/// The bytes of a model or checkpoint file, refusing one larger than
+/// [`MAX_MODEL_FILE_BYTES`]: a regular file from its size, before reading anything; a device
+/// or pipe once that many bytes have come, or as soon as its first bytes begin neither a
+/// safetensors file nor a JSON model (`/dev/zero` is refused after 64 KiB, not 2 GiB).
+/// Memory that cannot be had is an error, not an abort. Every loader of nndl reads its file
+/// through this.
+pub fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    read_capped(path, MAX_MODEL_FILE_BYTES)
+}
+
+/// [`read_model_file`] with the limit `cap`.
+fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    let io_err = |source: std::io::Error| NnError::Io {
         path: path.to_path_buf(),
-        source: e,
-    })
+        source,
+    };
+    let too_large = || {
+        format_err(
+            path,
+            format!(
+                "larger than {cap} bytes, the most nndl reads from a model file \
+                 ({MAX_PARAMETERS} parameters as f64, plus headers)"
+            ),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.is_file() && meta.len() > cap {
+        return Err(too_large());
+    }
+    let oom = |bytes: u64| {
+        format_err(
+            path,
+            format!("out of memory: cannot allocate {bytes} bytes to read the file"),
+        )
+    };
+    // A device or pipe has no size to check: its first bytes are, once there are enough.
+    let mut sniffed = meta.is_file();
+    // One byte past the cap tells a file that is too large from one exactly at the cap.
+    let limit = cap.saturating_add(1);
+    let mut source = file.take(limit);
+    let mut data: Vec<u8> = Vec::new();
+    // A regular file's size is known (one more byte for one that grows); a device or pipe
+    // grows the buffer as data comes.
+    let first = if meta.is_file() {
+        meta.len() + 1
+    } else {
+        1 << 16
+    };
+    data.try_reserve_exact(usize::try_from(first.min(limit)).unwrap_or(usize::MAX))
+        .map_err(|_| oom(first))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        };
+        if data.capacity() - data.len() < n {
+            // Double, as Vec would, but never past the limit.
+            let target = (data.capacity() as u64 * 2)
+                .max((data.len() + n) as u64)
+                .min(limit);
+            let additional = usize::try_from(target).unwrap_or(usize::MAX) - data.len();
+            data.try_reserve_exact(additional)
+                .map_err(|_| oom(target))?;
+        }
+        data.extend_from_slice(&buf[..n]);
+        if !sniffed {
+            match can_begin_model(&data) {
+                Some(true) => sniffed = true,
+                Some(false) => {
+                    return Err(format_err(
+                        path,
+                        "neither a safetensors file nor a JSON model (it does not start like one)",
+                    ))
+                }
+                None => {}
+            }
+        }
+    }
+    if data.len() as u64 > cap {
+        return Err(too_large());
+    }
+    Ok(data)
+}
+
+/// Whether `prefix` can begin a file nndl loads: safetensors (an 8-byte little-endian header
+/// length, then the header's `{`) or JSON (`{` after any whitespace); `None` while too short
+/// to tell. Only a plausible start, the parsers judge the rest.
+fn can_begin_model(prefix: &[u8]) -> Option<bool> {
+    let first = prefix.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{') || prefix.get(8) == Some(&b'{') {
+        return Some(true);
+    }
+    // A safetensors length byte can look like whitespace: decide once nine bytes are in.
+    (prefix.len() >= 9 && first.is_some()).then_some(false)
 }
 
 /// Saves every parameter by name as f32 safetensors, with the architecture in the metadata.
@@ -241,7 +350,7 @@ pub(crate) fn safetensors_bytes<T: Float>(
 /// is left as it was.
 pub fn load_safetensors<T: Float>(net: &mut Network<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    load_safetensors_from_bytes(net, &read(path)?, path)
+    load_safetensors_from_bytes(net, &read_model_file(path)?, path)
 }
 
 /// [`load_safetensors`] of bytes already in memory; `path` names their origin in errors.
@@ -250,8 +359,12 @@ pub fn load_safetensors_from_bytes<T: Float>(
     bytes: &[u8],
     path: &Path,
 ) -> Result<()> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| format_err(path, format!("not a safetensors file: {e}")))?;
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
+        format_err(
+            path,
+            format!("not a safetensors file: {}", capped(&e.to_string())),
+        )
+    })?;
     let values = parameters_from_safetensors(net, &st, path)?;
     set_parameters(net, values)
 }
@@ -301,7 +414,7 @@ pub(crate) fn parameters_from_safetensors<T: Float>(
         })?;
         let want = net.graph().value(p)?.dims().to_vec();
         if view.shape() != want.as_slice() {
-            return Err(format_err(path, format!("{name} has shape {:?}, the network needs {want:?}: the file is for another architecture", view.shape())));
+            return Err(format_err(path, format!("{name} has shape {}, the network needs {want:?}: the file is for another architecture", capped(&format!("{:?}", view.shape())))));
         }
         let data = values_of::<T>(&view, &name, path)?;
         out.push((p, Tensor::from_vec(data, &want)?));
@@ -329,15 +442,80 @@ pub(crate) fn values_of<T: Float>(
         other => {
             return Err(format_err(
                 path,
-                format!("{name} is {other:?}, expected F32 or F64"),
+                format!("{} is {other:?}, expected F32 or F64", quote(name)),
             ))
         }
     };
     if data.iter().any(|v| !v.is_finite()) {
         return Err(format_err(
             path,
-            format!("{name} holds a non-finite number"),
+            format!("{} holds a non-finite number", quote(name)),
         ));
     }
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_read_only_up_to_the_cap() {
+        // /dev/zero has no size: read until one byte past the cap, then refused.
+        let e = read_capped(Path::new("/dev/zero"), 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/dev/zero: neither a safetensors file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_start_of_a_model_file_is_recognised() {
+        let mut st = 42u64.to_le_bytes().to_vec();
+        st.push(b'{');
+        assert_eq!(can_begin_model(&st), Some(true));
+        assert_eq!(can_begin_model(&st[..8]), None);
+        assert_eq!(can_begin_model(b" \n\t{\"sizes\""), Some(true));
+        assert_eq!(can_begin_model(b"  \n  \t  \n "), None);
+        assert_eq!(can_begin_model(&[0; 8]), None);
+        assert_eq!(can_begin_model(&[0; 9]), Some(false));
+        assert_eq!(can_begin_model(b"not a model"), Some(false));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_holding_a_model_is_read_whole() {
+        // A FIFO is not a regular file: read through the sniffing path.
+        let dir = std::env::temp_dir().join(format!("nndl-read-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("model.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.map(|s| s.success()).unwrap_or(false) {
+            eprintln!("mkfifo unavailable: skipping");
+            return;
+        }
+        let mut bytes = 40u64.to_le_bytes().to_vec();
+        bytes.push(b'{');
+        bytes.extend(std::iter::repeat_n(b' ', 300_000));
+        let (f, b) = (fifo.clone(), bytes.clone());
+        let writer = std::thread::spawn(move || std::fs::write(&f, &b));
+        let got = read_capped(&fifo, 1 << 20);
+        writer.join().unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(got.unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_file_up_to_the_cap_is_read_whole() {
+        let p = std::env::temp_dir().join(format!("nndl-read-capped-{}", std::process::id()));
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        assert_eq!(read_capped(&p, 200_000).unwrap(), bytes);
+        let e = read_capped(&p, 199_999).unwrap_err().to_string();
+        assert!(e.contains("larger than 199999 bytes"), "{e}");
+        let _ = std::fs::remove_file(&p);
+    }
 }

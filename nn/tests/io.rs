@@ -165,3 +165,78 @@ fn only_network2_shaped_nets_save_as_network2_json() {
     assert!(e.contains("safetensors"), "{e}");
     assert!(!dir.join("x.json").exists());
 }
+
+#[test]
+fn errors_quote_untrusted_file_content_cut_short() {
+    use std::path::Path;
+    // Before: the whole value was echoed (a 30 MB `sizes` list made a 30 MB line).
+    let long_sizes = vec!["7"; 1_000_000].join(", ");
+    let cases = [
+        format!(
+            r#"{{"sizes": [{long_sizes}], "weights": [], "biases": [], "cost": "QuadraticCost"}}"#
+        ),
+        format!(
+            r#"{{"sizes": [2, 1], "weights": [[[1, 2]]], "biases": [[[0]]], "cost": "{}"}}"#,
+            "C".repeat(1_000_000)
+        ),
+        // serde_json's own message quotes the offending string.
+        format!(
+            r#"{{"sizes": "{}", "weights": [], "biases": [], "cost": "QuadraticCost"}}"#,
+            "s".repeat(1_000_000)
+        ),
+    ];
+    for json in &cases {
+        let Err(e) =
+            nn::io::load_network2_json_from_bytes::<f32>(json.as_bytes(), Path::new("big.json"))
+        else {
+            panic!("loaded");
+        };
+        let e = e.to_string();
+        assert!(e.len() < 1000, "{} characters: {}...", e.len(), &e[..300]);
+        assert!(
+            e.starts_with("big.json: ") && e.contains("more characters)"),
+            "{e}"
+        );
+    }
+    // A safetensors header naming a tensor with a huge shape list.
+    let mut net = Network::<f32>::sigmoid_mlp(&[2, 1], Cost::Quadratic, Init::Large, 0).unwrap();
+    let shape = vec!["1"; 100_000].join(",");
+    let header = format!(
+        r#"{{"l0.w":{{"dtype":"F32","shape":[{shape},2],"data_offsets":[0,8]}},"l0.b":{{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}}}"#
+    );
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.extend_from_slice(&[0; 12]);
+    let e = nn::io::load_safetensors_from_bytes(&mut net, &file, Path::new("big.st"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.len() < 1000, "{} characters", e.len());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_model_file_larger_than_any_network_is_refused_by_its_size() {
+    // A sparse file one byte over the limit: refused from its size, nothing read.
+    let p = tmp("too-large").join("too-large.safetensors");
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(nn::io::MAX_MODEL_FILE_BYTES + 1).unwrap();
+    drop(f);
+    let start = std::time::Instant::now();
+    let e = nn::io::read_model_file(&p).unwrap_err().to_string();
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    assert!(
+        e.contains("too-large.safetensors") && e.contains("larger than 2214592512 bytes"),
+        "{e}"
+    );
+    let mut net = Network::<f32>::sigmoid_mlp(&[2, 1], Cost::Quadratic, Init::Large, 0).unwrap();
+    let e = nn::io::load_safetensors(&mut net, &p)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("larger than"), "{e}");
+    let Err(e) = nn::io::load_network2_json::<f32>(&p) else {
+        panic!("loaded");
+    };
+    let e = e.to_string();
+    assert!(e.contains("larger than"), "{e}");
+    let _ = std::fs::remove_file(&p);
+}

@@ -33,6 +33,8 @@ mod error;
 mod features;
 mod model;
 mod model_file;
+#[cfg(test)]
+mod model_file_props;
 mod params;
 mod precomputed;
 mod train;

@@ -12,14 +12,25 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use libsvm_sys::svm_node;
+use mnist::text::{capped, quote};
 
 use crate::error::{Error, Result};
 use crate::features::END;
 use crate::model::{Kernel, Model, Parts, SvmType, MAX_CLASSES};
+
+/// The longest line a model file may have, 1 MiB. A support vector of MNIST is at most about
+/// 13 KB (9 coefficients, 784 `index:value` pairs) and a header line of rho values for 100
+/// classes about 100 KB; a longer line is refused when its first MiB has been read, never
+/// collected whole (`/dev/zero` is one endless line).
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The largest model file read, 2 GiB: every support vector of 60,000 MNIST images stored
+/// densely is about 800 MB.
+pub(crate) const MAX_MODEL_BYTES: u64 = 1 << 31;
 
 impl Model {
     /// Write the model to `path` in LIBSVM's format, atomically: into a temp file in the same
@@ -93,26 +104,55 @@ impl Model {
     /// Read a model file written by [`Model::save`], LIBSVM's `svm_save_model` or its
     /// `svm-train` tool (classification models: `c_svc` or `nu_svc`, any kernel but
     /// `precomputed`).
+    ///
+    /// A file over 2 GiB is refused from its size; one with a line over 1 MiB (a valid
+    /// support vector of MNIST is about 13 KB) when that line's first MiB has been read.
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| Error::Io {
+        let io_err = |source| Error::Io {
             path: path.to_path_buf(),
             action: "read",
             source,
-        })?;
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if meta.is_file() && meta.len() > MAX_MODEL_BYTES {
+            return Err(Error::BadModel {
+                path: path.to_path_buf(),
+                line: 0,
+                detail: format!(
+                    "{} bytes, more than the {MAX_MODEL_BYTES} a model file may have",
+                    meta.len()
+                ),
+            });
+        }
         Self::read_from(BufReader::with_capacity(1 << 20, file), path)
     }
 
-    /// Read a model in LIBSVM's format from `r`; `path` names the source in errors.
+    /// Read a model in LIBSVM's format from `r`; `path` names the source in errors. At most
+    /// 2 GiB are read, and no line longer than 1 MiB is collected.
     pub fn read_from(r: impl BufRead, path: impl AsRef<Path>) -> Result<Model> {
-        let path = path.as_ref();
-        Reader {
-            path: path.to_path_buf(),
-            lines: r.lines(),
-            line_no: 0,
-        }
-        .read()
+        read_limited(r, path.as_ref(), MAX_LINE_BYTES, MAX_MODEL_BYTES)
     }
+}
+
+/// [`Model::read_from`] with the line and file limits given (tests use small ones).
+pub(crate) fn read_limited(
+    r: impl BufRead,
+    path: &Path,
+    max_line: usize,
+    max_total: u64,
+) -> Result<Model> {
+    Reader {
+        path: path.to_path_buf(),
+        source: r,
+        line: Vec::new(),
+        line_no: 0,
+        total: 0,
+        max_line,
+        max_total,
+    }
+    .read()
 }
 
 /// The header fields, each seen at most once.
@@ -132,13 +172,21 @@ struct Header {
     prob_b: Option<Vec<f64>>,
 }
 
-struct Reader<L> {
+struct Reader<R> {
     path: PathBuf,
-    lines: L,
+    source: R,
+    /// The line being read, as bytes (reused from line to line).
+    line: Vec<u8>,
     line_no: usize,
+    /// Bytes read so far.
+    total: u64,
+    /// The longest line accepted ([`MAX_LINE_BYTES`]).
+    max_line: usize,
+    /// The most bytes read ([`MAX_MODEL_BYTES`]).
+    max_total: u64,
 }
 
-impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
+impl<R: BufRead> Reader<R> {
     fn bad(&self, detail: impl Into<String>) -> Error {
         Error::BadModel {
             path: self.path.clone(),
@@ -147,22 +195,47 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
         }
     }
 
+    /// The next line without its `\n` or `\r\n`, or `None` at the end. Reads at most two
+    /// bytes past `max_line` for a line and one past `max_total` in all.
     fn next_line(&mut self) -> Result<Option<String>> {
-        match self.lines.next() {
-            None => Ok(None),
-            Some(Ok(line)) => {
-                self.line_no += 1;
-                Ok(Some(line))
-            }
-            Some(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                self.line_no += 1;
-                Err(self.bad("not UTF-8 text"))
-            }
-            Some(Err(source)) => Err(Error::Io {
+        self.line.clear();
+        let room = self.max_total.saturating_sub(self.total);
+        // A line's `\r\n` tell a line at the limit from a longer one.
+        let take = (self.max_line as u64 + 2).min(room + 1);
+        let n = (&mut self.source)
+            .take(take)
+            .read_until(b'\n', &mut self.line)
+            .map_err(|source| Error::Io {
                 path: self.path.clone(),
                 action: "read",
                 source,
-            }),
+            })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        self.total += n as u64;
+        if self.total > self.max_total {
+            return Err(self.bad(format!(
+                "the file goes on past {} bytes, more than a model file may have",
+                self.max_total
+            )));
+        }
+        if self.line.last() == Some(&b'\n') {
+            self.line.pop();
+            if self.line.last() == Some(&b'\r') {
+                self.line.pop();
+            }
+        }
+        if self.line.len() > self.max_line {
+            return Err(self.bad(format!(
+                "line longer than {} bytes (a valid model's lines are far shorter)",
+                self.max_line
+            )));
+        }
+        match String::from_utf8(std::mem::take(&mut self.line)) {
+            Ok(line) => Ok(Some(line)),
+            Err(_) => Err(self.bad("not UTF-8 text")),
         }
     }
 
@@ -178,7 +251,10 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
         let n_sv = h.nr_sv.ok_or_else(|| self.bad("no nr_sv line"))?;
         let sum: i64 = n_sv.iter().map(|&n| i64::from(n)).sum();
         if n_sv.iter().any(|&n| n < 0) || sum != l as i64 {
-            return Err(self.bad(format!("nr_sv {n_sv:?} does not add up to total_sv {l}")));
+            return Err(self.bad(format!(
+                "nr_sv {} does not add up to total_sv {l}",
+                capped(&format!("{n_sv:?}"))
+            )));
         }
         let rows = k - 1;
         let mut coef_by_sv: Vec<f64> = Vec::new();
@@ -203,10 +279,10 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
             for t in tokens {
                 let (i, v) = t
                     .split_once(':')
-                    .ok_or_else(|| self.bad(format!("expected index:value, found {t:?}")))?;
+                    .ok_or_else(|| self.bad(format!("expected index:value, found {}", quote(t))))?;
                 let index: i32 = i
                     .parse()
-                    .map_err(|_| self.bad(format!("bad feature index {i:?}")))?;
+                    .map_err(|_| self.bad(format!("bad feature index {}", quote(i))))?;
                 if index <= last {
                     return Err(self.bad(format!(
                         "feature index {index} after {last}: indices must be >= 1 and increasing"
@@ -281,7 +357,7 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
     fn number(&self, t: &str, what: &str) -> Result<f64> {
         match t.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
-            _ => Err(self.bad(format!("bad {what} {t:?}"))),
+            _ => Err(self.bad(format!("bad {what} {}", quote(t)))),
         }
     }
 
@@ -316,7 +392,7 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
                                  (c_svc, nu_svc)"
                             )))
                         }
-                        other => return Err(self.bad(format!("unknown svm_type {other:?}"))),
+                        other => return Err(self.bad(format!("unknown svm_type {}", quote(other)))),
                     });
                 }
                 "kernel_type" => {
@@ -327,7 +403,9 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
                         "precomputed" => {
                             return Err(self.bad("precomputed kernels are not supported"))
                         }
-                        other => return Err(self.bad(format!("unknown kernel_type {other:?}"))),
+                        other => {
+                            return Err(self.bad(format!("unknown kernel_type {}", quote(other))))
+                        }
                     }
                     h.kernel = Some(v.to_string());
                 }
@@ -336,7 +414,7 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
                     let v = self.single(key, &values)?;
                     h.degree = Some(
                         v.parse()
-                            .map_err(|_| self.bad(format!("bad degree {v:?}")))?,
+                            .map_err(|_| self.bad(format!("bad degree {}", quote(v))))?,
                     );
                 }
                 "gamma" => {
@@ -355,7 +433,7 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
                         .ok()
                         .filter(|k| (1..=MAX_CLASSES).contains(k))
                         .ok_or_else(|| {
-                            self.bad(format!("nr_class {v:?} is not in 1..={MAX_CLASSES}"))
+                            self.bad(format!("nr_class {} is not in 1..={MAX_CLASSES}", quote(v)))
                         })?;
                     h.nr_class = Some(k);
                 }
@@ -367,7 +445,7 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
                         .ok()
                         .filter(|&l: &usize| i32::try_from(l).is_ok())
                         .ok_or_else(|| {
-                            self.bad(format!("total_sv {v:?} is not in 0..=i32::MAX"))
+                            self.bad(format!("total_sv {} is not in 0..=i32::MAX", quote(v)))
                         })?;
                     h.total_sv = Some(l);
                 }
@@ -409,7 +487,7 @@ impl<L: Iterator<Item = io::Result<String>>> Reader<L> {
                     }
                     return Ok(h);
                 }
-                other => return Err(self.bad(format!("unknown header key {other:?}"))),
+                other => return Err(self.bad(format!("unknown header key {}", quote(other)))),
             }
         }
     }

@@ -420,3 +420,120 @@ fn a_failed_save_leaves_the_old_file() {
         });
     assert!(!stray, "temp file left behind");
 }
+
+/// A reader that counts the bytes taken from it.
+struct CountingReader<R> {
+    inner: R,
+    taken: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.taken += n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_endless_line_is_refused_after_the_line_limit() {
+    use crate::model_file::MAX_LINE_BYTES;
+    // Before: `lines()` collected /dev/zero until the allocator aborted the process.
+    let mut src = std::io::BufReader::new(CountingReader {
+        inner: std::io::repeat(0),
+        taken: 0,
+    });
+    let e = Model::read_from(&mut src, "zero.model").unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("zero.model: line 1:") && msg.contains("longer than 1048576 bytes"),
+        "{msg}"
+    );
+    let taken = src.get_ref().taken;
+    assert!(
+        taken <= MAX_LINE_BYTES as u64 + 2 + 8192,
+        "read {taken} bytes"
+    );
+    #[cfg(unix)]
+    {
+        let e = Model::load("/dev/zero").unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
+    }
+}
+
+#[test]
+fn line_and_file_limits_are_exact() {
+    use crate::model_file::read_limited;
+    let path = std::path::Path::new("m.model");
+    // A blank header line of exactly the limit (with \r\n) is fine; one byte more is not.
+    let ok = format!("{}\r\n{GOOD}", " ".repeat(100));
+    assert!(read_limited(Cursor::new(ok), path, 100, 1 << 20).is_ok());
+    let long = format!("{}\n{GOOD}", " ".repeat(101));
+    let e = read_limited(Cursor::new(long), path, 100, 1 << 20).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("m.model: line 1: not a valid LIBSVM model: line longer than 100 bytes"),
+        "{e}"
+    );
+    // The whole file: GOOD is accepted at exactly its length, refused one byte under.
+    let n = GOOD.len() as u64;
+    assert!(read_limited(Cursor::new(GOOD), path, 100, n).is_ok());
+    let e = read_limited(Cursor::new(GOOD), path, 100, n - 1).unwrap_err();
+    assert!(e.to_string().contains("goes on past"), "{e}");
+    // Endless blank lines end at the file limit, not never.
+    let mut endless = std::io::BufReader::new(std::io::repeat(b'\n'));
+    let e = read_limited(&mut endless, path, 100, 10_000).unwrap_err();
+    assert!(e.to_string().contains("line 10001"), "{e}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_model_file_over_the_size_limit_is_refused_from_its_size() {
+    let p = temp_path("too-large");
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(crate::model_file::MAX_MODEL_BYTES + 1).unwrap();
+    drop(f);
+    let e = Model::load(&p).unwrap_err();
+    let _ = std::fs::remove_file(&p);
+    assert!(
+        e.to_string()
+            .contains("2147483649 bytes, more than the 2147483648"),
+        "{e}"
+    );
+}
+
+#[test]
+fn errors_quote_file_content_cut_short() {
+    // Before: each of these echoed its 500,000-character token whole.
+    let big = "x".repeat(500_000);
+    let nines = "9".repeat(500_000);
+    let cases = [
+        GOOD.replace("kernel_type rbf", &format!("kernel_type {big}")),
+        GOOD.replace("c_svc", &big),
+        GOOD.replace("SV\n", &format!("{big}\n")),
+        GOOD.replace("gamma 0.5", &format!("gamma {big}")),
+        GOOD.replace("nr_class 2", &format!("nr_class {nines}")),
+        GOOD.replace("total_sv 3", &format!("total_sv {nines}")),
+        GOOD.replace("3:1 ", &format!("3:{nines} ")),
+        GOOD.replace("2:0.25", &format!("2={big}")),
+        GOOD.replace("2:0.25", &format!("{nines}:0.25")),
+        GOOD.replace("0.5 2:0.25", &format!("{big} 2:0.25")),
+    ];
+    for text in &cases {
+        let e = read(text).unwrap_err().to_string();
+        assert!(e.len() < 1000, "{} characters: {}", e.len(), &e[..300]);
+        assert!(e.contains("more characters)"), "{e}");
+    }
+    // An nr_sv list of 400 counts is cut as well.
+    let k = 400;
+    let labels: Vec<String> = (0..k).map(|i| i.to_string()).collect();
+    let text = format!(
+        "svm_type c_svc\nkernel_type linear\nnr_class {k}\ntotal_sv 1\nrho {}\nlabel {}\n\
+         nr_sv {}\nSV\n",
+        vec!["0"; k * (k - 1) / 2].join(" "),
+        labels.join(" "),
+        vec!["1"; k].join(" ")
+    );
+    let e = read(&text).unwrap_err().to_string();
+    assert!(e.len() < 1000 && e.contains("does not add up"), "{e}");
+}

@@ -1,0 +1,146 @@
+//! Gzip bombs in a data directory: small `.gz` files whose IDX header truthfully declares
+//! gigabytes. A counting allocator records the largest single allocation while the loader
+//! refuses them: a count the split cannot use is refused from the header, before any data is
+//! inflated, and nothing is ever reserved past what the header declares.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mnist::Error;
+
+struct Counting;
+
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// The largest allocation `f` makes; tests measuring it run one at a time.
+fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    LARGEST.store(0, Ordering::Relaxed);
+    let out = f();
+    (out, LARGEST.load(Ordering::Relaxed))
+}
+
+/// A gzip stream of an images header declaring `count` 28x28 images, then `zeros` zero bytes.
+fn bomb(count: u32, zeros: usize) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for w in [2051u32, count, 28, 28] {
+        e.write_all(&w.to_be_bytes()).unwrap();
+    }
+    let block = vec![0u8; 1 << 20];
+    let mut left = zeros;
+    while left > 0 {
+        let n = left.min(block.len());
+        e.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    e.finish().unwrap()
+}
+
+fn repo_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist")
+}
+
+/// A fresh data directory holding the repository's four files, removed on drop.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("nndl-mnist-bomb-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        for f in &mnist::FILES {
+            fs::copy(repo_data().join(f.gz_name()), p.join(f.gz_name())).unwrap();
+        }
+        DataDir(p)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_bomb_train_file_is_refused_from_its_header() {
+    // 7.7 million images (6 GB: over the reader's limit) and 2.6 million (2 GB: under it, but
+    // not the 60,000 the split needs), each followed by 32 MiB of zeros.
+    for count in [7_700_000u32, 2_600_000] {
+        let dir = DataDir::new(&count.to_string());
+        fs::write(
+            dir.0.join(mnist::TRAIN_IMAGES.gz_name()),
+            bomb(count, 32 << 20),
+        )
+        .unwrap();
+        let start = Instant::now();
+        let (got, largest) = largest_allocation(|| mnist::load_data(&dir.0));
+        let elapsed = start.elapsed();
+        let err = got.unwrap_err();
+        // Over the limit any IDX reader refuses, or a count other than the split's 60,000.
+        let refused = match err {
+            Error::DeclaredTooLarge { count: c, .. } => c == 7_700_000 && c == u64::from(count),
+            Error::WrongRecordCount {
+                expected: 60_000,
+                found,
+                ..
+            } => found == 2_600_000 && found == u64::from(count),
+            _ => false,
+        };
+        assert!(refused, "{err:?}");
+        assert!(
+            err.to_string().contains("train-images-idx3-ubyte.gz"),
+            "{err}"
+        );
+        // Buffers for reading and decompressing, nothing for the data the header declares.
+        assert!(largest < 1 << 20, "{count}: allocated {largest} bytes");
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "{count}: took {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn an_arbitrary_idx_file_reserves_only_what_arrives() {
+    // read_images takes any count under its limit: the 2 GB declared are not reserved, only
+    // the 32 MiB actually there are inflated, then the file is refused as truncated.
+    let dir = DataDir::new("generic");
+    let p = dir.0.join("any-images.gz");
+    fs::write(&p, bomb(2_600_000, 32 << 20)).unwrap();
+    let (got, largest) = largest_allocation(|| mnist::idx::read_images(&p));
+    assert!(
+        matches!(
+            got,
+            Err(Error::Truncated {
+                expected: 2_038_400_000,
+                found: 33_554_432,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    assert!(largest <= 128 << 20, "allocated {largest} bytes");
+}
