@@ -166,6 +166,10 @@ fn run() -> Result<()> {
     }
     let mut run = c.run("modern", settings)?;
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
+    let eval_batch = args
+        .eval_batch
+        .min(data.validation.len().max(data.test.len()));
+    nn::memory::check_training(&net, mb.min(data.training.len()), eval_batch, None)?;
     if let Some(p) = &args.load {
         nn::io::load_safetensors(&mut net, p)?;
     }
@@ -274,6 +278,7 @@ fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData, augment: Augment
     ];
     for path in &args.ensemble {
         let mut net = nn::spec::build::<f32>(layers, 0)?;
+        nn::memory::check_training(&net, 1, args.eval_batch.min(data.test.len()), None)?;
         nn::io::load_safetensors(&mut net, path).with_context(|| {
             format!(
                 "--ensemble: {} (built with --layers {layers:?})",

@@ -44,6 +44,7 @@ fn run() -> Result<()> {
     let data = c.load(false)?;
     let sizes = [784, hidden, 10];
     let mut net = Network::<f32>::sigmoid_mlp(&sizes, Cost::Quadratic, Init::Large, c.seed)?;
+    nn::memory::check_training(&net, mb.min(data.training.len()), 1000, None)?;
     let mut run = c.run(
         "network",
         serde_json::json!({

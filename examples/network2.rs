@@ -132,6 +132,7 @@ fn run() -> Result<()> {
         Some(p) => nn::io::load_network2_json::<f32>(p)?,
         None => Network::<f32>::mlp(&sizes, hidden_act, cost, init, c.seed)?,
     };
+    nn::memory::check_training(&net, mb.min(data.training.len()), 1000, None)?;
     if let Some(p) = &args.load {
         anyhow::ensure!(
             net.input_dims() == [784] && net.output_dims() == [10],

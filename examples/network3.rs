@@ -241,6 +241,10 @@ fn run() -> Result<()> {
         return ensemble(&args, &layers, &data, epochs, eta, lambda, run);
     }
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
+    let eval_batch = args
+        .eval_batch
+        .min(data.validation.len().max(data.test.len()));
+    nn::memory::check_training(&net, mb.min(data.training.len()), eval_batch, None)?;
     if let Some(p) = &args.load {
         nn::io::load_safetensors(&mut net, p)?;
     }
@@ -311,6 +315,11 @@ fn ensemble(
         let seed = c.seed + k as u64;
         let path = dir.join(format!("net{k}_seed{seed}.safetensors"));
         let mut net = nn::spec::build::<f32>(layers, seed)?;
+        let (mb, eb) = (
+            c.mini_batch.unwrap_or(10),
+            args.eval_batch.min(data.test.len()),
+        );
+        nn::memory::check_training(&net, mb.min(data.training.len()), eb, None)?;
         if args.vote_only {
             nn::io::load_safetensors(&mut net, &path)
                 .with_context(|| "--vote-only needs the nets an earlier ensemble run saved")?;

@@ -11,7 +11,7 @@
 //!   ConvPoolLayer; the channel count is the previous layer's. `ties` sends the pool's gradient
 //!   to every position equal to a window's maximum, as Theano (network3.py) does, instead of to
 //!   the first one only ([`PoolGrad`]).
-//! - `conv2d:FxKxK` (options `pad:P`, default 0; `stride:S`, default 1; `nobias`; an
+//! - `conv2d:FxKxK` (options `pad:P`, default 0, less than `K`; `stride:S`, default 1; `nobias`; an
 //!   activation, default `linear`; `init:NAME`, default `he`) is a plain convolution
 //!   ([`Conv2d`](crate::Conv2d)).
 //! - `bn` (option: an activation, default `linear`) is a batch norm over the previous layer's
@@ -223,6 +223,14 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
                     net.add_conv_pool(f, h, w, o.pool, act(Activation::Sigmoid), o.pool_grad)
                 } else if h != w {
                     return Err(bad(i, text, "conv2d filters are square (KxK)"));
+                } else if o.pad >= h {
+                    // A window lying wholly in the padding sees only zeros: such a padding
+                    // adds nothing but memory (pad:2^62 once overflowed the shape arithmetic).
+                    return Err(bad(
+                        i,
+                        text,
+                        format!("padding {} must be less than the kernel size {h}", o.pad),
+                    ));
                 } else {
                     net.add_conv2d(
                         f,
@@ -251,7 +259,12 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
                 net.add_fc(n, Activation::Identity, init, o.p_drop)
             }
         };
-        added.map_err(|e| bad(i, text, e))?;
+        added.map_err(|e| {
+            // The network names the layer too ("layer N: ..."); said once here.
+            let e = e.to_string();
+            let prefix = format!("layer {}: ", i + 1);
+            bad(i, text, e.strip_prefix(&prefix).unwrap_or(&e))
+        })?;
     }
     if !has_softmax {
         return Err(NnError::Config(
