@@ -216,6 +216,21 @@ proptest! {
     }
 }
 
+/// The generator is worth its cases only if many descriptions build.
+#[test]
+fn a_fair_share_of_the_generated_descriptions_build() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = description();
+    let built = (0..400)
+        .filter(|_| {
+            let text = strategy.new_tree(&mut runner).unwrap().current();
+            nn::spec::build::<f32>(&text, 0).is_ok()
+        })
+        .count();
+    assert!(built >= 40, "only {built} of 400 built");
+}
+
 #[test]
 fn the_probes_that_aborted_or_wrapped_are_refused_naming_the_layer() {
     for (spec, needle) in [
