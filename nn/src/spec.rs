@@ -35,13 +35,27 @@ fn bad(layer: usize, text: &str, why: impl std::fmt::Display) -> NnError {
     NnError::Config(format!("--layers: layer {} ({text:?}): {why}", layer + 1))
 }
 
+/// Why `v` is not a whole number of at least `min`: digits past a `usize` are "too large"
+/// rather than "not a number".
+fn not_whole(v: &str, min: usize) -> String {
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<usize>().is_err() {
+        return format!("{v:?} is too large (at most {})", usize::MAX);
+    }
+    let what = if min == 0 {
+        "whole number"
+    } else {
+        "positive whole number"
+    };
+    format!("{v:?} is not a {what}")
+}
+
 fn parse_dims(layer: usize, text: &str, s: &str) -> Result<Vec<usize>> {
     s.split('x')
         .map(|d| {
             d.parse::<usize>()
                 .ok()
                 .filter(|&v| v > 0)
-                .ok_or_else(|| bad(layer, text, format!("{d:?} is not a positive whole number")))
+                .ok_or_else(|| bad(layer, text, not_whole(d, 1)))
         })
         .collect()
 }
@@ -95,14 +109,10 @@ impl Options {
             _ => &[],
         };
         let whole = |name: &str, v: &str, min: usize| -> Result<usize> {
-            v.parse().ok().filter(|&k| k >= min).ok_or_else(|| {
-                let what = if min == 0 {
-                    "whole number"
-                } else {
-                    "positive whole number"
-                };
-                bad(i, text, format!("{name} {v:?} is not a {what}"))
-            })
+            v.parse()
+                .ok()
+                .filter(|&k| k >= min)
+                .ok_or_else(|| bad(i, text, format!("{name} {}", not_whole(v, min))))
         };
         for opt in opts {
             let (name, value) = opt.split_once(':').unwrap_or((opt, ""));
@@ -387,6 +397,17 @@ mod tests {
             ("fc:100,swish softmax:10", "unknown option"),
             ("fc:100,ties softmax:10", "fc layers take no ties option"),
             ("conv:20x5x5,pool:6,ties softmax:10", "pools up to 5"),
+            (
+                "conv2d:8x3x3,pad:18446744073709551616 softmax:10",
+                "padding \"18446744073709551616\" is too large",
+            ),
+            ("fc:99999999999999999999 softmax:10", "is too large"),
+            (
+                "conv2d:8x3x3,pad:3 softmax:10",
+                "less than the kernel size 3",
+            ),
+            ("conv:20x5x5,pool:25 softmax:10", "would leave nothing"),
+            ("conv2d:8x3x3,stride:99 pool:2 softmax:10", "layer 2"),
         ] {
             let e = build::<f32>(spec, 0)
                 .err()

@@ -36,8 +36,20 @@ impl ConvPool {
             )));
         }
         let [f, c, h, w] = filter;
-        let n_out = f * h * w / (pool * pool);
-        let wt = Init::ScaledByOutputs.weights(&filter, c * h * w, n_out.max(1), rng)?;
+        // Checked: the layer may be built directly, without Network's size check first.
+        let fans = (
+            c.checked_mul(h).and_then(|v| v.checked_mul(w)),
+            f.checked_mul(h)
+                .and_then(|v| v.checked_mul(w))
+                .zip(pool.checked_mul(pool))
+                .map(|(n, p)| n / p),
+        );
+        let (Some(n_in), Some(n_out)) = fans else {
+            return Err(NnError::Config(format!(
+                "conv-pool layer {name}: filter {filter:?} with pool {pool} is too large"
+            )));
+        };
+        let wt = Init::ScaledByOutputs.weights(&filter, n_in, n_out.max(1), rng)?;
         let w = g.parameter(format!("{name}.w"), wt);
         let b = g.parameter(format!("{name}.b"), Init::Large.biases(f, rng)?);
         Ok(ConvPool {

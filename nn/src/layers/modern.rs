@@ -69,7 +69,18 @@ impl Conv2d {
             )));
         }
         let [f, c, kh, kw] = filter;
-        let w = init.weights(&filter, c * kh * kw, f * kh * kw, rng)?;
+        // Checked: the layer may be built directly, without Network's size check first.
+        let kk = kh.checked_mul(kw);
+        let fans = (
+            kk.and_then(|k| k.checked_mul(c)),
+            kk.and_then(|k| k.checked_mul(f)),
+        );
+        let (Some(fan_in), Some(fan_out)) = fans else {
+            return Err(NnError::Config(format!(
+                "conv2d layer {name}: filter {filter:?} is too large"
+            )));
+        };
+        let w = init.weights(&filter, fan_in, fan_out, rng)?;
         let w = g.parameter(format!("{name}.w"), w);
         let b =
             bias.then(|| g.parameter(format!("{name}.b"), Tensor::zeros(&[f]).unwrap_or_default()));
