@@ -134,12 +134,8 @@ fn run() -> Result<()> {
     if ranges.iter().any(|r| !(r.is_finite() && *r >= 0.0)) || augment.scale >= 1.0 {
         bail!("--degrees, --shift and --scale must be >= 0 (and --scale below 1)");
     }
-    // Check the description, its memory and the output paths before loading anything.
-    c.check_memory(
-        &nn::spec::build::<f32>(&layers, c.seed)?,
-        mb,
-        args.eval_batch,
-    )?;
+    // Check the description and the output paths before loading anything.
+    nn::spec::build::<f32>(&layers, c.seed)?;
     if let Some(p) = &args.save {
         common::check_writable("--save", p)?;
     }
@@ -169,6 +165,10 @@ fn run() -> Result<()> {
     }
     let mut run = t.run(c, "modern", settings)?;
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
+    let eval_batch = args
+        .eval_batch
+        .min(data.validation.len().max(data.test.len()));
+    c.check_memory(&net, mb.min(data.training.len()), eval_batch)?;
     if let Some(p) = &args.load {
         nn::io::load_safetensors(&mut net, p)?;
     }
@@ -277,6 +277,8 @@ fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData, augment: Augment
     ];
     for path in &args.ensemble {
         let mut net = nn::spec::build::<f32>(layers, 0)?;
+        args.common
+            .check_memory(&net, 1, args.eval_batch.min(data.test.len()))?;
         nn::io::load_safetensors(&mut net, path).with_context(|| {
             format!(
                 "--ensemble: {} (built with --layers {layers:?})",

@@ -57,7 +57,7 @@ fn run() -> Result<()> {
         }),
     )?;
     let plan = Plan::shuffled(epochs, mb);
-    c.check_memory(&net, mb, 1000)?;
+    c.check_memory(&net, mb.min(data.training.len()), 1000)?;
     let mut opt = t.optimizer(eta, Regularization::None);
     // (best correct, its epoch): network.py reports every epoch; the book quotes the best.
     let mut best = (0usize, 0usize);

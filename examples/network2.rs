@@ -142,6 +142,7 @@ fn run() -> Result<()> {
         Some(p) => nn::io::load_network2_json::<f32>(p)?,
         None => Network::<f32>::mlp(&sizes, hidden_act, cost, init, c.seed)?,
     };
+    c.check_memory(&net, mb.min(data.training.len()), 1000)?;
     if let Some(p) = &args.load {
         anyhow::ensure!(
             net.input_dims() == [784] && net.output_dims() == [10],
@@ -176,7 +177,6 @@ fn run() -> Result<()> {
             WeightPenalty::L2(lmbda),
         ),
     };
-    c.check_memory(&net, mb, 1000)?;
     let mut opt = t.optimizer(eta, reg);
     let speeds = t.layer_speeds(&mut run, &mut net, &data.training)?;
     let plan = Plan::shuffled(epochs, mb);

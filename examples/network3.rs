@@ -194,12 +194,8 @@ fn run() -> Result<()> {
     );
     let mb = c.mini_batch.unwrap_or(10);
     let expanded = args.expanded || (s.expanded && args.layers.is_none());
-    // Check the description, and that its activations fit in memory, before loading anything.
-    c.check_memory(
-        &nn::spec::build::<f32>(&layers, c.seed)?,
-        mb,
-        args.eval_batch,
-    )?;
+    // Check the description before loading anything.
+    nn::spec::build::<f32>(&layers, c.seed)?;
     let is_ensemble = args.preset == Preset::Ensemble && args.layers.is_none();
     if let Some(p) = &args.save {
         // Fail before training, not after.
@@ -247,6 +243,10 @@ fn run() -> Result<()> {
         return ensemble(&args, &layers, &data, epochs, eta, lambda, run, &ck);
     }
     let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
+    let eval_batch = args
+        .eval_batch
+        .min(data.validation.len().max(data.test.len()));
+    c.check_memory(&net, mb.min(data.training.len()), eval_batch)?;
     if let Some(p) = &args.load {
         nn::io::load_safetensors(&mut net, p)?;
     }
@@ -316,6 +316,11 @@ fn ensemble(
         let seed = c.seed + k as u64;
         let path = dir.join(format!("net{k}_seed{seed}.safetensors"));
         let mut net = nn::spec::build::<f32>(layers, seed)?;
+        let (mb, eb) = (
+            c.mini_batch.unwrap_or(10),
+            args.eval_batch.min(data.test.len()),
+        );
+        c.check_memory(&net, mb.min(data.training.len()), eb)?;
         if args.vote_only {
             nn::io::load_safetensors(&mut net, &path)
                 .with_context(|| "--vote-only needs the nets an earlier ensemble run saved")?;

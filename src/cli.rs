@@ -59,30 +59,15 @@ pub fn positive_count(s: &str) -> Result<usize, String> {
 }
 
 /// A size in bytes, with an optional `K`, `M`, `G` or `T` (powers of 1024) and a `B`:
-/// `8G`, `512MB`, `1000000`.
+/// `8G`, `512MB`, `1000000` (read as `NNDL_MAX_MEMORY` is, [`nn::memory::parse_size`]).
 pub fn bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
-    let (digits, shift) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => return Err(format!("{}: the unit must be K, M, G or T", quote(s))),
-            };
-            (&t[..i], shift)
-        }
-        _ => (t, 0),
-    };
-    let v: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("{} is not a size in bytes (e.g. 8G, 512M)", quote(s)))?;
-    v.checked_mul(1u64 << shift)
-        .filter(|&b| b > 0)
-        .ok_or_else(|| format!("{} must be between 1 byte and 16 EiB", quote(s)))
+    match nn::memory::parse_size(s) {
+        Some(b) if b > 0 => Ok(b),
+        _ => Err(format!(
+            "{} is not a size in bytes (e.g. 8G, 512M; the unit must be K, M, G or T)",
+            quote(s)
+        )),
+    }
 }
 
 #[cfg(test)]

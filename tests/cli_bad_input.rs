@@ -346,3 +346,141 @@ fn an_endless_model_file_is_refused_after_a_line_limit() {
     let e = r.one_line_error();
     assert!(e.len() < 1000 && e.contains("more characters)"), "{e}");
 }
+
+/// The address-space cap the memory tests run under: a run the plan failed to stop would die
+/// on an allocation (a signal, not exit code 2) instead of swapping the machine.
+const CAP: u64 = 4 << 30;
+
+/// Runs example `name` with `args` under `prlimit --as=CAP` (where prlimit exists; else with
+/// NNDL_MAX_MEMORY at 3/4 of CAP, the limit the cap itself gives), with `env` set; returns the
+/// run and its wall time.
+fn run_capped(
+    dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (cli_support::Run, std::time::Duration) {
+    let prlimit = std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut c = if prlimit {
+        let mut c = std::process::Command::new("prlimit");
+        c.arg(format!("--as={CAP}"))
+            .arg("--")
+            .arg(cli_support::example(name));
+        c.env_remove("NNDL_MAX_MEMORY");
+        c
+    } else {
+        let mut c = std::process::Command::new(cli_support::example(name));
+        c.env("NNDL_MAX_MEMORY", (CAP / 4 * 3).to_string());
+        c
+    };
+    c.current_dir(dir)
+        .args(args)
+        .env("NNDL_DATA", cli_support::root().join("data/mnist"))
+        .env("RUST_BACKTRACE", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let start = std::time::Instant::now();
+    let out = c.output().expect("running the example");
+    let run = cli_support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, start.elapsed())
+}
+
+#[test]
+fn sizes_under_the_parameter_cap_that_would_not_fit_in_memory_are_refused_before_training() {
+    let s = Scratch::new("memory");
+    // Each: the command, what its one line must say. All stop before the first epoch.
+    let cases: [(&str, Vec<&str>, &[&str]); 7] = [
+        (
+            "network3",
+            with_quick(&["--layers", "conv:100000x5x5 softmax:10"]),
+            &["layer 1, ConvPool(100000x1x5x5", "over the limit"],
+        ),
+        (
+            "network3",
+            with_quick(&["--layers", "conv2d:100000x3x3,pad:1 pool:28 softmax:10"]),
+            &["layer 1, Conv2d(100000x1x3x3", "over the limit"],
+        ),
+        (
+            "network3",
+            with_quick(&["--layers", "conv2d:8x3x3,pad:100000 softmax:10"]),
+            &[
+                "layer 1",
+                "padding 100000 must be less than the kernel size 3",
+            ],
+        ),
+        (
+            "network3",
+            with_quick(&[
+                "--layers",
+                "conv2d:8x3x3,pad:4611686018427387904 softmax:10",
+            ]),
+            &["layer 1", "must be less than the kernel size 3"],
+        ),
+        (
+            "network3",
+            with_quick(&[
+                "--layers",
+                "conv2d:8x3x3,pad:9223372036854775808 softmax:10",
+            ]),
+            &["layer 1", "must be less than the kernel size 3"],
+        ),
+        // Without --train-limit: a mini-batch past the training set is the whole set, 50,000
+        // images (with --train-limit 100 it would be 100, which fits and trains).
+        (
+            "modern",
+            vec![
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+                "--mini-batch",
+                "10000000",
+            ],
+            &["a mini-batch of 50000", "--mini-batch"],
+        ),
+        // Evaluation covers the 10,000 validation images at once: about 7 GB.
+        (
+            "modern",
+            with_quick(&["--eval-batch", "10000000"]),
+            &["an evaluation batch of 10000", "--eval-batch"],
+        ),
+    ];
+    for (program, args, needles) in cases {
+        let (r, took) = run_capped(&s.0, program, &args, &[]);
+        let e = r.one_line_error();
+        for n in needles {
+            assert!(e.contains(n), "{program} {args:?}: {n:?} not in {e}");
+        }
+        assert!(!r.stdout.contains("Epoch"), "{program} {args:?} trained");
+        // About a second (the data set's loading); generous for a loaded machine.
+        assert!(took.as_secs() < 20, "{program} {args:?} took {took:?}");
+    }
+}
+
+#[test]
+fn the_memory_limit_is_read_from_nndl_max_memory() {
+    let s = Scratch::new("max-memory");
+    for program in ["network", "network2", "network3", "modern"] {
+        let (r, _) = run_capped(&s.0, program, &QUICK, &[("NNDL_MAX_MEMORY", "100K")]);
+        let e = r.one_line_error();
+        assert!(
+            e.contains("over the limit of 102 KB (NNDL_MAX_MEMORY)"),
+            "{program}: {e}"
+        );
+    }
+    let (r, _) = run_capped(&s.0, "network", &QUICK, &[("NNDL_MAX_MEMORY", "lots")]);
+    assert!(
+        r.one_line_error()
+            .contains("NNDL_MAX_MEMORY=\"lots\" is not a size"),
+        "{}",
+        r.stderr
+    );
+}

@@ -180,16 +180,20 @@ impl Common {
     }
 
     /// Checks that `net`'s activations and scratch at mini-batch `mini_batch` and evaluation
-    /// batch `eval_batch` fit in `--max-memory` (default: 3/4 of the machine's), before any
-    /// training.
+    /// batch `eval_batch` (as the run will use them: at most the data's size) fit in
+    /// `--max-memory` (else `NNDL_MAX_MEMORY`, else 3/4 of the machine's), before training.
     pub fn check_memory(
         &self,
         net: &nn::Network<f32>,
         mini_batch: usize,
         eval_batch: usize,
     ) -> Result<()> {
-        let _ = (net, mini_batch, eval_batch);
-        Ok(())
+        Ok(nn::memory::check_training(
+            net,
+            mini_batch,
+            eval_batch,
+            self.max_memory,
+        )?)
     }
 
     /// A run of `program` with `settings` and the data's pixel scale (a resumed run must read

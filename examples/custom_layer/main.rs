@@ -63,7 +63,7 @@ fn run() -> Result<()> {
     net.push(Box::new(m))?;
     net.add_fc(10, Activation::Identity, Init::Zeros, 0.0)?;
     println!("{}", net.describe());
-    c.check_memory(&net, mb, 1000)?;
+    c.check_memory(&net, mb.min(data.training.len()), 1000)?;
     let mut run = c.plain_run(
         "custom_layer",
         serde_json::json!({"epochs": epochs, "mini_batch": mb, "eta": eta, "hidden": hidden, "seed": c.seed}),

@@ -9,6 +9,10 @@ pub enum NnError {
     /// The network's layers do not fit together, or a setting is invalid.
     #[error("{0}")]
     Config(String),
+    /// A batch would need more memory than the limit ([`crate::memory`]); the message names
+    /// the batch, the layer holding the most and the limit.
+    #[error("{0}")]
+    Memory(String),
     /// The cost became NaN or infinite: training stopped rather than go on with garbage.
     #[error("the cost became {value} at epoch {epoch}, mini-batch {batch}: training diverged; try a smaller learning rate (eta = {eta} now)")]
     NonFinite {

@@ -13,6 +13,16 @@ pub enum Mode {
     Eval,
 }
 
+impl Mode {
+    /// Copies of each tape value a step keeps: the value and, in training, its gradient.
+    pub(crate) fn copies(self) -> u128 {
+        match self {
+            Mode::Train => 2,
+            Mode::Eval => 1,
+        }
+    }
+}
+
 /// What a forward pass needs besides the graph and the input: the mode, and the random
 /// source of dropout masks.
 pub struct Ctx<'a> {
@@ -35,6 +45,18 @@ pub trait Layer<T: Float>: Send {
     fn output_dims(&self, input: &[usize]) -> Result<Vec<usize>>;
     /// A short description, e.g. `FullyConnected(784 -> 30, sigmoid)`.
     fn describe(&self) -> String;
+    /// What a batch of `batch` samples of shape `input` holds in memory while this layer's
+    /// forward (and in [`Mode::Train`], backward) runs, for [`crate::memory::Plan`]. The
+    /// default counts the output and, in training, its gradient: right for a layer made of
+    /// one elementwise op; a layer saving more for its backward should say so.
+    fn footprint(&self, input: &[usize], batch: u128, mode: Mode) -> crate::memory::Footprint {
+        let out = self.output_dims(input).unwrap_or_default();
+        let values = crate::memory::product(&out).saturating_mul(batch);
+        crate::memory::Footprint {
+            kept: values.saturating_mul(mode.copies()),
+            ..Default::default()
+        }
+    }
     /// The layer as a fully connected one, if it is (for network2's JSON format).
     fn as_fully_connected(&self) -> Option<&crate::FullyConnected> {
         None

@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod init;
 pub mod io;
 pub mod layers;
+pub mod memory;
 pub mod reference;
 pub mod spec;
 

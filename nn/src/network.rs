@@ -130,10 +130,26 @@ impl<T: Float> Network<T> {
     }
 
     /// Appends a layer after checking it accepts the previous layer's output.
+    /// A layer whose output would hold no value (a dimension of 0), or more values than a
+    /// `usize` counts, is refused, named by its position (counted from 1).
     pub fn push(&mut self, layer: Box<dyn Layer<T>>) -> Result<&mut Self> {
+        let n = self.layers.len() + 1;
         let out = layer
             .output_dims(&self.dims)
-            .map_err(|e| NnError::Config(format!("layer {}: {e}", self.layers.len())))?;
+            .map_err(|e| NnError::Config(format!("layer {n}: {e}")))?;
+        let values = out.iter().try_fold(1usize, |v, &d| v.checked_mul(d));
+        if out.is_empty() || values == Some(0) {
+            return Err(NnError::Config(format!(
+                "layer {n}: {} would output {out:?}, no values",
+                layer.describe()
+            )));
+        }
+        if values.is_none() {
+            return Err(NnError::Config(format!(
+                "layer {n}: {} would output {out:?}, more values than a usize counts",
+                layer.describe()
+            )));
+        }
         self.dims = out;
         self.layers.push(layer);
         Ok(self)

@@ -11,7 +11,7 @@
 //!   ConvPoolLayer; the channel count is the previous layer's. `ties` sends the pool's gradient
 //!   to every position equal to a window's maximum, as Theano (network3.py) does, instead of to
 //!   the first one only ([`PoolGrad`]).
-//! - `conv2d:FxKxK` (options `pad:P`, default 0; `stride:S`, default 1; `nobias`; an
+//! - `conv2d:FxKxK` (options `pad:P`, default 0, less than `K`; `stride:S`, default 1; `nobias`; an
 //!   activation, default `linear`; `init:NAME`, default `he`) is a plain convolution
 //!   ([`Conv2d`](crate::Conv2d)).
 //! - `bn` (option: an activation, default `linear`) is a batch norm over the previous layer's
@@ -35,13 +35,27 @@ fn bad(layer: usize, text: &str, why: impl std::fmt::Display) -> NnError {
     NnError::Config(format!("--layers: layer {} ({text:?}): {why}", layer + 1))
 }
 
+/// Why `v` is not a whole number of at least `min`: digits past a `usize` are "too large"
+/// rather than "not a number".
+fn not_whole(v: &str, min: usize) -> String {
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<usize>().is_err() {
+        return format!("{v:?} is too large (at most {})", usize::MAX);
+    }
+    let what = if min == 0 {
+        "whole number"
+    } else {
+        "positive whole number"
+    };
+    format!("{v:?} is not a {what}")
+}
+
 fn parse_dims(layer: usize, text: &str, s: &str) -> Result<Vec<usize>> {
     s.split('x')
         .map(|d| {
             d.parse::<usize>()
                 .ok()
                 .filter(|&v| v > 0)
-                .ok_or_else(|| bad(layer, text, format!("{d:?} is not a positive whole number")))
+                .ok_or_else(|| bad(layer, text, not_whole(d, 1)))
         })
         .collect()
 }
@@ -95,14 +109,10 @@ impl Options {
             _ => &[],
         };
         let whole = |name: &str, v: &str, min: usize| -> Result<usize> {
-            v.parse().ok().filter(|&k| k >= min).ok_or_else(|| {
-                let what = if min == 0 {
-                    "whole number"
-                } else {
-                    "positive whole number"
-                };
-                bad(i, text, format!("{name} {v:?} is not a {what}"))
-            })
+            v.parse()
+                .ok()
+                .filter(|&k| k >= min)
+                .ok_or_else(|| bad(i, text, format!("{name} {}", not_whole(v, min))))
         };
         for opt in opts {
             let (name, value) = opt.split_once(':').unwrap_or((opt, ""));
@@ -223,6 +233,14 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
                     net.add_conv_pool(f, h, w, o.pool, act(Activation::Sigmoid), o.pool_grad)
                 } else if h != w {
                     return Err(bad(i, text, "conv2d filters are square (KxK)"));
+                } else if o.pad >= h {
+                    // A window lying wholly in the padding sees only zeros: such a padding
+                    // adds nothing but memory (pad:2^62 once overflowed the shape arithmetic).
+                    return Err(bad(
+                        i,
+                        text,
+                        format!("padding {} must be less than the kernel size {h}", o.pad),
+                    ));
                 } else {
                     net.add_conv2d(
                         f,
@@ -251,7 +269,12 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
                 net.add_fc(n, Activation::Identity, init, o.p_drop)
             }
         };
-        added.map_err(|e| bad(i, text, e))?;
+        added.map_err(|e| {
+            // The network names the layer too ("layer N: ..."); said once here.
+            let e = e.to_string();
+            let prefix = format!("layer {}: ", i + 1);
+            bad(i, text, e.strip_prefix(&prefix).unwrap_or(&e))
+        })?;
     }
     if !has_softmax {
         return Err(NnError::Config(
@@ -374,6 +397,17 @@ mod tests {
             ("fc:100,swish softmax:10", "unknown option"),
             ("fc:100,ties softmax:10", "fc layers take no ties option"),
             ("conv:20x5x5,pool:6,ties softmax:10", "pools up to 5"),
+            (
+                "conv2d:8x3x3,pad:18446744073709551616 softmax:10",
+                "padding \"18446744073709551616\" is too large",
+            ),
+            ("fc:99999999999999999999 softmax:10", "is too large"),
+            (
+                "conv2d:8x3x3,pad:3 softmax:10",
+                "less than the kernel size 3",
+            ),
+            ("conv:20x5x5,pool:25 softmax:10", "would leave nothing"),
+            ("conv2d:8x3x3,stride:99 pool:2 softmax:10", "layer 2"),
         ] {
             let e = build::<f32>(spec, 0)
                 .err()

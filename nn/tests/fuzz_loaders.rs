@@ -57,6 +57,8 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             "conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:100,relu softmax:10",
             "conv:2x3x3,pool:1,tanh fc:2880x30,linear,dropout:0.5 softmax:30x10,dropout:0.2",
             "fc:784x30,sigmoid softmax:10",
+            "conv2d:8x3x3,pad:1,stride:2,nobias,relu,init:he bn,relu pool:2 flatten dropout:0.25 fc:32,init:inputs bn,tanh softmax:10,init:zeros",
+            "conv2d:4x5x5,pad:4,stride:3 conv:2x3x3,pool:1,ties softmax:10,dropout:0.1",
         ]
         .iter()
         .map(|s| s.as_bytes().to_vec())
@@ -143,27 +145,48 @@ fn description() -> impl Strategy<Value = String> {
         (1usize..3000, 1usize..200).prop_map(|(a, b)| format!("{a}x{b}")),
         "[0-9x]{0,12}",
     ];
+    let hostile = prop_oneof![
+        Just("0".to_string()),
+        Just("4611686018427387904".to_string()),
+        Just("9223372036854775808".to_string()),
+        Just("18446744073709551616".to_string()),
+        (0usize..8).prop_map(|n| n.to_string()),
+    ];
     let option = prop_oneof![
         Just("relu".to_string()),
         Just("tanh".to_string()),
+        Just("ties".to_string()),
+        Just("nobias".to_string()),
         (0usize..30).prop_map(|k| format!("pool:{k}")),
         Just("pool:4294967296".to_string()),
         (0.0f64..1.2).prop_map(|p| format!("dropout:{p}")),
+        hostile.clone().prop_map(|p| format!("pad:{p}")),
+        hostile.prop_map(|s| format!("stride:{s}")),
+        Just("init:he".to_string()),
         "[a-z:0-9.]{0,6}",
     ];
     let layer = (
         prop_oneof![
             Just("fc"),
             Just("conv"),
+            Just("conv2d"),
             Just("softmax"),
             Just("pool"),
+            Just("dropout"),
+            Just("bn"),
+            Just("flatten"),
             Just("")
         ],
         size,
         proptest::collection::vec(option, 0..3),
     )
         .prop_map(|(k, s, o)| {
-            let mut t = format!("{k}:{s}");
+            // bn and flatten take no size: usually written bare.
+            let mut t = if ["bn", "flatten"].contains(&k) && s.len() % 4 != 0 {
+                k.to_string()
+            } else {
+                format!("{k}:{s}")
+            };
             for o in o {
                 t.push(',');
                 t.push_str(&o);
@@ -228,7 +251,19 @@ fn check_layers(bytes: &[u8]) {
         return;
     };
     match nn::spec::build::<f32>(text, 0) {
-        Ok(net) => assert_eq!(net.output_dims().len(), 1),
+        Ok(net) => {
+            assert_eq!(net.output_dims().len(), 1);
+            // Every layer has values to output.
+            let mut dims = net.input_dims().to_vec();
+            for l in net.layers() {
+                dims = l.output_dims(&dims).unwrap();
+                assert!(
+                    !dims.contains(&0),
+                    "{text:?}: {} outputs {dims:?}",
+                    l.describe()
+                );
+            }
+        }
         Err(e) => assert!(e.to_string().starts_with("--layers"), "{text:?}: {e}"),
     }
 }

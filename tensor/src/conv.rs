@@ -77,21 +77,54 @@ impl ConvGeom {
         if stride == 0 {
             return Err(bad("the stride must be at least 1".into()));
         }
-        if g.kh == 0 || g.kw == 0 || g.kh > g.h + 2 * pad || g.kw > g.w + 2 * pad {
+        let (oh, ow) = match (
+            out_side(g.h, pad, g.kh, stride),
+            out_side(g.w, pad, g.kw, stride),
+        ) {
+            (Some(oh), Some(ow)) if g.kh > 0 && g.kw > 0 => (oh, ow),
+            _ => {
+                return Err(bad(format!(
+                    "a {}x{} filter does not fit a {}x{} image padded by {pad}",
+                    g.kh, g.kw, g.h, g.w
+                )))
+            }
+        };
+        // Every length the kernels compute from the geometry, checked once here so that the
+        // accessors below cannot wrap: an overflow is a geometry no buffer could hold.
+        let per_image = [
+            g.c.checked_mul(g.h).and_then(|v| v.checked_mul(g.w)),
+            // The padded image (the direct kernels' layout), with room for a filter's reach.
+            (|| {
+                let side = |v: usize, k: usize| v.checked_add(pad.checked_mul(2)?)?.checked_add(k);
+                side(g.h, g.kh)?
+                    .checked_mul(side(g.w, g.kw)?)?
+                    .checked_mul(g.c)
+            })(),
+            oh.checked_mul(ow).and_then(|s| s.checked_mul(g.f)),
+            oh.checked_mul(ow)
+                .and_then(|s| s.checked_mul(g.c)?.checked_mul(g.kh)?.checked_mul(g.kw)),
+        ];
+        let fits = per_image
+            .iter()
+            .all(|len| len.and_then(|l| l.checked_mul(g.n.max(1))).is_some());
+        let filters =
+            g.c.checked_mul(g.kh)
+                .and_then(|v| v.checked_mul(g.kw)?.checked_mul(g.f));
+        if !fits || filters.is_none() {
             return Err(bad(format!(
-                "a {}x{} filter does not fit a {}x{} image padded by {pad}",
-                g.kh, g.kw, g.h, g.w
+                "a {oh}x{ow} output of {} filters over {} images is too large to address",
+                g.f, g.n
             )));
         }
         Ok(g)
     }
-    /// Output height.
+    /// Output height (0 for a geometry [`ConvGeom::padded`] would refuse).
     pub fn oh(&self) -> usize {
-        (self.h + 2 * self.pad - self.kh) / self.stride + 1
+        out_side(self.h, self.pad, self.kh, self.stride).unwrap_or(0)
     }
-    /// Output width.
+    /// Output width (0 for a geometry [`ConvGeom::padded`] would refuse).
     pub fn ow(&self) -> usize {
-        (self.w + 2 * self.pad - self.kw) / self.stride + 1
+        out_side(self.w, self.pad, self.kw, self.stride).unwrap_or(0)
     }
     /// Whether this is a valid, stride-1 convolution (im2col's row copies are contiguous).
     fn is_valid(&self) -> bool {
@@ -137,6 +170,15 @@ impl ConvGeom {
     fn flops(&self) -> usize {
         2 * self.n * self.f * self.ckk() * self.spatial()
     }
+}
+
+/// One output side of a convolution, `(size + 2 pad - k) / stride + 1` (PyTorch's), or `None`
+/// when the filter does not fit the padded image, the stride is 0 or the padded size
+/// overflows a `usize`. The one place this formula is computed: the layers that build shapes
+/// from it (nn's `Conv2d`) call it too.
+pub fn out_side(size: usize, pad: usize, k: usize, stride: usize) -> Option<usize> {
+    let padded = size.checked_add(pad.checked_mul(2)?)?;
+    padded.checked_sub(k)?.checked_div(stride)?.checked_add(1)
 }
 
 /// Unfolds one image `[c, h, w]` into `cols` (`c*kh*kw` rows of `oh*ow`); positions in the
@@ -426,6 +468,31 @@ pub struct ConvPoolGeom {
 }
 
 impl ConvPoolGeom {
+    /// The fused layer of `conv` and `pool x pool` windows, checking the pool fits the
+    /// convolution's output and each window's argmax (an index into one image's convolution
+    /// output) fits the 32 bits it is stored in.
+    pub fn new(conv: ConvGeom, pool: usize, grad: PoolGrad) -> Result<Self> {
+        let bad = |why: String| TensorError::InvalidShape {
+            op: "conv_pool",
+            shape: conv.out_shape(),
+            why,
+        };
+        if pool == 0 || pool > conv.oh() || pool > conv.ow() {
+            return Err(bad(format!(
+                "a {pool}x{pool} pool does not fit the {}x{} convolution output",
+                conv.oh(),
+                conv.ow()
+            )));
+        }
+        if u32::try_from(conv.out_len()).is_err() {
+            return Err(bad(format!(
+                "one image's convolution output ({} values) is past the 2^32 a pool's argmax indexes",
+                conv.out_len()
+            )));
+        }
+        Ok(ConvPoolGeom { conv, pool, grad })
+    }
+
     fn pool_geom(&self) -> PoolGeom {
         PoolGeom {
             planes: self.conv.f,
@@ -1055,6 +1122,39 @@ mod tests {
         let g = geom([7, 20, 12, 12, 40, 5, 5]);
         crate::par::with_threads(2, || assert!(chunk_images(&g) < g.n));
         crate::par::with_threads(1, || assert_eq!(chunk_images(&g), g.n));
+    }
+
+    #[test]
+    fn sizes_that_would_overflow_are_errors_not_wraps() {
+        let shape = |d: &[usize]| Shape::new(d).unwrap();
+        let (x, w) = (shape(&[1, 1, 28, 28]), shape(&[8, 1, 3, 3]));
+        for pad in [usize::MAX, 1 << 62, 1 << 63, usize::MAX / 2] {
+            let e = ConvGeom::padded(x, w, pad, 1).unwrap_err().to_string();
+            assert!(e.contains("conv2d"), "pad {pad}: {e}");
+        }
+        // A padding that fits a usize but makes an output nobody could address.
+        let e = ConvGeom::padded(x, w, 1 << 40, 1).unwrap_err().to_string();
+        assert!(e.contains("too large"), "{e}");
+        // A huge stride is one output position, not an error.
+        let g = ConvGeom::padded(x, w, 1, usize::MAX).unwrap();
+        assert_eq!((g.oh(), g.ow()), (1, 1));
+        assert_eq!(out_side(5, 0, 6, 1), None);
+        assert_eq!(out_side(5, 0, 3, 0), None);
+        assert_eq!(out_side(usize::MAX, 1, 3, 1), None);
+        // A hand-made geometry that padded() refuses has no output rather than a panic.
+        let g = ConvGeom {
+            pad: usize::MAX,
+            ..ConvGeom::padded(x, w, 0, 1).unwrap()
+        };
+        assert_eq!(g.oh(), 0);
+        // The fused conv-pool: the pool must fit and the argmax must fit 32 bits.
+        let conv = ConvGeom::padded(x, w, 0, 1).unwrap();
+        assert!(ConvPoolGeom::new(conv, 27, PoolGrad::First).is_err());
+        assert!(ConvPoolGeom::new(conv, 0, PoolGrad::First).is_err());
+        assert!(ConvPoolGeom::new(conv, 26, PoolGrad::First).is_ok());
+        let big = ConvGeom::padded(shape(&[1, 1, 70000, 70000]), w, 0, 1).unwrap();
+        let e = ConvPoolGeom::new(big, 2, PoolGrad::First).unwrap_err();
+        assert!(e.to_string().contains("2^32"), "{e}");
     }
 
     #[test]

@@ -90,6 +90,8 @@ struct Seg {
 
 impl Plan {
     fn new(dims: [usize; 6], ph: usize, pw: usize) -> Plan {
+        // Unchecked sums and products are safe here: `ConvGeom::padded` refused any geometry
+        // whose padded image, with a filter's reach, overflows a usize.
         let [c, h, w, f, kh, kw] = dims;
         let (wp, hp) = (w + 2 * pw, h + 2 * ph);
         let (oh, ow) = (hp + 1 - kh, wp + 1 - kw);

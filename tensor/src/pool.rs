@@ -19,17 +19,20 @@ pub struct PoolGeom {
 }
 
 impl PoolGeom {
-    /// Output height.
+    /// Output height (0 for windows of side 0, which fit nothing).
     pub fn oh(&self) -> usize {
-        self.h / self.k
+        self.h.checked_div(self.k).unwrap_or(0)
     }
-    /// Output width.
+    /// Output width (0 for windows of side 0).
     pub fn ow(&self) -> usize {
-        self.w / self.k
+        self.w.checked_div(self.k).unwrap_or(0)
     }
-    /// Output elements in all.
+    /// Output elements in all: at most the input's, so no larger than a buffer that exists
+    /// (saturating for a geometry no buffer could hold).
     pub fn out_len(&self) -> usize {
-        self.planes * self.oh() * self.ow()
+        self.planes
+            .saturating_mul(self.oh())
+            .saturating_mul(self.ow())
     }
 }
 

@@ -179,7 +179,7 @@ impl<T: Float> Graph<T> {
                 ),
             });
         }
-        let geom = ConvPoolGeom { conv, pool, grad };
+        let geom = ConvPoolGeom::new(conv, pool, grad)?;
         let mut out = self.alloc(geom.out_shape());
         let mut cols = self.alloc_buf(conv.n * conv.cols_len());
         let mut scratch = self.alloc_buf(conv_pool_forward_scratch_len(&geom));

@@ -33,6 +33,15 @@ impl<T: Float> Graph<T> {
             }
             .into());
         }
+        // The argmax is a 32-bit index into the whole batch's input.
+        if u32::try_from(s.numel()).is_err() {
+            return Err(TensorError::InvalidShape {
+                op: "max_pool2d",
+                shape: s,
+                why: "more than 2^32 values, past what its 32-bit argmax indexes; use a smaller batch".into(),
+            }
+            .into());
+        }
         let geom = PoolGeom {
             planes: s[0] * s[1],
             h: s[2],

@@ -1,4 +1,5 @@
-use crate::{Activation, Ctx, Init, Layer, NnError, Result};
+use crate::memory::{mul, product, tasks, Footprint};
+use crate::{Activation, Ctx, Init, Layer, Mode, NnError, Result};
 use autograd::{Graph, Var};
 use rand::Rng;
 use tensor::pool::PoolGrad;
@@ -35,8 +36,20 @@ impl ConvPool {
             )));
         }
         let [f, c, h, w] = filter;
-        let n_out = f * h * w / (pool * pool);
-        let wt = Init::ScaledByOutputs.weights(&filter, c * h * w, n_out.max(1), rng)?;
+        // Checked: the layer may be built directly, without Network's size check first.
+        let fans = (
+            c.checked_mul(h).and_then(|v| v.checked_mul(w)),
+            f.checked_mul(h)
+                .and_then(|v| v.checked_mul(w))
+                .zip(pool.checked_mul(pool))
+                .map(|(n, p)| n / p),
+        );
+        let (Some(n_in), Some(n_out)) = fans else {
+            return Err(NnError::Config(format!(
+                "conv-pool layer {name}: filter {filter:?} with pool {pool} is too large"
+            )));
+        };
+        let wt = Init::ScaledByOutputs.weights(&filter, n_in, n_out.max(1), rng)?;
         let w = g.parameter(format!("{name}.w"), wt);
         let b = g.parameter(format!("{name}.b"), Init::Large.biases(f, rng)?);
         Ok(ConvPool {
@@ -95,7 +108,63 @@ impl<T: Float> Layer<T> for ConvPool {
                 Layer::<T>::describe(self)
             )));
         }
-        Ok(vec![f, (ih - h + 1) / self.pool, (iw - w + 1) / self.pool])
+        let (oh, ow) = (ih - h + 1, iw - w + 1);
+        let p = self.pool;
+        if oh / p == 0 || ow / p == 0 {
+            return Err(NnError::Config(format!(
+                "{}: a {p}x{p} pool of its {oh}x{ow} convolution output would leave nothing",
+                Layer::<T>::describe(self)
+            )));
+        }
+        // The fused op stores each window's argmax as a 32-bit index into one image's
+        // convolution output.
+        if oh
+            .checked_mul(ow)
+            .and_then(|s| s.checked_mul(f))
+            .is_none_or(|n| u32::try_from(n).is_err())
+        {
+            return Err(NnError::Config(format!(
+                "{}: one image's {f}x{oh}x{ow} convolution output is past the 2^32 values its pool indexes",
+                Layer::<T>::describe(self)
+            )));
+        }
+        Ok(vec![f, oh / p, ow / p])
+    }
+    fn footprint(&self, input: &[usize], batch: u128, mode: Mode) -> Footprint {
+        let Ok(out) = Layer::<T>::output_dims(self, input) else {
+            return Footprint::default();
+        };
+        let [f, c, kh, kw] = self.filter;
+        // The unpooled convolution's side: from the input when it is an image, else (flat
+        // input viewed as one) from the pooled side.
+        let (oh, ow) = match *input {
+            [_, h, w] => (h + 1 - kh, w + 1 - kw),
+            _ => (out[1] * self.pool, out[2] * self.pool),
+        };
+        let [f, ckk, sp, t] = [f, c * kh * kw, oh * ow, 0].map(|v| v as u128);
+        let t = t.max(tasks(batch));
+        let outputs = product(&out).saturating_mul(batch);
+        // The op keeps the whole batch's im2col columns for its backward (in evaluation they
+        // are made all the same and go back to the pool).
+        let cols = mul(&[batch, ckk, sp]);
+        let forward = mul(&[t, f, sp]);
+        let scratch = match mode {
+            Mode::Train => {
+                let per_task = mul(&[f, ckk]) + f + mul(&[f, sp]) + mul(&[ckk, sp]);
+                forward + mul(&[t, per_task]) + mul(&[f, ckk]) + f
+            }
+            Mode::Eval => forward.saturating_add(cols),
+        };
+        Footprint {
+            kept: outputs
+                .saturating_mul(mode.copies())
+                .saturating_add(match mode {
+                    Mode::Train => cols,
+                    Mode::Eval => 0,
+                }),
+            scratch,
+            index_bytes: outputs.saturating_mul(4),
+        }
     }
     fn describe(&self) -> String {
         let [f, c, h, w] = self.filter;

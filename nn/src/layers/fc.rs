@@ -1,4 +1,5 @@
 use super::dropout_input;
+use crate::memory::{product, Footprint};
 use crate::{Activation, Ctx, Init, Layer, Mode, NnError, Result};
 use autograd::{Graph, Var};
 use rand::Rng;
@@ -126,17 +127,47 @@ impl<T: Float> Layer<T> for FullyConnected {
         vec![self.b]
     }
     fn output_dims(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let n: usize = input.iter().product();
-        if n != self.n_in {
+        let n = input.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if n != Some(self.n_in) {
             return Err(NnError::Config(format!(
                 "{} expects {} inputs but the previous layer gives {:?} = {}",
                 Layer::<T>::describe(self),
                 self.n_in,
                 input,
-                n
+                n.map_or("more than a usize counts".into(), |n| n.to_string())
             )));
         }
         Ok(vec![self.n_out])
+    }
+    fn footprint(&self, input: &[usize], batch: u128, mode: Mode) -> Footprint {
+        let copies = mode.copies();
+        let ins = product(input).saturating_mul(batch);
+        let outs = (self.n_out as u128).saturating_mul(batch);
+        // An image input is first copied flat.
+        let flat = if input.len() == 1 { 0 } else { ins * copies };
+        let dropout = match mode {
+            // The mask, the dropped input and its gradient.
+            Mode::Train if self.p_dropout > 0.0 => ins.saturating_mul(3),
+            // network3's evaluation: x.w, its scaling by 1 - p, the bias added.
+            Mode::Eval if self.p_dropout > 0.0 && self.style == DropoutStyle::Network3 => {
+                outs.saturating_mul(2)
+            }
+            _ => 0,
+        };
+        let ops = if self.activation == Activation::Identity {
+            1
+        } else {
+            2
+        };
+        // The backward's transposed output gradient (the fused SGD step's).
+        let scratch = if mode == Mode::Train { outs } else { 0 };
+        Footprint {
+            kept: flat
+                .saturating_add(dropout)
+                .saturating_add(outs.saturating_mul(ops * copies)),
+            scratch,
+            index_bytes: 0,
+        }
     }
     fn describe(&self) -> String {
         let d = if self.p_dropout > 0.0 {

@@ -3,6 +3,7 @@
 //! [`Dropout`] and [`Flatten`].
 
 use super::{dropout_input, DropoutStyle};
+use crate::memory::{mul, product, tasks, Footprint};
 use crate::{Activation, Ctx, Init, Layer, Mode, NnError, Result};
 use autograd::{BatchStats, Graph, Var};
 use rand::Rng;
@@ -68,7 +69,18 @@ impl Conv2d {
             )));
         }
         let [f, c, kh, kw] = filter;
-        let w = init.weights(&filter, c * kh * kw, f * kh * kw, rng)?;
+        // Checked: the layer may be built directly, without Network's size check first.
+        let kk = kh.checked_mul(kw);
+        let fans = (
+            kk.and_then(|k| k.checked_mul(c)),
+            kk.and_then(|k| k.checked_mul(f)),
+        );
+        let (Some(fan_in), Some(fan_out)) = fans else {
+            return Err(NnError::Config(format!(
+                "conv2d layer {name}: filter {filter:?} is too large"
+            )));
+        };
+        let w = init.weights(&filter, fan_in, fan_out, rng)?;
         let w = g.parameter(format!("{name}.w"), w);
         let b =
             bias.then(|| g.parameter(format!("{name}.b"), Tensor::zeros(&[f]).unwrap_or_default()));
@@ -107,13 +119,46 @@ impl<T: Float> Layer<T> for Conv2d {
         let [f, c, kh, kw] = self.filter;
         let [ic, h, w] = image_dims("a conv2d layer", input)?;
         let (p, s) = (self.pad, self.stride);
-        if ic != c || h + 2 * p < kh || w + 2 * p < kw {
-            return Err(NnError::Config(format!(
+        let side = |size, k| tensor::conv::out_side(size, p, k, s);
+        match (side(h, kh), side(w, kw)) {
+            (Some(oh), Some(ow)) if ic == c => Ok(vec![f, oh, ow]),
+            _ => Err(NnError::Config(format!(
                 "{} needs {c} channels of at least {kh}x{kw} once padded by {p}, but the previous layer gives {input:?}",
                 Layer::<T>::describe(self)
-            )));
+            ))),
         }
-        Ok(vec![f, (h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1])
+    }
+    fn footprint(&self, input: &[usize], batch: u128, mode: Mode) -> Footprint {
+        let Ok(out) = Layer::<T>::output_dims(self, input) else {
+            return Footprint::default();
+        };
+        let [f, c, kh, kw] = self.filter;
+        let (f, ckk) = (f as u128, (c * kh * kw) as u128);
+        let sp = product(&out[1..]);
+        let t = tasks(batch);
+        // The convolution's output, and the activation's when it has one.
+        let ops = if self.activation == Activation::Identity {
+            1
+        } else {
+            2
+        };
+        let outputs = product(&out).saturating_mul(batch);
+        // Per task, one image's im2col columns forward; backward, the partial filter and bias
+        // gradients and the columns and their gradient (the backward unfolds again rather
+        // than keep the batch's columns).
+        let forward = mul(&[t, ckk, sp]);
+        let scratch = match mode {
+            Mode::Train => {
+                let per_task = f * ckk + f + mul(&[2, ckk, sp]);
+                forward.saturating_add(mul(&[t, per_task])) + f * ckk + f
+            }
+            Mode::Eval => forward,
+        };
+        Footprint {
+            kept: mul(&[outputs, ops, mode.copies()]),
+            scratch,
+            index_bytes: 0,
+        }
     }
     fn describe(&self) -> String {
         let [f, c, kh, kw] = self.filter;
@@ -270,6 +315,18 @@ impl<T: Float> Layer<T> for MaxPool2d {
         }
         Ok(vec![c, h / self.k, w / self.k])
     }
+    fn footprint(&self, input: &[usize], batch: u128, mode: Mode) -> Footprint {
+        let outputs = match Layer::<T>::output_dims(self, input) {
+            Ok(out) => product(&out).saturating_mul(batch),
+            Err(_) => return Footprint::default(),
+        };
+        // The argmax of every window is kept for the backward (made in evaluation too).
+        Footprint {
+            kept: outputs.saturating_mul(mode.copies()),
+            scratch: 0,
+            index_bytes: outputs.saturating_mul(4),
+        }
+    }
     fn describe(&self) -> String {
         format!("MaxPool2d({k}x{k})", k = self.k)
     }
@@ -307,6 +364,17 @@ impl<T: Float> Layer<T> for Dropout {
     fn output_dims(&self, input: &[usize]) -> Result<Vec<usize>> {
         Ok(input.to_vec())
     }
+    fn footprint(&self, input: &[usize], batch: u128, mode: Mode) -> Footprint {
+        // Training: the mask, the output and its gradient; evaluation: the identity.
+        let kept = match mode {
+            Mode::Train if self.p > 0.0 => product(input).saturating_mul(batch).saturating_mul(3),
+            _ => 0,
+        };
+        Footprint {
+            kept,
+            ..Default::default()
+        }
+    }
     fn describe(&self) -> String {
         format!("Dropout({})", self.p)
     }
@@ -328,7 +396,12 @@ impl<T: Float> Layer<T> for Flatten {
         Vec::new()
     }
     fn output_dims(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Ok(vec![input.iter().product()])
+        let n = input.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        n.map(|n| vec![n]).ok_or_else(|| {
+            NnError::Config(format!(
+                "Flatten: {input:?} has more values than a usize counts"
+            ))
+        })
     }
     fn describe(&self) -> String {
         "Flatten".into()
