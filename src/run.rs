@@ -14,7 +14,7 @@
 //! let data = nndl::mnist::load_data("data/mnist")?;
 //! let mut net = Network::<f32>::sigmoid_mlp(&[784, 30, 10], Cost::Quadratic, Init::Large, 0)?;
 //! let mut run = Run::new("network", serde_json::json!({"eta": 3.0}));
-//! let ck = Checkpoints { save: Some("runs/net.ckpt".into()), resume: None };
+//! let ck = Checkpoints::open(Some("runs/net.ckpt".into()), None, false)?;
 //! let mut best = 0usize; // the program's bookkeeping, checkpointed with the weights
 //! let plan = Plan::shuffled(30, 10);
 //! let mut sgd = Sgd::new(3.0, Regularization::None);

@@ -4,15 +4,8 @@
 
 mod cli_support;
 
-use cli_support::{run_in, Scratch};
+use cli_support::{run_in, with_quick, Scratch, QUICK};
 use nn::{Cost, Init, Network};
-
-/// The quick settings every run here uses.
-const QUICK: [&str; 6] = ["--train-limit", "100", "--epochs", "1", "--threads", "1"];
-
-fn with_quick<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    QUICK.iter().copied().chain(args.iter().copied()).collect()
-}
 
 #[test]
 fn a_fc_layer_whose_inputs_do_not_match_the_previous_layer() {

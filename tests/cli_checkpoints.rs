@@ -4,13 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{run_in, Scratch};
-
-const QUICK: [&str; 6] = ["--train-limit", "100", "--epochs", "1", "--threads", "1"];
-
-fn with_quick<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    QUICK.iter().copied().chain(args.iter().copied()).collect()
-}
+use cli_support::{run_in, with_quick, Scratch};
 
 #[test]
 fn plain_sgd_trains_nets_with_batch_norm() {

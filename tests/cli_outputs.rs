@@ -5,14 +5,8 @@
 
 mod cli_support;
 
-use cli_support::{command, run_in, Scratch};
+use cli_support::{command, run_in, with_quick, Scratch};
 use std::os::unix::fs::PermissionsExt;
-
-const QUICK: [&str; 6] = ["--train-limit", "100", "--epochs", "1", "--threads", "1"];
-
-fn with_quick<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    QUICK.iter().copied().chain(args.iter().copied()).collect()
-}
 
 #[test]
 fn json_to_dev_stdout_comes_after_the_lines_printed_before_it() {

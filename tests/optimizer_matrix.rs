@@ -130,6 +130,47 @@ fn train(
     Ok(net)
 }
 
+/// Two epochs without checkpoints.
+fn straight(
+    layers: &str,
+    mut opt: Box<dyn Optimizer<f32>>,
+    data: &InMemory,
+) -> Result<Network<f32>, RunError> {
+    train(layers, opt.as_mut(), 2, &Checkpoints::default(), data)
+}
+
+/// The first epoch, checkpointed in `dir`.
+fn first_epoch(
+    layers: &str,
+    mut opt: Box<dyn Optimizer<f32>>,
+    dir: &Path,
+    data: &InMemory,
+) -> Result<Network<f32>, RunError> {
+    train(
+        layers,
+        opt.as_mut(),
+        1,
+        &Checkpoints::new(Some(dir.to_path_buf()), None),
+        data,
+    )
+}
+
+/// The run checkpointed in `dir`, resumed to two epochs.
+fn resumed(
+    layers: &str,
+    mut opt: Box<dyn Optimizer<f32>>,
+    dir: &Path,
+    data: &InMemory,
+) -> Result<Network<f32>, RunError> {
+    train(
+        layers,
+        opt.as_mut(),
+        2,
+        &Checkpoints::new(None, Some(dir.to_path_buf())),
+        data,
+    )
+}
+
 fn scratch(tag: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("nndl-matrix-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
@@ -147,24 +188,16 @@ fn every_layer_with_every_optimizer_trains_and_resumes_to_the_same_weights() {
         for kind in kinds() {
             for averaged in [false, true] {
                 let what = format!("{layers} / {kind:?} / averaged {averaged}");
-                let straight = train(
-                    layers,
-                    optimizer(kind, averaged).as_mut(),
-                    2,
-                    &Checkpoints::default(),
-                    &data,
-                )
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let straight = straight(layers, optimizer(kind, averaged), &data)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert!(
                     straight.parameter_bits() != start,
                     "{what}: nothing trained"
                 );
                 let dir = root.join(format!("{n}-{kind:?}-{averaged}"));
-                let first = Checkpoints::new(Some(dir.clone()), None);
-                train(layers, optimizer(kind, averaged).as_mut(), 1, &first, &data)
+                first_epoch(layers, optimizer(kind, averaged), &dir, &data)
                     .unwrap_or_else(|e| panic!("{what}, first epoch: {e}"));
-                let again = Checkpoints::new(None, Some(dir));
-                let resumed = train(layers, optimizer(kind, averaged).as_mut(), 2, &again, &data)
+                let resumed = resumed(layers, optimizer(kind, averaged), &dir, &data)
                     .unwrap_or_else(|e| panic!("{what}, resumed: {e}"));
                 assert!(
                     resumed.parameter_bits() == straight.parameter_bits(),
@@ -186,44 +219,16 @@ fn a_resumed_optimizer_is_the_saved_one_not_a_fresh_one() {
     let root = scratch("fresh");
     let layers = NETS[0];
     for averaged in [false, true] {
-        let straight = train(
-            layers,
-            optimizer(Kind::Adam, averaged).as_mut(),
-            2,
-            &Checkpoints::default(),
-            &data,
-        )
-        .unwrap();
+        let straight = straight(layers, optimizer(Kind::Adam, averaged), &data).unwrap();
         let dir = root.join(format!("{averaged}"));
-        let first = Checkpoints::new(Some(dir.clone()), None);
-        train(
-            layers,
-            optimizer(Kind::Adam, averaged).as_mut(),
-            1,
-            &first,
-            &data,
-        )
-        .unwrap();
+        first_epoch(layers, optimizer(Kind::Adam, averaged), &dir, &data).unwrap();
         // Resumed with plain SGD: the checkpoint's Adam state is refused, not dropped.
-        let again = Checkpoints::new(None, Some(dir.clone()));
-        let e = train(
-            layers,
-            optimizer(Kind::Sgd(Reg::None, true), false).as_mut(),
-            2,
-            &again,
-            &data,
-        )
-        .err()
-        .expect("an Adam checkpoint resumed by SGD");
+        let sgd = optimizer(Kind::Sgd(Reg::None, true), false);
+        let e = resumed(layers, sgd, &dir, &data)
+            .err()
+            .expect("an Adam checkpoint resumed by SGD");
         assert!(e.to_string().contains("optimizer state"), "{e}");
-        let resumed = train(
-            layers,
-            optimizer(Kind::Adam, averaged).as_mut(),
-            2,
-            &again,
-            &data,
-        )
-        .unwrap();
+        let resumed = resumed(layers, optimizer(Kind::Adam, averaged), &dir, &data).unwrap();
         assert!(resumed.parameter_bits() == straight.parameter_bits());
     }
     let _ = std::fs::remove_dir_all(&root);
@@ -338,12 +343,10 @@ fn a_damaged_or_crafted_checkpoint_is_refused_not_reset() {
     ];
     for (k, (what, edit, says)) in cases.into_iter().enumerate() {
         let dir = root.join(k.to_string());
-        let first = Checkpoints::new(Some(dir.clone()), None);
         let opt = || optimizer(Kind::Adam, true);
-        train(layers, opt().as_mut(), 1, &first, &data).unwrap();
+        first_epoch(layers, opt(), &dir, &data).unwrap();
         tamper(&dir, edit);
-        let again = Checkpoints::new(None, Some(dir));
-        let e = train(layers, opt().as_mut(), 2, &again, &data)
+        let e = resumed(layers, opt(), &dir, &data)
             .err()
             .unwrap_or_else(|| panic!("{what}: resumed"));
         let e = e.to_string();
@@ -366,32 +369,9 @@ fn a_net_of_millions_of_parameters_with_adam_and_the_average_resumes() {
     assert!(n > 3_000_000, "{n}");
     let data = data();
     let root = scratch("big");
-    let straight = train(
-        layers,
-        optimizer(Kind::Adam, true).as_mut(),
-        2,
-        &Checkpoints::default(),
-        &data,
-    )
-    .unwrap();
-    let first = Checkpoints::new(Some(root.clone()), None);
-    train(
-        layers,
-        optimizer(Kind::Adam, true).as_mut(),
-        1,
-        &first,
-        &data,
-    )
-    .unwrap();
-    let again = Checkpoints::new(None, Some(root.clone()));
-    let resumed = train(
-        layers,
-        optimizer(Kind::Adam, true).as_mut(),
-        2,
-        &again,
-        &data,
-    )
-    .unwrap();
+    let straight = straight(layers, optimizer(Kind::Adam, true), &data).unwrap();
+    first_epoch(layers, optimizer(Kind::Adam, true), &root, &data).unwrap();
+    let resumed = resumed(layers, optimizer(Kind::Adam, true), &root, &data).unwrap();
     assert!(resumed.parameter_bits() == straight.parameter_bits());
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -408,35 +388,17 @@ fn a_second_run_on_a_locked_checkpoint_directory_is_refused() {
     );
     // Run::epochs opens what the program did not, so it cannot skip the lock either.
     let data = data();
-    let e = train(
-        NETS[0],
-        optimizer(Kind::Adam, false).as_mut(),
-        1,
-        &Checkpoints::new(Some(root.clone()), None),
-        &data,
-    )
-    .err()
-    .expect("a second writer");
+    let adam = || optimizer(Kind::Adam, false);
+    let e = first_epoch(NETS[0], adam(), &root, &data)
+        .err()
+        .expect("a second writer");
     assert!(e.to_string().contains("another run"), "{e}");
     drop(held);
-    train(
-        NETS[0],
-        optimizer(Kind::Adam, false).as_mut(),
-        1,
-        &Checkpoints::new(Some(root.clone()), None),
-        &data,
-    )
-    .unwrap();
+    first_epoch(NETS[0], adam(), &root, &data).unwrap();
     // Now it holds a checkpoint: a new run there without --resume is refused.
-    let e = train(
-        NETS[0],
-        optimizer(Kind::Adam, false).as_mut(),
-        1,
-        &Checkpoints::new(Some(root.clone()), None),
-        &data,
-    )
-    .err()
-    .expect("overwriting another run's checkpoint");
+    let e = first_epoch(NETS[0], adam(), &root, &data)
+        .err()
+        .expect("overwriting another run's checkpoint");
     assert!(e.to_string().contains("another run's checkpoint"), "{e}");
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -499,7 +461,7 @@ proptest::proptest! {
         let dir = scratch(&format!("prop-{at}"));
         let layers = "flatten fc:6 bn softmax:10";
         let opt = || optimizer(Kind::Adam, true);
-        train(layers, opt().as_mut(), 1, &Checkpoints::new(Some(dir.clone()), None), &data).unwrap();
+        first_epoch(layers, opt(), &dir, &data).unwrap();
         tamper(&dir, |_, json| {
             let mut slot = json;
             for key in STATE_PATHS[at] {
@@ -507,9 +469,8 @@ proptest::proptest! {
             }
             *slot = value.clone();
         });
-        let again = Checkpoints::new(None, Some(dir.clone()));
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            train(layers, opt().as_mut(), 2, &again, &data).map(|n| n.parameter_bits())
+            resumed(layers, opt(), &dir, &data).map(|n| n.parameter_bits())
         }));
         let _ = std::fs::remove_dir_all(&dir);
         proptest::prop_assert!(r.is_ok(), "{:?} = {} panicked", STATE_PATHS[at], value);

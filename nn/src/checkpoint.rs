@@ -246,7 +246,7 @@ impl Checkpoint {
                 path,
                 format!(
                     "the checkpoint holds {} weights, this network is {}",
-                    quote(&meta.precision),
+                    capped(&meta.precision),
                     precision::<T>()
                 ),
             ));

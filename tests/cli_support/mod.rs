@@ -46,6 +46,14 @@ pub fn example(name: &str) -> PathBuf {
     exe
 }
 
+/// The quick settings most runs use: 100 training images, one epoch, one thread.
+pub const QUICK: [&str; 6] = ["--train-limit", "100", "--epochs", "1", "--threads", "1"];
+
+/// [`QUICK`] followed by `args`.
+pub fn with_quick<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    QUICK.iter().copied().chain(args.iter().copied()).collect()
+}
+
 /// A fresh directory for one test, removed on drop.
 pub struct Scratch(pub PathBuf);
 
