@@ -215,6 +215,13 @@ impl Checkpoints {
         }
         if let Some(d) = self.dir().map(Path::to_path_buf) {
             let d = d.as_path();
+            if d.exists() && !d.is_dir() {
+                return Err(RunError::Output {
+                    flag: "--checkpoint",
+                    path: d.to_path_buf(),
+                    why: "is a file, not a directory".into(),
+                });
+            }
             // Like mkdir: the parent must exist (a typo in it is an error, not a new tree).
             if !d.is_dir() {
                 std::fs::create_dir(d).map_err(|e| RunError::Output {
@@ -478,7 +485,7 @@ fn restore_record(ck: &Checkpoint, dir: &Path, settings: &Value) -> Result<(RunR
     let wall = match ck.state.get("wall_seconds").map(Value::as_f64) {
         None => Duration::ZERO,
         Some(Some(w)) => Duration::try_from_secs_f64(w)
-            .map_err(|_| damaged(format!("damaged wall_seconds {w}")))?,
+            .map_err(|_| damaged(format!("damaged wall_seconds {w:e}")))?,
         Some(None) => return Err(damaged("damaged wall_seconds: not a number".into())),
     };
     let start = Instant::now()

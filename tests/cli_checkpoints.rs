@@ -75,7 +75,7 @@ fn checkpoint_directories_are_checked_before_any_work_on_every_program() {
         );
         let e = r.one_line_error();
         assert!(
-            e.contains("--checkpoint") && e.contains("a-file"),
+            e.contains("--checkpoint") && e.contains("a-file: is a file, not a directory"),
             "{program}: {e}"
         );
         assert!(!r.stdout.contains("Epoch 0"), "{program} trained first");
