@@ -83,7 +83,7 @@ struct Args {
     load: Option<PathBuf>,
     /// Skip training: average the class probabilities of these saved nets (same --layers)
     /// and report each net's and the ensemble's validation and test accuracy.
-    #[arg(long, num_args = 1.., value_name = "NET.safetensors")]
+    #[arg(long, num_args = 1.., value_name = "NET.safetensors", conflicts_with_all = ["save", "load", "checkpoint", "resume", "clean_epochs", "train_all"])]
     ensemble: Vec<PathBuf>,
     /// With --ensemble: average each net's probabilities over the images as they are and N-1
     /// copies transformed at random (the --degrees, --shift and --scale ranges, drawn from
@@ -122,6 +122,9 @@ fn run() -> Result<()> {
     if args.tta > 1 && args.ensemble.is_empty() {
         bail!("--tta N takes N >= 1 and goes with --ensemble (one net or several)");
     }
+    if args.train_all && t.eta_schedule {
+        bail!("--eta-schedule judges validation accuracy, and --train-all trains on the validation images");
+    }
     if args.optimizer != Opt::Sgd && t.momentum.is_some() {
         bail!("--momentum is for --optimizer sgd (Adam keeps its own moments)");
     }
@@ -142,9 +145,6 @@ fn run() -> Result<()> {
     let ck = args.resume.open(false)?;
     let mut data = c.load(false)?;
     if !args.ensemble.is_empty() {
-        if args.train_all {
-            bail!("--train-all is for training; --ensemble evaluates saved nets");
-        }
         return ensemble(&args, &layers, &data, augment);
     }
     if args.train_all {

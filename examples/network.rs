@@ -19,6 +19,9 @@ use nndl::run::Plan;
 #[command(mut_arg("mini_batch", |a| a.default_value("10")))]
 #[command(mut_arg("eta", |a| a.default_value("3.0")))]
 #[command(mut_arg("hidden", |a| a.default_value("30")))]
+// network.py evaluates on the test set only, and the plateau schedule judges validation
+// accuracy: the flag would be accepted and do nothing.
+#[command(mut_arg("eta_schedule", |a| a.hide(true)))]
 struct Args {
     #[command(flatten)]
     common: Common,
@@ -37,6 +40,9 @@ fn main() {
 fn run() -> Result<()> {
     let args: Args = common::parse_args();
     let (c, t) = (&args.common, &args.tuning);
+    if t.eta_schedule {
+        anyhow::bail!("--eta-schedule judges validation accuracy, which network.py does not measure; use network2");
+    }
     let threads = c.init_threads()?;
     let (epochs, mb, eta, hidden) = (
         c.epochs.unwrap_or(30),

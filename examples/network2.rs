@@ -69,7 +69,7 @@ struct Args {
     accuracy_only: bool,
     /// Layer sizes, input to output (e.g. 784,30,30,10: chapter 5's deeper nets); overrides
     /// --hidden.
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "hidden")]
     sizes: Option<Vec<usize>>,
     /// The hidden neurons (tanh: chapter 3's exercise; the output layer stays sigmoid, so the
     /// targets stay 0/1 and the cross-entropy applies).

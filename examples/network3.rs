@@ -117,9 +117,9 @@ struct Args {
     /// the 20 5x5 filters; dark = positive weight).
     #[arg(long, value_name = "PATH.png")]
     filters: Option<PathBuf>,
-    /// Ensemble size.
-    #[arg(long, default_value_t = 5, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
-    nets: usize,
+    /// Ensemble size [default: 5].
+    #[arg(long, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
+    nets: Option<usize>,
     /// Checkpoints (an ensemble keeps one per net in DIR/net0, DIR/net1, ...).
     #[command(flatten)]
     resume: Resume,
@@ -197,6 +197,9 @@ fn run() -> Result<()> {
     // Check the description before loading anything.
     nn::spec::build::<f32>(&layers, c.seed)?;
     let is_ensemble = args.preset == Preset::Ensemble && args.layers.is_none();
+    if !is_ensemble && (args.vote_only || args.nets.is_some()) {
+        bail!("--vote-only and --nets are for --preset ensemble (without --layers)");
+    }
     if let Some(p) = &args.save {
         // Fail before training, not after.
         if is_ensemble {
@@ -303,16 +306,17 @@ fn ensemble(
     ck: &Checkpoints,
 ) -> Result<()> {
     let c = &args.common;
+    let nets = args.nets.unwrap_or(5);
     let dir = args
         .save
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/ensemble"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if let Some(r) = &args.resume.resume {
-        run.resume_ensemble(r, args.nets)?;
+        run.resume_ensemble(r, nets)?;
     }
     let mut predictions = Vec::new();
-    for k in 0..args.nets {
+    for k in 0..nets {
         let seed = c.seed + k as u64;
         let path = dir.join(format!("net{k}_seed{seed}.safetensors"));
         let mut net = nn::spec::build::<f32>(layers, seed)?;
@@ -363,13 +367,13 @@ fn ensemble(
     let acc = correct as f64 / data.test.len() as f64;
     println!(
         "Ensemble of {} nets, majority vote: {correct} / {} = {:.2}% test accuracy",
-        args.nets,
+        nets,
         data.test.len(),
         100.0 * acc
     );
     run.record.test_accuracy = Some(acc);
     if let Some(p) = &args.misclassified {
-        draw_misclassified(p, &data.test, &v, &format!("the ensemble of {}", args.nets))?;
+        draw_misclassified(p, &data.test, &v, &format!("the ensemble of {nets}"))?;
     }
     c.finish(&mut run, "network3 ensemble")?;
     Ok(())

@@ -190,6 +190,24 @@ fn each_program_takes_only_the_flags_it_uses_and_checks_every_value() {
         ("network", "--mini-batch 0", "must be at least 1"),
         ("network3", "--nets 0", "must be at least 1"),
         ("network3", "--max-memory 12X", "unit must be"),
+        ("network", "--eta-schedule", "use network2"),
+        // Flags that another flag would make do nothing.
+        (
+            "network2",
+            "--sizes 784,10 --hidden 20",
+            "cannot be used with '--hidden",
+        ),
+        ("network3", "--nets 3", "are for --preset ensemble"),
+        (
+            "modern",
+            "--ensemble a.safetensors --save b.safetensors",
+            "cannot be used with '--save",
+        ),
+        (
+            "modern",
+            "--train-all --eta-schedule",
+            "--train-all trains on the validation",
+        ),
     ] {
         let args: Vec<&str> = flag.split(' ').collect();
         // --data names no directory: values are checked before any data is looked for.

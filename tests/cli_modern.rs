@@ -177,7 +177,7 @@ fn bad_flags_are_one_line_errors() {
         (vec!["--tta", "4"], "goes with --ensemble"),
         (
             vec!["--train-all", "--ensemble", "a.safetensors"],
-            "--train-all is for training",
+            "'--train-all' cannot be used with '--ensemble",
         ),
     ] {
         let r = run_in(&s.0, "modern", &args);
