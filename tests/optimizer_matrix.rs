@@ -476,3 +476,77 @@ proptest::proptest! {
         proptest::prop_assert!(r.is_ok(), "{:?} = {} panicked", STATE_PATHS[at], value);
     }
 }
+
+/// `scalars` and the `optimizer/...` tensors as checkpoint format 1 kept them: all JSON.
+fn format1(
+    scalars: &serde_json::Value,
+    tensors: &[(String, Vec<usize>, Vec<u8>)],
+) -> serde_json::Value {
+    let lists = |prefix: &str| -> serde_json::Value {
+        let values: Vec<Vec<f64>> = (0..)
+            .map_while(|k| {
+                let name = format!("optimizer/{prefix}.{k}");
+                let t = tensors.iter().find(|t| t.0 == name)?;
+                Some(
+                    t.2.chunks_exact(4)
+                        .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                        .collect(),
+                )
+            })
+            .collect();
+        serde_json::json!(values)
+    };
+    match scalars["optimizer"].as_str() {
+        Some("averaged") => serde_json::json!({
+            "inner": format1(&scalars["inner"], tensors),
+            "average": lists("average"),
+            "t": scalars["t"],
+        }),
+        Some("adam") => {
+            serde_json::json!({ "m": lists("adam.m"), "v": lists("adam.v"), "t": scalars["t"] })
+        }
+        Some("momentum") => serde_json::json!({ "velocities": lists("momentum.velocity") }),
+        _ => serde_json::Value::Null,
+    }
+}
+
+#[test]
+fn a_run_checkpointed_in_format_1_still_resumes_to_the_same_weights() {
+    let data = data();
+    let root = scratch("format1");
+    let layers = "conv2d:2x3x3 bn,relu flatten fc:6 softmax:10";
+    for (k, (kind, averaged)) in [
+        (Kind::Adam, true),
+        (Kind::Momentum(Reg::WeightDecay), false),
+        (Kind::Sgd(Reg::None, true), true),
+        (Kind::Sgd(Reg::L1, false), false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let what = format!("{kind:?} / averaged {averaged}");
+        let straight = straight(layers, optimizer(kind, averaged), &data).unwrap();
+        let dir = root.join(k.to_string());
+        first_epoch(layers, optimizer(kind, averaged), &dir, &data).unwrap();
+        tamper(&dir, |tensors, json| {
+            json["version"] = 1.into();
+            json["state"]["optimizer"] = format1(&json["state"]["optimizer"], tensors);
+            tensors.retain(|t| !t.0.starts_with("optimizer/"));
+        });
+        let resumed = resumed(layers, optimizer(kind, averaged), &dir, &data)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            resumed.parameter_bits() == straight.parameter_bits(),
+            "{what}"
+        );
+    }
+    // A format this nndl does not know is refused by number.
+    let dir = root.join("future");
+    first_epoch(layers, optimizer(Kind::Adam, false), &dir, &data).unwrap();
+    tamper(&dir, |_, json| json["version"] = 3.into());
+    let e = resumed(layers, optimizer(Kind::Adam, false), &dir, &data)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("format version 3"), "{e}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -46,7 +46,8 @@ pub const FILE_NAME: &str = "checkpoint.safetensors";
 /// The safetensors metadata key holding the checkpoint's JSON.
 pub const METADATA_KEY: &str = "nndl.checkpoint";
 
-/// The format version this code writes and reads (1 kept optimiser state in the JSON).
+/// The format version this code writes (1, which kept the optimiser state in the JSON, is
+/// still read).
 const VERSION: u32 = 2;
 
 /// The name prefix of the extra tensors (optimiser state) a checkpoint holds besides the
@@ -129,7 +130,7 @@ fn metadata(bytes: &[u8], path: &Path) -> Result<Meta> {
             format!("damaged checkpoint metadata: {}", capped(&e.to_string())),
         )
     })?;
-    if meta.version != VERSION {
+    if meta.version != VERSION && meta.version != 1 {
         return Err(bad(
             path,
             format!(
@@ -269,6 +270,17 @@ impl Checkpoint {
             }
             extra.push((short.to_string(), values_of::<T>(&view, &name, path)?));
         }
+        let mut state = meta.state;
+        if meta.version == 1 {
+            // Format 1 kept the optimiser's buffers in the JSON: moved where format 2 has them.
+            let old = state.get("optimizer").cloned().unwrap_or_default();
+            let now = crate::OptimizerState::<T>::from_format1(&old)
+                .map_err(|e| bad(path, format!("damaged optimizer state: {e}")))?;
+            if let Some(o) = state.get_mut("optimizer") {
+                *o = now.scalars;
+            }
+            extra.extend(now.buffers);
+        }
         // safetensors lists tensors in no fixed order; the optimiser finds them by name.
         extra.sort_by(|a, b| a.0.cmp(&b.0));
         set_parameters(net, values)?;
@@ -276,7 +288,7 @@ impl Checkpoint {
         Ok((
             Checkpoint {
                 epochs_done: meta.epochs_done,
-                state: meta.state,
+                state,
             },
             extra,
         ))

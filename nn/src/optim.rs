@@ -94,6 +94,45 @@ pub struct OptimizerState<T> {
     pub buffers: Vec<(String, Vec<T>)>,
 }
 
+impl<T: Float> OptimizerState<T> {
+    /// The state as checkpoint format 1 kept it, all in JSON (`{"velocities": [[..]]}`,
+    /// `{"m": [[..]], "v": [[..]], "t": n}`, `{"inner": .., "average": [[..]], "t": n}`, or
+    /// `null`), in today's form, so that runs checkpointed before format 2 still resume.
+    pub fn from_format1(json: &serde_json::Value) -> Result<Self> {
+        use serde_json::{json, Value};
+        let lists = |key: &str, prefix: &str, out: &mut Vec<(String, Vec<T>)>| -> Result<()> {
+            let v: Vec<Vec<f64>> = serde_json::from_value(json[key].clone()).map_err(|e| {
+                NnError::Config(format!("the saved optimiser state's {key:?}: {e}"))
+            })?;
+            for (k, b) in v.into_iter().enumerate() {
+                out.push((format!("{prefix}.{k}"), b.into_iter().map(T::of).collect()));
+            }
+            Ok(())
+        };
+        let mut buffers = Vec::new();
+        let scalars = if json.is_null() {
+            Value::Null
+        } else if json.get("average").is_some() {
+            let inner = Self::from_format1(&json["inner"])?;
+            buffers = inner.buffers;
+            lists("average", "average", &mut buffers)?;
+            json!({ "optimizer": "averaged", "inner": inner.scalars, "t": json["t"] })
+        } else if json.get("velocities").is_some() {
+            lists("velocities", "momentum.velocity", &mut buffers)?;
+            json!({ "optimizer": "momentum" })
+        } else if json.get("m").is_some() {
+            lists("m", "adam.m", &mut buffers)?;
+            lists("v", "adam.v", &mut buffers)?;
+            json!({ "optimizer": "adam", "t": json["t"] })
+        } else {
+            return Err(NnError::Config(
+                "the saved optimiser state is of no optimiser this nndl knows".into(),
+            ));
+        };
+        Ok(OptimizerState { scalars, buffers })
+    }
+}
+
 /// Fails unless `eta` is a positive number `T` holds.
 fn check_eta<T: Float>(eta: f64) -> Result<()> {
     if !eta.is_finite() || eta <= 0.0 || !T::of(eta).is_finite() {
