@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{run_in, with_quick, Scratch, QUICK};
+use cli_support::{run_capped, run_in, with_quick, Scratch, QUICK};
 use nn::{Cost, Init, Network};
 
 #[test]
@@ -260,15 +260,6 @@ fn images_bomb(count: u32, zeros: usize) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// `prlimit` runs a program under an address-space limit; absent on some systems.
-fn have_prlimit() -> bool {
-    std::process::Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn a_gzip_bomb_in_the_data_directory_is_refused_from_its_header() {
     let s = Scratch::new("bomb");
@@ -295,27 +286,12 @@ fn a_gzip_bomb_in_the_data_directory_is_refused_from_its_header() {
             ("network", with_quick(&["--data", &dir])),
             ("mnist_svm", vec!["--data", &dir]),
         ] {
-            let r = run_in(&s.0, program, &args);
+            // Under an address-space cap: nothing big is even reserved.
+            let (r, _) = run_capped(&s.0, program, &args, &[]);
             let e = r.one_line_error();
             assert!(
                 e.contains("train-images-idx3-ubyte.gz") && e.contains(says),
                 "{program}: {e}"
-            );
-        }
-        // Under a 400 MB address-space limit: nothing big is even reserved.
-        if have_prlimit() {
-            let out = std::process::Command::new("prlimit")
-                .arg("--as=400000000")
-                .arg(cli_support::example("mnist_svm"))
-                .args(["--data", &dir])
-                .current_dir(&s.0)
-                .output()
-                .unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{err}");
-            assert!(
-                err.trim_end().lines().count() == 1 && err.contains(says),
-                "{err}"
             );
         }
     }
@@ -338,52 +314,6 @@ fn an_endless_model_file_is_refused_after_a_line_limit() {
     let r = run_in(&s.0, "mnist_svm", &["--load", &s.arg("long.model")]);
     let e = r.one_line_error();
     assert!(e.len() < 1000 && e.contains("more characters)"), "{e}");
-}
-
-/// The address-space cap the memory tests run under: a run the plan failed to stop would die
-/// on an allocation (a signal, not exit code 2) instead of swapping the machine.
-const CAP: u64 = 4 << 30;
-
-/// Runs example `name` with `args` under `prlimit --as=CAP` (where prlimit exists; else with
-/// NNDL_MAX_MEMORY at 3/4 of CAP, the limit the cap itself gives), with `env` set; returns the
-/// run and its wall time.
-fn run_capped(
-    dir: &std::path::Path,
-    name: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (cli_support::Run, std::time::Duration) {
-    let prlimit = std::process::Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let mut c = if prlimit {
-        let mut c = std::process::Command::new("prlimit");
-        c.arg(format!("--as={CAP}"))
-            .arg("--")
-            .arg(cli_support::example(name));
-        c.env_remove("NNDL_MAX_MEMORY");
-        c
-    } else {
-        let mut c = std::process::Command::new(cli_support::example(name));
-        c.env("NNDL_MAX_MEMORY", (CAP / 4 * 3).to_string());
-        c
-    };
-    c.current_dir(dir)
-        .args(args)
-        .env("NNDL_DATA", cli_support::root().join("data/mnist"))
-        .env("RUST_BACKTRACE", "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let start = std::time::Instant::now();
-    let out = c.output().expect("running the example");
-    let run = cli_support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    (run, start.elapsed())
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! What the probes of 2026-12-07 found in training and resuming, through the programs: plain
 //! SGD with batch norm, checkpoints of any size, directories checked and locked on every
-//! program, settings a resumed run must keep, and flags a program does not use.
+//! program, settings a resumed run must keep, and flags a program does not use. Each refusal
+//! runs under an address-space cap (`cli_support::run_capped`).
 
 mod cli_support;
 
-use cli_support::{run_in, with_quick, Scratch};
+use cli_support::{run_capped, run_in, with_quick, Scratch};
 
 #[test]
 fn plain_sgd_trains_nets_with_batch_norm() {
@@ -58,21 +59,25 @@ fn checkpoint_directories_are_checked_before_any_work_on_every_program() {
     let s = Scratch::new("ck-dirs");
     std::fs::write(s.path("a-file"), b"not a directory").unwrap();
     for program in ["network", "network2", "network3", "modern"] {
-        let r = run_in(
+        let r = run_capped(
             &s.0,
             program,
             &with_quick(&["--resume", &s.arg("typo-dir")]),
-        );
+            &[],
+        )
+        .0;
         let e = r.one_line_error();
         assert!(
             e.contains("--resume") && e.contains("no checkpoint there"),
             "{program}: {e}"
         );
-        let r = run_in(
+        let r = run_capped(
             &s.0,
             program,
             &with_quick(&["--checkpoint", &s.arg("a-file")]),
-        );
+            &[],
+        )
+        .0;
         let e = r.one_line_error();
         assert!(
             e.contains("--checkpoint") && e.contains("a-file: is a file, not a directory"),
@@ -86,7 +91,7 @@ fn checkpoint_directories_are_checked_before_any_work_on_every_program() {
     let first = [&layers[..], &["--checkpoint", &run1]].concat();
     run_in(&s.0, "modern", &with_quick(&first)).ok();
     let before = std::fs::read(s.path("run1/checkpoint.safetensors")).unwrap();
-    let e = run_in(&s.0, "modern", &with_quick(&first));
+    let e = run_capped(&s.0, "modern", &with_quick(&first), &[]).0;
     assert!(
         e.one_line_error()
             .contains("holds another run's checkpoint"),
@@ -104,7 +109,13 @@ fn a_second_run_on_a_locked_checkpoint_directory_gets_one_line() {
     let lock = std::fs::File::create(s.path("ck").join(nndl::run::LOCK_FILE)).unwrap();
     lock.try_lock().unwrap();
     for program in ["network2", "modern"] {
-        let r = run_in(&s.0, program, &with_quick(&["--checkpoint", &s.arg("ck")]));
+        let r = run_capped(
+            &s.0,
+            program,
+            &with_quick(&["--checkpoint", &s.arg("ck")]),
+            &[],
+        )
+        .0;
         let e = r.one_line_error();
         assert!(
             e.contains("another run is checkpointing there"),
@@ -138,7 +149,7 @@ fn a_resumed_run_must_read_the_pixels_as_the_first_did() {
             "--pixel-scale",
             "256",
         ];
-        let e = run_in(&s.0, program, &again);
+        let e = run_capped(&s.0, program, &again, &[]).0;
         assert!(
             e.one_line_error()
                 .contains("pixel_scale = 255, this one 256"),
@@ -162,7 +173,7 @@ fn each_program_takes_only_the_flags_it_uses_and_checks_every_value() {
         ("modern", "--lambda 1"),
     ] {
         let args: Vec<&str> = flag.split(' ').collect();
-        let e = run_in(&s.0, program, &with_quick(&args));
+        let e = run_capped(&s.0, program, &with_quick(&args), &[]).0;
         let name = args[0];
         assert!(
             e.one_line_error()
@@ -213,7 +224,7 @@ fn each_program_takes_only_the_flags_it_uses_and_checks_every_value() {
         // --data names no directory: values are checked before any data is looked for.
         let mut all = with_quick(&args);
         all.extend(["--data", "/nonexistent"]);
-        let e = run_in(&s.0, program, &all);
+        let e = run_capped(&s.0, program, &all, &[]).0;
         assert!(
             e.one_line_error().contains(says),
             "{program} {flag}: {}",

@@ -5,7 +5,7 @@
 
 mod cli_support;
 
-use cli_support::{command, run_in, with_quick, Scratch};
+use cli_support::{command, run_capped, run_in, with_quick, Scratch};
 use std::os::unix::fs::PermissionsExt;
 
 #[test]
@@ -45,7 +45,7 @@ fn a_symlink_keeps_pointing_at_the_saved_file_and_a_read_only_file_is_refused() 
 
     std::fs::write(s.path("ro.json"), b"keep me").unwrap();
     std::fs::set_permissions(s.path("ro.json"), std::fs::Permissions::from_mode(0o444)).unwrap();
-    let r = run_in(&s.0, "network2", &with_quick(&["--json", "ro.json"]));
+    let r = run_capped(&s.0, "network2", &with_quick(&["--json", "ro.json"]), &[]).0;
     let e = r.one_line_error();
     assert!(e.contains("ro.json") && e.contains("read-only"), "{e}");
     assert!(!r.stdout.contains("Epoch 0"), "trained before refusing");

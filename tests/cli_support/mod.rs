@@ -143,3 +143,47 @@ pub fn command(dir: &Path, name: &str, args: &[&str]) -> Command {
         .env("RUST_BACKTRACE", "1");
     c
 }
+
+/// The address-space cap of [`run_capped`]: a run that tried a multi-GB allocation would die
+/// on it (a signal, not exit code 2) instead of swapping the machine.
+pub const CAP: u64 = 4 << 30;
+
+/// Runs example `name` with `args` under `prlimit --as=CAP` (where prlimit exists; else with
+/// NNDL_MAX_MEMORY at 3/4 of CAP, the limit the cap itself gives), with `env` set; returns the
+/// run and its wall time.
+pub fn run_capped(
+    dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Run, std::time::Duration) {
+    let prlimit = std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut c = if prlimit {
+        let mut c = std::process::Command::new("prlimit");
+        c.arg(format!("--as={CAP}")).arg("--").arg(example(name));
+        c.env_remove("NNDL_MAX_MEMORY");
+        c
+    } else {
+        let mut c = std::process::Command::new(example(name));
+        c.env("NNDL_MAX_MEMORY", (CAP / 4 * 3).to_string());
+        c
+    };
+    c.current_dir(dir)
+        .args(args)
+        .env("NNDL_DATA", root().join("data/mnist"))
+        .env("RUST_BACKTRACE", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let start = std::time::Instant::now();
+    let out = c.output().expect("running the example");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, start.elapsed())
+}
