@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The issue-14 runs, one after another (never two at once: the wall times are the figures).
-B=/work/nndl-runs/modern/bin
-D=/work/nndl-runs/modern
-cd /work/main
+B=../nndl-runs/modern/bin
+D=../nndl-runs/modern
+cd "$(dirname "$0")/../.."
 run() { local name=$1; shift; echo "$(date -u +%T) start $name $(cat /proc/loadavg)" >> $D/chain.txt; "$@" > $D/$name.log 2>&1; echo "$(date -u +%T) end $name rc=$? $(cat /proc/loadavg)" >> $D/chain.txt; }
 run s0 $B --epochs 10 --seed 0 --json $D/s0.json --plot $D/s0.png --save $D/s0.safetensors --checkpoint $D/ck0
 run torch_s0 python3 benches/modern_pytorch.py --epochs 10 --seed 0 --threads 2

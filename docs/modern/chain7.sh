@@ -3,9 +3,9 @@
 # default recipe otherwise (16 epochs, weight average), seeds 0-2 and their ensemble: the
 # recipe's validation stops rising at ~99.64% by epoch 10, so more regularisation is the next
 # thing to try. One run at a time: the wall times are figures.
-D=${D:-/work/nndl-runs/modern3}
+D=${D:-../nndl-runs/modern3}
 B=${B:-$D/bin2}
-cd /work/main
+cd "$(dirname "$0")/../.."
 run() { local name=$1; shift; echo "$(date -u +%T) start $name $(cat /proc/loadavg)" >> $D/chain.txt; "$@" > $D/$name.log 2>&1; echo "$(date -u +%T) end $name rc=$? $(cat /proc/loadavg)" >> $D/chain.txt; }
 for s in 0 1 2; do
   run aug15s$s $B --seed $s --degrees 15 --shift 3 --scale 0.15 --json $D/aug15s$s.json --save $D/aug15s$s.safetensors --checkpoint $D/ckaug15$s

@@ -4,7 +4,7 @@
 # beside each round; writes docs/modern/throughput.txt. Nothing else may run meanwhile.
 B=${B:-target/release/examples/modern}
 OUT=${OUT:-docs/modern/throughput.txt}
-cd /work/main
+cd "$(dirname "$0")/../.."
 : > $OUT
 for r in $(seq 1 ${ROUNDS:-3}); do
   echo "round $r load $(cut -d' ' -f1-3 /proc/loadavg)" >> $OUT
