@@ -1,9 +1,9 @@
-use crate::pool::Pool;
-use crate::{AutogradError, Result};
+use crate::buffers::Buffers;
+use crate::{AutogradError, Op, Result};
 use tensor::{Float, Shape, Tensor};
 
 const PARAM_BIT: u32 = 1 << 31;
-const MAX_INPUTS: usize = 3;
+pub(crate) const MAX_INPUTS: usize = 3;
 
 /// A handle to a value on a [`Graph`]: a parameter (lives across steps) or a tape node (lives
 /// until the next [`Graph::reset`]). Small and `Copy`, so ops take it by value.
@@ -18,11 +18,18 @@ impl Var {
     pub fn is_parameter(self) -> bool {
         self.id & PARAM_BIT != 0
     }
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         (self.id & !PARAM_BIT) as usize
     }
+    /// The handle of the parameter at position `index`.
+    pub(crate) fn parameter(index: usize) -> Var {
+        Var {
+            id: index as u32 | PARAM_BIT,
+            generation: 0,
+        }
+    }
     /// The parameter's position, if this handle names one.
-    fn param(self) -> Option<usize> {
+    pub(crate) fn param(self) -> Option<usize> {
         self.is_parameter().then(|| self.index())
     }
 }
@@ -30,13 +37,13 @@ impl Var {
 /// One thing per value (its tensor, or its gradient), for the parameters and the tape: the
 /// single place a [`Var`] is turned into a position.
 #[derive(Default)]
-struct Slots<X> {
-    params: Vec<X>,
-    tape: Vec<X>,
+pub(crate) struct Slots<X> {
+    pub(crate) params: Vec<X>,
+    pub(crate) tape: Vec<X>,
 }
 
 impl<X> Slots<X> {
-    fn tier(&self, v: Var) -> &Vec<X> {
+    pub(crate) fn tier(&self, v: Var) -> &Vec<X> {
         if v.is_parameter() {
             &self.params
         } else {
@@ -44,15 +51,15 @@ impl<X> Slots<X> {
         }
     }
 
-    fn get(&self, v: Var) -> Option<&X> {
+    pub(crate) fn get(&self, v: Var) -> Option<&X> {
         self.tier(v).get(v.index())
     }
 
-    fn at(&self, v: Var) -> &X {
+    pub(crate) fn at(&self, v: Var) -> &X {
         &self.tier(v)[v.index()]
     }
 
-    fn at_mut(&mut self, v: Var) -> &mut X {
+    pub(crate) fn at_mut(&mut self, v: Var) -> &mut X {
         let tier = if v.is_parameter() {
             &mut self.params
         } else {
@@ -62,255 +69,39 @@ impl<X> Slots<X> {
     }
 }
 
-/// The backward half of an operation. The forward is the [`Graph`] method that computed the
-/// output and pushed the op with [`Graph::push_op`]; whatever the backward needs (a mask, the
-/// argmax of a pool, softmax probabilities) is stored in the implementing struct.
-pub trait Op<T: Float>: 'static {
-    /// The operation's name, for error messages and debugging.
-    fn name(&self) -> &'static str;
-
-    /// Adds this op's contribution to the gradient of each input that needs one.
-    fn backward(&self, cx: &mut Backward<'_, T>);
-
-    /// Hands back large buffers the op saved, so the next step can reuse them.
-    fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
-        Vec::new()
-    }
-
-    /// The backward fused with an SGD step of parameter input `k` (see
-    /// [`Graph::backward_step`]): computes every other input's gradient as [`Op::backward`]
-    /// would, and instead of adding to input `k`'s gradient, updates `w`, input `k`'s value,
-    /// by `w <- step.decay * w - step.eta * grad`. `cx.input(k)` is empty meanwhile: `w` is
-    /// the value. Returns `None`, having changed nothing, when the op cannot (the plain
-    /// backward then runs).
-    fn backward_step(
-        &self,
-        _cx: &mut Backward<'_, T>,
-        _k: usize,
-        _w: &mut Tensor<T>,
-        _step: Step<T>,
-    ) -> Option<Stepped<T>> {
-        None
-    }
-}
-
-/// What an [`Op::backward_step`] reports of the step it took.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stepped<T> {
-    /// Whether the parameter's gradient had a non-zero element.
-    pub nonzero: bool,
-    /// `sum p^2` of the updated parameter, if the op computed it on the way (kept until the
-    /// parameter next changes, for [`Graph::sum_squares`]).
-    pub sum_squares: Option<T>,
-}
-
-/// The SGD step of one parameter that an op applies in [`Op::backward_step`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Step<T> {
-    /// Learning rate.
-    pub eta: T,
-    /// What the parameter is multiplied by before the gradient step (weight decay, and any
-    /// L2 term's gradient folded in); 1 for none.
-    pub decay: T,
-}
-
-/// Plain SGD, `p <- decay_p * p - eta * grad_p`, for [`Graph::backward_step`].
-#[derive(Debug, Clone, Copy)]
-pub struct Sgd<'a, T> {
-    /// Learning rate.
-    pub eta: T,
-    /// Each parameter's decay factor, in creation order (1 where none).
-    pub decay: &'a [T],
-}
-
-struct Node<T> {
-    op: Option<Box<dyn Op<T>>>,
-    inputs: [Var; MAX_INPUTS],
-    n_inputs: u8,
+pub(crate) struct Node<T> {
+    pub(crate) op: Option<Box<dyn Op<T>>>,
+    pub(crate) inputs: [Var; MAX_INPUTS],
+    pub(crate) n_inputs: u8,
 }
 
 /// Parameters and the tape of one computation. See the crate docs.
 pub struct Graph<T: Float> {
     param_names: Vec<String>,
-    values: Slots<Tensor<T>>,
+    pub(crate) values: Slots<Tensor<T>>,
     /// Whether gradients flow to each value: a parameter unless frozen, a tape node when it
     /// depends on something that needs one.
-    requires_grad: Slots<bool>,
-    grads: Slots<Option<Tensor<T>>>,
-    nodes: Vec<Node<T>>,
+    pub(crate) requires_grad: Slots<bool>,
+    pub(crate) grads: Slots<Option<Tensor<T>>>,
+    pub(crate) nodes: Vec<Node<T>>,
     generation: u32,
     recording: bool,
-    pool: Pool<T>,
+    pub(crate) buffers: Buffers<T>,
     /// Per parameter: `c` of a gradient term `c * value` not yet added to its gradient (an L2
-    /// term's, during a `backward_step`; folded into the step's decay when one is fused).
-    pending: Vec<T>,
-    /// Per parameter: `Some(gradient had a non-zero element)` if updated during the last
-    /// `backward_step`.
-    stepped: Vec<Option<bool>>,
-    /// Scratch for `backward_step`: each parameter's first node on the tape.
-    first_use: Vec<usize>,
-    /// Per parameter: `sum p^2` as a fused step left it, until the parameter is next changed.
-    sum_squares: Vec<Option<T>>,
+    /// term's, kept as a number while a consumer may take the gradient unformed).
+    pub(crate) scaled: Vec<T>,
+    /// Per parameter: `Some(gradient had a non-zero element)` if the last
+    /// [`Graph::backward_with`] handed its gradient to the consumer.
+    pub(crate) handed: Vec<Option<bool>>,
+    /// Scratch for [`Graph::backward_with`]: each parameter's first node on the tape.
+    pub(crate) first_use: Vec<usize>,
+    /// Per parameter: `sum p^2` as a consumer reported it, until the parameter next changes.
+    pub(crate) sum_squares: Vec<Option<T>>,
 }
 
 impl<T: Float> Default for Graph<T> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// What an [`Op::backward`] sees: its inputs' and output's values, the output's gradient, and
-/// mutable access to each input's gradient accumulator.
-pub struct Backward<'a, T: Float> {
-    inputs: &'a [Var],
-    values: &'a Slots<Tensor<T>>,
-    output: &'a Tensor<T>,
-    grad_output: &'a Tensor<T>,
-    grads: &'a mut Slots<Option<Tensor<T>>>,
-    needs: [bool; MAX_INPUTS],
-    pool: &'a mut Pool<T>,
-    pending: &'a mut [T],
-    deferring: bool,
-}
-
-impl<'a, T: Float> Backward<'a, T> {
-    /// The value of input `k`.
-    pub fn input(&self, k: usize) -> &'a Tensor<T> {
-        self.values.at(self.inputs[k])
-    }
-
-    /// The op's output value.
-    pub fn output(&self) -> &'a Tensor<T> {
-        self.output
-    }
-
-    /// The gradient of the loss with respect to the op's output.
-    pub fn grad_output(&self) -> &'a Tensor<T> {
-        self.grad_output
-    }
-
-    /// How many inputs the op has.
-    pub fn input_count(&self) -> usize {
-        self.inputs.len()
-    }
-
-    /// Whether input `k` needs a gradient (skip the work when it does not).
-    pub fn needs_grad(&self, k: usize) -> bool {
-        k < self.inputs.len() && self.needs[k]
-    }
-
-    /// The gradient accumulator of input `k`, zero-filled on first use: add to it.
-    pub fn grad(&mut self, k: usize) -> &mut Tensor<T> {
-        let v = self.inputs[k];
-        let shape = self.input(k).shape();
-        let pending = self.take_pending(k);
-        let value = self.input(k);
-        let slot = self.grads.at_mut(v);
-        if slot.is_none() {
-            *slot = Some(self.pool.zeros(shape));
-        }
-        let g = slot.as_mut().expect("just filled");
-        if pending != T::zero() {
-            axpy(pending, value.data(), g.data_mut());
-        }
-        g
-    }
-
-    /// Adds `coef * input(k)` to input `k`'s gradient (an L2 term's gradient). During a
-    /// [`Graph::backward_step`] a parameter's is kept as the number `coef` and folded into its
-    /// SGD step's decay when an op fuses the step, so the weights are not read for it.
-    pub fn add_scaled_input(&mut self, k: usize, coef: T) {
-        let v = self.inputs[k];
-        if self.deferring && v.is_parameter() && self.grads.at(v).is_none() {
-            self.pending[v.index()] += coef;
-            return;
-        }
-        let x = self.input(k);
-        axpy(coef, x.data(), self.grad(k).data_mut());
-    }
-
-    fn take_pending(&mut self, k: usize) -> T {
-        self.inputs[k].param().map_or(T::zero(), |p| {
-            std::mem::replace(&mut self.pending[p], T::zero())
-        })
-    }
-
-    /// Adds the product `op(a) op(b)` (`rows x cols`, summed over `inner`; `op` transposes
-    /// where `ta`/`tb`) to input `k`'s gradient, if it needs one: the backward of every
-    /// product-shaped op, written once.
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_product(
-        &mut self,
-        k: usize,
-        (rows, inner, cols): (usize, usize, usize),
-        a: &[T],
-        ta: bool,
-        b: &[T],
-        tb: bool,
-    ) {
-        if !self.needs_grad(k) {
-            return;
-        }
-        let (d, fresh) = self.grad_or_fresh(k);
-        let beta = if fresh { T::zero() } else { T::one() };
-        tensor::gemm(
-            rows,
-            inner,
-            cols,
-            T::one(),
-            a,
-            ta,
-            b,
-            tb,
-            beta,
-            d.data_mut(),
-        );
-    }
-
-    /// The gradient buffer of input `k` for a kernel that takes a [`tensor::Accum`]: written
-    /// over when it is new (no zero-fill), added to when earlier ops already wrote it.
-    pub fn grad_accum(&mut self, k: usize) -> (&mut [T], tensor::Accum) {
-        let (g, fresh) = self.grad_or_fresh(k);
-        let mode = if fresh {
-            tensor::Accum::Overwrite
-        } else {
-            tensor::Accum::Add
-        };
-        (g.data_mut(), mode)
-    }
-
-    /// The gradient accumulator of input `k` for an op that will *overwrite* it when it is
-    /// new: returns it with `true` if it was just created (contents unspecified: write every
-    /// element, e.g. a GEMM with beta = 0), or with `false` if earlier ops already added to it
-    /// (add to it). Saves a zero-fill and a read of the whole buffer for the big weights.
-    pub fn grad_or_fresh(&mut self, k: usize) -> (&mut Tensor<T>, bool) {
-        let v = self.inputs[k];
-        if self.grads.at(v).is_some() {
-            return (self.grads.at_mut(v).as_mut().expect("checked"), false);
-        }
-        let value = self.input(k);
-        let mut g = Tensor::from_shape_vec(value.shape(), self.pool.take(value.shape().numel()))
-            .expect("pool returns the requested length");
-        let pending = self.take_pending(k);
-        let fresh = pending == T::zero();
-        if !fresh {
-            // A deferred `c * value` term: the buffer starts as it instead of as zeros.
-            for (d, &x) in g.data_mut().iter_mut().zip(value.data()) {
-                *d = pending * x;
-            }
-        }
-        (self.grads.at_mut(v).insert(g), fresh)
-    }
-
-    /// A scratch buffer of `len` elements from the graph's pool (give it back with
-    /// [`Backward::give_back`]).
-    pub fn scratch(&mut self, len: usize) -> Vec<T> {
-        self.pool.take(len)
-    }
-
-    /// Returns a scratch buffer to the pool.
-    pub fn give_back(&mut self, buf: Vec<T>) {
-        self.pool.give(buf)
     }
 }
 
@@ -325,9 +116,9 @@ impl<T: Float> Graph<T> {
             nodes: Vec::new(),
             generation: 1,
             recording: true,
-            pool: Pool::default(),
-            pending: Vec::new(),
-            stepped: Vec::new(),
+            buffers: Buffers::default(),
+            scaled: Vec::new(),
+            handed: Vec::new(),
             first_use: Vec::new(),
             sum_squares: Vec::new(),
         }
@@ -340,8 +131,8 @@ impl<T: Float> Graph<T> {
         self.values.params.push(value);
         self.grads.params.push(None);
         self.requires_grad.params.push(true);
-        self.pending.push(T::zero());
-        self.stepped.push(None);
+        self.scaled.push(T::zero());
+        self.handed.push(None);
         self.sum_squares.push(None);
         Var { id, generation: 0 }
     }
@@ -369,10 +160,7 @@ impl<T: Float> Graph<T> {
 
     /// All parameters, in creation order.
     pub fn parameters(&self) -> impl Iterator<Item = Var> + '_ {
-        (0..self.values.params.len()).map(|i| Var {
-            id: i as u32 | PARAM_BIT,
-            generation: 0,
-        })
+        (0..self.values.params.len()).map(Var::parameter)
     }
 
     /// A parameter's name.
@@ -462,7 +250,7 @@ impl<T: Float> Graph<T> {
             Some(op)
         } else {
             for b in op.recycle() {
-                self.pool.give(b);
+                self.buffers.give(b);
             }
             None
         };
@@ -506,7 +294,14 @@ impl<T: Float> Graph<T> {
         })
     }
 
-    /// `sum p^2` of parameter `p` if a fused step computed it and `p` has not changed since.
+    /// `Some(whether it had a non-zero element)` when parameter `p`'s gradient went to the
+    /// consumer of the last [`Graph::backward_with`] (it then has no stored gradient).
+    pub fn handed_over(&self, p: Var) -> Option<bool> {
+        self.handed.get(p.param()?).copied().flatten()
+    }
+
+    /// `sum p^2` of parameter `p` if a gradient consumer reported it and `p` has not changed
+    /// since.
     pub(crate) fn cached_sum_squares(&self, p: Var) -> Option<T> {
         self.sum_squares.get(p.param()?).copied().flatten()
     }
@@ -526,24 +321,24 @@ impl<T: Float> Graph<T> {
 
     /// A zero-filled tensor from the graph's buffer pool.
     pub fn alloc_zeros(&mut self, shape: Shape) -> Tensor<T> {
-        self.pool.zeros(shape)
+        self.buffers.zeros(shape)
     }
 
     /// A tensor from the graph's buffer pool whose contents the caller will overwrite.
     pub fn alloc(&mut self, shape: Shape) -> Tensor<T> {
-        let buf = self.pool.take(shape.numel());
+        let buf = self.buffers.take(shape.numel());
         Tensor::from_shape_vec(shape, buf).expect("pool returns buffers of the requested length")
     }
 
     /// A buffer of `len` elements from the pool (contents unspecified).
     pub fn alloc_buf(&mut self, len: usize) -> Vec<T> {
-        self.pool.take(len)
+        self.buffers.take(len)
     }
 
     /// Gives a buffer from [`Graph::alloc_buf`] back to the pool (scratch an op's forward
     /// needed only while it ran).
     pub fn recycle_buf(&mut self, buf: Vec<T>) {
-        self.pool.give(buf)
+        self.buffers.give(buf)
     }
 
     /// Whether ops are being recorded for a backward.
@@ -567,7 +362,7 @@ impl<T: Float> Graph<T> {
     /// How many buffers the graph has had to allocate so far (the rest were reused): after the
     /// first step of a fixed network this stops growing.
     pub fn fresh_allocations(&self) -> usize {
-        self.pool.fresh
+        self.buffers.fresh
     }
 
     /// Number of nodes on the tape now.
@@ -579,213 +374,58 @@ impl<T: Float> Graph<T> {
     /// tape nodes become stale; parameter Vars stay valid.
     pub fn reset(&mut self) {
         for t in self.values.tape.drain(..) {
-            self.pool.give(t.into_vec());
+            self.buffers.give(t.into_vec());
         }
         for t in self.grads.tape.drain(..).flatten() {
-            self.pool.give(t.into_vec());
+            self.buffers.give(t.into_vec());
         }
         self.requires_grad.tape.clear();
         for n in self.nodes.drain(..) {
             if let Some(op) = n.op {
                 for b in op.recycle() {
-                    self.pool.give(b);
+                    self.buffers.give(b);
                 }
             }
         }
         for g in self.grads.params.iter_mut() {
             if let Some(t) = g.take() {
-                self.pool.give(t.into_vec());
+                self.buffers.give(t.into_vec());
             }
         }
-        self.stepped.iter_mut().for_each(|s| *s = None);
-        self.pending.iter_mut().for_each(|c| *c = T::zero());
+        self.handed.iter_mut().for_each(|s| *s = None);
+        self.scaled.iter_mut().for_each(|c| *c = T::zero());
         self.generation = self.generation.wrapping_add(1).max(1);
-    }
-
-    /// Reverse-mode differentiation of the scalar `loss`: fills the gradient of every
-    /// parameter and node it depends on (adding to gradients already there).
-    pub fn backward(&mut self, loss: Var) -> Result<()> {
-        self.check(loss, "backward")?;
-        let shape = self.val(loss).shape();
-        if shape.numel() != 1 {
-            return Err(AutogradError::NotScalar(shape));
-        }
-        let mut seed = self.pool.zeros(shape);
-        seed.data_mut()[0] = T::one();
-        let r = self.backward_with_grad(loss, &seed);
-        self.pool.give(seed.into_vec());
-        r
-    }
-
-    /// Reverse-mode differentiation seeded with `grad` as the gradient of `out` (any shape;
-    /// what `y.backward(gradient)` is in PyTorch).
-    pub fn backward_with_grad(&mut self, out: Var, grad: &Tensor<T>) -> Result<()> {
-        self.run_backward(out, grad, None)
-    }
-
-    /// [`Graph::backward`] that also takes an SGD step, PyTorch's "optimizer step in
-    /// backward": where an op is the last to contribute to a parameter's gradient and can
-    /// fuse the step ([`Op::backward_step`], the linear layer at small mini-batches), it
-    /// updates the parameter as it goes and no gradient is stored for it
-    /// ([`Graph::stepped`] says which). Every other parameter's gradient is filled as by
-    /// `backward`, for the caller's own step.
-    pub fn backward_step(&mut self, loss: Var, sgd: &Sgd<'_, T>) -> Result<()> {
-        self.check(loss, "backward")?;
-        let shape = self.val(loss).shape();
-        if shape.numel() != 1 {
-            return Err(AutogradError::NotScalar(shape));
-        }
-        if sgd.decay.len() != self.values.params.len() {
-            return Err(AutogradError::Invalid {
-                op: "backward_step",
-                why: format!(
-                    "{} decay factors for {} parameters",
-                    sgd.decay.len(),
-                    self.values.params.len()
-                ),
-            });
-        }
-        let mut seed = self.pool.zeros(shape);
-        seed.data_mut()[0] = T::one();
-        let r = self.run_backward(loss, &seed, Some(sgd));
-        self.pool.give(seed.into_vec());
-        r
-    }
-
-    /// `Some(whether its gradient had a non-zero element)` when parameter `p` was updated
-    /// during the last [`Graph::backward_step`] (it then has no stored gradient).
-    pub fn stepped(&self, p: Var) -> Option<bool> {
-        self.stepped.get(p.param()?).copied().flatten()
-    }
-
-    fn run_backward(&mut self, out: Var, grad: &Tensor<T>, sgd: Option<&Sgd<'_, T>>) -> Result<()> {
-        self.check(out, "backward")?;
-        let shape = self.val(out).shape();
-        if grad.shape() != shape {
-            return Err(AutogradError::from(tensor::TensorError::ShapeMismatch {
-                op: "backward",
-                lhs: shape,
-                rhs: grad.shape(),
-                why: "seed gradient must have the output's shape".into(),
-            }));
-        }
-        // Intermediate gradients belong to one backward pass (as in PyTorch); leaves'
-        // and parameters' gradients accumulate across passes until `reset`.
-        for (node, grad) in self.nodes.iter().zip(self.grads.tape.iter_mut()) {
-            if node.op.is_some() {
-                if let Some(t) = grad.take() {
-                    self.pool.give(t.into_vec());
-                }
-            }
-        }
-        let slot = self.grads.at_mut(out);
-        match slot {
-            Some(g) => g
-                .data_mut()
-                .iter_mut()
-                .zip(grad.data())
-                .for_each(|(a, &b)| *a += b),
-            None => {
-                let mut t = self.pool.zeros(shape);
-                t.data_mut().copy_from_slice(grad.data());
-                *slot = Some(t);
-            }
-        }
-        if out.is_parameter() {
-            return Ok(());
-        }
-        let last = out.index();
-        if sgd.is_some() {
-            let mut first = std::mem::take(&mut self.first_use);
-            first.clear();
-            first.resize(self.values.params.len(), usize::MAX);
-            for (i, node) in self.nodes.iter().enumerate().take(last + 1) {
-                for v in &node.inputs[..node.n_inputs as usize] {
-                    if let Some(p) = v.param().filter(|&p| first[p] == usize::MAX) {
-                        first[p] = i;
-                    }
-                }
-            }
-            self.first_use = first;
-        }
-        for i in (0..=last).rev() {
-            let node = &self.nodes[i];
-            let Some(op) = node.op.as_ref() else { continue };
-            let Some(gout) = self.grads.tape[i].take() else {
-                continue;
-            };
-            let n = node.n_inputs as usize;
-            let mut needs = [false; MAX_INPUTS];
-            for (need, &v) in needs.iter_mut().zip(&node.inputs[..n]) {
-                *need = *self.requires_grad.at(v);
-            }
-            // The step is fused for the parameter input whose gradient this op completes: its
-            // first use on the tape, used once here, with no gradient stored yet.
-            let fuse = sgd.and_then(|sgd| {
-                let ins = &node.inputs[..n];
-                (0..n).find_map(|k| {
-                    let v = ins[k];
-                    let p = v.param()?;
-                    (needs[k]
-                        && self.first_use[p] == i
-                        && self.grads.params[p].is_none()
-                        && ins.iter().filter(|&&u| u == v).count() == 1)
-                        .then(|| {
-                            let step = Step {
-                                eta: sgd.eta,
-                                decay: sgd.decay[p] - sgd.eta * self.pending[p],
-                            };
-                            (k, p, step)
-                        })
-                })
-            });
-            // The context of node i's backward (the fused one sees its parameter moved out).
-            macro_rules! context {
-                ($deferring:expr) => {
-                    Backward {
-                        inputs: &node.inputs[..n],
-                        values: &self.values,
-                        output: &self.values.tape[i],
-                        grad_output: &gout,
-                        grads: &mut self.grads,
-                        needs,
-                        pool: &mut self.pool,
-                        pending: &mut self.pending,
-                        deferring: $deferring,
-                    }
-                };
-            }
-            let mut done = false;
-            if let Some((k, p, step)) = fuse {
-                let mut w = std::mem::take(&mut self.values.params[p]);
-                let r = op.backward_step(&mut context!(true), k, &mut w, step);
-                self.values.params[p] = w;
-                if let Some(r) = r {
-                    self.stepped[p] = Some(r.nonzero);
-                    self.sum_squares[p] = r.sum_squares;
-                    self.pending[p] = T::zero();
-                    done = true;
-                }
-            }
-            if !done {
-                op.backward(&mut context!(sgd.is_some()));
-            }
-            self.grads.tape[i] = Some(gout);
-        }
-        // Deferred terms no fused step took become ordinary gradients.
-        for p in 0..self.values.params.len() {
-            let c = std::mem::replace(&mut self.pending[p], T::zero());
-            if c != T::zero() {
-                let shape = self.values.params[p].shape();
-                let g = self.grads.params[p].get_or_insert_with(|| self.pool.zeros(shape));
-                axpy(c, self.values.params[p].data(), g.data_mut());
-            }
-        }
-        Ok(())
     }
 }
 
 /// `y += a * x`.
-fn axpy<T: Float>(a: T, x: &[T], y: &mut [T]) {
+pub(crate) fn axpy<T: Float>(a: T, x: &[T], y: &mut [T]) {
     y.iter_mut().zip(x).for_each(|(d, &v)| *d += a * v);
+}
+
+/// The gradient accumulator of `v` (whose value is `value`) for a writer that overwrites a new
+/// one: `(buffer, true)` if just created (contents unspecified), `(buffer, false)` if earlier
+/// writers already added to it. A term `c * value` kept as a number starts the buffer.
+pub(crate) fn grad_or_fresh<'s, T: Float>(
+    grads: &'s mut Slots<Option<Tensor<T>>>,
+    buffers: &mut Buffers<T>,
+    scaled: &mut [T],
+    value: &Tensor<T>,
+    v: Var,
+) -> (&'s mut Tensor<T>, bool) {
+    if grads.at(v).is_some() {
+        return (grads.at_mut(v).as_mut().expect("checked"), false);
+    }
+    let mut g = Tensor::from_shape_vec(value.shape(), buffers.take(value.shape().numel()))
+        .expect("the buffers return the requested length");
+    let c = v
+        .param()
+        .map_or(T::zero(), |p| std::mem::replace(&mut scaled[p], T::zero()));
+    let fresh = c == T::zero();
+    if !fresh {
+        for (d, &x) in g.data_mut().iter_mut().zip(value.data()) {
+            *d = c * x;
+        }
+    }
+    (grads.at_mut(v).insert(g), fresh)
 }

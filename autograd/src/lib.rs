@@ -21,16 +21,20 @@
 //! # Ok(()) }
 //! ```
 
+mod backward;
+mod buffers;
 mod error;
 pub mod gradcheck;
 mod graph;
+mod handover;
 pub mod ops;
-mod pool;
 pub mod testing;
 
+pub use backward::{Backward, Op};
 pub use error::AutogradError;
 pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};
-pub use graph::{Backward, Graph, Op, Sgd, Step, Stepped, Var};
+pub use graph::{Graph, Var};
+pub use handover::{GradientConsumer, LinearGradient, LinearParts, Taken};
 pub use ops::BatchStats;
 pub use tensor::{Float, Shape, Tensor};
 

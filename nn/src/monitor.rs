@@ -51,7 +51,7 @@ pub(crate) fn divergence<T: Float>(
 ) -> Option<String> {
     let all_zero = |ps: &mut dyn Iterator<Item = Var>| {
         for p in ps {
-            let zero = match (g.stepped(p), g.grad(p)) {
+            let zero = match (g.handed_over(p), g.grad(p)) {
                 (Some(nonzero), _) => !nonzero,
                 (None, Some(gr)) => gr.data().iter().all(|&v| v == T::zero()),
                 (None, None) => true,
@@ -64,7 +64,7 @@ pub(crate) fn divergence<T: Float>(
     };
     let some_grad = params
         .iter()
-        .any(|&p| g.grad(p).is_some() || g.stepped(p).is_some());
+        .any(|&p| g.grad(p).is_some() || g.handed_over(p).is_some());
     if cost != 0.0
         && some_grad
         && all_zero(&mut params.iter().copied().filter(|p| !weights.contains(p)))

@@ -5,7 +5,8 @@
 //! [`Network`](crate::Network).
 
 use crate::{NnError, Result};
-use autograd::{Graph, Var};
+use autograd::{GradientConsumer, Graph, LinearGradient, Taken, Var};
+use tensor::Accum;
 use tensor::Float;
 
 /// How weights are regularised, as each of the book's programs does it.
@@ -200,21 +201,22 @@ pub struct Sgd<T: Float> {
     pub eta: f64,
     /// How weights are regularised.
     pub reg: Regularization,
-    /// Whether linear layers take their step inside the backward
-    /// ([`autograd::Graph::backward_step`]: one pass over each weight matrix instead of five;
-    /// on by default). The result is the same up to float rounding.
+    /// Whether linear layers' weights are updated where the backward completes their
+    /// gradient ([`autograd::Graph::backward_with`]: one pass over each weight matrix instead
+    /// of five; on by default). The result is the same up to float rounding.
     pub fused: bool,
-    decays: Vec<T>,
+    /// Scratch of the fused update (`dY` transposed, the kernel's own), kept across steps.
+    scratch: (Vec<T>, Vec<T>),
 }
 
 impl<T: Float> Sgd<T> {
-    /// SGD at `eta` with `reg`, the step fused into the backward where an op allows it.
+    /// SGD at `eta` with `reg`, linear layers' weights updated inside the backward.
     pub fn new(eta: f64, reg: Regularization) -> Self {
         Sgd {
             eta,
             reg,
             fused: true,
-            decays: Vec::new(),
+            scratch: (Vec::new(), Vec::new()),
         }
     }
 
@@ -223,8 +225,9 @@ impl<T: Float> Sgd<T> {
         T::of(self.reg.decay(self.eta))
     }
 
-    /// The update after a backward, skipping parameters a fused step already updated:
-    /// `w <- decay*w - eta*grad` for `weights`, `b <- b - eta*grad` for the other `params`.
+    /// The update after a backward, skipping parameters whose gradient the backward handed
+    /// to the fused update: `w <- decay*w - eta*grad` for `weights`, `b <- b - eta*grad` for
+    /// the other `params`.
     pub fn update(&self, g: &mut Graph<T>, params: &[Var], weights: &[Var]) -> Result<()> {
         let decay = self.decay();
         let eta = T::of(self.eta);
@@ -234,7 +237,7 @@ impl<T: Float> Sgd<T> {
             } else {
                 T::one()
             };
-            if g.stepped(p).is_some() {
+            if g.handed_over(p).is_some() {
                 continue;
             }
             let (v, grad) = g.param_and_grad(p)?;
@@ -252,6 +255,65 @@ impl<T: Float> Sgd<T> {
     }
 }
 
+/// SGD's update of a linear layer's weights in the backward's pass over them: `dX` with the
+/// old weights and `w <- decay*w - eta*(dY^T X + c w)` in one sweep (the tensor crate's fused
+/// kernel), for mini-batches the kernel takes; larger ones are declined and stored.
+struct FusedSgd<'a, T> {
+    eta: T,
+    decay: T,
+    weights: &'a [Var],
+    scratch: &'a mut (Vec<T>, Vec<T>),
+}
+
+impl<T: Float> GradientConsumer<T> for FusedSgd<'_, T> {
+    fn take_linear(&mut self, param: Var, grad: &mut LinearGradient<'_, T>) -> Option<Taken<T>> {
+        let (m, k, n) = grad.dims();
+        if m == 0 || m > T::linear_step_rows() {
+            return None;
+        }
+        let decay = if self.weights.contains(&param) {
+            self.decay
+        } else {
+            T::one()
+        };
+        // The `c w` term of an in-graph L2 cost, folded into the decay: the weights are not
+        // read for it.
+        let decay = decay - self.eta * grad.scaled_value();
+        let (dyt, scratch) = &mut *self.scratch;
+        let parts = grad.parts();
+        dyt.resize(n * m, T::zero());
+        for (i, row) in parts.dy.chunks_exact(n).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                dyt[j * m + i] = v;
+            }
+        }
+        scratch.resize(T::linear_step_scratch(m, k, n), T::zero());
+        let dx = parts.input_grad.map(|(d, mode)| {
+            let keep = match mode {
+                Accum::Overwrite => T::zero(),
+                Accum::Add => T::one(),
+            };
+            (d, keep)
+        });
+        let (nonzero, sum_squares) = T::linear_step(
+            m,
+            k,
+            n,
+            parts.x,
+            dyt,
+            parts.value,
+            self.eta,
+            decay,
+            dx,
+            scratch,
+        )?;
+        Some(Taken {
+            nonzero,
+            sum_squares: Some(sum_squares),
+        })
+    }
+}
+
 impl<T: Float> Optimizer<T> for Sgd<T> {
     fn learning_rate(&self) -> f64 {
         self.eta
@@ -262,12 +324,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
     }
 
     fn begin_epoch(&mut self, _params: &[Var], _weights: &[Var]) -> Result<()> {
-        check_eta::<T>(self.eta)?;
-        // The fused step's factors index every parameter of the graph (frozen ones, such as
-        // batch norm's running statistics, included); they are built at the first step,
-        // where the graph is at hand.
-        self.decays.clear();
-        Ok(())
+        check_eta::<T>(self.eta)
     }
 
     /// network3's `0.5*lmbda*sum(w^2)/num_batches` or L1's `(lmbda/n) sum |w|`.
@@ -277,24 +334,13 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
 
     fn step(&mut self, g: &mut Graph<T>, loss: Var, params: &[Var], weights: &[Var]) -> Result<()> {
         if self.fused {
-            if self.decays.len() != g.parameter_count() {
-                let decay = self.decay();
-                self.decays = g
-                    .parameters()
-                    .map(|p| {
-                        if weights.contains(&p) {
-                            decay
-                        } else {
-                            T::one()
-                        }
-                    })
-                    .collect();
-            }
-            let sgd = autograd::Sgd {
+            let mut fused = FusedSgd {
                 eta: T::of(self.eta),
-                decay: &self.decays,
+                decay: self.decay(),
+                weights,
+                scratch: &mut self.scratch,
             };
-            g.backward_step(loss, &sgd)?;
+            g.backward_with(loss, &mut fused)?;
         } else {
             g.backward(loss)?;
         }

@@ -2,8 +2,8 @@
 //! sigmoid + cross-entropy (gradient `a - y`), the quadratic cost, negative log-likelihood of
 //! log-probabilities, and the sum of squares used for L2 regularisation.
 //!
-//! Batch costs are means over the rows (the mini-batch) of per-example sums, so a plain
-//! `w -= eta * grad` is the book's `w -= eta/m * sum of per-example gradients`.
+//! Batch costs are means over the rows (the mini-batch) of per-example sums, so their gradient
+//! is the book's `1/m` times the sum of per-example gradients.
 
 use crate::{AutogradError, Backward, Graph, Op, Result, Var};
 use tensor::{softmax_rows_into, unary::sigmoid, Float, Shape, TensorError};
@@ -137,7 +137,7 @@ impl<T: Float> Op<T> for SumSquares {
         "sum_squares"
     }
     fn backward(&self, cx: &mut Backward<'_, T>) {
-        // d/dx sum x^2 = 2x: kept as a number for a parameter during a fused SGD step.
+        // d/dx sum x^2 = 2x: kept as the number 2 for a parameter a consumer may take unformed.
         let s = cx.grad_output().data()[0] * T::of(2.0);
         cx.add_scaled_input(0, s);
     }
@@ -276,7 +276,7 @@ impl<T: Float> Graph<T> {
     /// `sum x^2`, the L2 regulariser's building block.
     pub fn sum_squares(&mut self, x: Var) -> Result<Var> {
         self.check(x, "sum_squares")?;
-        // A parameter a fused SGD step just updated: its step summed the squares already.
+        // A parameter a gradient consumer just changed: it summed the squares on the way.
         let s = match self.cached_sum_squares(x) {
             Some(s) => s,
             None => tensor::sum_squares(self.val(x).data()),

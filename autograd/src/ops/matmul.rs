@@ -1,8 +1,8 @@
 //! Matrix products: `matmul(a, b)` and the fused fully-connected `linear(x, w, b) = x w^T + b`
 //! with `w` stored `[out, in]` as PyTorch and the book store it.
 
-use crate::{AutogradError, Backward, Graph, Op, Result, Step, Stepped, Var};
-use tensor::{gemm, Float, Shape, Tensor, TensorError};
+use crate::{AutogradError, Backward, Graph, Op, Result, Var};
+use tensor::{gemm, Float, Shape, TensorError};
 
 struct MatMul;
 
@@ -35,57 +35,8 @@ impl<T: Float> Op<T> for Linear {
         bias_grad(cx, n);
     }
 
-    fn backward_step(
-        &self,
-        cx: &mut Backward<'_, T>,
-        k: usize,
-        w: &mut Tensor<T>,
-        step: Step<T>,
-    ) -> Option<Stepped<T>> {
-        // One pass over the weights: dX with the old weights and the step, no dW stored.
-        if k != 1 {
-            return None;
-        }
-        let (x, g) = (cx.input(0), cx.grad_output());
-        let (m, kin) = (x.dims()[0], x.dims()[1]);
-        let n = w.dims()[0];
-        if m == 0 || m > T::linear_step_rows() {
-            return None;
-        }
-        let mut dyt = cx.scratch(n * m);
-        for (i, row) in g.data().chunks_exact(n).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                dyt[j * m + i] = v;
-            }
-        }
-        let mut scratch = cx.scratch(T::linear_step_scratch(m, kin, n));
-        let dx = if cx.needs_grad(0) {
-            let (d, fresh) = cx.grad_or_fresh(0);
-            let beta = if fresh { T::zero() } else { T::one() };
-            Some((d.data_mut(), beta))
-        } else {
-            None
-        };
-        let done = T::linear_step(
-            m,
-            kin,
-            n,
-            x.data(),
-            &dyt,
-            w.data_mut(),
-            step.eta,
-            step.decay,
-            dx,
-            &mut scratch,
-        );
-        cx.give_back(scratch);
-        cx.give_back(dyt);
-        let (nonzero, sum_squares) = done?;
-        bias_grad(cx, n);
-        Some(Stepped {
-            nonzero,
-            sum_squares: Some(sum_squares),
-        })
+    fn linear_form(&self) -> Option<(usize, usize)> {
+        Some((0, 1))
     }
 }
 
@@ -145,7 +96,7 @@ impl<T: Float> Graph<T> {
         }
         let (m, k, n) = (sx[0], sx[1], sw[0]);
         let mut out = self.alloc(Shape::new(&[m, n])?);
-        let beta = match b {
+        let keep = match b {
             Some(b) => {
                 self.check(b, "linear")?;
                 let bv = self.val(b);
@@ -173,7 +124,7 @@ impl<T: Float> Graph<T> {
             false,
             self.val(w).data(),
             true,
-            beta,
+            keep,
             out.data_mut(),
         );
         match b {

@@ -5,13 +5,13 @@ use tensor::{Float, Shape, Tensor};
 /// mini-batch size asks for the same lengths every step, so after the first step no op
 /// allocates its output.
 #[derive(Default)]
-pub(crate) struct Pool<T> {
+pub(crate) struct Buffers<T> {
     free: HashMap<usize, Vec<Vec<T>>>,
     /// Buffers created because none of the right length was free.
     pub(crate) fresh: usize,
 }
 
-impl<T: Float> Pool<T> {
+impl<T: Float> Buffers<T> {
     /// A zero-filled tensor of `shape`, reusing a buffer when one of that length is free.
     pub(crate) fn zeros(&mut self, shape: Shape) -> Tensor<T> {
         let buf = self.take(shape.numel());
