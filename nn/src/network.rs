@@ -478,7 +478,9 @@ impl<T: Float> Network<T> {
             for (b, idx) in order.chunks(mini_batch).enumerate() {
                 self.graph.reset();
                 let loss = self.batch_loss(data, idx, Mode::Train)?;
-                let loss = opt.regularize(&mut self.graph, &weights, loss)?;
+                let loss = opt
+                    .regularization()
+                    .add_to(&mut self.graph, &weights, loss)?;
                 let value = self.graph.value(loss)?.data()[0].f64();
                 if !value.is_finite() {
                     return Err(NnError::NonFinite {

@@ -40,9 +40,7 @@ fn check_gradients(sizes: &[usize], cost: Cost, in_graph_l2: Option<(f64, usize)
     };
     let loss = net.batch_loss(&d, &idx, Mode::Train).unwrap();
     let weights = net.weights();
-    let loss = Sgd::new(1.0, reg)
-        .regularize(net.graph_mut(), &weights, loss)
-        .unwrap();
+    let loss = reg.add_to(net.graph_mut(), &weights, loss).unwrap();
     net.graph_mut().backward(loss).unwrap();
     let (nw, nb) = reference.backprop(&d.inputs, &d.labels, ref_cost);
     let m = idx.len() as f64;
@@ -118,14 +116,13 @@ fn sgd_step_with_weight_decay_equals_network2_update() {
             let mut reference = SigmoidNet::of(&net).unwrap();
             let d = data(sizes, 10, 12);
             let (eta, n) = (0.5, 50_000);
-            let sgd = Sgd::new(eta, Regularization::WeightDecay { lmbda, n });
+            let mut sgd = Sgd::new(eta, Regularization::WeightDecay { lmbda, n });
             let (params, weights) = (net.parameters(), net.weights());
             // Two consecutive steps on two mini-batches of 5.
             for batch in [[0usize, 1, 2, 3, 4], [5, 6, 7, 8, 9]] {
                 net.graph_mut().reset();
                 let loss = net.batch_loss(&d, &batch, Mode::Train).unwrap();
-                net.graph_mut().backward(loss).unwrap();
-                sgd.update(net.graph_mut(), &params, &weights).unwrap();
+                sgd.step(net.graph_mut(), loss, &params, &weights).unwrap();
                 let x: Vec<f64> = batch
                     .iter()
                     .flat_map(|&i| d.inputs[i * sizes[0]..(i + 1) * sizes[0]].to_vec())

@@ -23,7 +23,6 @@ pub fn gradcheck_cost(
     reg: nn::Regularization,
 ) -> usize {
     use autograd::{gradcheck, AutogradError, GradcheckConfig, Graph, Var};
-    use nn::Optimizer;
     let mut net = net;
     let params = net.parameters();
     let state = net.rng_state();
@@ -37,7 +36,7 @@ pub fn gradcheck_cost(
         let weights = n.weights();
         let r = n
             .batch_loss(data, idx, nn::Mode::Train)
-            .and_then(|loss| nn::Sgd::new(1.0, reg).regularize(n.graph_mut(), &weights, loss));
+            .and_then(|loss| reg.add_to(n.graph_mut(), &weights, loss));
         std::mem::swap(n.graph_mut(), g);
         Ok(r?)
     };
