@@ -72,13 +72,29 @@ pub fn gzip_bomb(count: u32, zeros: usize) -> Vec<u8> {
 /// arrow keeps a pattern on one line: rustfmt would spread one after a comma over many.
 #[macro_export]
 macro_rules! assert_matches {
-    ($value:expr => $pattern:pat $(if $guard:expr)? $(,)?) => {
-        match &$value {
-            value => assert!(
-                matches!(value, $pattern $(if $guard)?),
-                "{value:?} does not match {}",
-                stringify!($pattern $(if $guard)?)
-            ),
-        }
-    };
+    ($value:expr => $pattern:pat $(if $guard:expr)? $(,)?) => {{
+        let value = &$value;
+        assert!(
+            matches!(value, $pattern $(if $guard)?),
+            "{value:?} does not match {}",
+            stringify!($pattern $(if $guard)?)
+        );
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn assert_matches_passes_a_match_and_fails_anything_else() {
+        assert_matches!(Some(3) => Some(1..=5));
+        let missed = std::panic::catch_unwind(|| assert_matches!(Some(7) => Some(1..=5)));
+        assert!(missed.is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "not this test binary's global allocator")]
+    fn measuring_without_the_counting_allocator_is_refused() {
+        // This binary keeps the system allocator: a bound checked here would always pass.
+        super::largest_allocation(|| vec![0u8; 1 << 20]);
+    }
 }
