@@ -4,35 +4,27 @@
 
 mod cli_support;
 
-use cli_support::{run_capped, run_in, with_quick, Scratch, QUICK};
+use cli_support::{run_capped, with_quick, Scratch, QUICK};
 use nn::{Cost, Init, Network};
 
 #[test]
 fn a_fc_layer_whose_inputs_do_not_match_the_previous_layer() {
     let s = Scratch::new("layers");
-    let r = run_in(
-        &s.0,
+    let r = s.quick("network3", &["--layers", "fc:2000x100 softmax:10"]);
+    r.refused(&[
+        "layer 1",
+        "declares 2000 inputs but the previous layer gives 784",
+    ]);
+    s.quick(
         "network3",
-        &with_quick(&["--layers", "fc:2000x100 softmax:10"]),
-    );
-    let e = r.one_line_error();
-    assert!(
-        e.contains("layer 1")
-            && e.contains("declares 2000 inputs but the previous layer gives 784"),
-        "{e}"
-    );
-    let r = run_in(
-        &s.0,
+        &["--layers", "conv:20x5x5 fc:100 softmax:10,dropout:2"],
+    )
+    .refused(&["layer 3"]);
+    s.quick(
         "network3",
-        &with_quick(&["--layers", "conv:20x5x5 fc:100 softmax:10,dropout:2"]),
-    );
-    assert!(r.one_line_error().contains("layer 3"), "{}", r.stderr);
-    let r = run_in(
-        &s.0,
-        "network3",
-        &with_quick(&["--layers", "fc:1000000 fc:1000000 softmax:10"]),
-    );
-    assert!(r.one_line_error().contains("parameters"), "{}", r.stderr);
+        &["--layers", "fc:1000000 fc:1000000 softmax:10"],
+    )
+    .refused(&["parameters"]);
 }
 
 #[test]
@@ -41,99 +33,60 @@ fn a_model_file_for_another_architecture() {
     // network3: a fc:30 net's weights loaded into a fc:100 net.
     let small = nn::spec::build::<f32>("fc:30 softmax:10", 0).unwrap();
     nn::io::save_safetensors(&small, s.path("fc30.safetensors")).unwrap();
-    let r = run_in(
-        &s.0,
+    let r = s.quick(
         "network3",
-        &with_quick(&[
+        &[
             "--layers",
             "fc:100 softmax:10",
             "--load",
             &s.arg("fc30.safetensors"),
-        ]),
+        ],
     );
-    let e = r.one_line_error();
-    assert!(
-        e.contains("fc30.safetensors") && e.contains("another architecture"),
-        "{e}"
-    );
+    r.refused(&["fc30.safetensors", "another architecture"]);
     // network2: a [784, 30, 10] safetensors file into --hidden 20.
     let net =
         Network::<f32>::sigmoid_mlp(&[784, 30, 10], Cost::CrossEntropy, Init::Large, 0).unwrap();
     nn::io::save_safetensors(&net, s.path("h30.safetensors")).unwrap();
-    let r = run_in(
-        &s.0,
+    s.quick(
         "network2",
-        &with_quick(&["--hidden", "20", "--load", &s.arg("h30.safetensors")]),
-    );
-    assert!(
-        r.one_line_error().contains("another architecture"),
-        "{}",
-        r.stderr
-    );
+        &["--hidden", "20", "--load", &s.arg("h30.safetensors")],
+    )
+    .refused(&["another architecture"]);
     // network2: a JSON model that does not take MNIST images.
     let toy = Network::<f32>::sigmoid_mlp(&[4, 3, 2], Cost::CrossEntropy, Init::Large, 0).unwrap();
     nn::io::save_network2_json(&toy, s.path("toy.json")).unwrap();
-    let r = run_in(
-        &s.0,
-        "network2",
-        &with_quick(&["--load", &s.arg("toy.json")]),
-    );
-    let e = r.one_line_error();
-    assert!(
-        e.contains("toy.json") && e.contains("MNIST needs [784]"),
-        "{e}"
-    );
+    let r = s.quick("network2", &["--load", &s.arg("toy.json")]);
+    r.refused(&["toy.json", "MNIST needs [784]"]);
     // And files that are no model at all, or missing.
     std::fs::write(s.path("junk.json"), b"{\"sizes\": [784, 30").unwrap();
-    let r = run_in(
-        &s.0,
-        "network2",
-        &with_quick(&["--load", &s.arg("junk.json")]),
-    );
-    assert!(r.one_line_error().contains("junk.json"), "{}", r.stderr);
-    let r = run_in(
-        &s.0,
-        "network3",
-        &with_quick(&["--load", &s.arg("missing.safetensors")]),
-    );
-    assert!(
-        r.one_line_error().contains("missing.safetensors"),
-        "{}",
-        r.stderr
-    );
+    s.quick("network2", &["--load", &s.arg("junk.json")])
+        .refused(&["junk.json"]);
+    s.quick("network3", &["--load", &s.arg("missing.safetensors")])
+        .refused(&["missing.safetensors"]);
 }
 
 #[test]
 fn a_mistyped_flag_or_value() {
     let s = Scratch::new("flags");
-    let r = run_in(&s.0, "network", &["--eta", "abc"]);
-    let e = r.one_line_error();
-    assert!(
-        e.contains("'abc'") && e.contains("--eta") && e.contains("--help"),
-        "{e}"
-    );
-    let r = run_in(&s.0, "network2", &["--cost", "hinge"]);
-    assert!(r.one_line_error().contains("hinge"), "{}", r.stderr);
-    let r = run_in(&s.0, "network3", &["--epoch", "3"]);
-    assert!(r.one_line_error().contains("--epoch"), "{}", r.stderr);
-    let r = run_in(&s.0, "network", &with_quick(&["--threads", "0"]));
-    assert!(r.one_line_error().contains("--threads"), "{}", r.stderr);
-    let r = run_in(&s.0, "mnist_svm", &["--c", "0"]);
-    assert!(r.one_line_error().contains("--c must be"), "{}", r.stderr);
+    let r = s.run("network", &["--eta", "abc"]);
+    r.refused(&["'abc'", "--eta", "--help"]);
+    s.run("network2", &["--cost", "hinge"]).refused(&["hinge"]);
+    s.run("network3", &["--epoch", "3"]).refused(&["--epoch"]);
+    s.quick("network", &["--threads", "0"])
+        .refused(&["--threads"]);
+    s.run("mnist_svm", &["--c", "0"]).refused(&["--c must be"]);
 }
 
 #[test]
 fn a_missing_data_directory() {
     let s = Scratch::new("data");
     for program in ["network", "network2", "network3"] {
-        let r = run_in(&s.0, program, &with_quick(&["--data", "/nonexistent"]));
-        let e = r.one_line_error();
-        assert!(e.contains("/nonexistent"), "{program}: {e}");
+        let r = s.quick(program, &["--data", "/nonexistent"]);
+        r.refused(&["/nonexistent"]);
     }
     for program in ["mnist_svm", "mnist_average_darkness"] {
-        let r = run_in(&s.0, program, &["--data", "/nonexistent"]);
-        let e = r.one_line_error();
-        assert!(e.contains("/nonexistent"), "{program}: {e}");
+        let r = s.run(program, &["--data", "/nonexistent"]);
+        r.refused(&["/nonexistent"]);
     }
 }
 
@@ -149,12 +102,8 @@ fn unwritable_output_paths_fail_before_training() {
         ("network3", "--checkpoint", "/proc/ckpt"),
         ("network", "--checkpoint", "/nonexistent/a/b"),
     ] {
-        let r = run_in(&s.0, program, &with_quick(&[flag, path]));
-        let e = r.one_line_error();
-        assert!(
-            e.contains(flag) && e.contains(path),
-            "{program} {flag} {path}: {e}"
-        );
+        let r = s.quick(program, &[flag, path]);
+        r.refused(&[flag, path]);
         // Checked before training: not one epoch ran.
         assert!(
             !r.stdout.contains("Epoch"),
@@ -163,101 +112,59 @@ fn unwritable_output_paths_fail_before_training() {
         );
     }
     // A directory where a file is expected.
-    let r = run_in(&s.0, "network2", &with_quick(&["--save", &s.arg("")]));
-    assert!(
-        r.one_line_error().contains("is a directory"),
-        "{}",
-        r.stderr
-    );
+    s.quick("network2", &["--save", &s.arg("")])
+        .refused(&["is a directory"]);
 }
 
 #[test]
 fn a_diverging_learning_rate_stops_network_with_the_epoch_and_mini_batch() {
     let s = Scratch::new("eta");
-    let r = run_in(
-        &s.0,
+    let r = s.run(
         "network",
         &["--eta", "1e6", "--train-limit", "1000", "--threads", "1"],
     );
-    let e = r.one_line_error();
-    assert!(
-        e.contains("training diverged at epoch 0, mini-batch 1")
-            && e.contains("try a smaller learning rate (eta = 1000000 now)"),
-        "{e}"
-    );
+    r.refused(&[
+        "training diverged at epoch 0, mini-batch 1",
+        "try a smaller learning rate (eta = 1000000 now)",
+    ]);
     // No epoch finished on garbage.
     assert!(!r.stdout.contains("Epoch 0"), "{}", r.stdout);
     // network2's weight decay at that rate overflows to infinity, then NaN: caught as well.
-    let r = run_in(
-        &s.0,
+    s.run(
         "network2",
         &["--eta", "1e6", "--train-limit", "1000", "--threads", "1"],
-    );
-    assert!(
-        r.one_line_error().contains("try a smaller learning rate"),
-        "{}",
-        r.stderr
-    );
+    )
+    .refused(&["try a smaller learning rate"]);
 }
 
 #[test]
 fn resume_refuses_a_missing_checkpoint_and_checkpoint_refuses_to_overwrite_another_run() {
     let s = Scratch::new("resume-bad");
-    let r = run_in(&s.0, "network", &with_quick(&["--resume", &s.arg("none")]));
-    assert!(r.one_line_error().contains("no checkpoint"), "{}", r.stderr);
-    run_in(
-        &s.0,
-        "network",
-        &with_quick(&["--checkpoint", &s.arg("ck")]),
-    )
-    .ok();
-    let r = run_in(
-        &s.0,
-        "network",
-        &with_quick(&["--checkpoint", &s.arg("ck")]),
-    );
-    assert!(r.one_line_error().contains("--resume"), "{}", r.stderr);
+    s.quick("network", &["--resume", &s.arg("none")])
+        .refused(&["no checkpoint"]);
+    s.quick("network", &["--checkpoint", &s.arg("ck")]).ok();
+    s.quick("network", &["--checkpoint", &s.arg("ck")])
+        .refused(&["--resume"]);
     // Resuming with other settings would not reproduce the run: refused, naming the setting.
-    let r = run_in(
-        &s.0,
-        "network",
-        &with_quick(&["--resume", &s.arg("ck"), "--eta", "1.0"]),
-    );
-    let e = r.one_line_error();
-    assert!(e.contains("eta = 3.0, this one 1.0"), "{e}");
+    let r = s.quick("network", &["--resume", &s.arg("ck"), "--eta", "1.0"]);
+    r.refused(&["eta = 3.0, this one 1.0"]);
     // A damaged checkpoint is named.
     std::fs::write(
         nn::checkpoint::path(s.path("ck")),
         b"\x10\0\0\0\0\0\0\0{\"__meta",
     )
     .unwrap();
-    let r = run_in(&s.0, "network", &with_quick(&["--resume", &s.arg("ck")]));
-    assert!(
-        r.one_line_error().contains("checkpoint.safetensors"),
-        "{}",
-        r.stderr
-    );
+    s.quick("network", &["--resume", &s.arg("ck")])
+        .refused(&["checkpoint.safetensors"]);
 }
 
 #[test]
 fn an_evaluation_batch_of_zero_and_a_pixel_scale_other_than_255_or_256() {
     let s = Scratch::new("evalbatch");
-    let r = run_in(&s.0, "network3", &with_quick(&["--eval-batch", "0"]));
-    assert!(r.one_line_error().contains("--eval-batch"), "{}", r.stderr);
-    let r = run_in(&s.0, "network3", &with_quick(&["--pixel-scale", "100"]));
-    assert!(r.one_line_error().contains("--pixel-scale"), "{}", r.stderr);
-}
-
-/// A gzip stream of an IDX images header declaring `count` 28x28 images, then `zeros` zero
-/// bytes: what a bomb looks like from the outside (deflate packs zeros about 1000:1).
-fn images_bomb(count: u32, zeros: usize) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    for w in [2051u32, count, 28, 28] {
-        e.write_all(&w.to_be_bytes()).unwrap();
-    }
-    e.write_all(&vec![0u8; zeros]).unwrap();
-    e.finish().unwrap()
+    s.quick("network3", &["--eval-batch", "0"])
+        .refused(&["--eval-batch"]);
+    s.quick("network3", &["--pixel-scale", "100"])
+        .refused(&["--pixel-scale"]);
 }
 
 #[test]
@@ -281,18 +188,14 @@ fn a_gzip_bomb_in_the_data_directory_is_refused_from_its_header() {
         (7_700_000u32, "declares 7700000 records of 784 bytes"),
         (2_600_000, "holds 2600000 records, expected 60000"),
     ] {
-        std::fs::write(&train, images_bomb(count, 16 << 20)).unwrap();
+        std::fs::write(&train, test_support::gzip_bomb(count, 16 << 20)).unwrap();
         for (program, args) in [
             ("network", with_quick(&["--data", &dir])),
             ("mnist_svm", vec!["--data", &dir]),
         ] {
             // Under an address-space cap: nothing big is even reserved.
-            let (r, _) = run_capped(&s.0, program, &args, &[]);
-            let e = r.one_line_error();
-            assert!(
-                e.contains("train-images-idx3-ubyte.gz") && e.contains(says),
-                "{program}: {e}"
-            );
+            let r = s.capped(program, &args);
+            r.refused(&["train-images-idx3-ubyte.gz", says]);
         }
     }
 }
@@ -302,16 +205,12 @@ fn an_endless_model_file_is_refused_after_a_line_limit() {
     let s = Scratch::new("endless");
     // mnist_svm --load /dev/zero: one endless line; before, collected until the allocator
     // aborted the process.
-    let r = run_in(&s.0, "mnist_svm", &["--load", "/dev/zero"]);
-    let e = r.one_line_error();
-    assert!(
-        e.contains("/dev/zero") && e.contains("line longer than 1048576 bytes"),
-        "{e}"
-    );
+    let r = s.run("mnist_svm", &["--load", "/dev/zero"]);
+    r.refused(&["/dev/zero", "line longer than 1048576 bytes"]);
     // A LIBSVM model with a 900,000-character token: the error quotes 200 characters of it.
     let model = format!("svm_type c_svc\nkernel_type {}\n", "k".repeat(900_000));
     std::fs::write(s.path("long.model"), model).unwrap();
-    let r = run_in(&s.0, "mnist_svm", &["--load", &s.arg("long.model")]);
+    let r = s.run("mnist_svm", &["--load", &s.arg("long.model")]);
     let e = r.one_line_error();
     assert!(e.len() < 1000 && e.contains("more characters)"), "{e}");
 }
@@ -378,10 +277,7 @@ fn sizes_under_the_parameter_cap_that_would_not_fit_in_memory_are_refused_before
     ];
     for (program, args, needles) in cases {
         let (r, took) = run_capped(&s.0, program, &args, &[]);
-        let e = r.one_line_error();
-        for n in needles {
-            assert!(e.contains(n), "{program} {args:?}: {n:?} not in {e}");
-        }
+        r.refused(needles);
         assert!(!r.stdout.contains("Epoch"), "{program} {args:?} trained");
         // About a second (the data set's loading); generous for a loaded machine.
         assert!(took.as_secs() < 20, "{program} {args:?} took {took:?}");
@@ -393,17 +289,8 @@ fn the_memory_limit_is_read_from_nndl_max_memory() {
     let s = Scratch::new("max-memory");
     for program in ["network", "network2", "network3", "modern"] {
         let (r, _) = run_capped(&s.0, program, &QUICK, &[("NNDL_MAX_MEMORY", "100K")]);
-        let e = r.one_line_error();
-        assert!(
-            e.contains("over the limit of 102 KB (NNDL_MAX_MEMORY)"),
-            "{program}: {e}"
-        );
+        r.refused(&["over the limit of 102 KB (NNDL_MAX_MEMORY)"]);
     }
     let (r, _) = run_capped(&s.0, "network", &QUICK, &[("NNDL_MAX_MEMORY", "lots")]);
-    assert!(
-        r.one_line_error()
-            .contains("NNDL_MAX_MEMORY=\"lots\" is not a size"),
-        "{}",
-        r.stderr
-    );
+    r.refused(&["NNDL_MAX_MEMORY=\"lots\" is not a size"]);
 }

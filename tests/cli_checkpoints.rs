@@ -5,27 +5,25 @@
 
 mod cli_support;
 
-use cli_support::{run_capped, run_in, with_quick, Scratch};
+use cli_support::{with_quick, Scratch};
 
 #[test]
 fn plain_sgd_trains_nets_with_batch_norm() {
     // Batch norm's running statistics are parameters the fused SGD step must count.
     let s = Scratch::new("sgd-bn");
-    let out = run_in(
-        &s.0,
+    let out = s.quick(
         "network3",
-        &with_quick(&["--layers", "flatten fc:16 bn,relu softmax:10"]),
+        &["--layers", "flatten fc:16 bn,relu softmax:10"],
     );
     assert!(out.ok().contains("Epoch 0: validation accuracy"));
-    let out = run_in(
-        &s.0,
+    let out = s.quick(
         "modern",
-        &with_quick(&[
+        &[
             "--optimizer",
             "sgd",
             "--layers",
             "conv2d:4x3x3,pad:1,nobias bn,relu pool:2 flatten fc:16 bn,relu softmax:10",
-        ]),
+        ],
     );
     assert!(out.ok().contains("Epoch 0: validation accuracy"));
 }
@@ -38,14 +36,14 @@ fn a_checkpoint_of_millions_of_parameters_resumes() {
     let net = ["--layers", "flatten fc:3000,relu softmax:10"];
     let ck = s.arg("ck");
     let first = [&net[..], &["--checkpoint", &ck]].concat();
-    run_in(&s.0, "modern", &with_quick(&first)).ok();
+    s.quick("modern", &first).ok();
     let again = [
         &net[..],
         &["--train-limit", "100", "--threads", "1", "--epochs", "2"],
         &["--resume", &ck],
     ]
     .concat();
-    let out = run_in(&s.0, "modern", &again);
+    let out = s.run("modern", &again);
     assert!(
         out.ok().contains("Epoch 1: validation accuracy"),
         "{}",
@@ -59,45 +57,20 @@ fn checkpoint_directories_are_checked_before_any_work_on_every_program() {
     let s = Scratch::new("ck-dirs");
     std::fs::write(s.path("a-file"), b"not a directory").unwrap();
     for program in ["network", "network2", "network3", "modern"] {
-        let r = run_capped(
-            &s.0,
-            program,
-            &with_quick(&["--resume", &s.arg("typo-dir")]),
-            &[],
-        )
-        .0;
-        let e = r.one_line_error();
-        assert!(
-            e.contains("--resume") && e.contains("no checkpoint there"),
-            "{program}: {e}"
-        );
-        let r = run_capped(
-            &s.0,
-            program,
-            &with_quick(&["--checkpoint", &s.arg("a-file")]),
-            &[],
-        )
-        .0;
-        let e = r.one_line_error();
-        assert!(
-            e.contains("--checkpoint") && e.contains("a-file: is a file, not a directory"),
-            "{program}: {e}"
-        );
+        let r = s.capped(program, &with_quick(&["--resume", &s.arg("typo-dir")]));
+        r.refused(&["--resume", "no checkpoint there"]);
+        let r = s.capped(program, &with_quick(&["--checkpoint", &s.arg("a-file")]));
+        r.refused(&["--checkpoint", "a-file: is a file, not a directory"]);
         assert!(!r.stdout.contains("Epoch 0"), "{program} trained first");
     }
     // A directory holding another run's checkpoint is not overwritten (modern too).
     let layers = ["--layers", "fc:8 softmax:10"];
     let run1 = s.arg("run1");
     let first = [&layers[..], &["--checkpoint", &run1]].concat();
-    run_in(&s.0, "modern", &with_quick(&first)).ok();
+    s.quick("modern", &first).ok();
     let before = std::fs::read(s.path("run1/checkpoint.safetensors")).unwrap();
-    let e = run_capped(&s.0, "modern", &with_quick(&first), &[]).0;
-    assert!(
-        e.one_line_error()
-            .contains("holds another run's checkpoint"),
-        "{}",
-        e.stderr
-    );
+    s.capped("modern", &with_quick(&first))
+        .refused(&["holds another run's checkpoint"]);
     assert!(std::fs::read(s.path("run1/checkpoint.safetensors")).unwrap() == before);
 }
 
@@ -109,26 +82,11 @@ fn a_second_run_on_a_locked_checkpoint_directory_gets_one_line() {
     let lock = std::fs::File::create(s.path("ck").join(nndl::run::LOCK_FILE)).unwrap();
     lock.try_lock().unwrap();
     for program in ["network2", "modern"] {
-        let r = run_capped(
-            &s.0,
-            program,
-            &with_quick(&["--checkpoint", &s.arg("ck")]),
-            &[],
-        )
-        .0;
-        let e = r.one_line_error();
-        assert!(
-            e.contains("another run is checkpointing there"),
-            "{program}: {e}"
-        );
+        let r = s.capped(program, &with_quick(&["--checkpoint", &s.arg("ck")]));
+        r.refused(&["another run is checkpointing there"]);
     }
     drop(lock);
-    run_in(
-        &s.0,
-        "network2",
-        &with_quick(&["--checkpoint", &s.arg("ck")]),
-    )
-    .ok();
+    s.quick("network2", &["--checkpoint", &s.arg("ck")]).ok();
 }
 
 #[test]
@@ -136,7 +94,7 @@ fn a_resumed_run_must_read_the_pixels_as_the_first_did() {
     let s = Scratch::new("pixel-resume");
     for program in ["network", "network2"] {
         let dir = s.arg(program);
-        run_in(&s.0, program, &with_quick(&["--checkpoint", &dir])).ok();
+        s.quick(program, &["--checkpoint", &dir]).ok();
         let again = [
             "--train-limit",
             "100",
@@ -149,13 +107,8 @@ fn a_resumed_run_must_read_the_pixels_as_the_first_did() {
             "--pixel-scale",
             "256",
         ];
-        let e = run_capped(&s.0, program, &again, &[]).0;
-        assert!(
-            e.one_line_error()
-                .contains("pixel_scale = 255, this one 256"),
-            "{program}: {}",
-            e.stderr
-        );
+        s.capped(program, &again)
+            .refused(&["pixel_scale = 255, this one 256"]);
     }
 }
 
@@ -173,33 +126,30 @@ fn each_program_takes_only_the_flags_it_uses_and_checks_every_value() {
         ("modern", "--lambda 1"),
     ] {
         let args: Vec<&str> = flag.split(' ').collect();
-        let e = run_capped(&s.0, program, &with_quick(&args), &[]).0;
         let name = args[0];
-        assert!(
-            e.one_line_error()
-                .contains(&format!("unexpected argument '{name}'")),
-            "{program} {flag}: {}",
-            e.stderr
-        );
-        let help = run_in(&s.0, program, &["--help"]);
+        let unexpected = format!("unexpected argument '{name}'");
+        s.capped(program, &with_quick(&args))
+            .refused(&[&unexpected]);
+        let help = s.run(program, &["--help"]);
         assert!(
             !help.ok().contains(&format!("{name} ")),
             "{program} --help lists {name}"
         );
     }
+    let (finite, at_least_1) = ("must be a finite number >= 0", "must be at least 1");
     for (program, flag, says) in [
-        ("network2", "--lambda=-5", "must be a finite number >= 0"),
-        ("network2", "--l1=-5", "must be a finite number >= 0"),
-        ("network2", "--lambda NaN", "must be a finite number >= 0"),
+        ("network2", "--lambda=-5", finite),
+        ("network2", "--l1=-5", finite),
+        ("network2", "--lambda NaN", finite),
         (
             "network2",
             "--eta 1e-50",
             "must be a positive number an f32 holds",
         ),
         ("network2", "--eta -1", "must be a positive number"),
-        ("network2", "--early-stopping 0", "must be at least 1"),
-        ("network", "--mini-batch 0", "must be at least 1"),
-        ("network3", "--nets 0", "must be at least 1"),
+        ("network2", "--early-stopping 0", at_least_1),
+        ("network", "--mini-batch 0", at_least_1),
+        ("network3", "--nets 0", at_least_1),
         ("network3", "--max-memory 12X", "unit must be"),
         ("network", "--eta-schedule", "use network2"),
         // Flags that another flag would make do nothing.
@@ -224,12 +174,7 @@ fn each_program_takes_only_the_flags_it_uses_and_checks_every_value() {
         // --data names no directory: values are checked before any data is looked for.
         let mut all = with_quick(&args);
         all.extend(["--data", "/nonexistent"]);
-        let e = run_capped(&s.0, program, &all, &[]).0;
-        assert!(
-            e.one_line_error().contains(says),
-            "{program} {flag}: {}",
-            e.stderr
-        );
+        s.capped(program, &all).refused(&[says]);
     }
     // --help gives each program's own defaults.
     for (program, default) in [
@@ -238,7 +183,7 @@ fn each_program_takes_only_the_flags_it_uses_and_checks_every_value() {
         ("custom_layer", "Learning rate eta [default: 0.1]"),
         ("network3", "Epochs to train [default: the preset's]"),
     ] {
-        let help = run_in(&s.0, program, &["--help"]);
+        let help = s.run(program, &["--help"]);
         assert!(help.ok().contains(default), "{program}: {}", help.stdout);
     }
 }

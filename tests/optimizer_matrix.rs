@@ -79,7 +79,7 @@ fn kinds() -> Vec<Kind> {
     out
 }
 
-fn optimizer(kind: Kind, averaged: bool) -> Box<dyn Optimizer<f32>> {
+fn optimizer(kind: Kind, averaged: bool) -> Opt {
     let inner: Box<dyn Optimizer<f32>> = match kind {
         Kind::Sgd(r, fused) => {
             let mut s = Sgd::new(0.05, r.of());
@@ -101,23 +101,21 @@ fn optimizer(kind: Kind, averaged: bool) -> Box<dyn Optimizer<f32>> {
     }
 }
 
+/// An optimiser of the matrix, and what training with it gives.
+type Opt = Box<dyn Optimizer<f32>>;
+type Trained = Result<Network<f32>, RunError>;
+
 /// Trains `layers` with `opt` up to `epochs` (one step each) with `ck`; returns the net.
-fn train(
-    layers: &str,
-    opt: &mut dyn Optimizer<f32>,
-    epochs: usize,
-    ck: &Checkpoints,
-    data: &InMemory,
-) -> Result<Network<f32>, RunError> {
+fn train(layers: &str, mut opt: Opt, epochs: usize, ck: Checkpoints, data: &InMemory) -> Trained {
     let mut net = nn::spec::build::<f32>(layers, 3)?;
     let mut run = Run::new("matrix", serde_json::json!({ "layers": layers }));
     let mut seen = 0usize;
     run.epochs(
         &mut net,
         data,
-        opt,
+        opt.as_mut(),
         Plan::shuffled(epochs, BATCH),
-        ck,
+        &ck,
         &mut seen,
         |_| false,
         |_, stats, e, seen| {
@@ -131,44 +129,20 @@ fn train(
 }
 
 /// Two epochs without checkpoints.
-fn straight(
-    layers: &str,
-    mut opt: Box<dyn Optimizer<f32>>,
-    data: &InMemory,
-) -> Result<Network<f32>, RunError> {
-    train(layers, opt.as_mut(), 2, &Checkpoints::default(), data)
+fn straight(layers: &str, opt: Opt, data: &InMemory) -> Trained {
+    train(layers, opt, 2, Checkpoints::default(), data)
 }
 
 /// The first epoch, checkpointed in `dir`.
-fn first_epoch(
-    layers: &str,
-    mut opt: Box<dyn Optimizer<f32>>,
-    dir: &Path,
-    data: &InMemory,
-) -> Result<Network<f32>, RunError> {
-    train(
-        layers,
-        opt.as_mut(),
-        1,
-        &Checkpoints::new(Some(dir.to_path_buf()), None),
-        data,
-    )
+fn first_epoch(layers: &str, opt: Opt, dir: &Path, data: &InMemory) -> Trained {
+    let ck = Checkpoints::new(Some(dir.to_path_buf()), None);
+    train(layers, opt, 1, ck, data)
 }
 
 /// The run checkpointed in `dir`, resumed to two epochs.
-fn resumed(
-    layers: &str,
-    mut opt: Box<dyn Optimizer<f32>>,
-    dir: &Path,
-    data: &InMemory,
-) -> Result<Network<f32>, RunError> {
-    train(
-        layers,
-        opt.as_mut(),
-        2,
-        &Checkpoints::new(None, Some(dir.to_path_buf())),
-        data,
-    )
+fn resumed(layers: &str, opt: Opt, dir: &Path, data: &InMemory) -> Trained {
+    let ck = Checkpoints::new(None, Some(dir.to_path_buf()));
+    train(layers, opt, 2, ck, data)
 }
 
 fn scratch(tag: &str) -> PathBuf {

@@ -6,22 +6,18 @@ use std::io;
 use support::Scratch;
 
 #[test]
-fn writes_a_new_file_and_leaves_no_temp() {
-    let dir = Scratch::new("new");
-    let target = dir.path().join("out.json");
-    atomic_file::write_bytes(&target, b"hello").unwrap();
-    assert_eq!(std::fs::read(&target).unwrap(), b"hello");
-    assert_eq!(dir.listing(), vec!["out.json"]);
-}
-
-#[test]
-fn replaces_an_existing_longer_file() {
-    let dir = Scratch::new("replace");
-    let target = dir.path().join("out.json");
-    std::fs::write(&target, b"old contents, longer than the new ones").unwrap();
-    atomic_file::write_bytes(&target, b"new").unwrap();
-    assert_eq!(std::fs::read(&target).unwrap(), b"new");
-    assert_eq!(dir.listing(), vec!["out.json"]);
+fn writes_a_new_file_or_replaces_a_longer_one_and_leaves_no_temp() {
+    let longer = b"old contents, longer than the new ones";
+    for (tag, old) in [("new", None), ("replace", Some(&longer[..]))] {
+        let dir = Scratch::new(tag);
+        let target = dir.path().join("out.json");
+        if let Some(old) = old {
+            std::fs::write(&target, old).unwrap();
+        }
+        atomic_file::write_bytes(&target, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new", "{tag}");
+        assert_eq!(dir.listing(), vec!["out.json"], "{tag}");
+    }
 }
 
 #[test]

@@ -75,6 +75,12 @@ fn succeeds(c: &mut Command) -> Output {
     out
 }
 
+/// A file at `path` holding `contents`, with permissions `mode`.
+fn write_with_mode(path: &Path, contents: &str, mode: u32) {
+    fs::write(path, contents).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
@@ -94,8 +100,7 @@ fn a_new_file_gets_the_mode_the_umask_allows() {
 fn a_replaced_file_keeps_its_mode_whatever_the_umask() {
     let dir = Scratch::new("keep-mode");
     let target = dir.path().join("shared.json");
-    fs::write(&target, "old").unwrap();
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o664)).unwrap();
+    write_with_mode(&target, "old", 0o664);
     succeeds(&mut child(
         &[],
         "umask 077 && exec \"$@\"",
@@ -125,8 +130,7 @@ fn a_symlink_is_kept_and_its_target_replaced() {
     fs::create_dir_all(&real).unwrap();
     fs::create_dir_all(&links).unwrap();
     let target = real.join("model.json");
-    fs::write(&target, "old").unwrap();
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o640)).unwrap();
+    write_with_mode(&target, "old", 0o640);
 
     // Absolute.
     let absolute = links.join("absolute.json");
@@ -194,8 +198,7 @@ fn a_read_only_file_is_refused_and_left_as_it_was() {
     // Root (which these tests may well run as) could write it: the refusal is the crate's.
     let dir = Scratch::new("read-only");
     let target = dir.path().join("frozen.json");
-    fs::write(&target, "keep").unwrap();
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o444)).unwrap();
+    write_with_mode(&target, "keep", 0o444);
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink("frozen.json", &link).unwrap();
     for path in [&target, &link] {
@@ -273,32 +276,40 @@ fn another_open_file_of_the_process_is_appended_to() {
     assert_eq!(dir.listing(), vec!["log.txt"]);
 }
 
+/// What the child saving `PAYLOAD` at `path` writes to its stdout, a pipe.
+fn piped_stdout(wrapper: &[&str], script: &str, path: &str) -> String {
+    let mut c = child(wrapper, script, path, "PAYLOAD\n");
+    let out = succeeds(c.stdout(Stdio::piped()));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the child saving `PAYLOAD` at `path` with its stdout a file in a scratch directory
+/// `tag`, as `prog --json /dev/stdout > out.txt` makes it; asserts the saved bytes come after
+/// what was printed and before what is printed next (libtest's "ok"), in that same file.
+fn assert_saved_between_prints(wrapper: &[&str], script: &str, path: &str, tag: &str) {
+    let dir = Scratch::new(tag);
+    let out_txt = dir.path().join("out.txt");
+    let file = File::create(&out_txt).unwrap();
+    let inode = file.metadata().unwrap().ino();
+    let mut c = child(wrapper, script, path, "PAYLOAD\n");
+    succeeds(c.env(CHILD_PRINT, "printed first").stdout(file));
+    let text = fs::read_to_string(&out_txt).unwrap();
+    assert!(
+        text.contains("printed first\nPAYLOAD\nok\n"),
+        "{path}: {text}"
+    );
+    assert_eq!(fs::metadata(&out_txt).unwrap().ino(), inode);
+    assert_eq!(dir.listing(), vec!["out.txt"]);
+}
+
 #[test]
 fn stdout_is_written_in_order_with_what_is_printed() {
     // `/dev/fd/1` and `/proc/self/fd/1` are stdout, whatever it is. (`/dev/stdout`, a link to
     // the latter, is tested in a private `/dev`: see `device_nodes_are_written_in_place`.)
     for path in ["/dev/fd/1", "/proc/self/fd/1"] {
-        // A pipe.
-        let mut c = child(&[], "exec \"$@\"", path, "PAYLOAD\n");
-        let out = succeeds(c.stdout(Stdio::piped()));
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stdout = piped_stdout(&[], "exec \"$@\"", path);
         assert!(stdout.contains("PAYLOAD\n"), "{path}: {stdout}");
-
-        // A file, as `prog --json /dev/stdout > out.txt` makes it: the saved bytes come after
-        // what was printed and before what is printed next (libtest's "ok"), in the same file.
-        let dir = Scratch::new("stdout");
-        let out_txt = dir.path().join("out.txt");
-        let file = File::create(&out_txt).unwrap();
-        let inode = file.metadata().unwrap().ino();
-        let mut c = child(&[], "exec \"$@\"", path, "PAYLOAD\n");
-        succeeds(c.env(CHILD_PRINT, "printed first").stdout(file));
-        let text = fs::read_to_string(&out_txt).unwrap();
-        assert!(
-            text.contains("printed first\nPAYLOAD\nok\n"),
-            "{path}: {text}"
-        );
-        assert_eq!(fs::metadata(&out_txt).unwrap().ino(), inode);
-        assert_eq!(dir.listing(), vec!["out.txt"]);
+        assert_saved_between_prints(&[], "exec \"$@\"", path, "stdout");
     }
 }
 
@@ -338,22 +349,11 @@ fn device_nodes_are_written_in_place() {
     succeeds(child(&unshare, &script, "/dev/full", "too much").env(CHILD_FAILS, "1"));
 
     // `--json /dev/stdout | jq`: the bytes arrive on the pipe, the link stays.
-    let mut c = child(&unshare, &script, "/dev/stdout", "PAYLOAD\n");
-    let out = succeeds(c.stdout(Stdio::piped()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = piped_stdout(&unshare, &script, "/dev/stdout");
     assert!(stdout.contains("PAYLOAD\n"), "{stdout}");
 
     // `--json /dev/stdout > out.txt`: after what was printed, in the same file.
-    let dir = Scratch::new("dev-stdout");
-    let out_txt = dir.path().join("out.txt");
-    let file = File::create(&out_txt).unwrap();
-    let inode = file.metadata().unwrap().ino();
-    let mut c = child(&unshare, &script, "/dev/stdout", "PAYLOAD\n");
-    succeeds(c.env(CHILD_PRINT, "printed first").stdout(file));
-    let text = fs::read_to_string(&out_txt).unwrap();
-    assert!(text.contains("printed first\nPAYLOAD\nok\n"), "{text}");
-    assert_eq!(fs::metadata(&out_txt).unwrap().ino(), inode);
-    assert_eq!(dir.listing(), vec!["out.txt"]);
+    assert_saved_between_prints(&unshare, &script, "/dev/stdout", "dev-stdout");
 }
 
 /// Makes a file as a killed save of `name` leaves it: `.name.XXXXXX.tmp`, some contents,

@@ -7,45 +7,33 @@ use autograd::{
 };
 use tensor::Tensor;
 
-/// y = x^3 with a backward off by 1%: 3.03 x^2 instead of 3 x^2.
-struct WrongCube;
-
-impl Op<f64> for WrongCube {
-    fn name(&self) -> &'static str {
-        "wrong_cube"
-    }
-    fn backward(&self, cx: &mut Backward<'_, f64>) {
-        let (x, g) = (cx.input(0), cx.grad_output());
-        let d = cx.grad(0).data_mut();
-        for ((d, &x), &g) in d.iter_mut().zip(x.data()).zip(g.data()) {
-            *d += g * 3.03 * x * x;
-        }
-    }
+/// y = x^3 with the backward `slope` x^2: 3 is right (a user's correct op, which the check
+/// must pass), 3.03 off by 1% (which it must catch).
+struct Cube {
+    slope: f64,
 }
-
-/// The same op with the right backward, to show the check passes a user's correct op.
-struct Cube;
 
 impl Op<f64> for Cube {
     fn name(&self) -> &'static str {
-        "cube"
+        if self.slope == 3.0 {
+            "cube"
+        } else {
+            "wrong_cube"
+        }
     }
     fn backward(&self, cx: &mut Backward<'_, f64>) {
         let (x, g) = (cx.input(0), cx.grad_output());
         let d = cx.grad(0).data_mut();
         for ((d, &x), &g) in d.iter_mut().zip(x.data()).zip(g.data()) {
-            *d += g * 3.0 * x * x;
+            *d += g * self.slope * x * x;
         }
     }
 }
 
 fn cube(g: &mut Graph<f64>, x: Var, wrong: bool) -> Result<Var, AutogradError> {
     let out = g.value(x)?.map(|v| v * v * v);
-    if wrong {
-        g.push_op(Box::new(WrongCube), &[x], out)
-    } else {
-        g.push_op(Box::new(Cube), &[x], out)
-    }
+    let slope = if wrong { 3.03 } else { 3.0 };
+    g.push_op(Box::new(Cube { slope }), &[x], out)
 }
 
 fn inputs() -> Vec<Tensor<f64>> {

@@ -133,6 +133,21 @@ mod tests {
         out
     }
 
+    fn shifted(dx: f64, dy: f64) -> Affine {
+        Affine {
+            dx,
+            dy,
+            ..Affine::IDENTITY
+        }
+    }
+
+    fn turned(degrees: f64) -> Affine {
+        Affine {
+            degrees,
+            ..Affine::IDENTITY
+        }
+    }
+
     #[test]
     fn the_identity_reproduces_the_image_exactly() {
         let src = image(28, 28);
@@ -143,12 +158,7 @@ mod tests {
     #[test]
     fn whole_pixel_shifts_move_the_image_and_fill_with_zeros() {
         let src = image(6, 5);
-        let t = Affine {
-            dx: 1.0,
-            dy: -2.0,
-            ..Affine::IDENTITY
-        };
-        let got = warp(t, &src, 6, 5);
+        let got = warp(shifted(1.0, -2.0), &src, 6, 5);
         for y in 0..6 {
             for x in 0..5 {
                 // Output (y, x) comes from (y + 2, x - 1).
@@ -165,11 +175,7 @@ mod tests {
     #[test]
     fn a_quarter_turn_is_a_transpose_and_flip() {
         let src = image(7, 7);
-        let t = Affine {
-            degrees: 90.0,
-            ..Affine::IDENTITY
-        };
-        let got = warp(t, &src, 7, 7);
+        let got = warp(turned(90.0), &src, 7, 7);
         // Counter-clockwise on screen: the top row becomes the left column, read upwards, so
         // output (y, x) is source (x, 6 - y).
         for y in 0..7 {
@@ -183,11 +189,7 @@ mod tests {
     #[test]
     fn half_pixel_shifts_average_neighbours_and_scale_keeps_the_centre() {
         let src = image(5, 5);
-        let t = Affine {
-            dx: 0.5,
-            ..Affine::IDENTITY
-        };
-        let got = warp(t, &src, 5, 5);
+        let got = warp(shifted(0.5, 0.0), &src, 5, 5);
         let want = (f32::from(src[2 * 5 + 1]) + f32::from(src[2 * 5 + 2])) / 2.0;
         assert_eq!(got[2 * 5 + 2], want);
         let t = Affine {

@@ -27,29 +27,24 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn from_pixel(v: u8, scale: Scale) -> Self;
 }
 
-impl Element for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    #[inline]
-    fn from_pixel(v: u8, scale: Scale) -> Self {
-        match scale {
-            Scale::Div255 => f32::from(v) / 255.0,
-            Scale::Div256 => f32::from(v) / 256.0,
+// The same conversion for each float type: `From<u8>` is exact for both.
+macro_rules! impl_element {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline]
+            fn from_pixel(v: u8, scale: Scale) -> Self {
+                match scale {
+                    Scale::Div255 => <$t>::from(v) / 255.0,
+                    Scale::Div256 => <$t>::from(v) / 256.0,
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl Element for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    #[inline]
-    fn from_pixel(v: u8, scale: Scale) -> Self {
-        match scale {
-            Scale::Div255 => f64::from(v) / 255.0,
-            Scale::Div256 => f64::from(v) / 256.0,
-        }
-    }
-}
+impl_element!(f32, f64);
 
 /// Number of classes (the digits 0-9).
 pub const CLASSES: usize = 10;

@@ -279,6 +279,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::thread;
     use std::time::{Duration, Instant};
+    use test_support::assert_matches;
 
     /// A tiny HTTP/1.1 server on 127.0.0.1 serving fixed responses by path (404 otherwise).
     /// It stops when dropped, or after 60 s / 100 connections at most.
@@ -382,12 +383,18 @@ mod tests {
         std::fs::read(repo_data_dir().join(file.gz_name())).unwrap()
     }
 
-    /// Valid gzip of the official t10k labels with one label changed: right size, wrong MD5.
-    fn corrupted_labels() -> Vec<u8> {
+    /// The repository's copy of `file`, uncompressed.
+    fn real_raw(file: &OfficialFile) -> Vec<u8> {
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&real(&TEST_LABELS)[..])
+        flate2::read::GzDecoder::new(&real(file)[..])
             .read_to_end(&mut raw)
             .unwrap();
+        raw
+    }
+
+    /// Valid gzip of the official t10k labels with one label changed: right size, wrong MD5.
+    fn corrupted_labels() -> Vec<u8> {
+        let mut raw = real_raw(&TEST_LABELS);
         raw[100] = (raw[100] + 1) % 10;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(&raw).unwrap();
@@ -478,13 +485,7 @@ mod tests {
         let dir = TempDir::new("download-bad");
         let err = download_from(dir.path(), &[&a, &b]).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(
-            err,
-            Error::DownloadFailed {
-                file: "train-images-idx3-ubyte",
-                ..
-            }
-        ));
+        assert_matches!(err => Error::DownloadFailed { file: "train-images-idx3-ubyte", .. });
         assert!(
             msg.contains(&format!("{a}train-images-idx3-ubyte.gz: HTTP status 404")),
             "{msg}"
@@ -496,20 +497,10 @@ mod tests {
         assert!(dir.file_names().is_empty(), "{:?}", dir.file_names());
 
         // With train images present, the corrupted and truncated labels are rejected.
-        std::fs::copy(
-            repo_data_dir().join(TRAIN_IMAGES.gz_name()),
-            dir.path().join(TRAIN_IMAGES.gz_name()),
-        )
-        .unwrap();
+        dir.copy_from_repo([&TRAIN_IMAGES]);
         let err = download_from(dir.path(), &[&b, &a]).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(
-            err,
-            Error::DownloadFailed {
-                file: "train-labels-idx1-ubyte",
-                ..
-            }
-        ));
+        assert_matches!(err => Error::DownloadFailed { file: "train-labels-idx1-ubyte", .. });
         assert!(msg.contains("gzip"), "{msg}");
         assert!(msg.contains("No partial file"), "{msg}");
         assert_eq!(dir.file_names(), vec![TRAIN_IMAGES.gz_name()]);
@@ -523,10 +514,7 @@ mod tests {
         );
         assert!(err.contains(TEST_LABELS.md5), "{err}");
         // Raw (uncompressed) official bytes verify too, and are reported as not gzip.
-        let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&real(&TEST_LABELS)[..])
-            .read_to_end(&mut raw)
-            .unwrap();
+        let raw = real_raw(&TEST_LABELS);
         assert_eq!(verify(&TEST_LABELS, &raw), Ok(false));
         assert_eq!(
             verify(&TEST_LABELS, &raw[..raw.len() - 1]).unwrap_err(),
@@ -550,13 +538,7 @@ mod tests {
         let server = Server::start(routes);
         let dir = TempDir::new("download-unreach");
         // Only labels missing: keep the test fast.
-        for f in [&TRAIN_IMAGES, &TEST_IMAGES] {
-            std::fs::copy(
-                repo_data_dir().join(f.gz_name()),
-                dir.path().join(f.gz_name()),
-            )
-            .unwrap();
-        }
+        dir.copy_from_repo([&TRAIN_IMAGES, &TEST_IMAGES]);
         let dead = format!("http://127.0.0.1:{port}/m/");
         let good = format!("{}/m/", server.base);
         let report = download_from(dir.path(), &[&dead, &good]).unwrap();

@@ -484,6 +484,7 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
     use std::fs;
+    use test_support::{assert_matches, gzip_bomb as bomb};
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut e = GzEncoder::new(Vec::new(), flate2::Compression::new(6));
@@ -555,17 +556,7 @@ mod tests {
         let full = images_bytes(2, 28, 28, &px);
         for p in both(&dir, "imgs", &full[..full.len() - 5]) {
             let err = read_images(&p).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::Truncated {
-                        expected: 1568,
-                        found: 1563,
-                        ..
-                    }
-                ),
-                "{err:?}"
-            );
+            assert_matches!(err => Error::Truncated { expected: 1568, found: 1563, .. });
             let msg = err.to_string();
             assert!(msg.contains("imgs") && msg.contains("truncated"), "{msg}");
         }
@@ -578,10 +569,7 @@ mod tests {
         let p = dir.path().join("cut.gz");
         fs::write(&p, &gz[..gz.len() - 12]).unwrap();
         let err = read_images(&p).unwrap_err();
-        assert!(
-            matches!(err, Error::Gzip { .. } | Error::Truncated { .. }),
-            "{err:?}"
-        );
+        assert_matches!(err => Error::Gzip { .. } | Error::Truncated { .. });
         assert!(err.to_string().contains("cut.gz"));
     }
 
@@ -591,24 +579,11 @@ mod tests {
         let full = images_bytes(1, 2, 2, &[1, 2, 3, 4]);
         for p in both(&dir, "h", &full[..10]) {
             let err = read_images(&p).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::HeaderTooShort {
-                        found: 10,
-                        needed: 16,
-                        ..
-                    }
-                ),
-                "{err:?}"
-            );
+            assert_matches!(err => Error::HeaderTooShort { found: 10, needed: 16, .. });
         }
         for p in both(&dir, "empty", &[]) {
             let err = read_labels(&p).unwrap_err();
-            assert!(
-                matches!(err, Error::HeaderTooShort { found: 0, .. }),
-                "{err:?}"
-            );
+            assert_matches!(err => Error::HeaderTooShort { found: 0, .. });
         }
     }
 
@@ -619,30 +594,10 @@ mod tests {
         bytes.extend_from_slice(&[0, 0]);
         let [raw, gz] = both(&dir, "l", &bytes);
         let err = read_labels(&raw).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::TrailingBytes {
-                    expected: 3,
-                    excess: Some(2),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_matches!(err => Error::TrailingBytes { expected: 3, excess: Some(2), .. });
         assert!(err.to_string().contains("2 extra bytes"), "{err}");
         let err = read_labels(&gz).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::TrailingBytes {
-                    expected: 3,
-                    excess: None,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_matches!(err => Error::TrailingBytes { expected: 3, excess: None, .. });
     }
 
     #[test]
@@ -651,30 +606,17 @@ mod tests {
         // A labels file given where images are expected, and vice versa, and garbage.
         for p in both(&dir, "labels-as-images", &labels_bytes(1, &[3])) {
             let err = read_images(&p).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::BadMagic {
-                        found: 2049,
-                        kind: IdxKind::Images,
-                        ..
-                    }
-                ),
-                "{err:?}"
-            );
+            assert_matches!(err => Error::BadMagic { found: 2049, kind: IdxKind::Images, .. });
             assert!(err.to_string().contains("this is a labels file"), "{err}");
         }
         for p in both(&dir, "images-as-labels", &images_bytes(1, 1, 1, &[3])) {
             let err = read_labels(&p).unwrap_err();
-            assert!(
-                matches!(err, Error::BadMagic { found: 2051, .. }),
-                "{err:?}"
-            );
+            assert_matches!(err => Error::BadMagic { found: 2051, .. });
         }
         let p = dir.path().join("text");
         fs::write(&p, b"hello, world, this is not IDX").unwrap();
         let err = read_labels(&p).unwrap_err();
-        assert!(matches!(err, Error::BadMagic { .. }), "{err:?}");
+        assert_matches!(err => Error::BadMagic { .. });
         assert!(
             err.to_string().contains("text: wrong magic number"),
             "{err}"
@@ -689,7 +631,7 @@ mod tests {
         // gzip magic then garbage.
         fs::write(&p, [0x1f, 0x8b, 0x00, 0x42, 0x42, 0x42, 0x42]).unwrap();
         let err = read_labels(&p).unwrap_err();
-        assert!(matches!(err, Error::Gzip { .. }), "{err:?}");
+        assert_matches!(err => Error::Gzip { .. });
         assert!(
             err.to_string().contains("bad.gz: not a valid gzip stream"),
             "{err}"
@@ -699,7 +641,7 @@ mod tests {
         gz[n - 6] ^= 0xff;
         fs::write(&p, &gz).unwrap();
         let err = read_labels(&p).unwrap_err();
-        assert!(matches!(err, Error::Gzip { .. }), "{err:?}");
+        assert_matches!(err => Error::Gzip { .. });
     }
 
     #[test]
@@ -707,17 +649,7 @@ mod tests {
         let dir = TempDir::new("idx-label");
         for p in both(&dir, "l", &labels_bytes(4, &[0, 9, 11, 3])) {
             let err = read_labels(&p).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::BadLabel {
-                        index: 2,
-                        value: 11,
-                        ..
-                    }
-                ),
-                "{err:?}"
-            );
+            assert_matches!(err => Error::BadLabel { index: 2, value: 11, .. });
             assert!(err.to_string().contains("label 11 of record 2"), "{err}");
         }
     }
@@ -728,17 +660,7 @@ mod tests {
         let [im, _] = both(&dir, "im", &images_bytes(3, 2, 2, &pixels(12)));
         let [_, lb] = both(&dir, "lb", &labels_bytes(2, &[1, 2]));
         let err = read_dataset(&im, &lb).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::CountMismatch {
-                    images: 3,
-                    labels: 2,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_matches!(err => Error::CountMismatch { images: 3, labels: 2, .. });
         let msg = err.to_string();
         assert!(
             msg.contains("holds 3 images") && msg.contains("2 labels"),
@@ -752,18 +674,9 @@ mod tests {
         // 4 billion 28x28 images (3 TB) declared, 100 bytes present: refused from the header.
         for p in both(&dir, "huge", &images_bytes(u32::MAX, 28, 28, &[0; 100])) {
             let err = read_images(&p).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::DeclaredTooLarge {
-                        count: 4_294_967_295,
-                        record_bytes: 784,
-                        limit: MAX_DATA_BYTES,
-                        ..
-                    }
-                ),
-                "{err:?}"
-            );
+            assert_matches!(err => Error::DeclaredTooLarge {
+                count: 4_294_967_295, record_bytes: 784, limit: MAX_DATA_BYTES, ..
+            });
             let msg = err.to_string();
             assert!(
                 msg.contains("huge") && msg.contains("3367254359280 bytes"),
@@ -773,22 +686,12 @@ mod tests {
         // 4 billion labels.
         for p in both(&dir, "hugel", &labels_bytes(u32::MAX, &[1; 10])) {
             let err = read_labels(&p).unwrap_err();
-            assert!(matches!(err, Error::DeclaredTooLarge { .. }), "{err:?}");
+            assert_matches!(err => Error::DeclaredTooLarge { .. });
         }
         // Under the limit but not there: truncated.
         for p in both(&dir, "short", &images_bytes(2_000_000, 28, 28, &[0; 100])) {
             let err = read_images(&p).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::Truncated {
-                        expected: 1_568_000_000,
-                        found: 100,
-                        ..
-                    }
-                ),
-                "{err:?}"
-            );
+            assert_matches!(err => Error::Truncated { expected: 1_568_000_000, found: 100, .. });
         }
         // Maximal everything: 2^96 bytes cannot even be counted in 64 bits.
         for p in both(
@@ -797,12 +700,12 @@ mod tests {
             &images_bytes(u32::MAX, u32::MAX, u32::MAX, &[]),
         ) {
             let err = read_images(&p).unwrap_err();
-            assert!(matches!(err, Error::AbsurdHeader { .. }), "{err:?}");
+            assert_matches!(err => Error::AbsurdHeader { .. });
         }
         // Zero-sized images.
         for p in both(&dir, "zero", &images_bytes(5, 0, 28, &[])) {
             let err = read_images(&p).unwrap_err();
-            assert!(matches!(err, Error::BadDimensions { .. }), "{err:?}");
+            assert_matches!(err => Error::BadDimensions { .. });
         }
     }
 
@@ -818,21 +721,6 @@ mod tests {
             self.taken.set(self.taken.get() + n as u64);
             Ok(n)
         }
-    }
-
-    /// A gzip stream of an images header declaring `count` 28x28 images, then `zeros` zero
-    /// bytes (a bomb: deflate packs zeros about 1000:1).
-    fn bomb(count: u32, zeros: usize) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(&images_bytes(count, 28, 28, &[])).unwrap();
-        let block = vec![0u8; 1 << 20];
-        let mut left = zeros;
-        while left > 0 {
-            let n = left.min(block.len());
-            e.write_all(&block[..n]).unwrap();
-            left -= n;
-        }
-        e.finish().unwrap()
     }
 
     /// A header's dimensions and the data behind it.
@@ -865,16 +753,7 @@ mod tests {
         let gz = bomb(7_700_000, 32 << 20);
         let (got, taken) = read_counted(&gz, |_| Ok(()));
         let err = got.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::DeclaredTooLarge {
-                    count: 7_700_000,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_matches!(err => Error::DeclaredTooLarge { count: 7_700_000, .. });
         assert!(err.to_string().contains("bomb.gz"), "{err}");
         // One buffer's worth of the compressed file at most: nothing behind the header.
         assert!(taken <= CHUNK as u64, "took {taken} of {} bytes", gz.len());
@@ -897,30 +776,13 @@ mod tests {
             }
             Ok(())
         });
-        assert!(
-            matches!(
-                got,
-                Err(Error::WrongRecordCount {
-                    found: 2_600_000,
-                    ..
-                })
-            ),
-            "{got:?}"
-        );
+        assert_matches!(got => Err(Error::WrongRecordCount { found: 2_600_000, .. }));
         assert!(taken <= CHUNK as u64, "took {taken} of {} bytes", gz.len());
         // Without such a check, only the data actually there is inflated, then refused.
         let (got, taken) = read_counted(&gz, |_| Ok(()));
-        assert!(
-            matches!(
-                got,
-                Err(Error::Truncated {
-                    expected: 2_038_400_000,
-                    found: 33_554_432,
-                    ..
-                })
-            ),
-            "{got:?}"
-        );
+        assert_matches!(got => Err(Error::Truncated {
+            expected: 2_038_400_000, found: 33_554_432, ..
+        }));
         assert_eq!(taken, gz.len() as u64);
     }
 
@@ -929,17 +791,7 @@ mod tests {
         // 10 images declared, 64 MiB of zeros follow: stop one byte past the 7,840.
         let gz = bomb(10, 64 << 20);
         let (got, taken) = read_counted(&gz, |_| Ok(()));
-        assert!(
-            matches!(
-                got,
-                Err(Error::TrailingBytes {
-                    expected: 7840,
-                    excess: None,
-                    ..
-                })
-            ),
-            "{got:?}"
-        );
+        assert_matches!(got => Err(Error::TrailingBytes { expected: 7840, excess: None, .. }));
         assert!(
             taken <= 2 * CHUNK as u64,
             "took {taken} of {} bytes",
@@ -951,7 +803,7 @@ mod tests {
     fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
         let mut v = Vec::new();
         let err = reserve_to(Path::new("big"), &mut v, u64::MAX, u64::MAX).unwrap_err();
-        assert!(matches!(err, Error::OutOfMemory { .. }), "{err:?}");
+        assert_matches!(err => Error::OutOfMemory { .. });
         let msg = err.to_string();
         assert!(msg.starts_with("big: out of memory"), "{msg}");
     }
@@ -994,7 +846,7 @@ mod tests {
         let dir = TempDir::new("idx-missing");
         let p = dir.path().join("nope.gz");
         let err = read_images(&p).unwrap_err();
-        assert!(matches!(err, Error::Io { action: "open", .. }), "{err:?}");
+        assert_matches!(err => Error::Io { action: "open", .. });
         assert!(err.to_string().contains("nope.gz: cannot open"), "{err}");
     }
 
@@ -1030,14 +882,9 @@ mod tests {
     fn writer_rejects_inconsistent_input_and_leaves_nothing() {
         let dir = TempDir::new("idx-write-bad");
         let p = dir.path().join("x");
-        assert!(matches!(
-            write_images(&p, &[0; 10], 3, 2, 2, Format::Raw),
-            Err(Error::Invalid { .. })
-        ));
-        assert!(matches!(
-            write_labels(&p, &[1, 10], Format::Gzip),
-            Err(Error::Invalid { .. })
-        ));
+        let images = write_images(&p, &[0; 10], 3, 2, 2, Format::Raw);
+        assert_matches!(images => Err(Error::Invalid { .. }));
+        assert_matches!(write_labels(&p, &[1, 10], Format::Gzip) => Err(Error::Invalid { .. }));
         assert!(dir.file_names().is_empty());
     }
 }

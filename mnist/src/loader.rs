@@ -411,6 +411,7 @@ mod tests {
     use super::*;
     use crate::testutil::{real_data, repo_data_dir, TempDir};
     use std::fs;
+    use test_support::assert_matches;
 
     #[test]
     fn sizes_of_the_split() {
@@ -484,10 +485,7 @@ mod tests {
     #[test]
     fn verify_dir_inflates_no_file_past_its_official_size() {
         let dir = TempDir::new("verify-bomb");
-        for f in &FILES {
-            let src = repo_data_dir().join(f.gz_name());
-            fs::copy(&src, dir.path().join(f.gz_name())).unwrap();
-        }
+        dir.copy_from_repo(&FILES);
         // 64 MiB of zeros (64 KB of gzip) in place of the 10,008-byte test labels.
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let block = vec![0u8; 1 << 20];
@@ -497,10 +495,7 @@ mod tests {
         let p = dir.path().join(TEST_LABELS.gz_name());
         fs::write(&p, e.finish().unwrap()).unwrap();
         let err = verify_dir(dir.path()).unwrap_err();
-        assert!(
-            matches!(err, Error::TooLong { limit: 10_008, .. }),
-            "{err:?}"
-        );
+        assert_matches!(err => Error::TooLong { limit: 10_008, .. });
         let msg = err.to_string();
         assert!(
             msg.contains("t10k-labels-idx1-ubyte.gz: uncompresses to more than 10008 bytes"),
@@ -513,10 +508,7 @@ mod tests {
     #[test]
     fn verify_dir_catches_a_modified_file() {
         let dir = TempDir::new("verify");
-        for f in &FILES {
-            let src = repo_data_dir().join(f.gz_name());
-            fs::copy(&src, dir.path().join(f.gz_name())).unwrap();
-        }
+        dir.copy_from_repo(&FILES);
         // Replace the test labels by a valid file with one label changed.
         let lp = dir.path().join(TEST_LABELS.gz_name());
         let mut labels = idx::read_labels(&lp).unwrap();
@@ -524,16 +516,7 @@ mod tests {
         fs::remove_file(&lp).unwrap();
         idx::write_labels(dir.path().join(TEST_LABELS.name), &labels, idx::Format::Raw).unwrap();
         let err = verify_dir(dir.path()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Checksum {
-                    file: "t10k-labels-idx1-ubyte",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_matches!(err => Error::Checksum { file: "t10k-labels-idx1-ubyte", .. });
         // The raw file is found and loads (the loader itself does not checksum).
         assert_eq!(load_data(dir.path()).unwrap().test.label(0), 3);
     }
@@ -541,11 +524,7 @@ mod tests {
     #[test]
     fn a_missing_file_says_where_it_looked_and_how_to_get_it() {
         let dir = TempDir::new("missing");
-        fs::copy(
-            repo_data_dir().join(TRAIN_IMAGES.gz_name()),
-            dir.path().join(TRAIN_IMAGES.gz_name()),
-        )
-        .unwrap();
+        dir.copy_from_repo([&TRAIN_IMAGES]);
         let err = load_data(dir.path()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("train-labels-idx1-ubyte"), "{msg}");
@@ -557,10 +536,8 @@ mod tests {
     #[test]
     fn data_dir_search_order() {
         let root = TempDir::new("find");
-        let deep = root.path().join("a/b/c");
-        fs::create_dir_all(&deep).unwrap();
-        let data = root.path().join("a/data/mnist");
-        fs::create_dir_all(&data).unwrap();
+        let deep = root.subdir("a/b/c");
+        let data = root.subdir("a/data/mnist");
         for f in &FILES {
             // Empty placeholder files: finding only checks presence.
             fs::write(data.join(f.gz_name()), b"").unwrap();
@@ -568,8 +545,7 @@ mod tests {
         // Upward search from a/b/c finds a/data/mnist.
         assert_eq!(find_data_dir_in(None, None, &deep, None).unwrap(), data);
         // The environment variable wins over the upward search, and --data over both.
-        let other = root.path().join("other");
-        fs::create_dir_all(&other).unwrap();
+        let other = root.subdir("other");
         let err = find_data_dir_in(None, Some(other.clone().into()), &deep, None).unwrap_err();
         let msg = err.to_string();
         assert!(
@@ -609,20 +585,14 @@ mod tests {
     fn expanded_files_missing_say_how_to_make_them() {
         let dir = TempDir::new("noexp");
         let err = load_data_expanded(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::ExpandedNotFound { .. }), "{err:?}");
+        assert_matches!(err => Error::ExpandedNotFound { .. });
         assert!(err.to_string().contains("mnist_expand"), "{err}");
     }
 
     #[test]
     fn expanded_training_set_replaces_the_training_data() {
         let dir = TempDir::new("exp");
-        for f in &FILES {
-            fs::copy(
-                repo_data_dir().join(f.gz_name()),
-                dir.path().join(f.gz_name()),
-            )
-            .unwrap();
-        }
+        dir.copy_from_repo(&FILES);
         let small = crate::expand(&real_data().training.take(100), 1);
         // Raw images, gzip labels: both names are accepted.
         idx::write_images(
@@ -652,13 +622,7 @@ mod tests {
     #[test]
     fn wrong_sized_train_file_is_rejected() {
         let dir = TempDir::new("wrongcount");
-        for f in &FILES {
-            fs::copy(
-                repo_data_dir().join(f.gz_name()),
-                dir.path().join(f.gz_name()),
-            )
-            .unwrap();
-        }
+        dir.copy_from_repo(&FILES);
         // Swap in a 100-record train set.
         let small = real_data().training.take(100);
         fs::remove_file(dir.path().join(TRAIN_IMAGES.gz_name())).unwrap();
@@ -671,16 +635,6 @@ mod tests {
         )
         .unwrap();
         let err = load_data(dir.path()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::WrongRecordCount {
-                    expected: 60_000,
-                    found: 100,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_matches!(err => Error::WrongRecordCount { expected: 60_000, found: 100, .. });
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use crate::{load_data, MnistData};
+use crate::{load_data, MnistData, OfficialFile};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -29,6 +29,21 @@ impl TempDir {
 
     pub(crate) fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// The directory `rel` inside this one, created with its parents.
+    pub(crate) fn subdir(&self, rel: &str) -> PathBuf {
+        let p = self.0.join(rel);
+        fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// Copies `files` of the repository's data/mnist into the directory.
+    pub(crate) fn copy_from_repo<'a>(&self, files: impl IntoIterator<Item = &'a OfficialFile>) {
+        for f in files {
+            let name = f.gz_name();
+            fs::copy(repo_data_dir().join(&name), self.0.join(&name)).unwrap();
+        }
     }
 
     /// Names of the entries in the directory, sorted.

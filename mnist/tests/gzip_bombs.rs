@@ -3,61 +3,15 @@
 //! refuses them: a count the split cannot use is refused from the header, before any data is
 //! inflated, and nothing is ever reserved past what the header declares.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mnist::Error;
-
-struct Counting;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+use test_support::{assert_matches, gzip_bomb as bomb, largest_allocation};
 
 #[global_allocator]
-static A: Counting = Counting;
-
-/// The largest allocation `f` makes; tests measuring it run one at a time.
-fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    LARGEST.store(0, Ordering::Relaxed);
-    let out = f();
-    (out, LARGEST.load(Ordering::Relaxed))
-}
-
-/// A gzip stream of an images header declaring `count` 28x28 images, then `zeros` zero bytes.
-fn bomb(count: u32, zeros: usize) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    for w in [2051u32, count, 28, 28] {
-        e.write_all(&w.to_be_bytes()).unwrap();
-    }
-    let block = vec![0u8; 1 << 20];
-    let mut left = zeros;
-    while left > 0 {
-        let n = left.min(block.len());
-        e.write_all(&block[..n]).unwrap();
-        left -= n;
-    }
-    e.finish().unwrap()
-}
+static A: test_support::Counting = test_support::Counting;
 
 fn repo_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist")
@@ -131,16 +85,8 @@ fn an_arbitrary_idx_file_reserves_only_what_arrives() {
     let p = dir.0.join("any-images.gz");
     fs::write(&p, bomb(2_600_000, 32 << 20)).unwrap();
     let (got, largest) = largest_allocation(|| mnist::idx::read_images(&p));
-    assert!(
-        matches!(
-            got,
-            Err(Error::Truncated {
-                expected: 2_038_400_000,
-                found: 33_554_432,
-                ..
-            })
-        ),
-        "{got:?}"
-    );
+    assert_matches!(got => Err(Error::Truncated {
+        expected: 2_038_400_000, found: 33_554_432, ..
+    }));
     assert!(largest <= 128 << 20, "allocated {largest} bytes");
 }

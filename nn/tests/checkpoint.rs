@@ -119,18 +119,22 @@ fn an_f64_network_checkpoints_its_exact_weights() {
     // An f32 net of the same shape is refused: resuming it would not be exact.
     let mut f32_net =
         Network::<f32>::sigmoid_mlp(&[784, 20, 10], Cost::CrossEntropy, Init::Large, 3).unwrap();
-    let e = Checkpoint::load(&mut f32_net, &dir.0)
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&mut f32_net, &dir.0);
     assert!(e.contains("f64 weights"), "{e}");
 }
 
-fn small() -> Network<f32> {
-    Network::sigmoid_mlp(&[784, 16, 10], Cost::Quadratic, Init::Large, 5).unwrap()
+/// The net the tests below checkpoint, seeded `seed`.
+fn small(seed: u64) -> Network<f32> {
+    Network::sigmoid_mlp(&[784, 16, 10], Cost::Quadratic, Init::Large, seed).unwrap()
+}
+
+/// Why the checkpoint in `dir` is refused for `net`.
+fn refusal(net: &mut Network<f32>, dir: impl AsRef<Path>) -> String {
+    Checkpoint::load(net, dir).unwrap_err().to_string()
 }
 
 fn saved(dir: &Path, epochs_done: usize) -> Network<f32> {
-    let net = small();
+    let net = small(5);
     Checkpoint {
         epochs_done,
         state: serde_json::json!({ "epochs_done": epochs_done }),
@@ -148,8 +152,7 @@ fn a_torn_temp_file_from_a_killed_save_leaves_the_previous_checkpoint() {
     // A save killed halfway leaves a temp file beside the checkpoint, never a torn checkpoint.
     let tmp = dir.0.join(format!(".{}.a1B2c3.tmp", checkpoint::FILE_NAME));
     std::fs::write(&tmp, &good[..good.len() / 2]).unwrap();
-    let mut back =
-        Network::<f32>::sigmoid_mlp(&[784, 16, 10], Cost::Quadratic, Init::Large, 0).unwrap();
+    let mut back = small(0);
     let ck = Checkpoint::load(&mut back, &dir.0).unwrap();
     assert_eq!(ck.epochs_done, 4);
     assert!(back.parameter_bits() == net.parameter_bits());
@@ -164,8 +167,7 @@ fn a_damaged_checkpoint_is_refused_with_its_name_and_the_network_is_untouched() 
     saved(&dir.0, 2);
     let file = checkpoint::path(&dir.0);
     let good = std::fs::read(&file).unwrap();
-    let mut net =
-        Network::<f32>::sigmoid_mlp(&[784, 16, 10], Cost::Quadratic, Init::Large, 11).unwrap();
+    let mut net = small(11);
     let before = (net.parameter_bits(), net.rng_state());
     let mut nan_tail = good.clone();
     let n = nan_tail.len();
@@ -194,19 +196,13 @@ fn a_checkpoint_of_another_architecture_or_not_a_checkpoint_is_refused() {
     saved(&dir.0, 1);
     let mut other =
         Network::<f32>::sigmoid_mlp(&[784, 17, 10], Cost::Quadratic, Init::Large, 0).unwrap();
-    let e = Checkpoint::load(&mut other, &dir.0)
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&mut other, &dir.0);
     assert!(e.contains("not of this run's"), "{e}");
     // A plain safetensors model is not a checkpoint (no epoch, no random state).
-    nn::io::save_safetensors(&small(), checkpoint::path(&dir.0)).unwrap();
-    let e = Checkpoint::load(&mut small(), &dir.0)
-        .unwrap_err()
-        .to_string();
+    nn::io::save_safetensors(&small(5), checkpoint::path(&dir.0)).unwrap();
+    let e = refusal(&mut small(5), &dir.0);
     assert!(e.contains("is not a checkpoint"), "{e}");
-    let e = Checkpoint::load(&mut small(), dir.0.join("missing"))
-        .unwrap_err()
-        .to_string();
+    let e = refusal(&mut small(5), dir.0.join("missing"));
     assert!(e.contains("missing"), "{e}");
 }
 

@@ -105,35 +105,20 @@ fn network3_dropout_semantics() {
     *g.param_mut(l.w).unwrap() = Tensor::full(&[1, 200], 1.0).unwrap();
     *g.param_mut(l.b).unwrap() = Tensor::full(&[1], 0.25).unwrap();
     let x = g.input(Tensor::full(&[1, 200], 1.0).unwrap());
-    let mut r = rng(9);
-    let y = l
-        .forward(
-            &mut g,
-            x,
-            &mut Ctx {
-                mode: Mode::Train,
-                rng: &mut r,
-            },
-        )
-        .unwrap();
-    let kept = g.value(y).unwrap().data()[0] - 0.25;
+    // The same draws in both modes: only the mode differs.
+    let output = |g: &mut Graph<f64>, mode| {
+        let mut r = rng(9);
+        let mut cx = Ctx { mode, rng: &mut r };
+        let y = l.forward(g, x, &mut cx).unwrap();
+        g.value(y).unwrap().data()[0]
+    };
+    let kept = output(&mut g, Mode::Train) - 0.25;
     assert_eq!(kept.fract(), 0.0, "a 0/1 mask keeps whole inputs");
     assert!(
         (60.0..140.0).contains(&kept),
         "about half of 200 inputs kept, got {kept}"
     );
-    let mut r = rng(9);
-    let y = l
-        .forward(
-            &mut g,
-            x,
-            &mut Ctx {
-                mode: Mode::Eval,
-                rng: &mut r,
-            },
-        )
-        .unwrap();
-    assert_eq!(g.value(y).unwrap().data()[0], 0.5 * 200.0 + 0.25);
+    assert_eq!(output(&mut g, Mode::Eval), 0.5 * 200.0 + 0.25);
 }
 
 #[test]

@@ -2,37 +2,12 @@
 //! counting allocator records the largest single allocation while small files that claim
 //! huge networks are refused.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+use test_support::largest_allocation;
 
 #[global_allocator]
-static A: Counting = Counting;
-
-/// The largest allocation `f` makes (tests here run one at a time: a single test function).
-fn largest_allocation(f: impl FnOnce()) -> usize {
-    LARGEST.store(0, Ordering::Relaxed);
-    f();
-    LARGEST.load(Ordering::Relaxed)
-}
+static A: test_support::Counting = test_support::Counting;
 
 #[test]
 fn small_files_claiming_huge_networks_are_refused_without_allocating_them() {
@@ -40,14 +15,14 @@ fn small_files_claiming_huge_networks_are_refused_without_allocating_them() {
     // loader built that network from `sizes` before looking at the matrices.
     let json =
         br#"{"sizes": [16000, 16000], "weights": [[]], "biases": [[]], "cost": "QuadraticCost"}"#;
-    let n = largest_allocation(|| {
+    let ((), n) = largest_allocation(|| {
         let e = nn::io::load_network2_json_from_bytes::<f32>(json, Path::new("lie.json"));
         assert!(e.is_err());
     });
     assert!(n < 1 << 20, "the JSON loader allocated {n} bytes");
 
     // A --layers description of more than 2^28 parameters is refused before allocating.
-    let n = largest_allocation(|| {
+    let ((), n) = largest_allocation(|| {
         assert!(nn::spec::build::<f32>("fc:20000 fc:20000 softmax:10", 0).is_err());
     });
     assert!(n < 1 << 28, "building allocated {n} bytes");
@@ -61,7 +36,7 @@ fn small_files_claiming_huge_networks_are_refused_without_allocating_them() {
     let mut file = (header.len() as u64).to_le_bytes().to_vec();
     file.extend_from_slice(header);
     file.extend_from_slice(&[0; 16]);
-    let n = largest_allocation(|| {
+    let ((), n) = largest_allocation(|| {
         assert!(nn::io::load_safetensors_from_bytes(&mut net, &file, Path::new("lie.st")).is_err());
         assert!(
             nn::checkpoint::Checkpoint::load_from_bytes(&mut net, &file, Path::new("lie")).is_err()

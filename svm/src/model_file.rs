@@ -427,27 +427,14 @@ impl<R: BufRead> Reader<R> {
                 }
                 "nr_class" => {
                     once(h.nr_class.is_some(), self)?;
-                    let v = self.single(key, &values)?;
-                    let k: usize = v
-                        .parse()
-                        .ok()
-                        .filter(|k| (1..=MAX_CLASSES).contains(k))
-                        .ok_or_else(|| {
-                            self.bad(format!("nr_class {} is not in 1..={MAX_CLASSES}", quote(v)))
-                        })?;
-                    h.nr_class = Some(k);
+                    let range = 1..=MAX_CLASSES;
+                    let shown = format!("1..={MAX_CLASSES}");
+                    h.nr_class = Some(self.count(key, &values, range, &shown)?);
                 }
                 "total_sv" => {
                     once(h.total_sv.is_some(), self)?;
-                    let v = self.single(key, &values)?;
-                    let l: usize = v
-                        .parse()
-                        .ok()
-                        .filter(|&l: &usize| i32::try_from(l).is_ok())
-                        .ok_or_else(|| {
-                            self.bad(format!("total_sv {} is not in 0..=i32::MAX", quote(v)))
-                        })?;
-                    h.total_sv = Some(l);
+                    let range = 0..=i32::MAX as usize;
+                    h.total_sv = Some(self.count(key, &values, range, "0..=i32::MAX")?);
                 }
                 "rho" | "probA" | "probB" => {
                     let k = self.classes_known(&h, key)?;
@@ -497,6 +484,21 @@ impl<R: BufRead> Reader<R> {
             [v] => Ok(v),
             _ => Err(self.bad(format!("{key} takes one value, found {}", values.len()))),
         }
+    }
+
+    /// `key`'s one value, a whole number in `range` (`shown` in the error).
+    fn count(
+        &self,
+        key: &str,
+        values: &[&str],
+        range: std::ops::RangeInclusive<usize>,
+        shown: &str,
+    ) -> Result<usize> {
+        let v = self.single(key, values)?;
+        v.parse()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| self.bad(format!("{key} {} is not in {shown}", quote(v))))
     }
 
     fn numbers(&self, key: &str, values: &[&str], n: usize) -> Result<Vec<f64>> {

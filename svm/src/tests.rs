@@ -69,6 +69,18 @@ fn assert_same_text(a: &str, b: &str) {
     assert_eq!(a, b);
 }
 
+/// Asserts that `back`, read from a file, is `m`: the same classes, offsets and support
+/// vectors with their coefficients, and the same predictions on `p`.
+fn assert_same_model(back: &Model, m: &Model, p: &Problem) {
+    assert_eq!(back.classes(), m.classes());
+    assert_eq!(back.rho(), m.rho());
+    for i in 0..m.support_count() {
+        assert_eq!(back.coefficients(i), m.coefficients(i));
+        assert_eq!(back.support_vector(i), m.support_vector(i));
+    }
+    assert_eq!(back.predict(p.features()), m.predict(p.features()));
+}
+
 fn temp_path(tag: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("nndl-svm-{tag}-{}.model", std::process::id()))
 }
@@ -172,11 +184,7 @@ fn saved_model_reads_back_identically() {
     assert_eq!(back.kernel(), Kernel::Rbf { gamma: 1.0 / 3.0 });
     assert_eq!(back.params(), None);
     assert_eq!(back.support_indices(), None);
-    for i in 0..m.support_count() {
-        assert_eq!(back.coefficients(i), m.coefficients(i));
-        assert_eq!(back.support_vector(i), m.support_vector(i));
-    }
-    assert_eq!(back.predict(p.features()), m.predict(p.features()));
+    assert_same_model(&back, &m, &p);
 }
 
 #[test]
@@ -208,13 +216,7 @@ fn libsvm_reads_our_files_and_we_read_libsvms() {
     let back = Model::load(&theirs).unwrap();
     std::fs::remove_file(&ours).unwrap();
     std::fs::remove_file(&theirs).unwrap();
-    assert_eq!(back.classes(), m.classes());
-    assert_eq!(back.rho(), m.rho());
-    for i in 0..m.support_count() {
-        assert_eq!(back.coefficients(i), m.coefficients(i));
-        assert_eq!(back.support_vector(i), m.support_vector(i));
-    }
-    assert_eq!(back.predict(p.features()), m.predict(p.features()));
+    assert_same_model(&back, &m, &p);
 }
 
 #[test]
@@ -276,113 +278,76 @@ fn a_hand_written_model_predicts_by_its_decision_function() {
     assert_eq!(read(&file_text(&m)).unwrap().rho(), &[0.25]);
 }
 
+/// GOOD with `from` replaced by `to`; `from` must stand there once, or the case would test
+/// something else than it says.
+fn edited(from: &str, to: &str) -> String {
+    assert_eq!(GOOD.matches(from).count(), 1, "{from:?} in GOOD");
+    GOOD.replace(from, to)
+}
+
+/// Asserts `text` is refused as a bad model, on line `line`, with `needle` in the message.
+fn assert_bad_model(text: &str, needle: &str, line: usize) {
+    let e = read(text).unwrap_err();
+    let Error::BadModel { line: got, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(
+        e.to_string().contains(needle),
+        "{e} should contain {needle}"
+    );
+    assert_eq!(*got, line, "{e}");
+    assert!(e.to_string().starts_with("m.model: line"), "{e}");
+}
+
 #[test]
 fn bad_model_files_name_the_problem_and_line() {
-    let cases: Vec<(String, &str, usize)> = vec![
+    // Each: a part of GOOD and what replaces it, what the error says and the line it names.
+    for (from, to, needle, line) in [
+        ("-1.5 1:1 2:1 \n", "", "file ends after 2 of the 3", 11),
         (
-            GOOD.replace("-1.5 1:1 2:1 \n", ""),
-            "file ends after 2 of the 3",
-            11,
-        ),
-        (
-            format!("{GOOD}0.5 1:1\n"),
+            "2:1 \n",
+            "2:1 \n0.5 1:1\n",
             "text after the 3 support vectors",
             13,
         ),
         (
-            GOOD.replace("total_sv 3", "total_sv 4"),
-            "[2, 1] does not add up to total_sv 4",
+            "total_sv 3",
+            "total_sv 4",
+            "does not add up to total_sv 4",
             9,
         ),
+        ("nr_sv 2 1", "nr_sv 2 2", "does not add up to total_sv 3", 9),
         (
-            GOOD.replace("nr_sv 2 1", "nr_sv 2 2"),
-            "does not add up to total_sv 3",
-            9,
-        ),
-        (
-            GOOD.replace("nr_sv 2 1", "nr_sv 2"),
+            "nr_sv 2 1",
+            "nr_sv 2",
             "nr_sv has 1 values for nr_class 2",
             8,
         ),
-        (
-            GOOD.replace("rho 0.25", "rho 0.25 1"),
-            "rho has 2 values, expected 1",
-            6,
-        ),
-        (GOOD.replace("rho 0.25", "rho x"), "bad rho \"x\"", 6),
-        (
-            GOOD.replace("gamma 0.5\n", ""),
-            "rbf kernel without a gamma line",
-            8,
-        ),
-        (
-            GOOD.replace("kernel_type rbf", "kernel_type precomputed"),
-            "precomputed",
-            2,
-        ),
-        (
-            GOOD.replace("kernel_type rbf", "kernel_type magic"),
-            "unknown kernel_type",
-            2,
-        ),
-        (GOOD.replace("label 1 2\n", ""), "no label line", 8),
-        (
-            GOOD.replace("c_svc", "epsilon_svr"),
-            "only classification models",
-            1,
-        ),
-        (
-            GOOD.replace("nr_class 2", "nr_class 0"),
-            "nr_class \"0\" is not in",
-            4,
-        ),
-        (GOOD.replace("nr_class 2\n", ""), "rho before nr_class", 5),
-        (
-            GOOD.replace("3:1 ", "3:nan "),
-            "bad feature value \"nan\"",
-            10,
-        ),
-        (
-            GOOD.replace("1:0.5 3:1", "3:1 1:0.5"),
-            "feature index 1 after 3",
-            10,
-        ),
-        (
-            GOOD.replace("2:0.25", "0:0.25"),
-            "feature index 0 after 0",
-            11,
-        ),
-        (GOOD.replace("2:0.25", "2=0.25"), "expected index:value", 11),
-        (
-            GOOD.replace("gamma 0.5", "gamma 0.5\ngamma 0.5"),
-            "gamma given twice",
-            4,
-        ),
-        (
-            GOOD.replace("SV\n", "SVs\n"),
-            "unknown header key \"SVs\"",
-            9,
-        ),
-        (
-            GOOD.replace("label 1 2", "label 1 1"),
-            "class label 1 appears twice",
-            0,
-        ),
-        (GOOD[..40].to_string(), "file ends before the SV line", 3),
-        (String::new(), "file ends before the SV line", 0),
-    ];
-    for (text, needle, line) in cases {
-        let e = read(&text).unwrap_err();
-        let Error::BadModel { line: got, .. } = &e else {
-            panic!("{e:?}");
-        };
-        assert!(
-            e.to_string().contains(needle),
-            "{e} should contain {needle}"
-        );
-        assert_eq!(*got, line, "{e}");
-        assert!(e.to_string().starts_with("m.model: line"), "{e}");
+        ("rho 0.25", "rho 0.25 1", "rho has 2 values, expected 1", 6),
+        ("rho 0.25", "rho x", "bad rho \"x\"", 6),
+        ("gamma 0.5\n", "", "rbf kernel without a gamma line", 8),
+        ("rbf", "precomputed", "precomputed", 2),
+        ("rbf", "magic", "unknown kernel_type", 2),
+        ("label 1 2\n", "", "no label line", 8),
+        ("c_svc", "epsilon_svr", "only classification models", 1),
+        ("nr_class 2", "nr_class 0", "nr_class \"0\" is not in", 4),
+        ("nr_class 2\n", "", "rho before nr_class", 5),
+        ("3:1 ", "3:nan ", "bad feature value \"nan\"", 10),
+        ("1:0.5 3:1", "3:1 1:0.5", "feature index 1 after 3", 10),
+        ("2:0.25", "0:0.25", "feature index 0 after 0", 11),
+        ("2:0.25", "2=0.25", "expected index:value", 11),
+        ("gamma 0.5", "gamma 0.5\ngamma 0.5", "gamma given twice", 4),
+        ("SV\n", "SVs\n", "unknown header key \"SVs\"", 9),
+        ("label 1 2", "label 1 1", "class label 1 appears twice", 0),
+    ] {
+        assert_bad_model(&edited(from, to), needle, line);
     }
+    assert_bad_model(&GOOD[..40], "file ends before the SV line", 3);
+    assert_bad_model("", "file ends before the SV line", 0);
+}
+
+#[test]
+fn unreadable_model_files_are_named() {
     let e = Model::read_from(Cursor::new(vec![0xff, 0xfe, b'\n']), "bin.model").unwrap_err();
     assert!(e.to_string().contains("not UTF-8"), "{e}");
     let e = Model::load("/nonexistent/dir/x.model").unwrap_err();

@@ -75,6 +75,21 @@ impl Scratch {
     pub fn arg(&self, name: &str) -> String {
         self.path(name).to_string_lossy().into_owned()
     }
+
+    /// Runs example `name` with `args` in this directory.
+    pub fn run(&self, name: &str, args: &[&str]) -> Run {
+        run_in(&self.0, name, args)
+    }
+
+    /// Runs example `name` with [`QUICK`] and `args` in this directory.
+    pub fn quick(&self, name: &str, args: &[&str]) -> Run {
+        self.run(name, &with_quick(args))
+    }
+
+    /// Runs example `name` with `args` in this directory under [`run_capped`]'s cap.
+    pub fn capped(&self, name: &str, args: &[&str]) -> Run {
+        run_capped(&self.0, name, args, &[]).0
+    }
 }
 
 impl Drop for Scratch {
@@ -85,6 +100,8 @@ impl Drop for Scratch {
 
 /// What a run of an example printed and returned.
 pub struct Run {
+    /// The example and its arguments, for failure messages.
+    pub what: String,
     /// Exit code (-1 if killed by a signal).
     pub code: i32,
     /// Standard output.
@@ -94,20 +111,40 @@ pub struct Run {
 }
 
 impl Run {
+    fn of(name: &str, args: &[&str], out: Output) -> Run {
+        Run {
+            what: format!("{name} {}", args.join(" ")),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Asserts the run failed the way bad input must fail: exit code 2, one line on stderr
     /// (`error: ...`), no panic, no backtrace; returns that line.
     pub fn one_line_error(&self) -> &str {
         let err = self.stderr.trim_end();
-        assert_eq!(self.code, 2, "exit code; stderr:\n{}", self.stderr);
+        let what = &self.what;
+        assert_eq!(self.code, 2, "{what}: exit code; stderr:\n{}", self.stderr);
         assert!(
             !err.contains('\n') && err.starts_with("error: "),
-            "not one error line:\n{}",
+            "{what}: not one error line:\n{}",
             self.stderr
         );
         assert!(
             !err.contains("panicked") && !err.contains("backtrace"),
-            "{err}"
+            "{what}: {err}"
         );
+        err
+    }
+
+    /// Asserts the run failed as [`Run::one_line_error`] says, with each of `needles` in its
+    /// line; returns the line.
+    pub fn refused(&self, needles: &[&str]) -> &str {
+        let err = self.one_line_error();
+        for n in needles {
+            assert!(err.contains(n), "{}: {n:?} not in {err}", self.what);
+        }
         err
     }
 
@@ -115,8 +152,8 @@ impl Run {
     pub fn ok(&self) -> &str {
         assert_eq!(
             self.code, 0,
-            "exit code; stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
+            "{}: exit code; stdout:\n{}\nstderr:\n{}",
+            self.what, self.stdout, self.stderr
         );
         &self.stdout
     }
@@ -124,14 +161,10 @@ impl Run {
 
 /// Runs example `name` with `args` in `dir`.
 pub fn run_in(dir: &Path, name: &str, args: &[&str]) -> Run {
-    let out: Output = command(dir, name, args)
+    let out = command(dir, name, args)
         .output()
         .expect("running the example");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::of(name, args, out)
 }
 
 /// The command that runs example `name` with `args` in `dir`, not yet started.
@@ -180,10 +213,5 @@ pub fn run_capped(
     }
     let start = std::time::Instant::now();
     let out = c.output().expect("running the example");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    (run, start.elapsed())
+    (Run::of(name, args, out), start.elapsed())
 }
