@@ -25,7 +25,7 @@ pub mod reference;
 pub mod spec;
 
 pub use cost::Cost;
-pub use data::{Augmented, InMemory, Samples};
+pub use data::{InMemory, Samples};
 pub use error::NnError;
 pub use evaluate::{Evaluation, WeightPenalty};
 pub use gradcheck::gradcheck_layer;

@@ -140,6 +140,8 @@ fn network3_dropout_semantics() {
 fn a_network3_cost_with_in_graph_l2_end_to_end() {
     let mut net = nn::spec::build::<f64>(
         "conv:2x5x5,pool:2,relu fc:6,tanh,dropout:0.5 softmax:10,dropout:0.5",
+        &[1, 28, 28],
+        nn::Cost::LogLikelihood,
         3,
     )
     .unwrap();
