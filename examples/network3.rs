@@ -387,7 +387,7 @@ fn draw_filters(path: &std::path::Path, net: &Network<f32>) -> Result<()> {
     let Some(w) = net
         .layers()
         .first()
-        .filter(|l| l.describe().starts_with("ConvPool"))
+        .filter(|l| l.kind() == nn::LayerKind::ConvPool)
         .and_then(|l| l.weights().first().copied())
     else {
         bail!("--filters: the first layer is not a conv-pool layer");

@@ -1,7 +1,10 @@
 //! A sequential network with a cost: the model (layers, forward, parameters) and the epoch
 //! of mini-batch training an [`Optimizer`] steps.
 
-use crate::layers::{BatchNorm, Conv2d, ConvPool, Dropout, Flatten, FullyConnected, MaxPool2d};
+use crate::layers::{
+    BatchNorm, Conv2d, Conv2dConfig, ConvPool, Dropout, FcConfig, Flatten, FullyConnected,
+    MaxPool2d,
+};
 use crate::monitor::{divergence, SCAN_EVERY};
 use crate::{
     Activation, Cost, Ctx, Init, Layer, Mode, NnError, Optimizer, PoolGrad, Result, Samples,
@@ -167,16 +170,12 @@ impl<T: Float> Network<T> {
         let name = format!("l{}", self.layers.len());
         let size = n_in.checked_mul(n_out).and_then(|w| w.checked_add(n_out));
         self.check_size(&format!("a {n_in} -> {n_out} layer"), size)?;
-        let l = FullyConnected::new(
-            &mut self.graph,
-            &name,
-            n_in,
-            n_out,
-            act,
+        let config = FcConfig {
+            activation: act,
             init,
             p_dropout,
-            &mut self.rng,
-        )?;
+        };
+        let l = FullyConnected::new(&mut self.graph, &name, n_in, n_out, config, &mut self.rng)?;
         self.push(Box::new(l))
     }
 
@@ -228,18 +227,13 @@ impl<T: Float> Network<T> {
         self.push(Box::new(l))
     }
 
-    /// Appends a padded, strided convolution of `n_filters` `k x k` filters (He-initialised,
-    /// with or without biases) over the current channels, then `act`.
-    #[allow(clippy::too_many_arguments)]
+    /// Appends a convolution of `n_filters` `k x k` filters over the current channels, padded,
+    /// strided, biased and activated as `config` says.
     pub fn add_conv2d(
         &mut self,
         n_filters: usize,
         k: usize,
-        pad: usize,
-        stride: usize,
-        bias: bool,
-        act: Activation,
-        init: Init,
+        config: Conv2dConfig,
     ) -> Result<&mut Self> {
         let channels = match self.dims.len() {
             3 => self.dims[0],
@@ -251,17 +245,8 @@ impl<T: Float> Network<T> {
             .and_then(|w| w.checked_add(n_filters));
         self.check_size(&format!("{n_filters} filters of {channels}x{k}x{k}"), size)?;
         let name = format!("l{}", self.layers.len());
-        let l = Conv2d::new(
-            &mut self.graph,
-            &name,
-            [n_filters, channels, k, k],
-            pad,
-            stride,
-            bias,
-            act,
-            init,
-            &mut self.rng,
-        )?;
+        let filter = [n_filters, channels, k, k];
+        let l = Conv2d::new(&mut self.graph, &name, filter, config, &mut self.rng)?;
         self.push(Box::new(l))
     }
 

@@ -31,7 +31,7 @@
 //! shape is [`build`]'s to say (`[1, 28, 28]` for MNIST, `mnist::IMAGE_DIMS`); conv and pool
 //! layers need it as `[channels, height, width]`.
 
-use crate::{Activation, Cost, Init, Network, NnError, PoolGrad, Result};
+use crate::{Activation, Conv2dConfig, Cost, Init, Network, NnError, PoolGrad, Result};
 use tensor::Float;
 
 fn bad(layer: usize, text: &str, why: impl std::fmt::Display) -> NnError {
@@ -246,15 +246,14 @@ pub fn build<T: Float>(spec: &str, input: &[usize], cost: Cost, seed: u64) -> Re
                         format!("padding {} must be less than the kernel size {h}", o.pad),
                     ));
                 } else {
-                    net.add_conv2d(
-                        f,
-                        h,
-                        o.pad,
-                        o.stride,
-                        o.bias,
-                        act(Activation::Identity),
-                        o.init.unwrap_or(Init::He),
-                    )
+                    let config = Conv2dConfig {
+                        pad: o.pad,
+                        stride: o.stride,
+                        bias: o.bias,
+                        activation: act(Activation::Identity),
+                        init: o.init.unwrap_or(Init::He),
+                    };
+                    net.add_conv2d(f, h, config)
                 }
             }
             "bn" => net.add_batch_norm(act(Activation::Identity)),

@@ -6,8 +6,8 @@ mod common;
 
 use autograd::Graph;
 use nn::{
-    gradcheck_layer, Activation, ConvPool, Ctx, DropoutStyle, FullyConnected, InMemory, Init,
-    Layer, Mode, Regularization,
+    gradcheck_layer, Activation, ConvPool, Ctx, DropoutStyle, FcConfig, FullyConnected, InMemory,
+    Init, Layer, Mode, Regularization,
 };
 use rand::{Rng, SeedableRng};
 use tensor::Tensor;
@@ -45,9 +45,11 @@ fn fully_connected_every_activation_with_and_without_dropout() {
                 "fc",
                 6,
                 4,
-                act,
-                Init::ScaledByOutputs,
-                p,
+                FcConfig {
+                    activation: act,
+                    init: Init::ScaledByOutputs,
+                    p_dropout: p,
+                },
                 &mut rng(1),
             )
             .unwrap();
@@ -64,9 +66,11 @@ fn fully_connected_every_activation_with_and_without_dropout() {
         "fc",
         6,
         4,
-        Activation::Relu,
-        Init::ScaledByOutputs,
-        0.3,
+        FcConfig {
+            activation: Activation::Relu,
+            init: Init::ScaledByOutputs,
+            p_dropout: 0.3,
+        },
         &mut rng(1),
     )
     .unwrap()
@@ -96,9 +100,11 @@ fn network3_dropout_semantics() {
         "fc",
         200,
         1,
-        Activation::Identity,
-        Init::Zeros,
-        0.5,
+        FcConfig {
+            activation: Activation::Identity,
+            init: Init::Zeros,
+            p_dropout: 0.5,
+        },
         &mut rng(1),
     )
     .unwrap();

@@ -4,8 +4,8 @@
 
 use autograd::Graph;
 use nn::{
-    gradcheck_layer, Activation, BatchNorm, Conv2d, Ctx, Dropout, Flatten, Init, Layer, MaxPool2d,
-    Mode,
+    gradcheck_layer, Activation, BatchNorm, Conv2d, Conv2dConfig, Ctx, Dropout, Flatten, Init,
+    Layer, MaxPool2d, Mode,
 };
 use rand::{Rng, SeedableRng};
 use tensor::Tensor;
@@ -48,18 +48,14 @@ fn conv2d_with_padding_stride_and_bias_is_gradchecked() {
         (0, 2, false, Activation::Identity),
     ] {
         let mut g = Graph::<f64>::new();
-        let l = Conv2d::new(
-            &mut g,
-            "c",
-            [4, 3, 3, 3],
+        let config = Conv2dConfig {
             pad,
             stride,
             bias,
-            act,
-            Init::He,
-            &mut rng(1),
-        )
-        .unwrap();
+            activation: act,
+            init: Init::He,
+        };
+        let l = Conv2d::new(&mut g, "c", [4, 3, 3, 3], config, &mut rng(1)).unwrap();
         let want = [
             4usize,
             (6 + 2 * pad - 3) / stride + 1,
