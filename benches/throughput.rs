@@ -23,7 +23,7 @@ fn build(net: &str) -> Network<f32> {
         "F" => "fc:1000,relu,dropout:0.5 fc:1000,relu,dropout:0.5 softmax:10,dropout:0.5",
         other => panic!("unknown net {other}"),
     };
-    nn::spec::build(spec, 1).expect("valid spec")
+    nn::spec::build(spec, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 1).expect("valid spec")
 }
 
 fn nndl_rate(

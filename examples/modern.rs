@@ -13,7 +13,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use common::{Best, Common, Resume, Tuning};
 use mnist::augment::Augment;
-use nn::{Adam, Augmented, Optimizer, Regularization};
+use mnist::Augmented;
+use nn::{Adam, Optimizer, Regularization};
 use std::path::PathBuf;
 
 /// The recipe: two blocks of two padded 3x3 convolutions with batch norm and ReLU, each block
@@ -138,7 +139,7 @@ fn run() -> Result<()> {
         bail!("--degrees, --shift and --scale must be >= 0 (and --scale below 1)");
     }
     // Check the description and the output paths before loading anything.
-    nn::spec::build::<f32>(&layers, c.seed)?;
+    nn::spec::build::<f32>(&layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, c.seed)?;
     if let Some(p) = &args.save {
         common::check_writable("--save", p)?;
     }
@@ -164,7 +165,8 @@ fn run() -> Result<()> {
         settings["train_all"] = true.into();
     }
     let mut run = t.run(c, "modern", settings)?;
-    let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
+    let mut net =
+        nn::spec::build::<f32>(&layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, c.seed)?;
     let eval_batch = args
         .eval_batch
         .min(data.validation.len().max(data.test.len()));
@@ -276,7 +278,8 @@ fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData, augment: Augment
         vec![0.0; data.test.len() * 10],
     ];
     for path in &args.ensemble {
-        let mut net = nn::spec::build::<f32>(layers, 0)?;
+        let mut net =
+            nn::spec::build::<f32>(layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 0)?;
         args.common
             .check_memory(&net, 1, args.eval_batch.min(data.test.len()))?;
         nn::io::load_safetensors(&mut net, path).with_context(|| {
@@ -287,7 +290,14 @@ fn ensemble(args: &Args, layers: &str, data: &mnist::MnistData, augment: Augment
         })?;
         let mut acc = [0.0; 2];
         for (k, set) in [&data.validation, &data.test].into_iter().enumerate() {
-            let p = net.probabilities_augmented(set, augment, args.tta, seed, args.eval_batch)?;
+            let p = mnist::probabilities_augmented(
+                &mut net,
+                set,
+                augment,
+                args.tta,
+                seed,
+                args.eval_batch,
+            )?;
             if p.len() != sums[k].len() {
                 bail!("--ensemble: {} does not output 10 classes", path.display());
             }

@@ -195,7 +195,7 @@ fn run() -> Result<()> {
     let mb = c.mini_batch.unwrap_or(10);
     let expanded = args.expanded || (s.expanded && args.layers.is_none());
     // Check the description before loading anything.
-    nn::spec::build::<f32>(&layers, c.seed)?;
+    nn::spec::build::<f32>(&layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, c.seed)?;
     let is_ensemble = args.preset == Preset::Ensemble && args.layers.is_none();
     if !is_ensemble && (args.vote_only || args.nets.is_some()) {
         bail!("--vote-only and --nets are for --preset ensemble (without --layers)");
@@ -245,7 +245,8 @@ fn run() -> Result<()> {
     if is_ensemble {
         return ensemble(&args, &layers, &data, epochs, eta, lambda, run, &ck);
     }
-    let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
+    let mut net =
+        nn::spec::build::<f32>(&layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, c.seed)?;
     let eval_batch = args
         .eval_batch
         .min(data.validation.len().max(data.test.len()));
@@ -319,7 +320,8 @@ fn ensemble(
     for k in 0..nets {
         let seed = c.seed + k as u64;
         let path = dir.join(format!("net{k}_seed{seed}.safetensors"));
-        let mut net = nn::spec::build::<f32>(layers, seed)?;
+        let mut net =
+            nn::spec::build::<f32>(layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, seed)?;
         let (mb, eb) = (
             c.mini_batch.unwrap_or(10),
             args.eval_batch.min(data.test.len()),
@@ -385,7 +387,7 @@ fn draw_filters(path: &std::path::Path, net: &Network<f32>) -> Result<()> {
     let Some(w) = net
         .layers()
         .first()
-        .filter(|l| l.describe().starts_with("ConvPool"))
+        .filter(|l| l.kind() == nn::LayerKind::ConvPool)
         .and_then(|l| l.weights().first().copied())
     else {
         bail!("--filters: the first layer is not a conv-pool layer");

@@ -31,7 +31,13 @@ fn a_fc_layer_whose_inputs_do_not_match_the_previous_layer() {
 fn a_model_file_for_another_architecture() {
     let s = Scratch::new("arch");
     // network3: a fc:30 net's weights loaded into a fc:100 net.
-    let small = nn::spec::build::<f32>("fc:30 softmax:10", 0).unwrap();
+    let small = nn::spec::build::<f32>(
+        "fc:30 softmax:10",
+        &mnist::IMAGE_DIMS,
+        nn::Cost::LogLikelihood,
+        0,
+    )
+    .unwrap();
     nn::io::save_safetensors(&small, s.path("fc30.safetensors")).unwrap();
     let r = s.quick(
         "network3",

@@ -107,7 +107,7 @@ type Trained = Result<Network<f32>, RunError>;
 
 /// Trains `layers` with `opt` up to `epochs` (one step each) with `ck`; returns the net.
 fn train(layers: &str, mut opt: Opt, epochs: usize, ck: Checkpoints, data: &InMemory) -> Trained {
-    let mut net = nn::spec::build::<f32>(layers, 3)?;
+    let mut net = nn::spec::build::<f32>(layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 3)?;
     let mut run = Run::new("matrix", serde_json::json!({ "layers": layers }));
     let mut seen = 0usize;
     run.epochs(
@@ -158,7 +158,9 @@ fn every_layer_with_every_optimizer_trains_and_resumes_to_the_same_weights() {
     let root = scratch("all");
     let mut cases = 0;
     for (n, layers) in NETS.iter().enumerate() {
-        let start = nn::spec::build::<f32>(layers, 3).unwrap().parameter_bits();
+        let start = nn::spec::build::<f32>(layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 3)
+            .unwrap()
+            .parameter_bits();
         for kind in kinds() {
             for averaged in [false, true] {
                 let what = format!("{layers} / {kind:?} / averaged {averaged}");
@@ -334,7 +336,8 @@ fn a_net_of_millions_of_parameters_with_adam_and_the_average_resumes() {
     // 784 x 4000 weights: Adam's two moments and the average are 3 x 12.6 MB, far past the
     // 100 MB a safetensors header may hold as JSON (what version 1 of the format did).
     let layers = "fc:4000,relu softmax:10";
-    let net = nn::spec::build::<f32>(layers, 3).unwrap();
+    let net =
+        nn::spec::build::<f32>(layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 3).unwrap();
     let n: usize = net
         .parameters()
         .iter()

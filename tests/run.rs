@@ -4,10 +4,9 @@
 //! chapter 3's learning-rate schedule halves and stops when it should, also across a resume
 //! with momentum's velocities in flight.
 
-#[path = "../nn/tests/common/mod.rs"]
-mod common;
+mod mnist_slice;
 
-use common::training;
+use mnist_slice::training;
 use nn::{Cost, Init, Momentum, Network, Regularization, Sgd};
 use nndl::run::{Checkpoints, EtaChange, EtaSchedule, LrDecay, Plan, Run, RunError};
 use std::path::PathBuf;

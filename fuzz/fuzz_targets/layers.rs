@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match nn::spec::build::<f32>(text, 0) {
+    match nn::spec::build::<f32>(text, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 0) {
         Ok(net) => {
             assert!(!net.layers().is_empty());
             assert_eq!(net.output_dims().len(), 1);

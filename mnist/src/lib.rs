@@ -13,9 +13,10 @@
 //! - [`download()`]: fetch missing files from mirrors, checking the official MD5s.
 //! - [`expand()`]: the book's 1-pixel shifts, seeded shuffle.
 //! - [`augment`]: random rotation, scale and shift of each image of a mini-batch, seeded.
+//! - With the `nn` feature: [`Dataset`] as `nn::Samples`, `Augmented` (the images augmented
+//!   afresh each epoch) and `probabilities_augmented` (test-time augmentation).
 //! - [`baseline::AverageDarkness`]: the book's 2,225 / 10,000 baseline.
-//! - [`text::quote`]: untrusted text in error messages, cut to a couple of hundred characters
-//!   (used by the readers here, in `svm` and in `nn`).
+//! - [`text`]: the `quoting` crate under the name it had when it lived here.
 //!
 //! ```no_run
 //! let dir = mnist::find_data_dir(None)?;
@@ -37,9 +38,13 @@ pub mod expand;
 mod fuzz_tests;
 pub mod idx;
 mod loader;
+#[cfg(feature = "nn")]
+mod samples;
 #[cfg(test)]
 mod testutil;
-pub mod text;
+/// Quoting untrusted text in error messages: the `quoting` crate, still reachable by the path
+/// it had before it moved out (so that `nn` could read files without depending on MNIST).
+pub use quoting as text;
 
 pub use dataset::{one_hot, Dataset, Element, Scale, CLASSES};
 pub use download::{
@@ -50,6 +55,8 @@ pub use expand::{expand, expand_unshuffled, expand_with_progress};
 pub use loader::{
     download_dir, find_data_dir, load_data, load_data_expanded, locate_file, md5_hex,
     uncompressed_md5, verify_dir, MnistData, OfficialFile, DATA_ENV, DEFAULT_DATA_DIR,
-    EXPANDED_IMAGES, EXPANDED_LABELS, FILES, SIDE, TEST_IMAGES, TEST_LABELS, TEST_SIZE,
+    EXPANDED_IMAGES, EXPANDED_LABELS, FILES, IMAGE_DIMS, SIDE, TEST_IMAGES, TEST_LABELS, TEST_SIZE,
     TRAINING_SIZE, TRAIN_IMAGES, TRAIN_LABELS, VALIDATION_SIZE,
 };
+#[cfg(feature = "nn")]
+pub use samples::{probabilities_augmented, Augmented};

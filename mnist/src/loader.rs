@@ -15,6 +15,8 @@ use crate::idx::{self, GZIP_MAGIC};
 
 /// Image side length in pixels.
 pub const SIDE: usize = 28;
+/// One image's shape as a network takes it: one channel of `SIDE x SIDE` pixels.
+pub const IMAGE_DIMS: [usize; 3] = [1, SIDE, SIDE];
 /// Records of the book's training set (the first 50,000 of the train files).
 pub const TRAINING_SIZE: usize = 50_000;
 /// Records of the book's validation set (the last 10,000 of the train files).

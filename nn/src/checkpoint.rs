@@ -35,7 +35,7 @@ use crate::io::{
     atomic_write, parameters_from_safetensors, safetensors_bytes, set_parameters, values_of,
 };
 use crate::{Network, NnError, Result};
-use mnist::text::{capped, quote};
+use quoting::{capped, quote};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tensor::Float;

@@ -63,29 +63,6 @@ impl<T: Float> Network<T> {
         Ok(out)
     }
 
-    /// Test-time augmentation: the class probabilities of the images as they are and of
-    /// `copies - 1` randomly transformed copies (ranges `augment`, copy `k` drawn as epoch `k`
-    /// of [`crate::Augmented`] seeded `seed`), averaged. `copies = 1` is [`Self::probabilities`].
-    pub fn probabilities_augmented(
-        &mut self,
-        data: &mnist::Dataset,
-        augment: mnist::augment::Augment,
-        copies: usize,
-        seed: u64,
-        batch: usize,
-    ) -> Result<Vec<f64>> {
-        let mut sum = self.probabilities(data, batch)?;
-        let augmented = crate::Augmented::new(data, augment, seed);
-        for k in 1..copies {
-            augmented.begin_epoch(k);
-            let p = self.probabilities(&augmented, batch)?;
-            sum.iter_mut().zip(&p).for_each(|(s, v)| *s += v);
-        }
-        let n = copies.max(1) as f64;
-        sum.iter_mut().for_each(|s| *s /= n);
-        Ok(sum)
-    }
-
     /// Accuracy and mean cost on `data`, plus `penalty` as network2's `total_cost` adds it.
     pub fn evaluate<S: Samples>(
         &mut self,

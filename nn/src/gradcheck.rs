@@ -11,12 +11,13 @@ use tensor::Tensor;
 /// evaluation, so a layer with dropout is checked in training mode too.
 ///
 /// ```
-/// use nn::{gradcheck_layer, Activation, FullyConnected, Init, Mode};
+/// use nn::{gradcheck_layer, Activation, FcConfig, FullyConnected, Init, Mode};
 /// use rand::SeedableRng;
 ///
 /// let mut g = autograd::Graph::<f64>::new();
 /// let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
-/// let fc = FullyConnected::new(&mut g, "fc", 6, 4, Activation::Tanh, Init::ScaledByOutputs, 0.5, &mut rng)?;
+/// let config = FcConfig { activation: Activation::Tanh, init: Init::ScaledByOutputs, p_dropout: 0.5 };
+/// let fc = FullyConnected::new(&mut g, "fc", 6, 4, config, &mut rng)?;
 /// let x = tensor::Tensor::randn(&[3, 6], 0.0, 1.0, &mut rng)?;
 /// let report = gradcheck_layer(&mut g, &fc, x, Mode::Train)?;
 /// assert_eq!(report.checked, 3 * 6 + 4 * 6 + 4); // input, weights, biases

@@ -6,7 +6,7 @@
 //! vectors, so each is a one-element list).
 
 use crate::{Activation, Cost, Init, Network, NnError, Result, MAX_PARAMETERS};
-use mnist::text::{capped, quote};
+use quoting::{capped, quote};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;

@@ -32,6 +32,30 @@ pub struct Ctx<'a> {
     pub rng: &'a mut rand_pcg::Pcg64,
 }
 
+/// Which of nn's layers a [`Layer`] is: what code that treats one kind apart (network3's
+/// filter plot draws a conv-pool layer's weights) matches on, rather than on the text of
+/// [`Layer::describe`], which is for people and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LayerKind {
+    /// [`crate::FullyConnected`] (network3's softmax layer too).
+    FullyConnected,
+    /// [`crate::ConvPool`].
+    ConvPool,
+    /// [`crate::Conv2d`].
+    Conv2d,
+    /// [`crate::BatchNorm`].
+    BatchNorm,
+    /// [`crate::MaxPool2d`].
+    MaxPool2d,
+    /// [`crate::Dropout`].
+    Dropout,
+    /// [`crate::Flatten`].
+    Flatten,
+    /// A layer defined outside nn.
+    Other,
+}
+
 /// A layer: parameters on the graph plus a forward written with graph ops only. No gradient
 /// code: autograd differentiates whatever `forward` records.
 pub trait Layer<T: Float>: Send {
@@ -45,6 +69,10 @@ pub trait Layer<T: Float>: Send {
     fn output_dims(&self, input: &[usize]) -> Result<Vec<usize>>;
     /// A short description, e.g. `FullyConnected(784 -> 30, sigmoid)`.
     fn describe(&self) -> String;
+    /// Which of nn's layers this is; [`LayerKind::Other`] for a layer defined elsewhere.
+    fn kind(&self) -> LayerKind {
+        LayerKind::Other
+    }
     /// What a batch of `batch` samples of shape `input` holds in memory while this layer's
     /// forward (and in [`Mode::Train`], backward) runs, for [`crate::memory::Plan`]. The
     /// default counts the output and, in training, its gradient: right for a layer made of

@@ -25,14 +25,15 @@ pub mod reference;
 pub mod spec;
 
 pub use cost::Cost;
-pub use data::{Augmented, InMemory, Samples};
+pub use data::{InMemory, Samples};
 pub use error::NnError;
 pub use evaluate::{Evaluation, WeightPenalty};
 pub use gradcheck::gradcheck_layer;
 pub use init::Init;
-pub use layer::{Activation, Ctx, Layer, Mode};
+pub use layer::{Activation, Ctx, Layer, LayerKind, Mode};
 pub use layers::{
-    BatchNorm, Conv2d, ConvPool, Dropout, DropoutStyle, Flatten, FullyConnected, MaxPool2d,
+    BatchNorm, Conv2d, Conv2dConfig, ConvPool, Dropout, DropoutStyle, FcConfig, Flatten,
+    FullyConnected, MaxPool2d,
 };
 pub use network::{Epoch, EpochStats, Network, MAX_PARAMETERS};
 pub use optim::{Adam, Averaged, Momentum, Optimizer, OptimizerState, Regularization, Sgd};

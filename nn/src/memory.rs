@@ -409,6 +409,11 @@ pub fn check_training<T: Float>(
 mod tests {
     use super::*;
 
+    /// What `--layers` builds: MNIST's images, network3's cost.
+    pub(super) fn mnist_shaped(spec: &str) -> crate::Result<Network<f32>> {
+        crate::spec::build(spec, &[1, 28, 28], Cost::LogLikelihood, 0)
+    }
+
     #[test]
     fn sizes_read_as_people_write_them() {
         assert_eq!(parse_size("1000"), Some(1000));
@@ -427,8 +432,7 @@ mod tests {
 
     #[test]
     fn a_batch_too_large_is_refused_naming_the_layer_with_the_most() {
-        let net =
-            crate::spec::build::<f32>("conv2d:64x3x3,pad:1 pool:2 fc:10 softmax:10", 0).unwrap();
+        let net = mnist_shaped("conv2d:64x3x3,pad:1 pool:2 fc:10 softmax:10").unwrap();
         let plan = Plan::of(&net, 10_000_000).unwrap();
         let e = plan.check(19_200_000_000).unwrap_err().to_string();
         assert!(
@@ -449,7 +453,7 @@ mod tests {
 
     #[test]
     fn training_and_evaluation_are_held_against_the_limit_together() {
-        let net = crate::spec::build::<f32>("fc:100 softmax:10", 0).unwrap();
+        let net = mnist_shaped("fc:100 softmax:10").unwrap();
         let (t, e) = (
             Plan::of(&net, 1000).unwrap(),
             Plan::eval(&net, 500).unwrap(),
@@ -471,6 +475,7 @@ mod tests {
 
 #[cfg(test)]
 mod calibration {
+    use super::tests::mnist_shaped;
     use super::*;
 
     /// The plans the module docs compare with measured peak RSS
@@ -496,7 +501,7 @@ flatten fc:128,linear,init:he bn,relu dropout:0.4 softmax:10";
             ),
             ("fc:10 softmax:10", 1000),
         ] {
-            let net = crate::spec::build::<f32>(spec, 0).unwrap();
+            let net = mnist_shaped(spec).unwrap();
             let (t, e) = (
                 Plan::of(&net, batch).unwrap(),
                 Plan::eval(&net, batch).unwrap(),

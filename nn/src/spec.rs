@@ -20,15 +20,18 @@
 //! - `fc:N` or `fc:INxN` (options: an activation, `dropout:P` (network3's dropout of its
 //!   input), `init:NAME`) is a FullyConnectedLayer; with `IN` given, it must equal the previous
 //!   layer's output size.
-//! - `softmax:N` or `softmax:INxN` (options `dropout:P`, `init:NAME`, default `zeros`) is
-//!   network3's SoftmaxLayer; it must be last, and makes the cost the log-likelihood.
+//! - `softmax:N` or `softmax:INxN` (options `dropout:P`, `init:NAME`, default `zeros`) is the
+//!   output layer, which must be last: network3's SoftmaxLayer when the cost is
+//!   [`Cost::LogLikelihood`] (the cost applies the output nonlinearity, a sigmoid with the
+//!   book's other two).
 //!
 //! Activations: `sigmoid` (network3's default for conv and fc), `tanh`, `relu`, `linear`.
 //! Initialisations (`init:`): `outputs` (network3's N(0, 1/n_out), the default of conv and
-//! fc), `inputs` (N(0, 1/n_in)), `large` (N(0, 1)), `he` (N(0, 2/n_in)), `zeros`. Inputs are
-//! MNIST images, `[1, 28, 28]`.
+//! fc), `inputs` (N(0, 1/n_in)), `large` (N(0, 1)), `he` (N(0, 2/n_in)), `zeros`. The input
+//! shape is [`build`]'s to say (`[1, 28, 28]` for MNIST, `mnist::IMAGE_DIMS`); conv and pool
+//! layers need it as `[channels, height, width]`.
 
-use crate::{Activation, Cost, Init, Network, NnError, PoolGrad, Result};
+use crate::{Activation, Conv2dConfig, Cost, Init, Network, NnError, PoolGrad, Result};
 use tensor::Float;
 
 fn bad(layer: usize, text: &str, why: impl std::fmt::Display) -> NnError {
@@ -173,13 +176,14 @@ fn parse_probability(i: usize, text: &str, p: &str) -> Result<f64> {
         })
 }
 
-/// Builds the network a description names (see the module docs), on MNIST-shaped inputs.
-pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
+/// Builds the network a description names (see the module docs), taking samples of shape
+/// `input` and trained on `cost`; `seed` as [`Network::new`] takes it.
+pub fn build<T: Float>(spec: &str, input: &[usize], cost: Cost, seed: u64) -> Result<Network<T>> {
     let layers: Vec<&str> = spec.split_whitespace().collect();
     if layers.is_empty() {
         return Err(NnError::Config("--layers: the description is empty".into()));
     }
-    let mut net = Network::<T>::new(&[1, 28, 28], Cost::LogLikelihood, seed);
+    let mut net = Network::<T>::new(input, cost, seed);
     let mut has_softmax = false;
     for (i, text) in layers.iter().enumerate() {
         if has_softmax {
@@ -242,15 +246,14 @@ pub fn build<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
                         format!("padding {} must be less than the kernel size {h}", o.pad),
                     ));
                 } else {
-                    net.add_conv2d(
-                        f,
-                        h,
-                        o.pad,
-                        o.stride,
-                        o.bias,
-                        act(Activation::Identity),
-                        o.init.unwrap_or(Init::He),
-                    )
+                    let config = Conv2dConfig {
+                        pad: o.pad,
+                        stride: o.stride,
+                        bias: o.bias,
+                        activation: act(Activation::Identity),
+                        init: o.init.unwrap_or(Init::He),
+                    };
+                    net.add_conv2d(f, h, config)
                 }
             }
             "bn" => net.add_batch_norm(act(Activation::Identity)),
@@ -293,11 +296,17 @@ fn whole_size(i: usize, text: &str, size: &str) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::build;
+    use crate::{Cost, Network, Result};
+    use tensor::Float;
+
+    /// What `--layers` builds: MNIST's images, network3's cost.
+    fn mnist_shaped<T: Float>(spec: &str, seed: u64) -> Result<Network<T>> {
+        super::build(spec, &[1, 28, 28], Cost::LogLikelihood, seed)
+    }
 
     #[test]
     fn the_books_deepest_net_builds_with_the_right_shapes() {
-        let net = build::<f32>("conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:1000,relu,dropout:0.5 fc:1000,relu,dropout:0.5 softmax:10,dropout:0.5", 0).unwrap();
+        let net = mnist_shaped::<f32>("conv:20x5x5,pool:2,relu conv:40x5x5,pool:2,relu fc:1000,relu,dropout:0.5 fc:1000,relu,dropout:0.5 softmax:10,dropout:0.5", 0).unwrap();
         assert_eq!(net.layers().len(), 5);
         assert_eq!(net.output_dims(), &[10]);
         let d = net.describe();
@@ -310,7 +319,8 @@ mod tests {
 
     #[test]
     fn ties_selects_theanos_pool_gradient_on_that_layer_only() {
-        let net = build::<f32>("conv:20x5x5,relu,ties conv:40x5x5,relu softmax:10", 0).unwrap();
+        let net =
+            mnist_shaped::<f32>("conv:20x5x5,relu,ties conv:40x5x5,relu softmax:10", 0).unwrap();
         let d = net.describe();
         assert_eq!(d.matches("gradient to tied maxima").count(), 1, "{d}");
         assert!(
@@ -321,7 +331,7 @@ mod tests {
 
     #[test]
     fn the_modern_layers_build_with_the_right_shapes_and_defaults() {
-        let net = build::<f32>(
+        let net = mnist_shaped::<f32>(
             "conv2d:32x3x3,pad:1,nobias bn,relu conv2d:16x5x5,pad:2,stride:2,relu pool:2 flatten dropout:0.25 fc:64,init:he bn,relu softmax:10",
             0,
         )
@@ -409,7 +419,7 @@ mod tests {
             ("conv:20x5x5,pool:25 softmax:10", "would leave nothing"),
             ("conv2d:8x3x3,stride:99 pool:2 softmax:10", "layer 2"),
         ] {
-            let e = build::<f32>(spec, 0)
+            let e = mnist_shaped::<f32>(spec, 0)
                 .err()
                 .unwrap_or_else(|| panic!("{spec:?} should fail"))
                 .to_string();

@@ -90,19 +90,34 @@ fn network2_json_round_trip_gives_identical_predictions_and_outputs() {
 fn safetensors_round_trip_and_architecture_mismatch() {
     let dir = tmp("st");
     let path = dir.join("net.safetensors");
-    let mut net =
-        nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:20,relu softmax:10", 2).unwrap();
+    let mut net = nn::spec::build::<f32>(
+        "conv:4x5x5,pool:2,relu fc:20,relu softmax:10",
+        &[1, 28, 28],
+        nn::Cost::LogLikelihood,
+        2,
+    )
+    .unwrap();
     nn::io::save_safetensors(&net, &path).unwrap();
-    let mut back =
-        nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:20,relu softmax:10", 99).unwrap();
+    let mut back = nn::spec::build::<f32>(
+        "conv:4x5x5,pool:2,relu fc:20,relu softmax:10",
+        &[1, 28, 28],
+        nn::Cost::LogLikelihood,
+        99,
+    )
+    .unwrap();
     nn::io::load_safetensors(&mut back, &path).unwrap();
     let data = random_inputs(30, 784);
     assert_eq!(
         net.predict(&data, 10).unwrap(),
         back.predict(&data, 10).unwrap()
     );
-    let mut other =
-        nn::spec::build::<f32>("conv:4x5x5,pool:2,relu fc:30,relu softmax:10", 2).unwrap();
+    let mut other = nn::spec::build::<f32>(
+        "conv:4x5x5,pool:2,relu fc:30,relu softmax:10",
+        &[1, 28, 28],
+        nn::Cost::LogLikelihood,
+        2,
+    )
+    .unwrap();
     let e = nn::io::load_safetensors(&mut other, &path)
         .unwrap_err()
         .to_string();
@@ -148,7 +163,9 @@ fn bad_model_files_are_errors_that_name_the_file() {
     assert!(e.contains("missing.json"), "{e}");
     let p = dir.join("trunc.safetensors");
     std::fs::write(&p, [1u8, 2, 3]).unwrap();
-    let mut net = nn::spec::build::<f32>("fc:5 softmax:10", 0).unwrap();
+    let mut net =
+        nn::spec::build::<f32>("fc:5 softmax:10", &[1, 28, 28], nn::Cost::LogLikelihood, 0)
+            .unwrap();
     assert!(nn::io::load_safetensors(&mut net, &p)
         .unwrap_err()
         .to_string()
@@ -158,7 +175,13 @@ fn bad_model_files_are_errors_that_name_the_file() {
 #[test]
 fn only_network2_shaped_nets_save_as_network2_json() {
     let dir = tmp("shape");
-    let net = nn::spec::build::<f32>("fc:5,relu softmax:10", 0).unwrap();
+    let net = nn::spec::build::<f32>(
+        "fc:5,relu softmax:10",
+        &[1, 28, 28],
+        nn::Cost::LogLikelihood,
+        0,
+    )
+    .unwrap();
     let e = nn::io::save_network2_json(&net, dir.join("x.json"))
         .unwrap_err()
         .to_string();

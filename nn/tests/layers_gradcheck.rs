@@ -6,8 +6,8 @@ mod common;
 
 use autograd::Graph;
 use nn::{
-    gradcheck_layer, Activation, ConvPool, Ctx, DropoutStyle, FullyConnected, InMemory, Init,
-    Layer, Mode, Regularization,
+    gradcheck_layer, Activation, ConvPool, Ctx, DropoutStyle, FcConfig, FullyConnected, InMemory,
+    Init, Layer, Mode, Regularization,
 };
 use rand::{Rng, SeedableRng};
 use tensor::Tensor;
@@ -45,9 +45,11 @@ fn fully_connected_every_activation_with_and_without_dropout() {
                 "fc",
                 6,
                 4,
-                act,
-                Init::ScaledByOutputs,
-                p,
+                FcConfig {
+                    activation: act,
+                    init: Init::ScaledByOutputs,
+                    p_dropout: p,
+                },
                 &mut rng(1),
             )
             .unwrap();
@@ -64,9 +66,11 @@ fn fully_connected_every_activation_with_and_without_dropout() {
         "fc",
         6,
         4,
-        Activation::Relu,
-        Init::ScaledByOutputs,
-        0.3,
+        FcConfig {
+            activation: Activation::Relu,
+            init: Init::ScaledByOutputs,
+            p_dropout: 0.3,
+        },
         &mut rng(1),
     )
     .unwrap()
@@ -96,9 +100,11 @@ fn network3_dropout_semantics() {
         "fc",
         200,
         1,
-        Activation::Identity,
-        Init::Zeros,
-        0.5,
+        FcConfig {
+            activation: Activation::Identity,
+            init: Init::Zeros,
+            p_dropout: 0.5,
+        },
         &mut rng(1),
     )
     .unwrap();
@@ -125,6 +131,8 @@ fn network3_dropout_semantics() {
 fn a_network3_cost_with_in_graph_l2_end_to_end() {
     let mut net = nn::spec::build::<f64>(
         "conv:2x5x5,pool:2,relu fc:6,tanh,dropout:0.5 softmax:10,dropout:0.5",
+        &[1, 28, 28],
+        nn::Cost::LogLikelihood,
         3,
     )
     .unwrap();

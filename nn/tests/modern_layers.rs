@@ -4,8 +4,8 @@
 
 use autograd::Graph;
 use nn::{
-    gradcheck_layer, Activation, BatchNorm, Conv2d, Ctx, Dropout, Flatten, Init, Layer, MaxPool2d,
-    Mode,
+    gradcheck_layer, Activation, BatchNorm, Conv2d, Conv2dConfig, Ctx, Dropout, Flatten, Init,
+    Layer, MaxPool2d, Mode,
 };
 use rand::{Rng, SeedableRng};
 use tensor::Tensor;
@@ -48,18 +48,14 @@ fn conv2d_with_padding_stride_and_bias_is_gradchecked() {
         (0, 2, false, Activation::Identity),
     ] {
         let mut g = Graph::<f64>::new();
-        let l = Conv2d::new(
-            &mut g,
-            "c",
-            [4, 3, 3, 3],
+        let config = Conv2dConfig {
             pad,
             stride,
             bias,
-            act,
-            Init::He,
-            &mut rng(1),
-        )
-        .unwrap();
+            activation: act,
+            init: Init::He,
+        };
+        let l = Conv2d::new(&mut g, "c", [4, 3, 3, 3], config, &mut rng(1)).unwrap();
         let want = [
             4usize,
             (6 + 2 * pad - 3) / stride + 1,
@@ -222,53 +218,4 @@ fn inverted_dropout_scales_kept_values_in_training_and_is_the_identity_in_evalua
     assert!((frac - 0.25).abs() < 0.02, "dropped {frac}");
     assert_eq!(forward(&mut g, &d, &x, Mode::Eval), x.data());
     assert!(Dropout::new(1.0).is_err() && Dropout::new(-0.1).is_err());
-}
-
-#[test]
-fn test_time_augmentation_averages_the_plain_images_and_the_augmented_epochs() {
-    let images: Vec<u8> = (0..5 * 784)
-        .map(|i| ((i * 31 + i / 97) % 256) as u8)
-        .collect();
-    let data = mnist::Dataset::new(images, vec![3, 1, 4, 1, 5], 28, 28).unwrap();
-    let mut net = nn::spec::build::<f32>(
-        "conv2d:4x3x3,pad:1 bn,relu pool:2 flatten softmax:10,init:he",
-        3,
-    )
-    .unwrap();
-    let augment = mnist::augment::Augment::MNIST;
-    let plain = net.probabilities(&data, 2).unwrap();
-    // One copy is the plain probabilities; copies of the identity transform average to them.
-    assert_eq!(
-        net.probabilities_augmented(&data, augment, 1, 7, 2)
-            .unwrap(),
-        plain
-    );
-    let none = mnist::augment::Augment::NONE;
-    let same = net.probabilities_augmented(&data, none, 3, 7, 2).unwrap();
-    assert!(same.iter().zip(&plain).all(|(a, b)| (a - b).abs() < 1e-12));
-    // Three copies: the plain images and epochs 1 and 2 of `Augmented` with the same seed.
-    let tta = net
-        .probabilities_augmented(&data, augment, 3, 7, 2)
-        .unwrap();
-    let augmented = nn::Augmented::new(&data, augment, 7);
-    let mut want = plain.clone();
-    for epoch in [1, 2] {
-        nn::Samples::begin_epoch(&augmented, epoch);
-        let p = net.probabilities(&augmented, 2).unwrap();
-        want.iter_mut().zip(&p).for_each(|(w, v)| *w += v);
-    }
-    assert!(tta
-        .iter()
-        .zip(&want)
-        .all(|(t, w)| (t - w / 3.0).abs() < 1e-12));
-    assert!(tta.iter().zip(&plain).any(|(t, p)| (t - p).abs() > 1e-4));
-    for row in tta.chunks_exact(10) {
-        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-6);
-    }
-    // Another seed draws other copies.
-    assert_ne!(
-        net.probabilities_augmented(&data, augment, 3, 8, 2)
-            .unwrap(),
-        tta
-    );
 }

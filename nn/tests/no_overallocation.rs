@@ -23,7 +23,13 @@ fn small_files_claiming_huge_networks_are_refused_without_allocating_them() {
 
     // A --layers description of more than 2^28 parameters is refused before allocating.
     let ((), n) = largest_allocation(|| {
-        assert!(nn::spec::build::<f32>("fc:20000 fc:20000 softmax:10", 0).is_err());
+        assert!(nn::spec::build::<f32>(
+            "fc:20000 fc:20000 softmax:10",
+            &[1, 28, 28],
+            nn::Cost::LogLikelihood,
+            0
+        )
+        .is_err());
     });
     assert!(n < 1 << 28, "building allocated {n} bytes");
 

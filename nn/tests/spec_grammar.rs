@@ -159,7 +159,7 @@ fn shapes(net: &Network<f32>) -> Vec<Vec<usize>> {
 }
 
 fn check(text: &str) {
-    match nn::spec::build::<f32>(text, 0) {
+    match nn::spec::build::<f32>(text, &[1, 28, 28], nn::Cost::LogLikelihood, 0) {
         Ok(mut net) => {
             for (i, d) in shapes(&net).iter().enumerate() {
                 assert!(
@@ -225,7 +225,7 @@ fn a_fair_share_of_the_generated_descriptions_build() {
     let built = (0..400)
         .filter(|_| {
             let text = strategy.new_tree(&mut runner).unwrap().current();
-            nn::spec::build::<f32>(&text, 0).is_ok()
+            nn::spec::build::<f32>(&text, &[1, 28, 28], nn::Cost::LogLikelihood, 0).is_ok()
         })
         .count();
     assert!(built >= 40, "only {built} of 400 built");
@@ -250,7 +250,7 @@ fn the_probes_that_aborted_or_wrapped_are_refused_naming_the_layer() {
             "layer 2",
         ),
     ] {
-        let e = nn::spec::build::<f32>(spec, 0)
+        let e = nn::spec::build::<f32>(spec, &[1, 28, 28], nn::Cost::LogLikelihood, 0)
             .err()
             .unwrap_or_else(|| panic!("{spec} built"));
         let e = e.to_string();
@@ -266,7 +266,7 @@ fn the_probes_that_aborted_or_wrapped_are_refused_naming_the_layer() {
         "conv:100000x5x5 fc:1 softmax:10",
         "conv2d:100000x3x3,pad:1 pool:28 softmax:10",
     ] {
-        let net = nn::spec::build::<f32>(spec, 0).unwrap();
+        let net = nn::spec::build::<f32>(spec, &[1, 28, 28], nn::Cost::LogLikelihood, 0).unwrap();
         let e = Plan::eval(&net, 1000)
             .unwrap()
             .check(16 << 30)

@@ -16,7 +16,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use libsvm_sys::svm_node;
-use mnist::text::{capped, quote};
+use quoting::{capped, quote};
 
 use crate::error::{Error, Result};
 use crate::features::END;

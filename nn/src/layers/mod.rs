@@ -1,18 +1,37 @@
-//! The book's layers (fully connected with network3's dropout, and conv-pool) and the ones
-//! that came after it (padded convolution, batch norm, max-pool, inverted dropout, flatten).
+//! The layers, one file each: the book's (fully connected with network3's dropout, and
+//! conv-pool) and the ones that came after it (padded convolution, batch norm, max-pool,
+//! inverted dropout, flatten).
 
-mod convpool;
-mod fc;
-mod modern;
+mod batch_norm;
+mod conv2d;
+mod conv_pool;
+mod dropout;
+mod flatten;
+mod fully_connected;
+mod max_pool2d;
 
-pub use convpool::ConvPool;
-pub use fc::{DropoutStyle, FullyConnected};
-pub use modern::{BatchNorm, Conv2d, Dropout, Flatten, MaxPool2d};
+pub use batch_norm::BatchNorm;
+pub use conv2d::{Conv2d, Conv2dConfig};
+pub use conv_pool::ConvPool;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use fully_connected::{DropoutStyle, FcConfig, FullyConnected};
+pub use max_pool2d::MaxPool2d;
 
-use crate::{Ctx, Mode, Result};
+use crate::{Ctx, Mode, NnError, Result};
 use autograd::{Graph, Var};
 use rand::RngCore;
 use tensor::Float;
+
+/// One sample's shape as `[channels, height, width]`, or why `what` cannot take it.
+fn image_dims(what: &str, input: &[usize]) -> Result<[usize; 3]> {
+    match *input {
+        [c, h, w] => Ok([c, h, w]),
+        _ => Err(NnError::Config(format!(
+            "{what} needs [channels, height, width] input, not the output of shape {input:?}"
+        ))),
+    }
+}
 
 /// How dropout treats the two modes.
 pub(crate) fn dropout_input<T: Float>(

@@ -1,17 +1,4 @@
-//! What the network tests share: a slice of MNIST, and a gradient check of a whole network's
-//! regularised cost.
-#![allow(dead_code)]
-
-use std::sync::OnceLock;
-
-/// The first 1000 MNIST training images (the repository's copy), loaded once per test binary.
-pub fn training() -> &'static mnist::Dataset {
-    static DATA: OnceLock<mnist::Dataset> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = mnist::find_data_dir(None).expect("data/mnist");
-        mnist::load_data(dir).expect("MNIST").training.take(1000)
-    })
-}
+//! What the network tests share: a gradient check of a whole network's regularised cost.
 
 /// Gradchecks the cost of `net` on the samples `idx` of `data`, with `reg`'s in-graph term,
 /// with respect to every parameter (the random state reset before each evaluation, so dropout

@@ -1,6 +1,8 @@
+//! The book's fully connected layer, with network3's dropout of its input.
+
 use super::dropout_input;
 use crate::memory::{product, Footprint};
-use crate::{Activation, Ctx, Init, Layer, Mode, NnError, Result};
+use crate::{Activation, Ctx, Init, Layer, LayerKind, Mode, NnError, Result};
 use autograd::{Graph, Var};
 use rand::Rng;
 use tensor::Float;
@@ -31,19 +33,43 @@ pub struct FullyConnected {
     style: DropoutStyle,
 }
 
+/// What a [`FullyConnected`] layer computes besides its sizes. The default is network3's
+/// `FullyConnectedLayer`'s: sigmoid, weights N(0, 1/n_out), no dropout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FcConfig {
+    /// Applied to `x . w^T + b`.
+    pub activation: Activation,
+    /// Draws the weights and biases.
+    pub init: Init,
+    /// Probability of dropping each input value in training (network3's dropout), in `[0, 1)`.
+    pub p_dropout: f64,
+}
+
+impl Default for FcConfig {
+    fn default() -> Self {
+        FcConfig {
+            activation: Activation::Sigmoid,
+            init: Init::ScaledByOutputs,
+            p_dropout: 0.0,
+        }
+    }
+}
+
 impl FullyConnected {
-    /// A new layer with parameters named `{name}.w`, `{name}.b` on `g`.
-    #[allow(clippy::too_many_arguments)]
+    /// A new `n_in -> n_out` layer with parameters named `{name}.w`, `{name}.b` on `g`.
     pub fn new<T: Float, R: Rng + ?Sized>(
         g: &mut Graph<T>,
         name: &str,
         n_in: usize,
         n_out: usize,
-        activation: Activation,
-        init: Init,
-        p_dropout: f64,
+        config: FcConfig,
         rng: &mut R,
     ) -> Result<Self> {
+        let FcConfig {
+            activation,
+            init,
+            p_dropout,
+        } = config;
         if n_in == 0 || n_out == 0 {
             return Err(NnError::Config(format!(
                 "fully connected layer {name}: sizes must be positive, got {n_in} -> {n_out}"
@@ -181,6 +207,9 @@ impl<T: Float> Layer<T> for FullyConnected {
             self.n_out,
             self.activation.name()
         )
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::FullyConnected
     }
     fn as_fully_connected(&self) -> Option<&FullyConnected> {
         Some(self)

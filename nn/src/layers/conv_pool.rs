@@ -1,5 +1,7 @@
+//! network3's conv-pool layer: a valid convolution, a max-pool, then bias and activation.
+
 use crate::memory::{mul, product, tasks, Footprint};
-use crate::{Activation, Ctx, Init, Layer, Mode, NnError, Result};
+use crate::{Activation, Ctx, Init, Layer, LayerKind, Mode, NnError, Result};
 use autograd::{Graph, Var};
 use rand::Rng;
 use tensor::pool::PoolGrad;
@@ -177,5 +179,8 @@ impl<T: Float> Layer<T> for ConvPool {
             self.activation.name(),
             p = self.pool
         )
+    }
+    fn kind(&self) -> LayerKind {
+        LayerKind::ConvPool
     }
 }

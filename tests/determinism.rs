@@ -1,14 +1,15 @@
 //! Same seed, same thread count: bit-identical weights after an epoch, for every kind of
 //! layer and every use of the random state (initialisation, shuffling, dropout).
 
-mod common;
+mod mnist_slice;
 
-use common::training;
+use mnist_slice::training;
 
 use nn::{Epoch, Regularization, Sgd};
 
 fn one_epoch(spec: &str, seed: u64) -> Vec<u64> {
-    let mut net = nn::spec::build::<f32>(spec, seed).unwrap();
+    let mut net =
+        nn::spec::build::<f32>(spec, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, seed).unwrap();
     let reg = Regularization::InGraph {
         lmbda: 0.1,
         num_batches: 50,

@@ -2,9 +2,9 @@
 //! leaves the previous checkpoint loadable, and damaged or foreign checkpoints are refused
 //! without touching the network.
 
-mod common;
+mod mnist_slice;
 
-use common::training;
+use mnist_slice::training;
 
 use nn::checkpoint::{self, Checkpoint};
 use nn::{Cost, Epoch, Init, Network, Regularization, Sgd};
@@ -37,7 +37,13 @@ impl Drop for TempDir {
 fn build(kind: usize) -> Network<f32> {
     match kind {
         0 => Network::sigmoid_mlp(&[784, 30, 10], Cost::Quadratic, Init::Large, 7).unwrap(),
-        _ => nn::spec::build("fc:30,relu,dropout:0.5 softmax:10", 7).unwrap(),
+        _ => nn::spec::build(
+            "fc:30,relu,dropout:0.5 softmax:10",
+            &mnist::IMAGE_DIMS,
+            nn::Cost::LogLikelihood,
+            7,
+        )
+        .unwrap(),
     }
 }
 

@@ -2,9 +2,9 @@
 //! smaller learning rate, whichever way it shows: a NaN cost, a parameter gone infinite, or
 //! every gradient vanished in saturated units.
 
-mod common;
+mod mnist_slice;
 
-use common::training;
+use mnist_slice::training;
 
 use nn::{Cost, Epoch, InMemory, Init, Network, NnError, Regularization, Sgd};
 
@@ -57,7 +57,13 @@ fn the_books_learning_rate_trains_without_tripping_the_checks() {
     for _ in 0..2 {
         epoch(&mut net, training(), 3.0, Regularization::None).unwrap();
     }
-    let mut net = nn::spec::build::<f32>("fc:100,relu softmax:10", 0).unwrap();
+    let mut net = nn::spec::build::<f32>(
+        "fc:100,relu softmax:10",
+        &mnist::IMAGE_DIMS,
+        nn::Cost::LogLikelihood,
+        0,
+    )
+    .unwrap();
     epoch(
         &mut net,
         training(),

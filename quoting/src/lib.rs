@@ -2,10 +2,12 @@
 //!
 //! A reader that quotes what it found in a file ("bad feature value \"x\"") must not echo the
 //! file whole: a hostile or corrupt file can put a 200 MB token on one line, and the error
-//! would become a 200 MB line on stderr. Everything a reader of nndl (IDX files here, LIBSVM
-//! models in `svm`, network files in `nn`) quotes from a file goes through [`quote`] or
-//! [`capped`], which keep the first [`QUOTE_LIMIT`] characters and say how many were left out.
-//! It lives in this crate because `svm` and `nn` both depend on it already.
+//! would become a 200 MB line on stderr. Everything a reader of nndl (LIBSVM models in `svm`,
+//! network files and checkpoints in `nn`, command-line values in `nndl`) quotes from a file
+//! goes through [`quote`] or [`capped`], which keep the first [`QUOTE_LIMIT`] characters and
+//! say how many were left out.
+//! Its own crate so that the readers of every crate share it without one crate depending on
+//! another for it (`nn` once took the whole of `mnist`, download stack included, for it).
 
 /// At most this many characters of untrusted text are shown in a message.
 pub const QUOTE_LIMIT: usize = 200;
@@ -14,9 +16,9 @@ pub const QUOTE_LIMIT: usize = 200;
 /// characters with `... (N more characters)` after the closing quote when it was longer.
 ///
 /// ```
-/// assert_eq!(mnist::text::quote("a\tb"), "\"a\\tb\"");
+/// assert_eq!(quoting::quote("a\tb"), "\"a\\tb\"");
 /// let long = "x".repeat(1000);
-/// assert!(mnist::text::quote(&long).ends_with("\"... (800 more characters)"));
+/// assert!(quoting::quote(&long).ends_with("\"... (800 more characters)"));
 /// ```
 pub fn quote(text: &str) -> String {
     let mut out = String::with_capacity(QUOTE_LIMIT.min(text.len()) + 40);
@@ -46,9 +48,9 @@ pub fn quote(text: &str) -> String {
 /// [`QUOTE_LIMIT`] characters with `... (N more characters)` when it was longer.
 ///
 /// ```
-/// assert_eq!(mnist::text::capped("[1, 2]"), "[1, 2]");
+/// assert_eq!(quoting::capped("[1, 2]"), "[1, 2]");
 /// let long = format!("{:?}", vec![7u8; 1000]);
-/// assert!(mnist::text::capped(&long).contains("... (2800 more characters)"));
+/// assert!(quoting::capped(&long).contains("... (2800 more characters)"));
 /// ```
 pub fn capped(text: &str) -> String {
     match text.char_indices().nth(QUOTE_LIMIT) {

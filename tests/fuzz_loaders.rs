@@ -4,10 +4,8 @@
 //! accepts something consistent or refuses without touching the network. (The IDX reader's
 //! version is `mnist/src/fuzz_tests.rs`.)
 //!
-//! `cargo test --release -p nn --test fuzz_loaders -- --ignored` writes these seeds to
+//! `cargo test --release --test fuzz_loaders -- --ignored` writes these seeds to
 //! `fuzz/seeds/<target>/` for the fuzzer.
-
-mod common;
 
 use nn::checkpoint::Checkpoint;
 use nn::{Cost, Init, Network};
@@ -86,7 +84,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
 #[test]
 #[ignore = "writes fuzz/seeds; run by hand before fuzzing"]
 fn write_fuzz_seeds() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     for target in [
         "idx",
         "network2_json",
@@ -250,7 +248,7 @@ fn check_layers(bytes: &[u8]) {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };
-    match nn::spec::build::<f32>(text, 0) {
+    match nn::spec::build::<f32>(text, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 0) {
         Ok(net) => {
             assert_eq!(net.output_dims().len(), 1);
             // Every layer has values to output.
@@ -285,7 +283,7 @@ fn check_idx(bytes: &[u8]) {
 /// target's property.
 #[test]
 fn the_inputs_that_crashed_the_fuzzers_are_handled() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
     type Check = fn(&[u8]);
     let checks: [(&str, Check); 5] = [
         ("idx", check_idx),
@@ -316,7 +314,8 @@ fn a_layer_too_big_to_allocate_is_refused_before_allocating() {
         "fc:100000 fc:100000 softmax:10",
         "conv:18446744073709551615x5x5 softmax:10",
     ] {
-        let Err(e) = nn::spec::build::<f32>(spec, 0) else {
+        let Err(e) = nn::spec::build::<f32>(spec, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 0)
+        else {
             panic!("{spec} built");
         };
         let e = e.to_string();
