@@ -1,6 +1,6 @@
 use crate::pool::Pool;
 use crate::{AutogradError, Result};
-use tensor::{Float, Shape, Tensor};
+use tensor::{Float, MatMut, MatRef, Shape, Tensor};
 
 const PARAM_BIT: u32 = 1 << 31;
 const MAX_INPUTS: usize = 3;
@@ -235,36 +235,16 @@ impl<'a, T: Float> Backward<'a, T> {
         })
     }
 
-    /// Adds the product `op(a) op(b)` (`rows x cols`, summed over `inner`; `op` transposes
-    /// where `ta`/`tb`) to input `k`'s gradient, if it needs one: the backward of every
-    /// product-shaped op, written once.
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_product(
-        &mut self,
-        k: usize,
-        (rows, inner, cols): (usize, usize, usize),
-        a: &[T],
-        ta: bool,
-        b: &[T],
-        tb: bool,
-    ) {
+    /// Adds the product `a . b` to input `k`'s gradient, if it needs one: the backward of
+    /// every product-shaped op, written once.
+    pub fn add_product(&mut self, k: usize, a: MatRef<'_, T>, b: MatRef<'_, T>) {
         if !self.needs_grad(k) {
             return;
         }
         let (d, fresh) = self.grad_or_fresh(k);
         let beta = if fresh { T::zero() } else { T::one() };
-        tensor::gemm(
-            rows,
-            inner,
-            cols,
-            T::one(),
-            a,
-            ta,
-            b,
-            tb,
-            beta,
-            d.data_mut(),
-        );
+        let (rows, cols) = (a.rows(), b.cols());
+        tensor::gemm(T::one(), a, b, beta, MatMut::new(d.data_mut(), rows, cols));
     }
 
     /// The gradient buffer of input `k` for a kernel that takes a [`tensor::Accum`]: written

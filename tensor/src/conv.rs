@@ -12,7 +12,7 @@
 use crate::par::{self, SyncPtr};
 use crate::pool::{maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad};
 use crate::unary::Act;
-use crate::{gemm, Accum, Float, Result, Shape, TensorError};
+use crate::{gemm, Accum, Float, MatMut, MatRef, Result, Shape, TensorError};
 
 /// The sizes of one convolution: input `[n, c, h, w]`, filters `[f, c, kh, kw]`, zero
 /// padding `pad` on every side and step `stride` (0 and 1: network3's valid convolution).
@@ -324,7 +324,13 @@ pub fn conv2d_forward<T: Float>(
                 }
                 None => T::zero(),
             };
-            gemm(g.f, g.ckk(), sp, T::one(), w, false, ci, false, beta, oi);
+            gemm(
+                T::one(),
+                MatRef::new(w, g.f, g.ckk()),
+                MatRef::new(ci, g.ckk(), sp),
+                beta,
+                MatMut::new(oi, g.f, sp),
+            );
         }
     };
     par::run(g.n.div_ceil(per), &task);
@@ -401,32 +407,22 @@ pub fn conv2d_backward<T: Float>(
             im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], ci);
             let di = &dout[i * g.out_len()..(i + 1) * g.out_len()];
             gemm(
-                g.f,
-                sp,
-                g.ckk(),
                 T::one(),
-                di,
-                false,
-                ci,
-                true,
+                MatRef::new(di, g.f, sp),
+                MatRef::new(ci, g.ckk(), sp).t(),
                 T::one(),
-                pw,
+                MatMut::new(pw, g.f, g.ckk()),
             );
             for (f, row) in di.chunks_exact(sp).enumerate() {
                 pb[f] += crate::sum_all(row);
             }
             if let Some(dc) = dcols.as_deref_mut() {
                 gemm(
-                    g.ckk(),
-                    g.f,
-                    sp,
                     T::one(),
-                    w,
-                    true,
-                    di,
-                    false,
+                    MatRef::new(w, g.f, g.ckk()).t(),
+                    MatRef::new(di, g.f, sp),
                     T::zero(),
-                    dc,
+                    MatMut::new(dc, g.ckk(), sp),
                 );
                 let dxi = unsafe { dx_ptr.slice(i * g.in_len(), g.in_len()) };
                 if mode == Accum::Overwrite {
@@ -567,16 +563,11 @@ pub fn conv_pool_forward<T: Float>(
             };
             im2col(c, &x[i * c.in_len()..(i + 1) * c.in_len()], ci);
             gemm(
-                c.f,
-                c.ckk(),
-                c.spatial(),
                 T::one(),
-                w,
-                false,
-                ci,
-                false,
+                MatRef::new(w, c.f, c.ckk()),
+                MatRef::new(ci, c.ckk(), c.spatial()),
                 T::zero(),
-                conv,
+                MatMut::new(conv, c.f, c.spatial()),
             );
             maxpool_forward(&pg, conv, oi, ai);
             if g.grad == PoolGrad::Ties {
@@ -699,29 +690,19 @@ pub fn conv_pool_backward<T: Float>(
             }
             let ci = &cols[i * c.cols_len()..(i + 1) * c.cols_len()];
             gemm(
-                c.f,
-                c.spatial(),
-                c.ckk(),
                 T::one(),
-                dconv,
-                false,
-                ci,
-                true,
+                MatRef::new(dconv, c.f, c.spatial()),
+                MatRef::new(ci, c.ckk(), c.spatial()).t(),
                 T::one(),
-                pw,
+                MatMut::new(pw, c.f, c.ckk()),
             );
             if want_dx {
                 gemm(
-                    c.ckk(),
-                    c.f,
-                    c.spatial(),
                     T::one(),
-                    w,
-                    true,
-                    dconv,
-                    false,
+                    MatRef::new(w, c.f, c.ckk()).t(),
+                    MatRef::new(dconv, c.f, c.spatial()),
                     T::zero(),
-                    dcols,
+                    MatMut::new(dcols, c.ckk(), c.spatial()),
                 );
                 let dxi = unsafe { dx_ptr.slice(i * c.in_len(), c.in_len()) };
                 col2im(c, dcols, dxi);

@@ -47,7 +47,7 @@ pub fn applies<T: Float>(g: &ConvGeom) -> bool {
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        crate::small::best_isa() == crate::small::Isa::Avx512
+        crate::isa::best_isa() == crate::isa::Isa::Avx512
             && std::env::var("NNDL_CONV").map_or(true, |v| v != "im2col")
     })
 }
@@ -188,11 +188,11 @@ fn arrange(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [f32]) {
 
 /// Reinterprets a `T` slice as f32 (the caller has checked `T` is f32).
 fn f32s<T: Float>(s: &[T]) -> &[f32] {
-    crate::element::as_f32(s).expect("the direct path runs on f32 only (`applies`)")
+    crate::float::as_f32(s).expect("the direct path runs on f32 only (`applies`)")
 }
 
 fn f32s_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
-    crate::element::as_f32_mut(s).expect("the direct path runs on f32 only (`applies`)")
+    crate::float::as_f32_mut(s).expect("the direct path runs on f32 only (`applies`)")
 }
 
 /// Scratch elements [`forward`] needs with `tasks` parallel tasks.
@@ -499,7 +499,7 @@ mod kernels {
                     plane.add((pl.ph + y) * pl.wp + pl.pw),
                 );
                 for o in (0..pl.w).step_by(LANES) {
-                    let m = crate::small::avx512::mask(pl.w - o);
+                    let m = crate::isa::mask16(pl.w - o);
                     _mm512_mask_storeu_ps(dst.add(o), m, _mm512_maskz_loadu_ps(m, src.add(o)));
                 }
             }

@@ -9,26 +9,32 @@
 #![allow(clippy::result_large_err)]
 
 mod broadcast;
-mod element;
 mod error;
+mod float;
 mod gemm;
+mod isa;
+mod linear_step;
+mod matrix;
+mod par;
 mod reduce;
 mod shape;
+mod skinny;
 #[allow(clippy::module_inception)]
 mod tensor;
 
 pub mod conv;
 pub mod direct;
 pub mod norm;
-pub mod par;
 pub mod pool;
-pub mod small;
 pub mod unary;
 
 pub use broadcast::{binary, binary_into, broadcast_shapes, reduce_to_shape, BinaryOp};
-pub use element::Float;
 pub use error::TensorError;
+pub use float::Float;
 pub use gemm::{gemm, gemm_packed, gemm_reference, matmul, matmul_into};
+pub use linear_step::{LinearStep, StepOutcome};
+pub use matrix::{MatMut, MatRef};
+pub use par::{threads, with_threads};
 pub use reduce::{
     argmax_rows, dot, drop_axis, log_softmax_rows, log_softmax_rows_into, max_rows, mean_all,
     softmax_rows, softmax_rows_into, sum_all, sum_axis, sum_squares,
@@ -45,6 +51,17 @@ pub enum Accum {
     Add,
     /// `out = result`.
     Overwrite,
+}
+
+/// The kernels under the ops, for `benches/kernels.rs` (which times each ISA and compares
+/// the small-side kernels with the packing GEMM) and nothing else: not a stable API.
+#[doc(hidden)]
+pub mod bench_api {
+    pub use crate::isa::{best_isa, Isa};
+    pub use crate::linear_step::{
+        linear_backward_step, linear_backward_step_reference, step_scratch_len,
+    };
+    pub use crate::skinny::{small_gemm_reference, small_gemm_with, Kernel, Shape3};
 }
 
 /// Result type of fallible tensor operations.

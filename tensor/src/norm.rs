@@ -65,7 +65,7 @@ const LANES: usize = 16;
 #[inline(always)]
 fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if crate::small::Isa::Avx512.available() {
+    if crate::isa::Isa::Avx512.available() {
         // SAFETY: the CPU has AVX-512F (and with it AVX2 and FMA).
         return unsafe { avx512(f) };
     }
@@ -122,8 +122,8 @@ enum Sums {
 /// two-sum reductions through a closure: they ran scalar), [`lane_sums`] otherwise.
 fn sums<T: Float>(kind: Sums, a: &[T], b: &[T], c: &[T], s: T) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
-    if crate::small::Isa::Avx512.available() {
-        use crate::element::as_f32;
+    if crate::isa::Isa::Avx512.available() {
+        use crate::float::as_f32;
         if let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32(c)) {
             let n = a.len();
             assert!(kind == Sums::Stats || (b.len() >= n && c.len() >= n));
@@ -183,7 +183,7 @@ unsafe fn avx512_sums(kind: Sums, a: &[f32], b: &[f32], c: &[f32], s: f32) -> (f
         i += 2 * LANES;
     }
     while i < n {
-        step(i, crate::small::avx512::mask(n - i), &mut u0, &mut v0);
+        step(i, crate::isa::mask16(n - i), &mut u0, &mut v0);
         i += LANES;
     }
     (

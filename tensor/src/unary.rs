@@ -32,7 +32,7 @@ pub fn sigmoid_in_place<T: Float>(x: &mut [T]) {
         // SAFETY: T is f32 (DTYPE is only "f32" for f32), so the slice is an f32 slice.
         let x = unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut f32, x.len()) };
         #[cfg(target_arch = "x86_64")]
-        if crate::small::Isa::Avx512.available() {
+        if crate::isa::Isa::Avx512.available() {
             // SAFETY: the CPU has AVX-512F.
             unsafe { sigmoid_f32_avx512(x) };
             return;

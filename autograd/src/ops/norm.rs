@@ -237,7 +237,7 @@ mod tests {
             let c = dims[1];
             for act in [Act::Identity, Act::Relu, Act::Sigmoid] {
                 for threads in [1, 2] {
-                    tensor::par::with_threads(threads, || {
+                    tensor::with_threads(threads, || {
                         let inputs = randoms(&[dims, &[c], &[c]], 9);
                         let run = |fused: bool| {
                             let mut g = Graph::<f64>::new();
