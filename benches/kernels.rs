@@ -350,15 +350,17 @@ fn small_kernels(min_s: f64, samples: usize) {
 fn modern_layers(min_s: f64, samples: usize) {
     use tensor::conv::{
         conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
-        ConvGeom,
+        ConvGeom, ConvGrads,
     };
-    use tensor::norm::{batch_norm_backward, batch_norm_forward, batch_stats, NormGeom};
+    use tensor::norm::{
+        batch_norm_backward, batch_norm_forward, batch_stats, NormGeom, NormGrads, NormParams,
+    };
     use tensor::{Accum, Shape};
     tensor::with_threads(1, || {
         let path = if std::env::var("NNDL_CONV").is_ok_and(|v| v == "im2col") {
             "im2col + GEMM (NNDL_CONV=im2col)"
         } else {
-            "direct where it applies (tensor::direct)"
+            "direct where it applies (AVX-512, stride 1)"
         };
         let n = 1024;
         let (a, b) = (vec![0.5f32; n * n], vec![0.25f32; n * n]);
@@ -393,11 +395,20 @@ fn modern_layers(min_s: f64, samples: usize) {
                 conv2d_forward(&g, &x, &w, None, black_box(&mut out), &mut fs)
             });
             let tw = time(min_s, samples, || {
-                conv2d_backward(&g, &x, &w, &dout, None, black_box(&mut dw), None, &mut bs)
+                let grads = ConvGrads {
+                    dx: None,
+                    dw: black_box(&mut dw),
+                    db: None,
+                };
+                conv2d_backward(&g, &x, &w, &dout, grads, &mut bs)
             });
             let twx = time(min_s, samples, || {
-                let dx = Some((black_box(&mut dx[..]), Accum::Overwrite));
-                conv2d_backward(&g, &x, &w, &dout, dx, black_box(&mut dw), None, &mut bs)
+                let grads = ConvGrads {
+                    dx: Some((black_box(&mut dx[..]), Accum::Overwrite)),
+                    dw: black_box(&mut dw),
+                    db: None,
+                };
+                conv2d_backward(&g, &x, &w, &dout, grads, &mut bs)
             });
             println!(
                 "| {c_in}->{f}, 3x3, {hw}x{hw} | {:.1} | {:.1} | {:.1} |",
@@ -422,14 +433,22 @@ fn modern_layers(min_s: f64, samples: usize) {
         });
         let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
         let relu = tensor::unary::Act::Relu;
+        let p = NormParams {
+            mean: &mean,
+            inv_std: &inv,
+            gamma: &gamma,
+            act: relu,
+        };
         let tf = time(min_s, samples, || {
-            batch_norm_forward(&g, &x, &mean, &inv, &gamma, &beta, relu, black_box(&mut y))
+            batch_norm_forward(&g, &p, &beta, &x, black_box(&mut y))
         });
         let tb = time(min_s, samples, || {
-            let dx = Some((black_box(&mut dx[..]), Accum::Overwrite));
-            batch_norm_backward(
-                &g, &x, &y, &dy, &mean, &inv, &gamma, relu, true, dx, &mut dg, &mut db,
-            )
+            let grads = NormGrads {
+                dx: Some((black_box(&mut dx[..]), Accum::Overwrite)),
+                dgamma: &mut dg,
+                dbeta: &mut db,
+            };
+            batch_norm_backward(&g, &p, true, &x, &y, &dy, grads)
         });
         let mb = g.len() as f64 * 4.0 / 1e6;
         println!("\n## batch norm + ReLU over [64, 32, 784] f32 ({mb:.1} MB), single thread");

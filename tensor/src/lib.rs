@@ -23,7 +23,6 @@ mod skinny;
 mod tensor;
 
 pub mod conv;
-pub mod direct;
 pub mod norm;
 pub mod pool;
 pub mod unary;

@@ -1,0 +1,23 @@
+//! Stand-ins for the AVX-512 kernels off x86-64, where [`super::applies`] is always false.
+
+use super::Plan;
+// Never called: `applies` is false without AVX-512F.
+pub(super) unsafe fn conv(
+    _: &Plan,
+    _: *const f32,
+    _: *const f32,
+    _: *mut f32,
+    _: *const f32,
+    _: bool,
+) {
+    unreachable!()
+}
+pub(super) unsafe fn pad(_: &Plan, _: *const f32, _: *mut f32) {
+    unreachable!()
+}
+pub(super) unsafe fn spread(_: &Plan, _: *const f32, _: *mut f32) {
+    unreachable!()
+}
+pub(super) unsafe fn filter_grad(_: &Plan, _: usize, _: *const f32, _: *const f32, _: *mut f32) {
+    unreachable!()
+}
