@@ -144,6 +144,8 @@ pub fn conv_pool_forward<T: Float>(
         // all lie inside the buffers checked above.
         let conv = unsafe { sp.slice(t * c.out_len(), c.out_len()) };
         for i in t * per..((t + 1) * per).min(c.n) {
+            // SAFETY: image i belongs to task t alone, and its output, argmax and column blocks
+            // lie inside the buffers checked above.
             let (oi, ai, ci) = unsafe {
                 (
                     op.slice(i * ol, ol),
@@ -291,6 +293,8 @@ pub fn conv_pool_backward<T: Float>(
                     T::zero(),
                     MatMut::new(dcols, c.ckk(), c.spatial()),
                 );
+                // SAFETY: dx is given (want_dx) and checked to hold every image; image i's
+                // input gradient belongs to task t alone.
                 let dxi = unsafe { dx_ptr.slice(i * c.in_len(), c.in_len()) };
                 col2im(c, dcols, dxi);
             }

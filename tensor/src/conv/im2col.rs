@@ -105,6 +105,8 @@ pub(super) fn forward<T: Float>(
         let (lo, hi) = (t * per, ((t + 1) * per).min(g.n));
         for i in lo..hi {
             let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+            // SAFETY: image i's output belongs to task t alone, inside `out` (checked by the
+            // caller).
             let oi = unsafe { op.slice(i * g.out_len(), g.out_len()) };
             im2col(g, xi, ci);
             let beta = match b {
@@ -167,6 +169,8 @@ pub(super) fn backward<T: Float>(
         let ps = unsafe { pp.slice(t * (wlen + g.f), wlen + g.f) };
         ps.iter_mut().for_each(|v| *v = T::zero());
         let (pw, pb) = ps.split_at_mut(wlen);
+        // SAFETY: columns block t belongs to task t alone, inside the scratch checked by the
+        // caller.
         let (ci, mut dcols) = unsafe {
             let b = cp.slice(t * block, block);
             let (c, d) = b.split_at_mut(cl);
@@ -193,6 +197,8 @@ pub(super) fn backward<T: Float>(
                     T::zero(),
                     MatMut::new(dc, g.ckk(), sp),
                 );
+                // SAFETY: dx is given (dcols is only then) and was checked to hold every
+                // image; image i's input gradient belongs to task t alone.
                 let dxi = unsafe { dx_ptr.slice(i * g.in_len(), g.in_len()) };
                 if mode == Accum::Overwrite {
                     dxi.fill(T::zero());

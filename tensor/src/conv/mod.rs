@@ -110,6 +110,10 @@ pub fn conv2d_backward<T: Float>(
     check_len("output gradient", dout.len(), g.n * g.out_len());
     check_len("filter gradient", grads.dw.len(), g.f * g.ckk());
     let want_dx = grads.dx.is_some();
+    // Both paths write every image's input gradient through raw parts: checked here, once.
+    if let Some((d, _)) = &grads.dx {
+        check_len("input gradient", d.len(), g.n * g.in_len());
+    }
     check_len(
         "scratch",
         scratch.len(),

@@ -14,6 +14,10 @@ const STEP_BLOCK: usize = 32;
 /// Rows `ja..jb` and 16 columns from `c0` (masked by `msk`) of the fused step, for `M`
 /// rows of the mini-batch. The input gradient's columns start from `dx` (`first`: from
 /// `dx_beta * dx`, or zero) and are stored back.
+///
+/// # Safety
+/// AVX-512F; as [`StepArgs`] with `p.m == M`, columns `c0..` (lanes of `msk`) within k and
+/// rows `ja..jb` within n.
 #[inline(always)]
 unsafe fn step_cols<const M: usize>(
     p: &StepArgs,
@@ -74,6 +78,8 @@ unsafe fn step_cols<const M: usize>(
     nz
 }
 
+/// # Safety
+/// AVX-512F; as [`StepArgs`] with `p.m == M`, `lo..hi` within k.
 #[inline(always)]
 unsafe fn step_m<const M: usize>(p: &StepArgs, lo: usize, hi: usize) -> (bool, f32) {
     let mut nz: __mmask16 = 0;
@@ -92,6 +98,9 @@ unsafe fn step_m<const M: usize>(p: &StepArgs, lo: usize, hi: usize) -> (bool, f
 }
 
 /// Columns `lo..hi` of the fused linear backward and SGD step.
+///
+/// # Safety
+/// As [`StepArgs`], `lo..hi` within k, on a CPU with AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn step(p: &StepArgs, lo: usize, hi: usize) -> (bool, f32) {
     match p.m {

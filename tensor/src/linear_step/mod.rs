@@ -22,7 +22,7 @@ pub(crate) const STEP_ROWS: usize = 12;
 /// What one fused SGD step of a linear layer's weights needs (see [`linear_backward_step`]).
 #[derive(Debug, Clone, Copy)]
 pub struct LinearStep<'a, T> {
-    /// Rows of the mini-batch (at most [`STEP_ROWS`]).
+    /// Rows of the mini-batch (at most [`Float::linear_step_rows`](crate::Float::linear_step_rows)).
     pub m: usize,
     /// Inputs per row (the weight matrix's columns).
     pub k: usize,
@@ -45,7 +45,7 @@ pub struct LinearStep<'a, T> {
 /// L2 term, update). `scratch` holds [`step_scratch_len`] elements (contents ignored).
 ///
 /// # Panics
-/// If a buffer is too small, `m` is over [`STEP_ROWS`], or the CPU cannot run `isa`.
+/// If a buffer is too small, `m` is over `STEP_ROWS`, or the CPU cannot run the kernel's ISA.
 pub fn linear_backward_step(
     kernel: Kernel,
     s: &LinearStep<'_, f32>,
@@ -132,6 +132,8 @@ pub fn linear_backward_step(
                 ..*p
             }
         };
+        // SAFETY: `q` describes group g's rows of the checked buffers (above); the CPU runs
+        // `isa` (asserted on entry).
         let (nz, sq) = unsafe {
             match isa {
                 #[cfg(target_arch = "x86_64")]
@@ -193,7 +195,10 @@ pub struct StepOutcome {
     pub sum_squares: f32,
 }
 
-/// [`linear_backward_step`]'s operands as raw parts, shared by the threads.
+/// [`linear_backward_step`]'s operands as raw parts, shared by the threads. The kernels'
+/// contract: `x` holds `m*k` and `dyt` `n*m` readable elements, `w` `n*k` and `dx` (unless
+/// null) `m*k` writable ones, the written buffers aliasing nothing else, all alive for the
+/// call; each thread touches only its own rows of `w` and its own `dx`.
 struct StepArgs {
     m: usize,
     k: usize,

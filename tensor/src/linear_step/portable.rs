@@ -6,6 +6,9 @@ use crate::isa::fma;
 
 /// Columns `lo..hi` of the fused step, 16 at a time: the rows of x and the input gradient
 /// for those columns stay in registers while the weight rows stream past.
+///
+/// # Safety
+/// As [`StepArgs`], `lo..hi` within k.
 // Index loops over the lanes read more plainly than zipped iterators here.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]

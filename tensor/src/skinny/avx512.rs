@@ -6,6 +6,9 @@ use crate::isa::mask16;
 use std::arch::x86_64::*;
 
 /// `c = alpha*v + beta*c` on the lanes of `m`.
+///
+/// # Safety
+/// AVX-512F; the lanes of `m` from `c` lie in C, in this thread's part of it.
 #[inline(always)]
 unsafe fn store(p: &Args, c: *mut f32, m: __mmask16, v: __m512) {
     let v = _mm512_mul_ps(v, _mm512_set1_ps(p.alpha));
@@ -18,6 +21,10 @@ unsafe fn store(p: &Args, c: *mut f32, m: __mmask16, v: __m512) {
 }
 
 /// A tile of `I` rows of A by `J` rows of B: `I*J` dot products over all of k.
+///
+/// # Safety
+/// AVX-512F; as [`Args`], rows `i0..i0 + I` of A and `j0..j0 + J` of B inside their
+/// matrices, and the columns `j0..j0 + J` of C this thread's.
 #[inline(always)]
 unsafe fn nt_tile<const I: usize, const J: usize>(p: &Args, i0: usize, j0: usize) {
     let k = p.k;
@@ -50,6 +57,9 @@ unsafe fn nt_tile<const I: usize, const J: usize>(p: &Args, i0: usize, j0: usize
     }
 }
 
+/// # Safety
+/// AVX-512F; as [`Args`], rows `j0..j0 + J` of B inside it and C's columns `j0..j0 + J`
+/// this thread's.
 #[inline(always)]
 unsafe fn nt_rows<const J: usize>(p: &Args, j0: usize) {
     // Five rows of A against four of B: 20 accumulators, 9 loads per 20 multiply-adds.
@@ -67,6 +77,9 @@ unsafe fn nt_rows<const J: usize>(p: &Args, j0: usize) {
 }
 
 /// Columns `lo..hi` of `A[m,k] . B[n,k]^T`.
+///
+/// # Safety
+/// As [`Args`], `lo..hi` within n, on a CPU with AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn nt(p: &Args, lo: usize, hi: usize) {
     let mut j = lo;
@@ -81,6 +94,10 @@ pub(super) unsafe fn nt(p: &Args, lo: usize, hi: usize) {
 }
 
 /// `I` rows of C, 32 columns from `c0` (masked to `w`): B's rows streamed once.
+///
+/// # Safety
+/// AVX-512F; as [`Args`], rows `i0..i0 + I` and columns `c0..c0 + w` inside C and this
+/// thread's.
 #[inline(always)]
 unsafe fn nn_tile<const I: usize>(p: &Args, i0: usize, c0: usize, w: usize) {
     let (m0, m1) = (mask16(w), mask16(w.saturating_sub(16)));
@@ -110,6 +127,9 @@ unsafe fn nn_tile<const I: usize>(p: &Args, i0: usize, c0: usize, w: usize) {
 }
 
 /// Columns `lo..hi` of `A[m,k] . B[k,n]`.
+///
+/// # Safety
+/// As [`Args`], `lo..hi` within n, on a CPU with AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn nn(p: &Args, lo: usize, hi: usize) {
     let mut c0 = lo;
@@ -140,6 +160,10 @@ pub(super) unsafe fn nn(p: &Args, lo: usize, hi: usize) {
 }
 
 /// `J` rows of C from `j0`, 64 columns from `c0` (masked to `w`), summed over k.
+///
+/// # Safety
+/// AVX-512F; as [`Args`], rows `j0..j0 + J` and columns `c0..c0 + w` inside C and this
+/// thread's.
 #[inline(always)]
 unsafe fn tn_tile<const J: usize>(p: &Args, j0: usize, c0: usize, w: usize) {
     let ms = [
@@ -173,6 +197,9 @@ unsafe fn tn_tile<const J: usize>(p: &Args, j0: usize, c0: usize, w: usize) {
 }
 
 /// Rows `lo..hi` of `A[k,m]^T . B[k,n]`, k small.
+///
+/// # Safety
+/// As [`Args`], `lo..hi` within m, on a CPU with AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn tn(p: &Args, lo: usize, hi: usize) {
     let mut j = lo;

@@ -50,6 +50,8 @@ struct Out {
     add: bool,
 }
 
+/// # Safety
+/// As [`conv`]; filters `f0..f0 + fb` and output vectors `v0..v0 + V` inside the plan.
 #[inline(always)]
 unsafe fn conv_f<const V: usize>(
     fb: usize,
@@ -74,6 +76,9 @@ unsafe fn conv_f<const V: usize>(
 
 /// Filters `f0..f0+F`, output vectors `v0..v0+V`: per tap, `V` loads of the shifted row and
 /// `F` broadcast weights feed `F*V` FMAs.
+///
+/// # Safety
+/// As [`conv`]; filters `f0..f0 + F` and output vectors `v0..v0 + V` inside the plan.
 #[inline(always)]
 unsafe fn conv_tile<const F: usize, const V: usize>(
     pl: &Plan,
@@ -109,6 +114,9 @@ unsafe fn conv_tile<const F: usize, const V: usize>(
 
 /// The tile's sums into `out` (kept out of line so that the segments' bookkeeping does not
 /// take registers from the accumulators: inlined, it made LLVM spill them).
+///
+/// # Safety
+/// As [`conv`]; filters `f0..f0 + F` and output vectors `v0..v0 + V` inside the plan.
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
 unsafe fn store<const F: usize, const V: usize>(
@@ -219,6 +227,9 @@ pub(super) unsafe fn filter_grad(
 
 /// Filter vectors `v0..v0+V` against every weight row, `J` rows at a time (the last tile's
 /// missing rows repeat its last row and are not stored).
+///
+/// # Safety
+/// As [`filter_grad`]; filter vectors `v0..v0 + V` inside the plan's padded filters.
 #[inline(always)]
 unsafe fn grad_rows<const V: usize, const J: usize>(
     pl: &Plan,
@@ -268,6 +279,10 @@ unsafe fn grad_rows<const V: usize, const J: usize>(
 }
 
 /// Adds a tile's sums into `dw[f][j]` (out of line: see [`store`]).
+///
+/// # Safety
+/// As [`filter_grad`]; rows `j0..j0 + jb` and filter vectors `v0..v0 + V` inside the
+/// plan.
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
 unsafe fn store_grad<const V: usize, const J: usize>(

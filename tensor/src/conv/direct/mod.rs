@@ -245,6 +245,8 @@ pub(super) fn forward<T: Float>(
         // SAFETY: task t alone owns scratch block t and its images' outputs.
         let xp = unsafe { sp.slice(t * block, block) };
         for i in t * per..((t + 1) * per).min(g.n) {
+            // SAFETY: image i's output belongs to task t alone and lies inside `out` (checked
+            // by the caller).
             let oi = unsafe { op.slice(i * ol, ol) };
             // SAFETY: AVX-512F is present (`applies`); the buffers have the plan's sizes.
             unsafe {
@@ -310,7 +312,11 @@ pub(super) fn backward<T: Float>(
                     pb[f] += crate::sum_all(row);
                 }
                 if want_dx {
+                    // SAFETY: dx is given (want_dx); image i's input gradient belongs to task t
+                    // alone and lies inside it (checked by the caller).
                     let dxi = unsafe { dx_ptr.slice(i * il, il) };
+                    // SAFETY: AVX-512F is present (`applies`); dp holds the input-gradient
+                    // plan's padded planes, wt its flipped filters, dxi one image.
                     unsafe {
                         avx512::pad(&pd, di.as_ptr(), dp.as_mut_ptr());
                         let null = std::ptr::null();
