@@ -114,7 +114,7 @@ impl Float for f32 {
         if step.m > STEP_ROWS {
             return None;
         }
-        let out = linear_backward_step(crate::skinny::Kernel::best(), step, w, dx, scratch);
+        let out = linear_backward_step(crate::isa::Kernel::best(), step, w, dx, scratch);
         Some((out.nonzero, out.sum_squares))
     }
     fn of(x: f64) -> Self {

@@ -61,6 +61,25 @@ pub fn best_isa() -> Isa {
     })
 }
 
+/// Which kernel runs an op, and whether it may split the op across threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernel {
+    /// The instruction set.
+    pub isa: Isa,
+    /// Whether a big op is split across the kernel threads.
+    pub parallel: bool,
+}
+
+impl Kernel {
+    /// The best ISA of this CPU, splitting big ops: what the library runs.
+    pub fn best() -> Kernel {
+        Kernel {
+            isa: best_isa(),
+            parallel: true,
+        }
+    }
+}
+
 /// `a * b + c` in the generic kernels: `mul_add` is one instruction with FMA and a libm call
 /// without, so it is only used where the crate is compiled with FMA.
 #[inline(always)]

@@ -64,11 +64,11 @@ pub enum Accum {
 /// the small-side kernels with the packing GEMM) and nothing else: not a stable API.
 #[doc(hidden)]
 pub mod bench_api {
-    pub use crate::isa::{best_isa, Isa};
+    pub use crate::isa::{best_isa, Isa, Kernel};
     pub use crate::linear_step::{
         linear_backward_step, linear_backward_step_reference, step_scratch_len, StepOutcome,
     };
-    pub use crate::skinny::{small_gemm_reference, small_gemm_with, Kernel, Shape3};
+    pub use crate::skinny::{small_gemm_reference, small_gemm_with, Shape3};
 }
 
 /// Result type of fallible tensor operations.

@@ -1,8 +1,8 @@
 //! network3's conv-pool layer fused: convolution, max-pool, bias and activation per image in
 //! one task.
 
+use super::geom::{check_len, chunk_images, ConvGeom};
 use super::im2col::{col2im, im2col};
-use super::{check_len, chunk_images, ConvGeom};
 use crate::par::{self, SyncPtr};
 use crate::pool::{maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad};
 use crate::unary::Act;

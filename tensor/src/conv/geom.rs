@@ -1,7 +1,10 @@
 //! The sizes of a convolution, checked once so that every length the kernels compute from
-//! them is addressable.
+//! them is addressable; how a batch is split into tasks, and where the gradients go: what
+//! every convolution path shares, so that the paths depend on this module and not on each
+//! other.
 
-use crate::{Result, Shape, TensorError};
+use crate::par;
+use crate::{Accum, Result, Shape, TensorError};
 
 /// The sizes of one convolution: input `[n, c, h, w]`, filters `[f, c, kh, kw]`, zero
 /// padding `pad` on every side and step `stride` (0 and 1: network3's valid convolution).
@@ -168,4 +171,34 @@ impl ConvGeom {
 pub fn out_side(size: usize, pad: usize, k: usize, stride: usize) -> Option<usize> {
     let padded = size.checked_add(pad.checked_mul(2)?)?;
     padded.checked_sub(k)?.checked_div(stride)?.checked_add(1)
+}
+
+/// How many images each parallel task takes (the whole batch when the work is small).
+pub(crate) fn chunk_images(g: &ConvGeom) -> usize {
+    let threads = par::threads();
+    // Below ~2 MFLOP a task the fork/join costs more than it saves.
+    if threads == 1 || g.n < 2 || g.flops() < 4_000_000 {
+        g.n.max(1)
+    } else {
+        g.n.div_ceil(threads)
+    }
+}
+
+pub(crate) fn check_len(what: &'static str, got: usize, want: usize) {
+    assert!(
+        got >= want,
+        "conv2d: {what} buffer holds {got} elements, needs {want}"
+    );
+}
+
+/// Where [`super::conv2d_backward`] puts the gradients.
+#[derive(Debug)]
+pub struct ConvGrads<'a, T> {
+    /// The input gradient `[n, c, h, w]`, if wanted, and whether it is added to or written
+    /// over.
+    pub dx: Option<(&'a mut [T], Accum)>,
+    /// The filter gradient `[f, c, kh, kw]`, added to.
+    pub dw: &'a mut [T],
+    /// The bias gradient `[f]`, if wanted, added to.
+    pub db: Option<&'a mut [T]>,
 }

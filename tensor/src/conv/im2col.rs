@@ -2,7 +2,7 @@
 //! so that the convolution and its gradients are matrix products. The path for f64, strides
 //! over 1, and CPUs without AVX-512.
 
-use super::{check_len, ConvGeom, ConvGrads};
+use super::geom::{check_len, ConvGeom, ConvGrads};
 use crate::par::{self, SyncPtr};
 use crate::{gemm, Accum, Float, MatMut, MatRef};
 

@@ -21,29 +21,12 @@ pub use conv_pool::{
     conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_forward,
     conv_pool_forward_scratch_len, ConvPoolGeom, ConvPoolGrads, ConvPoolOut, ConvPoolSaved,
 };
-pub use geom::{out_side, ConvGeom};
+pub use geom::{out_side, ConvGeom, ConvGrads};
+
+use geom::{check_len, chunk_images};
 pub use reference::{conv2d_backward_naive, conv2d_naive};
 
-use crate::par;
-use crate::{Accum, Float};
-
-/// How many images each parallel task takes (the whole batch when the work is small).
-pub(crate) fn chunk_images(g: &ConvGeom) -> usize {
-    let threads = par::threads();
-    // Below ~2 MFLOP a task the fork/join costs more than it saves.
-    if threads == 1 || g.n < 2 || g.flops() < 4_000_000 {
-        g.n.max(1)
-    } else {
-        g.n.div_ceil(threads)
-    }
-}
-
-pub(crate) fn check_len(what: &'static str, got: usize, want: usize) {
-    assert!(
-        got >= want,
-        "conv2d: {what} buffer holds {got} elements, needs {want}"
-    );
-}
+use crate::Float;
 
 /// Scratch elements [`conv2d_forward`] needs: one image's columns per task.
 pub fn conv2d_forward_scratch_len(g: &ConvGeom) -> usize {
@@ -80,18 +63,6 @@ pub fn conv2d_backward_scratch_len(g: &ConvGeom, with_dx: bool) -> usize {
     let tasks = g.n.div_ceil(chunk_images(g).max(1));
     (tasks * (g.f * g.ckk() + g.f + g.cols_len() * if with_dx { 2 } else { 1 }))
         .max(direct::backward_scratch_len(g, tasks, with_dx))
-}
-
-/// Where [`conv2d_backward`] puts the gradients.
-#[derive(Debug)]
-pub struct ConvGrads<'a, T> {
-    /// The input gradient `[n, c, h, w]`, if wanted, and whether it is added to or written
-    /// over.
-    pub dx: Option<(&'a mut [T], Accum)>,
-    /// The filter gradient `[f, c, kh, kw]`, added to.
-    pub dw: &'a mut [T],
-    /// The bias gradient `[f]`, if wanted, added to.
-    pub db: Option<&'a mut [T]>,
 }
 
 /// Fast backward from the forward's input `x`: adds the filter and bias gradients into

@@ -1,6 +1,6 @@
 //! Convolution by its definition, as direct loops: what the fast paths are tested against.
 
-use super::ConvGeom;
+use super::geom::ConvGeom;
 use crate::Float;
 
 /// The input position of output `o` under filter offset `k`, if it is not padding.

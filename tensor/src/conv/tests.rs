@@ -1,7 +1,9 @@
+use super::geom::chunk_images;
 use super::*;
 use crate::pool::{PoolGeom, PoolGrad};
 use crate::unary::Act;
 use crate::Shape;
+use crate::{par, Accum};
 use rand::{Rng, SeedableRng};
 
 fn geom(dims: [usize; 7]) -> ConvGeom {

@@ -13,8 +13,8 @@ mod tests;
 
 pub use reference::linear_backward_step_reference;
 
-use crate::isa::Isa;
-use crate::skinny::{Kernel, PARALLEL_WORK};
+use crate::isa::{Isa, Kernel};
+use crate::skinny::PARALLEL_WORK;
 
 /// Most rows [`linear_backward_step`] takes: two registers per row stay live over the sweep.
 pub(crate) const STEP_ROWS: usize = 12;

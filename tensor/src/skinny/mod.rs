@@ -13,12 +13,12 @@
 //! - [`Shape3::Tn`] `C[m,n] = A[k,m]^T . B[k,n]`, k small: the weight gradient `dy^T x` (a sum
 //!   of a few outer products, each element of C written once).
 //!
-//! Each has an AVX-512 kernel, and one generic body compiled twice, for AVX2+FMA and for any
-//! CPU; [`crate::isa::best_isa`] picks at run time and [`small_gemm_with`] lets tests force
-//! each one. Large
-//! products are split across rayon threads by output columns (or rows), one fork-join per
-//! product; every element of C is computed by one thread in a fixed order, so the result does
-//! not depend on the number of threads. [`small_gemm_reference`] is the definition as loops.
+//! Each has an AVX-512 kernel (`avx512.rs`), and one generic body (`portable.rs`) compiled
+//! twice, for AVX2+FMA (`avx2.rs`) and for any CPU; [`crate::isa::best_isa`] picks at run time
+//! and [`small_gemm_with`] lets tests force each one. Large products are split across the
+//! kernel threads by output columns (or rows), one fork-join per product; every element of C
+//! is computed by one thread in a fixed order, so the result does not depend on the number of
+//! threads. [`small_gemm_reference`] is the definition as loops.
 
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -30,7 +30,7 @@ mod tests;
 
 pub use reference::small_gemm_reference;
 
-use crate::isa::{best_isa, Isa};
+use crate::isa::{Isa, Kernel};
 use crate::par::{split, worth_splitting};
 use crate::{MatMut, MatRef};
 
@@ -104,25 +104,6 @@ pub(crate) fn small_gemm(
     )?;
     small_gemm_with(Kernel::best(), shape, alpha, a, b, beta, c.rb());
     Some(())
-}
-
-/// Which kernel runs a product, and whether it may split the product across threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kernel {
-    /// The instruction set.
-    pub isa: Isa,
-    /// Whether a big product is split across the kernel threads.
-    pub parallel: bool,
-}
-
-impl Kernel {
-    /// The best ISA of this CPU, splitting big products: what the library runs.
-    pub fn best() -> Kernel {
-        Kernel {
-            isa: best_isa(),
-            parallel: true,
-        }
-    }
 }
 
 /// The small-side product in layout `shape` with a chosen kernel (tests and benchmarks force

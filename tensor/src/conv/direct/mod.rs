@@ -24,7 +24,7 @@
 //! `portable`) turns it off, to time or test the other path. The tests compare it with [`super::conv2d_naive`] on random and
 //! edge shapes at 1 and 2 threads.
 
-use super::{ConvGeom, ConvGrads};
+use super::geom::{ConvGeom, ConvGrads};
 use crate::par::{self, SyncPtr};
 use crate::{Accum, Float};
 use std::any::TypeId;
