@@ -15,7 +15,16 @@ use autograd::Graph;
 use rand::SeedableRng;
 use std::hint::black_box;
 use std::time::Instant;
-use tensor::Tensor;
+use tensor::{MatMut, MatRef, Tensor};
+
+/// The `rows x cols` operand over `d`, which holds it transposed when `t`.
+fn op(d: &[f32], rows: usize, cols: usize, t: bool) -> MatRef<'_, f32> {
+    if t {
+        MatRef::new(d, cols, rows).t()
+    } else {
+        MatRef::new(d, rows, cols)
+    }
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -76,30 +85,20 @@ fn main() {
         let flop = 2.0 * (m * k * n) as f64;
         let t1 = time(min_s, samples, || {
             tensor::gemm(
-                m,
-                k,
-                n,
                 1.0,
-                a.data(),
-                false,
-                b.data(),
-                false,
+                a.mat(),
+                b.mat(),
                 0.0,
-                black_box(&mut c),
+                MatMut::new(black_box(&mut c), m, n),
             )
         });
         let t2 = time(min_s, samples, || {
             tensor::gemm_reference(
-                m,
-                k,
-                n,
                 1.0,
-                a.data(),
-                false,
-                b.data(),
-                false,
+                a.mat(),
+                b.mat(),
                 0.0,
-                black_box(&mut c),
+                MatMut::new(black_box(&mut c), m, n),
             )
         });
         if (m, k, n) == (10, 784, 30) {
@@ -133,18 +132,8 @@ fn main() {
         let b = Tensor::<f32>::randn(&[k * n], 0.0, 1.0, &mut rng).unwrap();
         let mut c = vec![0.0f32; m * n];
         let t = time(min_s, samples, || {
-            tensor::gemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.data(),
-                ta,
-                b.data(),
-                tb,
-                0.0,
-                black_box(&mut c),
-            )
+            let (av, bv) = (op(a.data(), m, k, ta), op(b.data(), k, n, tb));
+            tensor::gemm(1.0, av, bv, 0.0, MatMut::new(black_box(&mut c), m, n))
         });
         println!(
             "| {what} | {m}x{k}x{n} | {:.1} |",
@@ -240,13 +229,15 @@ fn load() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Table 4: the small-side kernels of `tensor::small` at the book's FC shapes, mini-batch 10,
+/// Table 4: the small-side kernels (`tensor::bench_api`) at the book's FC shapes, mini-batch 10,
 /// per ISA, 1 and 2 threads: GFLOP/s of each product and of the fused backward + SGD step.
 fn small_kernels(min_s: f64, samples: usize) {
-    use tensor::par::with_threads;
-    use tensor::small::{linear_backward_step, small_gemm_with, Isa, LinearStep, Shape3};
+    use tensor::bench_api::{
+        best_isa, linear_backward_step, small_gemm_with, step_scratch_len, Isa, Kernel, Shape3,
+    };
+    use tensor::{with_threads, LinearStep};
     println!("\n## the conv layers' per-image products, 1 thread, GFLOP/s: unpacked kernels vs packing GEMM");
-    println!("| product | M x K x N | tensor::small | gemm crate (packing) |");
+    println!("| product | M x K x N | small-side kernels | gemm crate (packing) |");
     println!("| --- | --- | --- | --- |");
     for (what, shape, m, k, n) in [
         ("conv1 forward W.cols", Shape3::Nn, 20, 25, 576),
@@ -266,24 +257,18 @@ fn small_kernels(min_s: f64, samples: usize) {
         let gf = 2.0 * (m * k * n) as f64 / 1e9;
         let ours = with_threads(1, || {
             time(min_s, samples, || {
-                small_gemm_with(
-                    tensor::small::best_isa(),
-                    false,
-                    shape,
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    &a,
-                    &b,
-                    0.0,
-                    &mut c,
-                )
+                let kernel = Kernel {
+                    isa: best_isa(),
+                    parallel: false,
+                };
+                let (av, bv) = (op(&a, m, k, ta), op(&b, k, n, tb));
+                small_gemm_with(kernel, shape, 1.0, av, bv, 0.0, MatMut::new(&mut c, m, n))
             })
         });
         let packed = with_threads(1, || {
             time(min_s, samples, || {
-                tensor::gemm_packed(m, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c)
+                let (av, bv) = (op(&a, m, k, ta), op(&b, k, n, tb));
+                tensor::gemm_packed(1.0, av, bv, 0.0, MatMut::new(&mut c, m, n))
             })
         });
         println!(
@@ -314,14 +299,24 @@ fn small_kernels(min_s: f64, samples: usize) {
                 format!("{:.0} / {:.0}", times * flops / one, times * flops / two)
             };
             let rate = |f: &mut dyn FnMut()| rate_times(1.0, f);
+            let kernel = Kernel {
+                isa,
+                parallel: true,
+            };
             let nt = rate(&mut || {
-                small_gemm_with(isa, true, Shape3::Nt, m, k, n, 1.0, &x, &w, 0.0, &mut out)
+                let (a, b) = (op(&x, m, k, false), op(&w, k, n, true));
+                let c = MatMut::new(&mut out, m, n);
+                small_gemm_with(kernel, Shape3::Nt, 1.0, a, b, 0.0, c)
             });
             let nn = rate(&mut || {
-                small_gemm_with(isa, true, Shape3::Nn, m, n, k, 1.0, &dy, &w, 0.0, &mut out)
+                let (a, b) = (op(&dy, m, n, false), op(&w, n, k, false));
+                let c = MatMut::new(&mut out, m, k);
+                small_gemm_with(kernel, Shape3::Nn, 1.0, a, b, 0.0, c)
             });
             let tn = rate(&mut || {
-                small_gemm_with(isa, true, Shape3::Tn, n, m, k, 1.0, &dy, &x, 0.0, &mut out)
+                let (a, b) = (op(&dy, n, m, true), op(&x, m, k, false));
+                let c = MatMut::new(&mut out, n, k);
+                small_gemm_with(kernel, Shape3::Tn, 1.0, a, b, 0.0, c)
             });
             let mut wt = w.clone();
             let mut dx = vec![0.0f32; m * k];
@@ -334,12 +329,11 @@ fn small_kernels(min_s: f64, samples: usize) {
                 eta: 1e-9,
                 decay: 1.0,
             };
-            let mut sc = vec![0.0f32; tensor::small::step_scratch_len(m, k, n)];
+            let mut sc = vec![0.0f32; step_scratch_len(m, k, n)];
             // The step does the work of two products (dx and the weight gradient).
             let st = rate_times(2.0, &mut || {
                 black_box(linear_backward_step(
-                    isa,
-                    true,
+                    kernel,
                     &step,
                     &mut wt,
                     Some((&mut dx, 0.0)),
@@ -356,21 +350,24 @@ fn small_kernels(min_s: f64, samples: usize) {
 fn modern_layers(min_s: f64, samples: usize) {
     use tensor::conv::{
         conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
-        ConvGeom,
+        ConvGeom, ConvGrads,
     };
-    use tensor::norm::{batch_norm_backward, batch_norm_forward, batch_stats, NormGeom};
+    use tensor::norm::{
+        batch_norm_backward, batch_norm_forward, batch_stats, NormGeom, NormGrads, NormParams,
+    };
     use tensor::{Accum, Shape};
-    tensor::par::with_threads(1, || {
+    tensor::with_threads(1, || {
         let path = if std::env::var("NNDL_CONV").is_ok_and(|v| v == "im2col") {
             "im2col + GEMM (NNDL_CONV=im2col)"
         } else {
-            "direct where it applies (tensor::direct)"
+            "direct where it applies (AVX-512, stride 1)"
         };
         let n = 1024;
         let (a, b) = (vec![0.5f32; n * n], vec![0.25f32; n * n]);
         let mut c = vec![0.0f32; n * n];
         let t = time(min_s, samples, || {
-            tensor::gemm(n, n, n, 1.0, &a, false, &b, false, 0.0, black_box(&mut c))
+            let (a, b) = (MatRef::new(&a, n, n), MatRef::new(&b, n, n));
+            tensor::gemm(1.0, a, b, 0.0, MatMut::new(black_box(&mut c), n, n))
         });
         let peak = 2.0 * (n * n * n) as f64 / t / 1e9;
         println!("\n## modern recipe, single thread, mini-batch 64: convolutions by {path}");
@@ -398,11 +395,20 @@ fn modern_layers(min_s: f64, samples: usize) {
                 conv2d_forward(&g, &x, &w, None, black_box(&mut out), &mut fs)
             });
             let tw = time(min_s, samples, || {
-                conv2d_backward(&g, &x, &w, &dout, None, black_box(&mut dw), None, &mut bs)
+                let grads = ConvGrads {
+                    dx: None,
+                    dw: black_box(&mut dw),
+                    db: None,
+                };
+                conv2d_backward(&g, &x, &w, &dout, grads, &mut bs)
             });
             let twx = time(min_s, samples, || {
-                let dx = Some((black_box(&mut dx[..]), Accum::Overwrite));
-                conv2d_backward(&g, &x, &w, &dout, dx, black_box(&mut dw), None, &mut bs)
+                let grads = ConvGrads {
+                    dx: Some((black_box(&mut dx[..]), Accum::Overwrite)),
+                    dw: black_box(&mut dw),
+                    db: None,
+                };
+                conv2d_backward(&g, &x, &w, &dout, grads, &mut bs)
             });
             println!(
                 "| {c_in}->{f}, 3x3, {hw}x{hw} | {:.1} | {:.1} | {:.1} |",
@@ -427,14 +433,22 @@ fn modern_layers(min_s: f64, samples: usize) {
         });
         let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
         let relu = tensor::unary::Act::Relu;
+        let p = NormParams {
+            mean: &mean,
+            inv_std: &inv,
+            gamma: &gamma,
+            act: relu,
+        };
         let tf = time(min_s, samples, || {
-            batch_norm_forward(&g, &x, &mean, &inv, &gamma, &beta, relu, black_box(&mut y))
+            batch_norm_forward(&g, &p, &beta, &x, black_box(&mut y))
         });
         let tb = time(min_s, samples, || {
-            let dx = Some((black_box(&mut dx[..]), Accum::Overwrite));
-            batch_norm_backward(
-                &g, &x, &y, &dy, &mean, &inv, &gamma, relu, true, dx, &mut dg, &mut db,
-            )
+            let grads = NormGrads {
+                dx: Some((black_box(&mut dx[..]), Accum::Overwrite)),
+                dgamma: &mut dg,
+                dbeta: &mut db,
+            };
+            batch_norm_backward(&g, &p, true, &x, &y, &dy, grads)
         });
         let mb = g.len() as f64 * 4.0 / 1e6;
         println!("\n## batch norm + ReLU over [64, 32, 784] f32 ({mb:.1} MB), single thread");

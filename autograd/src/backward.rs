@@ -5,7 +5,7 @@ use crate::buffers::Buffers;
 use crate::graph::{axpy, grad_or_fresh, Slots, MAX_INPUTS};
 use crate::handover::{GradientConsumer, LinearGradient};
 use crate::{AutogradError, Graph, Result, Var};
-use tensor::{Float, Tensor};
+use tensor::{Float, MatMut, MatRef, Tensor};
 
 /// The backward half of an operation. The forward is the [`Graph`] method that computed the
 /// output and pushed the op with [`Graph::push_op`]; whatever the backward needs (a mask, the
@@ -108,36 +108,16 @@ impl<'a, T: Float> Backward<'a, T> {
         })
     }
 
-    /// Adds the product `op(a) op(b)` (`rows x cols`, summed over `inner`; `op` transposes
-    /// where `ta`/`tb`) to input `k`'s gradient, if it needs one: the backward of every
-    /// product-shaped op, written once.
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_product(
-        &mut self,
-        k: usize,
-        (rows, inner, cols): (usize, usize, usize),
-        a: &[T],
-        ta: bool,
-        b: &[T],
-        tb: bool,
-    ) {
+    /// Adds the product `a . b` to input `k`'s gradient, if it needs one: the backward of
+    /// every product-shaped op, written once.
+    pub fn add_product(&mut self, k: usize, a: MatRef<'_, T>, b: MatRef<'_, T>) {
         if !self.needs_grad(k) {
             return;
         }
         let (d, fresh) = self.grad_or_fresh(k);
         let keep = if fresh { T::zero() } else { T::one() };
-        tensor::gemm(
-            rows,
-            inner,
-            cols,
-            T::one(),
-            a,
-            ta,
-            b,
-            tb,
-            keep,
-            d.data_mut(),
-        );
+        let (rows, cols) = (a.rows(), b.cols());
+        tensor::gemm(T::one(), a, b, keep, MatMut::new(d.data_mut(), rows, cols));
     }
 
     /// The gradient buffer of input `k` for a kernel that takes a [`tensor::Accum`]: written

@@ -11,7 +11,7 @@
 use crate::buffers::Buffers;
 use crate::graph::{grad_or_fresh, Slots};
 use crate::Var;
-use tensor::{Accum, Float, Tensor};
+use tensor::{Accum, Float, MatMut, MatRef, Tensor};
 
 /// What a consumer reports of a gradient it took.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -121,9 +121,11 @@ impl<T: Float> LinearGradient<'_, T> {
                 Accum::Overwrite => T::zero(),
                 Accum::Add => T::one(),
             };
-            tensor::gemm(m, n, k, T::one(), p.dy, false, p.value, false, keep, dx);
+            let (dy, w) = (MatRef::new(p.dy, m, n), MatRef::new(&*p.value, n, k));
+            tensor::gemm(T::one(), dy, w, keep, MatMut::new(dx, m, k));
         }
-        tensor::gemm(n, m, k, T::one(), p.dy, true, p.x, false, T::one(), &mut dw);
+        let (dyt, x) = (MatRef::new(p.dy, m, n).t(), MatRef::new(p.x, m, k));
+        tensor::gemm(T::one(), dyt, x, T::one(), MatMut::new(&mut dw, n, k));
         let nonzero = dw.iter().any(|&v| v != T::zero());
         update(p.value, &dw);
         self.buffers.give(dw);

@@ -63,7 +63,7 @@ pub fn product(dims: &[usize]) -> u128 {
 
 /// The parallel tasks a batch is split into (one block of per-task scratch each).
 pub fn tasks(batch: u128) -> u128 {
-    (tensor::par::threads() as u128).clamp(1, batch.max(1))
+    (tensor::threads() as u128).clamp(1, batch.max(1))
 }
 
 /// One layer's share of a [`Plan`].

@@ -10,6 +10,7 @@
 use std::os::raw::c_int;
 
 use libsvm_sys::svm_node;
+use tensor::{MatMut, MatRef};
 
 use crate::error::{Error, Result};
 use crate::features::{Features, END};
@@ -70,17 +71,14 @@ pub(crate) fn rbf_matrix(
         let a1 = (a0 + BLOCK).min(l);
         let m = a1 - a0;
         // dots[a - a0][b] = x_a . x_b for a in a0..a1, every b.
+        let block = MatRef::new(&x[a0 * d..a1 * d], m, d);
+        let all = MatRef::new(&x, l, d).t();
         tensor::gemm(
-            m,
-            d,
-            l,
             1.0f32,
-            &x[a0 * d..a1 * d],
-            false,
-            &x,
-            true,
+            block,
+            all,
             0.0,
-            &mut dots[..m * l],
+            MatMut::new(&mut dots[..m * l], m, l),
         );
         for a in a0..a1 {
             nodes.push(svm_node {

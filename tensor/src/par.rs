@@ -33,7 +33,8 @@ thread_local! {
     static THREADS: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// The number of threads a split uses from this thread now (1 inside a parallel region).
+/// The number of threads the kernels split work across from this thread now: rayon's (set by
+/// `--threads`), or [`with_threads`]'s limit, and 1 inside a parallel region.
 pub fn threads() -> usize {
     if INSIDE.with(Cell::get) || rayon::current_thread_index().is_some() {
         return 1;
@@ -44,7 +45,10 @@ pub fn threads() -> usize {
         .clamp(1, MAX_THREADS)
 }
 
-/// Runs `f` with splits limited to `n` threads on this thread (tests compare 1 and 2).
+/// Runs `f` with the kernels' splits limited to `n` threads on this thread, whatever rayon's
+/// pool holds: to compare results at 1 and 2 threads (they are equal or differ only where a
+/// kernel documents it), or to time a kernel single-threaded. Restored when `f` returns or
+/// panics.
 pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
     let old = THREADS.with(|t| t.replace(Some(n.max(1))));
     struct Restore(Option<usize>);

@@ -1,4 +1,4 @@
-use crate::{Float, Result, Shape, TensorError};
+use crate::{Float, MatRef, Result, Shape, TensorError};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -108,6 +108,16 @@ impl<T: Float> Tensor<T> {
     /// The elements in row-major order.
     pub fn data(&self) -> &[T] {
         &self.data
+    }
+
+    /// A 2-D tensor as a matrix operand of [`crate::gemm`].
+    ///
+    /// # Panics
+    /// If the tensor is not 2-D.
+    pub fn mat(&self) -> MatRef<'_, T> {
+        let d = self.dims();
+        assert!(d.len() == 2, "mat: a {}-D tensor is no matrix", d.len());
+        MatRef::new(&self.data, d[0], d[1])
     }
 
     /// The elements, mutably.

@@ -8,7 +8,8 @@ use crate::{AutogradError, Backward, Graph, Op, Result, Var};
 use tensor::conv::{
     conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
     conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_forward,
-    conv_pool_forward_scratch_len, ConvGeom, ConvPoolGeom,
+    conv_pool_forward_scratch_len, ConvGeom, ConvGrads, ConvPoolGeom, ConvPoolGrads, ConvPoolOut,
+    ConvPoolSaved,
 };
 use tensor::pool::{PoolGrad, MAX_TIES_POOL};
 use tensor::unary::Act;
@@ -31,29 +32,12 @@ impl<T: Float> Op<T> for Conv2d {
         let mut db = cx.scratch(g.f);
         db.iter_mut().for_each(|v| *v = T::zero());
         let mut scratch = cx.scratch(conv2d_backward_scratch_len(g, cx.needs_grad(0)));
-        if cx.needs_grad(0) {
-            conv2d_backward(
-                g,
-                x.data(),
-                w.data(),
-                dout.data(),
-                Some(cx.grad_accum(0)),
-                &mut dw,
-                Some(&mut db),
-                &mut scratch,
-            );
-        } else {
-            conv2d_backward(
-                g,
-                x.data(),
-                w.data(),
-                dout.data(),
-                None,
-                &mut dw,
-                Some(&mut db),
-                &mut scratch,
-            );
-        }
+        let grads = ConvGrads {
+            dx: cx.needs_grad(0).then(|| cx.grad_accum(0)),
+            dw: &mut dw,
+            db: Some(&mut db),
+        };
+        conv2d_backward(g, x.data(), w.data(), dout.data(), grads, &mut scratch);
         cx.give_back(scratch);
         if cx.needs_grad(1) {
             cx.grad(1)
@@ -100,19 +84,17 @@ impl<T: Float> Op<T> for ConvPool<T> {
         } else {
             None
         };
-        conv_pool_backward(
-            g,
-            self.act,
-            w.data(),
-            &self.cols,
-            &self.arg,
-            y.data(),
-            dy.data(),
+        let saved = ConvPoolSaved {
+            y: y.data(),
+            arg: &self.arg,
+            cols: &self.cols,
+        };
+        let grads = ConvPoolGrads {
             dx,
-            &mut dw,
-            &mut db,
-            &mut scratch,
-        );
+            dw: &mut dw,
+            db: &mut db,
+        };
+        conv_pool_backward(g, self.act, w.data(), saved, dy.data(), grads, &mut scratch);
         for (k, part) in [(1, &dw), (2, &db)] {
             if cx.needs_grad(k) {
                 cx.grad(k)
@@ -184,17 +166,13 @@ impl<T: Float> Graph<T> {
         let mut cols = self.alloc_buf(conv.n * conv.cols_len());
         let mut scratch = self.alloc_buf(conv_pool_forward_scratch_len(&geom));
         let mut arg = vec![0u32; conv.n * geom.out_len()];
-        conv_pool_forward(
-            &geom,
-            act,
-            self.val(x).data(),
-            self.val(w).data(),
-            self.val(b).data(),
-            out.data_mut(),
-            &mut arg,
-            &mut cols,
-            &mut scratch,
-        );
+        let outs = ConvPoolOut {
+            out: out.data_mut(),
+            arg: &mut arg,
+            cols: &mut cols,
+        };
+        let (xv, wv, bv) = (self.val(x).data(), self.val(w).data(), self.val(b).data());
+        conv_pool_forward(&geom, act, xv, wv, bv, outs, &mut scratch);
         self.recycle_buf(scratch);
         let op = Box::new(ConvPool {
             geom,

@@ -2,7 +2,7 @@
 //! with `w` stored `[out, in]` as PyTorch and the book store it.
 
 use crate::{AutogradError, Backward, Graph, Op, Result, Var};
-use tensor::{gemm, Float, Shape, TensorError};
+use tensor::{gemm, Float, MatMut, Shape, TensorError};
 
 struct MatMul;
 
@@ -13,9 +13,8 @@ impl<T: Float> Op<T> for MatMul {
     fn backward(&self, cx: &mut Backward<'_, T>) {
         // C = A B: dA = dC B^T, dB = A^T dC.
         let (a, b, g) = (cx.input(0), cx.input(1), cx.grad_output());
-        let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
-        cx.add_product(0, (m, n, k), g.data(), false, b.data(), true);
-        cx.add_product(1, (k, m, n), a.data(), true, g.data(), false);
+        cx.add_product(0, g.mat(), b.mat().t());
+        cx.add_product(1, a.mat().t(), g.mat());
     }
 }
 
@@ -28,10 +27,9 @@ impl<T: Float> Op<T> for Linear {
     fn backward(&self, cx: &mut Backward<'_, T>) {
         // Y = X W^T + b: dX = dY W, dW = dY^T X, db = sum over rows of dY.
         let (x, w, g) = (cx.input(0), cx.input(1), cx.grad_output());
-        let (m, k) = (x.dims()[0], x.dims()[1]);
         let n = w.dims()[0];
-        cx.add_product(0, (m, n, k), g.data(), false, w.data(), false);
-        cx.add_product(1, (n, m, k), g.data(), true, x.data(), false);
+        cx.add_product(0, g.mat(), w.mat());
+        cx.add_product(1, g.mat().t(), x.mat());
         bias_grad(cx, n);
     }
 
@@ -64,19 +62,15 @@ impl<T: Float> Graph<T> {
         if sa.ndim() != 2 || sb.ndim() != 2 || sa[1] != sb[0] {
             return Err(mismatch("matmul", sa, sb, "need [m, k] x [k, n]".into()));
         }
-        let (m, k, n) = (sa[0], sa[1], sb[1]);
+        let (m, n) = (sa[0], sb[1]);
         let mut out = self.alloc(Shape::new(&[m, n])?);
+        let (av, bv) = (self.val(a).mat(), self.val(b).mat());
         gemm(
-            m,
-            k,
-            n,
             T::one(),
-            self.val(a).data(),
-            false,
-            self.val(b).data(),
-            false,
+            av,
+            bv,
             T::zero(),
-            out.data_mut(),
+            MatMut::new(out.data_mut(), m, n),
         );
         self.push_op(Box::new(MatMul), &[a, b], out)
     }
@@ -94,7 +88,7 @@ impl<T: Float> Graph<T> {
                 format!("input [batch, n_in] needs weights [n_out, n_in] with the same n_in; got n_in {} vs weights for {}", sx.dims().get(1).copied().unwrap_or(0), sw.dims().get(1).copied().unwrap_or(0)),
             ));
         }
-        let (m, k, n) = (sx[0], sx[1], sw[0]);
+        let (m, n) = (sx[0], sw[0]);
         let mut out = self.alloc(Shape::new(&[m, n])?);
         let keep = match b {
             Some(b) => {
@@ -115,18 +109,8 @@ impl<T: Float> Graph<T> {
             }
             None => T::zero(),
         };
-        gemm(
-            m,
-            k,
-            n,
-            T::one(),
-            self.val(x).data(),
-            false,
-            self.val(w).data(),
-            true,
-            keep,
-            out.data_mut(),
-        );
+        let (xv, wv) = (self.val(x).mat(), self.val(w).mat().t());
+        gemm(T::one(), xv, wv, keep, MatMut::new(out.data_mut(), m, n));
         match b {
             Some(b) => self.push_op(Box::new(Linear), &[x, w, b], out),
             None => self.push_op(Box::new(Linear), &[x, w], out),

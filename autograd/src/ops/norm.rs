@@ -4,7 +4,9 @@
 //! as many buffers.
 
 use crate::{AutogradError, Backward, Graph, Op, Result, Var};
-use tensor::norm::{batch_norm_backward, batch_norm_forward, batch_stats, NormGeom};
+use tensor::norm::{
+    batch_norm_backward, batch_norm_forward, batch_stats, NormGeom, NormGrads, NormParams,
+};
 use tensor::unary::Act;
 use tensor::Float;
 
@@ -15,6 +17,18 @@ struct BatchNorm {
     act: Act,
     /// Whether the statistics are the batch's own (their gradient flows into `x`).
     batch: bool,
+}
+
+impl BatchNorm {
+    /// The normalisation as the kernels take it, with the scales `gamma`.
+    fn params<'a, T>(&'a self, gamma: &'a [T]) -> NormParams<'a, T> {
+        NormParams {
+            mean: &self.mean,
+            inv_std: &self.inv_std,
+            gamma,
+            act: self.act,
+        }
+    }
 }
 
 impl<T: Float> Op<T> for BatchNorm {
@@ -30,21 +44,13 @@ impl<T: Float> Op<T> for BatchNorm {
             .iter_mut()
             .chain(dbeta.iter_mut())
             .for_each(|v| *v = T::zero());
-        let dx = cx.needs_grad(0).then(|| cx.grad_accum(0));
-        batch_norm_backward(
-            g,
-            x.data(),
-            y.data(),
-            dy.data(),
-            &self.mean,
-            &self.inv_std,
-            gamma.data(),
-            self.act,
-            self.batch,
-            dx,
-            &mut dgamma,
-            &mut dbeta,
-        );
+        let grads = NormGrads {
+            dx: cx.needs_grad(0).then(|| cx.grad_accum(0)),
+            dgamma: &mut dgamma,
+            dbeta: &mut dbeta,
+        };
+        let p = self.params(gamma.data());
+        batch_norm_backward(g, &p, self.batch, x.data(), y.data(), dy.data(), grads);
         for (k, d) in [(1, &dgamma), (2, &dbeta)] {
             if cx.needs_grad(k) {
                 cx.grad(k)
@@ -85,21 +91,26 @@ impl<T: Float> Graph<T> {
         let geom = self.norm_geom(x, gamma, beta)?;
         let (mut mean, mut var) = (vec![0.0; geom.c], vec![0.0; geom.c]);
         batch_stats(&geom, self.val(x).data(), &mut mean, &mut var);
-        let y = self.push_norm(x, gamma, beta, geom, mean.clone(), &var, eps, act, true)?;
+        let op = BatchNorm {
+            geom,
+            mean: mean.clone(),
+            inv_std: inv_std(&var, eps),
+            act,
+            batch: true,
+        };
+        let y = self.push_norm([x, gamma, beta], op)?;
         let count = geom.per_channel();
         Ok((y, BatchStats { mean, var, count }))
     }
 
-    /// [`Graph::batch_norm`] with given statistics (a running average's, in evaluation): no
-    /// gradient flows through `mean` and `var`.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Graph::batch_norm`] with given statistics `(mean, var)` (a running average's, in
+    /// evaluation): no gradient flows through them.
     pub fn batch_norm_with(
         &mut self,
         x: Var,
         gamma: Var,
         beta: Var,
-        mean: &[f64],
-        var: &[f64],
+        (mean, var): (&[f64], &[f64]),
         eps: f64,
         act: Act,
     ) -> Result<Var> {
@@ -115,7 +126,14 @@ impl<T: Float> Graph<T> {
                 ),
             });
         }
-        self.push_norm(x, gamma, beta, geom, mean.to_vec(), var, eps, act, false)
+        let op = BatchNorm {
+            geom,
+            mean: mean.to_vec(),
+            inv_std: inv_std(var, eps),
+            act,
+            batch: false,
+        };
+        self.push_norm([x, gamma, beta], op)
     }
 
     fn norm_geom(&self, x: Var, gamma: Var, beta: Var) -> Result<NormGeom> {
@@ -142,40 +160,19 @@ impl<T: Float> Graph<T> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn push_norm(
-        &mut self,
-        x: Var,
-        gamma: Var,
-        beta: Var,
-        geom: NormGeom,
-        mean: Vec<f64>,
-        var: &[f64],
-        eps: f64,
-        act: Act,
-        batch: bool,
-    ) -> Result<Var> {
-        let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    /// Runs the forward of `op` on `x`, `gamma`, `beta` and records it.
+    fn push_norm(&mut self, [x, gamma, beta]: [Var; 3], op: BatchNorm) -> Result<Var> {
         let mut out = self.alloc(self.val(x).shape());
-        batch_norm_forward(
-            &geom,
-            self.val(x).data(),
-            &mean,
-            &inv_std,
-            self.val(gamma).data(),
-            self.val(beta).data(),
-            act,
-            out.data_mut(),
-        );
-        let op = BatchNorm {
-            geom,
-            mean,
-            inv_std,
-            act,
-            batch,
-        };
+        let p = op.params(self.val(gamma).data());
+        let (xv, bv) = (self.val(x).data(), self.val(beta).data());
+        batch_norm_forward(&op.geom, &p, bv, xv, out.data_mut());
         self.push_op(Box::new(op), &[x, gamma, beta], out)
     }
+}
+
+/// `1 / sqrt(var + eps)` per channel.
+fn inv_std(var: &[f64], eps: f64) -> Vec<f64> {
+    var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect()
 }
 
 #[cfg(test)]
@@ -225,7 +222,7 @@ mod tests {
                 let mean: Vec<f64> = (0..c).map(|i| 0.1 * i as f64).collect();
                 let var: Vec<f64> = (0..c).map(|i| 0.5 + i as f64).collect();
                 check(&[dims, &[c], &[c]], |g, v| {
-                    g.batch_norm_with(v[0], v[1], v[2], &mean, &var, 1e-5, act)
+                    g.batch_norm_with(v[0], v[1], v[2], (&mean, &var), 1e-5, act)
                 });
             }
         }
@@ -237,7 +234,7 @@ mod tests {
             let c = dims[1];
             for act in [Act::Identity, Act::Relu, Act::Sigmoid] {
                 for threads in [1, 2] {
-                    tensor::par::with_threads(threads, || {
+                    tensor::with_threads(threads, || {
                         let inputs = randoms(&[dims, &[c], &[c]], 9);
                         let run = |fused: bool| {
                             let mut g = Graph::<f64>::new();

@@ -97,7 +97,7 @@ impl<T: Float> Layer<T> for BatchNorm {
                 Ok(g.value(v)?.data().iter().map(|e| e.f64()).collect())
             };
             let (mean, var) = (stat(self.running_mean)?, stat(self.running_var)?);
-            Ok(g.batch_norm_with(x, self.gamma, self.beta, &mean, &var, self.eps, act)?)
+            Ok(g.batch_norm_with(x, self.gamma, self.beta, (&mean, &var), self.eps, act)?)
         }
     }
     fn weights(&self) -> Vec<Var> {

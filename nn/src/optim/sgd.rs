@@ -1,7 +1,7 @@
 use super::{check_eta, Optimizer, ParamStep, Regularization};
 use crate::Result;
 use autograd::{GradientConsumer, Graph, LinearGradient, Taken, Var};
-use tensor::{Accum, Float};
+use tensor::{Accum, Float, LinearStep};
 
 /// Mini-batch stochastic gradient descent, `w <- decay*w - eta*grad`, as the book's three
 /// programs do it (the decay is network2's weight decay, 1 otherwise).
@@ -76,18 +76,16 @@ impl<T: Float> GradientConsumer<T> for FusedSgd<'_, T> {
             };
             (d, keep)
         });
-        let (nonzero, sum_squares) = T::linear_step(
+        let step = LinearStep {
             m,
             k,
             n,
-            parts.x,
+            x: parts.x,
             dyt,
-            parts.value,
-            self.eta,
+            eta: self.eta,
             decay,
-            dx,
-            scratch,
-        )?;
+        };
+        let (nonzero, sum_squares) = T::linear_step(&step, parts.value, dx, scratch)?;
         Some(Taken {
             nonzero,
             sum_squares: Some(sum_squares),

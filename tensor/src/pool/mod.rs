@@ -2,6 +2,12 @@
 //! that the backward is a scatter; plus the naive reference it is tested against. Rows and
 //! columns that do not fill a window are dropped (Theano's `ignore_border=True`).
 
+mod reference;
+#[cfg(test)]
+mod tests;
+
+pub use reference::{maxpool_backward_naive, maxpool_naive};
+
 use crate::par::{self, SyncPtr};
 use crate::Float;
 
@@ -106,44 +112,6 @@ pub fn scatter_ties<T: Float>(g: &PoolGeom, o: usize, mask: u32, d: T, dx: &mut 
     }
 }
 
-/// Reference backward of max-pooling under `grad`, by direct loops over the windows of `x`.
-pub fn maxpool_backward_naive<T: Float>(
-    g: &PoolGeom,
-    x: &[T],
-    dout: &[T],
-    grad: PoolGrad,
-) -> Vec<T> {
-    let (oh, ow, k) = (g.oh(), g.ow(), g.k);
-    let mut dx = vec![T::zero(); x.len()];
-    for p in 0..g.planes {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let at = |i: usize, j: usize| p * g.h * g.w + (oy * k + i) * g.w + ox * k + j;
-                let mut max = x[at(0, 0)];
-                for i in 0..k {
-                    for j in 0..k {
-                        if x[at(i, j)] > max {
-                            max = x[at(i, j)];
-                        }
-                    }
-                }
-                let d = dout[p * oh * ow + oy * ow + ox];
-                'window: for i in 0..k {
-                    for j in 0..k {
-                        if x[at(i, j)] == max {
-                            dx[at(i, j)] += d;
-                            if grad == PoolGrad::First {
-                                break 'window;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    dx
-}
-
 /// Max over each window into `out`, the flat input index of each maximum into `arg`. The
 /// first maximum of a window wins (row-major order), as in the naive reference.
 pub fn maxpool_forward<T: Float>(g: &PoolGeom, x: &[T], out: &mut [T], arg: &mut [u32]) {
@@ -232,120 +200,5 @@ pub fn maxpool_backward<T: Float>(dout: &[T], arg: &[u32], dx: &mut [T]) {
         par::split(n, 16, &|_, lo, hi| part(lo, hi));
     } else {
         part(0, n);
-    }
-}
-
-/// Reference max-pool by direct loops (first maximum wins).
-pub fn maxpool_naive<T: Float>(g: &PoolGeom, x: &[T]) -> (Vec<T>, Vec<u32>) {
-    let (oh, ow, k) = (g.oh(), g.ow(), g.k);
-    let mut out = Vec::with_capacity(g.out_len());
-    let mut arg = Vec::with_capacity(g.out_len());
-    for p in 0..g.planes {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut best = p * g.h * g.w + oy * k * g.w + ox * k;
-                for i in 0..k {
-                    for j in 0..k {
-                        let idx = p * g.h * g.w + (oy * k + i) * g.w + ox * k + j;
-                        if x[idx] > x[best] {
-                            best = idx;
-                        }
-                    }
-                }
-                out.push(x[best]);
-                arg.push(best as u32);
-            }
-        }
-    }
-    (out, arg)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    #[test]
-    fn a_tied_window_gives_every_maximum_the_gradient_under_ties_only() {
-        // One 2x4 plane: window 0 all 3s (a four-way tie), window 1 a single max of 9.
-        let g = PoolGeom {
-            planes: 1,
-            h: 2,
-            w: 4,
-            k: 2,
-        };
-        let x = [3.0f32, 3.0, 1.0, 9.0, 3.0, 3.0, 2.0, 0.0];
-        let dout = [1.5f32, -2.0];
-        let first = maxpool_backward_naive(&g, &x, &dout, PoolGrad::First);
-        let ties = maxpool_backward_naive(&g, &x, &dout, PoolGrad::Ties);
-        assert_eq!(first, vec![1.5, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0]);
-        assert_eq!(ties, vec![1.5, 1.5, 0.0, -2.0, 1.5, 1.5, 0.0, 0.0]);
-        // The fast path: masks from the forward, scattered per window.
-        let (mut out, mut arg) = ([0.0f32; 2], [0u32; 2]);
-        maxpool_forward(&g, &x, &mut out, &mut arg);
-        tie_masks(&g, &x, &out, &mut arg);
-        assert_eq!(arg, [0b1111, 0b0010]);
-        let mut dx = [0.0f32; 8];
-        for (o, (&m, &d)) in arg.iter().zip(&dout).enumerate() {
-            scatter_ties(&g, o, m, d, &mut dx);
-        }
-        assert_eq!(dx.to_vec(), ties);
-    }
-
-    #[test]
-    fn hand_computed_pool() {
-        // 4x4 plane 0..16: windows' maxima are 5, 7, 13, 15 at those indices.
-        let g = PoolGeom {
-            planes: 1,
-            h: 4,
-            w: 4,
-            k: 2,
-        };
-        let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
-        let mut out = vec![0.0; 4];
-        let mut arg = vec![0; 4];
-        maxpool_forward(&g, &x, &mut out, &mut arg);
-        assert_eq!(out, vec![5.0, 7.0, 13.0, 15.0]);
-        assert_eq!(arg, vec![5, 7, 13, 15]);
-        let mut dx = vec![0.0; 16];
-        maxpool_backward(&[1.0, 2.0, 3.0, 4.0], &arg, &mut dx);
-        assert_eq!(dx[5], 1.0);
-        assert_eq!(dx[15], 4.0);
-        assert_eq!(dx.iter().sum::<f32>(), 10.0);
-    }
-
-    #[test]
-    fn fast_equals_naive_on_random_shapes_with_odd_sizes() {
-        let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
-        // The last is big enough for both passes to be split across threads.
-        for (planes, h, w, k) in [
-            (6, 24, 24, 2),
-            (5, 7, 9, 2),
-            (3, 9, 9, 3),
-            (2, 5, 4, 1),
-            (257, 28, 28, 2),
-        ] {
-            let g = PoolGeom { planes, h, w, k };
-            let x: Vec<f64> = (0..planes * h * w)
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            let dout: Vec<f64> = (0..g.out_len())
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            let (o2, a2) = maxpool_naive(&g, &x);
-            let dx2 = maxpool_backward_naive(&g, &x, &dout, PoolGrad::First);
-            for threads in [1, 2] {
-                par::with_threads(threads, || {
-                    let mut out = vec![0.0; g.out_len()];
-                    let mut arg = vec![0; g.out_len()];
-                    maxpool_forward(&g, &x, &mut out, &mut arg);
-                    assert_eq!(out, o2);
-                    assert_eq!(arg, a2);
-                    let mut dx = vec![0.0; x.len()];
-                    maxpool_backward(&dout, &arg, &mut dx);
-                    assert_eq!(dx, dx2, "{g:?}, {threads} threads");
-                });
-            }
-        }
     }
 }

@@ -9,6 +9,14 @@
 //! Channels are split across threads; each channel's sums run in f64 in one fixed order, so
 //! results do not depend on the thread count.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod reference;
+#[cfg(test)]
+mod tests;
+
+pub use reference::batch_norm_naive;
+
 use crate::par::{self, SyncPtr};
 use crate::unary::Act;
 use crate::{Accum, Float};
@@ -65,16 +73,10 @@ const LANES: usize = 16;
 #[inline(always)]
 fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if crate::small::Isa::Avx512.available() {
+    if crate::isa::Isa::Avx512.available() {
         // SAFETY: the CPU has AVX-512F (and with it AVX2 and FMA).
-        return unsafe { avx512(f) };
+        return unsafe { avx512::wide(f) };
     }
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -110,7 +112,7 @@ fn lane_sums<T: Float, F: Fn(T, T, T) -> (T, T)>(a: &[T], b: &[T], c: &[T], f: F
 
 /// What one pass of sums adds up per element, with `s` a shift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sums {
+pub(super) enum Sums {
     /// `(x - s, (x - s)^2)` over `a = x`: a channel's statistics.
     Stats,
     /// `(g, g (x - s))` over `a = dy, b = y, c = x`, with `g = dy` or, for a ReLU, `dy` where
@@ -122,13 +124,13 @@ enum Sums {
 /// two-sum reductions through a closure: they ran scalar), [`lane_sums`] otherwise.
 fn sums<T: Float>(kind: Sums, a: &[T], b: &[T], c: &[T], s: T) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
-    if crate::small::Isa::Avx512.available() {
-        use crate::element::as_f32;
+    if crate::isa::Isa::Avx512.available() {
+        use crate::float::as_f32;
         if let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32(c)) {
             let n = a.len();
             assert!(kind == Sums::Stats || (b.len() >= n && c.len() >= n));
             // SAFETY: AVX-512F is present; b and c hold n values when read (asserted).
-            return unsafe { avx512_sums(kind, a, b, c, s.f64() as f32) };
+            return unsafe { avx512::sums(kind, a, b, c, s.f64() as f32) };
         }
     }
     match kind {
@@ -142,54 +144,6 @@ fn sums<T: Float>(kind: Sums, a: &[T], b: &[T], c: &[T], s: T) -> (f64, f64) {
             (g, g * (x - s))
         }),
     }
-}
-
-/// [`sums`] for f32 on AVX-512: two accumulators per sum, a masked tail.
-///
-/// # Safety
-/// AVX-512F; for `Grad`, `b` and `c` at least as long as `a`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512_sums(kind: Sums, a: &[f32], b: &[f32], c: &[f32], s: f32) -> (f64, f64) {
-    use std::arch::x86_64::*;
-    let n = a.len();
-    let sv = _mm512_set1_ps(s);
-    let zero = _mm512_setzero_ps();
-    let step = |i: usize, m: __mmask16, u: &mut __m512, v: &mut __m512| {
-        let x = _mm512_maskz_loadu_ps(m, a.as_ptr().add(i));
-        match kind {
-            Sums::Stats => {
-                let d = _mm512_maskz_sub_ps(m, x, sv);
-                *u = _mm512_add_ps(*u, d);
-                *v = _mm512_fmadd_ps(d, d, *v);
-            }
-            Sums::Grad { relu } => {
-                let mut g = x;
-                if relu {
-                    let y = _mm512_maskz_loadu_ps(m, b.as_ptr().add(i));
-                    g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, zero), g);
-                }
-                let xs = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, c.as_ptr().add(i)), sv);
-                *u = _mm512_add_ps(*u, g);
-                *v = _mm512_fmadd_ps(g, xs, *v);
-            }
-        }
-    };
-    let (mut u0, mut u1, mut v0, mut v1) = (zero, zero, zero, zero);
-    let mut i = 0;
-    while i + 2 * LANES <= n {
-        step(i, !0, &mut u0, &mut v0);
-        step(i + LANES, !0, &mut u1, &mut v1);
-        i += 2 * LANES;
-    }
-    while i < n {
-        step(i, crate::small::avx512::mask(n - i), &mut u0, &mut v0);
-        i += LANES;
-    }
-    (
-        _mm512_reduce_add_ps(_mm512_add_ps(u0, u1)) as f64,
-        _mm512_reduce_add_ps(_mm512_add_ps(v0, v1)) as f64,
-    )
 }
 
 /// Each channel's mean and biased variance, in one pass over `x`: sums of `x - x0` and its
@@ -219,18 +173,45 @@ pub fn batch_stats<T: Float>(g: &NormGeom, x: &[T], mean: &mut [f64], var: &mut 
     });
 }
 
+/// The per-channel normalisation a forward applies and its backward differentiates:
+/// `y = act(gamma (x - mean) inv_std + beta)`.
+#[derive(Debug, Clone, Copy)]
+pub struct NormParams<'a, T> {
+    /// Each channel's mean.
+    pub mean: &'a [f64],
+    /// Each channel's `1 / sqrt(var + eps)`.
+    pub inv_std: &'a [f64],
+    /// Each channel's scale.
+    pub gamma: &'a [T],
+    /// The activation fused after the affine map.
+    pub act: Act,
+}
+
+/// Where [`batch_norm_backward`] puts the gradients.
+#[derive(Debug)]
+pub struct NormGrads<'a, T> {
+    /// The input gradient, if wanted, and whether it is added to or written over.
+    pub dx: Option<(&'a mut [T], Accum)>,
+    /// The scales' gradient, added to.
+    pub dgamma: &'a mut [T],
+    /// The shifts' gradient, added to.
+    pub dbeta: &'a mut [T],
+}
+
 /// `y = act(gamma (x - mean) inv_std + beta)` per channel.
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward<T: Float>(
     g: &NormGeom,
-    x: &[T],
-    mean: &[f64],
-    inv_std: &[f64],
-    gamma: &[T],
+    p: &NormParams<'_, T>,
     beta: &[T],
-    act: Act,
+    x: &[T],
     y: &mut [T],
 ) {
+    let NormParams {
+        mean,
+        inv_std,
+        gamma,
+        act,
+    } = *p;
     assert!(x.len() >= g.len() && y.len() >= g.len());
     assert!(mean.len() >= g.c && inv_std.len() >= g.c && gamma.len() >= g.c && beta.len() >= g.c);
     let yp = SyncPtr(y.as_mut_ptr());
@@ -254,24 +235,26 @@ pub fn batch_norm_forward<T: Float>(
     });
 }
 
-/// Adds the gradients of [`batch_norm_forward`] into `dgamma` and `dbeta`, and puts the input
-/// gradient into `dx`, when given, as its [`Accum`] says.
-/// `batch` says the statistics were the batch's own (their gradient flows into `dx`).
-#[allow(clippy::too_many_arguments)]
+/// Adds the gradients of [`batch_norm_forward`] (input `x`, output `y`, output gradient `dy`)
+/// into `grads.dgamma` and `grads.dbeta`, and puts the input gradient into `grads.dx`, when
+/// given, as its [`Accum`] says. `batch` says the statistics were the batch's own (their
+/// gradient flows into `dx`).
 pub fn batch_norm_backward<T: Float>(
     g: &NormGeom,
+    p: &NormParams<'_, T>,
+    batch: bool,
     x: &[T],
     y: &[T],
     dy: &[T],
-    mean: &[f64],
-    inv_std: &[f64],
-    gamma: &[T],
-    act: Act,
-    batch: bool,
-    dx: Option<(&mut [T], Accum)>,
-    dgamma: &mut [T],
-    dbeta: &mut [T],
+    grads: NormGrads<'_, T>,
 ) {
+    let NormParams {
+        mean,
+        inv_std,
+        gamma,
+        act,
+    } = *p;
+    let NormGrads { dx, dgamma, dbeta } = grads;
     assert!(x.len() >= g.len() && y.len() >= g.len() && dy.len() >= g.len());
     assert!(dgamma.len() >= g.c && dbeta.len() >= g.c);
     let want_dx = dx.is_some();
@@ -370,182 +353,4 @@ fn input_grad<T: Float>(
             }
         }
     })
-}
-
-/// Reference forward by the definition, with the batch's statistics: returns `(y, mean, var)`.
-pub fn batch_norm_naive<T: Float>(
-    g: &NormGeom,
-    x: &[T],
-    gamma: &[T],
-    beta: &[T],
-    eps: f64,
-    act: Act,
-) -> (Vec<T>, Vec<f64>, Vec<f64>) {
-    let mut y = vec![T::zero(); g.len()];
-    let (mut mean, mut var) = (vec![0.0; g.c], vec![0.0; g.c]);
-    let at = |i: usize, ch: usize, p: usize| (i * g.c + ch) * g.s + p;
-    for ch in 0..g.c {
-        let vals: Vec<f64> = (0..g.n)
-            .flat_map(|i| (0..g.s).map(move |p| (i, p)))
-            .map(|(i, p)| x[at(i, ch, p)].f64())
-            .collect();
-        let m = vals.iter().sum::<f64>() / vals.len() as f64;
-        let v = vals.iter().map(|e| (e - m) * (e - m)).sum::<f64>() / vals.len() as f64;
-        for i in 0..g.n {
-            for p in 0..g.s {
-                let xhat = (x[at(i, ch, p)].f64() - m) / (v + eps).sqrt();
-                let mut o = [T::of(gamma[ch].f64() * xhat + beta[ch].f64())];
-                act.apply(&mut o);
-                y[at(i, ch, p)] = o[0];
-            }
-        }
-        (mean[ch], var[ch]) = (m, v);
-    }
-    (y, mean, var)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    #[test]
-    fn fused_forward_equals_the_definition_on_any_thread_count() {
-        let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
-        for (n, c, s) in [(4, 3, 5), (7, 1, 1), (2, 16, 1), (64, 32, 49), (3, 5, 9000)] {
-            let g = NormGeom { n, c, s };
-            let x: Vec<f64> = (0..g.len()).map(|_| rng.random_range(-3.0..5.0)).collect();
-            let gamma: Vec<f64> = (0..c).map(|_| rng.random_range(0.5..2.0)).collect();
-            let beta: Vec<f64> = (0..c).map(|_| rng.random_range(-1.0..1.0)).collect();
-            for act in [Act::Identity, Act::Relu, Act::Tanh] {
-                let (want, wm, wv) = batch_norm_naive(&g, &x, &gamma, &beta, 1e-5, act);
-                let close = |a: &[f64], b: &[f64], what: &str| {
-                    for (a, b) in a.iter().zip(b) {
-                        // Sums in another order: rounding apart only.
-                        assert!(
-                            (a - b).abs() < 1e-12 * b.abs().max(1.0),
-                            "{g:?} {act:?} {what}: {a} vs {b}"
-                        );
-                    }
-                };
-                let outs: Vec<Vec<f64>> = [1, 2]
-                    .into_iter()
-                    .map(|threads| {
-                        par::with_threads(threads, || {
-                            let (mut m, mut v) = (vec![0.0; c], vec![0.0; c]);
-                            batch_stats(&g, &x, &mut m, &mut v);
-                            close(&m, &wm, "mean");
-                            close(&v, &wv, "var");
-                            let inv: Vec<f64> =
-                                v.iter().map(|v| 1.0 / (v + 1e-5f64).sqrt()).collect();
-                            let mut y = vec![f64::NAN; g.len()];
-                            batch_norm_forward(&g, &x, &m, &inv, &gamma, &beta, act, &mut y);
-                            close(&y, &want, "y");
-                            y
-                        })
-                    })
-                    .collect();
-                assert_eq!(outs[0], outs[1], "the thread count changes nothing");
-            }
-        }
-    }
-
-    #[test]
-    fn f32_kernels_equal_the_f64_path() {
-        // f32 takes the explicit AVX-512 sums where the CPU has them; f64 the generic loops
-        // (the ones the gradchecks cover). Runs of 49 and 9000 end in a partial vector; 1 and 5
-        // are all tail.
-        let mut rng = rand_pcg::Pcg64::seed_from_u64(4);
-        for (n, c, s) in [
-            (64, 8, 49),
-            (3, 5, 9000),
-            (2, 3, 5),
-            (16, 4, 1),
-            (8, 2, 784),
-        ] {
-            let g = NormGeom { n, c, s };
-            let x: Vec<f64> = (0..g.len())
-                .map(|_| rng.random_range(-3.0f32..5.0) as f64)
-                .collect();
-            let dy: Vec<f64> = (0..g.len())
-                .map(|_| rng.random_range(-1.0f32..1.0) as f64)
-                .collect();
-            let gamma: Vec<f64> = (0..c)
-                .map(|_| rng.random_range(0.5f32..2.0) as f64)
-                .collect();
-            let beta: Vec<f64> = (0..c)
-                .map(|_| rng.random_range(-1.0f32..1.0) as f64)
-                .collect();
-            let narrow = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-            for act in [Act::Identity, Act::Relu] {
-                for batch in [true, false] {
-                    let (mut m64, mut v64) = (vec![0.0; c], vec![0.0; c]);
-                    batch_stats(&g, &x, &mut m64, &mut v64);
-                    let (mut m32, mut v32) = (vec![0.0; c], vec![0.0; c]);
-                    batch_stats(&g, &narrow(&x), &mut m32, &mut v32);
-                    for ch in 0..c {
-                        assert!((m32[ch] - m64[ch]).abs() < 1e-5, "{g:?} mean");
-                        assert!((v32[ch] - v64[ch]).abs() < 1e-5 * v64[ch], "{g:?} var");
-                    }
-                    let inv: Vec<f64> = v64.iter().map(|v| 1.0 / (v + 1e-5f64).sqrt()).collect();
-                    let mut y64 = vec![0.0; g.len()];
-                    batch_norm_forward(&g, &x, &m64, &inv, &gamma, &beta, act, &mut y64);
-                    let mut y32 = vec![0.0f32; g.len()];
-                    let (x32, gm32, bt32) = (narrow(&x), narrow(&gamma), narrow(&beta));
-                    batch_norm_forward(&g, &x32, &m64, &inv, &gm32, &bt32, act, &mut y32);
-                    for (a, b) in y32.iter().zip(&y64) {
-                        assert!((*a as f64 - b).abs() < 1e-5 * b.abs().max(1.0), "{g:?} y");
-                    }
-                    let y64 = y32.iter().map(|&v| v as f64).collect::<Vec<f64>>();
-                    let (mut dx64, mut dg64, mut db64) =
-                        (vec![0.5; g.len()], vec![0.0; c], vec![0.0; c]);
-                    batch_norm_backward(
-                        &g,
-                        &x,
-                        &y64,
-                        &dy,
-                        &m64,
-                        &inv,
-                        &gamma,
-                        act,
-                        batch,
-                        Some((&mut dx64, Accum::Add)),
-                        &mut dg64,
-                        &mut db64,
-                    );
-                    // f32 writes over a NaN buffer: nothing of it may remain.
-                    dx64.iter_mut().for_each(|v| *v -= 0.5);
-                    let (mut dx32, mut dg32, mut db32) =
-                        (vec![f32::NAN; g.len()], vec![0.0f32; c], vec![0.0f32; c]);
-                    batch_norm_backward(
-                        &g,
-                        &x32,
-                        &y32,
-                        &narrow(&dy),
-                        &m64,
-                        &inv,
-                        &gm32,
-                        act,
-                        batch,
-                        Some((&mut dx32, Accum::Overwrite)),
-                        &mut dg32,
-                        &mut db32,
-                    );
-                    let m = g.per_channel() as f64;
-                    for (what, a, b, tol) in [
-                        ("dgamma", &dg32, &dg64, 1e-5 * m),
-                        ("dbeta", &db32, &db64, 1e-5 * m),
-                        ("dx", &dx32, &dx64, 1e-4),
-                    ] {
-                        for (a, b) in a.iter().zip(b.iter()) {
-                            assert!(
-                                (*a as f64 - b).abs() < tol * b.abs().max(1.0),
-                                "{g:?} {act:?} batch {batch} {what}: {a} vs {b}"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
 }

@@ -32,9 +32,9 @@ pub fn sigmoid_in_place<T: Float>(x: &mut [T]) {
         // SAFETY: T is f32 (DTYPE is only "f32" for f32), so the slice is an f32 slice.
         let x = unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut f32, x.len()) };
         #[cfg(target_arch = "x86_64")]
-        if crate::small::Isa::Avx512.available() {
+        if crate::isa::Isa::Avx512.available() {
             // SAFETY: the CPU has AVX-512F.
-            unsafe { sigmoid_f32_avx512(x) };
+            unsafe { super::avx512::sigmoid_f32(x) };
             return;
         }
         sigmoid_f32(x);
@@ -43,14 +43,9 @@ pub fn sigmoid_in_place<T: Float>(x: &mut [T]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sigmoid_f32_avx512(x: &mut [f32]) {
-    sigmoid_f32(x)
-}
-
+/// The f32 sigmoid loop, inlined into each wrapper that compiles it for an ISA.
 #[inline(always)]
-fn sigmoid_f32(x: &mut [f32]) {
+pub(super) fn sigmoid_f32(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v = 1.0 / (1.0 + exp_f32(-*v));
     }
@@ -66,20 +61,16 @@ pub fn bernoulli_mask<T: Float>(seed: u64, p: f64, keep: T, out: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512dq") {
         // SAFETY: the CPU has AVX-512F and DQ.
-        unsafe { mask_avx512(seed, below, keep, out) };
+        unsafe { super::avx512::bernoulli_mask(seed, below, keep, out) };
         return;
     }
     mask_body(seed, below, keep, out)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn mask_avx512<T: Float>(seed: u64, below: u64, keep: T, out: &mut [T]) {
-    mask_body(seed, below, keep, out)
-}
-
+/// The dropout mask loop (see [`bernoulli_mask`]), inlined into each wrapper that compiles
+/// it for an ISA.
 #[inline(always)]
-fn mask_body<T: Float>(seed: u64, below: u64, keep: T, out: &mut [T]) {
+pub(super) fn mask_body<T: Float>(seed: u64, below: u64, keep: T, out: &mut [T]) {
     let pick = |bits: u64| if bits < below { T::zero() } else { keep };
     let j = out.len() / 2;
     let mut pairs = out.chunks_exact_mut(2);

@@ -1,6 +1,11 @@
+//! The element types the kernels compute in, and the hooks by which f32 reaches its
+//! hand-written kernels from generic code.
+
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+use crate::{LinearStep, MatMut, MatRef};
 
 /// The element types nndl computes in: `f32` for training, `f64` for gradient checking.
 pub trait Float:
@@ -27,21 +32,15 @@ pub trait Float:
     /// Converts to `f64`.
     fn f64(self) -> f64;
 
-    /// The small-side kernels of [`crate::small`] for `C = alpha*op(A)op(B) + beta*C` on
-    /// contiguous buffers, where they apply: returns `false` (nothing done) for shapes or
-    /// element types they do not cover.
-    #[allow(clippy::too_many_arguments)]
+    /// The small-side kernels for `C = alpha * A . B + beta * C`, where they apply: returns
+    /// `false` (nothing done) for shapes or element types they do not cover, and
+    /// [`crate::gemm`] packs instead.
     fn small_gemm(
-        _m: usize,
-        _k: usize,
-        _n: usize,
         _alpha: Self,
-        _a: &[Self],
-        _ta: bool,
-        _b: &[Self],
-        _tb: bool,
+        _a: MatRef<'_, Self>,
+        _b: MatRef<'_, Self>,
         _beta: Self,
-        _c: &mut [Self],
+        _c: &mut MatMut<'_, Self>,
     ) -> bool {
         false
     }
@@ -56,20 +55,15 @@ pub trait Float:
         0
     }
 
-    /// A linear layer's backward fused with the SGD step of its weights, where
-    /// [`crate::small::linear_backward_step`] applies (f32, at most
-    /// [`crate::small::STEP_ROWS`] rows): whether the weight gradient had a non-zero element
-    /// and the sum of the squares of the new weights; `None`, nothing done, otherwise.
-    #[allow(clippy::too_many_arguments)]
+    /// A linear layer's backward fused with the SGD step of its weights `w [n, k]`, where the
+    /// fused kernel applies (f32, at most [`Float::linear_step_rows`] rows): `dx = dx_beta*dx +
+    /// dy.w` with the old weights when `dx` is given, `w <- decay*w - eta*(dy^T.x)`; returns
+    /// whether the weight gradient had a non-zero element and the sum of the squares of the
+    /// new weights; `None`, nothing done, otherwise. `scratch` holds
+    /// [`Float::linear_step_scratch`] elements.
     fn linear_step(
-        _m: usize,
-        _k: usize,
-        _n: usize,
-        _x: &[Self],
-        _dyt: &[Self],
+        _step: &LinearStep<'_, Self>,
         _w: &mut [Self],
-        _eta: Self,
-        _decay: Self,
         _dx: Option<(&mut [Self], Self)>,
         _scratch: &mut [Self],
     ) -> Option<(bool, Self)> {
@@ -80,71 +74,47 @@ pub trait Float:
 /// `s` as f32 when `T` is f32 (the f32-only kernels' entry), else `None`.
 pub(crate) fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        // SAFETY: T is f32, so the layout is identical.
+        // SAFETY: T is f32 (the TypeId test above), so the layout is identical and the
+        // slice keeps its borrow's lifetime.
         .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) })
 }
 
 /// [`as_f32`] for a mutable slice.
 pub(crate) fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        // SAFETY: as `as_f32`.
+        // SAFETY: T is f32 (the TypeId test above), so the layout is identical; the borrow
+        // is moved into the result, so nothing else reaches the elements meanwhile.
         .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) })
 }
 
 impl Float for f32 {
     const DTYPE: &'static str = "f32";
     fn small_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
         alpha: Self,
-        a: &[Self],
-        ta: bool,
-        b: &[Self],
-        tb: bool,
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
         beta: Self,
-        c: &mut [Self],
+        c: &mut MatMut<'_, Self>,
     ) -> bool {
-        match crate::small::Shape3::of(m, k, n, ta, tb) {
-            Some(shape) => {
-                crate::small::small_gemm(shape, m, k, n, alpha, a, b, beta, c);
-                true
-            }
-            None => false,
-        }
+        crate::skinny::small_gemm(alpha, a, b, beta, c).is_some()
     }
     fn linear_step_rows() -> usize {
-        crate::small::STEP_ROWS
+        crate::linear_step::STEP_ROWS
     }
     fn linear_step_scratch(m: usize, k: usize, n: usize) -> usize {
-        crate::small::step_scratch_len(m, k, n)
+        crate::linear_step::step_scratch_len(m, k, n)
     }
     fn linear_step(
-        m: usize,
-        k: usize,
-        n: usize,
-        x: &[Self],
-        dyt: &[Self],
+        step: &LinearStep<'_, Self>,
         w: &mut [Self],
-        eta: Self,
-        decay: Self,
         dx: Option<(&mut [Self], Self)>,
         scratch: &mut [Self],
     ) -> Option<(bool, Self)> {
-        use crate::small::{best_isa, linear_backward_step, LinearStep, STEP_ROWS};
-        if m > STEP_ROWS {
+        use crate::linear_step::{linear_backward_step, STEP_ROWS};
+        if step.m > STEP_ROWS {
             return None;
         }
-        let s = LinearStep {
-            m,
-            k,
-            n,
-            x,
-            dyt,
-            eta,
-            decay,
-        };
-        let out = linear_backward_step(best_isa(), true, &s, w, dx, scratch);
+        let out = linear_backward_step(crate::isa::Kernel::best(), step, w, dx, scratch);
         Some((out.nonzero, out.sum_squares))
     }
     fn of(x: f64) -> Self {

@@ -1,0 +1,309 @@
+//! The direct convolution's AVX-512 kernels.
+
+use super::{Plan, LANES};
+use std::arch::x86_64::*;
+
+/// Filters per forward tile (one broadcast weight each).
+const FT: usize = 8;
+/// Output vectors per forward tile: 8 x 3 = 24 accumulators of the 32 registers.
+const VT: usize = 3;
+
+/// `out[f][oy][ox] (+)= bias[f] + sum over c, ki, kj of wt[c][ki][kj][f] *
+/// xp[c][oy*wp + ox + ki*wp + kj]`, computed over the padded width (position `p = oy*wp +
+/// ox`) and stored, valid lanes only, straight into `out` (`[f, oh, ow]`): with `add`, added
+/// to what is there. `bias` may be null.
+///
+/// # Safety
+/// AVX-512F; `xp` holds `c` planes, `wt` `c*kh*kw*f` weights, `out` `f*oh*ow` elements,
+/// `bias` null or `f`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn conv(
+    pl: &Plan,
+    xp: *const f32,
+    wt: *const f32,
+    out: *mut f32,
+    bias: *const f32,
+    add: bool,
+) {
+    let res = Out { out, bias, add };
+    let mut f0 = 0;
+    while f0 < pl.f {
+        let fb = (pl.f - f0).min(FT);
+        let mut v0 = 0;
+        while v0 < pl.nv {
+            let vb = (pl.nv - v0).min(VT);
+            match vb {
+                1 => conv_f::<1>(fb, pl, xp, wt, &res, f0, v0),
+                2 => conv_f::<2>(fb, pl, xp, wt, &res, f0, v0),
+                _ => conv_f::<3>(fb, pl, xp, wt, &res, f0, v0),
+            }
+            v0 += vb;
+        }
+        f0 += fb;
+    }
+}
+
+/// Where [`conv`] stores.
+struct Out {
+    out: *mut f32,
+    bias: *const f32,
+    add: bool,
+}
+
+/// # Safety
+/// As [`conv`]; filters `f0..f0 + fb` and output vectors `v0..v0 + V` inside the plan.
+#[inline(always)]
+unsafe fn conv_f<const V: usize>(
+    fb: usize,
+    pl: &Plan,
+    xp: *const f32,
+    wt: *const f32,
+    res: &Out,
+    f0: usize,
+    v0: usize,
+) {
+    match fb {
+        1 => conv_tile::<1, V>(pl, xp, wt, res, f0, v0),
+        2 => conv_tile::<2, V>(pl, xp, wt, res, f0, v0),
+        3 => conv_tile::<3, V>(pl, xp, wt, res, f0, v0),
+        4 => conv_tile::<4, V>(pl, xp, wt, res, f0, v0),
+        5 => conv_tile::<5, V>(pl, xp, wt, res, f0, v0),
+        6 => conv_tile::<6, V>(pl, xp, wt, res, f0, v0),
+        7 => conv_tile::<7, V>(pl, xp, wt, res, f0, v0),
+        _ => conv_tile::<8, V>(pl, xp, wt, res, f0, v0),
+    }
+}
+
+/// Filters `f0..f0+F`, output vectors `v0..v0+V`: per tap, `V` loads of the shifted row and
+/// `F` broadcast weights feed `F*V` FMAs.
+///
+/// # Safety
+/// As [`conv`]; filters `f0..f0 + F` and output vectors `v0..v0 + V` inside the plan.
+#[inline(always)]
+unsafe fn conv_tile<const F: usize, const V: usize>(
+    pl: &Plan,
+    xp: *const f32,
+    wt: *const f32,
+    res: &Out,
+    f0: usize,
+    v0: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); V]; F];
+    for c in 0..pl.c {
+        let xc = xp.add(c * pl.plane + v0 * LANES);
+        let wc = wt.add(c * pl.kh * pl.kw * pl.f + f0);
+        for ki in 0..pl.kh {
+            for kj in 0..pl.kw {
+                let xs = xc.add(ki * pl.wp + kj);
+                let ws = wc.add((ki * pl.kw + kj) * pl.f);
+                let mut v = [_mm512_setzero_ps(); V];
+                for (j, v) in v.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(xs.add(j * LANES));
+                }
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let wv = _mm512_set1_ps(*ws.add(i));
+                    for (a, &v) in a.iter_mut().zip(&v) {
+                        *a = _mm512_fmadd_ps(wv, v, *a);
+                    }
+                }
+            }
+        }
+    }
+    store(pl, res, &acc, f0, v0);
+}
+
+/// The tile's sums into `out` (kept out of line so that the segments' bookkeeping does not
+/// take registers from the accumulators: inlined, it made LLVM spill them).
+///
+/// # Safety
+/// As [`conv`]; filters `f0..f0 + F` and output vectors `v0..v0 + V` inside the plan.
+#[inline(never)]
+#[target_feature(enable = "avx512f")]
+unsafe fn store<const F: usize, const V: usize>(
+    pl: &Plan,
+    res: &Out,
+    acc: &[[__m512; V]; F],
+    f0: usize,
+    v0: usize,
+) {
+    let chan = pl.oh * pl.ow;
+    for (i, a) in acc.iter().enumerate() {
+        let dst = res.out.add((f0 + i) * chan);
+        let b = if res.bias.is_null() {
+            _mm512_setzero_ps()
+        } else {
+            _mm512_set1_ps(*res.bias.add(f0 + i))
+        };
+        for (j, &a) in a.iter().enumerate() {
+            let a = _mm512_add_ps(a, b);
+            for s in &pl.segs[pl.first[v0 + j]..pl.first[v0 + j + 1]] {
+                let o = dst.wrapping_offset(s.base);
+                let v = if res.add {
+                    _mm512_add_ps(a, _mm512_maskz_loadu_ps(s.mask, o))
+                } else {
+                    a
+                };
+                _mm512_mask_storeu_ps(o, s.mask, v);
+            }
+        }
+    }
+}
+
+/// Copies one image `[c, h, w]` into its zero-padded planes.
+///
+/// # Safety
+/// AVX-512F; `x` holds `c*h*w` elements, `xp` `c` planes.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn pad(pl: &Plan, x: *const f32, xp: *mut f32) {
+    let zero = _mm512_setzero_ps();
+    for c in 0..pl.c {
+        let plane = xp.add(c * pl.plane);
+        for o in (0..pl.plane).step_by(LANES) {
+            _mm512_storeu_ps(plane.add(o), zero);
+        }
+        for y in 0..pl.h {
+            let (src, dst) = (
+                x.add((c * pl.h + y) * pl.w),
+                plane.add((pl.ph + y) * pl.wp + pl.pw),
+            );
+            for o in (0..pl.w).step_by(LANES) {
+                let m = crate::isa::mask16(pl.w - o);
+                _mm512_mask_storeu_ps(dst.add(o), m, _mm512_maskz_loadu_ps(m, src.add(o)));
+            }
+        }
+    }
+}
+
+/// Transposes one image's output gradient `[f, oh, ow]` to position-major over the padded
+/// width, `dzt[p][f]` with `p = oy*wp + ox` and rows of `f_pad` filters; zeros at positions
+/// of no output and in the padding filters (so that they add nothing).
+///
+/// # Safety
+/// `dout` holds `f*oh*ow` elements, `dzt` `nv*16*f_pad`.
+pub(super) unsafe fn spread(pl: &Plan, dout: *const f32, dzt: *mut f32) {
+    let fp = pl.f_pad();
+    std::ptr::write_bytes(dzt, 0, pl.nv * LANES * fp);
+    for oy in 0..pl.oh {
+        for ox in 0..pl.ow {
+            let row = dzt.add((oy * pl.wp + ox) * fp);
+            let src = dout.add(oy * pl.ow + ox);
+            for f in 0..pl.f {
+                *row.add(f) = *src.add(f * pl.oh * pl.ow);
+            }
+        }
+    }
+}
+
+/// `dw[f][j] += sum over images and positions p of dzt[p][f] * xp[c][p + ki*wp + kj]`, for
+/// every filter row `j = (c, ki, kj)`. Vectors run over 16 filters at once and one weight
+/// row's input value is broadcast, as in the forward: no horizontal sums, no unaligned
+/// vector loads (at 16 positions per vector and a sum per weight this kernel ran at half
+/// the forward's rate).
+///
+/// # Safety
+/// AVX-512F; `xp` holds `imgs` images of `c` planes, `dzt` `imgs` of [`Plan::spread_len`],
+/// `dw` `f*c*kh*kw` elements.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn filter_grad(
+    pl: &Plan,
+    imgs: usize,
+    xp: *const f32,
+    dzt: *const f32,
+    dw: *mut f32,
+) {
+    let fv = pl.f_pad() / LANES;
+    let mut v0 = 0;
+    while v0 < fv {
+        // 24 accumulators: filter vectors x weight rows.
+        match fv - v0 {
+            1 => grad_rows::<1, 24>(pl, imgs, xp, dzt, dw, v0),
+            2 => grad_rows::<2, 12>(pl, imgs, xp, dzt, dw, v0),
+            3 => grad_rows::<3, 8>(pl, imgs, xp, dzt, dw, v0),
+            _ => grad_rows::<4, 6>(pl, imgs, xp, dzt, dw, v0),
+        }
+        v0 += (fv - v0).min(4);
+    }
+}
+
+/// Filter vectors `v0..v0+V` against every weight row, `J` rows at a time (the last tile's
+/// missing rows repeat its last row and are not stored).
+///
+/// # Safety
+/// As [`filter_grad`]; filter vectors `v0..v0 + V` inside the plan's padded filters.
+#[inline(always)]
+unsafe fn grad_rows<const V: usize, const J: usize>(
+    pl: &Plan,
+    imgs: usize,
+    xp: *const f32,
+    dzt: *const f32,
+    dw: *mut f32,
+    v0: usize,
+) {
+    let (kk, fp) = (pl.kh * pl.kw, pl.f_pad());
+    let ckk = pl.c * kk;
+    let positions = pl.nv * LANES;
+    let mut j0 = 0;
+    while j0 < ckk {
+        let jb = (ckk - j0).min(J);
+        let mut rows = [xp; J];
+        for (jj, r) in rows.iter_mut().enumerate() {
+            let j = j0 + jj.min(jb - 1);
+            let (c, k) = (j / kk, j % kk);
+            *r = xp.add(c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw);
+        }
+        let mut acc = [[_mm512_setzero_ps(); V]; J];
+        for img in 0..imgs {
+            let xi = img * pl.c * pl.plane;
+            let d = dzt.add(img * positions * fp + v0 * LANES);
+            let mut xr = rows;
+            for r in xr.iter_mut() {
+                *r = r.add(xi);
+            }
+            for p in 0..positions {
+                let dp = d.add(p * fp);
+                let mut dv = [_mm512_setzero_ps(); V];
+                for (v, dv) in dv.iter_mut().enumerate() {
+                    *dv = _mm512_loadu_ps(dp.add(v * LANES));
+                }
+                for (a, r) in acc.iter_mut().zip(&xr) {
+                    let xv = _mm512_set1_ps(*r.add(p));
+                    for (a, &dv) in a.iter_mut().zip(&dv) {
+                        *a = _mm512_fmadd_ps(xv, dv, *a);
+                    }
+                }
+            }
+        }
+        store_grad(pl, &acc, jb, j0, v0, dw);
+        j0 += jb;
+    }
+}
+
+/// Adds a tile's sums into `dw[f][j]` (out of line: see [`store`]).
+///
+/// # Safety
+/// As [`filter_grad`]; rows `j0..j0 + jb` and filter vectors `v0..v0 + V` inside the
+/// plan.
+#[inline(never)]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_grad<const V: usize, const J: usize>(
+    pl: &Plan,
+    acc: &[[__m512; V]; J],
+    jb: usize,
+    j0: usize,
+    v0: usize,
+    dw: *mut f32,
+) {
+    let ckk = pl.c * pl.kh * pl.kw;
+    let mut lanes = [0.0f32; LANES];
+    for (jj, a) in acc.iter().enumerate().take(jb) {
+        for (v, &a) in a.iter().enumerate() {
+            _mm512_storeu_ps(lanes.as_mut_ptr(), a);
+            for (l, &g) in lanes.iter().enumerate() {
+                let f = (v0 + v) * LANES + l;
+                if f < pl.f {
+                    *dw.add(f * ckk + j0 + jj) += g;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! Direct stride-1 convolution for f32 on AVX-512, without im2col ("shifted rows").
+//!
+//! Each input channel is copied once into a zero-padded plane of row stride `wp` (the padded
+//! width), and the output is computed over the same row stride: output position
+//! `p = oy*wp + ox` reads input `p + ki*wp + kj` for filter tap `(ki, kj)`, so every tap is one
+//! contiguous, shifted row of the plane. The `wp - ow` positions past each output row are
+//! computed and never stored: each vector's valid lanes go straight to `[f, oh, ow]` through
+//! one lane mask per output row it touches.
+//!
+//! - forward: 16 output positions of a channel per vector, one broadcast weight per filter
+//!   (8 filters x 3 vectors = 24 accumulators);
+//! - input gradient: the same kernel on the padded output gradient, with the filters flipped
+//!   and transposed (padding `k - 1 - pad` brings it back to the input's size);
+//! - filter gradient: 16 filters per vector against one broadcast input value per weight row,
+//!   summed over positions and a group of images (the output gradient transposed to
+//!   position-major first).
+//!
+//! Nothing is packed and nothing unfolded: im2col + GEMM spent about half its time writing and
+//! packing the 9x larger unfolded matrix, and per-image GEMMs of 32 x 288 x 784 are too small
+//! to amortise the packing.
+//!
+//! [`super::conv2d_forward`] and [`super::conv2d_backward`] take this path for f32
+//! when the CPU has AVX-512F and the stride is 1; `NNDL_CONV=im2col` (or `NNDL_ISA=avx2` /
+//! `portable`) turns it off, to time or test the other path. The tests compare it with [`super::conv2d_naive`] on random and
+//! edge shapes at 1 and 2 threads.
+
+use super::geom::{ConvGeom, ConvGrads};
+use crate::par::{self, SyncPtr};
+use crate::{Accum, Float};
+use std::any::TypeId;
+use std::sync::OnceLock;
+
+#[cfg_attr(not(target_arch = "x86_64"), path = "unsupported.rs")]
+mod avx512;
+#[cfg(test)]
+mod tests;
+
+/// Output positions per vector.
+const LANES: usize = 16;
+
+/// Whether the direct path takes convolution `g` in element type `T`.
+pub(super) fn applies<T: Float>(g: &ConvGeom) -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>()
+        && g.stride == 1
+        && g.pad < g.kh
+        && g.pad < g.kw
+        && enabled()
+}
+
+/// AVX-512F present, not lowered by `NNDL_ISA` (as the small-side kernels) and not turned off
+/// by `NNDL_CONV=im2col`.
+fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        crate::isa::best_isa() == crate::isa::Isa::Avx512
+            && std::env::var("NNDL_CONV").map_or(true, |v| v != "im2col")
+    })
+}
+
+/// One image's convolution in the padded-width layout: `c` input channels of `h x w` padded
+/// by `ph` rows and `pw` columns on each side, `f` filters of `kh x kw`.
+#[derive(Debug, Clone)]
+struct Plan {
+    c: usize,
+    h: usize,
+    w: usize,
+    f: usize,
+    kh: usize,
+    kw: usize,
+    ph: usize,
+    pw: usize,
+    /// Padded width: the row stride of the padded input and of the computed output.
+    wp: usize,
+    /// Output rows.
+    oh: usize,
+    /// Valid output columns (the first `ow` of each `wp`).
+    ow: usize,
+    /// 16-wide vectors of output per channel.
+    nv: usize,
+    /// Elements per padded input channel, with room for the last vector's furthest tap.
+    plane: usize,
+    /// Where each vector's valid lanes go in a `[oh, ow]` channel: vector `v`'s pieces (one per
+    /// output row it touches) are `segs[first[v]..first[v + 1]]`.
+    segs: Vec<Seg>,
+    first: Vec<usize>,
+}
+
+/// The lanes of one vector that belong to one output row: lane `l` (in `mask`) goes to
+/// element `base + l` of the channel (`base` may be negative; masked lanes are never touched).
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    base: isize,
+    mask: u16,
+}
+
+impl Plan {
+    fn new(dims: [usize; 6], ph: usize, pw: usize) -> Plan {
+        // Unchecked sums and products are safe here: `ConvGeom::padded` refused any geometry
+        // whose padded image, with a filter's reach, overflows a usize.
+        let [c, h, w, f, kh, kw] = dims;
+        let (wp, hp) = (w + 2 * pw, h + 2 * ph);
+        let (oh, ow) = (hp + 1 - kh, wp + 1 - kw);
+        let nv = (oh * wp).div_ceil(LANES);
+        let reach = nv * LANES + (kh - 1) * wp + kw - 1;
+        let plane = (hp * wp).max(reach).next_multiple_of(LANES);
+        let (mut segs, mut first) = (Vec::new(), Vec::with_capacity(nv + 1));
+        for v in 0..nv {
+            first.push(segs.len());
+            let p0 = v * LANES;
+            let mut l = 0;
+            while l < LANES && p0 + l < oh * wp {
+                let (oy, ox) = ((p0 + l) / wp, (p0 + l) % wp);
+                let row_end = ((oy + 1) * wp - p0).min(LANES);
+                if ox < ow {
+                    let n = (ow - ox).min(LANES - l);
+                    segs.push(Seg {
+                        base: p0 as isize - (oy * (wp - ow)) as isize,
+                        mask: (((1u32 << n) - 1) << l) as u16,
+                    });
+                }
+                l = row_end;
+            }
+        }
+        first.push(segs.len());
+        Plan {
+            c,
+            h,
+            w,
+            f,
+            kh,
+            kw,
+            ph,
+            pw,
+            wp,
+            oh,
+            ow,
+            nv,
+            plane,
+            segs,
+            first,
+        }
+    }
+
+    /// The forward of `g`, per image.
+    fn forward(g: &ConvGeom) -> Plan {
+        Plan::new([g.c, g.h, g.w, g.f, g.kh, g.kw], g.pad, g.pad)
+    }
+
+    /// The input gradient of `g` as a convolution of the output gradient (`f` channels) with
+    /// the flipped filters: padding `k - 1 - pad` brings it back to the input's size.
+    fn input_grad(g: &ConvGeom) -> Plan {
+        Plan::new(
+            [g.f, g.oh(), g.ow(), g.c, g.kh, g.kw],
+            g.kh - 1 - g.pad,
+            g.kw - 1 - g.pad,
+        )
+    }
+
+    /// Elements of one image's padded planes.
+    fn padded_len(&self) -> usize {
+        self.c * self.plane
+    }
+
+    /// Filters rounded up to whole vectors.
+    fn f_pad(&self) -> usize {
+        self.f.next_multiple_of(LANES)
+    }
+
+    /// Elements of one image's output gradient over the padded width, position-major.
+    fn spread_len(&self) -> usize {
+        self.nv * LANES * self.f_pad()
+    }
+}
+
+/// Filters `[f, c, kh, kw]` as the kernel reads them, `[c, kh, kw, f]` (the `f` weights of one
+/// tap side by side); with `flip`, the input gradient's filters `[f, kh, kw, c]` rotated half a
+/// turn: `out[f][kh-1-ki][kw-1-kj][c] = w[f][c][ki][kj]`.
+fn arrange(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [f32]) {
+    let kk = g.kh * g.kw;
+    for f in 0..g.f {
+        for c in 0..g.c {
+            for k in 0..kk {
+                let v = w[(f * g.c + c) * kk + k];
+                if flip {
+                    out[(f * kk + kk - 1 - k) * g.c + c] = v;
+                } else {
+                    out[(c * kk + k) * g.f + f] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Reinterprets a `T` slice as f32 (the caller has checked `T` is f32).
+fn f32s<T: Float>(s: &[T]) -> &[f32] {
+    crate::float::as_f32(s).expect("the direct path runs on f32 only (`applies`)")
+}
+
+fn f32s_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
+    crate::float::as_f32_mut(s).expect("the direct path runs on f32 only (`applies`)")
+}
+
+/// Scratch elements [`forward`] needs with `tasks` parallel tasks.
+pub(super) fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
+    g.f * g.ckk() + tasks * Plan::forward(g).padded_len()
+}
+
+/// Images whose filter gradients one kernel call sums before its accumulators are stored (a
+/// 14x14 image alone is only 14 vectors of positions per weight row).
+const GROUP: usize = 4;
+
+/// Scratch elements [`backward`] needs with `tasks` parallel tasks.
+pub(super) fn backward_scratch_len(g: &ConvGeom, tasks: usize, with_dx: bool) -> usize {
+    let pl = Plan::forward(g);
+    let per = g.f * g.ckk() + g.f + GROUP * (pl.padded_len() + pl.spread_len());
+    let dx = if with_dx {
+        (g.f * g.ckk(), Plan::input_grad(g).padded_len())
+    } else {
+        (0, 0)
+    };
+    dx.0 + tasks * (per + dx.1)
+}
+
+/// `out = conv(x, w) + b` for `g` with images split into tasks of `per` (see
+/// [`super::conv2d_forward`]); the caller has checked [`applies`] and the buffer sizes.
+pub(super) fn forward<T: Float>(
+    g: &ConvGeom,
+    per: usize,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    out: &mut [T],
+    scratch: &mut [T],
+) {
+    let (x, w, b, out) = (f32s(x), f32s(w), b.map(f32s), f32s_mut(out));
+    let pl = Plan::forward(g);
+    let (wt, rest) = f32s_mut(scratch).split_at_mut(g.f * g.ckk());
+    arrange(g, w, false, wt);
+    let wt = &*wt;
+    let block = pl.padded_len();
+    let (op, sp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(rest.as_mut_ptr()));
+    let (il, ol) = (g.in_len(), g.out_len());
+    let task = |t: usize| {
+        let bias = b.map_or(std::ptr::null(), |b| b.as_ptr());
+        // SAFETY: task t alone owns scratch block t and its images' outputs.
+        let xp = unsafe { sp.slice(t * block, block) };
+        for i in t * per..((t + 1) * per).min(g.n) {
+            // SAFETY: image i's output belongs to task t alone and lies inside `out` (checked
+            // by the caller).
+            let oi = unsafe { op.slice(i * ol, ol) };
+            // SAFETY: AVX-512F is present (`applies`); the buffers have the plan's sizes.
+            unsafe {
+                avx512::pad(&pl, x[i * il..(i + 1) * il].as_ptr(), xp.as_mut_ptr());
+                avx512::conv(&pl, xp.as_ptr(), wt.as_ptr(), oi.as_mut_ptr(), bias, false);
+            }
+        }
+    };
+    par::run(g.n.div_ceil(per), &task);
+}
+
+/// Puts the filter, bias and (when wanted) input gradients of `g` into `grads`, with images split into tasks of `per` (see [`super::conv2d_backward`]).
+pub(super) fn backward<T: Float>(
+    g: &ConvGeom,
+    per: usize,
+    x: &[T],
+    w: &[T],
+    dout: &[T],
+    grads: ConvGrads<'_, T>,
+    scratch: &mut [T],
+) {
+    let ConvGrads { dx, dw, db } = grads;
+    let (x, w, dout) = (f32s(x), f32s(w), f32s(dout));
+    let pl = Plan::forward(g);
+    let pd = Plan::input_grad(g);
+    let want_dx = dx.is_some();
+    let tasks = g.n.div_ceil(per);
+    let wlen = g.f * g.ckk();
+    let scratch = f32s_mut(scratch);
+    let (wt, rest) = scratch.split_at_mut(if want_dx { wlen } else { 0 });
+    if want_dx {
+        arrange(g, w, true, wt);
+    }
+    let wt = &*wt;
+    let dx_block = if want_dx { pd.padded_len() } else { 0 };
+    let (xl, zl) = (GROUP * pl.padded_len(), GROUP * pl.spread_len());
+    let block = wlen + g.f + xl + zl + dx_block;
+    let add = dx.as_ref().is_none_or(|d| d.1 == Accum::Add);
+    let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| f32s_mut(d.0).as_mut_ptr()));
+    let sp = SyncPtr(rest.as_mut_ptr());
+    let (il, ol) = (g.in_len(), g.out_len());
+    let task = |t: usize| {
+        // SAFETY: task t alone owns scratch block t and its images' input gradients.
+        let b = unsafe { sp.slice(t * block, block) };
+        let (part, b) = b.split_at_mut(wlen + g.f);
+        let (xp, b) = b.split_at_mut(xl);
+        let (dz, dp) = b.split_at_mut(zl);
+        part.fill(0.0);
+        let (pw, pb) = part.split_at_mut(wlen);
+        let (lo, hi) = (t * per, ((t + 1) * per).min(g.n));
+        for i0 in (lo..hi).step_by(GROUP) {
+            let imgs = (hi - i0).min(GROUP);
+            for (j, i) in (i0..i0 + imgs).enumerate() {
+                let di = &dout[i * ol..(i + 1) * ol];
+                let xj = &mut xp[j * pl.padded_len()..(j + 1) * pl.padded_len()];
+                let zj = &mut dz[j * pl.spread_len()..(j + 1) * pl.spread_len()];
+                // SAFETY: AVX-512F is present; the buffers have the plans' sizes.
+                unsafe {
+                    avx512::pad(&pl, x[i * il..(i + 1) * il].as_ptr(), xj.as_mut_ptr());
+                    avx512::spread(&pl, di.as_ptr(), zj.as_mut_ptr());
+                }
+                for (f, row) in di.chunks_exact(g.spatial()).enumerate() {
+                    pb[f] += crate::sum_all(row);
+                }
+                if want_dx {
+                    // SAFETY: dx is given (want_dx); image i's input gradient belongs to task t
+                    // alone and lies inside it (checked by the caller).
+                    let dxi = unsafe { dx_ptr.slice(i * il, il) };
+                    // SAFETY: AVX-512F is present (`applies`); dp holds the input-gradient
+                    // plan's padded planes, wt its flipped filters, dxi one image.
+                    unsafe {
+                        avx512::pad(&pd, di.as_ptr(), dp.as_mut_ptr());
+                        let null = std::ptr::null();
+                        avx512::conv(&pd, dp.as_ptr(), wt.as_ptr(), dxi.as_mut_ptr(), null, add);
+                    }
+                }
+            }
+            // SAFETY: as above; `imgs` images of each buffer are filled.
+            unsafe { avx512::filter_grad(&pl, imgs, xp.as_ptr(), dz.as_ptr(), pw.as_mut_ptr()) };
+        }
+    };
+    par::run(tasks, &task);
+    // Partial gradients summed in task order: the result depends on the thread count, not
+    // on scheduling.
+    let (dw, mut db) = (f32s_mut(dw), db.map(f32s_mut));
+    for p in rest.chunks(block).take(tasks) {
+        dw[..wlen]
+            .iter_mut()
+            .zip(&p[..wlen])
+            .for_each(|(d, &v)| *d += v);
+        if let Some(db) = db.as_deref_mut() {
+            db[..g.f]
+                .iter_mut()
+                .zip(&p[wlen..wlen + g.f])
+                .for_each(|(d, &v)| *d += v);
+        }
+    }
+}

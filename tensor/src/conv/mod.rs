@@ -1,0 +1,98 @@
+//! Batched 2-D convolution (NCHW, zero padding, stride) by im2col + GEMM, its three gradients, and a
+//! naive direct convolution kept as the reference the fast kernels are tested against.
+//!
+//! Forward, per image: `out[n] (F x OH*OW) = W (F x C*KH*KW) . cols[n] + b`.
+//! Backward: `dW += dout[n] . cols[n]^T`, `db += sum(dout[n])`, and the input gradient as one
+//! GEMM `W^T . dout[n]` followed by col2im (no scalar loops). The mini-batch is split across
+//! rayon threads in contiguous chunks; each chunk runs single-threaded GEMMs, and the per-chunk
+//! partial filter gradients are summed in chunk order, so results depend on the thread count
+//! but not on scheduling. For f32 at stride 1 on AVX-512, [`conv2d_forward`] and
+//! [`conv2d_backward`] hand the work to the direct kernels (`direct`, no im2col) instead.
+
+mod conv_pool;
+mod direct;
+mod geom;
+mod im2col;
+mod reference;
+#[cfg(test)]
+mod tests;
+
+pub use conv_pool::{
+    conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_forward,
+    conv_pool_forward_scratch_len, ConvPoolGeom, ConvPoolGrads, ConvPoolOut, ConvPoolSaved,
+};
+pub use geom::{out_side, ConvGeom, ConvGrads};
+
+use geom::{check_len, chunk_images};
+pub use reference::{conv2d_backward_naive, conv2d_naive};
+
+use crate::Float;
+
+/// Scratch elements [`conv2d_forward`] needs: one image's columns per task.
+pub fn conv2d_forward_scratch_len(g: &ConvGeom) -> usize {
+    let tasks = g.n.div_ceil(chunk_images(g).max(1));
+    (tasks * g.cols_len()).max(direct::forward_scratch_len(g, tasks))
+}
+
+/// Fast forward: `out = conv(x, w) + b`. Each task unfolds one image at a time into its block
+/// of `scratch` ([`conv2d_forward_scratch_len`]), so the columns stay in cache and a batch's
+/// columns (hundreds of MB for an evaluation batch) are never stored: the backward unfolds
+/// again.
+pub fn conv2d_forward<T: Float>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    out: &mut [T],
+    scratch: &mut [T],
+) {
+    check_len("input", x.len(), g.n * g.in_len());
+    check_len("filter", w.len(), g.f * g.ckk());
+    check_len("output", out.len(), g.n * g.out_len());
+    check_len("scratch", scratch.len(), conv2d_forward_scratch_len(g));
+    let per = chunk_images(g);
+    if direct::applies::<T>(g) {
+        return direct::forward(g, per, x, w, b, out, scratch);
+    }
+    im2col::forward(g, per, x, w, b, out, scratch);
+}
+
+/// Scratch elements [`conv2d_backward`] needs: per task the partial filter and bias
+/// gradients, one image's columns and, with an input gradient, their gradient.
+pub fn conv2d_backward_scratch_len(g: &ConvGeom, with_dx: bool) -> usize {
+    let tasks = g.n.div_ceil(chunk_images(g).max(1));
+    (tasks * (g.f * g.ckk() + g.f + g.cols_len() * if with_dx { 2 } else { 1 }))
+        .max(direct::backward_scratch_len(g, tasks, with_dx))
+}
+
+/// Fast backward from the forward's input `x`: adds the filter and bias gradients into
+/// `grads.dw` and `grads.db`, and puts the input gradient into `grads.dx` as its [`Accum`]
+/// says. `scratch` holds at least [`conv2d_backward_scratch_len`] elements (contents
+/// ignored), so that a training step allocates nothing here.
+pub fn conv2d_backward<T: Float>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    dout: &[T],
+    grads: ConvGrads<'_, T>,
+    scratch: &mut [T],
+) {
+    check_len("input", x.len(), g.n * g.in_len());
+    check_len("output gradient", dout.len(), g.n * g.out_len());
+    check_len("filter gradient", grads.dw.len(), g.f * g.ckk());
+    let want_dx = grads.dx.is_some();
+    // Both paths write every image's input gradient through raw parts: checked here, once.
+    if let Some((d, _)) = &grads.dx {
+        check_len("input gradient", d.len(), g.n * g.in_len());
+    }
+    check_len(
+        "scratch",
+        scratch.len(),
+        conv2d_backward_scratch_len(g, want_dx),
+    );
+    let per = chunk_images(g);
+    if direct::applies::<T>(g) {
+        return direct::backward(g, per, x, w, dout, grads, scratch);
+    }
+    im2col::backward(g, per, x, w, dout, grads, scratch);
+}
