@@ -2,7 +2,9 @@
 //! deep-learning library with a tape-based reverse-mode autodiff core.
 //!
 //! This facade re-exports the workspace crates so that examples and users need one dependency,
-//! and holds [`run`], the training run every program shares.
+//! and holds what every program shares: [`run`], the training run, and [`cli`], its command
+//! line; [`ensemble`] and [`figures`] are the book's ways of combining and showing nets that
+//! more than one program uses.
 
 pub use atomic_file;
 pub use autograd;
@@ -13,4 +15,6 @@ pub use svm;
 pub use tensor;
 
 pub mod cli;
+pub mod ensemble;
+pub mod figures;
 pub mod run;
