@@ -258,8 +258,11 @@ pub struct Training<'a, T: Float, D, S = ()> {
     state: S,
     /// Whether the program keeps bookkeeping: without, a checkpoint's is ignored.
     keeps_state: bool,
-    stop: Option<Box<dyn Fn(&S) -> bool + 'a>>,
+    stop: Option<StopTest<'a, S>>,
 }
+
+/// A program's early-stopping test on its bookkeeping ([`Training::stop_when`]).
+type StopTest<'a, S> = Box<dyn Fn(&S) -> bool + 'a>;
 
 /// What the program's code after an epoch's training gets: the net (on the optimiser's
 /// weight average if it keeps one), the epoch's training figures, its record to fill and the
