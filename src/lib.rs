@@ -6,6 +6,9 @@
 //! line; [`ensemble`] and [`figures`] are the book's ways of combining and showing nets that
 //! more than one program uses.
 
+// Every public item says why it is there: the library is read by people new to it.
+#![warn(missing_docs)]
+
 pub use atomic_file;
 pub use autograd;
 pub use mnist;
