@@ -132,7 +132,7 @@ fn main() {
 /// hyper-parameters the preset and the flags settle on.
 struct Experiment<'a> {
     args: &'a Args,
-    layers: String,
+    layers: &'a str,
     data: mnist::MnistData,
     epochs: usize,
     eta: f64,
@@ -220,7 +220,7 @@ fn run() -> Result<()> {
     let mut run = args.tuning.run(c, "network3", settings)?;
     let x = Experiment {
         args,
-        layers,
+        layers: &layers,
         data,
         epochs,
         eta,
@@ -229,7 +229,8 @@ fn run() -> Result<()> {
     if is_ensemble {
         return vote(&x, run, &ck);
     }
-    let (data, mut net) = (&x.data, nn::spec::build::<f32>(&x.layers, c.seed)?);
+    let data = &x.data;
+    let mut net = nn::spec::build::<f32>(&layers, c.seed)?;
     let eval_batch = args
         .eval_batch
         .min(data.validation.len().max(data.test.len()));
@@ -267,7 +268,7 @@ fn run() -> Result<()> {
 /// The ensemble preset: `--nets` nets of consecutive seeds trained (or, `--vote-only`,
 /// loaded) one after another, each saved, then their majority vote on the test set.
 fn vote(x: &Experiment, mut run: Run, ck: &Checkpoints) -> Result<()> {
-    let (args, c, data) = (x.args, &x.args.common, &x.data);
+    let (args, c, data, layers) = (x.args, &x.args.common, &x.data, x.layers);
     let nets = args.nets.unwrap_or(5);
     let dir = args
         .save
@@ -281,7 +282,7 @@ fn vote(x: &Experiment, mut run: Run, ck: &Checkpoints) -> Result<()> {
     for k in 0..nets {
         let seed = c.seed + k as u64;
         let path = dir.join(format!("net{k}_seed{seed}.safetensors"));
-        let mut net = nn::spec::build::<f32>(&x.layers, seed)?;
+        let mut net = nn::spec::build::<f32>(layers, seed)?;
         let (mb, eb) = (
             c.mini_batch.unwrap_or(10),
             args.eval_batch.min(data.test.len()),
