@@ -501,3 +501,37 @@ impl<'a, T: Float, D: Samples, S: Serialize + DeserializeOwned> Training<'a, T, 
         Ok(state)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nn::{Cost, InMemory, Init, Regularization, Sgd};
+
+    /// The run is not tied to f32: an f64 net trains through it, and the bookkeeping comes
+    /// back with every epoch counted.
+    #[test]
+    fn an_f64_net_trains_through_the_run() {
+        let data = InMemory {
+            inputs: (0..40).map(|i| f64::from(i % 7) / 7.0).collect(),
+            labels: (0..10).map(|i| i % 2).collect(),
+            sample_len: 4,
+        };
+        let mut net =
+            Network::<f64>::sigmoid_mlp(&[4, 3, 2], Cost::CrossEntropy, Init::Large, 1).unwrap();
+        let mut sgd = Sgd::new(0.5, Regularization::None);
+        let mut run = Run::new("test", serde_json::json!({}));
+        let seen = run
+            .train(&mut net, &data, &mut sgd)
+            .epochs(3)
+            .mini_batch(5)
+            .state(0usize)
+            .each_epoch(|end| {
+                *end.state += 1;
+                end.record.training_cost = Some(end.stats.mean_cost);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((seen, run.record.epochs.len()), (3, 3));
+        assert!(run.record.epochs.iter().all(|e| e.training_cost.is_some()));
+    }
+}
