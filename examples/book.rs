@@ -16,13 +16,11 @@
 //! `--threads` and the data flags. Settings are the book's (network2: cross-entropy,
 //! mini-batch 10, N(0, 1/n_in) weights unless it says otherwise).
 
-mod common;
-
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use common::DataDir;
 use mnist::Dataset;
 use nn::{Cost, Epoch, Init, Network, Regularization, Sgd, WeightPenalty};
+use nndl::cli::DataDir;
 use report::{plot_charts_png, Chart, Curve};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -128,7 +126,7 @@ impl Experiment {
 }
 
 fn main() {
-    common::exit_on_error(run);
+    nndl::cli::exit_on_error(run);
 }
 
 /// What an experiment hands back: the figure's panels and title, every number.
@@ -156,7 +154,7 @@ struct Study<'a> {
 }
 
 fn run() -> Result<()> {
-    let args: Args = common::parse_args();
+    let args: Args = nndl::cli::parse_args();
     if let Some(n) = args.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
         rayon::ThreadPoolBuilder::new()
@@ -168,9 +166,9 @@ fn run() -> Result<()> {
         .plot
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.png", args.experiment.name())));
-    common::check_writable("--plot", &plot)?;
+    nndl::run::check_writable("--plot", &plot)?;
     if let Some(p) = &args.json {
-        common::check_writable("--json", p)?;
+        nndl::run::check_writable("--json", p)?;
     }
     let data = mnist::load_data(args.data.prepare()?)?;
     let start = Instant::now();

@@ -7,8 +7,6 @@
 //! cargo run --release --example mnist_average_darkness [-- --data DIR] [-- --download]
 //! ```
 
-mod common;
-
 use clap::Parser;
 use nndl::mnist::{self, baseline::AverageDarkness};
 
@@ -17,15 +15,15 @@ use nndl::mnist::{self, baseline::AverageDarkness};
 #[command(version, about)]
 struct Args {
     #[command(flatten)]
-    data: common::DataDir,
+    data: nndl::cli::DataDir,
 }
 
 fn main() {
-    common::exit_on_error(run);
+    nndl::cli::exit_on_error(run);
 }
 
 fn run() -> anyhow::Result<()> {
-    let args: Args = common::parse_args();
+    let args: Args = nndl::cli::parse_args();
     let dir = args.data.prepare()?;
     let data = mnist::load_data(&dir)?;
     let model = AverageDarkness::train(&data.training)?;

@@ -7,8 +7,6 @@
 //! cargo run --release --example mnist_expand [-- --seed 0] [-- --data DIR] [-- --out DIR]
 //! ```
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,7 +18,7 @@ use nndl::mnist::{self, idx};
 #[command(version, about)]
 struct Args {
     #[command(flatten)]
-    data: common::DataDir,
+    data: nndl::cli::DataDir,
     /// Seed of the shuffle (Fisher-Yates driven by Pcg64): the same seed writes the same files.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -33,11 +31,11 @@ struct Args {
 }
 
 fn main() {
-    common::exit_on_error(run);
+    nndl::cli::exit_on_error(run);
 }
 
 fn run() -> anyhow::Result<()> {
-    let args: Args = common::parse_args();
+    let args: Args = nndl::cli::parse_args();
     let start = Instant::now();
     let dir = args.data.prepare()?;
     let data = mnist::load_data(&dir)?;

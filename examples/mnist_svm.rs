@@ -18,17 +18,17 @@
 //! cores). Any failure (a bad parameter, missing data) is one line on stderr and exit status 2, as in
 //! every other program.
 
-mod common;
-
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
+use nndl::cli::{self, Base};
 use nndl::mnist::{self, Dataset, Scale};
 use nndl::report::Steps;
+use nndl::run::check_writable;
 use nndl::svm::{self, ExplicitZeros, Features, KernelEvaluation, Model, Params, Problem};
 use serde_json::{json, Value};
 
@@ -42,7 +42,12 @@ const EXPLICIT_ZEROS_FRACTION: f64 = 0.4;
 /// An SVM on MNIST: the book's chapter 1 baseline, on LIBSVM.
 #[derive(Parser, Debug)]
 #[command(version)]
+#[command(mut_arg("pixel_scale", |a| a.default_value("256").help("Pixel scale: 256 is the book's data (value/256, needed for its 9,435), 255 gives ink = 1.0 as most frameworks do")))]
+#[command(mut_arg("train_limit", |a| a.help("Train on the first N training images only (default: all 50,000)")))]
+#[command(mut_arg("json", |a| a.help("Write the run's settings, times and accuracy as JSON to this file")))]
 struct Args {
+    #[command(flatten)]
+    base: Base,
     /// Penalty C of the C-SVC.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     c: f64,
@@ -50,15 +55,8 @@ struct Args {
     /// current default 1/(784 * variance of the training pixels).
     #[arg(long, default_value = "1/784", allow_negative_numbers = true)]
     gamma: Gamma,
-    /// Pixel scale: 256 is the book's data (value/256, needed for its 9,435), 255 gives
-    /// ink = 1.0 as most frameworks do.
-    #[arg(long = "pixel-scale", value_enum, default_value = "256")]
-    pixel_scale: PixelScale,
-    /// Train on the first N training images only (default: all 50,000).
-    #[arg(long = "train-limit", value_name = "N")]
-    train_limit: Option<usize>,
     /// Score on the first N test images only (default: all 10,000).
-    #[arg(long = "test-limit", value_name = "N")]
+    #[arg(long = "test-limit", value_name = "N", value_parser = cli::positive_count)]
     test_limit: Option<usize>,
     /// LIBSVM's kernel cache per binary problem in MB (one problem per thread at a time).
     #[arg(long = "cache-mb", default_value_t = 500.0)]
@@ -77,9 +75,6 @@ struct Args {
     /// faster and changes no result (see `svm::ExplicitZeros`).
     #[arg(long = "sparse-only")]
     sparse_only: bool,
-    /// Worker threads for training and prediction (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Write the trained model to this file (LIBSVM's format; written atomically).
     #[arg(long, value_name = "PATH")]
     save: Option<PathBuf>,
@@ -87,11 +82,6 @@ struct Args {
     /// trained with).
     #[arg(long, value_name = "PATH", conflicts_with = "search")]
     load: Option<PathBuf>,
-    /// Write the run's settings, times and accuracy as JSON to this file.
-    #[arg(long, value_name = "PATH")]
-    json: Option<PathBuf>,
-    #[command(flatten)]
-    data: common::DataDir,
     /// Grid search: train on the first --search-train images for each (C, gamma) of the grid,
     /// score on the 10,000 validation images, then retrain the best pair on the training set.
     #[arg(long)]
@@ -109,33 +99,6 @@ struct Args {
         default_value = "0.01,0.02,0.03,0.05"
     )]
     grid_gamma: Vec<f64>,
-}
-
-/// The `--pixel-scale` value: what a pixel byte is divided by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum PixelScale {
-    /// value/255
-    #[value(name = "255")]
-    Div255,
-    /// value/256 (the book's data)
-    #[value(name = "256")]
-    Div256,
-}
-
-impl PixelScale {
-    fn scale(self) -> Scale {
-        match self {
-            PixelScale::Div255 => Scale::Div255,
-            PixelScale::Div256 => Scale::Div256,
-        }
-    }
-
-    fn divisor(self) -> u16 {
-        match self {
-            PixelScale::Div255 => 255,
-            PixelScale::Div256 => 256,
-        }
-    }
 }
 
 /// The `--kernels` value.
@@ -182,8 +145,9 @@ impl FromStr for Gamma {
 }
 
 fn main() {
-    let args: Args = common::parse_args();
-    common::exit_on_error(|| run(&args));
+    let mut args: Args = cli::parse_args();
+    args.base.default_pixel_scale = 256;
+    cli::exit_on_error(|| run(&args));
 }
 
 fn check_parameters(args: &Args) -> Result<()> {
@@ -214,28 +178,21 @@ fn check_parameters(args: &Args) -> Result<()> {
             return Err(anyhow!("--search-train must be at least 1"));
         }
     }
-    if args.threads == Some(0) {
-        return Err(anyhow!("--threads must be at least 1"));
-    }
-    if args.train_limit == Some(0) || args.test_limit == Some(0) {
-        return Err(anyhow!("--train-limit and --test-limit must be at least 1"));
-    }
     Ok(())
 }
 
 fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
     check_parameters(args)?;
-    if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("starting the thread pool")?;
+    let b = &args.base;
+    if let Some(p) = &b.json {
+        check_writable("--json", p)?;
     }
-    let scale = args.pixel_scale.scale();
-    let dir = args.data.prepare()?;
+    let threads = b.init_threads()?;
+    let scale = b.scale();
+    let dir = b.data.prepare()?;
     let data = mnist::load_data(&dir)?;
-    let training = limit(&data.training, args.train_limit);
+    let training = b.limited(data.training.clone());
     let test_set = limit(&data.test, args.test_limit);
     let zeros = if args.sparse_only {
         ExplicitZeros::none()
@@ -251,14 +208,14 @@ fn run(args: &Args) -> Result<()> {
         "settings": {
             "c": args.c,
             "gamma": args.gamma.to_string(),
-            "pixel_scale": args.pixel_scale.divisor(),
+            "pixel_scale": b.pixel_divisor(),
             "explicit_zero_pixels": zeros.count(),
             "kernels": format!("{:?}", args.kernels).to_lowercase(),
-            "train_limit": args.train_limit,
+            "train_limit": b.train_limit,
             "test_limit": args.test_limit,
             "cache_mb": args.cache_mb,
             "eps": args.eps,
-            "threads": rayon::current_num_threads(),
+            "threads": threads,
             "load": args.load,
             "save": args.save,
             "search": args.search,
@@ -292,9 +249,9 @@ fn run(args: &Args) -> Result<()> {
             "Training on {} images: C = {c}, gamma = {gamma} ({}), pixels/{}, {:?} kernels, {} threads",
             problem.len(),
             describe_gamma(gamma),
-            args.pixel_scale.divisor(),
+            b.pixel_divisor(),
             params.kernels,
-            rayon::current_num_threads()
+            threads
         );
         let (model, seconds) = fit(&problem, &params)?;
         eprintln!(
@@ -314,34 +271,23 @@ fn run(args: &Args) -> Result<()> {
             .with_context(|| format!("saving the model to {}", path.display()))?;
         eprintln!("Saved the model to {}", path.display());
     }
-    if let Some(path) = &args.json {
+    if let Some(path) = &b.json {
+        let last = json!({
+            "train_images": args.load.is_none().then_some(training.len()),
+            "test_images": test.len(), "support_vectors": model.support_count(),
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "correct": correct,
+            "test_accuracy": correct as f64 / test.len() as f64,
+            "train_images_per_second": fit_seconds.map(|s| training.len() as f64 / s),
+            "wall_seconds": started.elapsed().as_secs_f64(),
+        });
         let obj = record.as_object_mut().expect("record is an object");
-        if let Some(p) = params {
-            obj.insert("c".into(), json!(p.c));
-            obj.insert("gamma".into(), json!(p.gamma));
+        obj.extend(last.as_object().cloned().unwrap_or_default());
+        if let Some(p) = &params {
+            obj.extend([("c".into(), json!(p.c)), ("gamma".into(), json!(p.gamma))]);
         }
-        obj.insert(
-            "train_images".into(),
-            json!(args.load.is_none().then_some(training.len())),
-        );
-        obj.insert("test_images".into(), json!(test.len()));
-        obj.insert("support_vectors".into(), json!(model.support_count()));
-        obj.insert("fit_seconds".into(), json!(fit_seconds));
-        obj.insert("predict_seconds".into(), json!(predict_seconds));
-        obj.insert("correct".into(), json!(correct));
-        obj.insert(
-            "test_accuracy".into(),
-            json!(correct as f64 / test.len() as f64),
-        );
-        obj.insert(
-            "train_images_per_second".into(),
-            json!(fit_seconds.map(|s| training.len() as f64 / s)),
-        );
-        obj.insert(
-            "wall_seconds".into(),
-            json!(started.elapsed().as_secs_f64()),
-        );
-        write_json(path, &record)?;
+        let text = serde_json::to_string_pretty(&record)? + "\n";
+        atomic_file::write_bytes(path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -491,13 +437,4 @@ fn search(
         json!(best_correct as f64 / validation.len() as f64),
     );
     Ok((c, Gamma::Value(gamma)))
-}
-
-/// Write `value` to `path` atomically (`atomic_file`).
-fn write_json(path: &Path, value: &Value) -> Result<()> {
-    atomic_file::write(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, value)?;
-        w.write_all(b"\n")
-    })
-    .with_context(|| format!("writing {}", path.display()))
 }

@@ -7,14 +7,14 @@
 //! saved nets. The epoch reported is the one of best validation accuracy (never chosen on
 //! test), and `--save` keeps that epoch's weights.
 
-mod common;
-
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{Best, Common, Resume, Tuning};
 use mnist::augment::Augment;
 use mnist::Augmented;
 use nn::{Adam, Optimizer, Regularization};
+use nndl::cli::{self, Common, Resume, Tuning};
+use nndl::ensemble::accuracy_of_probabilities as accuracy;
+use nndl::run::{check_writable, Best};
 use std::path::PathBuf;
 
 /// The recipe: two blocks of two padded 3x3 convolutions with batch norm and ReLU, each block
@@ -100,11 +100,11 @@ struct Args {
 }
 
 fn main() {
-    common::exit_on_error(run);
+    cli::exit_on_error(run);
 }
 
 fn run() -> Result<()> {
-    let mut args: Args = common::parse_args();
+    let mut args: Args = cli::parse_args();
     if args.tuning.lr_decay.is_none() && !args.tuning.eta_schedule {
         args.tuning.lr_decay = Some("cosine".into());
     }
@@ -112,7 +112,7 @@ fn run() -> Result<()> {
     // seeds (README); `--ema 0` evaluates the weights.
     args.tuning.ema.get_or_insert(0.999);
     let (c, t) = (&args.common, &args.tuning);
-    let threads = c.init_threads()?;
+    let threads = c.base.init_threads()?;
     let layers = args.layers.clone().unwrap_or_else(|| RECIPE.to_string());
     // 16 epochs: the most that fit in 15 minutes on the 2 cores measured (README).
     let (epochs, mb) = (c.epochs.unwrap_or(16), c.mini_batch.unwrap_or(64));
@@ -141,7 +141,7 @@ fn run() -> Result<()> {
     // Check the description and the output paths before loading anything.
     nn::spec::build::<f32>(&layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, c.seed)?;
     if let Some(p) = &args.save {
-        common::check_writable("--save", p)?;
+        check_writable("--save", p)?;
     }
     let ck = args.resume.open(false)?;
     let mut data = c.load(false)?;
@@ -156,7 +156,7 @@ fn run() -> Result<()> {
         "layers": layers, "epochs": epochs, "mini_batch": mb, "eta": eta,
         "optimizer": format!("{:?}", args.optimizer).to_lowercase(), "weight_decay": args.weight_decay,
         "augment": augmenting.then(|| serde_json::json!({"degrees": augment.degrees, "shift": augment.shift, "scale": augment.scale})),
-        "seed": c.seed, "threads": threads, "train_images": data.training.len(), "pixel_scale": c.pixel_divisor(),
+        "seed": c.seed, "threads": threads, "train_images": data.training.len(), "pixel_scale": c.base.pixel_divisor(),
     });
     if args.clean_epochs > 0 {
         settings["clean_epochs"] = args.clean_epochs.into();
@@ -191,7 +191,6 @@ fn run() -> Result<()> {
             },
         ),
     });
-    let plan = nndl::run::Plan::shuffled(epochs, mb);
     let speeds = t.layer_speeds(&mut run, &mut net, &data.training)?;
     // The augmentation's draws depend on the seed, the epoch and the image only: a resumed
     // run sees what an uninterrupted one would.
@@ -201,40 +200,37 @@ fn run() -> Result<()> {
         c.seed,
     )
     .plain_from(epochs.saturating_sub(args.clean_epochs));
-    let mut best: Best = (0.0, None, 0.0);
-    run.epochs(
-        &mut net,
-        &training,
-        opt.as_mut(),
-        plan,
-        &ck,
-        &mut best,
-        |_| false,
-        |net, stats, e, best| {
+    let best = run
+        .train(&mut net, &training, opt.as_mut())
+        .epochs(epochs)
+        .mini_batch(mb)
+        .checkpoints(&ck)
+        .state(Best::default())
+        .each_epoch(|end| {
             let is_best = if args.train_all {
                 // No held-out images to judge by: the run's end is what is reported.
-                e.training_cost = Some(stats.mean_cost);
+                let stats = end.stats;
+                end.record.training_cost = Some(stats.mean_cost);
                 println!(
                     "Epoch {}: training cost {:.4} ({:.0} images/s)",
-                    e.epoch,
+                    end.record.epoch,
                     stats.mean_cost,
                     stats.images_per_second()
                 );
                 false
             } else {
-                common::judge_epoch(net, &data, args.eval_batch, stats, e, best, true)?
+                Best::judge(end, &data, args.eval_batch, true)?
             };
-            speeds.after_epoch(net, &data.training, e)?;
+            speeds.after_epoch(end.net, &data.training, end.record)?;
             if let (true, Some(p)) = (is_best, &args.save) {
-                nn::io::save_safetensors(net, p)?;
+                nn::io::save_safetensors(end.net, p)?;
             }
             Ok(())
-        },
-    )?;
+        })?;
     println!("Finished training network.");
-    if let Some(test) = common::report_best(&best) {
+    if let Some(test) = best.report() {
         run.record.test_accuracy = Some(test);
-        if let (Some(p), Some(e)) = (&args.save, best.1) {
+        if let (Some(p), Some(e)) = (&args.save, best.epoch) {
             eprintln!("saved the epoch-{e} net in {}", p.display());
         }
     } else {
@@ -252,22 +248,6 @@ fn run() -> Result<()> {
         run.record.wall_seconds, run.record.train_images_per_second
     );
     Ok(())
-}
-
-/// The accuracy of class probabilities `p` (rows of 10) against `data`'s labels.
-fn accuracy(p: &[f64], data: &mnist::Dataset) -> f64 {
-    let correct = p
-        .chunks_exact(10)
-        .enumerate()
-        .filter(|(i, row)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |b, (k, &v)| if v > row[b] { k } else { b });
-            best == usize::from(data.label(*i))
-        })
-        .count();
-    correct as f64 / data.len().max(1) as f64
 }
 
 /// Averages the saved nets' class probabilities on validation and test.

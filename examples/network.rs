@@ -5,13 +5,10 @@
 //! `net = network.Network([784, 30, 10]); net.SGD(training_data, 30, 10, 3.0, test_data=test_data)`.
 //! `--hidden 100` gives the [784, 100, 10] run.
 
-mod common;
-
 use anyhow::Result;
 use clap::Parser;
-use common::{Common, Hidden, Resume, Tuning};
 use nn::{Cost, Init, Network, Regularization};
-use nndl::run::Plan;
+use nndl::cli::{self, Common, Hidden, Resume, Tuning};
 
 #[derive(Parser, Debug)]
 #[command(about = "network.py: sigmoid net, quadratic cost, SGD (Nielsen, chapter 1)")]
@@ -34,16 +31,16 @@ struct Args {
 }
 
 fn main() {
-    common::exit_on_error(run);
+    cli::exit_on_error(run);
 }
 
 fn run() -> Result<()> {
-    let args: Args = common::parse_args();
+    let args: Args = cli::parse_args();
     let (c, t) = (&args.common, &args.tuning);
     if t.eta_schedule {
         anyhow::bail!("--eta-schedule judges validation accuracy, which network.py does not measure; use network2");
     }
-    let threads = c.init_threads()?;
+    let threads = c.base.init_threads()?;
     let (epochs, mb, eta, hidden) = (
         c.epochs.unwrap_or(30),
         c.mini_batch.unwrap_or(10),
@@ -62,38 +59,32 @@ fn run() -> Result<()> {
             "train_images": data.training.len(), "cost": "quadratic", "init": "N(0,1)",
         }),
     )?;
-    let plan = Plan::shuffled(epochs, mb);
     c.check_memory(&net, mb.min(data.training.len()), 1000)?;
     let mut opt = t.optimizer(eta, Regularization::None);
-    // (best correct, its epoch): network.py reports every epoch; the book quotes the best.
-    let mut best = (0usize, 0usize);
     let speeds = t.layer_speeds(&mut run, &mut net, &data.training)?;
-    run.epochs(
-        &mut net,
-        &data.training,
-        opt.as_mut(),
-        plan,
-        &ck,
-        &mut best,
-        |_| false,
-        |net, stats, e, best| {
-            let test = net.evaluate(&data.test, 1000, None)?;
+    run.train(&mut net, &data.training, opt.as_mut())
+        .epochs(epochs)
+        .mini_batch(mb)
+        .checkpoints(&ck)
+        .each_epoch(|end| {
+            let e = &mut *end.record;
+            let test = end.net.evaluate(&data.test, 1000, None)?;
             println!("Epoch {}: {} / {}", e.epoch, test.correct, test.total);
-            if test.correct > best.0 {
-                *best = (test.correct, e.epoch);
-            }
             e.test_accuracy = Some(test.accuracy());
-            e.training_cost = Some(stats.mean_cost);
-            speeds.after_epoch(net, &data.training, e)?;
-            Ok(())
-        },
-    )?;
-    run.record.test_accuracy = Some(best.0 as f64 / data.test.len() as f64);
+            e.training_cost = Some(end.stats.mean_cost);
+            Ok(speeds.after_epoch(end.net, &data.training, e)?)
+        })?;
+    // network.py reports every epoch; the book quotes the best (the first of equals).
+    let (best, epoch) = run.record.epochs.iter().fold((0.0, 0), |b, e| {
+        e.test_accuracy
+            .filter(|&a| a > b.0)
+            .map_or(b, |a| (a, e.epoch))
+    });
+    run.record.test_accuracy = Some(best);
     c.finish(&mut run, &format!("network [784,{hidden},10], eta {eta}"))?;
     println!(
-        "Best test accuracy {:.2}% (epoch {}); {:.1} s, {:.0} training images/s",
-        100.0 * best.0 as f64 / data.test.len() as f64,
-        best.1,
+        "Best test accuracy {:.2}% (epoch {epoch}); {:.1} s, {:.0} training images/s",
+        100.0 * best,
         run.record.wall_seconds,
         run.record.train_images_per_second
     );

@@ -9,13 +9,11 @@
 //! Chapter 3's exercises are flags: `--momentum MU`, `--l1 LAMBDA`, `--activation tanh`,
 //! `--eta-schedule`; chapter 5's are `--sizes 784,30,30,10` and `--layer-speeds`.
 
-mod common;
-
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{Common, Hidden, Lambda, Resume, Tuning};
 use nn::{Activation, Cost, Init, Network, Regularization, WeightPenalty};
-use nndl::run::Plan;
+use nndl::cli::{self, Common, Hidden, Lambda, Resume, Tuning};
+use nndl::run::{check_writable, Patience};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -89,7 +87,7 @@ struct Args {
 }
 
 fn main() {
-    common::exit_on_error(run);
+    cli::exit_on_error(run);
 }
 
 fn is_safetensors(p: &Path) -> bool {
@@ -97,9 +95,9 @@ fn is_safetensors(p: &Path) -> bool {
 }
 
 fn run() -> Result<()> {
-    let args: Args = common::parse_args();
+    let args: Args = cli::parse_args();
     let (c, t) = (&args.common, &args.tuning);
-    let threads = c.init_threads()?;
+    let threads = c.base.init_threads()?;
     let (epochs, mb, eta) = (
         c.epochs.unwrap_or(30),
         c.mini_batch.unwrap_or(10),
@@ -120,7 +118,7 @@ fn run() -> Result<()> {
     };
     if let Some(p) = &args.save {
         // Fail before training, not after.
-        common::check_writable("--save", p)?;
+        check_writable("--save", p)?;
     }
     let ck = args.resume.open(false)?;
     let data = c.load(false)?;
@@ -153,15 +151,9 @@ fn run() -> Result<()> {
         );
     }
     let n = data.training.len();
-    let eval = if args.evaluation == EvalSet::Test {
-        &data.test
-    } else {
-        &data.validation
-    };
-    let eval_name = if args.evaluation == EvalSet::Test {
-        "test"
-    } else {
-        "validation"
+    let (eval, eval_name) = match args.evaluation {
+        EvalSet::Validation => (&data.validation, "validation"),
+        EvalSet::Test => (&data.test, "test"),
     };
     let settings = serde_json::json!({
         "architecture": net.describe(), "epochs": epochs, "mini_batch": mb, "eta": eta, "lambda": lmbda,
@@ -179,19 +171,16 @@ fn run() -> Result<()> {
     };
     let mut opt = t.optimizer(eta, reg);
     let speeds = t.layer_speeds(&mut run, &mut net, &data.training)?;
-    let plan = Plan::shuffled(epochs, mb);
-    // (best correct, epochs since it): network2's early stopping, checkpointed with the net.
-    let mut best = (0usize, 0usize);
-    let stop = |b: &(usize, usize)| args.early_stopping.is_some_and(|k| b.1 >= k);
-    run.epochs(
-        &mut net,
-        &data.training,
-        opt.as_mut(),
-        plan,
-        &ck,
-        &mut best,
-        stop,
-        |net, _, e, best| {
+    let stop = |p: &Patience| args.early_stopping.is_some_and(|k| p.since >= k);
+    let best = run
+        .train(&mut net, &data.training, opt.as_mut())
+        .epochs(epochs)
+        .mini_batch(mb)
+        .checkpoints(&ck)
+        .state(Patience::default())
+        .stop_when(stop)
+        .each_epoch(|end| {
+            let (net, e) = (&mut *end.net, &mut *end.record);
             println!("Epoch {} training complete", e.epoch);
             speeds.after_epoch(net, &data.training, e)?;
             if !args.accuracy_only {
@@ -213,16 +202,11 @@ fn run() -> Result<()> {
                 EvalSet::Validation => e.validation_accuracy = Some(ev.accuracy()),
                 EvalSet::Test => e.evaluation_accuracy = Some(ev.accuracy()),
             }
-            *best = if ev.correct > best.0 {
-                (ev.correct, 0)
-            } else {
-                (best.0, best.1 + 1)
-            };
+            end.state.observe(ev.correct);
             Ok(())
-        },
-    )?;
+        })?;
     if stop(&best) {
-        println!("Early stopping: no improvement in {} epochs.", best.1);
+        println!("Early stopping: no improvement in {} epochs.", best.since);
     }
     let test = net.evaluate(&data.test, 1000, None)?;
     if let Some(last) = run.record.epochs.last_mut() {
@@ -253,7 +237,7 @@ fn run() -> Result<()> {
     println!(
         "Test accuracy {:.2}% after the last epoch; best {eval_name} accuracy {:.2}%; {:.1} s, {:.0} training images/s",
         100.0 * test.accuracy(),
-        100.0 * best.0 as f64 / eval.len().max(1) as f64,
+        100.0 * best.best as f64 / eval.len().max(1) as f64,
         run.record.wall_seconds,
         run.record.train_images_per_second
     );

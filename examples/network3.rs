@@ -9,13 +9,12 @@
 //! the max-pool gradient to every tied maximum (Theano's; `ties` in the layer description).
 //! `--layers` nets default to value/255 and the first maximum, like other frameworks.
 
-mod common;
-
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use common::{Best, Common, Lambda, Resume, Tuning};
 use nn::{Network, Regularization};
-use nndl::run::{Checkpoints, Plan, Run};
+use nndl::cli::{self, Common, Lambda, Resume, Tuning};
+use nndl::run::{check_writable, Best, Checkpoints, Run};
+use nndl::{ensemble, figures};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -126,65 +125,55 @@ struct Args {
 }
 
 fn main() {
-    common::exit_on_error(run);
+    cli::exit_on_error(run);
+}
+
+/// What every net of the run trains: the flags, the net's description, the data and the
+/// hyper-parameters the preset and the flags settle on.
+struct Experiment<'a> {
+    args: &'a Args,
+    layers: &'a str,
+    data: mnist::MnistData,
+    epochs: usize,
+    eta: f64,
+    lambda: f64,
 }
 
 /// network3.py's `SGD`: after every epoch the validation accuracy, and the test accuracy
 /// whenever the validation accuracy is the best to date.
-#[allow(clippy::too_many_arguments)]
-fn train(
-    args: &Args,
-    net: &mut Network<f32>,
-    data: &mnist::MnistData,
-    epochs: usize,
-    eta: f64,
-    lambda: f64,
-    run: &mut Run,
-    ck: &Checkpoints,
-) -> Result<Best> {
+fn train(x: &Experiment, net: &mut Network<f32>, run: &mut Run, ck: &Checkpoints) -> Result<Best> {
+    let (args, data) = (x.args, &x.data);
     let mb = args.common.mini_batch.unwrap_or(10);
     let num_batches = data.training.len() / mb;
-    let mut opt = args.tuning.optimizer(
-        eta,
-        Regularization::InGraph {
-            lmbda: lambda,
-            num_batches,
-        },
-    );
+    let reg = Regularization::InGraph {
+        lmbda: x.lambda,
+        num_batches,
+    };
+    let mut opt = args.tuning.optimizer(x.eta, reg);
     // network3 trains on whole mini-batches only.
     let training = data.training.take(num_batches * mb);
-    let plan = Plan {
-        epochs,
-        mini_batch: mb,
-        shuffle: args.shuffle,
-    };
     let speeds = args.tuning.layer_speeds(run, net, &training)?;
-    let mut best: Best = (0.0, None, 0.0);
-    run.epochs(
-        net,
-        &training,
-        opt.as_mut(),
-        plan,
-        ck,
-        &mut best,
-        |_| false,
-        |net, stats, e, best| {
-            common::judge_epoch(net, data, args.eval_batch, stats, e, best, false)?;
-            speeds.after_epoch(net, &training, e)?;
-            Ok(())
-        },
-    )?;
-    Ok(best)
+    Ok(run
+        .train(net, &training, opt.as_mut())
+        .epochs(x.epochs)
+        .mini_batch(mb)
+        .shuffle(args.shuffle)
+        .checkpoints(ck)
+        .state(Best::default())
+        .each_epoch(|end| {
+            Best::judge(end, data, args.eval_batch, false)?;
+            Ok(speeds.after_epoch(end.net, &training, end.record)?)
+        })?)
 }
 
 fn run() -> Result<()> {
-    let mut args: Args = common::parse_args();
+    let mut args: Args = cli::parse_args();
     if args.layers.is_none() {
         // What network3.py read: mnist.pkl.gz's pixels are value/256.
-        args.common.default_pixel_scale = 256;
+        args.common.base.default_pixel_scale = 256;
     }
-    let c = &args.common;
-    let threads = c.init_threads()?;
+    let (args, c) = (&args, &args.common);
+    let threads = c.base.init_threads()?;
     let s = setup(args.preset);
     let layers = args.layers.clone().unwrap_or_else(|| s.layers.to_string());
     let (epochs, eta, lambda) = (
@@ -205,9 +194,9 @@ fn run() -> Result<()> {
         if is_ensemble {
             std::fs::create_dir_all(p)
                 .with_context(|| format!("--save {}: cannot create it", p.display()))?;
-            common::check_writable("--save", &p.join("net0.safetensors"))?;
+            check_writable("--save", &p.join("net0.safetensors"))?;
         } else {
-            common::check_writable("--save", p)?;
+            check_writable("--save", p)?;
         }
     }
     if args.filters.is_some() && !layers.trim_start().starts_with("conv:") {
@@ -218,33 +207,29 @@ fn run() -> Result<()> {
         ("--filters", &args.filters),
     ] {
         if let Some(p) = p {
-            common::check_writable(flag, p)?;
+            check_writable(flag, p)?;
         }
     }
     let ck = args.resume.open(is_ensemble)?;
-    let mut data = c.load(false)?;
-    if expanded {
-        let dir = mnist::find_data_dir(c.data.dir.as_deref())?;
-        data.training = match mnist::load_data_expanded(&dir) {
-            Ok(d) => d.training.with_scale(c.scale()),
-            Err(_) => {
-                eprintln!("expanded training set not found in {}; expanding in memory (cargo run --release --example mnist_expand writes it)", dir.display());
-                mnist::expand(&data.training, 0)
-            }
-        };
-        if let Some(n) = c.train_limit {
-            data.training = data.training.take(n.min(data.training.len()));
-        }
-    }
+    let data = c.load(expanded)?;
     let settings = serde_json::json!({
         "preset": format!("{:?}", args.preset), "layers": layers, "epochs": epochs, "mini_batch": mb, "eta": eta,
         "lambda": lambda, "seed": c.seed, "threads": threads, "train_images": data.training.len(), "expanded": expanded,
-        "shuffle": args.shuffle, "pixel_scale": c.pixel_divisor(),
+        "shuffle": args.shuffle, "pixel_scale": c.base.pixel_divisor(),
     });
     let mut run = args.tuning.run(c, "network3", settings)?;
+    let x = Experiment {
+        args,
+        layers: &layers,
+        data,
+        epochs,
+        eta,
+        lambda,
+    };
     if is_ensemble {
-        return ensemble(&args, &layers, &data, epochs, eta, lambda, run, &ck);
+        return vote(&x, run, &ck);
     }
+    let data = &x.data;
     let mut net =
         nn::spec::build::<f32>(&layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, c.seed)?;
     let eval_batch = args
@@ -255,9 +240,9 @@ fn run() -> Result<()> {
         nn::io::load_safetensors(&mut net, p)?;
     }
     println!("{}", net.describe());
-    let best = train(&args, &mut net, &data, epochs, eta, lambda, &mut run, &ck)?;
+    let best = train(&x, &mut net, &mut run, &ck)?;
     println!("Finished training network.");
-    if common::report_best(&best).is_none() {
+    if best.report().is_none() {
         let test = net.evaluate(&data.test, args.eval_batch, None)?.accuracy();
         println!("Test accuracy {:.2}%", 100.0 * test);
         run.record.test_accuracy = Some(test);
@@ -271,7 +256,7 @@ fn run() -> Result<()> {
     }
     if let Some(p) = &args.misclassified {
         let predicted = net.predict(&data.test, args.eval_batch)?;
-        draw_misclassified(p, &data.test, &predicted, "the net (final weights)")?;
+        figures::misclassified(p, &data.test, &predicted, "the net (final weights)")?;
     }
     c.finish(&mut run, &format!("network3 {:?}", args.preset))?;
     println!(
@@ -281,32 +266,10 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// Majority vote of the nets' predictions; a tie goes to the smallest digit.
-fn vote(predictions: &[Vec<usize>], n: usize) -> Vec<usize> {
-    (0..n)
-        .map(|i| {
-            let mut counts = [0usize; 10];
-            for p in predictions {
-                counts[p[i].min(9)] += 1;
-            }
-            let max = counts.iter().copied().max().unwrap_or(0);
-            counts.iter().position(|&c| c == max).unwrap_or(0)
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn ensemble(
-    args: &Args,
-    layers: &str,
-    data: &mnist::MnistData,
-    epochs: usize,
-    eta: f64,
-    lambda: f64,
-    mut run: Run,
-    ck: &Checkpoints,
-) -> Result<()> {
-    let c = &args.common;
+/// The ensemble preset: `--nets` nets of consecutive seeds trained (or, `--vote-only`,
+/// loaded) one after another, each saved, then their majority vote on the test set.
+fn vote(x: &Experiment, mut run: Run, ck: &Checkpoints) -> Result<()> {
+    let (args, c, data, layers) = (x.args, &x.args.common, &x.data, x.layers);
     let nets = args.nets.unwrap_or(5);
     let dir = args
         .save
@@ -332,40 +295,23 @@ fn ensemble(
                 .with_context(|| "--vote-only needs the nets an earlier ensemble run saved")?;
         } else {
             println!("Ensemble net {k} (seed {seed})");
-            let (_, _, test_at_best) = train(
-                args,
-                &mut net,
-                data,
-                epochs,
-                eta,
-                lambda,
-                &mut run,
-                &ck.for_net(k),
-            )?;
+            let best = train(x, &mut net, &mut run, &ck.for_net(k))?;
             println!(
                 "Net {k}: test accuracy {:.2}% at its best validation epoch",
-                100.0 * test_at_best
+                100.0 * best.test
             );
             nn::io::save_safetensors(&net, &path)?;
         }
         let p = net.predict(&data.test, args.eval_batch)?;
-        let acc = p
-            .iter()
-            .enumerate()
-            .filter(|(i, &y)| y == data.test.label(*i) as usize)
-            .count();
+        let acc = ensemble::correct(&p, &data.test);
         println!(
             "Net {k}: {acc} / {} on the test set (final weights)",
             data.test.len()
         );
         predictions.push(p);
     }
-    let v = vote(&predictions, data.test.len());
-    let correct = v
-        .iter()
-        .enumerate()
-        .filter(|(i, &y)| y == data.test.label(*i) as usize)
-        .count();
+    let v = ensemble::vote(&predictions, data.test.len());
+    let correct = ensemble::correct(&v, &data.test);
     let acc = correct as f64 / data.test.len() as f64;
     println!(
         "Ensemble of {} nets, majority vote: {correct} / {} = {:.2}% test accuracy",
@@ -375,7 +321,7 @@ fn ensemble(
     );
     run.record.test_accuracy = Some(acc);
     if let Some(p) = &args.misclassified {
-        draw_misclassified(p, &data.test, &v, &format!("the ensemble of {nets}"))?;
+        figures::misclassified(p, &data.test, &v, &format!("the ensemble of {nets}"))?;
     }
     c.finish(&mut run, "network3 ensemble")?;
     Ok(())
@@ -418,49 +364,4 @@ fn draw_filters(path: &std::path::Path, net: &Network<f32>) -> Result<()> {
     report::tiles_png(&tiles, 10, 12, &title, path)?;
     eprintln!("filters drawn in {}", path.display());
     Ok(())
-}
-
-/// The test digits `predicted` gets wrong as one captioned grid (the book's figure of the
-/// ensemble's mistakes), written to `path`.
-fn draw_misclassified(
-    path: &std::path::Path,
-    test: &mnist::Dataset,
-    predicted: &[usize],
-    who: &str,
-) -> Result<()> {
-    let tiles: Vec<report::Tile> = predicted
-        .iter()
-        .enumerate()
-        .filter(|&(i, &y)| y != usize::from(test.label(i)))
-        .map(|(i, &y)| report::Tile {
-            width: test.cols(),
-            height: test.rows(),
-            ink: test
-                .image(i)
-                .iter()
-                .map(|&p| f32::from(p) / 255.0)
-                .collect(),
-            caption: format!("{} → {y}", test.label(i)),
-        })
-        .collect();
-    let title = format!(
-        "The {} test digits {who} misclassifies (true → predicted)",
-        tiles.len()
-    );
-    report::tiles_png(&tiles, 12, 3, &title, path)?;
-    eprintln!(
-        "{} misclassified digits drawn in {}",
-        tiles.len(),
-        path.display()
-    );
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn vote_takes_the_majority_and_the_smallest_digit_on_ties() {
-        let p = vec![vec![1, 2, 3], vec![1, 5, 4], vec![7, 5, 9]];
-        assert_eq!(super::vote(&p, 3), vec![1, 5, 3]);
-    }
 }

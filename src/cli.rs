@@ -1,8 +1,19 @@
-//! The number parsers behind every program's flags: each takes the text a user typed and gives
-//! the value or one line saying what is wrong with it, before any data is loaded. They fit
-//! clap's `value_parser` (`fn(&str) -> Result<T, String>`), and reject what the programs
-//! cannot use: NaN, infinities, negative rates and a learning rate that rounds to zero in
-//! the `f32` a network trains in.
+//! The command line every program shares: the flags ([`Common`], [`Base`], [`Tuning`],
+//! [`Resume`], ...), the parsers behind their numbers, and one way to fail (one line on
+//! stderr, exit code 2), so the same flag means, defaults and refuses the same on every
+//! program.
+//!
+//! The parsers take the text a user typed and give the value or one line saying what is
+//! wrong with it, before any data is loaded. They fit clap's `value_parser`
+//! (`fn(&str) -> Result<T, String>`), and reject what the programs cannot use: NaN,
+//! infinities, negative rates and a learning rate that rounds to zero in the `f32` a network
+//! trains in.
+
+mod flags;
+mod speeds;
+
+pub use flags::{Base, Common, DataDir, Hidden, Lambda, Resume, Tuning};
+pub use speeds::Speeds;
 
 use mnist::text::quote;
 
@@ -68,6 +79,61 @@ pub fn bytes(s: &str) -> Result<u64, String> {
             quote(s)
         )),
     }
+}
+
+/// Runs `body`, printing an error as one line and exiting with code 2.
+pub fn exit_on_error(body: impl FnOnce() -> anyhow::Result<()>) {
+    if let Err(e) = body() {
+        // Library errors often show their cause already ("path: io error"): say it once.
+        let mut msg = String::new();
+        for cause in e.chain().map(|c| c.to_string()) {
+            if !msg.contains(&cause) {
+                if !msg.is_empty() {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&cause);
+            }
+        }
+        eprintln!("error: {}", one_line(&msg));
+        std::process::exit(2);
+    }
+}
+
+/// The command line parsed, or, on a mistake in it, clap's first line (`error: ...`) and a
+/// pointer to `--help`, exit code 2. `--help` and `--version` print as usual.
+pub fn parse_args<P: clap::Parser>() -> P {
+    P::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            e.exit();
+        }
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("error: bad arguments");
+        eprintln!("{first} (see --help)");
+        std::process::exit(2);
+    })
+}
+
+/// The longest error line printed: the readers quote at most ~200 characters of a file, but
+/// no message, whatever its source, may flood a terminal or a log.
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// A message of several lines (some errors list every place searched) as one line, cut at
+/// [`MAX_ERROR_CHARS`].
+fn one_line(msg: &str) -> String {
+    let mut out = String::new();
+    for l in msg.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(l);
+    }
+    let n = out.chars().count();
+    if n > MAX_ERROR_CHARS {
+        out = out.chars().take(MAX_ERROR_CHARS).collect();
+        out.push_str(&format!("... ({} more characters)", n - MAX_ERROR_CHARS));
+    }
+    out
 }
 
 #[cfg(test)]

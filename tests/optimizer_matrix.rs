@@ -3,7 +3,7 @@
 //! A crafted or damaged checkpoint is refused with an error, never a panic or a silent reset.
 
 use nn::{Adam, Averaged, InMemory, Momentum, Network, Optimizer, Regularization, Sgd};
-use nndl::run::{Checkpoints, Plan, Run, RunError};
+use nndl::run::{Checkpoints, Run, RunError};
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 
@@ -109,22 +109,17 @@ type Trained = Result<Network<f32>, RunError>;
 fn train(layers: &str, mut opt: Opt, epochs: usize, ck: Checkpoints, data: &InMemory) -> Trained {
     let mut net = nn::spec::build::<f32>(layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, 3)?;
     let mut run = Run::new("matrix", serde_json::json!({ "layers": layers }));
-    let mut seen = 0usize;
-    run.epochs(
-        &mut net,
-        data,
-        opt.as_mut(),
-        Plan::shuffled(epochs, BATCH),
-        &ck,
-        &mut seen,
-        |_| false,
-        |_, stats, e, seen| {
-            assert!(stats.mean_cost.is_finite());
-            e.training_cost = Some(stats.mean_cost);
-            *seen += 1;
+    run.train(&mut net, data, opt.as_mut())
+        .epochs(epochs)
+        .mini_batch(BATCH)
+        .checkpoints(&ck)
+        .state(0usize)
+        .each_epoch(|end| {
+            assert!(end.stats.mean_cost.is_finite());
+            end.record.training_cost = Some(end.stats.mean_cost);
+            *end.state += 1;
             Ok(())
-        },
-    )?;
+        })?;
     Ok(net)
 }
 
@@ -363,7 +358,7 @@ fn a_second_run_on_a_locked_checkpoint_directory_is_refused() {
         e.to_string().contains("another run is checkpointing there"),
         "{e}"
     );
-    // Run::epochs opens what the program did not, so it cannot skip the lock either.
+    // Training::each_epoch opens what the program did not, so it cannot skip the lock either.
     let data = data();
     let adam = || optimizer(Kind::Adam, false);
     let e = first_epoch(NETS[0], adam(), &root, &data)

@@ -8,7 +8,7 @@ mod mnist_slice;
 
 use mnist_slice::training;
 use nn::{Cost, Init, Momentum, Network, Regularization, Sgd};
-use nndl::run::{Checkpoints, EtaChange, EtaSchedule, LrDecay, Plan, Run, RunError};
+use nndl::run::{Checkpoints, EtaChange, EtaSchedule, LrDecay, Run, RunError};
 use std::path::PathBuf;
 
 fn scratch(tag: &str) -> PathBuf {
@@ -47,24 +47,20 @@ fn train_decayed(
     let data = training().take(500);
     let mut run = Run::new("test", serde_json::json!({"eta": eta, "epochs": epochs}));
     run.decay = decay;
-    let plan = Plan::shuffled(epochs, 10);
     let mut sgd = Sgd::new(eta, Regularization::None);
-    let mut state = (0usize, f64::INFINITY);
-    run.epochs(
-        net,
-        &data,
-        &mut sgd,
-        plan,
-        ck,
-        &mut state,
-        |_| false,
-        |_, stats, e, s| {
+    let state = run
+        .train(net, &data, &mut sgd)
+        .epochs(epochs)
+        .mini_batch(10)
+        .checkpoints(ck)
+        .state((0usize, f64::INFINITY))
+        .each_epoch(|end| {
+            let (s, stats) = (&mut *end.state, end.stats);
             *s = (s.0 + 1, s.1.min(stats.mean_cost));
-            e.training_cost = Some(stats.mean_cost);
+            end.record.training_cost = Some(stats.mean_cost);
             Ok(())
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     (run, state, sgd.eta)
 }
 
@@ -98,30 +94,24 @@ fn a_run_resumed_after_each_epoch_ends_where_the_uninterrupted_run_ends() {
 /// and whether any epoch ran in this call.
 fn until_two(ck: &Checkpoints) -> (Run, usize, bool) {
     let data = training().take(500);
-    let plan = Plan {
-        epochs: 10,
-        mini_batch: 10,
-        shuffle: false,
-    };
     let mut run = Run::new("test", serde_json::json!({}));
-    let (mut seen, mut ran) = (0usize, false);
+    let mut ran = false;
     let mut sgd = Sgd::new(0.1, Regularization::None);
-    let stop = |s: &usize| *s >= 2;
-    run.epochs(
-        &mut net(),
-        &data,
-        &mut sgd,
-        plan,
-        ck,
-        &mut seen,
-        stop,
-        |_, _, _, s| {
-            *s += 1;
+    let mut n = net();
+    let seen = run
+        .train(&mut n, &data, &mut sgd)
+        .epochs(10)
+        .mini_batch(10)
+        .shuffle(false)
+        .checkpoints(ck)
+        .state(0usize)
+        .stop_when(|s| *s >= 2)
+        .each_epoch(|end| {
+            *end.state += 1;
             ran = true;
             Ok(())
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     (run, seen, ran)
 }
 
@@ -144,19 +134,15 @@ fn a_resume_with_other_settings_is_refused_naming_the_setting() {
     train(&mut n, 1, &saving(&dir), 0.5);
     let data = training().take(500);
     let mut run = Run::new("test", serde_json::json!({"eta": 0.1, "epochs": 2}));
-    let plan = Plan::shuffled(2, 10);
     let ck = resuming(&dir);
+    let (mut n, mut sgd) = (net(), Sgd::new(0.1, Regularization::None));
     let err = run
-        .epochs(
-            &mut net(),
-            &data,
-            &mut Sgd::new(0.1, Regularization::None),
-            plan,
-            &ck,
-            &mut (0usize, 0.0f64),
-            |_| false,
-            |_, _, _, _| Ok(()),
-        )
+        .train(&mut n, &data, &mut sgd)
+        .epochs(2)
+        .mini_batch(10)
+        .checkpoints(&ck)
+        .state((0usize, 0.0f64))
+        .each_epoch(|_| Ok(()))
         .unwrap_err();
     assert!(matches!(err, RunError::Resume { .. }), "{err}");
     assert!(err.to_string().contains("eta = 0.5, this one 0.1"), "{err}");
@@ -215,20 +201,16 @@ fn scheduled(net: &mut Network<f32>, ck: &Checkpoints, epochs: usize) -> (Run, f
     let mut run = Run::new("test", serde_json::json!({"eta": 0.5}));
     run.schedule = Some(EtaSchedule::new(2, 3));
     let mut opt = Momentum::new(0.5, 0.9, Regularization::WeightDecay { lmbda: 1.0, n: 300 });
-    run.epochs(
-        net,
-        &data,
-        &mut opt,
-        Plan::shuffled(epochs, 10),
-        ck,
-        &mut (),
-        |_| false,
-        |_, _, e, _| {
+    run.train(net, &data, &mut opt)
+        .epochs(epochs)
+        .mini_batch(10)
+        .checkpoints(ck)
+        .each_epoch(|end| {
+            let e = &mut *end.record;
             e.validation_accuracy = Some([0.1, 0.2, 0.3].get(e.epoch).copied().unwrap_or(0.3));
             Ok(())
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     (run, nn::Optimizer::<f32>::learning_rate(&opt))
 }
 

@@ -4,17 +4,14 @@
 //!
 //! `cargo run --release --example custom_layer -- --epochs 5`
 
-#[path = "../common/mod.rs"]
-mod common;
 mod maxout;
 
 use anyhow::Result;
 use autograd::Graph;
 use clap::Parser;
-use common::{Common, Hidden};
 use maxout::Maxout;
 use nn::{Activation, Cost, Init, Mode, Network, Regularization, Sgd};
-use nndl::run::{Checkpoints, Plan};
+use nndl::cli::{Common, Hidden};
 use rand::SeedableRng;
 use tensor::Tensor;
 
@@ -32,13 +29,13 @@ struct Args {
 }
 
 fn main() {
-    common::exit_on_error(run);
+    nndl::cli::exit_on_error(run);
 }
 
 fn run() -> Result<()> {
-    let args: Args = common::parse_args();
+    let args: Args = nndl::cli::parse_args();
     let c = &args.common;
-    c.init_threads()?;
+    c.base.init_threads()?;
 
     // 1. Gradient check of the layer in f64: its input, every weight and every bias against
     // finite differences.
@@ -68,29 +65,22 @@ fn run() -> Result<()> {
         "custom_layer",
         serde_json::json!({"epochs": epochs, "mini_batch": mb, "eta": eta, "hidden": hidden, "seed": c.seed}),
     );
-    let plan = Plan::shuffled(epochs, mb);
     let mut sgd = Sgd::new(eta, Regularization::None);
-    let no_checkpoints = Checkpoints::default();
-    run.epochs(
-        &mut net,
-        &data.training,
-        &mut sgd,
-        plan,
-        &no_checkpoints,
-        &mut (),
-        |_| false,
-        |net, stats, e, _| {
-            let v = net.evaluate(&data.validation, 1000, None)?;
+    run.train(&mut net, &data.training, &mut sgd)
+        .epochs(epochs)
+        .mini_batch(mb)
+        .each_epoch(|end| {
+            let v = end.net.evaluate(&data.validation, 1000, None)?;
+            let e = &mut *end.record;
             println!(
                 "Epoch {}: validation accuracy {:.2}%",
                 e.epoch,
                 100.0 * v.accuracy()
             );
             e.validation_accuracy = Some(v.accuracy());
-            e.training_cost = Some(stats.mean_cost);
+            e.training_cost = Some(end.stats.mean_cost);
             Ok(())
-        },
-    )?;
+        })?;
     let test = net.evaluate(&data.test, 1000, None)?;
     run.record.test_accuracy = Some(test.accuracy());
     c.finish(&mut run, "custom maxout layer")?;

@@ -136,18 +136,34 @@ enum Legend {
     UpperRight,
 }
 
-/// Draws one panel: the curves of `all` (or a note that nothing was monitored) with a legend.
-#[allow(clippy::too_many_arguments)]
-fn panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    caption: &str,
-    (x_desc, y_desc): (&str, &str),
-    all: &[Series],
+/// How one panel is laid out, apart from its curves: the run plot and the book's figures
+/// draw their panels through the same code with different axes.
+struct Panel<'a> {
+    caption: &'a str,
+    /// The x and y axes' names.
+    axes: (&'a str, &'a str),
+    /// Bounds the y axis never passes.
     clamp: Option<(f64, f64)>,
     legend: Legend,
     x_range: (f64, f64),
-    (log_x, log_y): (bool, bool),
+    /// Logarithmic x and y axes.
+    log: (bool, bool),
+}
+
+/// Draws one panel: the curves of `all` (or a note that nothing was monitored) with a legend.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    all: &[Series],
+    p: Panel<'_>,
 ) -> Result<(), String> {
+    let Panel {
+        caption,
+        axes: (x_desc, y_desc),
+        clamp,
+        legend,
+        x_range,
+        log: (log_x, log_y),
+    } = p;
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let values = all.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -308,35 +324,41 @@ fn draw(record: &RunRecord, body: &Area<'_>) -> Result<(), String> {
 
     panel(
         &left,
-        "Accuracy",
-        ("Epoch", "Accuracy (%)"),
         &accuracy,
-        Some((0.0, 100.0)),
-        Legend::LowerRight,
-        x_range,
-        (false, false),
+        Panel {
+            caption: "Accuracy",
+            axes: ("Epoch", "Accuracy (%)"),
+            clamp: Some((0.0, 100.0)),
+            legend: Legend::LowerRight,
+            x_range,
+            log: (false, false),
+        },
     )?;
     panel(
         &right,
-        "Cost",
-        ("Epoch", "Cost"),
         &cost,
-        None,
-        Legend::UpperRight,
-        x_range,
-        (false, false),
+        Panel {
+            caption: "Cost",
+            axes: ("Epoch", "Cost"),
+            clamp: None,
+            legend: Legend::UpperRight,
+            x_range,
+            log: (false, false),
+        },
     )?;
     let speeds = layer_speeds(record);
     if !speeds.is_empty() {
         panel(
             &third,
-            "Speed of learning",
-            ("Epoch", "||dC/db|| (log)"),
             &speeds,
-            None,
-            Legend::UpperRight,
-            x_range,
-            (false, true),
+            Panel {
+                caption: "Speed of learning",
+                axes: ("Epoch", "||dC/db|| (log)"),
+                clamp: None,
+                legend: Legend::UpperRight,
+                x_range,
+                log: (false, true),
+            },
         )?;
     }
     Ok(())
@@ -445,13 +467,15 @@ fn draw_charts(charts: &[Chart], body: &Area<'_>) -> Result<(), String> {
         };
         panel(
             area,
-            &chart.caption,
-            (&chart.x_label, &chart.y_label),
             &series,
-            if chart.log_y { None } else { chart.y_bounds },
-            legend,
-            range,
-            (chart.log_x, chart.log_y),
+            Panel {
+                caption: &chart.caption,
+                axes: (&chart.x_label, &chart.y_label),
+                clamp: if chart.log_y { None } else { chart.y_bounds },
+                legend,
+                x_range: range,
+                log: (chart.log_x, chart.log_y),
+            },
         )?;
     }
     Ok(())

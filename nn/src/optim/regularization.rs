@@ -51,12 +51,7 @@ impl Regularization {
     }
 
     /// `loss` plus the regularisation term of the in-graph kinds (network3's L2, L1).
-    pub fn add_to<T: Float>(
-        self,
-        g: &mut Graph<T>,
-        weights: &[Var],
-        loss: Var,
-    ) -> Result<Var> {
+    pub fn add_to<T: Float>(self, g: &mut Graph<T>, weights: &[Var], loss: Var) -> Result<Var> {
         let (coef, l1) = match self {
             Regularization::InGraph { lmbda, num_batches } => {
                 (0.5 * lmbda / num_batches.max(1) as f64, false)
