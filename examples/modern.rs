@@ -165,16 +165,11 @@ fn run() -> Result<()> {
         settings["train_all"] = true.into();
     }
     let mut run = t.run(c, "modern", settings)?;
-    let mut net =
-        nn::spec::build::<f32>(&layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, c.seed)?;
     let eval_batch = args
         .eval_batch
         .min(data.validation.len().max(data.test.len()));
-    c.check_memory(&net, mb.min(data.training.len()), eval_batch)?;
-    if let Some(p) = &args.load {
-        nn::io::load_safetensors(&mut net, p)?;
-    }
-    println!("{}", net.describe());
+    let batches = (mb.min(data.training.len()), eval_batch);
+    let mut net = c.layers_net(&layers, batches, args.load.as_deref())?;
     let mut opt: Box<dyn Optimizer<f32>> = t.averaged(match args.optimizer {
         Opt::Adam => {
             let mut adam = Adam::new(eta);

@@ -230,16 +230,11 @@ fn run() -> Result<()> {
         return vote(&x, run, &ck);
     }
     let data = &x.data;
-    let mut net =
-        nn::spec::build::<f32>(&layers, &mnist::IMAGE_DIMS, nn::Cost::LogLikelihood, c.seed)?;
     let eval_batch = args
         .eval_batch
         .min(data.validation.len().max(data.test.len()));
-    c.check_memory(&net, mb.min(data.training.len()), eval_batch)?;
-    if let Some(p) = &args.load {
-        nn::io::load_safetensors(&mut net, p)?;
-    }
-    println!("{}", net.describe());
+    let batches = (mb.min(data.training.len()), eval_batch);
+    let mut net = c.layers_net(&layers, batches, args.load.as_deref())?;
     let best = train(&x, &mut net, &mut run, &ck)?;
     println!("Finished training network.");
     if best.report().is_none() {

@@ -100,6 +100,16 @@ struct Step {
     offered: Vec<Var>,
 }
 
+impl Step {
+    fn new(route: Route, n: &Net) -> Self {
+        Step {
+            route,
+            positions: n.g.parameters().collect(),
+            offered: Vec::new(),
+        }
+    }
+}
+
 impl GradientConsumer<f64> for Step {
     fn take_linear(
         &mut self,
@@ -165,11 +175,7 @@ fn compare(rows: usize, l2: f64, route: Route, expect_handed: &[bool]) {
 
         b.g.reset();
         let lb = loss(&mut b, rows, l2);
-        let mut consumer = Step {
-            route,
-            positions: b.g.parameters().collect(),
-            offered: Vec::new(),
-        };
+        let mut consumer = Step::new(route, &b);
         b.g.backward_with(lb, &mut consumer).unwrap();
         assert_eq!(
             consumer.offered,
@@ -231,11 +237,7 @@ fn declined_gradients_are_stored_with_their_l2_term() {
 fn a_consumer_that_opens_a_gradient_and_declines_it_is_an_error() {
     let mut n = net(4);
     let l = loss(&mut n, 5, 0.0);
-    let mut consumer = Step {
-        route: Route::OpenThenDecline,
-        positions: n.g.parameters().collect(),
-        offered: Vec::new(),
-    };
+    let mut consumer = Step::new(Route::OpenThenDecline, &n);
     let e = n.g.backward_with(l, &mut consumer).unwrap_err();
     assert!(e.to_string().contains("declined"), "{e}");
 }
@@ -246,11 +248,7 @@ fn frozen_weights_are_not_offered() {
     n.g.set_frozen(n.w1, true).unwrap();
     let before = n.g.value(n.w1).unwrap().clone();
     let l = loss(&mut n, 10, 0.1);
-    let mut consumer = Step {
-        route: Route::Apply,
-        positions: n.g.parameters().collect(),
-        offered: Vec::new(),
-    };
+    let mut consumer = Step::new(Route::Apply, &n);
     n.g.backward_with(l, &mut consumer).unwrap();
     assert_eq!(consumer.offered, [n.w2]);
     assert_eq!(n.g.handed_over(n.w1), None);
@@ -262,11 +260,7 @@ fn frozen_weights_are_not_offered() {
 fn the_sum_a_consumer_reports_serves_the_next_l2_term_until_the_weights_change() {
     let mut n = net(3);
     let l = loss(&mut n, 10, 0.1);
-    let mut consumer = Step {
-        route: Route::Parts,
-        positions: n.g.parameters().collect(),
-        offered: Vec::new(),
-    };
+    let mut consumer = Step::new(Route::Parts, &n);
     n.g.backward_with(l, &mut consumer).unwrap();
     assert_eq!(n.g.handed_over(n.w1), Some(true));
     let exact = |n: &Net| -> f64 { n.g.value(n.w1).unwrap().data().iter().map(|&v| v * v).sum() };

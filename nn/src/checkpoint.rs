@@ -103,17 +103,19 @@ fn bad(path: &Path, why: impl Into<String>) -> NnError {
     }
 }
 
+/// The error for bytes safetensors cannot read.
+fn not_safetensors(path: &Path, e: safetensors::SafeTensorError) -> NnError {
+    let why = capped(&e.to_string());
+    bad(
+        path,
+        format!("not a checkpoint (damaged or not safetensors): {why}"),
+    )
+}
+
 /// The checkpoint's JSON, checked for the format version.
 fn metadata(bytes: &[u8], path: &Path) -> Result<Meta> {
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
-        bad(
-            path,
-            format!(
-                "not a checkpoint (damaged or not safetensors): {}",
-                capped(&e.to_string())
-            ),
-        )
-    })?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(path, e))?;
     let json = header
         .metadata()
         .as_ref()
@@ -222,15 +224,8 @@ impl Checkpoint {
         bytes: &[u8],
         path: &Path,
     ) -> Result<(Checkpoint, StateTensors<T>)> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
-            bad(
-                path,
-                format!(
-                    "not a checkpoint (damaged or not safetensors): {}",
-                    capped(&e.to_string())
-                ),
-            )
-        })?;
+        let st =
+            safetensors::SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(path, e))?;
         let meta = metadata(bytes, path)?;
         let here = net.describe();
         if meta.architecture != here {

@@ -22,15 +22,20 @@ fn data(n: usize, seed: u64) -> InMemory {
     }
 }
 
-fn trained(reg: Regularization, fused: bool, mini_batch: usize) -> Vec<f32> {
-    let mut net = Network::<f32>::mlp(
+/// A 20-16-4 sigmoid net, the same each time.
+fn net() -> Network<f32> {
+    Network::<f32>::mlp(
         &[20, 16, 4],
         Activation::Sigmoid,
         Cost::CrossEntropy,
         Init::ScaledByInputs,
         7,
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn trained(reg: Regularization, fused: bool, mini_batch: usize) -> Vec<f32> {
+    let mut net = net();
     let mut sgd = Sgd::new(0.5, reg);
     sgd.fused = fused;
     let d = data(60, 3);
@@ -78,14 +83,7 @@ fn the_fused_update_gives_the_stored_route_s_weights() {
 
 #[test]
 fn small_mini_batches_take_the_fused_route_and_large_ones_the_stored_one() {
-    let mut net = Network::<f32>::mlp(
-        &[20, 16, 4],
-        Activation::Sigmoid,
-        Cost::CrossEntropy,
-        Init::ScaledByInputs,
-        7,
-    )
-    .unwrap();
+    let mut net = net();
     let d = data(64, 5);
     let weights = net.weights();
     for (mini_batch, handed) in [(10, true), (64, false)] {

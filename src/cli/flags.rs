@@ -171,6 +171,30 @@ impl Common {
         )?)
     }
 
+    /// The network of a `--layers` description for MNIST's images (log-likelihood cost, the
+    /// book's network3 output), checked against the memory limit as
+    /// [`Common::check_memory`] does, with the weights of `load` if given; its description
+    /// printed.
+    pub fn layers_net(
+        &self,
+        layers: &str,
+        (mini_batch, eval_batch): (usize, usize),
+        load: Option<&std::path::Path>,
+    ) -> Result<Network<f32>> {
+        let mut net = nn::spec::build::<f32>(
+            layers,
+            &mnist::IMAGE_DIMS,
+            nn::Cost::LogLikelihood,
+            self.seed,
+        )?;
+        self.check_memory(&net, mini_batch, eval_batch)?;
+        if let Some(p) = load {
+            nn::io::load_safetensors(&mut net, p)?;
+        }
+        println!("{}", net.describe());
+        Ok(net)
+    }
+
     /// A run of `program` with `settings` and the data's pixel scale (a resumed run must read
     /// the pixels as the first one did), for programs without [`Tuning`].
     pub fn plain_run(&self, program: &str, mut settings: serde_json::Value) -> Run {

@@ -1,4 +1,4 @@
-use super::state::{expect_kind, no_more, sizes, step_count, Buffers};
+use super::state::{no_more, step_count, Buffers};
 use super::{check_eta, Optimizer, OptimizerState, ParamStep};
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
@@ -65,13 +65,8 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let mut buffers = Vec::new();
-        self.m.save("adam.m", &mut buffers);
-        self.v.save("adam.v", &mut buffers);
-        OptimizerState {
-            scalars: serde_json::json!({ "optimizer": "adam", "t": self.t }),
-            buffers,
-        }
+        let scalars = serde_json::json!({ "optimizer": "adam", "t": self.t });
+        OptimizerState::of(scalars, &[("adam.m", &self.m), ("adam.v", &self.v)])
     }
 
     fn set_state(
@@ -80,8 +75,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         g: &Graph<T>,
         params: &[Var],
     ) -> Result<()> {
-        expect_kind(&state, "adam")?;
-        let sizes = sizes(g, params)?;
+        let sizes = state.sizes_for("adam", g, params)?;
         let m = Buffers::load(&mut state.buffers, "adam.m", &sizes, "Adam's first moments")?;
         let v = Buffers::load(
             &mut state.buffers,

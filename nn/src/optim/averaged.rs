@@ -1,4 +1,4 @@
-use super::state::{expect_kind, sizes, step_count, Buffers};
+use super::state::{step_count, Buffers};
 use super::{Optimizer, OptimizerState, ParamStep, Regularization};
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
@@ -47,12 +47,12 @@ impl<T: Float> Optimizer<T> for Averaged<T> {
 
     fn state(&self) -> OptimizerState<T> {
         let inner = self.inner.state();
-        let mut buffers = inner.buffers;
-        self.average.save("average", &mut buffers);
-        OptimizerState {
-            scalars: serde_json::json!({ "optimizer": "averaged", "inner": inner.scalars, "t": self.t }),
-            buffers,
-        }
+        let scalars =
+            serde_json::json!({ "optimizer": "averaged", "inner": inner.scalars, "t": self.t });
+        let mut state = OptimizerState::of(scalars, &[]);
+        state.buffers = inner.buffers;
+        self.average.save("average", &mut state.buffers);
+        state
     }
 
     fn set_state(
@@ -61,10 +61,9 @@ impl<T: Float> Optimizer<T> for Averaged<T> {
         g: &Graph<T>,
         params: &[Var],
     ) -> Result<()> {
-        expect_kind(&state, "averaged")?;
         // The average covers every parameter of the graph, frozen statistics included.
         let all: Vec<Var> = g.parameters().collect();
-        let sizes = sizes(g, &all)?;
+        let sizes = state.sizes_for("averaged", g, &all)?;
         let average = Buffers::load(&mut state.buffers, "average", &sizes, "the weight average")?;
         let t = step_count(&state.scalars, "the weight average's")?;
         if (t > 0) != average.all_full(&sizes) {

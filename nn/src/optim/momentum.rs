@@ -1,4 +1,4 @@
-use super::state::{expect_kind, no_more, sizes, Buffers};
+use super::state::{no_more, Buffers};
 use super::{check_eta, Optimizer, OptimizerState, ParamStep, Regularization};
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
@@ -40,12 +40,8 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let mut buffers = Vec::new();
-        self.velocities.save("momentum.velocity", &mut buffers);
-        OptimizerState {
-            scalars: serde_json::json!({ "optimizer": "momentum" }),
-            buffers,
-        }
+        let kind = serde_json::json!({ "optimizer": "momentum" });
+        OptimizerState::of(kind, &[("momentum.velocity", &self.velocities)])
     }
 
     fn set_state(
@@ -54,8 +50,7 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
         g: &Graph<T>,
         params: &[Var],
     ) -> Result<()> {
-        expect_kind(&state, "momentum")?;
-        let sizes = sizes(g, params)?;
+        let sizes = state.sizes_for("momentum", g, params)?;
         self.velocities = Buffers::load(
             &mut state.buffers,
             "momentum.velocity",

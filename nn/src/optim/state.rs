@@ -153,6 +153,26 @@ impl<T: Float> Buffers<T> {
     }
 }
 
+impl<T: Float> OptimizerState<T> {
+    /// The state of an optimiser with `scalars` and the named per-parameter `buffers`.
+    pub(crate) fn of(scalars: serde_json::Value, buffers: &[(&str, &Buffers<T>)]) -> Self {
+        let mut out = Vec::new();
+        for (prefix, b) in buffers {
+            b.save(prefix, &mut out);
+        }
+        OptimizerState {
+            scalars,
+            buffers: out,
+        }
+    }
+
+    /// The sizes of `params` in `g`, once the state is known to be the optimiser `kind`'s.
+    pub(crate) fn sizes_for(&self, kind: &str, g: &Graph<T>, params: &[Var]) -> Result<Vec<usize>> {
+        expect_kind(self, kind)?;
+        sizes(g, params)
+    }
+}
+
 /// The number of values of each of `params`.
 pub(crate) fn sizes<T: Float>(g: &Graph<T>, params: &[Var]) -> Result<Vec<usize>> {
     params.iter().map(|&p| Ok(g.value(p)?.numel())).collect()
