@@ -79,26 +79,26 @@ fn direct_equals_naive_on_random_and_edge_shapes() {
     // The recipe's four convolutions; network3's valid 5x5 ones; a filter count and
     // channel count off every tile size; 1x1 images and filters; non-square filters;
     // outputs shorter than one vector; the largest padding a filter allows.
-    for (dims, pad) in [
-        ([3, 1, 28, 28, 32, 3, 3], 1),
-        ([2, 32, 28, 28, 32, 3, 3], 1),
-        ([2, 32, 14, 14, 64, 3, 3], 1),
-        ([2, 64, 14, 14, 64, 3, 3], 1),
-        ([3, 1, 28, 28, 20, 5, 5], 0),
-        ([2, 20, 12, 12, 40, 5, 5], 0),
-        ([3, 7, 9, 11, 13, 3, 3], 1),
-        ([2, 5, 6, 5, 9, 2, 3], 1),
-        ([2, 3, 1, 1, 5, 1, 1], 0),
-        ([2, 2, 1, 1, 3, 3, 3], 2),
-        ([2, 3, 4, 3, 17, 3, 2], 0),
-        ([4, 2, 5, 5, 3, 5, 5], 4),
-        ([1, 1, 3, 40, 1, 3, 3], 1),
+    for g in [
+        geom([3, 1, 28, 28, 32, 3, 3], 1),
+        geom([2, 32, 28, 28, 32, 3, 3], 1),
+        geom([2, 32, 14, 14, 64, 3, 3], 1),
+        geom([2, 64, 14, 14, 64, 3, 3], 1),
+        geom([3, 1, 28, 28, 20, 5, 5], 0),
+        geom([2, 20, 12, 12, 40, 5, 5], 0),
+        geom([3, 7, 9, 11, 13, 3, 3], 1),
+        geom([2, 5, 6, 5, 9, 2, 3], 1),
+        geom([2, 3, 1, 1, 5, 1, 1], 0),
+        geom([2, 2, 1, 1, 3, 3, 3], 2),
+        geom([2, 3, 4, 3, 17, 3, 2], 0),
+        geom([4, 2, 5, 5, 3, 5, 5], 4),
+        geom([1, 1, 3, 40, 1, 3, 3], 1),
         // Several image groups per task, the last one partial.
-        ([7, 3, 6, 6, 5, 3, 3], 1),
-        ([11, 2, 28, 28, 32, 3, 3], 1),
+        geom([7, 3, 6, 6, 5, 3, 3], 1),
+        geom([11, 2, 28, 28, 32, 3, 3], 1),
     ] {
         for threads in [1, 2] {
-            crate::par::with_threads(threads, || check(geom(dims, pad), &mut rng));
+            crate::par::with_threads(threads, || check(g, &mut rng));
         }
     }
 }
