@@ -10,7 +10,7 @@ mod reference;
 pub use reference::gemm_reference;
 
 use crate::{Float, MatMut, MatRef, Result, Shape, Tensor, TensorError};
-use backend::{backend, Strided};
+use backend::{backend, Product, Strided};
 
 /// `C = alpha * A . B + beta * C`, where `A` is `m x k`, `B` `k x n` and `C` `m x n`;
 /// transposed views ([`MatRef::t`]) are read by strides, never copied. With `beta == 0`, `c`'s
@@ -87,14 +87,14 @@ pub fn gemm_packed<T: Float>(
     // SAFETY: the views were checked to hold their matrices when made, and `dims` checked they
     // agree; `c` is a distinct `&mut` so it cannot alias `a` or `b`.
     unsafe {
-        backend(
-            (m, k, n),
+        backend(Product {
+            dims: (m, k, n),
             alpha,
-            Strided::new(a.data().as_ptr(), rsa, csa),
-            Strided::new(b.data().as_ptr(), rsb, csb),
+            a: Strided::new(a.data().as_ptr(), rsa, csa),
+            b: Strided::new(b.data().as_ptr(), rsb, csb),
             beta,
-            Strided::new(c_ptr.cast_const(), n as isize, 1),
-        )
+            c: Strided::new(c_ptr.cast_const(), n as isize, 1),
+        })
     }
 }
 
