@@ -63,20 +63,21 @@ fn main() {
     println!("\n## GEMM, single thread, f32 (M x K x N; C[MxN] = A[MxK] B[KxN])");
     println!("| shape | what | nndl backend (gemm crate) GFLOP/s | matrixmultiply GFLOP/s |");
     println!("| --- | --- | --- | --- |");
-    let shapes: [(usize, usize, usize, &str); 12] = [
-        (10, 784, 30, "FC 784->30, b10"),
-        (10, 784, 100, "FC 784->100, b10"),
-        (5760, 25, 20, "conv1 im2col, b10"),
-        (640, 500, 40, "conv2 im2col, b10"),
-        (10, 640, 1000, "FC 640->1000, b10"),
-        (10, 1000, 1000, "FC 1000->1000, b10"),
-        (256, 784, 30, "FC 784->30, b256"),
-        (256, 784, 100, "FC 784->100, b256"),
-        (147456, 25, 20, "conv1 im2col, b256"),
-        (16384, 500, 40, "conv2 im2col, b256"),
-        (256, 640, 1000, "FC 640->1000, b256"),
-        (256, 1000, 1000, "FC 1000->1000, b256"),
+    // The book's products per image (im2col rows are the output positions: 24x24 for conv1,
+    // 8x8 for conv2), each at mini-batch 10 and at 256.
+    let layers: [(usize, usize, usize, &str); 6] = [
+        (1, 784, 30, "FC 784->30"),
+        (1, 784, 100, "FC 784->100"),
+        (576, 25, 20, "conv1 im2col"),
+        (64, 500, 40, "conv2 im2col"),
+        (1, 640, 1000, "FC 640->1000"),
+        (1, 1000, 1000, "FC 1000->1000"),
     ];
+    let shapes = [10, 256].into_iter().flat_map(|batch| {
+        layers
+            .iter()
+            .map(move |&(rows, k, n, what)| (rows * batch, k, n, format!("{what}, b{batch}")))
+    });
     let mut rate_small = 0.0;
     for (m, k, n, what) in shapes {
         let a = Tensor::<f32>::randn(&[m, k], 0.0, 1.0, &mut rng).unwrap();

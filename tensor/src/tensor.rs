@@ -66,14 +66,10 @@ impl<T: Float> Tensor<T> {
         std: f64,
         rng: &mut R,
     ) -> Result<Self> {
-        let shape = Shape::new(dims)?;
-        let data = (0..shape.numel())
-            .map(|_| {
-                let z: f64 = StandardNormal.sample(rng);
-                T::of(mean + std * z)
-            })
-            .collect();
-        Ok(Tensor { shape, data })
+        Self::sampled(dims, || {
+            let z: f64 = StandardNormal.sample(rng);
+            T::of(mean + std * z)
+        })
     }
 
     /// Samples of U[lo, hi).
@@ -83,10 +79,13 @@ impl<T: Float> Tensor<T> {
         hi: f64,
         rng: &mut R,
     ) -> Result<Self> {
+        Self::sampled(dims, || T::of(rng.random_range(lo..hi)))
+    }
+
+    /// A tensor of `dims` whose elements are drawn by `draw` in storage order.
+    fn sampled(dims: &[usize], draw: impl FnMut() -> T) -> Result<Self> {
         let shape = Shape::new(dims)?;
-        let data = (0..shape.numel())
-            .map(|_| T::of(rng.random_range(lo..hi)))
-            .collect();
+        let data = std::iter::repeat_with(draw).take(shape.numel()).collect();
         Ok(Tensor { shape, data })
     }
 

@@ -8,6 +8,26 @@ fn source(o: usize, k: usize, g: &ConvGeom, size: usize) -> Option<usize> {
     (o * g.stride + k).checked_sub(g.pad).filter(|&i| i < size)
 }
 
+/// The taps under output `(n, f, oy, ox)` that are not padding, as `(x index, w index)`, in
+/// the order the references sum them.
+fn taps(
+    g: &ConvGeom,
+    (n, f): (usize, usize),
+    (oy, ox): (usize, usize),
+) -> impl Iterator<Item = (usize, usize)> + '_ {
+    (0..g.c).flat_map(move |c| {
+        (0..g.kh).flat_map(move |i| {
+            (0..g.kw).filter_map(move |j| {
+                let (iy, ix) = (source(oy, i, g, g.h)?, source(ox, j, g, g.w)?);
+                Some((
+                    ((n * g.c + c) * g.h + iy) * g.w + ix,
+                    ((f * g.c + c) * g.kh + i) * g.kw + j,
+                ))
+            })
+        })
+    })
+}
+
 /// Reference forward: the definition of a (padded, strided) cross-correlation, as direct loops.
 pub fn conv2d_naive<T: Float>(g: &ConvGeom, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
     let (oh, ow) = (g.oh(), g.ow());
@@ -17,18 +37,8 @@ pub fn conv2d_naive<T: Float>(g: &ConvGeom, x: &[T], w: &[T], b: Option<&[T]>) -
             for oy in 0..oh {
                 for ox in 0..ow {
                     let mut s = b.map_or(T::zero(), |b| b[f]);
-                    for c in 0..g.c {
-                        for i in 0..g.kh {
-                            for j in 0..g.kw {
-                                let (Some(iy), Some(ix)) =
-                                    (source(oy, i, g, g.h), source(ox, j, g, g.w))
-                                else {
-                                    continue;
-                                };
-                                s += x[((n * g.c + c) * g.h + iy) * g.w + ix]
-                                    * w[((f * g.c + c) * g.kh + i) * g.kw + j];
-                            }
-                        }
+                    for (xi, wi) in taps(g, (n, f), (oy, ox)) {
+                        s += x[xi] * w[wi];
                     }
                     out[((n * g.f + f) * oh + oy) * ow + ox] = s;
                 }
@@ -55,20 +65,9 @@ pub fn conv2d_backward_naive<T: Float>(
                 for ox in 0..ow {
                     let d = dout[((n * g.f + f) * oh + oy) * ow + ox];
                     db[f] += d;
-                    for c in 0..g.c {
-                        for i in 0..g.kh {
-                            for j in 0..g.kw {
-                                let (Some(iy), Some(ix)) =
-                                    (source(oy, i, g, g.h), source(ox, j, g, g.w))
-                                else {
-                                    continue;
-                                };
-                                let xi = ((n * g.c + c) * g.h + iy) * g.w + ix;
-                                let wi = ((f * g.c + c) * g.kh + i) * g.kw + j;
-                                dx[xi] += d * w[wi];
-                                dw[wi] += d * x[xi];
-                            }
-                        }
+                    for (xi, wi) in taps(g, (n, f), (oy, ox)) {
+                        dx[xi] += d * w[wi];
+                        dw[wi] += d * x[xi];
                     }
                 }
             }

@@ -102,73 +102,96 @@ fn padding_and_stride_set_the_output_size_as_pytorch_does() {
 }
 
 fn check_fast_against_naive(g: ConvGeom, rng: &mut rand_pcg::Pcg64) {
-    let x: Vec<f64> = (0..g.n * g.in_len())
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    let w: Vec<f64> = (0..g.f * g.ckk())
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    let b: Vec<f64> = (0..g.f).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let dout: Vec<f64> = (0..g.n * g.out_len())
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    let mut out = vec![f64::NAN; g.n * g.out_len()];
-    // NaN: a column position im2col leaves unwritten (padding) would show in the output.
-    let mut cols = vec![f64::NAN; conv2d_forward_scratch_len(&g)];
-    conv2d_forward(&g, &x, &w, Some(&b), &mut out, &mut cols);
+    let mut random =
+        |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let x = random(g.n * g.in_len());
+    let w = random(g.f * g.ckk());
+    let b = random(g.f);
+    let dout = random(g.n * g.out_len());
+    let out = fast_forward(&g, &x, &w, &b);
     let want = conv2d_naive(&g, &x, &w, Some(&b));
     for (a, b) in out.iter().zip(&want) {
         assert!((a - b).abs() < 1e-12, "{g:?}: forward {a} vs {b}");
     }
     let (dx0, dw0, db0) = conv2d_backward_naive(&g, &x, &w, &dout);
-    let mut dx = vec![0.0; dx0.len()];
-    let mut dw = vec![0.0; dw0.len()];
-    let mut db = vec![0.0; db0.len()];
-    let mut scratch = vec![f64::NAN; conv2d_backward_scratch_len(&g, true)];
-    conv2d_backward(
-        &g,
-        &x,
-        &w,
-        &dout,
-        ConvGrads {
-            dx: Some((&mut dx, Accum::Add)),
-            dw: &mut dw,
-            db: Some(&mut db),
-        },
-        &mut scratch,
-    );
-    for (name, got, want) in [("dx", &dx, &dx0), ("dw", &dw, &dw0), ("db", &db, &db0)] {
+    let modes = fast_backward(&g, &x, &w, &dout, 0.0);
+    let [dx, dw, db] = &modes.add;
+    for (name, got, want) in [
+        ("dx", dx, &dx0),
+        ("dw", dw, &dw0),
+        ("db", db, &db0),
+        ("dx (overwrite)", &modes.dx_over, &dx0),
+    ] {
         for (a, b) in got.iter().zip(want.iter()) {
             assert!((a - b).abs() < 1e-11, "{g:?}: {name} {a} vs {b}");
         }
     }
-    // Written over: what was there (NaN) is gone.
-    let mut dx_over = vec![f64::NAN; dx0.len()];
-    let mut dw_over = vec![0.0; dw0.len()];
-    conv2d_backward(
-        &g,
-        &x,
-        &w,
-        &dout,
-        ConvGrads {
-            dx: Some((&mut dx_over, Accum::Overwrite)),
-            dw: &mut dw_over,
-            db: None,
-        },
-        &mut scratch,
-    );
-    for (a, b) in dx_over.iter().zip(&dx0) {
-        assert!((a - b).abs() < 1e-11, "{g:?}: dx (overwrite) {a} vs {b}");
-    }
     // Without dx, dw and db are unchanged.
-    let mut dw2 = vec![0.0; dw0.len()];
+    assert_eq!(&modes.dw_alone, dw);
+}
+
+/// [`conv2d_forward`] into NaN output and scratch, so that a position it leaves unwritten
+/// (padding columns, a tile edge) shows in the result.
+pub(super) fn fast_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+    let mut out = vec![T::nan(); g.n * g.out_len()];
+    let mut scratch = vec![T::nan(); conv2d_forward_scratch_len(g)];
+    conv2d_forward(g, x, w, Some(b), &mut out, &mut scratch);
+    out
+}
+
+/// What [`conv2d_backward`] leaves in each of its modes, from gradient buffers that start at
+/// `start` (the callers check every one against the reference).
+pub(super) struct BackwardModes<T> {
+    /// dx, dw and db, all asked for, each added onto `start`.
+    pub(super) add: [Vec<T>; 3],
+    /// dx asked to be written over a NaN buffer: what was there must be gone.
+    pub(super) dx_over: Vec<T>,
+    /// dw added onto `start` with neither dx nor db asked for: must equal `add`'s dw.
+    pub(super) dw_alone: Vec<T>,
+}
+
+/// Runs [`conv2d_backward`] in the modes of [`BackwardModes`], each on NaN scratch (the
+/// last on a scratch of the smaller size it asks for without dx), so that anything read
+/// before it is written shows.
+pub(super) fn fast_backward<T: Float>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    dout: &[T],
+    start: T,
+) -> BackwardModes<T> {
+    let (dx_len, dw_len) = (g.n * g.in_len(), g.f * g.ckk());
+    let mut dx = vec![start; dx_len];
+    let mut dw = vec![start; dw_len];
+    let mut db = vec![start; g.f];
+    let mut scratch = vec![T::nan(); conv2d_backward_scratch_len(g, true)];
     let grads = ConvGrads {
-        dx: None,
-        dw: &mut dw2,
+        dx: Some((&mut dx, Accum::Add)),
+        dw: &mut dw,
+        db: Some(&mut db),
+    };
+    conv2d_backward(g, x, w, dout, grads, &mut scratch);
+    let mut dx_over = vec![T::nan(); dx_len];
+    let mut dw_over = vec![T::zero(); dw_len];
+    let grads = ConvGrads {
+        dx: Some((&mut dx_over, Accum::Overwrite)),
+        dw: &mut dw_over,
         db: None,
     };
-    conv2d_backward(&g, &x, &w, &dout, grads, &mut scratch);
-    assert_eq!(dw2, dw);
+    conv2d_backward(g, x, w, dout, grads, &mut scratch);
+    let mut dw_alone = vec![start; dw_len];
+    let mut scratch = vec![T::nan(); conv2d_backward_scratch_len(g, false)];
+    let grads = ConvGrads {
+        dx: None,
+        dw: &mut dw_alone,
+        db: None,
+    };
+    conv2d_backward(g, x, w, dout, grads, &mut scratch);
+    BackwardModes {
+        add: [dx, dw, db],
+        dx_over,
+        dw_alone,
+    }
 }
 
 #[test]

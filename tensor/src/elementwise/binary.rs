@@ -116,14 +116,12 @@ pub fn binary_into<T: Float>(
     out: &mut Tensor<T>,
 ) -> Result<()> {
     let shape = broadcast_shapes(a.shape(), b.shape())?;
-    if out.shape() != shape {
-        return Err(TensorError::ShapeMismatch {
-            op: "binary_into",
-            lhs: out.shape(),
-            rhs: shape,
-            why: "output buffer has the wrong shape".into(),
-        });
-    }
+    expect_shape(
+        "binary_into",
+        out.shape(),
+        shape,
+        "output buffer has the wrong shape",
+    )?;
     let (x, y) = (a.data(), b.data());
     let o = out.data_mut();
     if x.len() == o.len() && y.len() == o.len() {
@@ -186,6 +184,19 @@ pub fn binary<T: Float>(op: BinaryOp, a: &Tensor<T>, b: &Tensor<T>) -> Result<Te
     Ok(out)
 }
 
+/// `Ok` when `got` is `want`; else the mismatch `op` reports, saying `why`.
+fn expect_shape(op: &'static str, got: Shape, want: Shape, why: &str) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    Err(TensorError::ShapeMismatch {
+        op,
+        lhs: got,
+        rhs: want,
+        why: why.into(),
+    })
+}
+
 /// Adds `scale * g` (of a broadcast shape) into `acc`, summing over the dimensions along which
 /// `acc`'s shape was stretched: the adjoint of broadcasting. With `mul`, each term is first
 /// multiplied by the matching element of `mul` (which has `g`'s shape), which the product and
@@ -205,14 +216,8 @@ pub fn reduce_to_shape<T: Float>(
         });
     }
     if let Some(m) = mul {
-        if m.shape() != out {
-            return Err(TensorError::ShapeMismatch {
-                op: "reduce_to_shape",
-                lhs: m.shape(),
-                rhs: out,
-                why: "multiplier must have the gradient's shape".into(),
-            });
-        }
+        let why = "multiplier must have the gradient's shape";
+        expect_shape("reduce_to_shape", m.shape(), out, why)?;
     }
     let gd = g.data();
     let md = mul.map(|m| m.data());

@@ -41,21 +41,31 @@ impl<T> Strided<T> {
     }
 }
 
-/// Strided `C = alpha*A*B + beta*C` with `(m, k, n)` the sizes of `A[m,k] . B[k,n]`: the one
-/// call into the `gemm` crate under [`super::gemm`].
+/// Strided `C = alpha*A*B + beta*C` with `(m, k, n)` the sizes of `A[m,k] . B[k,n]`.
+#[derive(Clone, Copy)]
+pub(super) struct Product<T> {
+    /// `(m, k, n)`.
+    pub(super) dims: (usize, usize, usize),
+    /// The product's scale.
+    pub(super) alpha: T,
+    /// `A[m,k]`.
+    pub(super) a: Strided<T>,
+    /// `B[k,n]`.
+    pub(super) b: Strided<T>,
+    /// `C`'s scale before the product is added.
+    pub(super) beta: T,
+    /// `C[m,n]`, read (when `beta` is not 0) and written.
+    pub(super) c: Strided<T>,
+}
+
+/// The one call into the `gemm` crate under [`super::gemm`].
 ///
 /// # Safety
-/// `a`, `b` and `c` must describe valid `m x k`, `k x n`, `m x n` matrices, `c` writable and
-/// aliasing neither `a` nor `b`.
+/// `p.a`, `p.b` and `p.c` must describe valid `m x k`, `k x n`, `m x n` matrices, `c`
+/// writable and aliasing neither `a` nor `b`.
 #[inline]
-pub(super) unsafe fn backend<T: Float>(
-    (m, k, n): (usize, usize, usize),
-    alpha: T,
-    a: Strided<T>,
-    b: Strided<T>,
-    beta: T,
-    c: Strided<T>,
-) {
+pub(super) unsafe fn backend<T: Float>(p: Product<T>) {
+    let (m, k, n) = p.dims;
     // Coarse parallelism only, on the kernel team (one split, no rayon injection): C's rows
     // (or columns, when it has few rows) in one block per thread, each block a serial call.
     // Inside a parallel region (the conv's per-image tasks) the call stays serial.
@@ -63,32 +73,47 @@ pub(super) unsafe fn backend<T: Float>(
         if m >= n {
             par::split(m, 8, &|_, lo, hi| {
                 // SAFETY: rows lo..hi of C are this part's alone; A's rows lo..hi are inside A.
-                unsafe { serial((hi - lo, k, n), alpha, a.at(lo, 0), b, beta, c.at(lo, 0)) }
+                unsafe {
+                    serial(Product {
+                        dims: (hi - lo, k, n),
+                        a: p.a.at(lo, 0),
+                        c: p.c.at(lo, 0),
+                        ..p
+                    })
+                }
             });
         } else {
             par::split(n, 16, &|_, lo, hi| {
                 // SAFETY: columns lo..hi of C are this part's alone; B's are inside B.
-                unsafe { serial((m, k, hi - lo), alpha, a, b.at(0, lo), beta, c.at(0, lo)) }
+                unsafe {
+                    serial(Product {
+                        dims: (m, k, hi - lo),
+                        b: p.b.at(0, lo),
+                        c: p.c.at(0, lo),
+                        ..p
+                    })
+                }
             });
         }
         return;
     }
     // SAFETY: as the caller promises.
-    unsafe { serial((m, k, n), alpha, a, b, beta, c) }
+    unsafe { serial(p) }
 }
 
 /// One single-threaded call of the `gemm` crate.
 ///
 /// # Safety
 /// As [`backend`].
-unsafe fn serial<T: Float>(
-    (m, k, n): (usize, usize, usize),
-    alpha: T,
-    a: Strided<T>,
-    b: Strided<T>,
-    beta: T,
-    c: Strided<T>,
-) {
+unsafe fn serial<T: Float>(p: Product<T>) {
+    let Product {
+        dims: (m, k, n),
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+    } = p;
     // gemm's convention: dst = alpha_g*dst + beta_g*lhs*rhs, dst read only when read_dst.
     // SAFETY: the three matrices are valid and C aliases neither operand (the caller's
     // contract).

@@ -10,7 +10,7 @@ mod reference;
 pub use reference::gemm_reference;
 
 use crate::{Float, MatMut, MatRef, Result, Shape, Tensor, TensorError};
-use backend::{backend, Strided};
+use backend::{backend, Product, Strided};
 
 /// `C = alpha * A . B + beta * C`, where `A` is `m x k`, `B` `k x n` and `C` `m x n`;
 /// transposed views ([`MatRef::t`]) are read by strides, never copied. With `beta == 0`, `c`'s
@@ -19,7 +19,7 @@ use backend::{backend, Strided};
 /// # Panics
 /// If the inner dimensions differ or `c` is not `m x n`.
 pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, mut c: MatMut<'_, T>) {
-    let (m, k, n) = dims(&a, &b, &c);
+    let (m, k, n) = dims("gemm", &a, &b, &c);
     if m == 0 || n == 0 {
         return;
     }
@@ -41,12 +41,18 @@ pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, mut
     gemm_packed(alpha, a, b, beta, c)
 }
 
-/// `(m, k, n)` of `C[m,n] = A[m,k] . B[k,n]`; panics unless the three views agree.
-fn dims<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) -> (usize, usize, usize) {
+/// `(m, k, n)` of `C[m,n] = A[m,k] . B[k,n]`; panics, naming `op`, unless the three views
+/// agree.
+pub(crate) fn dims<T>(
+    op: &str,
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &MatMut<'_, T>,
+) -> (usize, usize, usize) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     assert!(
         b.rows() == k && c.rows() == m && c.cols() == n,
-        "gemm: {m}x{k} . {}x{n} into {}x{}",
+        "{op}: {m}x{k} . {}x{n} into {}x{}",
         b.rows(),
         c.rows(),
         c.cols()
@@ -72,7 +78,7 @@ pub fn gemm_packed<T: Float>(
     beta: T,
     mut c: MatMut<'_, T>,
 ) {
-    let (m, k, n) = dims(&a, &b, &c);
+    let (m, k, n) = dims("gemm", &a, &b, &c);
     if m == 0 || n == 0 || k == 0 {
         return gemm(alpha, a, b, beta, c);
     }
@@ -81,14 +87,14 @@ pub fn gemm_packed<T: Float>(
     // SAFETY: the views were checked to hold their matrices when made, and `dims` checked they
     // agree; `c` is a distinct `&mut` so it cannot alias `a` or `b`.
     unsafe {
-        backend(
-            (m, k, n),
+        backend(Product {
+            dims: (m, k, n),
             alpha,
-            Strided::new(a.data().as_ptr(), rsa, csa),
-            Strided::new(b.data().as_ptr(), rsb, csb),
+            a: Strided::new(a.data().as_ptr(), rsa, csa),
+            b: Strided::new(b.data().as_ptr(), rsb, csb),
             beta,
-            Strided::new(c_ptr.cast_const(), n as isize, 1),
-        )
+            c: Strided::new(c_ptr.cast_const(), n as isize, 1),
+        })
     }
 }
 
@@ -209,23 +215,12 @@ mod tests {
             .collect();
         for ta in [false, true] {
             for tb in [false, true] {
+                let (av, bv) = (op(&a, m, k, ta), op(&b, k, n, tb));
                 let mut c = vec![f64::NAN; m * n];
-                gemm(
-                    1.0,
-                    op(&a, m, k, ta),
-                    op(&b, k, n, tb),
-                    0.0,
-                    MatMut::new(&mut c, m, n),
-                );
+                gemm(1.0, av, bv, 0.0, MatMut::new(&mut c, m, n));
                 assert_eq!(c, naive(m, k, n, &a, ta, &b, tb), "ta={ta} tb={tb}");
                 let mut c2 = c.clone();
-                gemm(
-                    2.0,
-                    op(&a, m, k, ta),
-                    op(&b, k, n, tb),
-                    1.0,
-                    MatMut::new(&mut c2, m, n),
-                );
+                gemm(2.0, av, bv, 1.0, MatMut::new(&mut c2, m, n));
                 for (x, y) in c2.iter().zip(&c) {
                     assert_eq!(*x, 3.0 * y);
                 }

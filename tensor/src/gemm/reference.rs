@@ -15,7 +15,7 @@ pub fn gemm_reference<T: Float>(
     beta: T,
     mut c: MatMut<'_, T>,
 ) {
-    let (m, k, n) = dims(&a, &b, &c);
+    let (m, k, n) = dims("gemm", &a, &b, &c);
     let ((rsa, csa), (rsb, csb)) = (strides(&a), strides(&b));
     let (a, b, c) = (a.data().as_ptr(), b.data().as_ptr(), c.data().as_mut_ptr());
     // SAFETY: the views hold their matrices (checked when made) and agree (`dims`); `c` came

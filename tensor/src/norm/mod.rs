@@ -187,6 +187,14 @@ pub struct NormParams<'a, T> {
     pub act: Act,
 }
 
+impl<T> NormParams<'_, T> {
+    /// Panics unless every per-channel slice covers `g`'s channels: the forward and the
+    /// backward index them by channel inside parallel tasks.
+    fn check(&self, g: &NormGeom) {
+        assert!(self.mean.len() >= g.c && self.inv_std.len() >= g.c && self.gamma.len() >= g.c);
+    }
+}
+
 /// Where [`batch_norm_backward`] puts the gradients.
 #[derive(Debug)]
 pub struct NormGrads<'a, T> {
@@ -206,19 +214,15 @@ pub fn batch_norm_forward<T: Float>(
     x: &[T],
     y: &mut [T],
 ) {
-    let NormParams {
-        mean,
-        inv_std,
-        gamma,
-        act,
-    } = *p;
+    p.check(g);
+    let act = p.act;
     assert!(x.len() >= g.len() && y.len() >= g.len());
-    assert!(mean.len() >= g.c && inv_std.len() >= g.c && gamma.len() >= g.c && beta.len() >= g.c);
+    assert!(beta.len() >= g.c);
     let yp = SyncPtr(y.as_mut_ptr());
     g.channels(|ch| {
         // y = k x + b, folded per channel.
-        let k = gamma[ch].f64() * inv_std[ch];
-        let (k, b) = (T::of(k), T::of(beta[ch].f64() - k * mean[ch]));
+        let k = p.gamma[ch].f64() * p.inv_std[ch];
+        let (k, b) = (T::of(k), T::of(beta[ch].f64() - k * p.mean[ch]));
         for r in g.runs(ch) {
             // SAFETY: the runs of channel ch are written by this call alone.
             let out = unsafe { yp.slice(r.start, r.len()) };
@@ -248,12 +252,8 @@ pub fn batch_norm_backward<T: Float>(
     dy: &[T],
     grads: NormGrads<'_, T>,
 ) {
-    let NormParams {
-        mean,
-        inv_std,
-        gamma,
-        act,
-    } = *p;
+    p.check(g);
+    let act = p.act;
     let NormGrads { dx, dgamma, dbeta } = grads;
     assert!(x.len() >= g.len() && y.len() >= g.len() && dy.len() >= g.len());
     assert!(dgamma.len() >= g.c && dbeta.len() >= g.c);
@@ -266,7 +266,7 @@ pub fn batch_norm_backward<T: Float>(
     let (gp, bp) = (SyncPtr(dgamma.as_mut_ptr()), SyncPtr(dbeta.as_mut_ptr()));
     let m = g.per_channel().max(1) as f64;
     g.channels(|ch| {
-        let (mu, inv) = (mean[ch], inv_std[ch]);
+        let (mu, inv) = (p.mean[ch], p.inv_std[ch]);
         let t = T::of(mu);
         let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
         for r in g.runs(ch) {
@@ -291,7 +291,7 @@ pub fn batch_norm_backward<T: Float>(
         if !want_dx {
             return;
         }
-        let k = gamma[ch].f64() * inv;
+        let k = p.gamma[ch].f64() * inv;
         let (mg, mgx) = if batch {
             (sum_g / m, sum_gx / m)
         } else {

@@ -121,14 +121,7 @@ pub fn small_gemm_with(
     beta: f32,
     mut c: MatMut<'_, f32>,
 ) {
-    let (m, k, n) = (a.rows(), a.cols(), b.cols());
-    assert!(
-        b.rows() == k && c.rows() == m && c.cols() == n,
-        "small_gemm: {m}x{k} . {}x{n} into {}x{}",
-        b.rows(),
-        c.rows(),
-        c.cols()
-    );
+    let (m, k, n) = crate::gemm::dims("small_gemm", &a, &b, &c);
     assert_eq!(
         shape.transposes(),
         (a.is_transposed(), b.is_transposed()),

@@ -1,9 +1,6 @@
 use super::*;
-use crate::conv::{
-    conv2d_backward, conv2d_backward_naive, conv2d_backward_scratch_len, conv2d_forward,
-    conv2d_forward_scratch_len, conv2d_naive,
-};
-use crate::Accum;
+use crate::conv::tests::{fast_backward, fast_forward};
+use crate::conv::{conv2d_backward_naive, conv2d_naive};
 use crate::Shape;
 use rand::{Rng, SeedableRng};
 
@@ -44,10 +41,7 @@ fn check(g: ConvGeom, rng: &mut rand_pcg::Pcg64) {
     let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
     let (x64, w64, b64, d64) = (wide(&x), wide(&w), wide(&b), wide(&dout));
 
-    // NaN scratch: anything the kernels read without writing first would show.
-    let mut out = vec![f32::NAN; g.n * g.out_len()];
-    let mut scratch = vec![f32::NAN; conv2d_forward_scratch_len(&g)];
-    conv2d_forward(&g, &x, &w, Some(&b), &mut out, &mut scratch);
+    let out = fast_forward(&g, &x, &w, &b);
     close(
         "out",
         &g,
@@ -58,58 +52,21 @@ fn check(g: ConvGeom, rng: &mut rand_pcg::Pcg64) {
 
     let (dx0, dw0, db0) = conv2d_backward_naive(&g, &x64, &w64, &d64);
     // Gradients are added into what is there.
-    let mut dx = vec![1.0f32; dx0.len()];
-    let mut dw = vec![1.0f32; dw0.len()];
-    let mut db = vec![1.0f32; db0.len()];
-    let mut scratch = vec![f32::NAN; conv2d_backward_scratch_len(&g, true)];
-    conv2d_backward(
-        &g,
-        &x,
-        &w,
-        &dout,
-        ConvGrads {
-            dx: Some((&mut dx, Accum::Add)),
-            dw: &mut dw,
-            db: Some(&mut db),
-        },
-        &mut scratch,
-    );
+    let modes = fast_backward(&g, &x, &w, &dout, 1.0);
+    let [dx, dw, db] = &modes.add;
     let plus1 = |v: &[f64]| v.iter().map(|v| v + 1.0).collect::<Vec<f64>>();
-    close("dx", &g, &dx, &plus1(&dx0), g.f * g.kh * g.kw);
-    // Written over: what was there (NaN) is gone.
-    let mut dx_over = vec![f32::NAN; dx0.len()];
-    let mut dw_over = vec![0.0f32; dw0.len()];
-    conv2d_backward(
+    close("dx", &g, dx, &plus1(&dx0), g.f * g.kh * g.kw);
+    close(
+        "dx (overwrite)",
         &g,
-        &x,
-        &w,
-        &dout,
-        ConvGrads {
-            dx: Some((&mut dx_over, Accum::Overwrite)),
-            dw: &mut dw_over,
-            db: None,
-        },
-        &mut scratch,
+        &modes.dx_over,
+        &dx0,
+        g.f * g.kh * g.kw,
     );
-    close("dx (overwrite)", &g, &dx_over, &dx0, g.f * g.kh * g.kw);
-    close("dw", &g, &dw, &plus1(&dw0), g.n * g.spatial());
-    close("db", &g, &db, &plus1(&db0), g.n * g.spatial());
+    close("dw", &g, dw, &plus1(&dw0), g.n * g.spatial());
+    close("db", &g, db, &plus1(&db0), g.n * g.spatial());
     // Without the input gradient, the same filter gradient.
-    let mut dw2 = vec![1.0f32; dw.len()];
-    let mut scratch = vec![f32::NAN; conv2d_backward_scratch_len(&g, false)];
-    conv2d_backward(
-        &g,
-        &x,
-        &w,
-        &dout,
-        ConvGrads {
-            dx: None,
-            dw: &mut dw2,
-            db: None,
-        },
-        &mut scratch,
-    );
-    assert_eq!(dw2, dw, "{g:?}");
+    assert_eq!(&modes.dw_alone, dw, "{g:?}");
 }
 
 #[test]
@@ -122,26 +79,26 @@ fn direct_equals_naive_on_random_and_edge_shapes() {
     // The recipe's four convolutions; network3's valid 5x5 ones; a filter count and
     // channel count off every tile size; 1x1 images and filters; non-square filters;
     // outputs shorter than one vector; the largest padding a filter allows.
-    for (dims, pad) in [
-        ([3, 1, 28, 28, 32, 3, 3], 1),
-        ([2, 32, 28, 28, 32, 3, 3], 1),
-        ([2, 32, 14, 14, 64, 3, 3], 1),
-        ([2, 64, 14, 14, 64, 3, 3], 1),
-        ([3, 1, 28, 28, 20, 5, 5], 0),
-        ([2, 20, 12, 12, 40, 5, 5], 0),
-        ([3, 7, 9, 11, 13, 3, 3], 1),
-        ([2, 5, 6, 5, 9, 2, 3], 1),
-        ([2, 3, 1, 1, 5, 1, 1], 0),
-        ([2, 2, 1, 1, 3, 3, 3], 2),
-        ([2, 3, 4, 3, 17, 3, 2], 0),
-        ([4, 2, 5, 5, 3, 5, 5], 4),
-        ([1, 1, 3, 40, 1, 3, 3], 1),
+    for g in [
+        geom([3, 1, 28, 28, 32, 3, 3], 1),
+        geom([2, 32, 28, 28, 32, 3, 3], 1),
+        geom([2, 32, 14, 14, 64, 3, 3], 1),
+        geom([2, 64, 14, 14, 64, 3, 3], 1),
+        geom([3, 1, 28, 28, 20, 5, 5], 0),
+        geom([2, 20, 12, 12, 40, 5, 5], 0),
+        geom([3, 7, 9, 11, 13, 3, 3], 1),
+        geom([2, 5, 6, 5, 9, 2, 3], 1),
+        geom([2, 3, 1, 1, 5, 1, 1], 0),
+        geom([2, 2, 1, 1, 3, 3, 3], 2),
+        geom([2, 3, 4, 3, 17, 3, 2], 0),
+        geom([4, 2, 5, 5, 3, 5, 5], 4),
+        geom([1, 1, 3, 40, 1, 3, 3], 1),
         // Several image groups per task, the last one partial.
-        ([7, 3, 6, 6, 5, 3, 3], 1),
-        ([11, 2, 28, 28, 32, 3, 3], 1),
+        geom([7, 3, 6, 6, 5, 3, 3], 1),
+        geom([11, 2, 28, 28, 32, 3, 3], 1),
     ] {
         for threads in [1, 2] {
-            crate::par::with_threads(threads, || check(geom(dims, pad), &mut rng));
+            crate::par::with_threads(threads, || check(g, &mut rng));
         }
     }
 }
