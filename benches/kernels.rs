@@ -437,7 +437,7 @@ fn modern_layers(min_s: f64, samples: usize) {
         let p = NormParams {
             mean: &mean,
             inv_std: &inv,
-            gamma: &gamma,
+            scale: &gamma,
             act: relu,
         };
         let tf = time(min_s, samples, || {
@@ -446,8 +446,8 @@ fn modern_layers(min_s: f64, samples: usize) {
         let tb = time(min_s, samples, || {
             let grads = NormGrads {
                 dx: Some((black_box(&mut dx[..]), Accum::Overwrite)),
-                dgamma: &mut dg,
-                dbeta: &mut db,
+                dscale: &mut dg,
+                dbias: &mut db,
             };
             batch_norm_backward(&g, &p, true, &x, &y, &dy, grads)
         });

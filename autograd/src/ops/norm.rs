@@ -20,12 +20,12 @@ struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// The normalisation as the kernels take it, with the scales `gamma`.
-    fn params<'a, T>(&'a self, gamma: &'a [T]) -> NormParams<'a, T> {
+    /// The normalisation as the kernels take it, with the scales `scale`.
+    fn params<'a, T>(&'a self, scale: &'a [T]) -> NormParams<'a, T> {
         NormParams {
             mean: &self.mean,
             inv_std: &self.inv_std,
-            gamma,
+            scale,
             act: self.act,
         }
     }
@@ -37,21 +37,21 @@ impl<T: Float> Op<T> for BatchNorm {
     }
     fn backward(&self, cx: &mut Backward<'_, T>) {
         let g = &self.geom;
-        let (x, gamma, y, dy) = (cx.input(0), cx.input(1), cx.output(), cx.grad_output());
-        let mut dgamma = cx.scratch(g.c);
-        let mut dbeta = cx.scratch(g.c);
-        dgamma
+        let (x, scale, y, dy) = (cx.input(0), cx.input(1), cx.output(), cx.grad_output());
+        let mut dscale = cx.scratch(g.c);
+        let mut dbias = cx.scratch(g.c);
+        dscale
             .iter_mut()
-            .chain(dbeta.iter_mut())
+            .chain(dbias.iter_mut())
             .for_each(|v| *v = T::zero());
         let grads = NormGrads {
             dx: cx.needs_grad(0).then(|| cx.grad_accum(0)),
-            dgamma: &mut dgamma,
-            dbeta: &mut dbeta,
+            dscale: &mut dscale,
+            dbias: &mut dbias,
         };
-        let p = self.params(gamma.data());
+        let p = self.params(scale.data());
         batch_norm_backward(g, &p, self.batch, x.data(), y.data(), dy.data(), grads);
-        for (k, d) in [(1, &dgamma), (2, &dbeta)] {
+        for (k, d) in [(1, &dscale), (2, &dbias)] {
             if cx.needs_grad(k) {
                 cx.grad(k)
                     .data_mut()
@@ -60,8 +60,8 @@ impl<T: Float> Op<T> for BatchNorm {
                     .for_each(|(a, &b)| *a += b);
             }
         }
-        cx.give_back(dgamma);
-        cx.give_back(dbeta);
+        cx.give_back(dscale);
+        cx.give_back(dbias);
     }
 }
 
@@ -77,18 +77,18 @@ pub struct BatchStats {
 }
 
 impl<T: Float> Graph<T> {
-    /// `act(gamma (x - mean) / sqrt(var + eps) + beta)` per channel of `x` (`[N, C]` or
+    /// `act(scale (x - mean) / sqrt(var + eps) + bias)` per channel of `x` (`[N, C]` or
     /// `[N, C, ...]`) with the mini-batch's own statistics, which are returned (for a running
-    /// average). `gamma` and `beta` are `[C]`; `act` is fused (identity, ReLU, sigmoid or tanh).
+    /// average). `scale` and `bias` are `[C]`; `act` is fused (identity, ReLU, sigmoid or tanh).
     pub fn batch_norm(
         &mut self,
         x: Var,
-        gamma: Var,
-        beta: Var,
+        scale: Var,
+        bias: Var,
         eps: f64,
         act: Act,
     ) -> Result<(Var, BatchStats)> {
-        let geom = self.norm_geom(x, gamma, beta)?;
+        let geom = self.norm_geom(x, scale, bias)?;
         let (mut mean, mut var) = (vec![0.0; geom.c], vec![0.0; geom.c]);
         batch_stats(&geom, self.val(x).data(), &mut mean, &mut var);
         let op = BatchNorm {
@@ -98,7 +98,7 @@ impl<T: Float> Graph<T> {
             act,
             batch: true,
         };
-        let y = self.push_norm([x, gamma, beta], op)?;
+        let y = self.push_norm([x, scale, bias], op)?;
         let count = geom.per_channel();
         Ok((y, BatchStats { mean, var, count }))
     }
@@ -108,13 +108,13 @@ impl<T: Float> Graph<T> {
     pub fn batch_norm_with(
         &mut self,
         x: Var,
-        gamma: Var,
-        beta: Var,
+        scale: Var,
+        bias: Var,
         (mean, var): (&[f64], &[f64]),
         eps: f64,
         act: Act,
     ) -> Result<Var> {
-        let geom = self.norm_geom(x, gamma, beta)?;
+        let geom = self.norm_geom(x, scale, bias)?;
         if mean.len() != geom.c || var.len() != geom.c {
             return Err(AutogradError::Invalid {
                 op: "batch_norm",
@@ -133,23 +133,23 @@ impl<T: Float> Graph<T> {
             act,
             batch: false,
         };
-        self.push_norm([x, gamma, beta], op)
+        self.push_norm([x, scale, bias], op)
     }
 
-    fn norm_geom(&self, x: Var, gamma: Var, beta: Var) -> Result<NormGeom> {
-        for v in [x, gamma, beta] {
+    fn norm_geom(&self, x: Var, scale: Var, bias: Var) -> Result<NormGeom> {
+        for v in [x, scale, bias] {
             self.check(v, "batch_norm")?;
         }
         let s = self.val(x).shape();
         let c = if s.ndim() >= 2 { s[1] } else { 0 };
-        if c == 0 || s[0] == 0 || self.val(gamma).numel() != c || self.val(beta).numel() != c {
+        if c == 0 || s[0] == 0 || self.val(scale).numel() != c || self.val(bias).numel() != c {
             return Err(AutogradError::Invalid {
                 op: "batch_norm",
                 why: format!(
-                    "input {:?} needs [N, C, ...] with N, C >= 1 and gamma, beta of C elements (got {} and {})",
+                    "input {:?} needs [N, C, ...] with N, C >= 1 and scale, bias of C elements (got {} and {})",
                     s.dims(),
-                    self.val(gamma).numel(),
-                    self.val(beta).numel()
+                    self.val(scale).numel(),
+                    self.val(bias).numel()
                 ),
             });
         }
@@ -160,13 +160,13 @@ impl<T: Float> Graph<T> {
         })
     }
 
-    /// Runs the forward of `op` on `x`, `gamma`, `beta` and records it.
-    fn push_norm(&mut self, [x, gamma, beta]: [Var; 3], op: BatchNorm) -> Result<Var> {
+    /// Runs the forward of `op` on `x`, `scale`, `bias` and records it.
+    fn push_norm(&mut self, [x, scale, bias]: [Var; 3], op: BatchNorm) -> Result<Var> {
         let mut out = self.alloc(self.val(x).shape());
-        let p = op.params(self.val(gamma).data());
-        let (xv, bv) = (self.val(x).data(), self.val(beta).data());
+        let p = op.params(self.val(scale).data());
+        let (xv, bv) = (self.val(x).data(), self.val(bias).data());
         batch_norm_forward(&op.geom, &p, bv, xv, out.data_mut());
-        self.push_op(Box::new(op), &[x, gamma, beta], out)
+        self.push_op(Box::new(op), &[x, scale, bias], out)
     }
 }
 
@@ -182,7 +182,7 @@ mod tests {
     use tensor::unary::Act;
 
     /// The definition as graph ops: the reference the fused op is held to.
-    fn composed(g: &mut Graph<f64>, x: Var, gamma: Var, beta: Var, act: Act) -> Result<Var> {
+    fn composed(g: &mut Graph<f64>, x: Var, scale: Var, bias: Var, act: Act) -> Result<Var> {
         let s = g.value(x)?.shape();
         let (n, c) = (s[0], s[1]);
         let x3 = g.reshape(x, &[n, c, s.numel() / (n * c)])?;
@@ -197,8 +197,8 @@ mod tests {
         let l = g.log(ve)?;
         let h = g.scale(l, -0.5)?;
         let inv = g.exp(h)?;
-        let gm = g.reshape(gamma, &[1, c, 1])?;
-        let bt = g.reshape(beta, &[1, c, 1])?;
+        let gm = g.reshape(scale, &[1, c, 1])?;
+        let bt = g.reshape(bias, &[1, c, 1])?;
         let k = g.mul(inv, gm)?;
         let scaled = g.mul(centred, k)?;
         let y = g.add(scaled, bt)?;
@@ -279,7 +279,7 @@ mod tests {
         let x = g.input(tensor::Tensor::zeros(&[4, 3]).unwrap());
         let p = g.input(tensor::Tensor::zeros(&[2]).unwrap());
         let e = g.batch_norm(x, p, p, 1e-5, Act::Identity).unwrap_err();
-        assert!(e.to_string().contains("gamma, beta of C elements"), "{e}");
+        assert!(e.to_string().contains("scale, bias of C elements"), "{e}");
         let x1 = g.input(tensor::Tensor::zeros(&[4]).unwrap());
         assert!(g.batch_norm(x1, p, p, 1e-5, Act::Identity).is_err());
     }

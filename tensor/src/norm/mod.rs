@@ -3,9 +3,9 @@
 //! gradients, and naive references the fused kernels are tested against.
 //!
 //! Per channel, with `M = n*s` values, `xhat = (x - mean) * inv_std` and
-//! `y = act(gamma * xhat + beta)`. Backward, with `g = dy * act'(y)`:
-//! `dgamma = sum(g xhat)`, `dbeta = sum(g)`, and, when the statistics are the batch's own,
-//! `dx = gamma inv_std (g - sum(g)/M - xhat sum(g xhat)/M)` (otherwise `gamma inv_std g`).
+//! `y = act(scale * xhat + bias)`. Backward, with `g = dy * act'(y)`:
+//! `dscale = sum(g xhat)`, `dbias = sum(g)`, and, when the statistics are the batch's own,
+//! `dx = scale inv_std (g - sum(g)/M - xhat sum(g xhat)/M)` (otherwise `scale inv_std g`).
 //! Channels are split across threads; each channel's sums run in f64 in one fixed order, so
 //! results do not depend on the thread count.
 
@@ -174,7 +174,7 @@ pub fn batch_stats<T: Float>(g: &NormGeom, x: &[T], mean: &mut [f64], var: &mut 
 }
 
 /// The per-channel normalisation a forward applies and its backward differentiates:
-/// `y = act(gamma (x - mean) inv_std + beta)`.
+/// `y = act(scale (x - mean) inv_std + bias)`.
 #[derive(Debug, Clone, Copy)]
 pub struct NormParams<'a, T> {
     /// Each channel's mean.
@@ -182,7 +182,7 @@ pub struct NormParams<'a, T> {
     /// Each channel's `1 / sqrt(var + eps)`.
     pub inv_std: &'a [f64],
     /// Each channel's scale.
-    pub gamma: &'a [T],
+    pub scale: &'a [T],
     /// The activation fused after the affine map.
     pub act: Act,
 }
@@ -191,7 +191,7 @@ impl<T> NormParams<'_, T> {
     /// Panics unless every per-channel slice covers `g`'s channels: the forward and the
     /// backward index them by channel inside parallel tasks.
     fn check(&self, g: &NormGeom) {
-        assert!(self.mean.len() >= g.c && self.inv_std.len() >= g.c && self.gamma.len() >= g.c);
+        assert!(self.mean.len() >= g.c && self.inv_std.len() >= g.c && self.scale.len() >= g.c);
     }
 }
 
@@ -201,28 +201,28 @@ pub struct NormGrads<'a, T> {
     /// The input gradient, if wanted, and whether it is added to or written over.
     pub dx: Option<(&'a mut [T], Accum)>,
     /// The scales' gradient, added to.
-    pub dgamma: &'a mut [T],
+    pub dscale: &'a mut [T],
     /// The shifts' gradient, added to.
-    pub dbeta: &'a mut [T],
+    pub dbias: &'a mut [T],
 }
 
-/// `y = act(gamma (x - mean) inv_std + beta)` per channel.
+/// `y = act(scale (x - mean) inv_std + bias)` per channel.
 pub fn batch_norm_forward<T: Float>(
     g: &NormGeom,
     p: &NormParams<'_, T>,
-    beta: &[T],
+    bias: &[T],
     x: &[T],
     y: &mut [T],
 ) {
     p.check(g);
     let act = p.act;
     assert!(x.len() >= g.len() && y.len() >= g.len());
-    assert!(beta.len() >= g.c);
+    assert!(bias.len() >= g.c);
     let yp = SyncPtr(y.as_mut_ptr());
     g.channels(|ch| {
         // y = k x + b, folded per channel.
-        let k = p.gamma[ch].f64() * p.inv_std[ch];
-        let (k, b) = (T::of(k), T::of(beta[ch].f64() - k * p.mean[ch]));
+        let k = p.scale[ch].f64() * p.inv_std[ch];
+        let (k, b) = (T::of(k), T::of(bias[ch].f64() - k * p.mean[ch]));
         for r in g.runs(ch) {
             // SAFETY: the runs of channel ch are written by this call alone.
             let out = unsafe { yp.slice(r.start, r.len()) };
@@ -240,7 +240,7 @@ pub fn batch_norm_forward<T: Float>(
 }
 
 /// Adds the gradients of [`batch_norm_forward`] (input `x`, output `y`, output gradient `dy`)
-/// into `grads.dgamma` and `grads.dbeta`, and puts the input gradient into `grads.dx`, when
+/// into `grads.dscale` and `grads.dbias`, and puts the input gradient into `grads.dx`, when
 /// given, as its [`Accum`] says. `batch` says the statistics were the batch's own (their
 /// gradient flows into `dx`).
 pub fn batch_norm_backward<T: Float>(
@@ -254,16 +254,16 @@ pub fn batch_norm_backward<T: Float>(
 ) {
     p.check(g);
     let act = p.act;
-    let NormGrads { dx, dgamma, dbeta } = grads;
+    let NormGrads { dx, dscale, dbias } = grads;
     assert!(x.len() >= g.len() && y.len() >= g.len() && dy.len() >= g.len());
-    assert!(dgamma.len() >= g.c && dbeta.len() >= g.c);
+    assert!(dscale.len() >= g.c && dbias.len() >= g.c);
     let want_dx = dx.is_some();
     let set = dx.as_ref().is_some_and(|d| d.1 == Accum::Overwrite);
     let dxp = SyncPtr(dx.map_or(std::ptr::null_mut(), |(d, _)| {
         assert!(d.len() >= g.len());
         d.as_mut_ptr()
     }));
-    let (gp, bp) = (SyncPtr(dgamma.as_mut_ptr()), SyncPtr(dbeta.as_mut_ptr()));
+    let (gp, bp) = (SyncPtr(dscale.as_mut_ptr()), SyncPtr(dbias.as_mut_ptr()));
     let m = g.per_channel().max(1) as f64;
     g.channels(|ch| {
         let (mu, inv) = (p.mean[ch], p.inv_std[ch]);
@@ -291,7 +291,7 @@ pub fn batch_norm_backward<T: Float>(
         if !want_dx {
             return;
         }
-        let k = p.gamma[ch].f64() * inv;
+        let k = p.scale[ch].f64() * inv;
         let (mg, mgx) = if batch {
             (sum_g / m, sum_gx / m)
         } else {

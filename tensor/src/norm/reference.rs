@@ -8,8 +8,8 @@ use crate::Float;
 pub fn batch_norm_naive<T: Float>(
     g: &NormGeom,
     x: &[T],
-    gamma: &[T],
-    beta: &[T],
+    scale: &[T],
+    bias: &[T],
     eps: f64,
     act: Act,
 ) -> (Vec<T>, Vec<f64>, Vec<f64>) {
@@ -26,7 +26,7 @@ pub fn batch_norm_naive<T: Float>(
         for i in 0..g.n {
             for p in 0..g.s {
                 let xhat = (x[at(i, ch, p)].f64() - m) / (v + eps).sqrt();
-                let mut o = [T::of(gamma[ch].f64() * xhat + beta[ch].f64())];
+                let mut o = [T::of(scale[ch].f64() * xhat + bias[ch].f64())];
                 act.apply(&mut o);
                 y[at(i, ch, p)] = o[0];
             }

@@ -8,10 +8,10 @@ fn fused_forward_equals_the_definition_on_any_thread_count() {
     for (n, c, s) in [(4, 3, 5), (7, 1, 1), (2, 16, 1), (64, 32, 49), (3, 5, 9000)] {
         let g = NormGeom { n, c, s };
         let x: Vec<f64> = (0..g.len()).map(|_| rng.random_range(-3.0..5.0)).collect();
-        let gamma: Vec<f64> = (0..c).map(|_| rng.random_range(0.5..2.0)).collect();
-        let beta: Vec<f64> = (0..c).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let scale: Vec<f64> = (0..c).map(|_| rng.random_range(0.5..2.0)).collect();
+        let bias: Vec<f64> = (0..c).map(|_| rng.random_range(-1.0..1.0)).collect();
         for act in [Act::Identity, Act::Relu, Act::Tanh] {
-            let (want, wm, wv) = batch_norm_naive(&g, &x, &gamma, &beta, 1e-5, act);
+            let (want, wm, wv) = batch_norm_naive(&g, &x, &scale, &bias, 1e-5, act);
             let close = |a: &[f64], b: &[f64], what: &str| {
                 for (a, b) in a.iter().zip(b) {
                     // Sums in another order: rounding apart only.
@@ -36,10 +36,10 @@ fn fused_forward_equals_the_definition_on_any_thread_count() {
                             &NormParams {
                                 mean: &m,
                                 inv_std: &inv,
-                                gamma: &gamma,
+                                scale: &scale,
                                 act,
                             },
-                            &beta,
+                            &bias,
                             &x,
                             &mut y,
                         );
@@ -53,12 +53,12 @@ fn fused_forward_equals_the_definition_on_any_thread_count() {
     }
 }
 
-/// `p`'s statistics and activation with the scales `gamma`, of another element type.
-fn with_gamma<'a, T, U>(p: &NormParams<'a, T>, gamma: &'a [U]) -> NormParams<'a, U> {
+/// `p`'s statistics and activation with the scales `scale`, of another element type.
+fn with_scale<'a, T, U>(p: &NormParams<'a, T>, scale: &'a [U]) -> NormParams<'a, U> {
     NormParams {
         mean: p.mean,
         inv_std: p.inv_std,
-        gamma,
+        scale,
         act: p.act,
     }
 }
@@ -83,10 +83,10 @@ fn f32_kernels_equal_the_f64_path() {
         let dy: Vec<f64> = (0..g.len())
             .map(|_| rng.random_range(-1.0f32..1.0) as f64)
             .collect();
-        let gamma: Vec<f64> = (0..c)
+        let scale: Vec<f64> = (0..c)
             .map(|_| rng.random_range(0.5f32..2.0) as f64)
             .collect();
-        let beta: Vec<f64> = (0..c)
+        let bias: Vec<f64> = (0..c)
             .map(|_| rng.random_range(-1.0f32..1.0) as f64)
             .collect();
         let narrow = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
@@ -102,18 +102,18 @@ fn f32_kernels_equal_the_f64_path() {
                 }
                 let inv: Vec<f64> = v64.iter().map(|v| 1.0 / (v + 1e-5f64).sqrt()).collect();
                 // The f32 run takes the f64 statistics, so only its own arithmetic differs.
-                let gm32 = narrow(&gamma);
+                let gm32 = narrow(&scale);
                 let p64 = NormParams {
                     mean: &m64,
                     inv_std: &inv,
-                    gamma: &gamma,
+                    scale: &scale,
                     act,
                 };
-                let p32 = with_gamma(&p64, &gm32);
+                let p32 = with_scale(&p64, &gm32);
                 let mut y64 = vec![0.0; g.len()];
-                batch_norm_forward(&g, &p64, &beta, &x, &mut y64);
+                batch_norm_forward(&g, &p64, &bias, &x, &mut y64);
                 let mut y32 = vec![0.0f32; g.len()];
-                let (x32, bt32) = (narrow(&x), narrow(&beta));
+                let (x32, bt32) = (narrow(&x), narrow(&bias));
                 batch_norm_forward(&g, &p32, &bt32, &x32, &mut y32);
                 for (a, b) in y32.iter().zip(&y64) {
                     assert!((*a as f64 - b).abs() < 1e-5 * b.abs().max(1.0), "{g:?} y");
@@ -130,8 +130,8 @@ fn f32_kernels_equal_the_f64_path() {
                     &dy,
                     NormGrads {
                         dx: Some((&mut dx64, Accum::Add)),
-                        dgamma: &mut dg64,
-                        dbeta: &mut db64,
+                        dscale: &mut dg64,
+                        dbias: &mut db64,
                     },
                 );
                 // f32 writes over a NaN buffer: nothing of it may remain.
@@ -147,14 +147,14 @@ fn f32_kernels_equal_the_f64_path() {
                     &narrow(&dy),
                     NormGrads {
                         dx: Some((&mut dx32, Accum::Overwrite)),
-                        dgamma: &mut dg32,
-                        dbeta: &mut db32,
+                        dscale: &mut dg32,
+                        dbias: &mut db32,
                     },
                 );
                 let m = g.per_channel() as f64;
                 for (what, a, b, tol) in [
-                    ("dgamma", &dg32, &dg64, 1e-5 * m),
-                    ("dbeta", &db32, &db64, 1e-5 * m),
+                    ("dscale", &dg32, &dg64, 1e-5 * m),
+                    ("dbias", &db32, &db64, 1e-5 * m),
                     ("dx", &dx32, &dx64, 1e-4),
                 ] {
                     for (a, b) in a.iter().zip(b.iter()) {
