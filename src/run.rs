@@ -393,8 +393,10 @@ impl<'a, T: Float, D: Samples, S: Serialize + DeserializeOwned> Training<'a, T, 
                 state = serde_json::from_value(program)
                     .map_err(|e| damaged("program state", e.to_string()))?;
             }
+            let scalars = c.state.get("optimizer").unwrap_or(&Value::Null);
             let saved = OptimizerState {
-                scalars: c.state.get("optimizer").cloned().unwrap_or(Value::Null),
+                scalars: OptimizerState::<T>::scalars_from_json(scalars)
+                    .map_err(|e| damaged("optimizer state", e.to_string()))?,
                 buffers: tensors,
             };
             opt.set_state(saved, net.graph(), &net.parameters())
@@ -484,7 +486,7 @@ impl<'a, T: Float, D: Samples, S: Serialize + DeserializeOwned> Training<'a, T, 
                     "program": program,
                     "record": this.record,
                     "wall_seconds": this.start.elapsed().as_secs_f64(),
-                    "optimizer": optimizer.scalars,
+                    "optimizer": optimizer.scalars_json(),
                     "eta": opt.learning_rate(),
                     "schedule": this.schedule,
                 });

@@ -272,7 +272,7 @@ impl Checkpoint {
             let now = crate::OptimizerState::<T>::from_format1(&old)
                 .map_err(|e| bad(path, format!("damaged optimizer state: {e}")))?;
             if let Some(o) = state.get_mut("optimizer") {
-                *o = now.scalars;
+                *o = now.scalars_json();
             }
             extra.extend(now.buffers);
         }

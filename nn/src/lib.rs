@@ -36,7 +36,9 @@ pub use layers::{
     FullyConnected, MaxPool2d,
 };
 pub use network::{Epoch, EpochStats, Network, MAX_PARAMETERS};
-pub use optim::{Adam, Averaged, Momentum, Optimizer, OptimizerState, Regularization, Sgd};
+pub use optim::{
+    Adam, Averaged, Momentum, Optimizer, OptimizerState, ParamStep, Regularization, Scalars, Sgd,
+};
 pub use tensor::pool::PoolGrad;
 
 /// Result type of the nn crate.

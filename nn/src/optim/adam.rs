@@ -1,5 +1,5 @@
-use super::state::{no_more, step_count, Buffers};
-use super::{check_eta, Optimizer, OptimizerState, ParamStep};
+use super::state::{no_more, Buffers};
+use super::{check_eta, Optimizer, OptimizerState, ParamStep, Scalars};
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
 use tensor::Float;
@@ -65,7 +65,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let scalars = serde_json::json!({ "optimizer": "adam", "t": self.t });
+        let scalars = Scalars::Adam { t: self.t };
         OptimizerState::of(scalars, &[("adam.m", &self.m), ("adam.v", &self.v)])
     }
 
@@ -83,7 +83,10 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             &sizes,
             "Adam's second moments",
         )?;
-        let t = step_count(&state.scalars, "Adam's")?;
+        let t = match state.scalars {
+            Some(Scalars::Adam { t }) => t,
+            _ => 0,
+        };
         no_more(&state)?;
         // Both moments start at a parameter's first gradient, and the second is a mean of
         // squares; a state where they disagree was not written by a step.

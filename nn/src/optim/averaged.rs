@@ -1,5 +1,5 @@
-use super::state::{step_count, Buffers};
-use super::{Optimizer, OptimizerState, ParamStep, Regularization};
+use super::state::Buffers;
+use super::{Optimizer, OptimizerState, ParamStep, Regularization, Scalars};
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
 use tensor::Float;
@@ -47,8 +47,10 @@ impl<T: Float> Optimizer<T> for Averaged<T> {
 
     fn state(&self) -> OptimizerState<T> {
         let inner = self.inner.state();
-        let scalars =
-            serde_json::json!({ "optimizer": "averaged", "inner": inner.scalars, "t": self.t });
+        let scalars = Scalars::Averaged {
+            inner: inner.scalars.map(Box::new),
+            t: self.t,
+        };
         let mut state = OptimizerState::of(scalars, &[]);
         state.buffers = inner.buffers;
         self.average.save("average", &mut state.buffers);
@@ -65,7 +67,10 @@ impl<T: Float> Optimizer<T> for Averaged<T> {
         let all: Vec<Var> = g.parameters().collect();
         let sizes = state.sizes_for("averaged", g, &all)?;
         let average = Buffers::load(&mut state.buffers, "average", &sizes, "the weight average")?;
-        let t = step_count(&state.scalars, "the weight average's")?;
+        let (inner, t) = match state.scalars {
+            Some(Scalars::Averaged { inner, t }) => (inner.map(|b| *b), t),
+            _ => (None, 0),
+        };
         if (t > 0) != average.all_full(&sizes) {
             return Err(NnError::Config(format!(
                 "the weight average after {t} steps holds {} of {} parameters: the state is damaged",
@@ -74,7 +79,7 @@ impl<T: Float> Optimizer<T> for Averaged<T> {
             )));
         }
         let inner = OptimizerState {
-            scalars: state.scalars["inner"].clone(),
+            scalars: inner,
             buffers: state.buffers,
         };
         self.inner.set_state(inner, g, params)?;

@@ -22,7 +22,7 @@ pub use averaged::Averaged;
 pub use momentum::Momentum;
 pub use regularization::Regularization;
 pub use sgd::Sgd;
-pub use state::OptimizerState;
+pub use state::{OptimizerState, Scalars};
 
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
@@ -104,7 +104,7 @@ pub trait Optimizer<T: Float> {
     /// error, never silently reset.
     fn set_state(&mut self, state: OptimizerState<T>, g: &Graph<T>, params: &[Var]) -> Result<()> {
         let _ = (g, params);
-        if state.buffers.is_empty() && state.scalars.is_null() {
+        if state.buffers.is_empty() && state.scalars.is_none() {
             Ok(())
         } else {
             Err(NnError::Config(

@@ -1,5 +1,5 @@
 use super::state::{no_more, Buffers};
-use super::{check_eta, Optimizer, OptimizerState, ParamStep, Regularization};
+use super::{check_eta, Optimizer, OptimizerState, ParamStep, Regularization, Scalars};
 use crate::{NnError, Result};
 use autograd::{Graph, Var};
 use tensor::Float;
@@ -40,8 +40,10 @@ impl<T: Float> Optimizer<T> for Momentum<T> {
     }
 
     fn state(&self) -> OptimizerState<T> {
-        let kind = serde_json::json!({ "optimizer": "momentum" });
-        OptimizerState::of(kind, &[("momentum.velocity", &self.velocities)])
+        OptimizerState::of(
+            Scalars::Momentum,
+            &[("momentum.velocity", &self.velocities)],
+        )
     }
 
     fn set_state(

@@ -60,15 +60,17 @@ impl<T: Float> GradientConsumer<T> for FusedSgd<'_, T> {
         // The `c w` term of an in-graph L2 cost, folded into the decay: the weights are not
         // read for it.
         let decay = decay - self.eta * grad.scaled_value();
-        let (dyt, scratch) = &mut *self.scratch;
         let parts = grad.parts();
-        dyt.resize(n * m, T::zero());
+        // The buffers only grow: layers of different sizes take turns with them every step,
+        // and shrinking would have each step zero-fill them again.
+        let (dyt, scratch) = &mut *self.scratch;
+        let dyt = at_least(dyt, n * m);
         for (i, row) in parts.dy.chunks_exact(n).enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 dyt[j * m + i] = v;
             }
         }
-        scratch.resize(T::linear_step_scratch(m, k, n), T::zero());
+        let scratch = at_least(scratch, T::linear_step_scratch(m, k, n));
         let dx = parts.input_grad.map(|(d, mode)| {
             let keep = match mode {
                 Accum::Overwrite => T::zero(),
@@ -91,6 +93,14 @@ impl<T: Float> GradientConsumer<T> for FusedSgd<'_, T> {
             sum_squares: Some(sum_squares),
         })
     }
+}
+
+/// The first `len` elements of `buf`, grown (zero-filled) if it is shorter.
+fn at_least<T: Float>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buf.len() < len {
+        buf.resize(len, T::zero());
+    }
+    &mut buf[..len]
 }
 
 impl<T: Float> Optimizer<T> for Sgd<T> {

@@ -2,24 +2,69 @@ use crate::{NnError, Result};
 use autograd::{Graph, Var};
 use tensor::Float;
 
-/// What an optimiser needs to continue a run exactly: its scalars (step counts) as JSON, and
+/// What an optimiser needs to continue a run exactly: its kind and step counts, typed, and
 /// its per-parameter buffers (velocities, moments, the weight average), which a checkpoint
 /// stores as tensors beside the weights so that any size of network can be resumed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OptimizerState<T> {
-    /// Small settings and counters; `null` for an optimiser with none.
-    pub scalars: serde_json::Value,
+    /// Which optimiser saved the state and its counters; `None` for one with none (SGD).
+    pub scalars: Option<Scalars>,
     /// Named buffers (`"adam.m.3"`: Adam's first moment of parameter 3); an empty buffer is
     /// one the optimiser has not needed yet.
     pub buffers: Vec<(String, Vec<T>)>,
 }
 
+/// The small part of an optimiser's state: which optimiser it is and its step counts. A
+/// checkpoint's JSON holds it as `{"optimizer": "adam", "t": 12}` (`null` for none).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "optimizer", rename_all = "lowercase")]
+pub enum Scalars {
+    /// Momentum's (its velocities are buffers).
+    Momentum,
+    /// Adam's.
+    Adam {
+        /// Steps taken.
+        t: u64,
+    },
+    /// The weight average's.
+    Averaged {
+        /// The averaged optimiser's.
+        inner: Option<Box<Scalars>>,
+        /// Steps averaged.
+        t: u64,
+    },
+}
+
+impl Scalars {
+    /// The optimiser's name, as the JSON tags it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scalars::Momentum => "momentum",
+            Scalars::Adam { .. } => "adam",
+            Scalars::Averaged { .. } => "averaged",
+        }
+    }
+}
+
 impl<T: Float> OptimizerState<T> {
+    /// The scalars as a checkpoint's JSON holds them.
+    pub fn scalars_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.scalars).unwrap_or_default()
+    }
+
+    /// The scalars from a checkpoint's JSON, checked for their kind and step counts.
+    pub fn scalars_from_json(json: &serde_json::Value) -> Result<Option<Scalars>> {
+        serde_json::from_value(json.clone()).map_err(|e| {
+            NnError::Config(format!(
+                "the saved optimiser state (its kind and step counts) is damaged: {e}"
+            ))
+        })
+    }
+
     /// The state as checkpoint format 1 kept it, all in JSON (`{"velocities": [[..]]}`,
     /// `{"m": [[..]], "v": [[..]], "t": n}`, `{"inner": .., "average": [[..]], "t": n}`, or
     /// `null`), in today's form, so that runs checkpointed before format 2 still resume.
     pub fn from_format1(json: &serde_json::Value) -> Result<Self> {
-        use serde_json::{json, Value};
         let lists = |key: &str, prefix: &str, out: &mut Vec<(String, Vec<T>)>| -> Result<()> {
             let v: Vec<Vec<f64>> = serde_json::from_value(json[key].clone()).map_err(|e| {
                 NnError::Config(format!("the saved optimiser state's {key:?}: {e}"))
@@ -29,21 +74,29 @@ impl<T: Float> OptimizerState<T> {
             }
             Ok(())
         };
+        let t = || {
+            json["t"].as_u64().ok_or_else(|| {
+                NnError::Config("the saved step count is missing or not a whole number".into())
+            })
+        };
         let mut buffers = Vec::new();
         let scalars = if json.is_null() {
-            Value::Null
+            None
         } else if json.get("average").is_some() {
             let inner = Self::from_format1(&json["inner"])?;
             buffers = inner.buffers;
             lists("average", "average", &mut buffers)?;
-            json!({ "optimizer": "averaged", "inner": inner.scalars, "t": json["t"] })
+            Some(Scalars::Averaged {
+                inner: inner.scalars.map(Box::new),
+                t: t()?,
+            })
         } else if json.get("velocities").is_some() {
             lists("velocities", "momentum.velocity", &mut buffers)?;
-            json!({ "optimizer": "momentum" })
+            Some(Scalars::Momentum)
         } else if json.get("m").is_some() {
             lists("m", "adam.m", &mut buffers)?;
             lists("v", "adam.v", &mut buffers)?;
-            json!({ "optimizer": "adam", "t": json["t"] })
+            Some(Scalars::Adam { t: t()? })
         } else {
             return Err(NnError::Config(
                 "the saved optimiser state is of no optimiser this nndl knows".into(),
@@ -155,13 +208,13 @@ impl<T: Float> Buffers<T> {
 
 impl<T: Float> OptimizerState<T> {
     /// The state of an optimiser with `scalars` and the named per-parameter `buffers`.
-    pub(crate) fn of(scalars: serde_json::Value, buffers: &[(&str, &Buffers<T>)]) -> Self {
+    pub(crate) fn of(scalars: Scalars, buffers: &[(&str, &Buffers<T>)]) -> Self {
         let mut out = Vec::new();
         for (prefix, b) in buffers {
             b.save(prefix, &mut out);
         }
         OptimizerState {
-            scalars,
+            scalars: Some(scalars),
             buffers: out,
         }
     }
@@ -180,7 +233,7 @@ pub(crate) fn sizes<T: Float>(g: &Graph<T>, params: &[Var]) -> Result<Vec<usize>
 
 /// Fails unless `state` was saved by the optimiser `kind`.
 pub(crate) fn expect_kind<T>(state: &OptimizerState<T>, kind: &str) -> Result<()> {
-    match state.scalars["optimizer"].as_str() {
+    match state.scalars.as_ref().map(Scalars::kind) {
         Some(k) if k == kind => Ok(()),
         other => Err(NnError::Config(format!(
             "the saved optimiser state is {}'s, not {kind}'s: resume with the same optimiser",
@@ -197,13 +250,4 @@ pub(crate) fn no_more<T>(state: &OptimizerState<T>) -> Result<()> {
             "the saved optimiser state has a buffer {name:?} this optimiser does not keep"
         ))),
     }
-}
-
-/// The step count `t` of a saved optimiser state (`whose` names it in the error).
-pub(crate) fn step_count(scalars: &serde_json::Value, whose: &str) -> Result<u64> {
-    scalars["t"].as_u64().ok_or_else(|| {
-        NnError::Config(format!(
-            "{whose} step count is missing or not a whole number"
-        ))
-    })
 }
