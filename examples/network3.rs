@@ -247,7 +247,7 @@ fn run() -> Result<()> {
         eprintln!("saved {}", p.display());
     }
     if let Some(p) = &args.filters {
-        draw_filters(p, &net)?;
+        figures::filters(p, &net)?;
     }
     if let Some(p) = &args.misclassified {
         let predicted = net.predict(&data.test, args.eval_batch)?;
@@ -319,44 +319,5 @@ fn vote(x: &Experiment, mut run: Run, ck: &Checkpoints) -> Result<()> {
         figures::misclassified(p, &data.test, &v, &format!("the ensemble of {nets}"))?;
     }
     c.finish(&mut run, "network3 ensemble")?;
-    Ok(())
-}
-
-/// The first conv-pool layer's filters, one tile per filter and input channel, each scaled
-/// by the largest weight of the layer so that filters compare (white = most negative).
-fn draw_filters(path: &std::path::Path, net: &Network<f32>) -> Result<()> {
-    let Some(w) = net
-        .layers()
-        .first()
-        .filter(|l| l.kind() == nn::LayerKind::ConvPool)
-        .and_then(|l| l.weights().first().copied())
-    else {
-        bail!("--filters: the first layer is not a conv-pool layer");
-    };
-    let t = net.graph().value(w)?;
-    let d = t.shape().dims().to_vec();
-    let (kh, kw) = (d[d.len() - 2], d[d.len() - 1]);
-    let max = t
-        .data()
-        .iter()
-        .fold(0.0f32, |m, v| m.max(v.abs()))
-        .max(f32::MIN_POSITIVE);
-    let tiles: Vec<report::Tile> = t
-        .data()
-        .chunks_exact(kh * kw)
-        .enumerate()
-        .map(|(i, f)| report::Tile {
-            width: kw,
-            height: kh,
-            ink: f.iter().map(|v| 0.5 + 0.5 * v / max).collect(),
-            caption: format!("{i}"),
-        })
-        .collect();
-    let title = format!(
-        "The {} learned {kh}x{kw} filters of the first layer",
-        tiles.len()
-    );
-    report::tiles_png(&tiles, 10, 12, &title, path)?;
-    eprintln!("filters drawn in {}", path.display());
     Ok(())
 }

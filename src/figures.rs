@@ -38,3 +38,43 @@ pub fn misclassified(
     );
     Ok(())
 }
+
+/// The first conv-pool layer's filters, one tile per filter and input channel, each scaled
+/// by the largest weight of the layer so that filters compare (white = most negative), written
+/// to `path` (network3's `--filters`, the book's figure of chapter 6).
+pub fn filters(path: &Path, net: &nn::Network<f32>) -> anyhow::Result<()> {
+    let Some(w) = net
+        .layers()
+        .first()
+        .filter(|l| l.kind() == nn::LayerKind::ConvPool)
+        .and_then(|l| l.weights().first().copied())
+    else {
+        anyhow::bail!("--filters: the first layer is not a conv-pool layer");
+    };
+    let t = net.graph().value(w)?;
+    let d = t.shape().dims().to_vec();
+    let (kh, kw) = (d[d.len() - 2], d[d.len() - 1]);
+    let max = t
+        .data()
+        .iter()
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    let tiles: Vec<report::Tile> = t
+        .data()
+        .chunks_exact(kh * kw)
+        .enumerate()
+        .map(|(i, f)| report::Tile {
+            width: kw,
+            height: kh,
+            ink: f.iter().map(|v| 0.5 + 0.5 * v / max).collect(),
+            caption: format!("{i}"),
+        })
+        .collect();
+    let title = format!(
+        "The {} learned {kh}x{kw} filters of the first layer",
+        tiles.len()
+    );
+    report::tiles_png(&tiles, 10, 12, &title, path)?;
+    eprintln!("filters drawn in {}", path.display());
+    Ok(())
+}
