@@ -234,7 +234,14 @@ impl Run {
             self.record.write_json(p)?;
         }
         if let Some((p, title)) = plot {
+            #[cfg(feature = "plots")]
             report::plot_png(&self.record, p, title)?;
+            #[cfg(not(feature = "plots"))]
+            return Err(ReportError::Plot {
+                path: p.to_path_buf(),
+                message: format!("{title}: nndl was built without its `plots` feature"),
+            }
+            .into());
         }
         Ok(())
     }

@@ -39,8 +39,8 @@
 //! # let dir = std::env::temp_dir().join(format!("atomic-file-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir).unwrap();
 //! let path = dir.join("weights.txt");
-//! atomic_file::write_bytes(&path, b"epoch 1")?;
-//! atomic_file::write(&path, |w| writeln!(w, "epoch {}", 2))?;
+//! nndl_atomic_file::write_bytes(&path, b"epoch 1")?;
+//! nndl_atomic_file::write(&path, |w| writeln!(w, "epoch {}", 2))?;
 //! assert_eq!(std::fs::read_to_string(&path)?, "epoch 2\n");
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), std::io::Error>(())

@@ -14,7 +14,7 @@ fn writes_a_new_file_or_replaces_a_longer_one_and_leaves_no_temp() {
         if let Some(old) = old {
             std::fs::write(&target, old).unwrap();
         }
-        atomic_file::write_bytes(&target, b"new").unwrap();
+        nndl_atomic_file::write_bytes(&target, b"new").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new", "{tag}");
         assert_eq!(dir.listing(), vec!["out.json"], "{tag}");
     }
@@ -25,7 +25,7 @@ fn a_failure_while_writing_leaves_the_old_file_intact() {
     let dir = Scratch::new("fail");
     let target = dir.path().join("weights.bin");
     std::fs::write(&target, b"previous epoch").unwrap();
-    let err = atomic_file::write(&target, |w| {
+    let err = nndl_atomic_file::write(&target, |w| {
         // More than the 1 MiB buffer: part of the new contents has reached the temp file.
         w.write_all(&[7u8; 3 << 20])?;
         Err(io::Error::other("killed mid-save"))
@@ -41,7 +41,7 @@ fn streamed_contents_are_flushed_before_the_rename() {
     let dir = Scratch::new("stream");
     let target = dir.path().join("big.txt");
     let line = "0123456789abcdef\n";
-    atomic_file::write(&target, |w| {
+    nndl_atomic_file::write(&target, |w| {
         for _ in 0..100_000 {
             w.write_all(line.as_bytes())?;
         }
@@ -58,7 +58,7 @@ fn streamed_contents_are_flushed_before_the_rename() {
 fn a_missing_directory_is_not_found_and_creates_nothing() {
     let dir = Scratch::new("missing");
     let missing = dir.path().join("no-such-dir");
-    let err = atomic_file::write_bytes(missing.join("out.json"), b"x").unwrap_err();
+    let err = nndl_atomic_file::write_bytes(missing.join("out.json"), b"x").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
     assert!(!missing.exists());
     assert!(dir.listing().is_empty());
@@ -70,7 +70,7 @@ fn a_target_that_is_a_directory_is_left_intact() {
     let target = dir.path().join("model.json");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("inside"), b"keep me").unwrap();
-    let err = atomic_file::write_bytes(&target, b"new").unwrap_err();
+    let err = nndl_atomic_file::write_bytes(&target, b"new").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
     assert!(err.to_string().contains("model.json"), "{err}");
     assert!(target.is_dir());
@@ -81,7 +81,7 @@ fn a_target_that_is_a_directory_is_left_intact() {
 #[test]
 fn a_path_without_a_file_name_is_invalid_input() {
     for p in ["/", ".."] {
-        let err = atomic_file::write_bytes(p, b"x").unwrap_err();
+        let err = nndl_atomic_file::write_bytes(p, b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{p}");
         assert!(err.to_string().contains(p), "{err}");
     }
@@ -98,7 +98,7 @@ fn concurrent_saves_of_one_path_never_mix() {
             let target = &target;
             s.spawn(move || {
                 for _ in 0..20 {
-                    atomic_file::write(target, |w| {
+                    nndl_atomic_file::write(target, |w| {
                         for _ in 0..64 {
                             w.write_all(&[t; 1024])?;
                         }
@@ -124,7 +124,7 @@ fn keeps_the_permissions_of_the_replaced_file() {
     std::fs::write(&target, b"old").unwrap();
     for mode in [0o600, 0o640, 0o604, 0o200] {
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).unwrap();
-        atomic_file::write_bytes(&target, b"new").unwrap();
+        nndl_atomic_file::write_bytes(&target, b"new").unwrap();
         let got = std::fs::metadata(&target).unwrap().permissions().mode();
         assert_eq!(got & 0o777, mode);
     }

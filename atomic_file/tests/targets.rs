@@ -37,7 +37,7 @@ fn child_save() {
     if let Ok(line) = std::env::var(CHILD_PRINT) {
         println!("{line}");
     }
-    let saved = atomic_file::write_bytes(&path, text.as_bytes());
+    let saved = nndl_atomic_file::write_bytes(&path, text.as_bytes());
     if std::env::var_os(CHILD_FAILS).is_some() {
         assert!(saved.is_err(), "saving to {path:?} succeeded");
     } else {
@@ -115,7 +115,7 @@ fn a_replaced_file_keeps_its_mode_whatever_the_umask() {
 /// file it leads to, `target`, holds the new contents.
 fn save_through_link(link: &Path, target: &Path) {
     let before = fs::read_link(link).unwrap();
-    atomic_file::write_bytes(link, b"new contents").unwrap();
+    nndl_atomic_file::write_bytes(link, b"new contents").unwrap();
     let meta = fs::symlink_metadata(link).unwrap();
     assert!(meta.file_type().is_symlink(), "{link:?} was replaced");
     assert_eq!(fs::read_link(link).unwrap(), before);
@@ -158,7 +158,7 @@ fn a_dangling_symlink_creates_the_file_it_names() {
     fs::create_dir(dir.path().join("real")).unwrap();
     let link = dir.path().join("out.json");
     std::os::unix::fs::symlink("real/out.json", &link).unwrap();
-    atomic_file::write_bytes(&link, b"created").unwrap();
+    nndl_atomic_file::write_bytes(&link, b"created").unwrap();
     assert!(fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
@@ -172,7 +172,7 @@ fn a_dangling_symlink_creates_the_file_it_names() {
     // Into a directory that does not exist: nothing is created, the link stays.
     let nowhere = dir.path().join("nowhere.json");
     std::os::unix::fs::symlink("missing/out.json", &nowhere).unwrap();
-    let err = atomic_file::write_bytes(&nowhere, b"x").unwrap_err();
+    let err = nndl_atomic_file::write_bytes(&nowhere, b"x").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
     assert!(fs::symlink_metadata(&nowhere)
         .unwrap()
@@ -188,7 +188,7 @@ fn a_symlink_loop_is_an_error() {
     let b = dir.path().join("b");
     std::os::unix::fs::symlink(&b, &a).unwrap();
     std::os::unix::fs::symlink(&a, &b).unwrap();
-    assert!(atomic_file::write_bytes(&a, b"x").is_err());
+    assert!(nndl_atomic_file::write_bytes(&a, b"x").is_err());
     assert!(fs::symlink_metadata(&a).unwrap().file_type().is_symlink());
     assert_eq!(dir.listing(), vec!["a", "b"]);
 }
@@ -202,7 +202,7 @@ fn a_read_only_file_is_refused_and_left_as_it_was() {
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink("frozen.json", &link).unwrap();
     for path in [&target, &link] {
-        let err = atomic_file::write_bytes(path, b"new").unwrap_err();
+        let err = nndl_atomic_file::write_bytes(path, b"new").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
         assert!(
             err.to_string().contains("frozen.json is read-only"),
@@ -222,7 +222,7 @@ fn a_directory_or_a_link_to_one_is_refused() {
     let link = dir.path().join("link");
     std::os::unix::fs::symlink("sub", &link).unwrap();
     for path in [&sub, &link] {
-        let err = atomic_file::write_bytes(path, b"x").unwrap_err();
+        let err = nndl_atomic_file::write_bytes(path, b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::IsADirectory, "{path:?}");
         assert!(err.to_string().contains("sub is a directory"), "{err}");
     }
@@ -248,7 +248,7 @@ fn a_fifo_is_written_in_place() {
             got
         })
     };
-    atomic_file::write_bytes(&fifo, b"through the fifo").unwrap();
+    nndl_atomic_file::write_bytes(&fifo, b"through the fifo").unwrap();
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
     assert_eq!(reader.join().unwrap(), b"through the fifo");
     assert_eq!(dir.listing(), vec!["out.fifo"]);
@@ -266,7 +266,7 @@ fn another_open_file_of_the_process_is_appended_to() {
     let inode = open.metadata().unwrap().ino();
     let fd = open.as_raw_fd();
     for path in [format!("/proc/self/fd/{fd}"), format!("/dev/fd/{fd}")] {
-        atomic_file::write_bytes(&path, b"saved\n").unwrap();
+        nndl_atomic_file::write_bytes(&path, b"saved\n").unwrap();
     }
     assert_eq!(
         fs::read_to_string(&target).unwrap(),
@@ -392,7 +392,7 @@ fn temp_files_of_killed_saves_are_removed_by_the_next_save() {
     }
     fs::create_dir(dir.path().join(".out.json.v2W3x4.tmp")).unwrap();
 
-    atomic_file::write_bytes(dir.path().join("out.json"), b"new").unwrap();
+    nndl_atomic_file::write_bytes(dir.path().join("out.json"), b"new").unwrap();
     let mut expected: Vec<&str> = vec!["out.json", locked, fresh, ".out.json.v2W3x4.tmp"];
     expected.extend(others);
     expected.sort();
@@ -400,7 +400,7 @@ fn temp_files_of_killed_saves_are_removed_by_the_next_save() {
 
     // Once its writer is gone (the lock goes with its file), the locked one goes too.
     drop(live);
-    atomic_file::write_bytes(dir.path().join("out.json"), b"newer").unwrap();
+    nndl_atomic_file::write_bytes(dir.path().join("out.json"), b"newer").unwrap();
     expected.retain(|n| *n != locked);
     assert_eq!(dir.listing(), expected);
 }
@@ -409,7 +409,7 @@ fn temp_files_of_killed_saves_are_removed_by_the_next_save() {
 fn a_save_holds_a_lock_on_its_temp_file_while_writing() {
     let dir = Scratch::new("lock");
     let target = dir.path().join("out.json");
-    atomic_file::write(&target, |w| {
+    nndl_atomic_file::write(&target, |w| {
         let temps: Vec<String> = dir.listing();
         assert_eq!(temps.len(), 1, "{temps:?}");
         let temp = File::open(dir.path().join(&temps[0])).unwrap();

@@ -8,9 +8,9 @@
 //! same way, through [`Graph::push_op`], and checks it with [`gradcheck()`].
 //!
 //! ```
-//! use autograd::Graph;
+//! use nndl_autograd::Graph;
 //! use tensor::Tensor;
-//! # fn main() -> Result<(), autograd::AutogradError> {
+//! # fn main() -> Result<(), nndl_autograd::AutogradError> {
 //! let mut g = Graph::<f64>::new();
 //! let w = g.parameter("w", Tensor::from_vec(vec![2.0, -1.0], &[1, 2])?);
 //! let x = g.input(Tensor::from_vec(vec![3.0, 4.0], &[1, 2])?);

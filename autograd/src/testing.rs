@@ -2,7 +2,7 @@
 //! of tinygrad's `helper_test_op`, against nndl's own f64 [`gradcheck`](crate::gradcheck)).
 //!
 //! ```
-//! use autograd::testing;
+//! use nndl_autograd::testing;
 //!
 //! // The gradient of tanh(a @ b) against finite differences, on random 3x4 and 4x2 inputs:
 //! testing::check(&[&[3, 4], &[4, 2]], |g, v| {

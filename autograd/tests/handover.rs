@@ -4,7 +4,7 @@
 //! (not offered), a bias, frozen weights, a consumer that declines, and one that breaks the
 //! contract.
 
-use autograd::{GradientConsumer, Graph, LinearGradient, Taken, Var};
+use nndl_autograd::{GradientConsumer, Graph, LinearGradient, Taken, Var};
 use rand::{Rng, SeedableRng};
 use tensor::{Accum, Tensor};
 

@@ -1,7 +1,7 @@
 //! The tape's contract: gradcheck catches a wrong backward, gradients accumulate, buffers are
 //! reused after reset, stale handles and non-scalar losses are errors, no_grad keeps nothing.
 
-use autograd::{
+use nndl_autograd::{
     gradcheck, gradcheck_fn, AutogradError, Backward, GradcheckConfig, GradcheckError, Graph, Op,
     Var,
 };

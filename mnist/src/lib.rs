@@ -19,11 +19,11 @@
 //! - [`text`]: the `quoting` crate under the name it had when it lived here.
 //!
 //! ```no_run
-//! let dir = mnist::find_data_dir(None)?;
-//! let data = mnist::load_data(&dir)?;
+//! let dir = nndl_mnist::find_data_dir(None)?;
+//! let data = nndl_mnist::load_data(&dir)?;
 //! let mut batch = vec![0f32; 10 * 784];
 //! data.training.fill_batch(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], &mut batch);
-//! # Ok::<(), mnist::Error>(())
+//! # Ok::<(), nndl_mnist::Error>(())
 //! ```
 
 #![warn(missing_docs)]

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mnist::Error;
+use nndl_mnist::Error;
 use test_support::{assert_matches, gzip_bomb as bomb, largest_allocation};
 
 #[global_allocator]
@@ -25,7 +25,7 @@ impl DataDir {
         let p = std::env::temp_dir().join(format!("nndl-mnist-bomb-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
-        for f in &mnist::FILES {
+        for f in &nndl_mnist::FILES {
             fs::copy(repo_data().join(f.gz_name()), p.join(f.gz_name())).unwrap();
         }
         DataDir(p)
@@ -45,12 +45,12 @@ fn a_bomb_train_file_is_refused_from_its_header() {
     for count in [7_700_000u32, 2_600_000] {
         let dir = DataDir::new(&count.to_string());
         fs::write(
-            dir.0.join(mnist::TRAIN_IMAGES.gz_name()),
+            dir.0.join(nndl_mnist::TRAIN_IMAGES.gz_name()),
             bomb(count, 32 << 20),
         )
         .unwrap();
         let start = Instant::now();
-        let (got, largest) = largest_allocation(|| mnist::load_data(&dir.0));
+        let (got, largest) = largest_allocation(|| nndl_mnist::load_data(&dir.0));
         let elapsed = start.elapsed();
         let err = got.unwrap_err();
         // Over the limit any IDX reader refuses, or a count other than the split's 60,000.
@@ -84,7 +84,7 @@ fn an_arbitrary_idx_file_reserves_only_what_arrives() {
     let dir = DataDir::new("generic");
     let p = dir.0.join("any-images.gz");
     fs::write(&p, bomb(2_600_000, 32 << 20)).unwrap();
-    let (got, largest) = largest_allocation(|| mnist::idx::read_images(&p));
+    let (got, largest) = largest_allocation(|| nndl_mnist::idx::read_images(&p));
     assert_matches!(got => Err(Error::Truncated {
         expected: 2_038_400_000, found: 33_554_432, ..
     }));

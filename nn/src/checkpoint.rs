@@ -15,11 +15,11 @@
 //! the network (safetensors readers cap the header at 100 MB).
 //!
 //! ```no_run
-//! # fn main() -> nn::Result<()> {
-//! use nn::checkpoint::Checkpoint;
-//! # let mut net = nn::Network::<f32>::sigmoid_mlp(&[784, 30, 10], nn::Cost::Quadratic, nn::Init::Large, 0)?;
+//! # fn main() -> nndl_nn::Result<()> {
+//! use nndl_nn::checkpoint::Checkpoint;
+//! # let mut net = nndl_nn::Network::<f32>::sigmoid_mlp(&[784, 30, 10], nndl_nn::Cost::Quadratic, nndl_nn::Init::Large, 0)?;
 //! let dir = std::path::Path::new("runs/ckpt");
-//! let first = if nn::checkpoint::exists(dir) {
+//! let first = if nndl_nn::checkpoint::exists(dir) {
 //!     Checkpoint::load(&mut net, dir)?.epochs_done // weights and random state restored
 //! } else {
 //!     0

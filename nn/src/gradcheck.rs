@@ -1,4 +1,4 @@
-//! A layer's gradients checked in one call: `nn::gradcheck_layer`.
+//! A layer's gradients checked in one call: `nndl_nn::gradcheck_layer`.
 
 use crate::{Ctx, Layer, Mode};
 use autograd::{gradcheck, GradcheckConfig, GradcheckError, GradcheckReport, Graph};
@@ -11,7 +11,7 @@ use tensor::Tensor;
 /// evaluation, so a layer with dropout is checked in training mode too.
 ///
 /// ```
-/// use nn::{gradcheck_layer, Activation, FcConfig, FullyConnected, Init, Mode};
+/// use nndl_nn::{gradcheck_layer, Activation, FcConfig, FullyConnected, Init, Mode};
 /// use rand::SeedableRng;
 ///
 /// let mut g = autograd::Graph::<f64>::new();

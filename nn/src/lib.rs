@@ -41,5 +41,12 @@ pub use optim::{
 };
 pub use tensor::pool::PoolGrad;
 
+/// The random number crate of every signature that takes a generator (`R: rand::Rng`): use
+/// this one, as another major version's `Rng` is a different trait.
+pub use rand;
+/// The generator a `Network` owns and seeds (`Network::rng_mut`, `Ctx::rng`): PCG-64, so a
+/// seed gives the same run on every machine.
+pub use rand_pcg::Pcg64;
+
 /// Result type of the nn crate.
 pub type Result<T> = std::result::Result<T, NnError>;

@@ -2,8 +2,8 @@
 //! f64: both costs, with and without L2 (network2's weight decay and network3's in-graph
 //! term), on a [784,30,10] net and a 4-layer net.
 
-use nn::reference::{RefCost, SigmoidNet};
-use nn::{Cost, InMemory, Init, Mode, Network, Optimizer, Regularization, Sgd};
+use nndl_nn::reference::{RefCost, SigmoidNet};
+use nndl_nn::{Cost, InMemory, Init, Mode, Network, Optimizer, Regularization, Sgd};
 use rand::{Rng, SeedableRng};
 
 fn data(sizes: &[usize], n: usize, seed: u64) -> InMemory {

@@ -1,12 +1,12 @@
 //! Chapter 3's exercises and chapter 5's monitor against hand computations: momentum's and
 //! L1's updates against the book's formulas over the hand-derived gradients of
-//! `nn::reference` (BP1-BP4), a tanh network's and an L1-regularised cost's gradients
+//! `nndl_nn::reference` (BP1-BP4), a tanh network's and an L1-regularised cost's gradients
 //! against finite differences, and the layer speeds against `||dC/db^l||` from BP1-BP2.
 
 mod common;
 
-use nn::reference::{RefCost, SigmoidNet};
-use nn::{
+use nndl_nn::reference::{RefCost, SigmoidNet};
+use nndl_nn::{
     Activation, Adam, Averaged, Cost, Epoch, InMemory, Init, Momentum, Network, Optimizer,
     Regularization, Sgd,
 };

@@ -3,7 +3,7 @@
 //! ways of regularising and for mini-batches over the fused kernel's size: the same weights
 //! up to float rounding, and the fused route really taken where it applies.
 
-use nn::{Activation, Cost, Epoch, InMemory, Init, Network, Regularization, Sgd};
+use nndl_nn::{Activation, Cost, Epoch, InMemory, Init, Network, Regularization, Sgd};
 
 fn data(n: usize, seed: u64) -> InMemory {
     let mut x = seed;
@@ -89,9 +89,9 @@ fn small_mini_batches_take_the_fused_route_and_large_ones_the_stored_one() {
     for (mini_batch, handed) in [(10, true), (64, false)] {
         let idx: Vec<usize> = (0..mini_batch).collect();
         net.graph_mut().reset();
-        let loss = net.batch_loss(&d, &idx, nn::Mode::Train).unwrap();
+        let loss = net.batch_loss(&d, &idx, nndl_nn::Mode::Train).unwrap();
         let mut sgd = Sgd::<f32>::new(0.5, Regularization::None);
-        use nn::Optimizer;
+        use nndl_nn::Optimizer;
         let params = net.parameters();
         sgd.step(net.graph_mut(), loss, &params, &weights).unwrap();
         for &w in &weights {

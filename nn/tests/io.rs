@@ -2,7 +2,7 @@
 //! and predicts as computed by hand; save -> load round-trips to identical predictions) and
 //! safetensors (round trip; another architecture is refused).
 
-use nn::{Cost, InMemory, Init, Network};
+use nndl_nn::{Cost, InMemory, Init, Network};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 
@@ -23,7 +23,7 @@ fn a_network2_json_fixture_loads_and_predicts_as_computed_by_hand() {
     let dir = tmp("fixture");
     let path = dir.join("net.json");
     std::fs::write(&path, FIXTURE).unwrap();
-    let mut net = nn::io::load_network2_json::<f64>(&path).unwrap();
+    let mut net = nndl_nn::io::load_network2_json::<f64>(&path).unwrap();
     assert_eq!(net.cost(), Cost::CrossEntropy);
     // Input (1, 0): hidden z = (1, 0), a = (0.731, 0.5); output z = 2*(0.731-0.5) > 0 -> class 0.
     // Input (0, 1): hidden z = (-1, 0), a = (0.269, 0.5); output z0 = 2*(0.269-0.5) < 0 -> class 1.
@@ -36,7 +36,7 @@ fn a_network2_json_fixture_loads_and_predicts_as_computed_by_hand() {
     let x = net
         .graph_mut()
         .input(tensor::Tensor::from_vec(vec![1.0, 0.0], &[1, 2]).unwrap());
-    let z = net.forward(x, nn::Mode::Eval).unwrap();
+    let z = net.forward(x, nndl_nn::Mode::Eval).unwrap();
     let s = |v: f64| 1.0 / (1.0 + (-v).exp());
     let a = [s(1.0), s(0.0)];
     let want = [2.0 * a[0] - 2.0 * a[1], -2.0 * a[0] + 2.0 * a[1]];
@@ -63,8 +63,8 @@ fn network2_json_round_trip_gives_identical_predictions_and_outputs() {
     let mut net =
         Network::<f32>::sigmoid_mlp(&[784, 30, 10], Cost::CrossEntropy, Init::ScaledByInputs, 4)
             .unwrap();
-    nn::io::save_network2_json(&net, &path).unwrap();
-    let mut back = nn::io::load_network2_json::<f32>(&path).unwrap();
+    nndl_nn::io::save_network2_json(&net, &path).unwrap();
+    let mut back = nndl_nn::io::load_network2_json::<f32>(&path).unwrap();
     let data = random_inputs(200, 784);
     assert_eq!(
         net.predict(&data, 50).unwrap(),
@@ -90,35 +90,35 @@ fn network2_json_round_trip_gives_identical_predictions_and_outputs() {
 fn safetensors_round_trip_and_architecture_mismatch() {
     let dir = tmp("st");
     let path = dir.join("net.safetensors");
-    let mut net = nn::spec::build::<f32>(
+    let mut net = nndl_nn::spec::build::<f32>(
         "conv:4x5x5,pool:2,relu fc:20,relu softmax:10",
         &[1, 28, 28],
-        nn::Cost::LogLikelihood,
+        nndl_nn::Cost::LogLikelihood,
         2,
     )
     .unwrap();
-    nn::io::save_safetensors(&net, &path).unwrap();
-    let mut back = nn::spec::build::<f32>(
+    nndl_nn::io::save_safetensors(&net, &path).unwrap();
+    let mut back = nndl_nn::spec::build::<f32>(
         "conv:4x5x5,pool:2,relu fc:20,relu softmax:10",
         &[1, 28, 28],
-        nn::Cost::LogLikelihood,
+        nndl_nn::Cost::LogLikelihood,
         99,
     )
     .unwrap();
-    nn::io::load_safetensors(&mut back, &path).unwrap();
+    nndl_nn::io::load_safetensors(&mut back, &path).unwrap();
     let data = random_inputs(30, 784);
     assert_eq!(
         net.predict(&data, 10).unwrap(),
         back.predict(&data, 10).unwrap()
     );
-    let mut other = nn::spec::build::<f32>(
+    let mut other = nndl_nn::spec::build::<f32>(
         "conv:4x5x5,pool:2,relu fc:30,relu softmax:10",
         &[1, 28, 28],
-        nn::Cost::LogLikelihood,
+        nndl_nn::Cost::LogLikelihood,
         2,
     )
     .unwrap();
-    let e = nn::io::load_safetensors(&mut other, &path)
+    let e = nndl_nn::io::load_safetensors(&mut other, &path)
         .unwrap_err()
         .to_string();
     assert!(
@@ -150,13 +150,13 @@ fn bad_model_files_are_errors_that_name_the_file() {
     ] {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
-        let e = nn::io::load_network2_json::<f32>(&p)
+        let e = nndl_nn::io::load_network2_json::<f32>(&p)
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains(needle) && e.contains(name), "{name}: {e}");
     }
-    let e = nn::io::load_network2_json::<f32>(dir.join("missing.json"))
+    let e = nndl_nn::io::load_network2_json::<f32>(dir.join("missing.json"))
         .err()
         .unwrap()
         .to_string();
@@ -164,9 +164,9 @@ fn bad_model_files_are_errors_that_name_the_file() {
     let p = dir.join("trunc.safetensors");
     std::fs::write(&p, [1u8, 2, 3]).unwrap();
     let mut net =
-        nn::spec::build::<f32>("fc:5 softmax:10", &[1, 28, 28], nn::Cost::LogLikelihood, 0)
+        nndl_nn::spec::build::<f32>("fc:5 softmax:10", &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0)
             .unwrap();
-    assert!(nn::io::load_safetensors(&mut net, &p)
+    assert!(nndl_nn::io::load_safetensors(&mut net, &p)
         .unwrap_err()
         .to_string()
         .contains("not a safetensors file"));
@@ -175,14 +175,14 @@ fn bad_model_files_are_errors_that_name_the_file() {
 #[test]
 fn only_network2_shaped_nets_save_as_network2_json() {
     let dir = tmp("shape");
-    let net = nn::spec::build::<f32>(
+    let net = nndl_nn::spec::build::<f32>(
         "fc:5,relu softmax:10",
         &[1, 28, 28],
-        nn::Cost::LogLikelihood,
+        nndl_nn::Cost::LogLikelihood,
         0,
     )
     .unwrap();
-    let e = nn::io::save_network2_json(&net, dir.join("x.json"))
+    let e = nndl_nn::io::save_network2_json(&net, dir.join("x.json"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("safetensors"), "{e}");
@@ -210,7 +210,7 @@ fn errors_quote_untrusted_file_content_cut_short() {
     ];
     for json in &cases {
         let Err(e) =
-            nn::io::load_network2_json_from_bytes::<f32>(json.as_bytes(), Path::new("big.json"))
+            nndl_nn::io::load_network2_json_from_bytes::<f32>(json.as_bytes(), Path::new("big.json"))
         else {
             panic!("loaded");
         };
@@ -230,7 +230,7 @@ fn errors_quote_untrusted_file_content_cut_short() {
     let mut file = (header.len() as u64).to_le_bytes().to_vec();
     file.extend_from_slice(header.as_bytes());
     file.extend_from_slice(&[0; 12]);
-    let e = nn::io::load_safetensors_from_bytes(&mut net, &file, Path::new("big.st"))
+    let e = nndl_nn::io::load_safetensors_from_bytes(&mut net, &file, Path::new("big.st"))
         .unwrap_err()
         .to_string();
     assert!(e.len() < 1000, "{} characters", e.len());
@@ -242,21 +242,21 @@ fn a_model_file_larger_than_any_network_is_refused_by_its_size() {
     // A sparse file one byte over the limit: refused from its size, nothing read.
     let p = tmp("too-large").join("too-large.safetensors");
     let f = std::fs::File::create(&p).unwrap();
-    f.set_len(nn::io::MAX_MODEL_FILE_BYTES + 1).unwrap();
+    f.set_len(nndl_nn::io::MAX_MODEL_FILE_BYTES + 1).unwrap();
     drop(f);
     let start = std::time::Instant::now();
-    let e = nn::io::read_model_file(&p).unwrap_err().to_string();
+    let e = nndl_nn::io::read_model_file(&p).unwrap_err().to_string();
     assert!(start.elapsed() < std::time::Duration::from_secs(1));
     assert!(
         e.contains("too-large.safetensors") && e.contains("larger than 2214592512 bytes"),
         "{e}"
     );
     let mut net = Network::<f32>::sigmoid_mlp(&[2, 1], Cost::Quadratic, Init::Large, 0).unwrap();
-    let e = nn::io::load_safetensors(&mut net, &p)
+    let e = nndl_nn::io::load_safetensors(&mut net, &p)
         .unwrap_err()
         .to_string();
     assert!(e.contains("larger than"), "{e}");
-    let Err(e) = nn::io::load_network2_json::<f32>(&p) else {
+    let Err(e) = nndl_nn::io::load_network2_json::<f32>(&p) else {
         panic!("loaded");
     };
     let e = e.to_string();

@@ -5,7 +5,7 @@
 mod common;
 
 use autograd::Graph;
-use nn::{
+use nndl_nn::{
     gradcheck_layer, Activation, ConvPool, Ctx, DropoutStyle, FcConfig, FullyConnected, InMemory,
     Init, Layer, Mode, Regularization,
 };
@@ -129,10 +129,10 @@ fn network3_dropout_semantics() {
 
 #[test]
 fn a_network3_cost_with_in_graph_l2_end_to_end() {
-    let mut net = nn::spec::build::<f64>(
+    let mut net = nndl_nn::spec::build::<f64>(
         "conv:2x5x5,pool:2,relu fc:6,tanh,dropout:0.5 softmax:10,dropout:0.5",
         &[1, 28, 28],
-        nn::Cost::LogLikelihood,
+        nndl_nn::Cost::LogLikelihood,
         3,
     )
     .unwrap();

@@ -3,7 +3,7 @@
 //! dropout's scaling, and the shapes a network of them builds.
 
 use autograd::Graph;
-use nn::{
+use nndl_nn::{
     gradcheck_layer, Activation, BatchNorm, Conv2d, Conv2dConfig, Ctx, Dropout, Flatten, Init,
     Layer, MaxPool2d, Mode,
 };

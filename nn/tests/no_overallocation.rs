@@ -16,17 +16,17 @@ fn small_files_claiming_huge_networks_are_refused_without_allocating_them() {
     let json =
         br#"{"sizes": [16000, 16000], "weights": [[]], "biases": [[]], "cost": "QuadraticCost"}"#;
     let ((), n) = largest_allocation(|| {
-        let e = nn::io::load_network2_json_from_bytes::<f32>(json, Path::new("lie.json"));
+        let e = nndl_nn::io::load_network2_json_from_bytes::<f32>(json, Path::new("lie.json"));
         assert!(e.is_err());
     });
     assert!(n < 1 << 20, "the JSON loader allocated {n} bytes");
 
     // A --layers description of more than 2^28 parameters is refused before allocating.
     let ((), n) = largest_allocation(|| {
-        assert!(nn::spec::build::<f32>(
+        assert!(nndl_nn::spec::build::<f32>(
             "fc:20000 fc:20000 softmax:10",
             &[1, 28, 28],
-            nn::Cost::LogLikelihood,
+            nndl_nn::Cost::LogLikelihood,
             0
         )
         .is_err());
@@ -35,7 +35,7 @@ fn small_files_claiming_huge_networks_are_refused_without_allocating_them() {
 
     // A safetensors header claiming a 2^40-element tensor in a 100-byte file.
     let mut net =
-        nn::Network::<f32>::sigmoid_mlp(&[4, 3, 2], nn::Cost::Quadratic, nn::Init::Large, 0)
+        nndl_nn::Network::<f32>::sigmoid_mlp(&[4, 3, 2], nndl_nn::Cost::Quadratic, nndl_nn::Init::Large, 0)
             .unwrap();
     let header =
         br#"{"l0.w":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,4398046511104]}}"#;
@@ -43,9 +43,9 @@ fn small_files_claiming_huge_networks_are_refused_without_allocating_them() {
     file.extend_from_slice(header);
     file.extend_from_slice(&[0; 16]);
     let ((), n) = largest_allocation(|| {
-        assert!(nn::io::load_safetensors_from_bytes(&mut net, &file, Path::new("lie.st")).is_err());
+        assert!(nndl_nn::io::load_safetensors_from_bytes(&mut net, &file, Path::new("lie.st")).is_err());
         assert!(
-            nn::checkpoint::Checkpoint::load_from_bytes(&mut net, &file, Path::new("lie")).is_err()
+            nndl_nn::checkpoint::Checkpoint::load_from_bytes(&mut net, &file, Path::new("lie")).is_err()
         );
     });
     assert!(n < 1 << 20, "the safetensors loaders allocated {n} bytes");

@@ -1,10 +1,10 @@
 //! `--layers` descriptions from the whole grammar (every kind, every option, sizes from small
-//! to hostile: 0, 2^31, 2^62, 2^63, `u64::MAX` and past it): `nn::spec::build` never panics,
+//! to hostile: 0, 2^31, 2^62, 2^63, `u64::MAX` and past it): `nndl_nn::spec::build` never panics,
 //! builds only nets whose every layer has values to output, names the layer when it refuses,
 //! and a small net it builds computes the output shape it declares on a batch of 2.
 
-use nn::memory::Plan;
-use nn::{Mode, Network};
+use nndl_nn::memory::Plan;
+use nndl_nn::{Mode, Network};
 use proptest::prelude::*;
 
 /// Numbers that broke shape arithmetic or would: zero, past 32 bits, near and past `u64`.
@@ -159,7 +159,7 @@ fn shapes(net: &Network<f32>) -> Vec<Vec<usize>> {
 }
 
 fn check(text: &str) {
-    match nn::spec::build::<f32>(text, &[1, 28, 28], nn::Cost::LogLikelihood, 0) {
+    match nndl_nn::spec::build::<f32>(text, &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0) {
         Ok(mut net) => {
             for (i, d) in shapes(&net).iter().enumerate() {
                 assert!(
@@ -225,7 +225,7 @@ fn a_fair_share_of_the_generated_descriptions_build() {
     let built = (0..400)
         .filter(|_| {
             let text = strategy.new_tree(&mut runner).unwrap().current();
-            nn::spec::build::<f32>(&text, &[1, 28, 28], nn::Cost::LogLikelihood, 0).is_ok()
+            nndl_nn::spec::build::<f32>(&text, &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0).is_ok()
         })
         .count();
     assert!(built >= 40, "only {built} of 400 built");
@@ -250,7 +250,7 @@ fn the_probes_that_aborted_or_wrapped_are_refused_naming_the_layer() {
             "layer 2",
         ),
     ] {
-        let e = nn::spec::build::<f32>(spec, &[1, 28, 28], nn::Cost::LogLikelihood, 0)
+        let e = nndl_nn::spec::build::<f32>(spec, &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0)
             .err()
             .unwrap_or_else(|| panic!("{spec} built"));
         let e = e.to_string();
@@ -266,7 +266,7 @@ fn the_probes_that_aborted_or_wrapped_are_refused_naming_the_layer() {
         "conv:100000x5x5 fc:1 softmax:10",
         "conv2d:100000x3x3,pad:1 pool:28 softmax:10",
     ] {
-        let net = nn::spec::build::<f32>(spec, &[1, 28, 28], nn::Cost::LogLikelihood, 0).unwrap();
+        let net = nndl_nn::spec::build::<f32>(spec, &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0).unwrap();
         let e = Plan::eval(&net, 1000)
             .unwrap()
             .check(16 << 30)

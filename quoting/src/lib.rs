@@ -16,9 +16,9 @@ pub const QUOTE_LIMIT: usize = 200;
 /// characters with `... (N more characters)` after the closing quote when it was longer.
 ///
 /// ```
-/// assert_eq!(quoting::quote("a\tb"), "\"a\\tb\"");
+/// assert_eq!(nndl_quoting::quote("a\tb"), "\"a\\tb\"");
 /// let long = "x".repeat(1000);
-/// assert!(quoting::quote(&long).ends_with("\"... (800 more characters)"));
+/// assert!(nndl_quoting::quote(&long).ends_with("\"... (800 more characters)"));
 /// ```
 pub fn quote(text: &str) -> String {
     let mut out = String::with_capacity(QUOTE_LIMIT.min(text.len()) + 40);
@@ -48,9 +48,9 @@ pub fn quote(text: &str) -> String {
 /// [`QUOTE_LIMIT`] characters with `... (N more characters)` when it was longer.
 ///
 /// ```
-/// assert_eq!(quoting::capped("[1, 2]"), "[1, 2]");
+/// assert_eq!(nndl_quoting::capped("[1, 2]"), "[1, 2]");
 /// let long = format!("{:?}", vec![7u8; 1000]);
-/// assert!(quoting::capped(&long).contains("... (2800 more characters)"));
+/// assert!(nndl_quoting::capped(&long).contains("... (2800 more characters)"));
 /// ```
 pub fn capped(text: &str) -> String {
     match text.char_indices().nth(QUOTE_LIMIT) {

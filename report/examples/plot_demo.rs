@@ -1,8 +1,8 @@
 //! Writes demo plots to the directory given as the first argument (default: the current one).
 
-use report::{plot_png, EpochRecord, RunRecord};
+use nndl_report::{plot_png, EpochRecord, RunRecord};
 
-fn main() -> Result<(), report::ReportError> {
+fn main() -> Result<(), nndl_report::ReportError> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| ".".into());
     let dir = std::path::Path::new(&dir);
     let mut run = RunRecord::new("network2", serde_json::json!({"eta": 0.5, "lambda": 5.0}));

@@ -8,6 +8,9 @@
 //! - [`Progress`]: a progress bar on stderr while an epoch runs, hidden when stderr is not a
 //!   terminal; [`Steps`], the same for coarse steps counted from several threads.
 //!
+//! The drawing (`plot_png`, `tiles_png`, ...) is the feature `plots` (on by default): without
+//! it the crate has no image dependencies.
+//!
 //! Every file this crate writes is saved with `atomic_file`, so a killed run leaves the
 //! previous file.
 //!
@@ -15,9 +18,9 @@
 //! Vera licence, permissive, reproduced in `assets/LICENSE-DejaVu.txt`), so no system font is needed.
 //!
 //! ```
-//! use report::{EpochRecord, Progress, RunRecord};
+//! use nndl_report::{EpochRecord, Progress, RunRecord};
 //!
-//! # fn main() -> Result<(), report::ReportError> {
+//! # fn main() -> Result<(), nndl_report::ReportError> {
 //! # let dir = std::env::temp_dir().join(format!("report-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir).unwrap();
 //! let mut run = RunRecord::new("network2", serde_json::json!({"eta": 0.5, "epochs": 2}));
@@ -35,7 +38,8 @@
 //! }
 //! run.finish(4.7);
 //! run.write_json(dir.join("run.json"))?;
-//! report::plot_png(&run, dir.join("run.png"), "network2 [784, 30, 10]")?;
+//! # #[cfg(feature = "plots")]
+//! nndl_report::plot_png(&run, dir.join("run.png"), "network2 [784, 30, 10]")?;
 //! assert_eq!(RunRecord::read_json(dir.join("run.json"))?, run);
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok(())
@@ -44,19 +48,24 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "plots")]
 mod canvas;
 mod error;
+#[cfg(feature = "plots")]
 mod plot;
 mod progress;
 mod record;
+#[cfg(feature = "plots")]
 mod tiles;
 
 pub use error::ReportError;
+#[cfg(feature = "plots")]
 pub use plot::{
     plot_charts_png, plot_png, render_charts_png, render_png, Chart, Curve, PLOT_HEIGHT, PLOT_WIDTH,
 };
 pub use progress::{Progress, Steps};
 pub use record::{EpochRecord, RunRecord};
+#[cfg(feature = "plots")]
 pub use tiles::{render_tiles_png, tiles_png, Tile};
 
 /// Saves `bytes` at `path` atomically (`atomic_file`); an error names `path`.
@@ -68,6 +77,7 @@ pub(crate) fn save(path: &std::path::Path, bytes: &[u8]) -> Result<(), ReportErr
 }
 
 /// Saves a rendered PNG at `path`; a rendering failure becomes a plot error naming `path`.
+#[cfg(feature = "plots")]
 pub(crate) fn save_png(
     path: &std::path::Path,
     png: Result<Vec<u8>, ReportError>,

@@ -1,7 +1,7 @@
 mod common;
 
 use common::Scratch;
-use report::{plot_png, render_png, EpochRecord, ReportError, RunRecord, PLOT_HEIGHT, PLOT_WIDTH};
+use nndl_report::{plot_png, render_png, EpochRecord, ReportError, RunRecord, PLOT_HEIGHT, PLOT_WIDTH};
 use serde_json::json;
 
 /// The series colours of the plot (training, evaluation, validation, test).
@@ -138,7 +138,7 @@ fn decode(png: &[u8]) -> (Vec<u8>, u32, u32) {
 
 #[test]
 fn tiles_are_drawn_at_their_size_and_shade() {
-    use report::{render_tiles_png, Tile};
+    use nndl_report::{render_tiles_png, Tile};
     let tile = |ink: Vec<f32>, caption: &str| Tile {
         width: 4,
         height: 4,
@@ -172,7 +172,7 @@ fn tiles_are_drawn_at_their_size_and_shade() {
 
 #[test]
 fn a_tile_of_the_wrong_size_is_an_error_and_nothing_is_written() {
-    use report::{tiles_png, Tile};
+    use nndl_report::{tiles_png, Tile};
     let dir = Scratch::new("tiles-bad");
     let path = dir.path().join("t.png");
     let t = Tile {
@@ -191,7 +191,7 @@ fn a_tile_of_the_wrong_size_is_an_error_and_nothing_is_written() {
 
 #[test]
 fn charts_side_by_side_draw_each_curve_in_its_colour_on_log_and_linear_axes() {
-    use report::{render_charts_png, Chart, Curve};
+    use nndl_report::{render_charts_png, Chart, Curve};
     let curve = |label: &str, ys: &[f64]| Curve {
         label: label.into(),
         points: [100.0, 1000.0, 10000.0, 50000.0]

@@ -1,4 +1,4 @@
-use report::Progress;
+use nndl_report::Progress;
 
 #[test]
 fn hidden_bar_counts_and_keeps_its_message() {

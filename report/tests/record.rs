@@ -1,7 +1,7 @@
 mod common;
 
 use common::Scratch;
-use report::{EpochRecord, ReportError, RunRecord};
+use nndl_report::{EpochRecord, ReportError, RunRecord};
 use serde_json::json;
 
 fn epoch(n: usize, validation: f64, test: f64) -> EpochRecord {

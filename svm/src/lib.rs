@@ -20,9 +20,9 @@
 //! ```no_run
 //! use mnist::Scale;
 //! let data = mnist::load_data(mnist::find_data_dir(None)?)?;
-//! let problem = svm::Problem::from_images(&data.training.take(2000), Scale::Div256)?;
-//! let model = svm::train(&problem, &svm::Params::BOOK)?;
-//! let test = svm::Features::from_images(&data.test, Scale::Div256);
+//! let problem = nndl_svm::Problem::from_images(&data.training.take(2000), Scale::Div256)?;
+//! let model = nndl_svm::train(&problem, &nndl_svm::Params::BOOK)?;
+//! let test = nndl_svm::Features::from_images(&data.test, Scale::Div256);
 //! let predicted = model.predict(&test);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

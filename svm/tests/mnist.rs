@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use mnist::{MnistData, Scale};
-use svm::{Error, ExplicitZeros, Features, KernelEvaluation, Model, Params, Problem};
+use nndl_svm::{Error, ExplicitZeros, Features, KernelEvaluation, Model, Params, Problem};
 
 fn data() -> &'static MnistData {
     static DATA: OnceLock<MnistData> = OnceLock::new();
@@ -34,7 +34,7 @@ fn accuracy_on_2000_training_images_is_above_90_percent() {
             kernels: KernelEvaluation::Precomputed,
             ..params
         };
-        let model = svm::train(&train, &params).unwrap();
+        let model = nndl_svm::train(&train, &params).unwrap();
         assert_eq!(model.classes().len(), 10);
         let correct = model.correct(&test, &labels);
         eprintln!(
@@ -52,7 +52,7 @@ fn a_saved_model_loads_and_predicts_identically() {
         kernels: KernelEvaluation::Precomputed,
         ..Params::BOOK
     };
-    let model = svm::train(&train, &params).unwrap();
+    let model = nndl_svm::train(&train, &params).unwrap();
     let path = std::env::temp_dir().join(format!("nndl-svm-mnist-{}.model", std::process::id()));
     model.save(&path).unwrap();
     let loaded = Model::load(&path).unwrap();
@@ -83,7 +83,7 @@ fn bad_parameters_give_a_clear_error() {
             "invalid SVM parameter gamma = -0.01: must be > 0",
         ),
     ] {
-        let e = svm::train(&train, &Params::rbf(c, gamma)).unwrap_err();
+        let e = nndl_svm::train(&train, &Params::rbf(c, gamma)).unwrap_err();
         assert!(matches!(e, Error::InvalidParameter { .. }), "{e:?}");
         assert_eq!(e.to_string(), message);
     }
@@ -111,8 +111,8 @@ fn explicit_zeros_change_nothing_but_speed() {
     .unwrap();
     assert!(padded.features().stored_values() > sparse.features().stored_values());
     let params = Params::rbf(5.0, 0.02);
-    let a = svm::train(&sparse, &params).unwrap();
-    let b = svm::train(&padded, &params).unwrap();
+    let a = nndl_svm::train(&sparse, &params).unwrap();
+    let b = nndl_svm::train(&padded, &params).unwrap();
     assert_eq!(a.rho(), b.rho());
     assert_eq!(a.support_indices(), b.support_indices());
     for i in 0..a.support_count() {
@@ -137,12 +137,12 @@ fn explicit_zeros_change_nothing_but_speed() {
 #[test]
 fn precomputed_kernels_give_libsvms_model() {
     let (train, test, labels) = small();
-    let libsvm = svm::train(&train, &Params::BOOK).unwrap();
+    let libsvm = nndl_svm::train(&train, &Params::BOOK).unwrap();
     let params = Params {
         kernels: KernelEvaluation::Precomputed,
         ..Params::BOOK
     };
-    let fast = svm::train(&train, &params).unwrap();
+    let fast = nndl_svm::train(&train, &params).unwrap();
     assert_eq!(fast.support_indices(), libsvm.support_indices());
     for (a, b) in fast.rho().iter().zip(libsvm.rho()) {
         assert!((a - b).abs() < 1e-6, "rho {a} vs {b}");

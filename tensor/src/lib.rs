@@ -48,6 +48,8 @@ pub use reduce::{
 };
 pub use shape::{Shape, MAX_DIMS};
 pub use tensor::Tensor;
+/// The random number crate of [`Tensor::randn`]'s and the initialisers' `R: rand::Rng`.
+pub use rand;
 
 /// How a kernel puts its result into an output buffer: added to what is there, or written over
 /// it (contents ignored), so that a gradient accumulator nothing has written yet need not be

@@ -4,10 +4,10 @@
 /// with respect to every parameter (the random state reset before each evaluation, so dropout
 /// draws the same masks). Returns the number of elements compared; panics on a mismatch.
 pub fn gradcheck_cost(
-    net: nn::Network<f64>,
-    data: &nn::InMemory,
+    net: nndl_nn::Network<f64>,
+    data: &nndl_nn::InMemory,
     idx: &[usize],
-    reg: nn::Regularization,
+    reg: nndl_nn::Regularization,
 ) -> usize {
     use autograd::{gradcheck, AutogradError, GradcheckConfig, Graph, Var};
     let mut net = net;
@@ -22,7 +22,7 @@ pub fn gradcheck_cost(
         n.set_rng_state(state.clone());
         let weights = n.weights();
         let r = n
-            .batch_loss(data, idx, nn::Mode::Train)
+            .batch_loss(data, idx, nndl_nn::Mode::Train)
             .and_then(|loss| reg.add_to(n.graph_mut(), &weights, loss));
         std::mem::swap(n.graph_mut(), g);
         Ok(r?)
