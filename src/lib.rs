@@ -52,4 +52,5 @@ pub mod prelude;
 pub mod ensemble;
 #[cfg(feature = "plots")]
 pub mod figures;
+pub mod guide;
 pub mod run;
