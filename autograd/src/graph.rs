@@ -331,13 +331,13 @@ impl<T: Float> Graph<T> {
     }
 
     /// A buffer of `len` elements from the pool (contents unspecified).
-    pub fn alloc_buf(&mut self, len: usize) -> Vec<T> {
+    pub(crate) fn alloc_buf(&mut self, len: usize) -> Vec<T> {
         self.buffers.take(len)
     }
 
     /// Gives a buffer from [`Graph::alloc_buf`] back to the pool (scratch an op's forward
     /// needed only while it ran).
-    pub fn recycle_buf(&mut self, buf: Vec<T>) {
+    pub(crate) fn recycle_buf(&mut self, buf: Vec<T>) {
         self.buffers.give(buf)
     }
 
@@ -361,6 +361,9 @@ impl<T: Float> Graph<T> {
 
     /// How many buffers the graph has had to allocate so far (the rest were reused): after the
     /// first step of a fixed network this stops growing.
+    // Public for autograd's integration test of buffer reuse (tests/tape.rs), which counts
+    // allocations across steps; nothing a user tunes, hence hidden.
+    #[doc(hidden)]
     pub fn fresh_allocations(&self) -> usize {
         self.buffers.fresh
     }

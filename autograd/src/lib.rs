@@ -35,8 +35,10 @@ pub use error::AutogradError;
 pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};
 pub use graph::{Graph, Var};
 pub use handover::{GradientConsumer, LinearGradient, LinearParts, Taken};
-pub use ops::BatchStats;
-pub use tensor::{Float, Shape, Tensor};
+pub use ops::{BatchStats, UnaryFn};
+// The tensor types autograd's signatures use, so that a user of this crate alone can name
+// them: `MatRef` in `Backward::add_product`, `Accum` in `LinearParts`.
+pub use tensor::{Accum, Float, MatRef, Shape, Tensor};
 
 /// Result type of graph operations.
 pub type Result<T> = std::result::Result<T, AutogradError>;

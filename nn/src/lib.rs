@@ -3,7 +3,7 @@
 //! A [`Layer`] holds its parameters (on the network's [`autograd::Graph`]) and a `forward`
 //! written only with graph ops; it never writes a gradient. [`Network`] is a sequence of
 //! layers with a [`Cost`], trained by [`Network::train_epoch`] with an [`Optimizer`]: [`Sgd`]
-//! with one of the book's three ways of regularising ([`Regularization`]). [`reference`] keeps the book's
+//! with one of the book's three ways of regularising ([`Regularization`]). [`reference`](mod@reference) keeps the book's
 //! hand-derived backprop (BP1-BP4), which the tests compare autodiff against.
 
 mod cost;
