@@ -127,9 +127,9 @@ pub trait Op<T: Float>: 'static {
 /// fn linear<T: Float>(g: &mut Graph<T>, x: Var, w: Var) -> nndl_autograd::Result<Var> {
 ///     let (xv, wv) = (g.value(x)?, g.value(w)?);
 ///     let (m, k, n) = (xv.dims()[0], xv.dims()[1], wv.dims()[0]);
-///     let row = |r: usize, t: &Tensor<T>| &t.data()[r * k..(r + 1) * k];
+///     let (xd, wd) = (xv.data(), wv.data());
 ///     let y = (0..m * n)
-///         .map(|i| row(i / n, xv).iter().zip(row(i % n, wv)).map(|(&a, &b)| a * b).sum())
+///         .map(|i| (0..k).map(|j| xd[i / n * k + j] * wd[i % n * k + j]).sum())
 ///         .collect();
 ///     g.push_op(Box::new(Linear), &[x, w], Tensor::from_vec(y, &[m, n])?)
 /// }
