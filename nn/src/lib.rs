@@ -41,6 +41,13 @@ pub use optim::{
 };
 pub use tensor::pool::PoolGrad;
 
+// The graph and tensor types nn's signatures take and return (a layer's forward, the
+// network's graph, gradcheck_layer's report), so that a user of nn alone can name them.
+pub use autograd::{GradcheckConfig, GradcheckError, GradcheckReport, Graph, Var};
+/// The JSON crate of [`checkpoint::Checkpoint::state`] and of the optimiser state's scalars.
+pub use serde_json;
+pub use tensor::{Float, Shape, Tensor};
+
 /// The random number crate of every signature that takes a generator (`R: rand::Rng`): use
 /// this one, as another major version's `Rng` is a different trait.
 pub use rand;
