@@ -87,7 +87,7 @@ pub fn one_hot<T: Element>(label: u8) -> [T; CLASSES] {
 /// // A mini-batch as floats (value / 255) and its one-hot targets.
 /// let mut x = [0f32; 8];
 /// data.fill_batch(&[3, 1], &mut x);
-/// assert_eq!((x[..4], x[4]), ([150.0 / 255.0; 4], 50.0 / 255.0));
+/// assert_eq!((&x[..4], x[4]), (&[150.0 / 255.0; 4][..], 50.0 / 255.0));
 /// let mut y = [0f32; 20];
 /// data.fill_one_hot(&[3, 1], &mut y);
 /// assert_eq!((y[3], y[10 + 1], y.iter().sum::<f32>()), (1.0, 1.0, 2.0));
