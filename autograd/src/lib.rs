@@ -5,7 +5,9 @@
 //! return small `Copy` [`Var`] handles; [`Graph::backward`] walks the tape once in reverse.
 //! Each operation is one file under `ops/`: its graph method (the forward), its [`Op`]
 //! implementation (the backward) and its gradient check, side by side. A user adds an op the
-//! same way, through [`Graph::push_op`], and checks it with [`gradcheck()`].
+//! same way, through [`Graph::push_op`] (see [`Op`] and [`Backward`]), and checks it with
+//! [`gradcheck()`] or [`gradcheck_fn`]. An elementwise function needs no `Op` at all: declare
+//! it and its derivative as a [`UnaryFn`] and apply it with [`Graph::unary`].
 //!
 //! ```
 //! use nndl_autograd::Graph;

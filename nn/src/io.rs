@@ -36,7 +36,7 @@ fn format_err(path: &Path, why: impl Into<String>) -> NnError {
 
 /// Writes `bytes` to `path` atomically (`atomic_file`): a crash leaves either the old file or
 /// the new one, never half of one.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic_file::write_bytes(path, bytes).map_err(|source| NnError::Io {
         path: path.to_path_buf(),
         source,
