@@ -10,6 +10,57 @@ use tensor::{Float, MatMut, MatRef, Tensor};
 /// The backward half of an operation. The forward is the [`Graph`] method that computed the
 /// output and pushed the op with [`Graph::push_op`]; whatever the backward needs (a mask, the
 /// argmax of a pool, softmax probabilities) is stored in the implementing struct.
+///
+/// An implementation needs [`Op::name`] and [`Op::backward`]; the backward reads the op's
+/// inputs, output and output gradient from its [`Backward`] and adds each input's share to
+/// [`Backward::grad`]. For an elementwise function, a [`UnaryFn`](crate::UnaryFn) is shorter.
+///
+/// ```
+/// use nndl_autograd::{gradcheck_fn, Backward, Float, GradcheckConfig, Graph, Op, Tensor, Var};
+///
+/// /// y = x^3; the backward uses the saved input: dx += dy * 3x^2.
+/// struct Cube;
+///
+/// impl<T: Float> Op<T> for Cube {
+///     fn name(&self) -> &'static str {
+///         "cube"
+///     }
+///     fn backward(&self, cx: &mut Backward<'_, T>) {
+///         let (x, dy) = (cx.input(0), cx.grad_output());
+///         let dx = cx.grad(0);
+///         for ((d, &x), &g) in dx.data_mut().iter_mut().zip(x.data()).zip(dy.data()) {
+///             *d += g * T::of(3.0) * x * x;
+///         }
+///     }
+/// }
+///
+/// /// The forward: compute the output, then record it with the op that differentiates it.
+/// fn cube<T: Float>(g: &mut Graph<T>, x: Var) -> nndl_autograd::Result<Var> {
+///     let out = g.value(x)?.map(|v| v * v * v);
+///     g.push_op(Box::new(Cube), &[x], out)
+/// }
+///
+/// let mut g = Graph::<f64>::new();
+/// let x = g.parameter("x", Tensor::from_vec(vec![2.0, -0.5], &[2])?);
+/// let y = cube(&mut g, x)?;
+/// let loss = g.sum(y)?;
+/// g.backward(loss)?;
+/// assert_eq!(g.value(y)?.data(), &[8.0, -0.125]);
+/// assert_eq!(g.grad(x).unwrap().data(), &[12.0, 0.75]);
+///
+/// // The backward against central differences (on a cube of a product, so the chain rule
+/// // through the op is exercised as well).
+/// let inputs = [
+///     Tensor::from_vec(vec![0.3, -1.2, 0.8, 0.5], &[2, 2])?,
+///     Tensor::from_vec(vec![1.5, 0.7, -0.4, 2.0], &[2, 2])?,
+/// ];
+/// let report = gradcheck_fn(&inputs, |g, v| {
+///     let p = g.mul(v[0], v[1])?;
+///     cube(g, p)
+/// }, GradcheckConfig::default())?;
+/// assert_eq!(report.checked, 8);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Op<T: Float>: 'static {
     /// The operation's name, for error messages and debugging.
     fn name(&self) -> &'static str;
@@ -18,6 +69,10 @@ pub trait Op<T: Float>: 'static {
     fn backward(&self, cx: &mut Backward<'_, T>);
 
     /// Hands back large buffers the op saved, so the next step can reuse them.
+    // Hidden: autograd's own ops (dropout's mask, conv's columns, the losses' probabilities)
+    // return buffers from the graph's pool here; a user's op keeps plain Vecs, and the
+    // default (nothing to give back) is right for it.
+    #[doc(hidden)]
     fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
         Vec::new()
     }
@@ -27,6 +82,10 @@ pub trait Op<T: Float>: 'static {
     /// [`GradientConsumer`] unformed, and the consumer computes `x`'s gradient with it. The
     /// op's [`Op::backward`] then runs for the other inputs only (it sees `needs_grad` false
     /// for `x` and `w`).
+    // Hidden: only autograd's `linear` op has this form, and the handover that uses it
+    // (`Backward` writing `x`'s gradient through a `GradientConsumer`) is internal to the
+    // tape; a user's op keeps the default.
+    #[doc(hidden)]
     fn linear_form(&self) -> Option<(usize, usize)> {
         None
     }
@@ -34,6 +93,63 @@ pub trait Op<T: Float>: 'static {
 
 /// What an [`Op::backward`] sees: its inputs' and output's values, the output's gradient, and
 /// mutable access to each input's gradient accumulator.
+///
+/// What an `Op` implementation uses:
+/// - [`Backward::input`], [`Backward::output`], [`Backward::grad_output`]: the values the
+///   forward saw and produced, and `dL/dy` (all of the op's output shape or its inputs').
+/// - [`Backward::needs_grad`]: whether input `k` wants a gradient at all (a constant input
+///   or a frozen parameter does not); skip its work when it does not.
+/// - [`Backward::grad`]: input `k`'s gradient, to be *added to* (an input used by several
+///   ops collects each one's share), zero-filled on first use.
+/// - [`Backward::add_product`]: adds a matrix product to input `k`'s gradient, skipping the
+///   zero-fill: the backward of anything product-shaped.
+/// - [`Backward::add_scaled_input`]: adds `c * input(k)`, the gradient of `(c/2) |x|^2`.
+///
+/// A linear map `y = x . w^T` written as a user op, its backward two products
+/// (`dx = dy . w`, `dw = dy^T . x`):
+///
+/// ```
+/// use nndl_autograd::{gradcheck_fn, Backward, Float, GradcheckConfig, Graph, Op, Tensor, Var};
+///
+/// struct Linear;
+///
+/// impl<T: Float> Op<T> for Linear {
+///     fn name(&self) -> &'static str {
+///         "my_linear"
+///     }
+///     fn backward(&self, cx: &mut Backward<'_, T>) {
+///         let (x, w, dy) = (cx.input(0).mat(), cx.input(1).mat(), cx.grad_output().mat());
+///         cx.add_product(0, dy, w); // [m, n] . [n, k]; nothing done unless x needs it
+///         cx.add_product(1, dy.t(), x); // [n, m] . [m, k]
+///     }
+/// }
+///
+/// fn linear<T: Float>(g: &mut Graph<T>, x: Var, w: Var) -> nndl_autograd::Result<Var> {
+///     let (xv, wv) = (g.value(x)?, g.value(w)?);
+///     let (m, k, n) = (xv.dims()[0], xv.dims()[1], wv.dims()[0]);
+///     let (xd, wd) = (xv.data(), wv.data());
+///     let y = (0..m * n)
+///         .map(|i| (0..k).map(|j| xd[i / n * k + j] * wd[i % n * k + j]).sum())
+///         .collect();
+///     g.push_op(Box::new(Linear), &[x, w], Tensor::from_vec(y, &[m, n])?)
+/// }
+///
+/// let x = Tensor::from_vec(vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6], &[2, 3])?; // 2 samples of 3
+/// let w = Tensor::from_vec((0..12).map(|i| 0.1 * i as f64 - 0.5).collect(), &[4, 3])?;
+/// let report = gradcheck_fn(&[x, w], |g, v| linear(g, v[0], v[1]), GradcheckConfig::default())?;
+/// assert_eq!(report.checked, 6 + 12);
+///
+/// // With x a constant, only w gets a gradient: dw = dy^T . x, with dy all ones here.
+/// let mut g = Graph::<f64>::new();
+/// let x = g.input(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?);
+/// let w = g.parameter("w", Tensor::zeros(&[1, 3])?);
+/// let y = linear(&mut g, x, w)?;
+/// let loss = g.sum(y)?;
+/// g.backward(loss)?;
+/// assert_eq!(g.grad(w).unwrap().data(), &[5.0, 7.0, 9.0]);
+/// assert!(g.grad(x).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Backward<'a, T: Float> {
     inputs: &'a [Var],
     values: &'a Slots<Tensor<T>>,
@@ -122,7 +238,7 @@ impl<'a, T: Float> Backward<'a, T> {
 
     /// The gradient buffer of input `k` for a kernel that takes a [`tensor::Accum`]: written
     /// over when it is new (no zero-fill), added to when earlier ops already wrote it.
-    pub fn grad_accum(&mut self, k: usize) -> (&mut [T], tensor::Accum) {
+    pub(crate) fn grad_accum(&mut self, k: usize) -> (&mut [T], tensor::Accum) {
         let (g, fresh) = self.grad_or_fresh(k);
         let mode = if fresh {
             tensor::Accum::Overwrite
@@ -136,19 +252,19 @@ impl<'a, T: Float> Backward<'a, T> {
     /// new: returns it with `true` if it was just created (contents unspecified: write every
     /// element, e.g. a GEMM that keeps none of it), or with `false` if earlier ops already added to it
     /// (add to it). Saves a zero-fill and a read of the whole buffer for the big weights.
-    pub fn grad_or_fresh(&mut self, k: usize) -> (&mut Tensor<T>, bool) {
+    pub(crate) fn grad_or_fresh(&mut self, k: usize) -> (&mut Tensor<T>, bool) {
         let v = self.inputs[k];
         grad_or_fresh(self.grads, self.buffers, self.scaled, self.values.at(v), v)
     }
 
     /// A scratch buffer of `len` elements from the graph's buffers (give it back with
     /// [`Backward::give_back`]).
-    pub fn scratch(&mut self, len: usize) -> Vec<T> {
+    pub(crate) fn scratch(&mut self, len: usize) -> Vec<T> {
         self.buffers.take(len)
     }
 
     /// Returns a scratch buffer to the graph's buffers.
-    pub fn give_back(&mut self, buf: Vec<T>) {
+    pub(crate) fn give_back(&mut self, buf: Vec<T>) {
         self.buffers.give(buf)
     }
 }

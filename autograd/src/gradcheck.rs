@@ -11,6 +11,26 @@ use std::fmt;
 use tensor::Tensor;
 
 /// Tolerances of a gradient check.
+///
+/// An element passes when `|analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)`.
+/// The central difference's own error grows as `eps^2`: too big a step fails a correct
+/// gradient.
+///
+/// ```
+/// use nndl_autograd::{gradcheck_fn, GradcheckConfig, GradcheckError, Tensor};
+///
+/// let x = [Tensor::from_vec(vec![0.0, 1.0], &[2])?];
+/// let exp = |g: &mut nndl_autograd::Graph<f64>, v: &[nndl_autograd::Var]| g.exp(v[0]);
+/// // The default step (1e-6) passes.
+/// assert!(gradcheck_fn(&x, exp, GradcheckConfig::default()).is_ok());
+/// // At eps = 0.1 the difference is off by about eps^2/6 * e^x: 0.0017 at x = 0.
+/// let coarse = GradcheckConfig { eps: 0.1, ..Default::default() };
+/// assert!(matches!(gradcheck_fn(&x, exp, coarse), Err(GradcheckError::Mismatch(_))));
+/// // ... which a looser tolerance accepts.
+/// let loose = GradcheckConfig { eps: 0.1, rtol: 1e-2, ..Default::default() };
+/// assert!(gradcheck_fn(&x, exp, loose).is_ok());
+/// # Ok::<(), nndl_autograd::AutogradError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct GradcheckConfig {
     /// Finite-difference step.
@@ -66,6 +86,35 @@ impl fmt::Display for GradcheckReport {
 }
 
 /// Why a gradient check failed.
+///
+/// A wrong derivative is reported with the worst element:
+///
+/// ```
+/// use nndl_autograd::{gradcheck_fn, Float, GradcheckConfig, GradcheckError, Tensor, UnaryFn};
+///
+/// /// x^3 with a mistaken derivative (2x^2 instead of 3x^2).
+/// struct BadCube;
+/// impl UnaryFn for BadCube {
+///     const NAME: &'static str = "bad_cube";
+///     fn f<T: Float>(x: T) -> T {
+///         x * x * x
+///     }
+///     fn df<T: Float>(x: T, _y: T) -> T {
+///         T::of(2.0) * x * x
+///     }
+/// }
+///
+/// let x = [Tensor::from_vec(vec![0.01, 2.0], &[2])?];
+/// let err = gradcheck_fn(&x, |g, v| {
+///     let y = g.unary::<BadCube>(v[0])?;
+///     g.sum(y) // a scalar, so the gradients are dy/dx themselves
+/// }, GradcheckConfig::default());
+/// let Err(GradcheckError::Mismatch(worst)) = err else { panic!("{err:?}") };
+/// assert_eq!((worst.name.as_str(), worst.index), ("input0", 1)); // x = 2: 8 against 12
+/// assert_eq!(worst.analytic, 8.0);
+/// assert!((worst.numeric - 12.0).abs() < 1e-6, "{worst}");
+/// # Ok::<(), nndl_autograd::AutogradError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GradcheckError {
     /// The analytic and numeric gradients disagree beyond tolerance.
@@ -104,6 +153,24 @@ fn projected(
 /// Checks the gradients of `f` with respect to the parameters `wrt` of `g`. `f` builds the
 /// computation from the graph's parameters (and any data it puts on the tape) each time it is
 /// called; it must be deterministic (fix dropout masks).
+///
+/// ```
+/// use nndl_autograd::{gradcheck, GradcheckConfig, Graph, Tensor};
+///
+/// let mut g = Graph::<f64>::new();
+/// let w = g.parameter("w", Tensor::from_vec(vec![0.5, -0.3, 0.8, 0.1], &[2, 2])?);
+/// let b = g.parameter("b", Tensor::from_vec(vec![0.1, -0.2], &[2])?);
+/// let x = Tensor::from_vec(vec![1.0, 2.0, -1.0, 0.5, 0.3, -0.7], &[3, 2])?;
+/// // A layer tanh(x w^T + b); its [3, 2] output is projected onto fixed random weights.
+/// let report = gradcheck(&mut g, &[w, b], |g| {
+///     let x = g.input(x.clone());
+///     let z = g.linear(x, w, Some(b))?;
+///     g.tanh(z)
+/// }, GradcheckConfig::default())?;
+/// assert_eq!(report.checked, 4 + 2);
+/// assert!(report.abs_err < 1e-6, "{report}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn gradcheck<F>(
     g: &mut Graph<f64>,
     wrt: &[Var],
@@ -199,6 +266,16 @@ where
 
 /// Checks the gradients of a function of plain tensors: each input becomes a parameter named
 /// `input{i}` of a fresh graph, and `f` receives their Vars.
+///
+/// ```
+/// use nndl_autograd::{gradcheck_fn, GradcheckConfig, Tensor};
+///
+/// // softmax cross-entropy of 2 samples, against labels 2 and 0
+/// let z = Tensor::from_vec(vec![0.2, -1.0, 0.5, 1.5, 0.3, -0.4], &[2, 3])?;
+/// let report = gradcheck_fn(&[z], |g, v| g.softmax_cross_entropy(v[0], &[2, 0]), GradcheckConfig::default())?;
+/// assert_eq!((report.checked, report.name.as_str()), (6, "input0"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn gradcheck_fn<F>(
     inputs: &[Tensor<f64>],
     mut f: F,

@@ -76,6 +76,33 @@ pub(crate) struct Node<T> {
 }
 
 /// Parameters and the tape of one computation. See the crate docs.
+///
+/// A training loop at this level: record the loss, run the backward, update each parameter
+/// from its gradient, and [`Graph::reset`] the tape (parameters and their Vars survive it).
+///
+/// ```
+/// use nndl_autograd::{Graph, Tensor};
+///
+/// // Fit w to minimise |w - t|^2 by gradient descent; the gradient is 2 (w - t).
+/// let mut g = Graph::<f64>::new();
+/// let w = g.parameter("w", Tensor::zeros(&[2])?);
+/// for _ in 0..50 {
+///     let t = g.input(Tensor::from_vec(vec![3.0, -1.0], &[2])?);
+///     let d = g.sub(w, t)?;
+///     let loss = g.sum_squares(d)?;
+///     g.backward(loss)?;
+///     let (value, grad) = g.param_and_grad(w)?;
+///     let grad = grad.expect("the loss depends on w");
+///     for (v, &dv) in value.data_mut().iter_mut().zip(grad.data()) {
+///         *v -= 0.25 * dv; // halves the distance to t each step
+///     }
+///     g.reset();
+/// }
+/// let w = g.value(w)?.data();
+/// assert!((w[0] - 3.0).abs() < 1e-12 && (w[1] + 1.0).abs() < 1e-12, "{w:?}");
+/// assert_eq!(g.tape_len(), 0);
+/// # Ok::<(), nndl_autograd::AutogradError>(())
+/// ```
 pub struct Graph<T: Float> {
     param_names: Vec<String>,
     pub(crate) values: Slots<Tensor<T>>,
@@ -230,6 +257,57 @@ impl<T: Float> Graph<T> {
 
     /// Records an op's output on the tape. `op` is kept for the backward only when some input
     /// needs a gradient; otherwise it is dropped (its buffers recycled).
+    ///
+    /// The forward half of a user's op: compute `output` from the inputs' values, then push
+    /// it with the [`Op`] that differentiates it, holding whatever that backward needs.
+    /// At most 3 inputs.
+    ///
+    /// ```
+    /// use nndl_autograd::{gradcheck_fn, Backward, Float, GradcheckConfig, Graph, Op, Tensor, Var};
+    ///
+    /// /// y = a x + b, with the constant `a` kept in the op for the backward.
+    /// struct ScaleShift<T> {
+    ///     a: T,
+    /// }
+    ///
+    /// impl<T: Float> Op<T> for ScaleShift<T> {
+    ///     fn name(&self) -> &'static str {
+    ///         "scale_shift"
+    ///     }
+    ///     fn backward(&self, cx: &mut Backward<'_, T>) {
+    ///         let dy = cx.grad_output();
+    ///         if cx.needs_grad(0) {
+    ///             let a = self.a;
+    ///             cx.grad(0).data_mut().iter_mut().zip(dy.data()).for_each(|(d, &g)| *d += a * g);
+    ///         }
+    ///         if cx.needs_grad(1) {
+    ///             cx.grad(1).data_mut().iter_mut().zip(dy.data()).for_each(|(d, &g)| *d += g);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// fn scale_shift<T: Float>(g: &mut Graph<T>, x: Var, a: T, b: Var) -> nndl_autograd::Result<Var> {
+    ///     let (xv, bv) = (g.value(x)?, g.value(b)?);
+    ///     let y: Vec<T> = xv.data().iter().zip(bv.data()).map(|(&x, &b)| a * x + b).collect();
+    ///     let out = Tensor::from_vec(y, xv.dims())?;
+    ///     g.push_op(Box::new(ScaleShift { a }), &[x, b], out)
+    /// }
+    ///
+    /// let mut g = Graph::<f32>::new();
+    /// let x = g.input(Tensor::from_vec(vec![1.0, 2.0], &[2])?); // a constant: no gradient
+    /// let b = g.parameter("b", Tensor::from_vec(vec![0.5, 0.5], &[2])?);
+    /// let y = scale_shift(&mut g, x, 3.0, b)?;
+    /// assert_eq!(g.value(y)?.data(), &[3.5, 6.5]);
+    /// let y2 = g.mul(y, y)?;
+    /// let loss = g.sum(y2)?;
+    /// g.backward(loss)?;
+    /// assert_eq!(g.grad(b).unwrap().data(), &[7.0, 13.0]); // d(y^2)/db = 2y
+    ///
+    /// let inputs = [Tensor::from_vec(vec![0.2, -0.7], &[2])?, Tensor::from_vec(vec![1.0, 0.1], &[2])?];
+    /// let report = gradcheck_fn(&inputs, |g, v| scale_shift(g, v[0], -1.5, v[1]), GradcheckConfig::default())?;
+    /// assert_eq!(report.checked, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn push_op(
         &mut self,
         op: Box<dyn Op<T>>,
@@ -331,13 +409,13 @@ impl<T: Float> Graph<T> {
     }
 
     /// A buffer of `len` elements from the pool (contents unspecified).
-    pub fn alloc_buf(&mut self, len: usize) -> Vec<T> {
+    pub(crate) fn alloc_buf(&mut self, len: usize) -> Vec<T> {
         self.buffers.take(len)
     }
 
     /// Gives a buffer from [`Graph::alloc_buf`] back to the pool (scratch an op's forward
     /// needed only while it ran).
-    pub fn recycle_buf(&mut self, buf: Vec<T>) {
+    pub(crate) fn recycle_buf(&mut self, buf: Vec<T>) {
         self.buffers.give(buf)
     }
 
@@ -361,6 +439,9 @@ impl<T: Float> Graph<T> {
 
     /// How many buffers the graph has had to allocate so far (the rest were reused): after the
     /// first step of a fixed network this stops growing.
+    // Public for autograd's integration test of buffer reuse (tests/tape.rs), which counts
+    // allocations across steps; nothing a user tunes, hence hidden.
+    #[doc(hidden)]
     pub fn fresh_allocations(&self) -> usize {
         self.buffers.fresh
     }

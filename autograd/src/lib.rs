@@ -5,7 +5,9 @@
 //! return small `Copy` [`Var`] handles; [`Graph::backward`] walks the tape once in reverse.
 //! Each operation is one file under `ops/`: its graph method (the forward), its [`Op`]
 //! implementation (the backward) and its gradient check, side by side. A user adds an op the
-//! same way, through [`Graph::push_op`], and checks it with [`gradcheck()`].
+//! same way, through [`Graph::push_op`] (see [`Op`] and [`Backward`]), and checks it with
+//! [`gradcheck()`] or [`gradcheck_fn`]. An elementwise function needs no `Op` at all: declare
+//! it and its derivative as a [`UnaryFn`] and apply it with [`Graph::unary`].
 //!
 //! ```
 //! use nndl_autograd::Graph;
@@ -35,8 +37,10 @@ pub use error::AutogradError;
 pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};
 pub use graph::{Graph, Var};
 pub use handover::{GradientConsumer, LinearGradient, LinearParts, Taken};
-pub use ops::BatchStats;
-pub use tensor::{Float, Shape, Tensor};
+pub use ops::{BatchStats, UnaryFn};
+// The tensor types autograd's signatures use, so that a user of this crate alone can name
+// them: `MatRef` in `Backward::add_product`, `Accum` in `LinearParts`.
+pub use tensor::{Accum, Float, MatRef, Shape, Tensor};
 
 /// Result type of graph operations.
 pub type Result<T> = std::result::Result<T, AutogradError>;

@@ -1,5 +1,5 @@
 //! One-line checks of an expression's value and gradient, for tests of ops and layers (the idea
-//! of tinygrad's `helper_test_op`, against nndl's own f64 [`gradcheck`](crate::gradcheck)).
+//! of tinygrad's `helper_test_op`, against nndl's own f64 [`gradcheck`](crate::gradcheck())).
 //!
 //! ```
 //! use nndl_autograd::testing;

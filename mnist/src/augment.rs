@@ -1,7 +1,7 @@
 //! Augmentation on the fly: each image of a mini-batch rotated, scaled and shifted at random
 //! (bilinear interpolation, zeros outside the image), the draw a pure function of
 //! `(seed, epoch, image index)`, so a run is reproducible and resumable without storing any
-//! augmented data. The book's 1-pixel expansion ([`crate::expand`]) stays as it is.
+//! augmented data. The book's 1-pixel expansion ([`crate::expand()`]) stays as it is.
 //!
 //! The transform maps an output pixel `p` (centred on the image centre `c`) back to its source
 //! `c + R(-angle) (p - c - shift) / scale`, as `torchvision`'s `RandomAffine` does.

@@ -50,6 +50,13 @@ impl_element!(f32, f64);
 pub const CLASSES: usize = 10;
 
 /// The one-hot vector of a digit: 1 at index `label`, 0 elsewhere (all zero if `label > 9`).
+///
+/// ```
+/// use nndl_mnist::one_hot;
+///
+/// assert_eq!(one_hot::<f32>(3), [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+/// assert_eq!(one_hot::<f64>(10), [0.0; 10]);
+/// ```
 pub fn one_hot<T: Element>(label: u8) -> [T; CLASSES] {
     let mut v = [T::ZERO; CLASSES];
     if let Some(x) = v.get_mut(usize::from(label)) {
@@ -60,6 +67,38 @@ pub fn one_hot<T: Element>(label: u8) -> [T; CLASSES] {
 
 /// Labelled images: `len()` images of `rows` x `cols` u8 pixels (0 = background) with labels 0-9,
 /// and the scale their pixels become floats at.
+///
+/// ```
+/// use nndl_mnist::{Dataset, Scale};
+///
+/// // Four 2x2 images; image i has every pixel 50 i and label i.
+/// let pixels = (0..4u8).flat_map(|i| [50 * i; 4]).collect();
+/// let data = Dataset::new(pixels, vec![0, 1, 2, 3], 2, 2)?;
+/// assert_eq!((data.len(), data.pixels_per_image()), (4, 4));
+/// assert_eq!(data.image(3), &[150; 4]);
+///
+/// // Subsets: the first n, a range, a split.
+/// assert_eq!(data.take(2).labels(), &[0, 1]);
+/// assert_eq!(data.slice(1..3).labels(), &[1, 2]);
+/// let (train, held_out) = data.clone().split_at(3);
+/// assert_eq!((train.len(), held_out.labels()), (3, &[3][..]));
+/// assert_eq!(train.concat(&held_out)?, data);
+///
+/// // A mini-batch as floats (value / 255) and its one-hot targets.
+/// let mut x = [0f32; 8];
+/// data.fill_batch(&[3, 1], &mut x);
+/// assert_eq!((&x[..4], x[4]), (&[150.0 / 255.0; 4][..], 50.0 / 255.0));
+/// let mut y = [0f32; 20];
+/// data.fill_one_hot(&[3, 1], &mut y);
+/// assert_eq!((y[3], y[10 + 1], y.iter().sum::<f32>()), (1.0, 1.0, 2.0));
+///
+/// // The book's pickle scales by 256 instead.
+/// data.with_scale(Scale::Div256).fill_batch(&[2], &mut x[..4]);
+/// assert_eq!(x[0], 100.0 / 256.0);
+///
+/// assert!(Dataset::new(vec![0; 7], vec![0, 1], 2, 2).is_err()); // 7 pixels for 2 images
+/// # Ok::<(), nndl_mnist::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
     images: Vec<u8>,

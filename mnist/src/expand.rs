@@ -21,6 +21,32 @@ use crate::dataset::Dataset;
 pub const VARIANTS: usize = 5;
 
 /// The book's expansion of `train` (50,000 images give 250,000), shuffled with `seed`.
+///
+/// ```
+/// use nndl_mnist::{expand, expand_unshuffled, Dataset};
+///
+/// // One 28x28 image with a single ink pixel at row 5, column 7.
+/// let mut pixels = vec![0u8; 28 * 28];
+/// pixels[5 * 28 + 7] = 255;
+/// let one = Dataset::new(pixels, vec![4], 28, 28)?;
+///
+/// // The image, then shifted down, up, right and left by a pixel.
+/// let ink = |d: &Dataset, i: usize| d.image(i).iter().position(|&p| p == 255).map(|k| (k / 28, k % 28));
+/// let plain = expand_unshuffled(&one);
+/// let at: Vec<_> = (0..5).map(|i| ink(&plain, i).unwrap()).collect();
+/// assert_eq!(at, [(5, 7), (6, 7), (4, 7), (5, 8), (5, 6)]);
+///
+/// // Shuffled with a seed: the same five records in a seeded order, labels kept.
+/// let shuffled = expand(&one, 1);
+/// assert_eq!((shuffled.len(), shuffled.labels()), (5, &[4; 5][..]));
+/// let mut seen: Vec<_> = (0..5).map(|i| ink(&shuffled, i).unwrap()).collect();
+/// seen.sort();
+/// let mut want = at.clone();
+/// want.sort();
+/// assert_eq!(seen, want);
+/// assert_eq!(expand(&one, 1), shuffled); // same seed, same file
+/// # Ok::<(), nndl_mnist::Error>(())
+/// ```
 pub fn expand(train: &Dataset, seed: u64) -> Dataset {
     expand_with_progress(train, seed, |_| {})
 }

@@ -421,6 +421,27 @@ pub fn write_labels(path: impl AsRef<Path>, labels: &[u8], format: Format) -> Re
 }
 
 /// Write a dataset as an images file and a labels file.
+///
+/// ```
+/// use nndl_mnist::idx::{self, Format};
+/// use nndl_mnist::Dataset;
+///
+/// let data = Dataset::new((0..=255).chain(0..=255).collect(), vec![7, 1], 16, 16)?;
+/// let dir = std::env::temp_dir().join(format!("nndl-doc-idx-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let (images, labels) = (dir.join("images-idx3-ubyte.gz"), dir.join("labels-idx1-ubyte"));
+/// idx::write_dataset(&images, &labels, &data, Format::Gzip)?;
+/// idx::write_labels(&labels, data.labels(), Format::Raw)?; // either format reads back
+///
+/// assert_eq!(idx::read_dataset(&images, &labels)?, data);
+/// let raw = idx::read_images(&images)?;
+/// assert_eq!((raw.count, raw.rows, raw.cols), (2, 16, 16));
+/// assert!(idx::is_gzip(&std::fs::read(&images)?));
+/// // The labels file: magic 2049 (0x801), then the count, then a byte per label.
+/// assert_eq!(std::fs::read(&labels)?, [0, 0, 8, 1, 0, 0, 0, 2, 7, 1]);
+/// std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_dataset(
     images_path: impl AsRef<Path>,
     labels_path: impl AsRef<Path>,

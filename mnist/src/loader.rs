@@ -126,6 +126,19 @@ fn require_file(dir: &Path, file: &OfficialFile) -> Result<PathBuf> {
 /// training = the first 50,000 records of the train files, validation = the last 10,000,
 /// test = the t10k files. Files are checked for layout, 28x28 images, record counts and labels;
 /// their MD5s are not recomputed here (see [`verify_dir`]).
+///
+/// ```
+/// // `data/mnist` searched upward from the current directory (or `$NNDL_DATA`).
+/// let dir = nndl_mnist::find_data_dir(None)?;
+/// let data = nndl_mnist::load_data(&dir)?;
+/// assert_eq!((data.training.len(), data.validation.len(), data.test.len()), (50_000, 10_000, 10_000));
+/// assert_eq!((data.training.rows(), data.training.cols()), (28, 28));
+/// // The first digits of each file, as every MNIST reader sees them.
+/// assert_eq!(&data.training.labels()[..3], &[5, 0, 4]);
+/// assert_eq!(&data.test.labels()[..2], &[7, 2]);
+/// assert_eq!(data.test.class_counts().iter().sum::<usize>(), 10_000);
+/// # Ok::<(), nndl_mnist::Error>(())
+/// ```
 pub fn load_data(dir: impl AsRef<Path>) -> Result<MnistData> {
     let dir = dir.as_ref();
     let train = load_official(dir, &TRAIN_IMAGES, &TRAIN_LABELS)?;

@@ -26,7 +26,7 @@
 //! };
 //! for epoch in first..30 {
 //!     // ... train the epoch, evaluate ...
-//!     Checkpoint { epochs_done: epoch + 1, state: serde_json::json!({}) }.save(&net, dir)?;
+//!     Checkpoint { epochs_done: epoch + 1, state: nndl_nn::serde_json::json!({}) }.save(&net, dir)?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -59,6 +59,29 @@ pub const STATE_PREFIX: &str = "optimizer/";
 pub type StateTensors<T> = Vec<(String, Vec<T>)>;
 
 /// What a checkpoint holds besides the weights and the random state.
+///
+/// ```
+/// use nndl_nn::checkpoint::{self, Checkpoint};
+/// use nndl_nn::rand::Rng;
+/// use nndl_nn::{serde_json, Cost, Init, Network};
+///
+/// let dir = std::env::temp_dir().join(format!("nndl-doc-ckpt-{}", std::process::id()));
+/// let mut net = Network::<f32>::sigmoid_mlp(&[4, 3, 2], Cost::CrossEntropy, Init::ScaledByInputs, 1)?;
+/// let _: u32 = net.rng_mut().random(); // the random state moves on during training
+/// let saved = Checkpoint { epochs_done: 3, state: serde_json::json!({"best_accuracy": 0.5}) };
+/// saved.save(&net, &dir)?;
+/// assert!(checkpoint::exists(&dir));
+/// assert_eq!(checkpoint::peek(&dir)?.epochs_done, 3); // without a network
+///
+/// // A network built the same way (here with another seed) resumes exactly.
+/// let mut resumed = Network::<f32>::sigmoid_mlp(&[4, 3, 2], Cost::CrossEntropy, Init::ScaledByInputs, 9)?;
+/// let loaded = Checkpoint::load(&mut resumed, &dir)?;
+/// std::fs::remove_dir_all(&dir)?;
+/// assert_eq!(loaded, saved);
+/// assert_eq!(resumed.parameter_bits(), net.parameter_bits());
+/// assert_eq!(resumed.rng_mut().random::<u64>(), net.rng_mut().random::<u64>());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     /// Epochs completed: a resumed run starts at this epoch (counted from 0).

@@ -6,6 +6,33 @@ use tensor::Float;
 
 /// The book's three costs. Each takes the last layer's pre-activation `z` and applies the
 /// output nonlinearity itself, fused where that is stable and cheaper.
+///
+/// At `z = 0` every output is 1/2 (sigmoid) or 1/C (softmax), so the costs of a sample of
+/// class 0 among 2 are known numbers:
+///
+/// ```
+/// use nndl_nn::{Cost, Graph, Tensor};
+///
+/// let cost_at_zero = |cost: Cost| -> nndl_nn::Result<(f64, Vec<f64>)> {
+///     let mut g = Graph::<f64>::new();
+///     let z = g.parameter("z", Tensor::zeros(&[1, 2])?); // one sample, two outputs
+///     let c = cost.loss(&mut g, z, &[0])?;
+///     g.backward(c)?;
+///     Ok((g.value(c)?.data()[0], g.grad(z).unwrap().data().to_vec()))
+/// };
+/// let ln2 = 2f64.ln();
+/// // 0.5 ||a - y||^2 = 0.5 (0.25 + 0.25); gradient (a - y) a (1 - a).
+/// assert_eq!(cost_at_zero(Cost::Quadratic)?, (0.25, vec![-0.125, 0.125]));
+/// // -sum y ln a + (1 - y) ln(1 - a) = 2 ln 2; gradient a - y.
+/// let (c, grad) = cost_at_zero(Cost::CrossEntropy)?;
+/// assert!((c - 2.0 * ln2).abs() < 1e-15 && grad == [-0.5, 0.5]);
+/// // -ln p[0] = ln 2; gradient p - y.
+/// let (c, grad) = cost_at_zero(Cost::LogLikelihood)?;
+/// assert!((c - ln2).abs() < 1e-15 && grad == [-0.5, 0.5]);
+///
+/// assert_eq!(Cost::from_network2_name(Cost::CrossEntropy.network2_name()), Some(Cost::CrossEntropy));
+/// # Ok::<(), nndl_nn::NnError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cost {
     /// network.py: sigmoid output, `0.5 ||a - y||^2` against one-hot targets.

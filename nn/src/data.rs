@@ -5,6 +5,43 @@
 use tensor::Float;
 
 /// A labelled data set the training loop can draw mini-batches from.
+///
+/// A data set of one's own needs only its size, the values per sample, how to write a batch
+/// of inputs, and the labels. Here, XOR's four points:
+///
+/// ```
+/// use nndl_nn::{Float, Samples};
+///
+/// struct Xor;
+///
+/// impl Samples for Xor {
+///     fn len(&self) -> usize {
+///         4
+///     }
+///     fn sample_len(&self) -> usize {
+///         2
+///     }
+///     fn fill_inputs<T: Float>(&self, idx: &[usize], out: &mut [T]) {
+///         for (o, &i) in out.chunks_exact_mut(2).zip(idx) {
+///             o[0] = T::of((i & 1) as f64);
+///             o[1] = T::of((i >> 1) as f64);
+///         }
+///     }
+///     fn label(&self, i: usize) -> usize {
+///         (i & 1) ^ (i >> 1)
+///     }
+/// }
+///
+/// let mut batch = [0.0f32; 4];
+/// Xor.fill_inputs(&[3, 1], &mut batch);
+/// assert_eq!(batch, [1.0, 1.0, 1.0, 0.0]);
+/// assert_eq!((0..4).map(|i| Xor.label(i)).collect::<Vec<_>>(), [0, 1, 1, 0]);
+///
+/// // Any `Samples` can be evaluated and trained on.
+/// let mut net = nndl_nn::Network::<f32>::sigmoid_mlp(&[2, 3, 2], nndl_nn::Cost::Quadratic, nndl_nn::Init::Large, 0)?;
+/// assert_eq!(net.evaluate(&Xor, 4, None)?.total, 4);
+/// # Ok::<(), nndl_nn::NnError>(())
+/// ```
 pub trait Samples: Sync {
     /// Number of samples.
     fn len(&self) -> usize;
@@ -23,6 +60,18 @@ pub trait Samples: Sync {
 }
 
 /// Samples held as f64 vectors, for tests and small experiments.
+///
+/// ```
+/// use nndl_nn::{InMemory, Samples};
+///
+/// // Three samples of two values each.
+/// let data = InMemory { inputs: vec![0.0, 0.1, 1.0, 1.1, 2.0, 2.1], labels: vec![0, 1, 2], sample_len: 2 };
+/// assert_eq!((data.len(), data.sample_len()), (3, 2));
+/// let mut batch = [0.0f32; 4];
+/// data.fill_inputs(&[2, 0], &mut batch); // samples 2 and 0, in that order
+/// assert_eq!(batch, [2.0, 2.1, 0.0, 0.1]);
+/// assert_eq!(data.label(1), 1);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct InMemory {
     /// Inputs, `len * sample_len` values.

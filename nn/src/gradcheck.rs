@@ -11,14 +11,14 @@ use tensor::Tensor;
 /// evaluation, so a layer with dropout is checked in training mode too.
 ///
 /// ```
-/// use nndl_nn::{gradcheck_layer, Activation, FcConfig, FullyConnected, Init, Mode};
-/// use rand::SeedableRng;
+/// use nndl_nn::rand::SeedableRng;
+/// use nndl_nn::{gradcheck_layer, Activation, FcConfig, FullyConnected, Graph, Init, Mode, Pcg64, Tensor};
 ///
-/// let mut g = autograd::Graph::<f64>::new();
-/// let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
+/// let mut g = Graph::<f64>::new();
+/// let mut rng = Pcg64::seed_from_u64(1);
 /// let config = FcConfig { activation: Activation::Tanh, init: Init::ScaledByOutputs, p_dropout: 0.5 };
 /// let fc = FullyConnected::new(&mut g, "fc", 6, 4, config, &mut rng)?;
-/// let x = tensor::Tensor::randn(&[3, 6], 0.0, 1.0, &mut rng)?;
+/// let x = Tensor::randn(&[3, 6], 0.0, 1.0, &mut rng)?;
 /// let report = gradcheck_layer(&mut g, &fc, x, Mode::Train)?;
 /// assert_eq!(report.checked, 3 * 6 + 4 * 6 + 4); // input, weights, biases
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -5,6 +5,24 @@ use tensor::{Float, Tensor};
 
 /// How a layer's weights are drawn (biases are N(0, 1) for the book's schemes, zero for
 /// [`Init::Zeros`] and [`Init::He`]).
+///
+/// ```
+/// use nndl_nn::rand::SeedableRng;
+/// use nndl_nn::{Init, Pcg64, Tensor};
+///
+/// let mut rng = Pcg64::seed_from_u64(0);
+/// // A 100 -> 400 layer's weights [n_out, n_in]: N(0, 1/n_in) has standard deviation 0.1.
+/// let w: Tensor<f64> = Init::ScaledByInputs.weights(&[400, 100], 100, 400, &mut rng)?;
+/// assert_eq!(w.dims(), &[400, 100]);
+/// let std = (w.data().iter().map(|x| x * x).sum::<f64>() / w.numel() as f64).sqrt();
+/// assert!((std - 0.1).abs() < 0.002, "{std}");
+///
+/// let b: Tensor<f32> = Init::He.biases(400, &mut rng)?;
+/// assert!(b.data().iter().all(|&x| x == 0.0));
+/// let w: Tensor<f32> = Init::Zeros.weights(&[3, 2], 2, 3, &mut rng)?;
+/// assert_eq!(w.data(), &[0.0; 6]);
+/// # Ok::<(), nndl_nn::NnError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Init {
     /// N(0, 1): network.py, and network2's `large_weight_initializer`.

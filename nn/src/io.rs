@@ -36,7 +36,7 @@ fn format_err(path: &Path, why: impl Into<String>) -> NnError {
 
 /// Writes `bytes` to `path` atomically (`atomic_file`): a crash leaves either the old file or
 /// the new one, never half of one.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic_file::write_bytes(path, bytes).map_err(|source| NnError::Io {
         path: path.to_path_buf(),
         source,
@@ -74,6 +74,29 @@ fn network2_sizes<T: Float>(net: &Network<T>) -> std::result::Result<Vec<usize>,
 }
 
 /// Saves a network2-style net in network2.py's JSON format.
+///
+/// ```
+/// use nndl_nn::io::{load_network2_json, save_network2_json};
+/// use nndl_nn::{serde_json, Cost, Init, Network};
+///
+/// let net = Network::<f64>::sigmoid_mlp(&[4, 3, 2], Cost::CrossEntropy, Init::ScaledByInputs, 5)?;
+/// let path = std::env::temp_dir().join(format!("nndl-doc-{}.json", std::process::id()));
+/// save_network2_json(&net, &path)?;
+///
+/// // What network2.py's `load` reads: sizes, weights per layer as [n_out][n_in] lists,
+/// // biases as column vectors, the cost's class name.
+/// let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+/// assert_eq!(json["sizes"], serde_json::json!([4, 3, 2]));
+/// assert_eq!(json["cost"], "CrossEntropyCost");
+/// assert_eq!(json["weights"][1].as_array().unwrap().len(), 2); // second layer: 2 rows of 3
+/// assert_eq!(json["biases"][0][2].as_array().unwrap().len(), 1);
+///
+/// let loaded = load_network2_json::<f64>(&path)?;
+/// std::fs::remove_file(&path)?;
+/// assert_eq!(loaded.parameter_bits(), net.parameter_bits()); // every weight, bit for bit
+/// assert_eq!(loaded.describe(), net.describe());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn save_network2_json<T: Float>(net: &Network<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let sizes = network2_sizes(net).map_err(|w| format_err(path, w))?;
@@ -290,6 +313,62 @@ fn can_begin_model(prefix: &[u8]) -> Option<bool> {
 }
 
 /// Saves every parameter by name as f32 safetensors, with the architecture in the metadata.
+///
+/// The file holds one little-endian F32 tensor per parameter, in the layouts PyTorch uses,
+/// named `l{i}.{name}` after the layer's position `i` in the network (counting every layer,
+/// parameterless ones such as a max-pool too):
+///
+/// | layer | tensors | PyTorch counterpart |
+/// |---|---|---|
+/// | fully connected (`fc`, `softmax`) | `l{i}.w` `[n_out, n_in]`, `l{i}.b` `[n_out]` | `nn.Linear`'s `weight`, `bias` |
+/// | conv-pool (`conv`), conv (`conv2d`) | `l{i}.w` `[filters, channels, kh, kw]`, `l{i}.b` `[filters]` | `nn.Conv2d`'s `weight`, `bias` |
+/// | batch norm (`bn`) | `l{i}.gamma`, `l{i}.beta`, `l{i}.running_mean`, `l{i}.running_var`, each `[channels]` | `nn.BatchNorm1d/2d`'s `weight`, `bias`, `running_mean`, `running_var` |
+///
+/// A fully connected layer after a convolution reads the `[channels, height, width]` values
+/// in row-major order, as after `nn.Flatten()`. The metadata key `architecture` holds
+/// [`Network::describe`]. The output layer's nonlinearity belongs to the [`Cost`], not to
+/// the weights. A `[784, 30, 10]` sigmoid net in PyTorch:
+///
+/// ```python
+/// from safetensors.torch import load_file
+/// import torch.nn as nn
+/// sd = load_file("net.safetensors")
+/// net = nn.Sequential(nn.Linear(784, 30), nn.Sigmoid(), nn.Linear(30, 10), nn.Sigmoid())
+/// net.load_state_dict({"0.weight": sd["l0.w"], "0.bias": sd["l0.b"], "2.weight": sd["l1.w"], "2.bias": sd["l1.b"]})
+/// ```
+///
+/// ```
+/// use nndl_nn::io::{load_safetensors, save_safetensors};
+/// use nndl_nn::{spec, Cost, Network};
+///
+/// let spec = "conv:4x3x3,pool:2 fc:10,relu softmax:3";
+/// let net: Network<f32> = spec::build(spec, &[1, 8, 8], Cost::LogLikelihood, 3)?;
+/// let path = std::env::temp_dir().join(format!("nndl-doc-{}.safetensors", std::process::id()));
+/// save_safetensors(&net, &path)?;
+///
+/// let bytes = std::fs::read(&path)?;
+/// let file = safetensors::SafeTensors::deserialize(&bytes)?;
+/// let mut tensors: Vec<(String, Vec<usize>)> =
+///     file.tensors().into_iter().map(|(name, t)| (name, t.shape().to_vec())).collect();
+/// tensors.sort();
+/// assert_eq!(tensors, [
+///     ("l0.b".to_string(), vec![4]),
+///     ("l0.w".to_string(), vec![4, 1, 3, 3]), // 8x8 -> 6x6 -> pooled 3x3
+///     ("l1.b".to_string(), vec![10]),
+///     ("l1.w".to_string(), vec![10, 4 * 3 * 3]),
+///     ("l2.b".to_string(), vec![3]),
+///     ("l2.w".to_string(), vec![3, 10]),
+/// ]);
+/// assert!(file.tensors().iter().all(|(_, t)| t.dtype() == safetensors::Dtype::F32));
+///
+/// // Into a network of the same architecture (another seed: other weights until loaded).
+/// let mut other: Network<f32> = spec::build(spec, &[1, 8, 8], Cost::LogLikelihood, 4)?;
+/// assert_ne!(other.parameter_bits(), net.parameter_bits());
+/// load_safetensors(&mut other, &path)?;
+/// std::fs::remove_file(&path)?;
+/// assert_eq!(other.parameter_bits(), net.parameter_bits());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn save_safetensors<T: Float>(net: &Network<T>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let meta = HashMap::from([("architecture".to_string(), net.describe())]);

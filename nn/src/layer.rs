@@ -58,6 +58,65 @@ pub enum LayerKind {
 
 /// A layer: parameters on the graph plus a forward written with graph ops only. No gradient
 /// code: autograd differentiates whatever `forward` records.
+///
+/// A layer of one's own needs a `forward`, the lists of its parameters, its output shape
+/// and a description; [`crate::gradcheck_layer`] then checks the gradients autograd derives
+/// for it, and [`crate::Network::push`] puts it in a network.
+///
+/// ```
+/// use nndl_nn::{gradcheck_layer, Activation, Cost, Ctx, Float, Graph, Init, Layer, Mode};
+/// use nndl_nn::{Network, NnError, Tensor, Var};
+///
+/// /// `y = s * tanh(x)`, with a learned scale `s` per feature.
+/// struct ScaledTanh {
+///     s: Var,
+///     n: usize,
+/// }
+///
+/// impl ScaledTanh {
+///     fn new<T: Float>(g: &mut Graph<T>, name: &str, n: usize) -> nndl_nn::Result<Self> {
+///         let s = g.parameter(format!("{name}.s"), Tensor::full(&[n], T::one())?);
+///         Ok(ScaledTanh { s, n })
+///     }
+/// }
+///
+/// impl<T: Float> Layer<T> for ScaledTanh {
+///     fn forward(&self, g: &mut Graph<T>, x: Var, _cx: &mut Ctx<'_>) -> nndl_nn::Result<Var> {
+///         let t = g.tanh(x)?;
+///         Ok(g.mul(t, self.s)?) // [batch, n] times [n]: broadcast over the batch
+///     }
+///     fn weights(&self) -> Vec<Var> {
+///         Vec::new()
+///     }
+///     fn biases(&self) -> Vec<Var> {
+///         vec![self.s] // not weight-decayed
+///     }
+///     fn output_dims(&self, input: &[usize]) -> nndl_nn::Result<Vec<usize>> {
+///         if input != [self.n] {
+///             return Err(NnError::Config(format!("ScaledTanh({}) got {input:?}", self.n)));
+///         }
+///         Ok(input.to_vec())
+///     }
+///     fn describe(&self) -> String {
+///         format!("ScaledTanh({})", self.n)
+///     }
+/// }
+///
+/// // Gradients with respect to the input (3 samples of 4) and the scales, in f64.
+/// let mut g = Graph::<f64>::new();
+/// let layer = ScaledTanh::new(&mut g, "st", 4)?;
+/// let x = Tensor::from_vec((0..12).map(|i| 0.3 * i as f64 - 1.5).collect(), &[3, 4])?;
+/// let report = gradcheck_layer(&mut g, &layer, x, Mode::Train)?;
+/// assert_eq!(report.checked, 12 + 4);
+///
+/// // In a network, before a softmax output layer:
+/// let mut net = Network::<f32>::new(&[4], Cost::LogLikelihood, 0);
+/// let layer = ScaledTanh::new(net.graph_mut(), "l0", 4)?;
+/// net.push(Box::new(layer))?.add_fc(3, Activation::Identity, Init::Zeros, 0.0)?;
+/// assert_eq!(net.output_dims(), &[3]);
+/// assert_eq!(net.parameters().len(), 3); // l0.s, l1.w, l1.b
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Layer<T: Float>: Send {
     /// Records the layer's computation on `g` for the mini-batch `x`.
     fn forward(&self, g: &mut Graph<T>, x: Var, cx: &mut Ctx<'_>) -> Result<Var>;

@@ -3,7 +3,7 @@
 //! A [`Layer`] holds its parameters (on the network's [`autograd::Graph`]) and a `forward`
 //! written only with graph ops; it never writes a gradient. [`Network`] is a sequence of
 //! layers with a [`Cost`], trained by [`Network::train_epoch`] with an [`Optimizer`]: [`Sgd`]
-//! with one of the book's three ways of regularising ([`Regularization`]). [`reference`] keeps the book's
+//! with one of the book's three ways of regularising ([`Regularization`]). [`reference`](mod@reference) keeps the book's
 //! hand-derived backprop (BP1-BP4), which the tests compare autodiff against.
 
 mod cost;
@@ -40,6 +40,13 @@ pub use optim::{
     Adam, Averaged, Momentum, Optimizer, OptimizerState, ParamStep, Regularization, Scalars, Sgd,
 };
 pub use tensor::pool::PoolGrad;
+
+// The graph and tensor types nn's signatures take and return (a layer's forward, the
+// network's graph, gradcheck_layer's report), so that a user of nn alone can name them.
+pub use autograd::{GradcheckConfig, GradcheckError, GradcheckReport, Graph, Var};
+/// The JSON crate of [`checkpoint::Checkpoint::state`] and of the optimiser state's scalars.
+pub use serde_json;
+pub use tensor::{Float, Shape, Tensor};
 
 /// The random number crate of every signature that takes a generator (`R: rand::Rng`): use
 /// this one, as another major version's `Rng` is a different trait.

@@ -35,6 +35,33 @@ impl EpochStats {
 pub const MAX_PARAMETERS: usize = 1 << 28;
 
 /// A sequence of layers and a cost, with its parameters on one graph.
+///
+/// Build one layer by layer (or with [`Network::sigmoid_mlp`], [`Network::mlp`],
+/// [`crate::spec::build`]), then train it an epoch at a time with [`Network::train_epoch`]:
+///
+/// ```
+/// use nndl_nn::{Cost, Epoch, InMemory, Init, Network, Regularization, Sgd};
+///
+/// // 200 points of the unit square, labelled by which side of the diagonal they are on.
+/// let mut data = InMemory { sample_len: 2, ..Default::default() };
+/// for i in 0..200 {
+///     let (a, b) = ((i * 37 % 100) as f64 / 100.0, (i * 61 % 101) as f64 / 101.0);
+///     data.inputs.extend([a, b]);
+///     data.labels.push(usize::from(a > b));
+/// }
+///
+/// let mut net = Network::<f32>::sigmoid_mlp(&[2, 10, 2], Cost::CrossEntropy, Init::ScaledByInputs, 1)?;
+/// let before = net.evaluate(&data, 100, None)?;
+/// let mut sgd = Sgd::new(2.0, Regularization::None);
+/// for epoch in 0..30 {
+///     net.train_epoch(&data, &mut sgd, Epoch::shuffled(epoch, 10), |_done| {})?;
+/// }
+/// let after = net.evaluate(&data, 100, None)?;
+/// assert!(after.cost < before.cost / 2.0, "{before:?} -> {after:?}");
+/// assert!(after.accuracy() > 0.9, "{after:?}");
+/// assert_eq!(net.predict(&data, 100)?.len(), 200);
+/// # Ok::<(), nndl_nn::NnError>(())
+/// ```
 pub struct Network<T: Float> {
     pub(crate) graph: Graph<T>,
     layers: Vec<Box<dyn Layer<T>>>,
@@ -247,6 +274,41 @@ impl<T: Float> Network<T> {
     }
 
     /// Records input, forward and cost of the samples `idx`; returns the scalar cost.
+    ///
+    /// With it, a training loop of one's own: the network's graph records the step, an
+    /// [`Optimizer`] takes the backward and the update, and the graph is reset for the next.
+    ///
+    /// ```
+    /// use nndl_nn::{Activation, Adam, Cost, InMemory, Init, Mode, Network, Optimizer, Samples};
+    ///
+    /// let mut data = InMemory { sample_len: 2, ..Default::default() };
+    /// for i in 0..200 {
+    ///     let (a, b) = ((i * 37 % 100) as f64 / 100.0, (i * 61 % 101) as f64 / 101.0);
+    ///     data.inputs.extend([a, b]);
+    ///     data.labels.push(usize::from(a > b));
+    /// }
+    ///
+    /// let mut net = Network::<f64>::new(&[2], Cost::LogLikelihood, 7);
+    /// net.add_fc(16, Activation::Relu, Init::He, 0.0)?
+    ///     .add_fc(2, Activation::Identity, Init::Zeros, 0.0)?;
+    /// let (params, weights) = (net.parameters(), net.weights());
+    /// let mut opt = Adam::new(0.01);
+    /// opt.begin_epoch(&params, &weights)?;
+    ///
+    /// let order: Vec<usize> = (0..data.len()).collect();
+    /// let mut losses = Vec::new();
+    /// for batch in order.chunks(20).cycle().take(100) {
+    ///     net.graph_mut().reset();
+    ///     let loss = net.batch_loss(&data, batch, Mode::Train)?;
+    ///     losses.push(net.graph().value(loss)?.data()[0]);
+    ///     opt.step(net.graph_mut(), loss, &params, &weights)?;
+    /// }
+    /// // Zero output weights: every class is equally likely at first, a cost of ln 2.
+    /// assert!((losses[0] - 2f64.ln()).abs() < 1e-12);
+    /// let last = losses[90..].iter().sum::<f64>() / 10.0;
+    /// assert!(last < losses[0] / 2.0, "{losses:?}");
+    /// # Ok::<(), nndl_nn::NnError>(())
+    /// ```
     pub fn batch_loss<S: Samples>(&mut self, data: &S, idx: &[usize], mode: Mode) -> Result<Var> {
         let x = self.put_batch(data, idx)?;
         let z = self.forward(x, mode)?;

@@ -178,6 +178,27 @@ fn parse_probability(i: usize, text: &str, p: &str) -> Result<f64> {
 
 /// Builds the network a description names (see the module docs), taking samples of shape
 /// `input` and trained on `cost`; `seed` as [`Network::new`] takes it.
+///
+/// ```
+/// use nndl_nn::{spec, Cost, LayerKind, Network};
+///
+/// // network3's conv net, shrunk: 8 5x5 filters and a 2x2 max-pool on 28x28 images, then
+/// // 30 ReLU units and a softmax over the 10 digits.
+/// let net: Network<f32> = spec::build("conv:8x5x5,pool:2,relu fc:30,relu softmax:10", &[1, 28, 28], Cost::LogLikelihood, 0)?;
+/// assert_eq!(net.layers().len(), 3);
+/// assert_eq!(net.layers()[0].kind(), LayerKind::ConvPool);
+/// assert_eq!(net.layers()[0].output_dims(&[1, 28, 28])?, [8, 12, 12]); // (28 - 4) / 2
+/// assert_eq!(net.output_dims(), &[10]);
+/// let count: usize = net.parameters().iter().map(|&p| net.graph().value(p).unwrap().numel()).sum();
+/// assert_eq!(count, (8 * 25 + 8) + (8 * 12 * 12 * 30 + 30) + (30 * 10 + 10));
+///
+/// // A mistake names the layer and what is wrong with it.
+/// let err = spec::build::<f32>("fc:30 softmax:10 fc:5", &[784], Cost::LogLikelihood, 0)
+///     .err()
+///     .expect("the softmax layer must be last");
+/// assert!(err.to_string().contains("layer 3"), "{err}");
+/// # Ok::<(), nndl_nn::NnError>(())
+/// ```
 pub fn build<T: Float>(spec: &str, input: &[usize], cost: Cost, seed: u64) -> Result<Network<T>> {
     let layers: Vec<&str> = spec.split_whitespace().collect();
     if layers.is_empty() {

@@ -163,9 +163,13 @@ fn bad_model_files_are_errors_that_name_the_file() {
     assert!(e.contains("missing.json"), "{e}");
     let p = dir.join("trunc.safetensors");
     std::fs::write(&p, [1u8, 2, 3]).unwrap();
-    let mut net =
-        nndl_nn::spec::build::<f32>("fc:5 softmax:10", &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0)
-            .unwrap();
+    let mut net = nndl_nn::spec::build::<f32>(
+        "fc:5 softmax:10",
+        &[1, 28, 28],
+        nndl_nn::Cost::LogLikelihood,
+        0,
+    )
+    .unwrap();
     assert!(nndl_nn::io::load_safetensors(&mut net, &p)
         .unwrap_err()
         .to_string()
@@ -209,9 +213,10 @@ fn errors_quote_untrusted_file_content_cut_short() {
         ),
     ];
     for json in &cases {
-        let Err(e) =
-            nndl_nn::io::load_network2_json_from_bytes::<f32>(json.as_bytes(), Path::new("big.json"))
-        else {
+        let Err(e) = nndl_nn::io::load_network2_json_from_bytes::<f32>(
+            json.as_bytes(),
+            Path::new("big.json"),
+        ) else {
             panic!("loaded");
         };
         let e = e.to_string();

@@ -34,19 +34,28 @@ fn small_files_claiming_huge_networks_are_refused_without_allocating_them() {
     assert!(n < 1 << 28, "building allocated {n} bytes");
 
     // A safetensors header claiming a 2^40-element tensor in a 100-byte file.
-    let mut net =
-        nndl_nn::Network::<f32>::sigmoid_mlp(&[4, 3, 2], nndl_nn::Cost::Quadratic, nndl_nn::Init::Large, 0)
-            .unwrap();
+    let mut net = nndl_nn::Network::<f32>::sigmoid_mlp(
+        &[4, 3, 2],
+        nndl_nn::Cost::Quadratic,
+        nndl_nn::Init::Large,
+        0,
+    )
+    .unwrap();
     let header =
         br#"{"l0.w":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,4398046511104]}}"#;
     let mut file = (header.len() as u64).to_le_bytes().to_vec();
     file.extend_from_slice(header);
     file.extend_from_slice(&[0; 16]);
     let ((), n) = largest_allocation(|| {
-        assert!(nndl_nn::io::load_safetensors_from_bytes(&mut net, &file, Path::new("lie.st")).is_err());
         assert!(
-            nndl_nn::checkpoint::Checkpoint::load_from_bytes(&mut net, &file, Path::new("lie")).is_err()
+            nndl_nn::io::load_safetensors_from_bytes(&mut net, &file, Path::new("lie.st")).is_err()
         );
+        assert!(nndl_nn::checkpoint::Checkpoint::load_from_bytes(
+            &mut net,
+            &file,
+            Path::new("lie")
+        )
+        .is_err());
     });
     assert!(n < 1 << 20, "the safetensors loaders allocated {n} bytes");
 }

@@ -225,7 +225,8 @@ fn a_fair_share_of_the_generated_descriptions_build() {
     let built = (0..400)
         .filter(|_| {
             let text = strategy.new_tree(&mut runner).unwrap().current();
-            nndl_nn::spec::build::<f32>(&text, &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0).is_ok()
+            nndl_nn::spec::build::<f32>(&text, &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0)
+                .is_ok()
         })
         .count();
     assert!(built >= 40, "only {built} of 400 built");
@@ -266,7 +267,8 @@ fn the_probes_that_aborted_or_wrapped_are_refused_naming_the_layer() {
         "conv:100000x5x5 fc:1 softmax:10",
         "conv2d:100000x3x3,pad:1 pool:28 softmax:10",
     ] {
-        let net = nndl_nn::spec::build::<f32>(spec, &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0).unwrap();
+        let net = nndl_nn::spec::build::<f32>(spec, &[1, 28, 28], nndl_nn::Cost::LogLikelihood, 0)
+            .unwrap();
         let e = Plan::eval(&net, 1000)
             .unwrap()
             .check(16 << 30)

@@ -32,9 +32,14 @@ pub trait Float:
     /// Converts to `f64`.
     fn f64(self) -> f64;
 
+    // The four hooks below are how generic code reaches f32's hand-written kernels: `gemm`
+    // calls `small_gemm`, nn's fused SGD step (`nn::optim::sgd`) the `linear_step` ones.
+    // Implementation details, hidden; their defaults are right for any other type.
+
     /// The small-side kernels for `C = alpha * A . B + beta * C`, where they apply: returns
     /// `false` (nothing done) for shapes or element types they do not cover, and
     /// [`crate::gemm`] packs instead.
+    #[doc(hidden)]
     fn small_gemm(
         _alpha: Self,
         _a: MatRef<'_, Self>,
@@ -46,11 +51,13 @@ pub trait Float:
     }
 
     /// Most rows [`Float::linear_step`] takes (0: it never applies to this type).
+    #[doc(hidden)]
     fn linear_step_rows() -> usize {
         0
     }
 
     /// Scratch elements [`Float::linear_step`] needs for an `m x k` input, `n` outputs.
+    #[doc(hidden)]
     fn linear_step_scratch(_m: usize, _k: usize, _n: usize) -> usize {
         0
     }
@@ -61,6 +68,7 @@ pub trait Float:
     /// whether the weight gradient had a non-zero element and the sum of the squares of the
     /// new weights; `None`, nothing done, otherwise. `scratch` holds
     /// [`Float::linear_step_scratch`] elements.
+    #[doc(hidden)]
     fn linear_step(
         _step: &LinearStep<'_, Self>,
         _w: &mut [Self],

@@ -1,7 +1,7 @@
 //! `tensor`: nndl's n-dimensional arrays and the numeric kernels everything else is built from.
 //!
 //! A [`Tensor`] is a contiguous row-major buffer with a shape; kernels work on slices so that the
-//! autodiff tape can reuse buffers from one step to the next. Zero-copy [`ndarray`] views are
+//! autodiff tape can reuse buffers from one step to the next. Zero-copy `ndarray` views are
 //! available through [`Tensor::view`] for interop. No autodiff lives here.
 //!
 //! The ops are organised by kernel family, each in its own module with the fast kernels, one
@@ -38,18 +38,24 @@ pub use elementwise::binary::{binary, binary_into, broadcast_shapes, reduce_to_s
 pub use elementwise::unary;
 pub use error::TensorError;
 pub use float::Float;
-pub use gemm::{gemm, gemm_packed, gemm_reference, matmul, matmul_into};
+pub use gemm::{gemm, gemm_reference, matmul, matmul_into};
+// Benchmarks only (`benches/kernels.rs` compares the packing backend with the small-side
+// kernels); `gemm` picks the right one for users.
+#[doc(hidden)]
+pub use gemm::gemm_packed;
+// nn's fused SGD step hands this to `Float::linear_step`; not a user-level kernel.
+#[doc(hidden)]
 pub use linear_step::LinearStep;
 pub use matrix::{MatMut, MatRef};
 pub use par::{threads, with_threads};
+/// The random number crate of [`Tensor::randn`]'s and the initialisers' `R: rand::Rng`.
+pub use rand;
 pub use reduce::{
     argmax_rows, dot, drop_axis, log_softmax_rows, log_softmax_rows_into, max_rows, mean_all,
     softmax_rows, softmax_rows_into, sum_all, sum_axis, sum_squares,
 };
 pub use shape::{Shape, MAX_DIMS};
 pub use tensor::Tensor;
-/// The random number crate of [`Tensor::randn`]'s and the initialisers' `R: rand::Rng`.
-pub use rand;
 
 /// How a kernel puts its result into an output buffer: added to what is there, or written over
 /// it (contents ignored), so that a gradient accumulator nothing has written yet need not be
@@ -75,5 +81,3 @@ pub mod bench_api {
 
 /// Result type of fallible tensor operations.
 pub type Result<T> = std::result::Result<T, TensorError>;
-
-pub use ndarray;

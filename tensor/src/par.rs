@@ -49,6 +49,20 @@ pub fn threads() -> usize {
 /// pool holds: to compare results at 1 and 2 threads (they are equal or differ only where a
 /// kernel documents it), or to time a kernel single-threaded. Restored when `f` returns or
 /// panics.
+///
+/// ```
+/// use nndl_tensor::{matmul, threads, with_threads, Tensor};
+///
+/// let a = Tensor::from_vec((0..64 * 64).map(|i| (i % 7) as f32).collect(), &[64, 64])?;
+/// let one = with_threads(1, || {
+///     assert_eq!(threads(), 1);
+///     matmul(&a, false, &a, true)
+/// })?;
+/// let two = with_threads(2, || matmul(&a, false, &a, true))?;
+/// // Small integers: every summation order gives the exact result.
+/// assert_eq!(one, two);
+/// # Ok::<(), nndl_tensor::TensorError>(())
+/// ```
 pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
     let old = THREADS.with(|t| t.replace(Some(n.max(1))));
     struct Restore(Option<usize>);

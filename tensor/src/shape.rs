@@ -5,6 +5,19 @@ use std::fmt;
 pub const MAX_DIMS: usize = 6;
 
 /// A tensor's dimensions, stored inline so that creating a shape never allocates.
+///
+/// ```
+/// use nndl_tensor::{Shape, MAX_DIMS};
+///
+/// let s = Shape::new(&[2, 3, 4])?;
+/// assert_eq!((s.ndim(), s.numel(), s[1]), (3, 24, 3));
+/// assert_eq!(&s.strides()[..3], &[12, 4, 1]); // row-major
+/// assert_eq!(s.as_matrix(), (6, 4)); // leading dimensions folded into rows
+/// assert_eq!(s.to_string(), "[2, 3, 4]");
+/// assert_eq!(Shape::scalar().numel(), 1);
+/// assert!(Shape::new(&[1; MAX_DIMS + 1]).is_err());
+/// # Ok::<(), nndl_tensor::TensorError>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Shape {
     dims: [usize; MAX_DIMS],

@@ -3,6 +3,31 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// A contiguous row-major n-d array of `f32` or `f64`.
+///
+/// ```
+/// use nndl_tensor::Tensor;
+///
+/// // Row-major: the last dimension varies fastest.
+/// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+/// assert_eq!(t.dims(), &[2, 3]);
+/// assert_eq!(t.numel(), 6);
+/// assert_eq!(t.data()[1 * 3 + 2], 6.0); // element [1, 2]
+///
+/// // Same buffer, new dimensions; the element count must agree.
+/// let r = t.clone().reshape(&[3, 2])?;
+/// assert_eq!(r.data(), t.data());
+/// assert!(t.clone().reshape(&[4, 2]).is_err());
+///
+/// // A buffer of the wrong length is an error, not a panic.
+/// assert!(Tensor::from_vec(vec![1.0f32; 5], &[2, 3]).is_err());
+///
+/// assert_eq!(Tensor::<f64>::zeros(&[2, 2])?.data(), &[0.0; 4]);
+/// assert_eq!(Tensor::full(&[3], 7.0f64)?.data(), &[7.0; 3]);
+/// assert_eq!(Tensor::scalar(2.5f32).item(), Some(2.5));
+/// assert_eq!(t.transpose2()?.data(), &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// assert_eq!(t.map(|x| x * 10.0).data()[0], 10.0);
+/// # Ok::<(), nndl_tensor::TensorError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Tensor<T> {
     shape: Shape,
@@ -60,6 +85,27 @@ impl<T: Float> Tensor<T> {
     }
 
     /// Samples of N(mean, std^2).
+    ///
+    /// Any `rand` 0.9 generator works ([`crate::rand`] is the version to use); a seeded one
+    /// such as `rand_pcg::Pcg64` gives the same tensor on every run and machine.
+    ///
+    /// ```
+    /// use nndl_tensor::rand::SeedableRng;
+    /// use nndl_tensor::Tensor;
+    /// use rand_pcg::Pcg64;
+    ///
+    /// let a = Tensor::<f64>::randn(&[100, 100], 3.0, 0.5, &mut Pcg64::seed_from_u64(7))?;
+    /// let b = Tensor::<f64>::randn(&[100, 100], 3.0, 0.5, &mut Pcg64::seed_from_u64(7))?;
+    /// assert_eq!(a, b); // same seed, same samples
+    /// assert_eq!(a.dims(), &[100, 100]);
+    ///
+    /// // 10,000 samples: the mean is within 4 standard errors (0.5 / 100 each) of 3.
+    /// let mean = nndl_tensor::mean_all(a.data());
+    /// assert!((mean - 3.0).abs() < 0.02, "{mean}");
+    /// let var = a.data().iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 1e4;
+    /// assert!((var.sqrt() - 0.5).abs() < 0.02, "{var}");
+    /// # Ok::<(), nndl_tensor::TensorError>(())
+    /// ```
     pub fn randn<R: Rng + ?Sized>(
         dims: &[usize],
         mean: f64,
@@ -180,13 +226,14 @@ impl<T: Float> Tensor<T> {
         Ok(out)
     }
 
-    /// A zero-copy ndarray view.
+    /// A zero-copy view as an `ndarray` (version 0.17) array, for interop; add `ndarray` to
+    /// your own dependencies to name its types.
     pub fn view(&self) -> ndarray::ArrayViewD<'_, T> {
         ndarray::ArrayViewD::from_shape(ndarray::IxDyn(self.dims()), &self.data)
             .expect("a Tensor's buffer always fills its shape")
     }
 
-    /// Copies an ndarray array (any layout) into a tensor.
+    /// Copies an `ndarray` (0.17) array of any layout into a tensor.
     pub fn from_ndarray<D: ndarray::Dimension>(a: ndarray::ArrayView<'_, T, D>) -> Result<Self> {
         let dims = a.shape().to_vec();
         Self::from_vec(a.iter().copied().collect(), &dims)
@@ -218,6 +265,9 @@ impl<T: Float> Tensor<T> {
     /// Builds a tensor around a recycled buffer, zero-filled (split across threads when big:
     /// the gradient accumulators of a conv net's activations are megabytes each, and a serial
     /// fill was 4% of a training step on the main thread).
+    // Public for autograd's buffer pool, which recycles the tape's buffers through it; a
+    // user builds tensors with `zeros`, hence hidden.
+    #[doc(hidden)]
     pub fn zeros_in(shape: Shape, mut buf: Vec<T>) -> Self {
         let n = shape.numel();
         if buf.len() == n && crate::par::worth_splitting(n, 1 << 18) {

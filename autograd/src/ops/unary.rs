@@ -6,6 +6,43 @@ use std::marker::PhantomData;
 use tensor::{unary as k, Float};
 
 /// An elementwise function and its derivative, expressed through input `x` and output `y`.
+///
+/// The quickest way to add an op: declare `f` and `df`, and [`Graph::unary`] does the
+/// forward, the backward and the buffer reuse. Write a full [`Op`] only when the backward is
+/// not elementwise.
+///
+/// ```
+/// use nndl_autograd::{gradcheck_fn, Float, GradcheckConfig, Graph, Tensor, UnaryFn};
+///
+/// /// Softsign x / (1 + |x|), whose derivative is 1 / (1 + |x|)^2.
+/// struct Softsign;
+/// impl UnaryFn for Softsign {
+///     const NAME: &'static str = "softsign";
+///     fn f<T: Float>(x: T) -> T {
+///         x / (T::one() + x.abs())
+///     }
+///     fn df<T: Float>(x: T, _y: T) -> T {
+///         let d = T::one() + x.abs();
+///         T::one() / (d * d)
+///     }
+/// }
+///
+/// let mut g = Graph::<f64>::new();
+/// let x = g.leaf(Tensor::from_vec(vec![-3.0, 0.0, 1.0], &[3])?);
+/// let y = g.unary::<Softsign>(x)?;
+/// assert_eq!(g.value(y)?.data(), &[-0.75, 0.0, 0.5]);
+/// let loss = g.sum(y)?;
+/// g.backward(loss)?;
+/// assert_eq!(g.grad(x).unwrap().data(), &[1.0 / 16.0, 1.0, 0.25]);
+///
+/// // `df` against finite differences, at points away from the kink at 0.
+/// let inputs = [Tensor::from_vec(vec![-2.0, -0.5, 0.3, 1.7], &[2, 2])?];
+/// let report = gradcheck_fn(&inputs, |g, v| g.unary::<Softsign>(v[0]), GradcheckConfig::default())?;
+/// assert_eq!(report.checked, 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`Op`]: crate::Op
 pub trait UnaryFn: 'static {
     /// Name for messages.
     const NAME: &'static str;
@@ -110,7 +147,36 @@ impl<T: Float, F: UnaryFn> Op<T> for Unary<F> {
 }
 
 impl<T: Float> Graph<T> {
-    /// Applies the elementwise function `F` (any [`UnaryFn`], including a user's own).
+    /// Applies the elementwise function `F` (any [`UnaryFn`], including a user's own, or one
+    /// of [`crate::ops`]' such as [`Tanh`]).
+    ///
+    /// ```
+    /// use nndl_autograd::{ops::Tanh, Float, Graph, Tensor, UnaryFn};
+    ///
+    /// struct Cube;
+    /// impl UnaryFn for Cube {
+    ///     const NAME: &'static str = "cube";
+    ///     fn f<T: Float>(x: T) -> T {
+    ///         x * x * x
+    ///     }
+    ///     fn df<T: Float>(x: T, _y: T) -> T {
+    ///         T::of(3.0) * x * x
+    ///     }
+    /// }
+    ///
+    /// let mut g = Graph::<f32>::new();
+    /// let x = g.parameter("x", Tensor::from_vec(vec![2.0, -1.0], &[2])?);
+    /// let y = g.unary::<Cube>(x)?;
+    /// let loss = g.sum(y)?;
+    /// g.backward(loss)?;
+    /// assert_eq!(g.value(y)?.data(), &[8.0, -1.0]);
+    /// assert_eq!(g.grad(x).unwrap().data(), &[12.0, 3.0]); // 3x^2
+    ///
+    /// // The built-in functions are UnaryFns too: `g.tanh(x)` is `g.unary::<Tanh>(x)`.
+    /// let t = g.unary::<Tanh>(x)?;
+    /// assert_eq!(g.value(t)?.data()[0], 2.0f32.tanh());
+    /// # Ok::<(), nndl_autograd::AutogradError>(())
+    /// ```
     pub fn unary<F: UnaryFn>(&mut self, x: Var) -> Result<Var> {
         self.check(x, F::NAME)?;
         let mut out = self.alloc(self.val(x).shape());

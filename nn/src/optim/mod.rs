@@ -51,6 +51,38 @@ pub struct ParamStep<'a, T> {
 /// [`regularization`]: Optimizer::regularization
 /// [`step`]: Optimizer::step
 /// [`update`]: Optimizer::update
+///
+/// Each optimiser's first steps on `loss = w^2` from `w = 1` (gradient `2w`), at `eta = 0.1`:
+///
+/// ```
+/// use nndl_nn::{Adam, Graph, Momentum, Optimizer, Regularization, Sgd, Tensor};
+///
+/// /// `w` after `n` steps of `opt`.
+/// fn after(opt: &mut dyn Optimizer<f64>, n: usize) -> nndl_nn::Result<f64> {
+///     let mut g = Graph::new();
+///     let w = g.parameter("w", Tensor::from_vec(vec![1.0], &[1])?);
+///     opt.begin_epoch(&[w], &[w])?;
+///     for _ in 0..n {
+///         let loss = g.sum_squares(w)?;
+///         opt.step(&mut g, loss, &[w], &[w])?;
+///         g.reset();
+///     }
+///     Ok(g.value(w)?.data()[0])
+/// }
+/// let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+///
+/// // SGD: w <- w - eta*2w, so 0.8 then 0.64.
+/// assert!(close(after(&mut Sgd::new(0.1, Regularization::None), 2)?, 0.64));
+/// // Momentum 0.9: the same first step; the second adds 0.9 of the first (v = -0.18 - 0.16).
+/// let mut momentum = Momentum::new(0.1, 0.9, Regularization::None);
+/// assert!(close(after(&mut momentum, 2)?, 0.8 - 0.34));
+/// // Adam: the first step is eta whatever the gradient's scale (m/sqrt(v) = 1).
+/// assert!(close(after(&mut Adam::new(0.1), 1)?, 0.9));
+/// // network2's weight decay shrinks the weights by 1 - eta*lmbda/n first: 0.99 - 0.2.
+/// let mut decayed = Sgd::new(0.1, Regularization::WeightDecay { lmbda: 5.0, n: 50 });
+/// assert!(close(after(&mut decayed, 1)?, 0.79));
+/// # Ok::<(), nndl_nn::NnError>(())
+/// ```
 pub trait Optimizer<T: Float> {
     /// The learning rate (named in the error when training diverges).
     fn learning_rate(&self) -> f64;

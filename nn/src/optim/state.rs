@@ -64,7 +64,7 @@ impl<T: Float> OptimizerState<T> {
     /// The state as checkpoint format 1 kept it, all in JSON (`{"velocities": [[..]]}`,
     /// `{"m": [[..]], "v": [[..]], "t": n}`, `{"inner": .., "average": [[..]], "t": n}`, or
     /// `null`), in today's form, so that runs checkpointed before format 2 still resume.
-    pub fn from_format1(json: &serde_json::Value) -> Result<Self> {
+    pub(crate) fn from_format1(json: &serde_json::Value) -> Result<Self> {
         let lists = |key: &str, prefix: &str, out: &mut Vec<(String, Vec<T>)>| -> Result<()> {
             let v: Vec<Vec<f64>> = serde_json::from_value(json[key].clone()).map_err(|e| {
                 NnError::Config(format!("the saved optimiser state's {key:?}: {e}"))

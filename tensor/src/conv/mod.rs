@@ -38,6 +38,32 @@ pub fn conv2d_forward_scratch_len(g: &ConvGeom) -> usize {
 /// of `scratch` ([`conv2d_forward_scratch_len`]), so the columns stay in cache and a batch's
 /// columns (hundreds of MB for an evaluation batch) are never stored: the backward unfolds
 /// again.
+///
+/// The filters are applied as in PyTorch's `conv2d` (cross-correlation: not flipped).
+///
+/// ```
+/// use nndl_tensor::conv::{conv2d_forward, conv2d_forward_scratch_len, ConvGeom};
+/// use nndl_tensor::Shape;
+///
+/// // One 3x3 image holding 1..9, one 2x2 filter [[1, 0], [0, 1]], bias 0.5: each output is
+/// // a pixel plus its lower-right neighbour, plus 0.5.
+/// let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+/// let w = [1.0f32, 0.0, 0.0, 1.0];
+/// let g = ConvGeom::new(Shape::new(&[1, 1, 3, 3])?, Shape::new(&[1, 1, 2, 2])?)?;
+/// assert_eq!(g.out_shape().dims(), &[1, 1, 2, 2]);
+/// let mut out = vec![0.0; g.n * g.out_len()];
+/// let mut scratch = vec![0.0; conv2d_forward_scratch_len(&g)];
+/// conv2d_forward(&g, &x, &w, Some(&[0.5]), &mut out, &mut scratch);
+/// assert_eq!(out, [1.0 + 5.0, 2.0 + 6.0, 4.0 + 8.0, 5.0 + 9.0].map(|v| v + 0.5));
+///
+/// // Zero padding 1 on each side: a 4x4 output, whose corner sees only x[0][0] (under w[1][1]).
+/// let g = ConvGeom::padded(Shape::new(&[1, 1, 3, 3])?, Shape::new(&[1, 1, 2, 2])?, 1, 1)?;
+/// let mut out = vec![0.0; g.n * g.out_len()];
+/// let mut scratch = vec![0.0; conv2d_forward_scratch_len(&g)];
+/// conv2d_forward(&g, &x, &w, None, &mut out, &mut scratch);
+/// assert_eq!((g.oh(), g.ow(), out[0]), (4, 4, 1.0));
+/// # Ok::<(), nndl_tensor::TensorError>(())
+/// ```
 pub fn conv2d_forward<T: Float>(
     g: &ConvGeom,
     x: &[T],
@@ -66,7 +92,7 @@ pub fn conv2d_backward_scratch_len(g: &ConvGeom, with_dx: bool) -> usize {
 }
 
 /// Fast backward from the forward's input `x`: adds the filter and bias gradients into
-/// `grads.dw` and `grads.db`, and puts the input gradient into `grads.dx` as its [`Accum`]
+/// `grads.dw` and `grads.db`, and puts the input gradient into `grads.dx` as its [`Accum`](crate::Accum)
 /// says. `scratch` holds at least [`conv2d_backward_scratch_len`] elements (contents
 /// ignored), so that a training step allocates nothing here.
 pub fn conv2d_backward<T: Float>(

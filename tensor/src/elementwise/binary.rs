@@ -177,6 +177,25 @@ pub fn binary_into<T: Float>(
 }
 
 /// `a op b` with broadcasting, into a new tensor.
+///
+/// Shapes broadcast as in NumPy: aligned from the last dimension, a dimension of 1 (or a
+/// missing one) stretches to the other operand's.
+///
+/// ```
+/// use nndl_tensor::{binary, BinaryOp, Tensor};
+///
+/// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+/// let row = Tensor::from_vec(vec![10.0, 20.0, 30.0], &[3])?; // added to each row
+/// let col = Tensor::from_vec(vec![1.0, -1.0], &[2, 1])?; // scales each row
+///
+/// assert_eq!(binary(BinaryOp::Add, &a, &row)?.data(), &[11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+/// assert_eq!(binary(BinaryOp::Mul, &a, &col)?.data(), &[1.0, 2.0, 3.0, -4.0, -5.0, -6.0]);
+/// // [2, 1] against [3] broadcasts both ways, to [2, 3].
+/// assert_eq!(binary(BinaryOp::Sub, &col, &row)?.dims(), &[2, 3]);
+/// // Trailing dimensions 3 and 2 do not broadcast.
+/// assert!(binary(BinaryOp::Div, &a, &Tensor::zeros(&[2])?).is_err());
+/// # Ok::<(), nndl_tensor::TensorError>(())
+/// ```
 pub fn binary<T: Float>(op: BinaryOp, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
     let shape = broadcast_shapes(a.shape(), b.shape())?;
     let mut out = Tensor::zeros_shape(shape);

@@ -171,7 +171,25 @@ fn view<T: Float>(x: &Tensor<T>, t: bool) -> MatRef<'_, T> {
     }
 }
 
-/// `op(a) * op(b)` for 2-D tensors, into a new tensor.
+/// `op(a) * op(b)` for 2-D tensors, into a new tensor; `ta` / `tb` transpose an operand
+/// (read by strides, not copied).
+///
+/// ```
+/// use nndl_tensor::{matmul, Tensor};
+///
+/// let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+/// let b = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[3, 2])?;
+/// // [[1 2 3], [4 5 6]] . [[1 0], [0 1], [1 1]] = [[4 5], [10 11]]
+/// assert_eq!(matmul(&a, false, &b, false)?.data(), &[4.0, 5.0, 10.0, 11.0]);
+///
+/// // a . a^T without forming the transpose: the Gram matrix of a's rows.
+/// let gram = matmul(&a, false, &a, true)?;
+/// assert_eq!(gram.dims(), &[2, 2]);
+/// assert_eq!(gram.data(), &[14.0, 32.0, 32.0, 77.0]);
+///
+/// assert!(matmul(&a, false, &a, false).is_err()); // inner dimensions 3 and 2
+/// # Ok::<(), nndl_tensor::TensorError>(())
+/// ```
 pub fn matmul<T: Float>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Result<Tensor<T>> {
     let (m, _, n) = matmul_dims(a, ta, b, tb)?;
     let mut out = Tensor::zeros(&[m, n])?;

@@ -82,6 +82,22 @@ pub fn mean_all<T: Float>(x: &[T]) -> T {
 }
 
 /// Sum over one axis; the axis is kept with size 1 when `keepdim`, else removed.
+///
+/// ```
+/// use nndl_tensor::{sum_all, sum_axis, softmax_rows, argmax_rows, Tensor};
+///
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+/// assert_eq!(sum_axis(&x, 0, false)?.data(), &[5.0, 7.0, 9.0]); // column sums, shape [3]
+/// let rows = sum_axis(&x, 1, true)?;
+/// assert_eq!((rows.dims(), rows.data()), (&[2, 1][..], &[6.0, 15.0][..]));
+/// assert_eq!(sum_all(x.data()), 21.0);
+///
+/// // Row-wise softmax: each row sums to 1, and its largest entry is the row's argmax.
+/// let p = softmax_rows(&x)?;
+/// assert!((p.data()[..3].iter().sum::<f64>() - 1.0).abs() < 1e-12);
+/// assert_eq!(argmax_rows(&p)?, vec![2, 2]);
+/// # Ok::<(), nndl_tensor::TensorError>(())
+/// ```
 pub fn sum_axis<T: Float>(x: &Tensor<T>, axis: usize, keepdim: bool) -> Result<Tensor<T>> {
     let s = x.shape();
     if axis >= s.ndim() {
