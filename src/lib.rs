@@ -48,9 +48,9 @@ pub use tensor;
 pub use nn::{rand, Pcg64};
 
 pub mod cli;
-pub mod prelude;
 pub mod ensemble;
 #[cfg(feature = "plots")]
 pub mod figures;
 pub mod guide;
+pub mod prelude;
 pub mod run;

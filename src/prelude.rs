@@ -23,7 +23,7 @@ pub use mnist::{load_data, Dataset};
 pub use nn::rand::{Rng, SeedableRng};
 pub use nn::{
     gradcheck_layer, Activation, Adam, BatchNorm, Conv2d, Conv2dConfig, ConvPool, Cost, Dropout,
-    FcConfig, Flatten, FullyConnected, Init, Layer, MaxPool2d, Mode, Momentum, Network,
-    Optimizer, Pcg64, Regularization, Samples, Sgd,
+    FcConfig, Flatten, FullyConnected, Init, Layer, MaxPool2d, Mode, Momentum, Network, Optimizer,
+    Pcg64, Regularization, Samples, Sgd,
 };
 pub use tensor::{Float, Shape, Tensor};

@@ -1,7 +1,9 @@
 mod common;
 
 use common::Scratch;
-use nndl_report::{plot_png, render_png, EpochRecord, ReportError, RunRecord, PLOT_HEIGHT, PLOT_WIDTH};
+use nndl_report::{
+    plot_png, render_png, EpochRecord, ReportError, RunRecord, PLOT_HEIGHT, PLOT_WIDTH,
+};
 use serde_json::json;
 
 /// The series colours of the plot (training, evaluation, validation, test).
