@@ -250,7 +250,10 @@ fn network_and_network2_run_with_the_defaults_their_help_shows() {
             );
             let arch = s["architecture"].as_str().unwrap_or("");
             let hidden = format!("(784 -> {}, sigmoid)", d("hidden"));
-            assert!(arch.contains(&hidden), "network2 --hidden: {hidden} not in {arch}");
+            assert!(
+                arch.contains(&hidden),
+                "network2 --hidden: {hidden} not in {arch}"
+            );
         }
     }
 }
