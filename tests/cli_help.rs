@@ -272,7 +272,9 @@ fn network3_runs_with_the_defaults_its_help_shows() {
     let word_before = |w: &str| {
         let words: Vec<&str> = line.split_whitespace().collect();
         let i = words.iter().position(|x| x.trim_end_matches(',') == w);
-        i.and_then(|i| words.get(i - 1)).map(|x| x.to_string())
+        i.and_then(|i| i.checked_sub(1))
+            .and_then(|i| words.get(i))
+            .map(|x| x.to_string())
     };
     let word_after = |w: &str| {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -282,15 +284,36 @@ fn network3_runs_with_the_defaults_its_help_shows() {
     };
     let epochs = word_before("epochs").expect("the preset's epochs");
     let eta = word_after("eta").expect("the preset's eta");
-    let epochs_help = opts["epochs"].default().unwrap_or("");
-    assert!(
-        epochs_help.starts_with(&format!("the preset's: {epochs};")),
-        "--epochs shows {epochs_help:?}, the shallow preset {epochs}"
+    // Each of --epochs, --eta and --lambda lists its value for every preset after the
+    // default's "[default: the preset's]": "(40 for dropout and ensemble; 60 for the others)".
+    let for_shallow = |flag: &str| {
+        let text = &opts[flag].text;
+        let listed = text.split("[default: the preset's] (").nth(1);
+        let listed = listed.unwrap_or_else(|| panic!("--{flag} lists no preset's value: {text}"));
+        let listed = listed.split(')').next().unwrap_or("");
+        let part = listed
+            .split("; ")
+            .find(|p| p.contains("shallow"))
+            .or_else(|| listed.split("; ").find(|p| p.ends_with("the others")))
+            .unwrap_or_else(|| panic!("--{flag}: no value for shallow in {listed:?}"));
+        part.split_whitespace().next().unwrap_or("").to_string()
+    };
+    assert_eq!(
+        for_shallow("epochs"),
+        epochs,
+        "--epochs and the preset's line"
     );
+    assert_eq!(for_shallow("eta"), eta, "--eta and the preset's line");
     let rec = record("network3", &["--train-limit", "10"]);
     let s = &rec["settings"];
     same_number(s, "epochs", &epochs, "network3 --epochs (shallow)");
     same_number(s, "eta", &eta, "network3 --eta (shallow)");
+    same_number(
+        s,
+        "lambda",
+        &for_shallow("lambda"),
+        "network3 --lambda (shallow)",
+    );
     assert_eq!(
         s["preset"].as_str().map(str::to_lowercase).as_deref(),
         Some("shallow")
