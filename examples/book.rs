@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
-#[command(about = "The experiments behind the book's figures (chapters 3 and 5)")]
+#[command(about = "The experiments behind the book's figures (chapters 3 and 5), drawn as PNGs")]
 struct Args {
     #[command(subcommand)]
     experiment: Experiment,

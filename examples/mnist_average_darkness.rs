@@ -12,7 +12,8 @@ use nndl::mnist::{self, baseline::AverageDarkness};
 
 /// Classify MNIST digits by average darkness (the book's chapter 1 baseline).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
+#[command(about = "mnist_average_darkness.py: chapter 1's average-darkness baseline")]
 struct Args {
     #[command(flatten)]
     data: nndl::cli::DataDir,

@@ -15,7 +15,8 @@ use nndl::mnist::{self, idx};
 
 /// Write the book's expanded MNIST training set (250,000 images).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
+#[command(about = "expand_mnist.py: chapter 6's expanded training set of 250,000 images")]
 struct Args {
     #[command(flatten)]
     data: nndl::cli::DataDir,

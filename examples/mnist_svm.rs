@@ -42,6 +42,7 @@ const EXPLICIT_ZEROS_FRACTION: f64 = 0.4;
 /// An SVM on MNIST: the book's chapter 1 baseline, on LIBSVM.
 #[derive(Parser, Debug)]
 #[command(version)]
+#[command(about = "mnist_svm.py: chapter 1's SVM baseline, LIBSVM's RBF-kernel C-SVC")]
 #[command(mut_arg("pixel_scale", |a| a.default_value("256").help("Pixel scale: 256 is the book's data (value/256, needed for its 9,435), 255 gives ink = 1.0 as most frameworks do")))]
 #[command(mut_arg("train_limit", |a| a.help("Train on the first N training images only (default: all 50,000)")))]
 #[command(mut_arg("json", |a| a.help("Write the run's settings, times and accuracy as JSON to this file")))]

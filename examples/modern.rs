@@ -35,7 +35,8 @@ enum Opt {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "Past the book: batch norm, Adam, augmentation (nndl's modern MNIST recipe)")]
+#[command(about = "Past the book: batch norm, 3x3 convs, Adam, cosine schedule, augmentation")]
+#[command(mut_arg("pixel_scale", |a| a.default_value("255")))]
 #[command(mut_arg("epochs", |a| a.default_value("16")))]
 #[command(mut_arg("mini_batch", |a| a.default_value("64")))]
 #[command(mut_arg("eta", |a| a.help("Learning rate eta [default: 0.003; 0.05 with --optimizer sgd]")))]

@@ -11,7 +11,8 @@ use nn::{Cost, Init, Network, Regularization};
 use nndl::cli::{self, Common, Hidden, Resume, Tuning};
 
 #[derive(Parser, Debug)]
-#[command(about = "network.py: sigmoid net, quadratic cost, SGD (Nielsen, chapter 1)")]
+#[command(about = "network.py: chapter 1's sigmoid network, mini-batch SGD on the quadratic cost")]
+#[command(mut_arg("pixel_scale", |a| a.default_value("255")))]
 #[command(mut_arg("epochs", |a| a.default_value("30")))]
 #[command(mut_arg("mini_batch", |a| a.default_value("10")))]
 #[command(mut_arg("eta", |a| a.default_value("3.0")))]

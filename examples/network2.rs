@@ -35,7 +35,8 @@ enum EvalSet {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "network2.py: cross-entropy, L2, better init, monitoring (Nielsen, chapter 3)")]
+#[command(about = "network2.py: chapter 3's network, cross-entropy, L2, better init, monitoring")]
+#[command(mut_arg("pixel_scale", |a| a.default_value("255")))]
 #[command(mut_arg("epochs", |a| a.default_value("30")))]
 #[command(mut_arg("mini_batch", |a| a.default_value("10")))]
 #[command(mut_arg("eta", |a| a.default_value("0.5")))]

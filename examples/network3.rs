@@ -71,11 +71,12 @@ fn setup(p: Preset) -> Setup {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "network3.py: conv nets, softmax, dropout (Nielsen, chapter 6)")]
-#[command(mut_arg("epochs", |a| a.help("Epochs to train [default: the preset's]")))]
+#[command(about = "network3.py: chapter 6's conv nets, softmax, dropout; a preset per experiment")]
+#[command(mut_arg("epochs", |a| a.help("Epochs to train [default: the preset's] (40 for dropout and ensemble; 60 for the others)")))]
 #[command(mut_arg("mini_batch", |a| a.default_value("10")))]
-#[command(mut_arg("eta", |a| a.help("Learning rate eta [default: the preset's]")))]
-#[command(mut_arg("lambda", |a| a.help("L2 regularisation lambda, network3's term in the cost [default: the preset's]")))]
+#[command(mut_arg("eta", |a| a.help("Learning rate eta [default: the preset's] (0.1 for shallow, conv and conv2; 0.03 for the others)")))]
+#[command(mut_arg("lambda", |a| a.help("L2 regularisation lambda, network3's term in the cost [default: the preset's] (0 for shallow, conv and conv2; 0.1 for the others)")))]
+#[command(mut_arg("pixel_scale", |a| a.help("Pixel bytes become value/255 or value/256 [default: 256 (network3.py's mnist.pkl.gz) for the presets, 255 with --layers]")))]
 struct Args {
     #[command(flatten)]
     common: Common,

@@ -16,11 +16,12 @@ use rand::SeedableRng;
 use tensor::Tensor;
 
 #[derive(Parser, Debug)]
-#[command(about = "A user-defined maxout layer: gradchecked, then trained on MNIST")]
+#[command(about = "Past the book: a user-defined maxout layer, gradchecked, then trained")]
+#[command(mut_arg("pixel_scale", |a| a.default_value("255")))]
 #[command(mut_arg("epochs", |a| a.default_value("5")))]
 #[command(mut_arg("mini_batch", |a| a.default_value("10")))]
 #[command(mut_arg("eta", |a| a.default_value("0.1")))]
-#[command(mut_arg("hidden", |a| a.help("Maxout units [default: 100]")))]
+#[command(mut_arg("hidden", |a| a.help("Maxout units").default_value("100")))]
 struct Args {
     #[command(flatten)]
     common: Common,

@@ -110,13 +110,26 @@ fn series(
     })
 }
 
-/// A padded range around `lo..hi`, never empty, optionally clamped to `clamp`.
-fn padded(lo: f64, hi: f64, clamp: Option<(f64, f64)>) -> (f64, f64) {
+/// The y axis' range over `values` (non-finite ones left out): the values with a little room
+/// above and below, within `clamp` if given. A flat series gets room in proportion to its
+/// value (a tenth of it; 1 around 0), so the axis still has a span and the line sits in its
+/// middle; no values give 0..1.
+fn y_range(values: impl Iterator<Item = f64>, clamp: Option<(f64, f64)>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
     let span = hi - lo;
     let pad = if span > 0.0 {
         span * 0.08
+    } else if hi != 0.0 {
+        hi.abs() * 0.1
     } else {
-        (hi.abs() * 0.05).max(0.5)
+        1.0
     };
     let (mut a, mut b) = (lo - pad, hi + pad);
     if let Some((min, max)) = clamp {
@@ -126,7 +139,23 @@ fn padded(lo: f64, hi: f64, clamp: Option<(f64, f64)>) -> (f64, f64) {
             (a, b) = (min, max);
         }
     }
-    (a, b)
+    // Values near f64::MAX can pad to infinity, and a span below the resolution of the
+    // numbers around it rounds to nothing: no sensible axis then.
+    if a.is_finite() && b.is_finite() && a < b {
+        (a, b)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// Decimals that tell apart the ~10 labels of an axis spanning `span` (0 to 6): one more than
+/// a tenth of the span needs, as plotters may step by half of that (0.05 on a span of 2).
+fn label_decimals(span: f64) -> usize {
+    if span.is_finite() && span > 0.0 {
+        ((-(span / 10.0).log10()).ceil() + 1.0).clamp(0.0, 6.0) as usize
+    } else {
+        3
+    }
 }
 
 /// Where the legend goes in a panel.
@@ -165,15 +194,8 @@ fn panel<DB: DrawingBackend>(
         log: (log_x, log_y),
     } = p;
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    let values = all.iter().flat_map(|s| s.points.iter().map(|p| p.1));
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let (y0, y1) = match lo.is_finite().then(|| padded(lo, hi, clamp)) {
-        // Values near f64::MAX can pad to infinity: no sensible axis then.
-        Some((a, b)) if a.is_finite() && b.is_finite() && a < b => (a, b),
-        _ => (0.0, 1.0),
-    };
+    let (y0, y1) = y_range(all.iter().flat_map(|s| s.points.iter().map(|p| p.1)), clamp);
+    let decimals = label_decimals(y1 - y0);
 
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 22))
@@ -206,7 +228,7 @@ fn panel<DB: DrawingBackend>(
             if log_y {
                 log_label(*y)
             } else {
-                short(*y)
+                short(*y, decimals)
             }
         })
         .draw()
@@ -386,12 +408,17 @@ fn layer_speeds(record: &RunRecord) -> Vec<Series> {
         .collect()
 }
 
-/// `v` with at most 3 decimals and no trailing zeros.
-fn short(v: f64) -> String {
-    format!("{v:.3}")
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_string()
+/// `v` with at most `decimals` decimals and no trailing zeros.
+fn short(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    // A small negative number rounds to "-0".
+    let s = if s == "-0" { "0" } else { s };
+    s.to_string()
 }
 
 /// The label at `l = log10(v)` on a log axis: the powers of ten and their 2x and 5x, else none.
@@ -411,18 +438,23 @@ fn log_label(l: f64) -> String {
         })
 }
 
-/// The x axis' range over `xs`, with a little room so the end points' markers are not cut.
+/// The x axis' range over `xs` (non-finite ones left out), with a little room so the end
+/// points' markers are not cut. One x (a one-epoch run) gets half a unit either side, so its
+/// point sits in the middle under the one integer label; no x gives 0..1.
 fn x_range(xs: impl Iterator<Item = f64>) -> (f64, f64) {
     let (first, last) = xs
         .filter(|x| x.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
             (a.min(x), b.max(x))
         });
-    if first.is_finite() && last > first {
+    let (a, b) = if first.is_finite() && last > first {
         let pad = (last - first) * 0.02;
         (first - pad, last + pad)
-    } else if first.is_finite() {
-        (first - 1.0, first + 1.0)
+    } else {
+        (first - 0.5, first + 0.5)
+    };
+    if a.is_finite() && b.is_finite() && a < b {
+        (a, b)
     } else {
         (0.0, 1.0)
     }
@@ -537,4 +569,98 @@ pub fn plot_png(
     title: &str,
 ) -> Result<(), ReportError> {
     crate::save_png(path.as_ref(), render_png(record, title))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_epoch_gets_an_x_axis_half_an_epoch_either_side() {
+        // The axis of `--epochs 1`: epoch 0 in the middle, no negative epoch labelled.
+        assert_eq!(x_range([0.0].into_iter()), (-0.5, 0.5));
+        assert_eq!(x_range([7.0, 7.0].into_iter()), (6.5, 7.5));
+        // Non-finite points are left out before deciding there is one point.
+        assert_eq!(
+            x_range([3.0, f64::NAN, f64::INFINITY].into_iter()),
+            (2.5, 3.5)
+        );
+    }
+
+    #[test]
+    fn several_epochs_get_their_span_and_a_little_room() {
+        let (a, b) = x_range((0..30).map(f64::from));
+        assert!(a < 0.0 && a > -1.0 && b > 29.0 && b < 30.0, "{a}..{b}");
+        let (a, b) = x_range([0.0, 1.0].into_iter());
+        assert!(a < 0.0 && a > -0.1 && b > 1.0 && b < 1.1, "{a}..{b}");
+    }
+
+    #[test]
+    fn no_x_or_no_usable_x_gives_zero_to_one() {
+        assert_eq!(x_range(std::iter::empty()), (0.0, 1.0));
+        assert_eq!(x_range([f64::NAN].into_iter()), (0.0, 1.0));
+        // Half a unit is lost to rounding at this size: a point axis is no axis.
+        assert_eq!(x_range([1e300].into_iter()), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_flat_series_gets_an_axis_around_its_value() {
+        let (a, b) = y_range([0.3, 0.3, 0.3].into_iter(), None);
+        assert!(
+            (a - 0.27).abs() < 1e-12 && (b - 0.33).abs() < 1e-12,
+            "{a}..{b}"
+        );
+        let (a, b) = y_range([-2.0].into_iter(), None);
+        assert!(
+            (a + 2.2).abs() < 1e-12 && (b + 1.8).abs() < 1e-12,
+            "{a}..{b}"
+        );
+        assert_eq!(y_range([0.0, 0.0].into_iter(), None), (-1.0, 1.0));
+        // Accuracy stuck at 100%: the axis stays below the clamp and still has a span.
+        assert_eq!(
+            y_range([100.0].into_iter(), Some((0.0, 100.0))),
+            (90.0, 100.0)
+        );
+        assert_eq!(y_range([0.0].into_iter(), Some((0.0, 100.0))), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_varying_series_is_padded_by_a_small_part_of_its_span() {
+        let (a, b) = y_range([90.0, 95.0, 98.0].into_iter(), Some((0.0, 100.0)));
+        assert!(
+            (a - 89.36).abs() < 1e-9 && (b - 98.64).abs() < 1e-9,
+            "{a}..{b}"
+        );
+        let (a, b) = y_range([99.0, 100.0].into_iter(), Some((0.0, 100.0)));
+        assert!(a < 99.0 && b == 100.0, "{a}..{b}");
+        let (a, b) = y_range([0.5, 2.5, f64::NAN, 1.0].into_iter(), None);
+        assert!(
+            (a - 0.34).abs() < 1e-12 && (b - 2.66).abs() < 1e-12,
+            "{a}..{b}"
+        );
+    }
+
+    #[test]
+    fn unusable_y_values_give_zero_to_one() {
+        assert_eq!(y_range(std::iter::empty(), None), (0.0, 1.0));
+        assert_eq!(
+            y_range([f64::NAN, f64::NEG_INFINITY].into_iter(), None),
+            (0.0, 1.0)
+        );
+        assert_eq!(y_range([-f64::MAX, f64::MAX].into_iter(), None), (0.0, 1.0));
+    }
+
+    #[test]
+    fn y_labels_have_the_decimals_their_axis_needs() {
+        // A flat cost of 0.3 spans 0.06: labels 0.005 apart must not all read "0.3".
+        let d = label_decimals(0.06);
+        assert!(d >= 3, "{d}");
+        assert_ne!(short(0.275, d), short(0.28, d));
+        assert_eq!(short(90.0, label_decimals(9.3)), "90");
+        assert_eq!(short(0.25, label_decimals(2.0)), "0.25");
+        assert_eq!(short(-0.0001, 2), "0");
+        assert_eq!(short(1234.5678, 0), "1235");
+        assert_eq!(label_decimals(0.0), 3);
+        assert_eq!(label_decimals(1e-30), 6);
+    }
 }

@@ -12,6 +12,11 @@ const RATE_STRIDE: u64 = 64;
 /// The images/s message is refreshed at most this often.
 const RATE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The epoch bar's layout. indicatif calls the time remaining `{eta}`; the bar says "left",
+/// since in these programs eta is the learning rate.
+const EPOCH_TEMPLATE: &str =
+    "{prefix} [{bar:40.cyan/blue}] {human_pos}/{human_len} {msg} ({eta} left)";
+
 /// A progress bar over `total` items (images) with the rate in images/s in its message.
 ///
 /// Cost: when stderr is not a terminal there is no indicatif bar at all and [`Progress::inc`]
@@ -58,11 +63,7 @@ impl Progress {
 
     /// A bar drawn on stderr.
     fn visible(total: u64, label: &str) -> Progress {
-        let bar = stderr_bar(
-            total,
-            label,
-            "{prefix} [{bar:40.cyan/blue}] {human_pos}/{human_len} {msg} (eta {eta})",
-        );
+        let bar = stderr_bar(total, label, EPOCH_TEMPLATE);
         let mut p = Progress::hidden(total);
         p.bar = Some(bar);
         p.redraw_message(p.started);
@@ -185,9 +186,7 @@ impl Steps {
         if !std::io::stderr().is_terminal() {
             return Steps { bar: None };
         }
-        let template =
-            format!("{{prefix}} [{{elapsed_precise}}] [{{bar:40}}] {{pos}}/{{len}} {unit} {{msg}}");
-        let bar = stderr_bar(total, label, &template);
+        let bar = stderr_bar(total, label, &steps_template(unit));
         bar.enable_steady_tick(Duration::from_secs(1));
         Steps { bar: Some(bar) }
     }
@@ -212,9 +211,47 @@ impl Steps {
     }
 }
 
+/// The steps bar's layout: elapsed time, no estimate of the time left (the steps are too
+/// few and too uneven for one).
+fn steps_template(unit: &str) -> String {
+    format!("{{prefix}} [{{elapsed_precise}}] [{{bar:40}}] {{pos}}/{{len}} {unit} {{msg}}")
+}
+
 impl Drop for Steps {
     /// Clears a bar that was not finished, so it does not linger on the terminal.
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words a template shows, its `{...}` placeholders left out.
+    fn literal_text(template: &str) -> String {
+        let mut out = String::new();
+        let mut depth = 0;
+        for c in template.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ if depth == 0 => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn templates_parse_and_never_label_the_time_left_eta() {
+        // A template indicatif refuses would silently become its default bar.
+        for t in [EPOCH_TEMPLATE.to_string(), steps_template("problems")] {
+            assert!(ProgressStyle::with_template(&t).is_ok(), "{t}");
+            let words = literal_text(&t).to_lowercase();
+            assert!(!words.contains("eta"), "{t}: the learning rate's name");
+        }
+        assert!(EPOCH_TEMPLATE.contains("{eta} left"), "{EPOCH_TEMPLATE}");
+        assert_eq!(literal_text("a {b} c"), "a  c");
     }
 }

@@ -37,14 +37,15 @@ impl DataDir {
 /// of the training set, its pixel scale, the threads and the JSON record.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Base {
-    /// Train on the first N training images only (quick runs).
+    /// Train on the first N training images only (quick runs; default: all).
     #[arg(long = "train-limit", value_parser = super::positive_count, allow_negative_numbers = true)]
     pub train_limit: Option<usize>,
     /// `--data` and `--download`.
     #[command(flatten)]
     pub data: DataDir,
-    /// Pixel bytes become value/255 or value/256, as the book's mnist.pkl.gz stores them
-    /// (default: 256 for network3's presets, 255 elsewhere).
+    // No default here: each program shows its own in `--help` (`mut_arg`), or sets
+    // `default_pixel_scale` when it depends on other flags (network3's presets).
+    /// Pixel bytes become value/255 or value/256 (the book's mnist.pkl.gz stores value/256).
     #[arg(long = "pixel-scale", value_name = "255|256", value_parser = clap::value_parser!(u16).range(255..=256))]
     pub pixel_scale: Option<u16>,
     /// The program's pixel scale when `--pixel-scale` is not given (255 if left at 0).
