@@ -21,3 +21,8 @@ pub mod cli;
 pub mod ensemble;
 pub mod figures;
 pub mod run;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
