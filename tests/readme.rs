@@ -43,7 +43,10 @@ fn fenced(lines: &[&str], from: usize, lang: &str) -> Result<(Vec<String>, usize
         .position(|l| l.trim() == "```")
         .map(|i| start + 1 + i)
         .ok_or_else(|| format!("line {}: unclosed block", start + 1))?;
-    let body = lines[start + 1..end].iter().map(|l| l.to_string()).collect();
+    let body = lines[start + 1..end]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
     Ok((body, end + 1))
 }
 
@@ -104,7 +107,8 @@ fn parses_a_claim_and_refuses_a_malformed_one() {
             expected: vec!["Epoch 0: 1 / 2".into()],
         }]
     );
-    let no_output = "<!-- checked by tests/readme.rs -->\n```sh\ncargo run --release --example network\n```\n";
+    let no_output =
+        "<!-- checked by tests/readme.rs -->\n```sh\ncargo run --release --example network\n```\n";
     assert!(claims(no_output).is_err());
     let not_cargo = "<!-- checked by tests/readme.rs -->\n```sh\nls\n```\n```text\nx\n```\n";
     assert!(claims(not_cargo).is_err());
