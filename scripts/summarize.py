@@ -1,10 +1,10 @@
-"""Prints the book-vs-nndl table from the --json records of scripts/reproduce_ch1_ch3.sh."""
+"""Prints the book-vs-nndl table of chapters 1 and 3 from the --json records of
+scripts/reproduce_ch1_ch3.sh: python3 scripts/summarize.py RUNS_DIR [SEEDS...] (default 1 2 3).
+scripts/results_pages.py puts the same table in docs/results/book.md."""
 import json
 import os
 import statistics
 import sys
-
-runs, seeds = sys.argv[1], sys.argv[2:]
 
 # (file stem, description, book figure, which number the book quotes)
 ROWS = [
@@ -32,9 +32,20 @@ def best_validation(rec):
     return 100 * max(vals) if vals else None
 
 
-print("| experiment | book | nndl mean | nndl runs (seeds %s) | what is compared | best validation (mean) | wall s / run |" % " ".join(seeds))
-print("| --- | --- | --- | --- | --- | --- | --- |")
-for stem, desc, book, kind in ROWS:
+def table(runs, seeds=("1", "2", "3")):
+    """The table's lines (none without a record); rows without a record are left out."""
+    lines = [
+        "| experiment | book | nndl mean | nndl runs (seeds %s) | what is compared | best validation (mean) | wall s / run |" % " ".join(seeds),
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for stem, desc, book, kind in ROWS:
+        row = _row(runs, seeds, stem, desc, book, kind)
+        if row:
+            lines.append(row)
+    return lines if len(lines) > 2 else []
+
+
+def _row(runs, seeds, stem, desc, book, kind):
     vals, walls, bests = [], [], []
     for s in seeds:
         p = os.path.join(runs, f"{stem}_s{s}.json")
@@ -47,7 +58,11 @@ for stem, desc, book, kind in ROWS:
         if b is not None:
             bests.append(b)
     if not vals:
-        continue
+        return None
     runs_s = ", ".join(f"{v:.2f}" for v in vals)
     best = f"{statistics.mean(bests):.2f}%" if bests else "-"
-    print(f"| {desc} | {book:.2f}% | {statistics.mean(vals):.2f}% | {runs_s} | {kind} | {best} | {statistics.median(walls):.1f} |")
+    return f"| {desc} | {book:.2f}% | {statistics.mean(vals):.2f}% | {runs_s} | {kind} | {best} | {statistics.median(walls):.1f} |"
+
+
+if __name__ == "__main__":
+    print("\n".join(table(sys.argv[1], sys.argv[2:] or ["1", "2", "3"])))

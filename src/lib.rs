@@ -54,3 +54,8 @@ pub mod figures;
 pub mod guide;
 pub mod prelude;
 pub mod run;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
