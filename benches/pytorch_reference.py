@@ -4,7 +4,7 @@ Run by `cargo bench --bench throughput` (alternating with nndl in one invocation
     python3 benches/pytorch_reference.py --net A --batch 10 --threads 2 --seconds 3
 Prints one line `images_per_second <float>`. CPU only; never a dependency of the library.
 
-Nets (DESIGN.md §6): A [784,30,10] sigmoid + quadratic; B FC(784,100) sigmoid + softmax;
+Nets (docs/results/performance.md): A [784,30,10] sigmoid + quadratic; B FC(784,100) sigmoid + softmax;
 C ConvPool(20,5x5) + FC100 + softmax (sigmoid); D two ConvPools (20, 40) + FC100, ReLU;
 E = D with FC(640,1000), FC(1000,1000), dropout 0.5. Conv bias before the pool is the same
 function as network3's bias after it (max(x) + b = max(x + b)).

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench throughput -- [--nets A,B,C,D,E] [--batches 10,256] [--seconds 2] [--rounds 2] [--no-torch]`
 //!
-//! Nets (DESIGN.md §6): A [784,30,10] sigmoid + quadratic (network.py); B FC(784,100) sigmoid +
+//! Nets (docs/results/performance.md): A [784,30,10] sigmoid + quadratic (network.py); B FC(784,100) sigmoid +
 //! softmax (network3 shallow); C ConvPool(20,5x5) + FC100 + softmax; D ConvPool 20 + 40, FC100,
 //! ReLU; E as D with FC1000, FC1000 and dropout 0.5. PyTorch runs `benches/pytorch_reference.py`
 //! with `torch.set_num_threads` equal to nndl's thread count.

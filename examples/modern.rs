@@ -2,8 +2,8 @@
 //! convolutions, Adam, a learning-rate schedule, inverted dropout and random affine
 //! augmentation), in the same library; no layer has gradient code of its own.
 //!
-//! `cargo run --release --example modern` trains the recipe (see the README's "Beyond the
-//! book"); `--layers` describes any other net with the same tokens, `--ensemble A B C` votes
+//! `cargo run --release --example modern` trains the recipe (results in
+//! docs/results/modern.md); `--layers` describes any other net with the same tokens, `--ensemble A B C` votes
 //! saved nets. The epoch reported is the one of best validation accuracy (never chosen on
 //! test), and `--save` keeps that epoch's weights.
 

@@ -110,7 +110,7 @@ struct Args {
     #[arg(long, value_name = "PATH.png")]
     misclassified: Option<PathBuf>,
     /// Images per forward pass when evaluating (network3.py used its mini-batch size, 10; the
-    /// accuracies come out the same, see the README).
+    /// accuracies come out the same, see docs/results/ch6.md).
     #[arg(long = "eval-batch", default_value_t = 1000, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
     eval_batch: usize,
     /// Draw the first conv-pool layer's learned filters into this PNG (the book's figure of

@@ -157,7 +157,7 @@ fn network_resumed_prints_the_same_epochs_as_an_uninterrupted_run() {
 
 #[test]
 fn fully_connected_nets_give_the_same_weights_with_one_or_two_threads() {
-    // The README's claim: only conv layers depend on the thread count. The 784 x 1000 layer
+    // The claim of docs/results/reliability.md: only conv layers depend on the thread count. The 784 x 1000 layer
     // is large enough for the parallel GEMM path.
     let s = Scratch::new("threads");
     let save = |t: &str| {

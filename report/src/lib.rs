@@ -1,5 +1,5 @@
-//! Run records for nndl's example programs: what every `--json`, `--plot` and progress bar of
-//! DESIGN.md §4 is made of.
+//! Run records for nndl's example programs: what every `--json`, `--plot` and progress bar a
+//! program writes is made of.
 //!
 //! - [`RunRecord`] / [`EpochRecord`]: a run's settings and per-epoch metrics, written as one JSON
 //!   object ([`RunRecord::write_json`]) that scripts can compare across runs.

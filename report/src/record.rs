@@ -1,4 +1,4 @@
-//! The JSON record of one training run (DESIGN.md §4, `--json`).
+//! The JSON record of one training run (`--json`).
 
 use std::fs;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The flags the programs share (DESIGN.md §4), as clap argument groups a program flattens
+//! The flags the programs share, as clap argument groups a program flattens
 //! into its own `Args`. Defaults are each program's own: it sets them for `--help` with
 //! `#[command(mut_arg(...))]` and reads `None` as its default. Every number is checked as it
 //! is parsed (the parsers of [`crate::cli`]), before any data is loaded.
