@@ -26,16 +26,21 @@
 mod backward;
 mod buffers;
 mod error;
+pub mod functional;
 pub mod gradcheck;
 mod graph;
+mod graph_backward;
 mod handover;
 pub mod ops;
 pub mod testing;
 
 pub use backward::{Backward, Op};
 pub use error::AutogradError;
-pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};
+pub use gradcheck::{
+    gradcheck, gradcheck_fn, gradgradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport,
+};
 pub use graph::{Graph, Var};
+pub use graph_backward::GraphBackward;
 pub use handover::{GradientConsumer, LinearGradient, LinearParts, Taken};
 pub use ops::{BatchStats, UnaryFn};
 // The tensor types autograd's signatures use, so that a user of this crate alone can name

@@ -3,6 +3,7 @@
 //! Adding an op means adding a file here (and a `mod` line), nothing else.
 
 mod arith;
+mod broadcast;
 mod conv;
 mod dropout;
 mod loss;
