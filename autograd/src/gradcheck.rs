@@ -3,7 +3,9 @@
 //! [`gradcheck`] perturbs every element of every parameter named, one at a time, and compares
 //! `(f(x + eps) - f(x - eps)) / 2 eps` with the gradient the tape computed. A function with a
 //! non-scalar output is first projected onto fixed random weights, so every output element
-//! takes part. The report names the worst element.
+//! takes part. The report names the worst element. [`gradgradcheck_fn`] does the same for
+//! second derivatives: those of the gradient recorded on the tape against finite differences
+//! of the first-order gradient.
 
 use crate::{AutogradError, Graph, Var};
 use rand::{Rng, SeedableRng};

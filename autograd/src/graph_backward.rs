@@ -475,6 +475,38 @@ mod tests {
         assert!(g.grad(x).is_some());
     }
 
+    #[test]
+    fn the_ops_without_one_yet_each_name_themselves() {
+        use tensor::{pool::PoolGrad, unary::Act};
+        let t = randoms(&[&[2, 1, 6, 6], &[2, 1, 3, 3], &[2], &[2]], 37);
+        type Build = fn(&mut Graph<f64>, &[Var]) -> crate::Result<Var>;
+        let build: [(&str, Build); 4] = [
+            ("conv2d", |g, v| {
+                g.conv2d_padded(v[0], v[1], Some(v[2]), 1, 2)
+            }),
+            ("conv_pool", |g, v| {
+                g.conv_pool(v[0], v[1], v[2], 2, Act::Relu, PoolGrad::First)
+            }),
+            ("max_pool2d", |g, v| g.max_pool2d(v[0], 2)),
+            ("batch_norm", |g, v| {
+                let x = g.reshape(v[0], &[2, 2, 18])?; // 2 channels
+                Ok(g.batch_norm(x, v[2], v[3], 1e-5, Act::Identity)?.0)
+            }),
+        ];
+        for (name, f) in build {
+            let mut g = Graph::<f64>::new();
+            let v: Vec<Var> = t.iter().map(|t| g.leaf(t.clone())).collect();
+            let y = f(&mut g, &v).unwrap();
+            let y2 = g.mul(y, y).unwrap();
+            let s = g.sum(y2).unwrap();
+            let e = g.gradients(s, &v).unwrap_err();
+            assert_eq!(e, AutogradError::NotTwiceDifferentiable { op: name });
+            assert!(e
+                .to_string()
+                .starts_with(&format!("`{name}` has no differentiable")));
+        }
+    }
+
     /// `L(p) = C(p) + lambda |dC/dx|^2`: a loss containing the norm of its gradient in the
     /// data, differentiated in the parameters.
     fn penalised(
