@@ -79,6 +79,9 @@ pub trait Op<T: Float>: 'static {
     /// (a mask, labels) may be put on the tape as a constant with [`Graph::input`]: what is
     /// constant in the first derivative has a zero derivative itself.
     ///
+    /// It must not reset the graph or run a backward: the op is out of its node while it
+    /// runs (a [`Graph::gradients`] through its own node from inside it is an error).
+    ///
     /// The default returns [`AutogradError::NotTwiceDifferentiable`] naming the op: a
     /// second derivative through an op without one is an error, never a wrong number.
     /// See [`GraphBackward`] for an example.

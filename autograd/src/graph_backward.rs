@@ -268,13 +268,21 @@ impl<T: Float> Graph<T> {
                 continue;
             }
             let node = &self.nodes[i];
-            let leads_to_wrt = node.op.is_some()
-                && node.inputs[..node.n_inputs as usize]
-                    .iter()
-                    .any(|v| match v.param() {
-                        Some(p) => param_target[p],
-                        None => reach[v.index()],
-                    });
+            let inputs = &node.inputs[..node.n_inputs as usize];
+            let leads_to_wrt = inputs.iter().any(|v| match v.param() {
+                Some(p) => param_target[p],
+                None => reach[v.index()],
+            });
+            if leads_to_wrt && node.op.is_none() && !inputs.is_empty() {
+                // A recorded node whose op is out of it: this call comes from inside that
+                // op's own backward_graph. Skipping it would drop its share silently.
+                return Err(AutogradError::Invalid {
+                    op: "gradients",
+                    why: "called from inside an op's backward_graph, through that op's own \
+                          node"
+                        .into(),
+                });
+            }
             reach[i] = leads_to_wrt;
         }
         let leads = |v: Var, reach: &[bool]| match v.param() {
@@ -315,6 +323,13 @@ impl<T: Float> Graph<T> {
             };
             let r = op.backward_graph(&mut cx);
             let grads = cx.grads;
+            if self.nodes.len() <= i || self.tape_var(i) != output {
+                // The backward_graph reset the graph: nothing of this walk is valid now.
+                return Err(AutogradError::Invalid {
+                    op: op.name(),
+                    why: "its backward_graph reset the graph".into(),
+                });
+            }
             self.nodes[i].op = Some(op);
             r?;
             for (&v, gk) in inputs[..n].iter().zip(grads) {
@@ -504,6 +519,46 @@ mod tests {
             assert!(e
                 .to_string()
                 .starts_with(&format!("`{name}` has no differentiable")));
+        }
+    }
+
+    /// An op whose backward_graph misbehaves: re-enters `gradients` through its own node,
+    /// or resets the graph.
+    struct Rogue {
+        reset: bool,
+    }
+
+    impl crate::Op<f64> for Rogue {
+        fn name(&self) -> &'static str {
+            "rogue"
+        }
+        fn backward(&self, _: &mut crate::Backward<'_, f64>) {}
+        fn backward_graph(&self, cx: &mut super::GraphBackward<'_, f64>) -> crate::Result<()> {
+            let (x, y) = (cx.input(0), cx.output());
+            if self.reset {
+                cx.graph().reset();
+                return Ok(());
+            }
+            let s = cx.graph().sum(y)?;
+            cx.graph().gradients(s, &[x]).map(|_| ())
+        }
+    }
+
+    #[test]
+    fn a_backward_graph_that_reenters_or_resets_is_an_error() {
+        for reset in [false, true] {
+            let mut g = Graph::<f64>::new();
+            let x = g.leaf(Tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap());
+            let v = g.value(x).unwrap().clone();
+            let y = g.push_op(Box::new(Rogue { reset }), &[x], v).unwrap();
+            let s = g.sum(y).unwrap();
+            let e = g.gradients(s, &[x]).unwrap_err().to_string();
+            let want = if reset {
+                "rogue: its backward_graph reset the graph"
+            } else {
+                "gradients: called from inside an op's backward_graph"
+            };
+            assert!(e.starts_with(want), "{e}");
         }
     }
 
