@@ -332,17 +332,9 @@ where
     gradcheck(&mut g, &vars, |g| f(g, &vars), cfg)
 }
 
-/// Second-order check of a function of plain tensors (PyTorch's `gradgradcheck`): the
-/// derivative of `v . grad f(x)`, for fixed random directions `v`, taken through the gradient
-/// recorded on the tape ([`Graph::gradients`] then [`Graph::backward`]), against central
-/// differences of `v . grad f(x)` computed by the first-order backward. This checks each op's
-/// [`Op::backward_graph`](crate::Op::backward_graph) against its [`Op::backward`](crate::Op::backward),
-/// which [`gradcheck_fn`] checks against differences of `f`.
-///
-/// A non-scalar output is projected onto fixed random weights first, as in [`gradcheck`].
-/// Before the second derivative, the recorded gradient's values are compared with the
-/// first-order backward's (a mismatch there is reported with the name `input{i} (first
-/// gradient)`). The report is the worst element of the second derivative, over every input.
+/// Second-order check of a function of plain tensors (PyTorch's `gradgradcheck`): each input
+/// becomes a parameter named `input{i}` of a fresh graph, `f` receives their Vars, and
+/// [`gradgradcheck`] runs on them.
 ///
 /// ```
 /// use nndl_autograd::{gradgradcheck_fn, GradcheckConfig, Tensor};
@@ -372,26 +364,75 @@ where
         .enumerate()
         .map(|(i, t)| g.parameter(format!("input{i}"), t.clone()))
         .collect();
+    gradgradcheck(&mut g, &vars, |g| f(g, &vars), cfg)
+}
+
+/// Second-order check (PyTorch's `gradgradcheck`) of `f` in the parameters `wrt` of `g`: the
+/// derivative of `v . grad f`, for fixed random directions `v`, taken through the gradient
+/// recorded on the tape ([`Graph::gradients`] then [`Graph::backward`]), against central
+/// differences of `v . grad f` computed by the first-order backward. This checks each op's
+/// [`Op::backward_graph`](crate::Op::backward_graph) against its
+/// [`Op::backward`](crate::Op::backward), which [`gradcheck`] checks against differences of
+/// `f`. `f` builds the computation as for [`gradcheck`].
+///
+/// A non-scalar output is projected onto fixed random weights first, as in [`gradcheck`].
+/// Before the second derivative, the recorded gradient's values are compared with the
+/// first-order backward's (a mismatch there is reported with the name `{name} (first
+/// gradient)`). The report is the worst element of the second derivative, over every input.
+///
+/// ```
+/// use nndl_autograd::{gradgradcheck, GradcheckConfig, Graph, Tensor};
+///
+/// // The log-likelihood cost of a softmax layer: its Hessian in w and b.
+/// let mut g = Graph::<f64>::new();
+/// let w = g.parameter("w", Tensor::from_vec(vec![0.5, -0.3, 0.8, 0.1, -0.6, 0.2], &[3, 2])?);
+/// let b = g.parameter("b", Tensor::from_vec(vec![0.1, -0.2, 0.3], &[3])?);
+/// let x = Tensor::from_vec(vec![1.0, 2.0, -1.0, 0.5], &[2, 2])?;
+/// let report = gradgradcheck(&mut g, &[w, b], |g| {
+///     let x = g.input(x.clone());
+///     let z = g.linear(x, w, Some(b))?;
+///     g.softmax_cross_entropy(z, &[2, 0])
+/// }, GradcheckConfig::default())?;
+/// assert_eq!(report.checked, 6 + 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn gradgradcheck<F>(
+    g: &mut Graph<f64>,
+    wrt: &[Var],
+    mut f: F,
+    cfg: GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckError>
+where
+    F: FnMut(&mut Graph<f64>) -> Result<Var, AutogradError>,
+{
+    for (i, v) in wrt.iter().enumerate() {
+        if !v.is_parameter() || g.value(*v).is_err() {
+            return Err(GradcheckError::NotParameter(i));
+        }
+    }
     let mut rng = rand_pcg::Pcg64::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
-    let dirs = inputs
+    let dirs = wrt
         .iter()
-        .map(|t| {
-            let d = (0..t.numel()).map(|_| {
+        .map(|&p| {
+            let s = g.val(p).shape();
+            let d = (0..s.numel()).map(|_| {
                 rng.random_range(0.5..1.5) * if rng.random_bool(0.5) { 1.0 } else { -1.0 }
             });
-            Tensor::from_shape_vec(t.shape(), d.collect()).map_err(AutogradError::from)
+            Tensor::from_shape_vec(s, d.collect()).map_err(AutogradError::from)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let name = |g: &Graph<f64>, p: Var| g.name(p).unwrap_or("?").to_string();
 
     // Analytic: the first gradient recorded on the tape, projected onto v, differentiated by
     // the first-order backward.
     let mut weights = None;
-    let out = f(&mut g, &vars)?;
-    projected(&g, out, &mut weights, cfg.seed)?;
+    g.reset();
+    let out = f(g)?;
+    projected(g, out, &mut weights, cfg.seed)?;
     let w = g.input(weights.clone().expect("projection weights exist"));
     let wo = g.mul(out, w)?;
     let s = g.sum(wo)?;
-    let firsts = g.gradients(s, &vars)?;
+    let firsts = g.gradients(s, wrt)?;
     let first_values = firsts
         .iter()
         .map(|&v| g.value(v).cloned())
@@ -409,7 +450,7 @@ where
     if let Some(h) = h {
         g.backward(h)?;
     }
-    let analytic: Vec<Tensor<f64>> = vars
+    let analytic: Vec<Tensor<f64>> = wrt
         .iter()
         .map(|&p| {
             g.grad(p)
@@ -421,11 +462,11 @@ where
     // Reference: v . grad f(x) by the first-order backward.
     let mut phi = |g: &mut Graph<f64>| -> Result<(f64, Vec<Tensor<f64>>), AutogradError> {
         g.reset();
-        let out = f(g, &vars)?;
+        let out = f(g)?;
         projected(g, out, &mut weights, cfg.seed)?;
         let seed = weights.clone().expect("projection weights exist");
         g.backward_with_grad(out, &seed)?;
-        let grads: Vec<Tensor<f64>> = vars
+        let grads: Vec<Tensor<f64>> = wrt
             .iter()
             .map(|&p| {
                 g.grad(p)
@@ -446,28 +487,108 @@ where
             .sum();
         Ok((dot, grads))
     };
-    let (_, first_order) = phi(&mut g)?;
+    let (_, first_order) = phi(g)?;
     let mut firsts_worst = Worst::new(cfg);
     for (i, (a, b)) in first_values.iter().zip(&first_order).enumerate() {
         for (j, (&a, &b)) in a.data().iter().zip(b.data()).enumerate() {
-            firsts_worst.see(i, || format!("input{i} (first gradient)"), j, a, b);
+            let n = || format!("{} (first gradient)", name(g, wrt[i]));
+            firsts_worst.see(i, n, j, a, b);
         }
     }
-    firsts_worst.finish()?;
+    if let Err(e) = firsts_worst.finish() {
+        g.reset();
+        return Err(e);
+    }
 
     let mut worst = Worst::new(cfg);
-    for (i, &p) in vars.iter().enumerate() {
-        for j in 0..inputs[i].numel() {
-            let x0 = inputs[i].data()[j];
+    for (i, &p) in wrt.iter().enumerate() {
+        for j in 0..g.val(p).numel() {
+            let x0 = g.val(p).data()[j];
             g.param_mut(p)?.data_mut()[j] = x0 + cfg.eps;
-            let (fp, _) = phi(&mut g)?;
+            let fp = phi(g);
             g.param_mut(p)?.data_mut()[j] = x0 - cfg.eps;
-            let (fm, _) = phi(&mut g)?;
+            let fm = phi(g);
             g.param_mut(p)?.data_mut()[j] = x0;
-            let numeric = (fp - fm) / (2.0 * cfg.eps);
-            worst.see(i, || format!("input{i}"), j, analytic[i].data()[j], numeric);
+            let numeric = (fp?.0 - fm?.0) / (2.0 * cfg.eps);
+            worst.see(i, || name(g, p), j, analytic[i].data()[j], numeric);
         }
     }
     g.reset();
     worst.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Float, UnaryFn};
+
+    /// x^3 whose derivative in graph form is right in value but a constant: its own
+    /// derivative comes out 0 instead of 6x.
+    struct FlatCube;
+    impl UnaryFn for FlatCube {
+        const NAME: &'static str = "flat_cube";
+        fn f<T: Float>(x: T) -> T {
+            x * x * x
+        }
+        fn df<T: Float>(x: T, _: T) -> T {
+            T::of(3.0) * x * x
+        }
+        fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, _: Var) -> crate::Result<Option<Var>> {
+            let d = g.value(x)?.map(|x| T::of(3.0) * x * x);
+            Ok(Some(g.input(d)))
+        }
+    }
+
+    /// x^3 whose derivative in graph form is wrong in value (2x^2).
+    struct BadCube;
+    impl UnaryFn for BadCube {
+        const NAME: &'static str = "bad_cube";
+        fn f<T: Float>(x: T) -> T {
+            x * x * x
+        }
+        fn df<T: Float>(x: T, _: T) -> T {
+            T::of(3.0) * x * x
+        }
+        fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, _: Var) -> crate::Result<Option<Var>> {
+            let xx = g.mul(x, x)?;
+            g.scale(xx, T::of(2.0)).map(Some)
+        }
+    }
+
+    fn x() -> Vec<Tensor<f64>> {
+        vec![Tensor::from_vec(vec![0.5, -2.0, 1.0], &[3]).unwrap()]
+    }
+
+    #[test]
+    fn a_wrong_second_derivative_is_reported_with_its_worst_element() {
+        let r = gradgradcheck_fn(&x(), |g, v| g.unary::<FlatCube>(v[0]), Default::default());
+        let Err(GradcheckError::Mismatch(worst)) = r else {
+            panic!("{r:?}")
+        };
+        // v . grad f = sum v_i w_i 3 x_i^2: its derivative 6 x_i v_i w_i, here largest at
+        // x = -2.
+        assert_eq!((worst.name.as_str(), worst.index), ("input0", 1));
+        assert_eq!(worst.analytic, 0.0);
+        assert!(worst.numeric.abs() > 1.0, "{worst}");
+        // gradcheck sees nothing wrong: the first derivative is right.
+        assert!(gradcheck_fn(&x(), |g, v| g.unary::<FlatCube>(v[0]), Default::default()).is_ok());
+    }
+
+    #[test]
+    fn a_recorded_gradient_of_the_wrong_value_is_reported_as_such() {
+        let r = gradgradcheck_fn(&x(), |g, v| g.unary::<BadCube>(v[0]), Default::default());
+        let Err(GradcheckError::Mismatch(worst)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(worst.name, "input0 (first gradient)");
+        assert_eq!(worst.index, 1);
+    }
+
+    #[test]
+    fn gradgradcheck_takes_parameters_only() {
+        let mut g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![1.0], &[1]).unwrap());
+        let r = gradgradcheck(&mut g, &[x], |g| g.exp(x), Default::default());
+        assert_eq!(r, Err(GradcheckError::NotParameter(0)));
+    }
 }

@@ -45,7 +45,8 @@ pub mod testing;
 pub use backward::{Backward, Op};
 pub use error::AutogradError;
 pub use gradcheck::{
-    gradcheck, gradcheck_fn, gradgradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport,
+    gradcheck, gradcheck_fn, gradgradcheck, gradgradcheck_fn, GradcheckConfig, GradcheckError,
+    GradcheckReport,
 };
 pub use graph::{Graph, Var};
 pub use graph_backward::GraphBackward;
