@@ -61,7 +61,10 @@ fn check_directions<T: Float>(
 fn dot_with<T: Float>(g: &mut Graph<T>, a: &[Var], v: &[Tensor<T>]) -> Result<Option<Var>> {
     let mut acc = None;
     for (&a, v) in a.iter().zip(v) {
-        let c = g.input(v.clone());
+        // In a buffer of the graph's: `hvp_on` may run on a training graph every step.
+        let mut c = g.alloc(v.shape());
+        c.data_mut().copy_from_slice(v.data());
+        let c = g.input(c);
         let p = g.mul(a, c)?;
         let s = g.sum(p)?;
         acc = Some(match acc {

@@ -231,6 +231,18 @@ impl<T: Float> Graph<T> {
         self.gradients_from(output, grad_output, wrt)
     }
 
+    /// `f` of each element of `v`'s value, put on the tape as a constant (a mask, a sign)
+    /// in a buffer of the graph's: a recorded gradient runs every step, and a buffer from
+    /// outside the pool would be added to it at each reset.
+    pub(crate) fn constant_map(&mut self, v: Var, f: impl Fn(T) -> T) -> Result<Var> {
+        self.check(v, "constant")?;
+        let mut t = self.alloc(self.val(v).shape());
+        for (o, &x) in t.data_mut().iter_mut().zip(self.val(v).data()) {
+            *o = f(x);
+        }
+        Ok(self.input(t))
+    }
+
     fn gradients_from(&mut self, out: Var, seed: Var, wrt: &[Var]) -> Result<Vec<Var>> {
         for (k, &v) in wrt.iter().enumerate() {
             self.check(v, "gradients")?;
@@ -571,6 +583,10 @@ mod tests {
         lambda: f64,
     ) -> crate::Result<Var> {
         let xv = g.leaf(x.clone());
+        penalised_at(g, p, xv, lambda)
+    }
+
+    fn penalised_at(g: &mut Graph<f64>, p: &[Var], xv: Var, lambda: f64) -> crate::Result<Var> {
         let h = g.linear(xv, p[0], Some(p[1]))?;
         let h = g.tanh(h)?;
         let z = g.linear(h, p[2], Some(p[3]))?;
@@ -621,5 +637,29 @@ mod tests {
         }
         assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
         assert!(losses[29] < 0.8 * losses[0], "{losses:?}");
+    }
+
+    #[test]
+    fn recorded_gradients_reuse_the_graph_s_buffers_step_after_step() {
+        // A training loop with a gradient penalty, and a Hessian-vector product each step:
+        // after the first step nothing is allocated, and no buffer from outside the pool
+        // joins it at reset (the pool would grow every step).
+        let mut g = Graph::<f64>::new();
+        let p = params(&mut g);
+        let x = randoms(&[&[5, 3]], 38).remove(0);
+        let v: Vec<Tensor<f64>> = p.iter().map(|&q| g.value(q).unwrap().clone()).collect();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let mut t = g.alloc(x.shape());
+            t.data_mut().copy_from_slice(x.data());
+            let xv = g.leaf(t);
+            let l = penalised_at(&mut g, &p, xv, 0.5).unwrap();
+            g.backward(l).unwrap();
+            let hv = crate::functional::hvp_on(&mut g, l, &p, &v).unwrap();
+            assert_eq!(hv.len(), 4);
+            g.reset();
+            seen.push((g.fresh_allocations(), g.buffers.free_count()));
+        }
+        assert!(seen.windows(2).skip(1).all(|w| w[0] == w[1]), "{seen:?}");
     }
 }

@@ -6,7 +6,8 @@
 
 use crate::{Backward, Graph, GraphBackward, Op, Result, Var};
 use tensor::{
-    binary, broadcast_shapes, reduce_to_shape, BinaryOp, Float, Shape, Tensor, TensorError,
+    binary, binary_into, broadcast_shapes, reduce_to_shape, BinaryOp, Float, Shape, Tensor,
+    TensorError,
 };
 
 /// `x` materialised at the broadcast shape `s` (x + 0).
@@ -70,7 +71,13 @@ impl<T: Float> Graph<T> {
             }
             .into());
         }
-        let out = broadcast_value(self.val(x), to)?;
+        // x + 0 at the target shape, in buffers of the graph's (a recorded gradient runs
+        // this every step).
+        let zeros = self.alloc_zeros(to);
+        let mut out = self.alloc(to);
+        let r = binary_into(BinaryOp::Add, &zeros, self.val(x), &mut out);
+        self.recycle_buf(zeros.into_vec());
+        r?;
         self.push_op(Box::new(BroadcastTo), &[x], out)
     }
 

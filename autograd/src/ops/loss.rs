@@ -238,7 +238,7 @@ impl<T: Float> Op<T> for SumAbs {
         // sign(x) * g, the sign a constant (0 at 0, as above): |x| has no curvature off 0.
         let (x, g) = (cx.input(0), cx.grad_output());
         let gr = cx.graph();
-        let sign = gr.value(x)?.map(|v| {
+        let sign = gr.constant_map(x, |v| {
             if v > T::zero() {
                 T::one()
             } else if v < T::zero() {
@@ -246,8 +246,7 @@ impl<T: Float> Op<T> for SumAbs {
             } else {
                 T::zero()
             }
-        });
-        let sign = gr.input(sign);
+        })?;
         let dx = gr.mul(sign, g)?;
         cx.add_grad(0, dx)
     }

@@ -1,7 +1,7 @@
 //! Reductions: sum and mean over everything or along one axis.
 
 use crate::{Backward, Graph, GraphBackward, Op, Result, Var};
-use tensor::{sum_all, sum_axis, Float, Shape, TensorError};
+use tensor::{reduce_to_shape, sum_all, Float, Shape, Tensor, TensorError};
 
 struct SumAll<T>(T);
 
@@ -113,9 +113,20 @@ impl<T: Float> Graph<T> {
         } else {
             T::one()
         };
-        let mut r = sum_axis(v, axis, keepdim)?;
+        // Summed into a buffer of the graph's (a recorded gradient sums along an axis every
+        // step; a buffer from outside the pool would join it at each reset), at the shape
+        // with the axis kept, then named with the axis dropped if asked.
+        let s = v.shape();
+        let mut kept = s.dims().to_vec();
+        kept[axis] = 1;
+        let mut r = self.alloc_zeros(Shape::new(&kept)?);
+        reduce_to_shape(self.val(x), None, &mut r)?;
         if mean {
             r.data_mut().iter_mut().for_each(|e| *e *= factor);
+        }
+        if !keepdim {
+            kept.remove(axis);
+            r = Tensor::from_shape_vec(Shape::new(&kept)?, r.into_vec())?;
         }
         self.push_op(Box::new(SumAxis { axis, factor }), &[x], r)
     }

@@ -181,8 +181,7 @@ impl UnaryFn for Relu {
     fn df_graph<T: Float>(g: &mut Graph<T>, _: Var, y: Var) -> Result<Option<Var>> {
         // A step: a constant mask, whose own derivative is 0 (everywhere but at 0, where
         // relu has none and the first-order backward takes 0 as well).
-        let mask = g.value(y)?.map(k::relu_grad_from_output);
-        Ok(Some(g.input(mask)))
+        g.constant_map(y, k::relu_grad_from_output).map(Some)
     }
 }
 
