@@ -490,6 +490,27 @@ mod tests {
     }
 
     #[test]
+    fn a_linear_function_has_a_zero_hessian() {
+        // Its gradient is a constant on the tape: differentiated again, zeros, not an error.
+        let x = randoms(&[&[2, 2], &[3]], 2);
+        let f = |g: &mut Graph<f64>, v: &[Var]| {
+            let a = g.sum(v[0])?;
+            let b = g.sum(v[1])?;
+            let b = g.scale(b, -3.0)?;
+            g.add(a, b)
+        };
+        let (_, h) = hessian(f, &x).unwrap();
+        assert_eq!(h.dims(), &[7, 7]);
+        assert!(h.data().iter().all(|&v| v == 0.0));
+        let (_, hv) = hvp(f, &x, &x).unwrap();
+        assert!(hv.iter().all(|t| t.data().iter().all(|&v| v == 0.0)));
+        // Its Jacobian-vector product is the function of v itself.
+        let (_, jv) = jvp(f, &x, &x).unwrap();
+        let want: f64 = x[0].data().iter().sum::<f64>() - 3.0 * x[1].data().iter().sum::<f64>();
+        assert!((jv.data()[0] - want).abs() < 1e-14);
+    }
+
+    #[test]
     fn directions_must_match_the_inputs() {
         let x = randoms(&[&[2, 2]], 1);
         let f = |g: &mut Graph<f64>, v: &[Var]| g.sum(v[0]);

@@ -169,7 +169,8 @@ impl<T: Float> Graph<T> {
     /// Var of `wrt` must carry gradients (a parameter not frozen, a [`Graph::leaf`], or a
     /// value computed from one while recording). Unlike [`Graph::backward`], it stores no
     /// gradient (what [`Graph::grad`] reads is untouched). Recording off
-    /// ([`Graph::no_grad`]) gives the gradients' values without recording them.
+    /// ([`Graph::no_grad`]) gives the gradients' values without recording them: constants,
+    /// as any value computed without recording.
     ///
     /// An op on the way without a differentiable backward makes it fail with
     /// [`AutogradError::NotTwiceDifferentiable`] naming the op.
@@ -405,6 +406,18 @@ mod tests {
         let recorded = g.gradients(loss, &p).unwrap();
         // The first-order gradients were not touched by `gradients`.
         assert!(p.iter().all(|&v| g.grad(v).is_none()));
+        // Without recording: the same values, as constants (what depends on them has no
+        // gradient through them).
+        let unrecorded = g.no_grad(|g| g.gradients(loss, &p)).unwrap();
+        for (&a, &b) in recorded.iter().zip(&unrecorded) {
+            assert_eq!(g.value(a).unwrap(), g.value(b).unwrap());
+        }
+        let s = g.sum(unrecorded[0]).unwrap();
+        let d = g.gradients(s, &p[..1]).unwrap()[0];
+        assert!(g.value(d).unwrap().data().iter().all(|&v| v == 0.0));
+        let s = g.sum(recorded[0]).unwrap();
+        let d = g.gradients(s, &p[..1]).unwrap()[0];
+        assert!(g.value(d).unwrap().data().iter().any(|&v| v != 0.0));
         g.backward(loss).unwrap();
         for (&v, &r) in p.iter().zip(&recorded) {
             let (a, b) = (g.value(r).unwrap().data(), g.grad(v).unwrap().data());
