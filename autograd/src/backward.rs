@@ -4,7 +4,7 @@
 use crate::buffers::Buffers;
 use crate::graph::{axpy, grad_or_fresh, Slots, MAX_INPUTS};
 use crate::handover::{GradientConsumer, LinearGradient};
-use crate::{AutogradError, Graph, Result, Var};
+use crate::{AutogradError, Graph, GraphBackward, Result, Var};
 use tensor::{Float, MatMut, MatRef, Tensor};
 
 /// The backward half of an operation. The forward is the [`Graph`] method that computed the
@@ -67,6 +67,28 @@ pub trait Op<T: Float>: 'static {
 
     /// Adds this op's contribution to the gradient of each input that needs one.
     fn backward(&self, cx: &mut Backward<'_, T>);
+
+    /// Records this op's backward on the tape as graph ops, so that the gradients it gives
+    /// its inputs are [`Var`]s that can be differentiated again (PyTorch's
+    /// `create_graph=True`). [`Graph::gradients`] calls it; [`Graph::backward`] never does, so
+    /// the first-order pass keeps its fused kernels.
+    ///
+    /// An implementation reads the Vars of its inputs, output and output gradient from
+    /// `cx`, builds the gradient with ordinary graph ops (`cx.graph()`), and hands each input
+    /// its share with [`GraphBackward::add_grad`]. Whatever the op saved for [`Op::backward`]
+    /// (a mask, labels) may be put on the tape as a constant with [`Graph::input`]: what is
+    /// constant in the first derivative has a zero derivative itself.
+    ///
+    /// It must not reset the graph or run a backward: the op is out of its node while it
+    /// runs (a [`Graph::gradients`] through its own node from inside it is an error).
+    ///
+    /// The default returns [`AutogradError::NotTwiceDifferentiable`] naming the op: a
+    /// second derivative through an op without one is an error, never a wrong number.
+    /// See [`GraphBackward`] for an example.
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let _ = cx;
+        Err(AutogradError::NotTwiceDifferentiable { op: self.name() })
+    }
 
     /// Hands back large buffers the op saved, so the next step can reuse them.
     // Hidden: autograd's own ops (dropout's mask, conv's columns, the losses' probabilities)

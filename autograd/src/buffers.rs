@@ -29,6 +29,12 @@ impl<T: Float> Buffers<T> {
         }
     }
 
+    /// How many buffers are free (waiting for reuse).
+    #[cfg(test)]
+    pub(crate) fn free_count(&self) -> usize {
+        self.free.values().map(Vec::len).sum()
+    }
+
     pub(crate) fn give(&mut self, buf: Vec<T>) {
         if buf.capacity() > 0 {
             self.free.entry(buf.len()).or_default().push(buf);

@@ -17,6 +17,16 @@ pub enum AutogradError {
         /// The handle's index.
         var: u32,
     },
+    /// A gradient recorded on the tape ([`Graph::gradients`](crate::Graph::gradients)) had to
+    /// pass through an op whose backward cannot be recorded as graph ops yet: its gradient
+    /// cannot be differentiated again. Never a wrong number instead.
+    #[error(
+        "`{op}` has no differentiable backward yet: its gradient cannot be differentiated again"
+    )]
+    NotTwiceDifferentiable {
+        /// The op's name.
+        op: &'static str,
+    },
     /// An operation's inputs were invalid for a reason other than shapes.
     #[error("{op}: {why}")]
     Invalid {

@@ -3,7 +3,9 @@
 //! [`gradcheck`] perturbs every element of every parameter named, one at a time, and compares
 //! `(f(x + eps) - f(x - eps)) / 2 eps` with the gradient the tape computed. A function with a
 //! non-scalar output is first projected onto fixed random weights, so every output element
-//! takes part. The report names the worst element.
+//! takes part. The report names the worst element. [`gradgradcheck_fn`] does the same for
+//! second derivatives: those of the gradient recorded on the tape against finite differences
+//! of the first-order gradient.
 
 use crate::{AutogradError, Graph, Var};
 use rand::{Rng, SeedableRng};
@@ -199,8 +201,7 @@ where
                 .unwrap_or_else(|| Tensor::zeros_shape(g.val(p).shape()))
         })
         .collect();
-    let mut worst: Option<(f64, GradcheckReport)> = None;
-    let mut checked = 0;
+    let mut worst = Worst::new(cfg);
     for (i, &p) in wrt.iter().enumerate() {
         let n = g.val(p).numel();
         for j in 0..n {
@@ -208,59 +209,97 @@ where
             let mut eval = |g: &mut Graph<f64>, x: f64| -> Result<f64, AutogradError> {
                 g.param_mut(p)?.data_mut()[j] = x;
                 g.reset();
-                let out = g.no_grad(&mut f)?;
+                // Recording stays on: `f` may differentiate inside (a gradient penalty calls
+                // `Graph::gradients`), which needs the tape; the values are the same.
+                let out = f(g)?;
                 projected(g, out, &mut weights, cfg.seed)
             };
             let fp = eval(g, x0 + cfg.eps)?;
             let fm = eval(g, x0 - cfg.eps)?;
             g.param_mut(p)?.data_mut()[j] = x0;
             let numeric = (fp - fm) / (2.0 * cfg.eps);
-            let a = analytic[i].data()[j];
-            let abs_err = (a - numeric).abs();
-            let scale = a.abs().max(numeric.abs());
-            let rel_err = if scale == 0.0 { 0.0 } else { abs_err / scale };
-            let badness = abs_err / (cfg.atol + cfg.rtol * scale);
-            checked += 1;
-            if worst
-                .as_ref()
-                .is_none_or(|(b, _)| badness > *b || badness.is_nan())
-            {
-                let name = g.name(p).unwrap_or("?").to_string();
-                worst = Some((
-                    badness,
-                    GradcheckReport {
-                        input: i,
-                        name,
-                        index: j,
-                        analytic: a,
-                        numeric,
-                        abs_err,
-                        rel_err,
-                        checked: 0,
-                    },
-                ));
-            }
+            worst.see(
+                i,
+                || g.name(p).unwrap_or("?").to_string(),
+                j,
+                analytic[i].data()[j],
+                numeric,
+            );
         }
     }
     g.reset();
-    let (badness, mut report) = worst.unwrap_or((
-        0.0,
-        GradcheckReport {
-            input: 0,
-            name: String::new(),
-            index: 0,
-            analytic: 0.0,
-            numeric: 0.0,
-            abs_err: 0.0,
-            rel_err: 0.0,
+    worst.finish()
+}
+
+/// The worst element of a comparison of analytic and numeric derivatives.
+struct Worst {
+    cfg: GradcheckConfig,
+    /// `abs_err / (atol + rtol * scale)` of the worst element (above 1 fails) and its report.
+    worst: Option<(f64, GradcheckReport)>,
+    checked: usize,
+}
+
+impl Worst {
+    fn new(cfg: GradcheckConfig) -> Self {
+        Worst {
+            cfg,
+            worst: None,
             checked: 0,
-        },
-    ));
-    report.checked = checked;
-    if badness > 1.0 || badness.is_nan() {
-        Err(GradcheckError::Mismatch(report))
-    } else {
-        Ok(report)
+        }
+    }
+
+    fn see(
+        &mut self,
+        input: usize,
+        name: impl FnOnce() -> String,
+        index: usize,
+        analytic: f64,
+        numeric: f64,
+    ) {
+        let abs_err = (analytic - numeric).abs();
+        let scale = analytic.abs().max(numeric.abs());
+        let rel_err = if scale == 0.0 { 0.0 } else { abs_err / scale };
+        let badness = abs_err / (self.cfg.atol + self.cfg.rtol * scale);
+        self.checked += 1;
+        if self
+            .worst
+            .as_ref()
+            .is_none_or(|(b, _)| badness > *b || badness.is_nan())
+        {
+            let report = GradcheckReport {
+                input,
+                name: name(),
+                index,
+                analytic,
+                numeric,
+                abs_err,
+                rel_err,
+                checked: 0,
+            };
+            self.worst = Some((badness, report));
+        }
+    }
+
+    fn finish(self) -> Result<GradcheckReport, GradcheckError> {
+        let (badness, mut report) = self.worst.unwrap_or((
+            0.0,
+            GradcheckReport {
+                input: 0,
+                name: String::new(),
+                index: 0,
+                analytic: 0.0,
+                numeric: 0.0,
+                abs_err: 0.0,
+                rel_err: 0.0,
+                checked: 0,
+            },
+        ));
+        report.checked = self.checked;
+        if badness > 1.0 || badness.is_nan() {
+            Err(GradcheckError::Mismatch(report))
+        } else {
+            Ok(report)
+        }
     }
 }
 
@@ -291,4 +330,265 @@ where
         .map(|(i, t)| g.parameter(format!("input{i}"), t.clone()))
         .collect();
     gradcheck(&mut g, &vars, |g| f(g, &vars), cfg)
+}
+
+/// Second-order check of a function of plain tensors (PyTorch's `gradgradcheck`): each input
+/// becomes a parameter named `input{i}` of a fresh graph, `f` receives their Vars, and
+/// [`gradgradcheck`] runs on them.
+///
+/// ```
+/// use nndl_autograd::{gradgradcheck_fn, GradcheckConfig, Tensor};
+///
+/// // tanh(x w): every second derivative, mixed ones included, checked in f64.
+/// let x = Tensor::from_vec(vec![0.2, -0.5, 0.9, 0.4, -0.3, 0.7], &[2, 3])?;
+/// let w = Tensor::from_vec(vec![0.1, -0.8, 0.6, 0.3, -0.2, 0.5], &[3, 2])?;
+/// let report = gradgradcheck_fn(&[x, w], |g, v| {
+///     let y = g.matmul(v[0], v[1])?;
+///     g.tanh(y)
+/// }, GradcheckConfig::default())?;
+/// assert_eq!(report.checked, 6 + 6);
+/// assert!(report.rel_err < 1e-6, "{report}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn gradgradcheck_fn<F>(
+    inputs: &[Tensor<f64>],
+    mut f: F,
+    cfg: GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckError>
+where
+    F: FnMut(&mut Graph<f64>, &[Var]) -> Result<Var, AutogradError>,
+{
+    let mut g = Graph::new();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| g.parameter(format!("input{i}"), t.clone()))
+        .collect();
+    gradgradcheck(&mut g, &vars, |g| f(g, &vars), cfg)
+}
+
+/// Second-order check (PyTorch's `gradgradcheck`) of `f` in the parameters `wrt` of `g`: the
+/// derivative of `v . grad f`, for fixed random directions `v`, taken through the gradient
+/// recorded on the tape ([`Graph::gradients`] then [`Graph::backward`]), against central
+/// differences of `v . grad f` computed by the first-order backward. This checks each op's
+/// [`Op::backward_graph`](crate::Op::backward_graph) against its
+/// [`Op::backward`](crate::Op::backward), which [`gradcheck`] checks against differences of
+/// `f`. `f` builds the computation as for [`gradcheck`].
+///
+/// A non-scalar output is projected onto fixed random weights first, as in [`gradcheck`].
+/// Before the second derivative, the recorded gradient's values are compared with the
+/// first-order backward's (a mismatch there is reported with the name `{name} (first
+/// gradient)`). The report is the worst element of the second derivative, over every input.
+///
+/// ```
+/// use nndl_autograd::{gradgradcheck, GradcheckConfig, Graph, Tensor};
+///
+/// // The log-likelihood cost of a softmax layer: its Hessian in w and b.
+/// let mut g = Graph::<f64>::new();
+/// let w = g.parameter("w", Tensor::from_vec(vec![0.5, -0.3, 0.8, 0.1, -0.6, 0.2], &[3, 2])?);
+/// let b = g.parameter("b", Tensor::from_vec(vec![0.1, -0.2, 0.3], &[3])?);
+/// let x = Tensor::from_vec(vec![1.0, 2.0, -1.0, 0.5], &[2, 2])?;
+/// let report = gradgradcheck(&mut g, &[w, b], |g| {
+///     let x = g.input(x.clone());
+///     let z = g.linear(x, w, Some(b))?;
+///     g.softmax_cross_entropy(z, &[2, 0])
+/// }, GradcheckConfig::default())?;
+/// assert_eq!(report.checked, 6 + 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn gradgradcheck<F>(
+    g: &mut Graph<f64>,
+    wrt: &[Var],
+    mut f: F,
+    cfg: GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckError>
+where
+    F: FnMut(&mut Graph<f64>) -> Result<Var, AutogradError>,
+{
+    for (i, v) in wrt.iter().enumerate() {
+        if !v.is_parameter() || g.value(*v).is_err() {
+            return Err(GradcheckError::NotParameter(i));
+        }
+    }
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let dirs = wrt
+        .iter()
+        .map(|&p| {
+            let s = g.val(p).shape();
+            let d = (0..s.numel()).map(|_| {
+                rng.random_range(0.5..1.5) * if rng.random_bool(0.5) { 1.0 } else { -1.0 }
+            });
+            Tensor::from_shape_vec(s, d.collect()).map_err(AutogradError::from)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = |g: &Graph<f64>, p: Var| g.name(p).unwrap_or("?").to_string();
+
+    // Analytic: the first gradient recorded on the tape, projected onto v, differentiated by
+    // the first-order backward.
+    let mut weights = None;
+    g.reset();
+    let out = f(g)?;
+    projected(g, out, &mut weights, cfg.seed)?;
+    let w = g.input(weights.clone().expect("projection weights exist"));
+    let wo = g.mul(out, w)?;
+    let s = g.sum(wo)?;
+    let firsts = g.gradients(s, wrt)?;
+    let first_values = firsts
+        .iter()
+        .map(|&v| g.value(v).cloned())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut h = None;
+    for (&gv, d) in firsts.iter().zip(&dirs) {
+        let dv = g.input(d.clone());
+        let p = g.mul(gv, dv)?;
+        let t = g.sum(p)?;
+        h = Some(match h {
+            Some(a) => g.add(a, t)?,
+            None => t,
+        });
+    }
+    if let Some(h) = h {
+        g.backward(h)?;
+    }
+    let analytic: Vec<Tensor<f64>> = wrt
+        .iter()
+        .map(|&p| {
+            g.grad(p)
+                .cloned()
+                .unwrap_or_else(|| Tensor::zeros_shape(g.val(p).shape()))
+        })
+        .collect();
+
+    // Reference: v . grad f(x) by the first-order backward.
+    let mut phi = |g: &mut Graph<f64>| -> Result<(f64, Vec<Tensor<f64>>), AutogradError> {
+        g.reset();
+        let out = f(g)?;
+        projected(g, out, &mut weights, cfg.seed)?;
+        let seed = weights.clone().expect("projection weights exist");
+        g.backward_with_grad(out, &seed)?;
+        let grads: Vec<Tensor<f64>> = wrt
+            .iter()
+            .map(|&p| {
+                g.grad(p)
+                    .cloned()
+                    .unwrap_or_else(|| Tensor::zeros_shape(g.val(p).shape()))
+            })
+            .collect();
+        let dot = grads
+            .iter()
+            .zip(&dirs)
+            .map(|(a, d)| {
+                a.data()
+                    .iter()
+                    .zip(d.data())
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+            })
+            .sum();
+        Ok((dot, grads))
+    };
+    let (_, first_order) = phi(g)?;
+    let mut firsts_worst = Worst::new(cfg);
+    for (i, (a, b)) in first_values.iter().zip(&first_order).enumerate() {
+        for (j, (&a, &b)) in a.data().iter().zip(b.data()).enumerate() {
+            let n = || format!("{} (first gradient)", name(g, wrt[i]));
+            firsts_worst.see(i, n, j, a, b);
+        }
+    }
+    if let Err(e) = firsts_worst.finish() {
+        g.reset();
+        return Err(e);
+    }
+
+    let mut worst = Worst::new(cfg);
+    for (i, &p) in wrt.iter().enumerate() {
+        for j in 0..g.val(p).numel() {
+            let x0 = g.val(p).data()[j];
+            g.param_mut(p)?.data_mut()[j] = x0 + cfg.eps;
+            let fp = phi(g);
+            g.param_mut(p)?.data_mut()[j] = x0 - cfg.eps;
+            let fm = phi(g);
+            g.param_mut(p)?.data_mut()[j] = x0;
+            let numeric = (fp?.0 - fm?.0) / (2.0 * cfg.eps);
+            worst.see(i, || name(g, p), j, analytic[i].data()[j], numeric);
+        }
+    }
+    g.reset();
+    worst.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Float, UnaryFn};
+
+    /// x^3 whose derivative in graph form is right in value but a constant: its own
+    /// derivative comes out 0 instead of 6x.
+    struct FlatCube;
+    impl UnaryFn for FlatCube {
+        const NAME: &'static str = "flat_cube";
+        fn f<T: Float>(x: T) -> T {
+            x * x * x
+        }
+        fn df<T: Float>(x: T, _: T) -> T {
+            T::of(3.0) * x * x
+        }
+        fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, _: Var) -> crate::Result<Option<Var>> {
+            let d = g.value(x)?.map(|x| T::of(3.0) * x * x);
+            Ok(Some(g.input(d)))
+        }
+    }
+
+    /// x^3 whose derivative in graph form is wrong in value (2x^2).
+    struct BadCube;
+    impl UnaryFn for BadCube {
+        const NAME: &'static str = "bad_cube";
+        fn f<T: Float>(x: T) -> T {
+            x * x * x
+        }
+        fn df<T: Float>(x: T, _: T) -> T {
+            T::of(3.0) * x * x
+        }
+        fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, _: Var) -> crate::Result<Option<Var>> {
+            let xx = g.mul(x, x)?;
+            g.scale(xx, T::of(2.0)).map(Some)
+        }
+    }
+
+    fn x() -> Vec<Tensor<f64>> {
+        vec![Tensor::from_vec(vec![0.5, -2.0, 1.0], &[3]).unwrap()]
+    }
+
+    #[test]
+    fn a_wrong_second_derivative_is_reported_with_its_worst_element() {
+        let r = gradgradcheck_fn(&x(), |g, v| g.unary::<FlatCube>(v[0]), Default::default());
+        let Err(GradcheckError::Mismatch(worst)) = r else {
+            panic!("{r:?}")
+        };
+        // v . grad f = sum v_i w_i 3 x_i^2: its derivative 6 x_i v_i w_i, here largest at
+        // x = -2.
+        assert_eq!((worst.name.as_str(), worst.index), ("input0", 1));
+        assert_eq!(worst.analytic, 0.0);
+        assert!(worst.numeric.abs() > 1.0, "{worst}");
+        // gradcheck sees nothing wrong: the first derivative is right.
+        assert!(gradcheck_fn(&x(), |g, v| g.unary::<FlatCube>(v[0]), Default::default()).is_ok());
+    }
+
+    #[test]
+    fn a_recorded_gradient_of_the_wrong_value_is_reported_as_such() {
+        let r = gradgradcheck_fn(&x(), |g, v| g.unary::<BadCube>(v[0]), Default::default());
+        let Err(GradcheckError::Mismatch(worst)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(worst.name, "input0 (first gradient)");
+        assert_eq!(worst.index, 1);
+    }
+
+    #[test]
+    fn gradgradcheck_takes_parameters_only() {
+        let mut g = Graph::<f64>::new();
+        let x = g.leaf(Tensor::from_vec(vec![1.0], &[1]).unwrap());
+        let r = gradgradcheck(&mut g, &[x], |g| g.exp(x), Default::default());
+        assert_eq!(r, Err(GradcheckError::NotParameter(0)));
+    }
 }

@@ -251,7 +251,8 @@ impl<T: Float> Graph<T> {
         self.recording && inputs.iter().any(|&v| self.requires_grad(v))
     }
 
-    fn requires_grad(&self, v: Var) -> bool {
+    /// Whether gradients flow to `v` (false for a stale handle).
+    pub(crate) fn requires_grad(&self, v: Var) -> bool {
         self.requires_grad.get(v).copied().unwrap_or(false)
     }
 
@@ -335,6 +336,14 @@ impl<T: Float> Graph<T> {
         Ok(self.push_node(op, inputs, output, rg))
     }
 
+    /// The handle of tape node `i` of the current tape.
+    pub(crate) fn tape_var(&self, i: usize) -> Var {
+        Var {
+            id: i as u32,
+            generation: self.generation,
+        }
+    }
+
     /// Fails unless `v` names a parameter or a node of the current tape.
     pub fn check(&self, v: Var, op: &'static str) -> Result<()> {
         let current = v.is_parameter() || v.generation == self.generation;
@@ -395,6 +404,19 @@ impl<T: Float> Graph<T> {
     pub fn grad(&self, v: Var) -> Option<&Tensor<T>> {
         self.check(v, "grad").ok()?;
         self.grads.at(v).as_ref()
+    }
+
+    /// Drops every stored gradient (parameters' and the tape's), keeping their buffers: the
+    /// next backward starts from none (what `reset` does for gradients, the tape kept).
+    pub(crate) fn clear_grads(&mut self) {
+        let (grads, buffers) = (&mut self.grads, &mut self.buffers);
+        for slot in grads.params.iter_mut().chain(grads.tape.iter_mut()) {
+            if let Some(t) = slot.take() {
+                buffers.give(t.into_vec());
+            }
+        }
+        self.scaled.iter_mut().for_each(|c| *c = T::zero());
+        self.handed.iter_mut().for_each(|s| *s = None);
     }
 
     /// A zero-filled tensor from the graph's buffer pool.

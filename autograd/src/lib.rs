@@ -9,6 +9,14 @@
 //! [`gradcheck()`] or [`gradcheck_fn`]. An elementwise function needs no `Op` at all: declare
 //! it and its derivative as a [`UnaryFn`] and apply it with [`Graph::unary`].
 //!
+//! Gradients of gradients: [`Graph::gradients`] records the backward on the tape (PyTorch's
+//! `create_graph=True`), each op through its [`Op::backward_graph`], so a gradient is a
+//! [`Var`] to differentiate again: gradient penalties, and [`functional`]'s Hessian-vector
+//! products, Jacobian-vector products and small Hessians. [`gradgradcheck_fn`] checks second
+//! derivatives against finite differences of the first. An op without a differentiable
+//! backward (conv2d, conv_pool, max_pool2d, batch_norm for now) makes a second derivative
+//! through it fail with [`AutogradError::NotTwiceDifferentiable`], never give a wrong number.
+//!
 //! ```
 //! use nndl_autograd::Graph;
 //! use tensor::Tensor;
@@ -26,16 +34,22 @@
 mod backward;
 mod buffers;
 mod error;
+pub mod functional;
 pub mod gradcheck;
 mod graph;
+mod graph_backward;
 mod handover;
 pub mod ops;
 pub mod testing;
 
 pub use backward::{Backward, Op};
 pub use error::AutogradError;
-pub use gradcheck::{gradcheck, gradcheck_fn, GradcheckConfig, GradcheckError, GradcheckReport};
+pub use gradcheck::{
+    gradcheck, gradcheck_fn, gradgradcheck, gradgradcheck_fn, GradcheckConfig, GradcheckError,
+    GradcheckReport,
+};
 pub use graph::{Graph, Var};
+pub use graph_backward::GraphBackward;
 pub use handover::{GradientConsumer, LinearGradient, LinearParts, Taken};
 pub use ops::{BatchStats, UnaryFn};
 // The tensor types autograd's signatures use, so that a user of this crate alone can name

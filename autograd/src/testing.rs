@@ -13,10 +13,14 @@
 //! testing::check_value(&[&[5]], |g, v| g.exp(v[0]), |x| x[0].data().iter().map(|v| v.exp()).collect());
 //! ```
 //!
+//! [`check2`] does the same for second derivatives.
+//!
 //! These are test helpers: a failed check panics with the gradcheck report (the worst element:
 //! input, index, analytic and numeric gradient).
 
-use crate::{gradcheck_fn, AutogradError, GradcheckConfig, GradcheckReport, Graph, Var};
+use crate::{
+    gradcheck_fn, gradgradcheck_fn, AutogradError, GradcheckConfig, GradcheckReport, Graph, Var,
+};
 use rand::{Rng, SeedableRng};
 use tensor::Tensor;
 
@@ -52,6 +56,37 @@ pub fn check_on(
     match gradcheck_fn(&inputs, f, GradcheckConfig::default()) {
         Ok(r) if r.checked > 0 => r,
         Ok(_) => panic!("gradcheck compared no element: the inputs are empty"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Second-order check of `f` on random inputs of `shapes` (seed 42): the derivative of its
+/// recorded gradient against finite differences of the first-order gradient
+/// ([`gradgradcheck_fn`]); panics with the report on failure.
+///
+/// ```
+/// use nndl_autograd::testing;
+///
+/// testing::check2(&[&[3, 4], &[4, 2]], |g, v| {
+///     let y = g.matmul(v[0], v[1])?;
+///     g.sigmoid(y)
+/// });
+/// ```
+pub fn check2(
+    shapes: &[&[usize]],
+    f: impl FnMut(&mut Graph<f64>, &[Var]) -> Result<Var, AutogradError>,
+) -> GradcheckReport {
+    check2_on(randoms(shapes, 42), f)
+}
+
+/// [`check2`] on the given inputs.
+pub fn check2_on(
+    inputs: Vec<Tensor<f64>>,
+    f: impl FnMut(&mut Graph<f64>, &[Var]) -> Result<Var, AutogradError>,
+) -> GradcheckReport {
+    match gradgradcheck_fn(&inputs, f, GradcheckConfig::default()) {
+        Ok(r) if r.checked > 0 => r,
+        Ok(_) => panic!("gradgradcheck compared no element: the inputs are empty"),
         Err(e) => panic!("{e}"),
     }
 }

@@ -1,7 +1,7 @@
 //! Broadcasting add, sub, mul, div; negation and scaling. The gradient of a broadcast operand
 //! is summed back to its shape (`tensor::reduce_to_shape`).
 
-use crate::{Backward, Graph, Op, Result, Var};
+use crate::{Backward, Graph, GraphBackward, Op, Result, Var};
 use tensor::{binary_into, broadcast_shapes, reduce_to_shape, BinaryOp, Float};
 
 struct Binary(BinaryOp);
@@ -62,6 +62,47 @@ impl<T: Float> Op<T> for Binary {
             }
         }
     }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // The same rules as graph ops; a broadcast operand's share summed back to its shape.
+        let (a, b, g) = (cx.input(0), cx.input(1), cx.grad_output());
+        match self.0 {
+            BinaryOp::Add => {
+                cx.add_grad_broadcast(0, g)?;
+                cx.add_grad_broadcast(1, g)
+            }
+            BinaryOp::Sub => {
+                cx.add_grad_broadcast(0, g)?;
+                if cx.needs_grad(1) {
+                    let ng = cx.graph().neg(g)?;
+                    cx.add_grad_broadcast(1, ng)?;
+                }
+                Ok(())
+            }
+            BinaryOp::Mul => {
+                if cx.needs_grad(0) {
+                    let gb = cx.graph().mul(g, b)?;
+                    cx.add_grad_broadcast(0, gb)?;
+                }
+                if cx.needs_grad(1) {
+                    let ga = cx.graph().mul(g, a)?;
+                    cx.add_grad_broadcast(1, ga)?;
+                }
+                Ok(())
+            }
+            BinaryOp::Div => {
+                // q = g / b; da = q, db = -q * out (= -g a / b^2).
+                let q = cx.graph().div(g, b)?;
+                cx.add_grad_broadcast(0, q)?;
+                if cx.needs_grad(1) {
+                    let y = cx.output();
+                    let qy = cx.graph().mul(q, y)?;
+                    let db = cx.graph().neg(qy)?;
+                    cx.add_grad_broadcast(1, db)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// `x` materialised at the broadcast shape `s` (x + 0).
@@ -86,6 +127,11 @@ impl<T: Float> Op<T> for Scale<T> {
             .iter_mut()
             .zip(g.data())
             .for_each(|(d, &g)| *d += c * g);
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let g = cx.grad_output();
+        let dx = cx.graph().scale(g, self.0)?;
+        cx.add_grad(0, dx)
     }
 }
 
@@ -138,7 +184,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::check;
+    use crate::testing::{check, check2};
 
     #[test]
     fn add_sub_mul_div_same_shape() {
@@ -173,6 +219,32 @@ mod tests {
         check(&[&[2, 3]], |g, v| g.scale(v[0], 2.5));
         // x * x: both inputs are the same Var; gradients must add to 2x.
         check(&[&[2, 3]], |g, v| g.mul(v[0], v[0]));
+    }
+
+    #[test]
+    fn second_order_same_shape_and_broadcast() {
+        // Each op composed with a nonlinear function of its output: the second derivative
+        // then also runs through the first gradient's dependence on the output gradient.
+        for (a, b) in [
+            (&[3usize, 4][..], &[3usize, 4][..]),
+            (&[3, 4], &[4]),
+            (&[3, 4], &[3, 1]),
+            (&[3, 4], &[]),
+            (&[2, 1, 4], &[2, 3, 1]),
+        ] {
+            check2(&[a, b], |g, v| g.add(v[0], v[1]).and_then(|y| g.mul(y, y)));
+            check2(&[b, a], |g, v| g.sub(v[0], v[1]).and_then(|y| g.mul(y, y)));
+            check2(&[a, b], |g, v| g.mul(v[0], v[1]));
+            check2(&[a, b], |g, v| g.mul(v[0], v[1]).and_then(|y| g.tanh(y)));
+            check2(&[a, b], |g, v| g.div(v[0], v[1]));
+            check2(&[b, a], |g, v| g.div(v[0], v[1]));
+        }
+        check2(&[&[2, 3]], |g, v| {
+            g.scale(v[0], -1.5).and_then(|y| g.mul(y, y))
+        });
+        check2(&[&[5]], |g, v| g.neg(v[0]).and_then(|y| g.exp(y)));
+        // x * x: the same Var twice, shares summed at both orders.
+        check2(&[&[2, 3]], |g, v| g.mul(v[0], v[0]));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Dropout with a mask given by the caller (the layer owns the randomness, so a gradient
 //! check can fix it). `y = x * mask`; network3's masks are 0/1, inverted dropout's 0/(1/(1-p)).
 
-use crate::{Backward, Graph, Op, Result, Var};
+use crate::{Backward, Graph, GraphBackward, Op, Result, Var};
 use tensor::{Float, Tensor, TensorError};
 
 struct Dropout<T> {
@@ -18,6 +18,17 @@ impl<T: Float> Op<T> for Dropout<T> {
         for ((d, &g), &m) in d.iter_mut().zip(g.data()).zip(&self.mask) {
             *d += g * m;
         }
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // dx = g * mask, the mask a constant on the tape.
+        let (x, g) = (cx.input(0), cx.grad_output());
+        let gr = cx.graph();
+        let s = gr.value(x)?.shape();
+        let mut m = gr.alloc(s);
+        m.data_mut().copy_from_slice(&self.mask);
+        let m = gr.input(m);
+        let dx = gr.mul(g, m)?;
+        cx.add_grad(0, dx)
     }
     fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
         vec![self.mask]
@@ -59,7 +70,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::check;
+    use crate::testing::{check, check2};
     use tensor::Tensor;
 
     #[test]
@@ -71,6 +82,10 @@ mod tests {
             &[3, 4],
         )
         .unwrap();
-        check(&[&[3, 4]], move |g, v| g.dropout(v[0], mask.clone()));
+        check(&[&[3, 4]], |g, v| g.dropout(v[0], mask.clone()));
+        // Second order: linear in x with a fixed mask; a square gives it curvature.
+        check2(&[&[3, 4]], |g, v| {
+            g.dropout(v[0], mask.clone()).and_then(|y| g.mul(y, y))
+        });
     }
 }

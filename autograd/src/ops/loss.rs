@@ -5,7 +5,7 @@
 //! Batch costs are means over the rows (the mini-batch) of per-example sums, so their gradient
 //! is the book's `1/m` times the sum of per-example gradients.
 
-use crate::{AutogradError, Backward, Graph, Op, Result, Var};
+use crate::{AutogradError, Backward, Graph, GraphBackward, Op, Result, Var};
 use tensor::{softmax_rows_into, unary::sigmoid, Float, Shape, TensorError};
 
 fn check_labels(op: &'static str, s: Shape, labels: &[usize]) -> Result<(usize, usize)> {
@@ -59,9 +59,33 @@ impl<T: Float> Op<T> for SoftmaxCe<T> {
             row[y] -= s;
         }
     }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // dz = (softmax(z) - onehot(y)) * g / batch, softmax recomputed as a graph op so that
+        // its own derivative (the softmax Jacobian, the Hessian of the cost) is on the tape.
+        let (z, g) = (cx.input(0), cx.grad_output());
+        let b = self.labels.len();
+        let gr = cx.graph();
+        let onehot = one_hot(gr, z, &self.labels, T::one())?;
+        let p = gr.softmax(z)?;
+        let d = gr.sub(p, onehot)?;
+        let gs = gr.scale(g, T::one() / T::of(b.max(1) as f64))?;
+        let dz = gr.mul(d, gs)?;
+        cx.add_grad(0, dz)
+    }
     fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
         vec![self.probs]
     }
+}
+
+/// `c` at each row's label, 0 elsewhere, of `z`'s shape: a constant on the tape.
+fn one_hot<T: Float>(g: &mut Graph<T>, z: Var, labels: &[usize], c: T) -> Result<Var> {
+    let s = g.value(z)?.shape();
+    let cols = s.numel() / labels.len().max(1);
+    let mut t = g.alloc_zeros(s);
+    for (r, &y) in labels.iter().enumerate() {
+        t.data_mut()[r * cols + y] = c;
+    }
+    Ok(g.input(t))
 }
 
 struct Nll {
@@ -80,6 +104,15 @@ impl<T: Float> Op<T> for Nll {
         for (r, &y) in self.labels.iter().enumerate() {
             d[r * c + y] -= s;
         }
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // d logp = -onehot(y) * g / batch: constant but for g.
+        let (logp, g) = (cx.input(0), cx.grad_output());
+        let b = self.labels.len().max(1);
+        let gr = cx.graph();
+        let m = one_hot(gr, logp, &self.labels, -T::one() / T::of(b as f64))?;
+        let d = gr.mul(m, g)?;
+        cx.add_grad(0, d)
     }
 }
 
@@ -106,6 +139,26 @@ impl<T: Float> Op<T> for SigmoidCe {
             d.iter_mut().zip(z.data()).for_each(|(d, &z)| *d -= s * z);
         }
     }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let (z, y, g) = (cx.input(0), cx.input(1), cx.grad_output());
+        let gr = cx.graph();
+        let b = gr.value(z)?.dims()[0].max(1);
+        let gs = gr.scale(g, T::one() / T::of(b as f64))?;
+        if cx.needs_grad(0) {
+            let gr = cx.graph();
+            let a = gr.sigmoid(z)?;
+            let d = gr.sub(a, y)?;
+            let dz = gr.mul(d, gs)?;
+            cx.add_grad(0, dz)?;
+        }
+        if cx.needs_grad(1) {
+            let gr = cx.graph();
+            let ngs = gr.neg(gs)?;
+            let dy = gr.mul(z, ngs)?;
+            cx.add_grad(1, dy)?;
+        }
+        Ok(())
+    }
 }
 
 struct Quadratic;
@@ -128,6 +181,20 @@ impl<T: Float> Op<T> for Quadratic {
             }
         }
     }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let (a, y, g) = (cx.input(0), cx.input(1), cx.grad_output());
+        let gr = cx.graph();
+        let b = gr.value(a)?.dims().first().copied().unwrap_or(1).max(1);
+        let gs = gr.scale(g, T::one() / T::of(b as f64))?;
+        let d = gr.sub(a, y)?;
+        let da = gr.mul(d, gs)?;
+        cx.add_grad(0, da)?;
+        if cx.needs_grad(1) {
+            let dy = cx.graph().neg(da)?;
+            cx.add_grad(1, dy)?;
+        }
+        Ok(())
+    }
 }
 
 struct SumSquares;
@@ -140,6 +207,12 @@ impl<T: Float> Op<T> for SumSquares {
         // d/dx sum x^2 = 2x: kept as the number 2 for a parameter a consumer may take unformed.
         let s = cx.grad_output().data()[0] * T::of(2.0);
         cx.add_scaled_input(0, s);
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let (x, g) = (cx.input(0), cx.grad_output());
+        let g2 = cx.graph().scale(g, T::of(2.0))?;
+        let dx = cx.graph().mul(x, g2)?;
+        cx.add_grad(0, dx)
     }
 }
 
@@ -160,6 +233,22 @@ impl<T: Float> Op<T> for SumAbs {
                 *d -= g;
             }
         }
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // sign(x) * g, the sign a constant (0 at 0, as above): |x| has no curvature off 0.
+        let (x, g) = (cx.input(0), cx.grad_output());
+        let gr = cx.graph();
+        let sign = gr.constant_map(x, |v| {
+            if v > T::zero() {
+                T::one()
+            } else if v < T::zero() {
+                -T::one()
+            } else {
+                T::zero()
+            }
+        })?;
+        let dx = gr.mul(sign, g)?;
+        cx.add_grad(0, dx)
     }
 }
 
@@ -289,7 +378,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::{check, check_on, randoms};
+    use crate::testing::{check, check2, check2_on, check_on, randoms};
     use tensor::Tensor;
 
     #[test]
@@ -308,6 +397,42 @@ mod tests {
         check_on(ins.clone(), |g, v| g.sigmoid_cross_entropy(v[0], v[1]));
         check_on(ins, |g, v| g.quadratic_cost(v[0], v[1]));
         check(&[&[3, 4]], |g, v| g.sum_squares(v[0]));
+    }
+
+    #[test]
+    fn fused_costs_second_order() {
+        check2(&[&[4, 5]], |g, v| {
+            g.softmax_cross_entropy(v[0], &[0, 4, 2, 2])
+        });
+        check2(&[&[4, 5]], |g, v| {
+            let l = g.log_softmax(v[0])?;
+            g.nll(l, &[1, 3, 0, 4])
+        });
+        // nll is linear in its input: its curvature shows only composed.
+        check2(&[&[4, 5]], |g, v| {
+            let e = g.tanh(v[0])?;
+            let n = g.nll(e, &[1, 3, 0, 4])?;
+            g.mul(n, n)
+        });
+        let mut ins = randoms(&[&[3, 4]], 5);
+        ins.push(
+            Tensor::from_vec((0..12).map(|i| (i % 5) as f64 / 4.0).collect(), &[3, 4]).unwrap(),
+        );
+        check2_on(ins.clone(), |g, v| g.sigmoid_cross_entropy(v[0], v[1]));
+        check2_on(ins.clone(), |g, v| g.quadratic_cost(v[0], v[1]));
+        // The quadratic cost of a sigmoid layer (network.py): curvature of both.
+        check2_on(ins, |g, v| {
+            let a = g.sigmoid(v[0])?;
+            g.quadratic_cost(a, v[1])
+        });
+        check2(&[&[3, 4]], |g, v| g.sum_squares(v[0]));
+        check2(&[&[3, 4]], |g, v| g.sum_abs(v[0]).and_then(|s| g.mul(s, s)));
+        // A softmax cross-entropy of a small linear model: the Hessian-vector products of
+        // network3's cost in the weights and the data.
+        check2(&[&[4, 3], &[5, 3], &[5]], |g, v| {
+            let z = g.linear(v[0], v[1], Some(v[2]))?;
+            g.softmax_cross_entropy(z, &[0, 4, 2, 1])
+        });
     }
 
     #[test]

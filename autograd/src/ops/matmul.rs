@@ -1,7 +1,7 @@
 //! Matrix products: `matmul(a, b)` and the fused fully-connected `linear(x, w, b) = x w^T + b`
 //! with `w` stored `[out, in]` as PyTorch and the book store it.
 
-use crate::{AutogradError, Backward, Graph, Op, Result, Var};
+use crate::{AutogradError, Backward, Graph, GraphBackward, Op, Result, Var};
 use tensor::{gemm, Float, MatMut, Shape, TensorError};
 
 struct MatMul;
@@ -15,6 +15,20 @@ impl<T: Float> Op<T> for MatMul {
         let (a, b, g) = (cx.input(0), cx.input(1), cx.grad_output());
         cx.add_product(0, g.mat(), b.mat().t());
         cx.add_product(1, a.mat().t(), g.mat());
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let (a, b, g) = (cx.input(0), cx.input(1), cx.grad_output());
+        if cx.needs_grad(0) {
+            let bt = cx.graph().transpose(b)?;
+            let da = cx.graph().matmul(g, bt)?;
+            cx.add_grad(0, da)?;
+        }
+        if cx.needs_grad(1) {
+            let at = cx.graph().transpose(a)?;
+            let db = cx.graph().matmul(at, g)?;
+            cx.add_grad(1, db)?;
+        }
+        Ok(())
     }
 }
 
@@ -35,6 +49,30 @@ impl<T: Float> Op<T> for Linear {
 
     fn linear_form(&self) -> Option<(usize, usize)> {
         Some((0, 1))
+    }
+
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // The same three products as plain graph ops (no fusing, no handover: a recorded
+        // gradient is for differentiating again, not for the optimiser's fast path).
+        let (x, w, g) = (cx.input(0), cx.input(1), cx.grad_output());
+        if cx.needs_grad(0) {
+            let dx = cx.graph().matmul(g, w)?;
+            cx.add_grad(0, dx)?;
+        }
+        if cx.needs_grad(1) {
+            let gt = cx.graph().transpose(g)?;
+            let dw = cx.graph().matmul(gt, x)?;
+            cx.add_grad(1, dw)?;
+        }
+        if cx.needs_grad(2) {
+            // The bias may be [n] or any shape of n elements.
+            let b = cx.input(2);
+            let dims = cx.graph().value(b)?.shape();
+            let db = cx.graph().sum_axis(g, 0, false)?;
+            let db = cx.graph().reshape(db, dims.dims())?;
+            cx.add_grad(2, db)?;
+        }
+        Ok(())
     }
 }
 
@@ -120,7 +158,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::check;
+    use crate::testing::{check, check2};
 
     #[test]
     fn matmul_gradients() {
@@ -148,6 +186,32 @@ mod tests {
         check(&[&[3, 3], &[3, 3]], |g, v| {
             let a = g.matmul(v[0], v[1])?;
             g.matmul(a, v[1])
+        });
+    }
+
+    #[test]
+    fn second_order() {
+        // A product is bilinear: its second derivative is all mixed terms, which a
+        // nonlinearity on the output brings into play with the curvature of the output.
+        check2(&[&[3, 5], &[5, 4]], |g, v| g.matmul(v[0], v[1]));
+        check2(&[&[3, 5], &[5, 4]], |g, v| {
+            g.matmul(v[0], v[1]).and_then(|y| g.tanh(y))
+        });
+        check2(&[&[4, 6], &[3, 6], &[3]], |g, v| {
+            g.linear(v[0], v[1], Some(v[2])).and_then(|y| g.sigmoid(y))
+        });
+        check2(&[&[4, 6], &[3, 6]], |g, v| {
+            g.linear(v[0], v[1], None).and_then(|y| g.mul(y, y))
+        });
+        // A bias of shape [1, n] is summed back to its own shape.
+        check2(&[&[4, 6], &[3, 6], &[1, 3]], |g, v| {
+            g.linear(v[0], v[1], Some(v[2])).and_then(|y| g.exp(y))
+        });
+        // Shared weights: the shares of both uses summed, at both orders.
+        check2(&[&[3, 3], &[3, 3]], |g, v| {
+            let a = g.matmul(v[0], v[1])?;
+            let b = g.matmul(a, v[1])?;
+            g.tanh(b)
         });
     }
 

@@ -1,8 +1,11 @@
 //! The op set. One file per family; in each, the graph method is the forward, the `Op`
-//! implementation beside it is the backward, and the tests at the bottom gradcheck it.
+//! implementation beside it is the backward (and, where it has one, the backward recorded as
+//! graph ops, `Op::backward_graph`), and the tests at the bottom gradcheck it (and check its
+//! second derivatives, `testing::check2`).
 //! Adding an op means adding a file here (and a `mod` line), nothing else.
 
 mod arith;
+mod broadcast;
 mod conv;
 mod dropout;
 mod loss;

@@ -1,7 +1,7 @@
 //! Reductions: sum and mean over everything or along one axis.
 
-use crate::{Backward, Graph, Op, Result, Var};
-use tensor::{sum_all, sum_axis, Float, Shape, TensorError};
+use crate::{Backward, Graph, GraphBackward, Op, Result, Var};
+use tensor::{reduce_to_shape, sum_all, Float, Shape, Tensor, TensorError};
 
 struct SumAll<T>(T);
 
@@ -13,6 +13,17 @@ impl<T: Float> Op<T> for SumAll<T> {
         // Every element contributes once (times the 1/n of a mean).
         let g = cx.grad_output().data()[0] * self.0;
         cx.grad(0).data_mut().iter_mut().for_each(|d| *d += g);
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let (x, g) = (cx.input(0), cx.grad_output());
+        let dims = cx.graph().value(x)?.shape();
+        let g = if self.0 == T::one() {
+            g
+        } else {
+            cx.graph().scale(g, self.0)?
+        };
+        let dx = cx.graph().broadcast_to(g, dims.dims())?;
+        cx.add_grad(0, dx)
     }
 }
 
@@ -41,6 +52,21 @@ impl<T: Float> Op<T> for SumAxis<T> {
                 dst.iter_mut().zip(src).for_each(|(d, &v)| *d += f * v);
             }
         }
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // The gradient with the reduced axis kept (size 1), broadcast back along it.
+        let (x, g) = (cx.input(0), cx.grad_output());
+        let s = cx.graph().value(x)?.shape();
+        let mut kept = s.dims().to_vec();
+        kept[self.axis] = 1;
+        let g = cx.graph().reshape(g, &kept)?;
+        let g = if self.factor == T::one() {
+            g
+        } else {
+            cx.graph().scale(g, self.factor)?
+        };
+        let dx = cx.graph().broadcast_to(g, s.dims())?;
+        cx.add_grad(0, dx)
     }
 }
 
@@ -87,9 +113,20 @@ impl<T: Float> Graph<T> {
         } else {
             T::one()
         };
-        let mut r = sum_axis(v, axis, keepdim)?;
+        // Summed into a buffer of the graph's (a recorded gradient sums along an axis every
+        // step; a buffer from outside the pool would join it at each reset), at the shape
+        // with the axis kept, then named with the axis dropped if asked.
+        let s = v.shape();
+        let mut kept = s.dims().to_vec();
+        kept[axis] = 1;
+        let mut r = self.alloc_zeros(Shape::new(&kept)?);
+        reduce_to_shape(self.val(x), None, &mut r)?;
         if mean {
             r.data_mut().iter_mut().for_each(|e| *e *= factor);
+        }
+        if !keepdim {
+            kept.remove(axis);
+            r = Tensor::from_shape_vec(Shape::new(&kept)?, r.into_vec())?;
         }
         self.push_op(Box::new(SumAxis { axis, factor }), &[x], r)
     }
@@ -107,7 +144,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::check;
+    use crate::testing::{check, check2};
 
     #[test]
     fn reductions() {
@@ -116,6 +153,21 @@ mod tests {
         for axis in 0..3 {
             check(&[&[2, 3, 4]], |g, v| g.sum_axis(v[0], axis, false));
             check(&[&[2, 3, 4]], |g, v| g.mean_axis(v[0], axis, true));
+        }
+    }
+
+    #[test]
+    fn reductions_second_order() {
+        // Reductions are linear; squaring their output gives them a non-constant gradient.
+        check2(&[&[3, 4]], |g, v| g.sum(v[0]).and_then(|s| g.mul(s, s)));
+        check2(&[&[3, 4]], |g, v| g.mean(v[0]).and_then(|s| g.exp(s)));
+        for axis in 0..3 {
+            check2(&[&[2, 3, 4]], |g, v| {
+                g.sum_axis(v[0], axis, false).and_then(|s| g.mul(s, s))
+            });
+            check2(&[&[2, 3, 4]], |g, v| {
+                g.mean_axis(v[0], axis, true).and_then(|s| g.tanh(s))
+            });
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Layout ops: 2-D transpose and reshape.
 
-use crate::{Backward, Graph, Op, Result, Var};
+use crate::{Backward, Graph, GraphBackward, Op, Result, Var};
 use tensor::{unary::transpose_into, Float, Shape, TensorError};
 
 struct Transpose;
@@ -22,6 +22,11 @@ impl<T: Float> Op<T> for Transpose {
             .for_each(|(d, &v)| *d += v);
         cx.give_back(t);
     }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let g = cx.grad_output();
+        let dx = cx.graph().transpose(g)?;
+        cx.add_grad(0, dx)
+    }
 }
 
 struct Reshape;
@@ -37,6 +42,12 @@ impl<T: Float> Op<T> for Reshape {
             .iter_mut()
             .zip(g.data())
             .for_each(|(d, &v)| *d += v);
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        let (x, g) = (cx.input(0), cx.grad_output());
+        let dims = cx.graph().value(x)?.shape();
+        let dx = cx.graph().reshape(g, dims.dims())?;
+        cx.add_grad(0, dx)
     }
 }
 
@@ -80,7 +91,7 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::check;
+    use crate::testing::{check, check2};
 
     #[test]
     fn transpose_and_reshape_gradients() {
@@ -90,6 +101,21 @@ mod tests {
         check(&[&[3, 5], &[3, 2]], |g, v| {
             let t = g.transpose(v[0])?;
             g.matmul(t, v[1])
+        });
+    }
+
+    #[test]
+    fn second_order() {
+        check2(&[&[3, 5]], |g, v| {
+            g.transpose(v[0]).and_then(|t| g.mul(t, t))
+        });
+        check2(&[&[2, 3, 4]], |g, v| {
+            g.reshape(v[0], &[6, 4]).and_then(|r| g.tanh(r))
+        });
+        check2(&[&[3, 5], &[3, 2]], |g, v| {
+            let t = g.transpose(v[0])?;
+            let p = g.matmul(t, v[1])?;
+            g.sigmoid(p)
         });
     }
 

@@ -1,6 +1,6 @@
 //! Softmax and log-softmax over the last axis, computed stably (the row maximum subtracted).
 
-use crate::{Backward, Graph, Op, Result, Var};
+use crate::{Backward, Graph, GraphBackward, Op, Result, Var};
 use tensor::{log_softmax_rows_into, softmax_rows_into, Float, TensorError};
 
 /// Runs `row(dx, y, dy)` on each row (last axis) of the input's gradient, the output and the
@@ -33,6 +33,17 @@ impl<T: Float> Op<T> for Softmax {
             }
         });
     }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // dx = y * (g - sum_row(g * y)), y the output (itself differentiable through softmax).
+        let (y, g) = (cx.output(), cx.grad_output());
+        let gr = cx.graph();
+        let last = gr.value(y)?.shape().ndim() - 1;
+        let gy = gr.mul(g, y)?;
+        let dot = gr.sum_axis(gy, last, true)?;
+        let centred = gr.sub(g, dot)?;
+        let dx = gr.mul(y, centred)?;
+        cx.add_grad(0, dx)
+    }
 }
 
 struct LogSoftmax;
@@ -49,6 +60,17 @@ impl<T: Float> Op<T> for LogSoftmax {
                 *d += g - y.exp() * s;
             }
         });
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        // dx = g - softmax(x) * sum_row(g), softmax(x) = exp(y) for y the output.
+        let (y, g) = (cx.output(), cx.grad_output());
+        let gr = cx.graph();
+        let last = gr.value(y)?.shape().ndim() - 1;
+        let s = gr.sum_axis(g, last, true)?;
+        let p = gr.exp(y)?;
+        let ps = gr.mul(p, s)?;
+        let dx = gr.sub(g, ps)?;
+        cx.add_grad(0, dx)
     }
 }
 
@@ -84,12 +106,24 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::check;
+    use crate::testing::{check, check2};
 
     #[test]
     fn softmax_family() {
         check(&[&[3, 5]], |g, v| g.softmax(v[0]));
         check(&[&[3, 5]], |g, v| g.log_softmax(v[0]));
         check(&[&[2, 2, 4]], |g, v| g.softmax(v[0]));
+    }
+
+    #[test]
+    fn softmax_family_second_order() {
+        check2(&[&[3, 5]], |g, v| g.softmax(v[0]));
+        check2(&[&[3, 5]], |g, v| g.log_softmax(v[0]));
+        check2(&[&[2, 2, 4]], |g, v| g.softmax(v[0]));
+        check2(&[&[2, 2, 4]], |g, v| g.log_softmax(v[0]));
+        // Softmax of a product: mixed second derivatives through the row coupling.
+        check2(&[&[3, 4], &[4, 5]], |g, v| {
+            g.matmul(v[0], v[1]).and_then(|z| g.softmax(z))
+        });
     }
 }

@@ -1,7 +1,7 @@
 //! Elementwise functions declared as an `f(x)` / `df` pair (dfdx's idea): one generic op does
 //! the forward and backward for all of them, so a new activation is a few lines.
 
-use crate::{Backward, Graph, Op, Result, Var};
+use crate::{AutogradError, Backward, Graph, GraphBackward, Op, Result, Var};
 use std::marker::PhantomData;
 use tensor::{unary as k, Float};
 
@@ -54,6 +54,49 @@ pub trait UnaryFn: 'static {
     fn map<T: Float>(x: &[T], out: &mut [T]) {
         k::map_into(x, out, Self::f)
     }
+    /// The derivative `f'(x)` built as graph ops on the Vars of the input `x` and the output
+    /// `y = f(x)` (elementwise, `x`'s shape), or `None`. With it, the function's gradient
+    /// is recorded on the tape ([`Graph::gradients`]) and can be differentiated again; without
+    /// it (the default), that is an [`AutogradError::NotTwiceDifferentiable`] naming the
+    /// function. The first-order backward uses [`UnaryFn::df`] either way.
+    ///
+    /// ```
+    /// use nndl_autograd::{gradgradcheck_fn, Float, GradcheckConfig, Graph, Result, Tensor, UnaryFn, Var};
+    ///
+    /// /// x^3, with f'(x) = 3x^2 given both ways.
+    /// struct Cube;
+    /// impl UnaryFn for Cube {
+    ///     const NAME: &'static str = "cube";
+    ///     fn f<T: Float>(x: T) -> T {
+    ///         x * x * x
+    ///     }
+    ///     fn df<T: Float>(x: T, _y: T) -> T {
+    ///         T::of(3.0) * x * x
+    ///     }
+    ///     fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, _y: Var) -> Result<Option<Var>> {
+    ///         let xx = g.mul(x, x)?;
+    ///         g.scale(xx, T::of(3.0)).map(Some)
+    ///     }
+    /// }
+    ///
+    /// let x = [Tensor::from_vec(vec![0.5, -1.5, 2.0], &[3])?];
+    /// let report = gradgradcheck_fn(&x, |g, v| g.unary::<Cube>(v[0]), GradcheckConfig::default())?;
+    /// assert_eq!(report.checked, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`AutogradError::NotTwiceDifferentiable`]: crate::AutogradError::NotTwiceDifferentiable
+    fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, y: Var) -> Result<Option<Var>> {
+        let _ = (g, x, y);
+        Ok(None)
+    }
+}
+
+/// A constant scalar on the tape.
+fn constant<T: Float>(g: &mut Graph<T>, c: T) -> Var {
+    let mut t = g.alloc(tensor::Shape::scalar());
+    t.data_mut()[0] = c;
+    g.input(t)
 }
 
 /// e^x.
@@ -65,6 +108,9 @@ impl UnaryFn for Exp {
     }
     fn df<T: Float>(_: T, y: T) -> T {
         y
+    }
+    fn df_graph<T: Float>(_: &mut Graph<T>, _: Var, y: Var) -> Result<Option<Var>> {
+        Ok(Some(y))
     }
 }
 
@@ -78,6 +124,10 @@ impl UnaryFn for Log {
     fn df<T: Float>(x: T, _: T) -> T {
         T::one() / x
     }
+    fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, _: Var) -> Result<Option<Var>> {
+        let one = constant(g, T::one());
+        g.div(one, x).map(Some)
+    }
 }
 
 /// Logistic sigmoid 1 / (1 + e^-x).
@@ -89,6 +139,11 @@ impl UnaryFn for Sigmoid {
     }
     fn df<T: Float>(_: T, y: T) -> T {
         k::sigmoid_grad_from_output(y)
+    }
+    fn df_graph<T: Float>(g: &mut Graph<T>, _: Var, y: Var) -> Result<Option<Var>> {
+        // y (1 - y) = y - y^2
+        let yy = g.mul(y, y)?;
+        g.sub(y, yy).map(Some)
     }
     fn map<T: Float>(x: &[T], out: &mut [T]) {
         k::sigmoid_into(x, out)
@@ -105,6 +160,12 @@ impl UnaryFn for Tanh {
     fn df<T: Float>(_: T, y: T) -> T {
         k::tanh_grad_from_output(y)
     }
+    fn df_graph<T: Float>(g: &mut Graph<T>, _: Var, y: Var) -> Result<Option<Var>> {
+        // 1 - y^2
+        let yy = g.mul(y, y)?;
+        let one = constant(g, T::one());
+        g.sub(one, yy).map(Some)
+    }
 }
 
 /// Rectified linear unit max(x, 0).
@@ -117,6 +178,11 @@ impl UnaryFn for Relu {
     fn df<T: Float>(_: T, y: T) -> T {
         k::relu_grad_from_output(y)
     }
+    fn df_graph<T: Float>(g: &mut Graph<T>, _: Var, y: Var) -> Result<Option<Var>> {
+        // A step: a constant mask, whose own derivative is 0 (everywhere but at 0, where
+        // relu has none and the first-order backward takes 0 as well).
+        g.constant_map(y, k::relu_grad_from_output).map(Some)
+    }
 }
 
 /// Softplus ln(1 + e^x), computed stably.
@@ -128,6 +194,9 @@ impl UnaryFn for Softplus {
     }
     fn df<T: Float>(x: T, _: T) -> T {
         k::sigmoid(x)
+    }
+    fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, _: Var) -> Result<Option<Var>> {
+        g.sigmoid(x).map(Some)
     }
 }
 
@@ -143,6 +212,17 @@ impl<T: Float, F: UnaryFn> Op<T> for Unary<F> {
         for (((d, &x), &y), &g) in d.iter_mut().zip(x.data()).zip(y.data()).zip(g.data()) {
             *d += g * F::df(x, y);
         }
+    }
+    fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
+        if !cx.needs_grad(0) {
+            return Ok(());
+        }
+        let (x, y, g) = (cx.input(0), cx.output(), cx.grad_output());
+        let Some(d) = F::df_graph(cx.graph(), x, y)? else {
+            return Err(AutogradError::NotTwiceDifferentiable { op: F::NAME });
+        };
+        let dx = cx.graph().mul(g, d)?;
+        cx.add_grad(0, dx)
     }
 }
 
@@ -217,7 +297,9 @@ impl<T: Float> Graph<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::{check, check_on, randoms};
+    use super::UnaryFn;
+    use crate::testing::{check, check2, check2_on, check_on, randoms};
+    use tensor::Float;
 
     #[test]
     fn activations() {
@@ -231,6 +313,56 @@ mod tests {
             .map(|t| t.map(f64::abs))
             .collect();
         check_on(pos, |g, v| g.log(v[0]));
+    }
+
+    #[test]
+    fn activations_second_order() {
+        check2(&[&[4, 5]], |g, v| g.exp(v[0]));
+        check2(&[&[4, 5]], |g, v| g.sigmoid(v[0]));
+        check2(&[&[4, 5]], |g, v| g.tanh(v[0]));
+        check2(&[&[4, 5]], |g, v| g.softplus(v[0]));
+        let pos: Vec<_> = randoms(&[&[4, 5]], 1)
+            .into_iter()
+            .map(|t| t.map(f64::abs))
+            .collect();
+        check2_on(pos, |g, v| g.log(v[0]));
+        // relu's second derivative is 0 away from the kink (the random inputs keep 0.1 from
+        // it); a square in front makes the first gradient depend on x through the mask's
+        // multiplier, so a wrong mask still shows.
+        check2(&[&[4, 5]], |g, v| g.relu(v[0]));
+        check2(&[&[4, 5]], |g, v| g.relu(v[0]).and_then(|r| g.mul(r, r)));
+        // Compositions: second derivatives through the chain rule.
+        check2(&[&[3, 4]], |g, v| g.tanh(v[0]).and_then(|t| g.sigmoid(t)));
+    }
+
+    #[test]
+    fn a_user_fn_without_df_graph_is_a_named_error() {
+        struct Cube;
+        impl UnaryFn for Cube {
+            const NAME: &'static str = "cube";
+            fn f<T: Float>(x: T) -> T {
+                x * x * x
+            }
+            fn df<T: Float>(x: T, _y: T) -> T {
+                T::of(3.0) * x * x
+            }
+        }
+        let mut g = crate::Graph::<f64>::new();
+        let x = g.leaf(tensor::Tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap());
+        let y = g.unary::<Cube>(x).unwrap();
+        let s = g.sum(y).unwrap();
+        let e = g.gradients(s, &[x]).unwrap_err();
+        assert_eq!(
+            e,
+            crate::AutogradError::NotTwiceDifferentiable { op: "cube" }
+        );
+        assert_eq!(
+            e.to_string(),
+            "`cube` has no differentiable backward yet: its gradient cannot be differentiated again"
+        );
+        // The first-order backward is unaffected.
+        g.backward(s).unwrap();
+        assert_eq!(g.grad(x).unwrap().data(), &[3.0, 12.0]);
     }
 
     #[test]
