@@ -93,8 +93,17 @@ pub fn gradcheck_layer_with(
 /// the kernels training uses: the instruction set selected at run time and the fused ops.
 ///
 /// The bound's `n` (the longest sum, [`PrecisionConfig::terms`]), when `cfg` leaves it
-/// `None`, is worked out for nn's layers from their shapes (see [`longest_sum`]), and for a
-/// layer of another kind is the number of elements of the input and parameters.
+/// `None`, is worked out for nn's layers from their shapes, and for a layer of another kind
+/// is the number of elements of the input and parameters:
+/// - fully connected, `w [out, in]`: `z = x w^T + b` sums `in` products, `dx = dz w` sums
+///   `out`, `dw = dz^T x` and `db` sum over the batch: `max(in, out, batch)`;
+/// - convolution (and the conv-pool's), `w [f, c, kh, kw]` and `p` output positions per
+///   image: an output sums `c kh kw` products, an input's gradient at most `f kh kw`, a
+///   filter's or bias's gradient `batch p`: `max(c kh kw, f kh kw, batch p)` (for the
+///   conv-pool, `p` is the valid convolution's `(h - kh + 1)(w - kw + 1)`);
+/// - batch norm: `batch` times a channel's spatial positions (its statistics and the
+///   backward's sums);
+/// - max-pool (non-overlapping windows: no sums), dropout (one product), flatten (a copy): 1.
 ///
 /// `x` is rounded to f32 and every parameter of `g64` set to its f32 counterpart (paired in
 /// creation order), so both runs compute the same function of the same numbers. Dropout
@@ -150,20 +159,8 @@ pub fn precision_check_layer(
 }
 
 /// The number of terms of the longest sum in the forward or backward of one of nn's layers
-/// on a batch of shape `x` (`[batch, ...]`): the `n` of [`precision_check`]'s bound.
-///
-/// - Fully connected, `w [out, in]`: `z = x w^T + b` sums `in` products, `dx = dz w` sums
-///   `out`, `dw = dz^T x` and `db` sum over the batch: `max(in, out, batch)`.
-/// - Convolution (and the conv-pool's), `w [f, c, kh, kw]` and `p` output positions per
-///   image: an output sums `c kh kw` products, an input's gradient at most `f kh kw`, a
-///   filter's or bias's gradient `batch p`: `max(c kh kw, f kh kw, batch p)`. For the
-///   conv-pool, `p` is the valid convolution's `(h - kh + 1)(w - kw + 1)`.
-/// - Batch norm: the statistics and the backward's sums run over `batch` times the spatial
-///   positions of a channel.
-/// - Max-pool (non-overlapping windows: no sums), dropout (one product) and flatten (a
-///   copy): 1.
-///
-/// `None` for a layer of another kind, or shapes that do not fit.
+/// on a batch of shape `x` (`[batch, ...]`), by the rules in [`precision_check_layer`]'s
+/// doc; `None` for a layer of another kind, or shapes that do not fit.
 fn longest_sum(g: &Graph<f32>, layer: &dyn Layer<f32>, x: &[usize]) -> Option<usize> {
     use crate::LayerKind;
     let batch = *x.first()?;
