@@ -324,3 +324,31 @@ fn max_pool_ties_are_kinks() {
         );
     }
 }
+
+#[test]
+fn steep_curvature_is_not_mistaken_for_a_kink() {
+    // 1/x at 0.01 with a derivative 1% off: the one-sided slopes differ by eps f'' = 2, twice
+    // the slope tolerance (rtol |f'| = 1), as a kink's would; the curvature beside the step
+    // is as steep, so the element is smooth and its mismatch stands.
+    struct BadRecip;
+    impl nndl_autograd::UnaryFn for BadRecip {
+        const NAME: &'static str = "bad_recip";
+        fn f<T: nndl_autograd::Float>(x: T) -> T {
+            T::one() / x
+        }
+        fn df<T: nndl_autograd::Float>(x: T, _y: T) -> T {
+            -T::of(1.01) / (x * x)
+        }
+    }
+    let x = Tensor::from_vec(vec![0.01], &[1]).unwrap();
+    let err = gradcheck_fn_with(
+        &[x],
+        |g, v| g.unary::<BadRecip>(v[0]),
+        CheckOptions::default(),
+    )
+    .unwrap_err();
+    let GradcheckError::Mismatch(w) = err else {
+        panic!("{err}")
+    };
+    assert!((w.analytic / w.numeric - 1.01).abs() < 1e-4, "{w}");
+}
