@@ -3,7 +3,7 @@
 //! rounding. The f64 [`gradcheck()`](crate::gradcheck()) never runs the f32 kernels; this
 //! does.
 
-use crate::{AutogradError, GradcheckError, Graph, Var};
+use crate::{AutogradError, GradcheckError, Graph, NondetReport, Var};
 use rand::{Rng, SeedableRng};
 use std::fmt;
 use tensor::Tensor;
@@ -20,6 +20,11 @@ pub struct PrecisionConfig {
     pub terms: Option<usize>,
     /// Seed of the projection weights of the output.
     pub seed: u64,
+    /// The f32 run's nondeterminism check: `Some(tol)` runs its backward a second time and
+    /// requires every gradient element to agree within `tol` (`0.0`: identical bits), as
+    /// [`CheckOptions::nondet_tol`](crate::CheckOptions::nondet_tol) does in f64; `None`
+    /// skips it.
+    pub nondet_tol: Option<f64>,
 }
 
 impl Default for PrecisionConfig {
@@ -28,6 +33,7 @@ impl Default for PrecisionConfig {
             lambda: 4.0,
             terms: None,
             seed: 0x5eed,
+            nondet_tol: Some(0.0),
         }
     }
 }
@@ -75,7 +81,9 @@ fn invalid(why: String) -> GradcheckError {
 
 /// Runs `f32_fn` on `g32` and `f64_fn` on `g64` (the same computation built in each
 /// precision), differentiates both with the same output projection, and compares the f32
-/// output and the f32 gradients of `wrt32` with the f64 ones of `wrt64`.
+/// output and the f32 gradients of `wrt32` with the f64 ones of `wrt64`. By default it also
+/// runs the f32 backward twice and requires identical gradients
+/// ([`PrecisionConfig::nondet_tol`]).
 ///
 /// Every parameter of `g64` is first set to its counterpart of `g32` (paired in creation
 /// order; their counts and shapes must match), widened exactly: both graphs then compute the
@@ -134,6 +142,8 @@ fn invalid(why: String) -> GradcheckError {
 ///
 /// # Errors
 /// [`GradcheckError::Precision`] with the worst element when one exceeds its tolerance;
+/// [`GradcheckError::Nondeterministic`] when the f32 run's two backwards differ (see
+/// [`PrecisionConfig::nondet_tol`]);
 /// [`GradcheckError::NotParameter`] when an input of `wrt32`/`wrt64` is not a parameter;
 /// [`GradcheckError::Graph`] when the graphs do not correspond or building them fails.
 pub fn precision_check<F32, F64>(
@@ -233,6 +243,44 @@ where
     }
     g32.reset();
     g64.reset();
+
+    // The f32 kernels' own determinism: the f64 gradcheck's nondeterminism check never runs
+    // them, and a kernel that splits a sum across threads by timing would differ here.
+    if let Some(tol) = cfg.nondet_tol {
+        let out = f32_fn(g32)?;
+        g32.backward_with_grad(out, &u32t)?;
+        let mut worst: Option<NondetReport> = None;
+        for (k, &a) in wrt32.iter().enumerate() {
+            let first = &pairs[k + 1].1;
+            let second = g32
+                .grad(a)
+                .map(widen)
+                .unwrap_or_else(|| vec![0.0; g32.val(a).numel()]);
+            for (j, (&x, &y)) in first.iter().zip(&second).enumerate() {
+                let d = if x.to_bits() == y.to_bits() {
+                    0.0
+                } else {
+                    (x - y).abs()
+                };
+                let d = if d.is_nan() { f64::INFINITY } else { d };
+                if d > tol && worst.as_ref().is_none_or(|w| d > w.abs_diff) {
+                    worst = Some(NondetReport {
+                        input: k,
+                        name: format!("{} (f32)", g32.name(a).unwrap_or("?")),
+                        index: j,
+                        first: x,
+                        second: y,
+                        abs_diff: d,
+                        tol,
+                    });
+                }
+            }
+        }
+        g32.reset();
+        if let Some(w) = worst {
+            return Err(GradcheckError::Nondeterministic(w));
+        }
+    }
 
     let terms = cfg
         .terms

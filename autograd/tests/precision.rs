@@ -116,3 +116,67 @@ fn graphs_that_do_not_correspond_are_an_error() {
     assert_eq!(op, "precision_check");
     assert!(why.contains("2 parameters") && why.contains("3"), "{why}");
 }
+
+/// The identity, whose f32 backward adds a different tiny amount each run (a stand-in for an
+/// f32 kernel that splits a sum across threads by timing).
+struct Jittery;
+
+static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl<T: Float> Op<T> for Jittery {
+    fn name(&self) -> &'static str {
+        "jittery"
+    }
+    fn backward(&self, cx: &mut Backward<'_, T>) {
+        // Every other f32 backward is off by 1e-6 (the f64 ones are exact).
+        let jitter = if T::DTYPE == "f32" {
+            1e-6 * f64::from(RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2)
+        } else {
+            0.0
+        };
+        let g = cx.grad_output().clone();
+        let d = cx.grad(0).data_mut();
+        d.iter_mut()
+            .zip(g.data())
+            .for_each(|(d, &g)| *d += g + T::of(jitter));
+    }
+}
+
+#[test]
+fn an_f32_backward_that_differs_between_runs_is_caught() {
+    fn net<T: Float>(g: &mut Graph<T>, x: Var, w: Var) -> Result<Var, AutogradError> {
+        let z = g.linear(x, w, None)?;
+        let out = g.value(z)?.clone();
+        let z = g.push_op(Box::new(Jittery), &[z], out)?;
+        g.tanh(z)
+    }
+    let (mut g32, mut g64) = (Graph::<f32>::new(), Graph::<f64>::new());
+    let (x32, w32) = params(&mut g32);
+    let (x64, w64) = params(&mut g64);
+    let mut run = |cfg| {
+        precision_check(
+            &mut g32,
+            &[x32, w32],
+            |g| net(g, x32, w32),
+            &mut g64,
+            &[x64, w64],
+            |g| net(g, x64, w64),
+            cfg,
+        )
+    };
+    let err = run(PrecisionConfig::default()).unwrap_err();
+    let GradcheckError::Nondeterministic(r) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(r.tol, 0.0);
+    assert!(r.name.ends_with("(f32)") && r.abs_diff > 0.0, "{r}");
+    // The f32 backwards were the 1st (exact) and 2nd (off). Without the check, the next
+    // f32 backward, the 3rd, is exact again, and within rounding of f64: so the error above
+    // came from the second run alone.
+    let cfg = PrecisionConfig {
+        nondet_tol: None,
+        ..Default::default()
+    };
+    let r = run(cfg).unwrap();
+    assert!(r.ratio <= 1.0, "{r}");
+}

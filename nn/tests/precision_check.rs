@@ -101,6 +101,24 @@ fn fully_connected_every_activation_with_and_without_dropout() {
 }
 
 #[test]
+fn large_layers_whose_kernels_split_across_threads() {
+    // network2's first layer at a mini-batch of 64, and a conv layer over 8 MNIST-sized
+    // images: big enough for the kernels to split the work across threads, which the f32
+    // run's second backward must reproduce bit for bit.
+    let config = FcConfig {
+        activation: Activation::Sigmoid,
+        init: Init::ScaledByInputs,
+        p_dropout: 0.0,
+    };
+    precision!(input(&[64, 784], 14), Mode::Train, |g| {
+        FullyConnected::new(g, "fc", 784, 100, config, &mut rng(15)).unwrap()
+    });
+    precision!(input(&[8, 1, 28, 28], 16), Mode::Train, |g| {
+        ConvPool::new(g, "cp", [20, 1, 5, 5], 2, Activation::Relu, &mut rng(17)).unwrap()
+    });
+}
+
+#[test]
 fn conv_pool_every_activation() {
     for act in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
         precision!(input(&[3, 2, 12, 12], 5), Mode::Train, |g| {
