@@ -128,6 +128,14 @@ pub enum GradcheckError {
     /// `wrt` named something that is not a parameter of the graph.
     #[error("gradient check: input {0} is not a parameter (only parameters can be perturbed)")]
     NotParameter(usize),
+    /// Two backwards from the same state gave different gradients (see
+    /// [`CheckOptions::nondet_tol`](crate::CheckOptions::nondet_tol)).
+    #[error("gradient check: the backward is nondeterministic: {0}")]
+    Nondeterministic(crate::NondetReport),
+    /// The f32 graph's values or gradients are further from the f64 graph's than f32 rounding
+    /// explains (see [`precision_check`](crate::precision_check)).
+    #[error("precision check failed: {0}")]
+    Precision(crate::PrecisionReport),
 }
 
 fn projected(

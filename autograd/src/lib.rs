@@ -36,10 +36,12 @@ mod buffers;
 mod error;
 pub mod functional;
 pub mod gradcheck;
+pub mod gradcheck_modes;
 mod graph;
 mod graph_backward;
 mod handover;
 pub mod ops;
+pub mod precision;
 pub mod testing;
 
 pub use backward::{Backward, Op};
@@ -48,10 +50,14 @@ pub use gradcheck::{
     gradcheck, gradcheck_fn, gradgradcheck, gradgradcheck_fn, GradcheckConfig, GradcheckError,
     GradcheckReport,
 };
+pub use gradcheck_modes::{
+    gradcheck_fn_with, gradcheck_with, CheckOptions, CheckReport, FastReport, Kink, NondetReport,
+};
 pub use graph::{Graph, Var};
 pub use graph_backward::GraphBackward;
 pub use handover::{GradientConsumer, LinearGradient, LinearParts, Taken};
 pub use ops::{BatchStats, UnaryFn};
+pub use precision::{precision_check, PrecisionConfig, PrecisionReport};
 // The tensor types autograd's signatures use, so that a user of this crate alone can name
 // them: `MatRef` in `Backward::add_product`, `Accum` in `LinearParts`.
 pub use tensor::{Accum, Float, MatRef, Shape, Tensor};

@@ -28,7 +28,7 @@ pub use cost::Cost;
 pub use data::{InMemory, Samples};
 pub use error::NnError;
 pub use evaluate::{Evaluation, WeightPenalty};
-pub use gradcheck::gradcheck_layer;
+pub use gradcheck::{gradcheck_layer, gradcheck_layer_with, precision_check_layer};
 pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, LayerKind, Mode};
 pub use layers::{
@@ -44,6 +44,10 @@ pub use tensor::pool::PoolGrad;
 // The graph and tensor types nn's signatures take and return (a layer's forward, the
 // network's graph, gradcheck_layer's report), so that a user of nn alone can name them.
 pub use autograd::{GradcheckConfig, GradcheckError, GradcheckReport, Graph, Var};
+// The complete check's options and reports (`gradcheck_layer_with`, `precision_check_layer`).
+pub use autograd::{
+    CheckOptions, CheckReport, FastReport, Kink, NondetReport, PrecisionConfig, PrecisionReport,
+};
 /// The JSON crate of [`checkpoint::Checkpoint::state`] and of the optimiser state's scalars.
 pub use serde_json;
 pub use tensor::{Float, Shape, Tensor};

@@ -31,6 +31,10 @@ mod skinny;
 mod tensor;
 
 pub mod conv;
+/// Test-only fault injection (feature `fault-injection`): see the module.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod fault;
 pub mod norm;
 pub mod pool;
 

@@ -35,10 +35,11 @@ pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, mut
     }
     // A side of at most 16 (a fully connected layer at a small mini-batch): stream the big
     // operand once instead of packing it.
-    if T::small_gemm(alpha, a, b, beta, &mut c) {
-        return;
+    if !T::small_gemm(alpha, a, b, beta, &mut c) {
+        gemm_packed(alpha, a, b, beta, c.rb());
     }
-    gemm_packed(alpha, a, b, beta, c)
+    #[cfg(feature = "fault-injection")]
+    crate::fault::apply_gemm(&mut c.data()[..m * n]);
 }
 
 /// `(m, k, n)` of `C[m,n] = A[m,k] . B[k,n]`; panics, naming `op`, unless the three views
