@@ -453,6 +453,25 @@ impl<T: Float> Graph<T> {
     /// (a strided convolution's output size does not determine its input's), padding `pad`
     /// and step `stride`: `[N, C, H, W]`. Differentiable in `dy` and `w` at every order
     /// (its backward is [`Graph::conv2d_padded`] and [`Graph::conv2d_weight_grad`]).
+    ///
+    /// It costs about two input gradients: the kernel it runs forms a filter gradient
+    /// beside the input gradient, here of a zero input, dropped.
+    ///
+    /// ```
+    /// use nndl_autograd::{Graph, Tensor};
+    ///
+    /// // A stride-2 convolution of a 5x5 image by a 3x3 filter gives 2x2; its transpose maps
+    /// // the 2x2 back onto the 5x5 (the input size is given: 6x6 would give 2x2 as well).
+    /// let mut g = Graph::<f64>::new();
+    /// let dy = g.leaf(Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.0], &[1, 1, 2, 2])?);
+    /// let w = g.leaf(Tensor::from_vec((1..=9).map(f64::from).collect(), &[1, 1, 3, 3])?);
+    /// let dx = g.conv2d_input_grad(dy, w, [5, 5], 0, 2)?;
+    /// // Output (0, 0) saw the top-left 3x3 of the image: the filter lands there.
+    /// let v = g.value(dx)?.data();
+    /// assert_eq!((&v[0..3], &v[5..8], &v[10..13]), (&[1.0, 2.0, 3.0][..], &[4.0, 5.0, 6.0][..], &[7.0, 8.0, 9.0][..]));
+    /// assert_eq!(v.iter().sum::<f64>(), 45.0);
+    /// # Ok::<(), nndl_autograd::AutogradError>(())
+    /// ```
     pub fn conv2d_input_grad(
         &mut self,
         dy: Var,
