@@ -86,6 +86,74 @@ impl<T: Float> Op<T> for Conv2d {
     }
 }
 
+/// The input gradient of a stride-1 convolution with square filters and `pad < k` as a
+/// convolution of its own: `dy` padded by `k - 1 - pad`, filtered by the filters flipped
+/// and with their channels swapped (`[C, F, K, K]`). `None` for other geometries.
+fn transposed(g: &ConvGeom) -> Option<ConvGeom> {
+    if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh {
+        return None;
+    }
+    let dy = Shape::new(&[g.n, g.f, g.oh(), g.ow()]).ok()?;
+    let wt = Shape::new(&[g.c, g.f, g.kh, g.kw]).ok()?;
+    let t = ConvGeom::padded(dy, wt, g.kh - 1 - g.pad, 1).ok()?;
+    (t.oh() == g.h && t.ow() == g.w).then_some(t)
+}
+
+/// The lengths of the three buffers [`input_grad`] takes.
+fn input_grad_lens(g: &ConvGeom) -> [usize; 3] {
+    let scratch = match transposed(g) {
+        Some(t) => conv2d_forward_scratch_len(&t),
+        None => conv2d_backward_scratch_len(g, true),
+    };
+    [g.f * g.ckk(), scratch, g.n * g.in_len()]
+}
+
+/// `dx = conv^T(dy, w)` for the convolution `g`, written or added as `dx`'s [`Accum`] says,
+/// with `bufs` of [`input_grad_lens`] (contents ignored). Where the transposed convolution is
+/// a convolution ([`transposed`]), it runs as one (the fast forward kernels); otherwise
+/// through the backward kernel, which forms a filter gradient beside the input gradient: of a
+/// zero input, into a buffer dropped.
+fn input_grad<T: Float>(
+    g: &ConvGeom,
+    dy: &[T],
+    w: &[T],
+    (dx, mode): (&mut [T], Accum),
+    bufs: &mut [Vec<T>; 3],
+) {
+    let [b0, b1, b2] = bufs;
+    match transposed(g) {
+        Some(t) => {
+            // wt[c][f][i][j] = w[f][c][k-1-i][k-1-j]
+            let k = g.kh;
+            for f in 0..g.f {
+                for c in 0..g.c {
+                    for i in 0..k {
+                        for j in 0..k {
+                            b0[((c * g.f + f) * k + i) * k + j] =
+                                w[((f * g.c + c) * k + (k - 1 - i)) * k + (k - 1 - j)];
+                        }
+                    }
+                }
+            }
+            if mode == Accum::Overwrite {
+                conv2d_forward(&t, dy, b0, None, dx, b1);
+            } else {
+                conv2d_forward(&t, dy, b0, None, b2, b1);
+                dx.iter_mut().zip(b2.iter()).for_each(|(d, &v)| *d += v);
+            }
+        }
+        None => {
+            b2.iter_mut().for_each(|v| *v = T::zero());
+            let grads = ConvGrads {
+                dx: Some((dx, mode)),
+                dw: b0,
+                db: None,
+            };
+            conv2d_backward(g, b2, w, dy, grads, b1);
+        }
+    }
+}
+
 /// A conv bias's gradient as graph ops: `dy [N, F, OH, OW]` summed to `[1, F, 1, 1]`, in the
 /// bias's own shape (`[F]` or any shape of `F` elements).
 fn bias_grad_graph<T: Float>(g: &mut Graph<T>, dy: Var, f: usize, b: Var) -> Result<Var> {
@@ -164,19 +232,10 @@ impl<T: Float> Op<T> for ConvWeightGrad {
         let (x, dy, gw) = (cx.input(0), cx.input(1), cx.grad_output());
         if cx.needs_grad(0) {
             // d x = conv^T(dy, gw)
-            let mut zx = cx.scratch(g.n * g.in_len());
-            zx.iter_mut().for_each(|v| *v = T::zero());
-            let mut dw = cx.scratch(g.f * g.ckk());
-            let mut scratch = cx.scratch(conv2d_backward_scratch_len(g, true));
-            let grads = ConvGrads {
-                dx: Some(cx.grad_accum(0)),
-                dw: &mut dw,
-                db: None,
-            };
-            conv2d_backward(g, &zx, gw.data(), dy.data(), grads, &mut scratch);
-            cx.give_back(scratch);
-            cx.give_back(dw);
-            cx.give_back(zx);
+            let [l0, l1, l2] = input_grad_lens(g);
+            let mut bufs = [cx.scratch(l0), cx.scratch(l1), cx.scratch(l2)];
+            input_grad(g, dy.data(), gw.data(), cx.grad_accum(0), &mut bufs);
+            bufs.into_iter().for_each(|b| cx.give_back(b));
         }
         if cx.needs_grad(1) {
             // d dy = conv(x, gw)
@@ -454,8 +513,9 @@ impl<T: Float> Graph<T> {
     /// and step `stride`: `[N, C, H, W]`. Differentiable in `dy` and `w` at every order
     /// (its backward is [`Graph::conv2d_padded`] and [`Graph::conv2d_weight_grad`]).
     ///
-    /// It costs about two input gradients: the kernel it runs forms a filter gradient
-    /// beside the input gradient, here of a zero input, dropped.
+    /// At stride 1 with square filters and `pad < k` it runs as a convolution (the fast
+    /// forward kernels); otherwise it costs about two input gradients (the backward kernel it
+    /// runs forms a filter gradient beside the input gradient, of a zero input, dropped).
     ///
     /// ```
     /// use nndl_autograd::{Graph, Tensor};
@@ -525,21 +585,11 @@ impl<T: Float> Graph<T> {
     fn conv_input_grad_op(&mut self, dy: Var, w: Var, geom: ConvGeom) -> Result<Var> {
         let xs = Shape::new(&[geom.n, geom.c, geom.h, geom.w])?;
         let mut dx = self.alloc(xs);
-        // The kernel forms the filter gradient beside the input gradient: of a zero input
-        // here, into a buffer dropped after.
-        let zx = self.alloc_zeros(xs).into_vec();
-        let mut dw = self.alloc_buf(geom.f * geom.ckk());
-        let mut scratch = self.alloc_buf(conv2d_backward_scratch_len(&geom, true));
-        let grads = ConvGrads {
-            dx: Some((dx.data_mut(), Accum::Overwrite)),
-            dw: &mut dw,
-            db: None,
-        };
+        let [l0, l1, l2] = input_grad_lens(&geom);
+        let mut bufs = [self.alloc_buf(l0), self.alloc_buf(l1), self.alloc_buf(l2)];
         let (wv, dv) = (self.val(w).data(), self.val(dy).data());
-        conv2d_backward(&geom, &zx, wv, dv, grads, &mut scratch);
-        for b in [zx, dw, scratch] {
-            self.recycle_buf(b);
-        }
+        input_grad(&geom, dv, wv, (dx.data_mut(), Accum::Overwrite), &mut bufs);
+        bufs.into_iter().for_each(|b| self.recycle_buf(b));
         self.push_op(Box::new(ConvInputGrad { geom }), &[dy, w], dx)
     }
 
@@ -629,13 +679,17 @@ mod tests {
     #[test]
     fn conv_grad_ops_first_and_second_order() {
         let mut r = Vec::new();
-        for (pad, stride, [h, w]) in [
-            (0, 1, [6, 5]),
-            (1, 1, [5, 5]),
-            (1, 2, [6, 5]),
-            (2, 3, [7, 6]),
+        // Non-square filters (the backward kernel) and square ones at stride 1 (run as a
+        // convolution).
+        for (pad, stride, [h, w], [kh, kw]) in [
+            (0, 1, [6, 5], [3, 2]),
+            (1, 1, [5, 5], [3, 2]),
+            (1, 2, [6, 5], [3, 2]),
+            (2, 3, [7, 6], [3, 2]),
+            (0, 1, [6, 5], [3, 3]),
+            (1, 1, [5, 6], [3, 3]),
+            (2, 1, [5, 4], [3, 3]),
         ] {
-            let (kh, kw) = (3, 2);
             let dy: &[usize] = &[2, 4, side(h, pad, kh, stride), side(w, pad, kw, stride)];
             let x: &[usize] = &[2, 3, h, w];
             let input_grad = |g: &mut Graph<f64>, v: &[Var]| {
@@ -659,24 +713,50 @@ mod tests {
     }
 
     #[test]
-    fn conv_grad_ops_are_the_adjoints_of_the_convolution() {
-        // <conv(x, w), dy> = <x, input_grad(dy, w)> = <w, weight_grad(x, dy)>.
+    fn conv_grad_ops_equal_the_reference_backward() {
+        // Against the tensor crate's direct-loop reference, on geometries that run as a
+        // convolution (stride 1, square filters, pad < k) and ones that do not.
+        use tensor::conv::{conv2d_backward_naive, ConvGeom};
+        for ([kh, kw], pad, stride) in [
+            ([3, 3], 0, 1),
+            ([3, 3], 1, 1),
+            ([3, 3], 2, 1),
+            ([5, 5], 2, 1),
+            ([1, 1], 0, 1),
+            ([3, 2], 1, 1),
+            ([3, 3], 3, 1),
+            ([3, 3], 1, 2),
+            ([3, 2], 1, 2),
+        ] {
+            let (h, w) = (7, 6);
+            let dy: &[usize] = &[2, 4, side(h, pad, kh, stride), side(w, pad, kw, stride)];
+            let t = randoms(&[&[2, 3, h, w], &[4, 3, kh, kw], dy], 3);
+            let mut g = Graph::<f64>::new();
+            let v: Vec<Var> = t.iter().map(|t| g.input(t.clone())).collect();
+            let dx = g
+                .conv2d_input_grad(v[2], v[1], [h, w], pad, stride)
+                .unwrap();
+            let dw = g
+                .conv2d_weight_grad(v[0], v[2], [kh, kw], pad, stride)
+                .unwrap();
+            let geom = ConvGeom::padded(t[0].shape(), t[1].shape(), pad, stride).unwrap();
+            let (rx, rw, _) = conv2d_backward_naive(&geom, t[0].data(), t[1].data(), t[2].data());
+            for (got, want) in [(dx, &rx), (dw, &rw)] {
+                let got = g.value(got).unwrap().data();
+                assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(want) {
+                    assert!(
+                        (a - b).abs() < 1e-12,
+                        "k {kh}x{kw} pad {pad} stride {stride}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+        // Shapes that do not form the convolution are errors.
         let t = randoms(&[&[2, 3, 7, 6], &[4, 3, 3, 2], &[2, 4, 4, 4]], 3);
         let mut g = Graph::<f64>::new();
         let v: Vec<Var> = t.iter().map(|t| g.input(t.clone())).collect();
-        let y = g.conv2d_padded(v[0], v[1], None, 1, 2).unwrap();
-        let dx = g.conv2d_input_grad(v[2], v[1], [7, 6], 1, 2).unwrap();
-        let dw = g.conv2d_weight_grad(v[0], v[2], [3, 2], 1, 2).unwrap();
-        let dot = |a: &Tensor<f64>, b: &Tensor<f64>| -> f64 {
-            a.data().iter().zip(b.data()).map(|(a, b)| a * b).sum()
-        };
-        let val = |u| g.value(u).unwrap();
-        let (a, b, c) = (dot(val(y), &t[2]), dot(&t[0], val(dx)), dot(&t[1], val(dw)));
-        assert!(
-            (a - b).abs() < 1e-12 && (a - c).abs() < 1e-12,
-            "{a} {b} {c}"
-        );
-        // Shapes that do not form the convolution are errors.
+        assert!(g.conv2d_input_grad(v[2], v[1], [7, 6], 1, 2).is_ok());
         assert!(g.conv2d_input_grad(v[2], v[1], [9, 6], 1, 2).is_err());
         assert!(g.conv2d_weight_grad(v[0], v[2], [3, 3], 1, 2).is_err());
     }
