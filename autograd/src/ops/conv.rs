@@ -833,7 +833,18 @@ mod tests {
                 g.sigmoid(y)
             }));
         }
-        assert!(worst("conv_pool second order", &r) < 1e-4);
+        // Third order: the second-order check of a recorded gradient.
+        r.push(check2(&[&[1, 2, 6, 6], &[2, 2, 3, 3], &[2]], |g, v| {
+            let y = g.conv_pool(v[0], v[1], v[2], 2, Act::Sigmoid, PoolGrad::First)?;
+            let l = g.sum_squares(y)?;
+            let d = g.gradients(l, &[v[0], v[1], v[2]])?;
+            let a = g.sum_squares(d[0])?;
+            let b = g.sum_squares(d[1])?;
+            let a = g.add(a, b)?;
+            let c = g.sum_squares(d[2])?;
+            g.add(a, c)
+        }));
+        assert!(worst("conv_pool second and third order", &r) < 1e-4);
     }
 
     /// A small conv net's cost: conv2d (pad 1) -> relu -> max-pool -> linear -> softmax

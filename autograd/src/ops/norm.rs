@@ -348,6 +348,16 @@ mod tests {
             train = train.max(r.rel_err);
         }
         eprintln!("batch_norm second order: worst rel_err {train:.3e} (batch), {eval:.3e} (given)");
+        // Third order: the second-order check of a recorded gradient (a gradient penalty).
+        let r = check2(&[&[4, 2, 3], &[2], &[2]], |g, v| {
+            let y = g.batch_norm(v[0], v[1], v[2], 1e-5, Act::Tanh)?.0;
+            let l = g.sum_squares(y)?;
+            let d = g.gradients(l, &[v[0], v[1]])?;
+            let a = g.sum_squares(d[0])?;
+            let b = g.sum_squares(d[1])?;
+            g.add(a, b)
+        });
+        eprintln!("batch_norm third order: rel_err {:.3e}", r.rel_err);
     }
 
     #[test]
