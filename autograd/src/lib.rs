@@ -13,9 +13,10 @@
 //! `create_graph=True`), each op through its [`Op::backward_graph`], so a gradient is a
 //! [`Var`] to differentiate again: gradient penalties, and [`functional`]'s Hessian-vector
 //! products, Jacobian-vector products and small Hessians. [`gradgradcheck_fn`] checks second
-//! derivatives against finite differences of the first. An op without a differentiable
-//! backward (conv2d, conv_pool, max_pool2d, batch_norm for now) makes a second derivative
-//! through it fail with [`AutogradError::NotTwiceDifferentiable`], never give a wrong number.
+//! derivatives against finite differences of the first. Every op of the crate has one (conv2d's
+//! through [`Graph::conv2d_input_grad`] and [`Graph::conv2d_weight_grad`]); a user's op
+//! without a differentiable backward makes a second derivative through it fail with
+//! [`AutogradError::NotTwiceDifferentiable`], never give a wrong number.
 //!
 //! ```
 //! use nndl_autograd::Graph;

@@ -1,7 +1,7 @@
 //! The op set. One file per family; in each, the graph method is the forward, the `Op`
-//! implementation beside it is the backward (and, where it has one, the backward recorded as
-//! graph ops, `Op::backward_graph`), and the tests at the bottom gradcheck it (and check its
-//! second derivatives, `testing::check2`).
+//! implementation beside it is the backward and the backward recorded as graph ops
+//! (`Op::backward_graph`: every op here has one), and the tests at the bottom gradcheck it and
+//! check its second derivatives (`testing::check2`).
 //! Adding an op means adding a file here (and a `mod` line), nothing else.
 
 mod arith;

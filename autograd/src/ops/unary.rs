@@ -3,6 +3,7 @@
 
 use crate::{AutogradError, Backward, Graph, GraphBackward, Op, Result, Var};
 use std::marker::PhantomData;
+use tensor::unary::Act;
 use tensor::{unary as k, Float};
 
 /// An elementwise function and its derivative, expressed through input `x` and output `y`.
@@ -197,6 +198,18 @@ impl UnaryFn for Softplus {
     }
     fn df_graph<T: Float>(g: &mut Graph<T>, x: Var, _: Var) -> Result<Option<Var>> {
         g.sigmoid(x).map(Some)
+    }
+}
+
+/// The derivative of a fused activation `act` as graph ops on its output `y` (`None` for
+/// the identity): what the fused ops (conv_pool, batch_norm) multiply their output gradient
+/// by in their recorded backward. Each of these derivatives is a function of the output alone.
+pub(crate) fn act_grad_graph<T: Float>(g: &mut Graph<T>, act: Act, y: Var) -> Result<Option<Var>> {
+    match act {
+        Act::Identity => Ok(None),
+        Act::Sigmoid => Sigmoid::df_graph(g, y, y),
+        Act::Tanh => Tanh::df_graph(g, y, y),
+        Act::Relu => Relu::df_graph(g, y, y),
     }
 }
 
