@@ -1205,8 +1205,9 @@ fn hf_step(
     } else if rho > 0.75 {
         *damping *= 2.0 / 3.0;
     }
-    if !(f1 < f0) {
-        add(net, -1.0)?; // a step that raised the cost is not taken
+    // A step that did not lower the cost (or made it NaN) is not taken.
+    if f1.partial_cmp(&f0) != Some(std::cmp::Ordering::Less) {
+        add(net, -1.0)?;
     }
     Ok((f0, products))
 }
