@@ -131,9 +131,9 @@ enum Experiment {
         /// The Hessian is of the cost on the first N training images.
         #[arg(long, default_value_t = 1000)]
         hessian_images: usize,
-        /// Hessian-vector products per power iteration, at most (20 leave some
-        /// eigenvalues unconverged at 1e-4 after a few epochs at eta 2.5).
-        #[arg(long, default_value_t = 50)]
+        /// Hessian-vector products per power iteration, at most (20, even 50, leave some
+        /// eigenvalues unconverged at 1e-4: the top two can be close).
+        #[arg(long, default_value_t = 100)]
         power_iterations: usize,
         /// Stop when the Rayleigh quotient moves by less than this, relative.
         #[arg(long, default_value_t = 1e-4)]
@@ -869,8 +869,9 @@ fn hessian_times(
 /// The eigenvalue of largest magnitude of `H - shift I`, `H` the Hessian of the cost on
 /// `idx`, by power iteration on Hessian-vector products from a seeded random start, stopped
 /// after `iters` products or when the Rayleigh quotient moves by less than `tol` relative.
-/// Returns the last Rayleigh quotient `v^T (H - shift I) v` (`|v| = 1`) plus `shift`, and the
-/// number of products taken.
+/// Returns the last Rayleigh quotient `v^T (H - shift I) v` (`|v| = 1`) plus `shift`, the
+/// number of products taken, and whether the tolerance was met (if not, the quotient is a
+/// lower bound of the dominant eigenvalue, still short of it).
 fn power_iteration(
     net: &mut Network<f32>,
     data: &Dataset,
@@ -878,7 +879,7 @@ fn power_iteration(
     l2: (f64, usize),
     (iters, tol, seed): (usize, f64, u64),
     shift: f64,
-) -> Result<(f64, usize)> {
+) -> Result<(f64, usize, bool)> {
     let n: usize = parameter_dims(net)?
         .iter()
         .map(|d| d.iter().product::<usize>())
@@ -896,15 +897,16 @@ fn power_iteration(
         rayleigh = r;
         let s = norm(&hv);
         if done || s == 0.0 || k == iters {
-            return Ok((rayleigh + shift, k));
+            return Ok((rayleigh + shift, k, done || s == 0.0));
         }
         v = hv.into_iter().map(|x| x / s).collect();
     }
-    Ok((rayleigh + shift, 0))
+    Ok((rayleigh + shift, 0, false))
 }
 
 /// The largest eigenvalue of the Hessian (the most positive: the curvature that bounds a
-/// stable learning rate), and the eigenvalue of largest magnitude, with the products taken.
+/// stable learning rate), and the eigenvalue of largest magnitude, with the products taken and
+/// whether every power iteration converged.
 /// Power iteration finds the latter; when it is negative, a second run on `H - lambda I`
 /// (whose dominant eigenvalue is then `lambda_max - lambda > 0`) finds the former.
 fn largest_eigenvalue(
@@ -913,13 +915,13 @@ fn largest_eigenvalue(
     idx: &[usize],
     l2: (f64, usize),
     power: (usize, f64, u64),
-) -> Result<(f64, f64, usize)> {
-    let (dominant, k) = power_iteration(net, data, idx, l2, power, 0.0)?;
+) -> Result<(f64, f64, usize, bool)> {
+    let (dominant, k, ok) = power_iteration(net, data, idx, l2, power, 0.0)?;
     if dominant >= 0.0 {
-        return Ok((dominant, dominant, k));
+        return Ok((dominant, dominant, k, ok));
     }
-    let (top, k2) = power_iteration(net, data, idx, l2, power, dominant)?;
-    Ok((top, dominant, k + k2))
+    let (top, k2, ok2) = power_iteration(net, data, idx, l2, power, dominant)?;
+    Ok((top, dominant, k + k2, ok && ok2))
 }
 
 /// The wall time of one call of `f`, in seconds.
@@ -953,7 +955,7 @@ fn minibatch_sharpness(
     let (mut sum, mut products) = (0.0, 0);
     for b in 0..count {
         let idx: Vec<usize> = (10 * b..10 * (b + 1)).collect();
-        let (top, _, k) = largest_eigenvalue(net, data, &idx, l2, power)?;
+        let (top, _, k, _) = largest_eigenvalue(net, data, &idx, l2, power)?;
         sum += top;
         products += k;
     }
@@ -1025,30 +1027,35 @@ fn hessian(s: &Study, a: &HessianArgs) -> Result<Outcome> {
     let mut mini_curves = Vec::new();
     for &eta in &a.etas {
         let (mut eig_runs, mut cost_runs, mut iter_runs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut conv_runs = Vec::new();
         let (mut dom_runs, mut mini_runs) = (Vec::new(), Vec::new());
         for &seed in seeds {
             let mut net = network(&[784, 30, 10], Init::ScaledByInputs, seed)?;
-            let (l0, d0, k0) = largest_eigenvalue(&mut net, &train, &idx, l2, power(seed))?;
+            let (l0, d0, k0, ok0) = largest_eigenvalue(&mut net, &train, &idx, l2, power(seed))?;
+            let mut converged = vec![ok0];
             let (m0, _) = minibatch_sharpness(&mut net, &train, l2, a.minibatches, power(seed))?;
             let c0 = net
                 .evaluate(&train, 1000, Some(WeightPenalty::L2(lmbda)))?
                 .cost;
             println!(
-                "eta = {eta}, seed {seed}: 2/eta = {:.3}; epoch  0: lambda_max {l0:9.4} (dominant {d0:.4}, {k0} products), mini-batch lambda_max {m0:.4}, training cost {c0:.4}",
-                2.0 / eta
+                "eta = {eta}, seed {seed}: 2/eta = {:.3}; epoch  0: lambda_max {l0:9.4} (dominant {d0:.4}, {k0} products{}), mini-batch lambda_max {m0:.4}, training cost {c0:.4}",
+                2.0 / eta,
+                if ok0 { "" } else { ", not converged" }
             );
             let (mut eig, mut dom, mut mini, mut cost, mut iters) =
                 (vec![l0], vec![d0], vec![m0], vec![c0], vec![k0]);
             sgd(&mut net, &train, (a.epochs, 10, eta, lmbda), |e, net| {
-                let (l, d, k) = largest_eigenvalue(net, &train, &idx, l2, power(seed))?;
+                let (l, d, k, ok) = largest_eigenvalue(net, &train, &idx, l2, power(seed))?;
+                converged.push(ok);
                 let (m, _) = minibatch_sharpness(net, &train, l2, a.minibatches, power(seed))?;
                 let c = net
                     .evaluate(&train, 1000, Some(WeightPenalty::L2(lmbda)))?
                     .cost;
                 println!(
-                    "eta = {eta}, seed {seed}: 2/eta = {:.3}; epoch {:2}: lambda_max {l:9.4} (dominant {d:.4}, {k} products), mini-batch lambda_max {m:.4}, training cost {c:.4}, eta lambda_max {:.3}",
+                    "eta = {eta}, seed {seed}: 2/eta = {:.3}; epoch {:2}: lambda_max {l:9.4} (dominant {d:.4}, {k} products{}), mini-batch lambda_max {m:.4}, training cost {c:.4}, eta lambda_max {:.3}",
                     2.0 / eta,
                     e + 1,
+                    if ok { "" } else { ", not converged" },
                     eta * l
                 );
                 eig.push(l);
@@ -1063,12 +1070,13 @@ fn hessian(s: &Study, a: &HessianArgs) -> Result<Outcome> {
             mini_runs.push(mini);
             cost_runs.push(cost);
             iter_runs.push(iters);
+            conv_runs.push(converged);
         }
         rows.push(json!({
             "eta": eta, "two_over_eta": 2.0 / eta,
             "lambda_max": eig_runs, "lambda_dominant": dom_runs,
             "minibatch_lambda_max": mini_runs,
-            "power_iterations": iter_runs, "training_cost": cost_runs,
+            "power_iterations": iter_runs, "converged": conv_runs, "training_cost": cost_runs,
         }));
         eig_curves.push(mean_curve(
             format!("lambda_max, eta = {eta}"),
