@@ -1114,7 +1114,8 @@ fn hessian(s: &Study, a: &HessianArgs) -> Result<Outcome> {
         mini_curves,
     );
     m.log_y = true;
-    let costs = chart("Cost on the training data", "Epoch", "Cost", cost_curves);
+    let mut costs = chart("Cost on the training data", "Epoch", "Cost", cost_curves);
+    costs.log_y = true; // the start's cost is thirty times the end's
     Ok(Outcome::new(
         vec![c, m, costs],
         format!(
@@ -1312,11 +1313,12 @@ fn hessian_free(s: &Study, a: &HfArgs) -> Result<Outcome> {
     acc_curves.push(mean_curve(sgd_name, &sgd_acc, 100.0, 0.0));
     rows.push(json!({"method": "hessian-free", "training_cost": hf_cost, "validation_accuracy": hf_acc, "seconds": hf_secs, "hvp_products": hf_products}));
     rows.push(json!({"method": "sgd", "eta": a.sgd_eta, "training_cost": sgd_cost, "validation_accuracy": sgd_acc, "seconds": sgd_secs}));
+    let mut costs = chart("Cost on the training data", "Epoch", "Cost", cost_curves);
+    costs.log_y = true; // the start's cost is thirty times the end's
+    let mut acc = chart("Validation accuracy", "Epoch", "Accuracy (%)", acc_curves);
+    acc.y_bounds = Some((0.0, 100.0));
     Ok(Outcome::new(
-        vec![
-            chart("Cost on the training data", "Epoch", "Cost", cost_curves),
-            chart("Validation accuracy", "Epoch", "Accuracy (%)", acc_curves),
-        ],
+        vec![costs, acc],
         format!(
             "Hessian-free against SGD: [784, 30, 10], lmbda {lmbda}, {} training images",
             a.train_images
