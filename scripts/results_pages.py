@@ -37,6 +37,8 @@ TABLES = {
     "ch1_ch3": lambda: summarize.table(docs("book", "ch1_ch3"), ["1", "2", "3"]),
     "book_figures": lambda: summarize_book.figures(docs("book")),
     "more_data": lambda: summarize_book.more_data(docs("book")),
+    "hessian": lambda: summarize_book.hessian(docs("book")),
+    "hessian_free": lambda: summarize_book.hessian_free(docs("book")),
     "ch3_exercises": lambda: summarize_book.exercises(docs("book", "ch3_exercises")),
     "ch6": lambda: summarize_ch6.table(docs("ch6")),
     "relu_gap": lambda: summarize_ch6.study(docs("ch6")),

@@ -113,6 +113,86 @@ def more_data(d="docs/book"):
     return lines
 
 
+def sd3(values, digits=3):
+    """mean ± sd of plain numbers (no scaling), `digits` decimals."""
+    return pm(values, scale=1, digits=digits, unit="")
+
+
+def hessian(d="docs/book"):
+    """`book hessian`: the largest Hessian eigenvalue per eta against 2/eta, and the hvp cost."""
+    h = load(d, "hessian")
+    if not h:
+        return []
+    r = h["results"]
+    epochs = r["epochs"]
+    shown = [e for e in (0, 1, 10, epochs) if e <= epochs]
+    head = " | ".join(f"epoch {e}" for e in shown)
+    lines = [
+        f"| eta | 2/eta | lambda_max, {r['hessian_images']:,} images: {head} | eta x lambda_max, epoch {epochs} "
+        f"| mini-batch of 10: lambda_max, epoch 0 | mean over epochs 1-{epochs} | eta x that | training cost, epoch {epochs} |",
+        "| --- | --- |" + " --- |" * (len(shown) + 5),
+    ]
+    for run in r["runs"]:
+        eta = run["eta"]
+        lam = run["lambda_max"]
+        cells = " | ".join(sd3([s[e] for s in lam]) for e in shown)
+        mini = run["minibatch_lambda_max"]
+        mini_mean = [statistics.mean(s[1:]) for s in mini]
+        lines.append(
+            f"| {eta:g} | {run['two_over_eta']:g} | {cells} | {sd3([eta * s[epochs] for s in lam])} "
+            f"| {sd3([s[0] for s in mini])} | {sd3(mini_mean)} | {sd3([eta * m for m in mini_mean])} "
+            f"| {sd3([s[epochs] for s in run['training_cost']])} |"
+        )
+    c = r["cost_ratio"]
+    conv = [ok for run in r["runs"] for s in run.get("converged", []) for ok in s]
+    lines.append("")
+    lines.append(
+        f"mean ± sd of {h['seeds']} seeds; {h['seeds'] * len(r['runs']) * (epochs + 1)} eigenvalues of the "
+        f"{r['hessian_images']:,}-image Hessian, power iteration of at most {r['max_power_iterations']} "
+        f"products to a relative tolerance of {r['tolerance']:g}"
+        + (f" ({conv.count(False)} did not converge: lower bounds)" if conv else "")
+        + f"; each mini-batch figure the mean over the first {r['minibatches']} mini-batches of 10. "
+        f"One Hessian-vector product on {c['images']:,} images took {1e3 * c['hvp_seconds']:.2f} ms, "
+        f"one gradient {1e3 * c['gradient_seconds']:.2f} ms: a ratio of {c['ratio']:.2f} (medians of "
+        f"{c['repetitions']}, interleaved). Wall time {h['wall_seconds']:.0f} s."
+    )
+    return lines
+
+
+def hessian_free(d="docs/book"):
+    """`book hessian-free`: training cost per epoch of the Hessian-free optimiser and of SGD."""
+    h = load(d, "hessian-free")
+    if not h:
+        return []
+    r = h["results"]
+    epochs = r["epochs"]
+    shown = [e for e in (1, 2, 5, 10, 20, epochs) if e <= epochs]
+    shown = sorted(set(shown))
+    lines = [
+        "| method | " + " | ".join(f"cost, epoch {e}" for e in shown)
+        + f" | validation accuracy, epoch {epochs} | training s, {epochs} epochs | Hessian-vector products |",
+        "| --- |" + " --- |" * (len(shown) + 3),
+    ]
+    for run in r["runs"]:
+        if run["method"] == "sgd":
+            name = f"SGD, eta {run['eta']:g}, mini-batch 10"
+            prods = "-"
+        else:
+            name = (f"Hessian-free, {r['batch']:,} images a step, at most {r['cg_iterations']} CG "
+                    f"iterations, damping from {r['initial_damping']:g}")
+            prods = sd3([s[epochs] for s in run["hvp_products"]], 0)
+        cells = " | ".join(sd3([s[e] for s in run["training_cost"]]) for e in shown)
+        acc = pm([s[epochs] for s in run["validation_accuracy"]])
+        secs = sd3([s[epochs] for s in run["seconds"]], 1)
+        lines.append(f"| {name} | {cells} | {acc} | {secs} | {prods} |")
+    lines.append("")
+    lines.append(
+        f"mean ± sd of {h['seeds']} seeds, [784,30,10], lmbda {r['lambda']:g}, {r['train_images']:,} training "
+        f"images; cost on all of them with the L2 term. Wall time {h['wall_seconds']:.0f} s."
+    )
+    return lines
+
+
 # (record stem of scripts/ch3_exercises.sh, the flags it passes)
 EXERCISES = [
     ("sgd", "(plain SGD)"),
@@ -158,3 +238,7 @@ if __name__ == "__main__":
     print("\n".join(more_data(figs)))
     print()
     print("\n".join(exercises(ex)))
+    print()
+    print("\n".join(hessian(figs)))
+    print()
+    print("\n".join(hessian_free(figs)))

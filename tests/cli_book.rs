@@ -19,6 +19,54 @@ fn json(path: &std::path::Path) -> serde_json::Value {
 }
 
 #[test]
+fn book_hessian_measures_a_curvature_above_two_over_eta_at_the_start_and_hessian_free_learns() {
+    let s = Scratch::new("book-hessian");
+    let paths = [s.arg("h.json")];
+    let words = "hessian --etas 2.5 --epochs 1 --train-images 1000 --hessian-images 200 \
+                 --minibatches 2 --threads 1 --json";
+    let run = run_in(&s.0, "book", &args(words, &paths));
+    let out = run.ok();
+    assert!(
+        out.contains("One Hessian-vector product on 200 images"),
+        "{out}"
+    );
+    let record = json(&s.path("h.json"));
+    let r = &record["results"];
+    let ratio = r["cost_ratio"]["ratio"].as_f64().unwrap();
+    assert!(ratio.is_finite() && ratio > 0.0, "{ratio}");
+    let run = &r["runs"][0];
+    assert_eq!(run["two_over_eta"].as_f64(), Some(0.8));
+    // The start and one epoch; the untrained net's curvature is above 2/eta = 0.8 (about 4
+    // in the 50,000-image record), which is why eta 2.5's first steps overshoot.
+    let lam: Vec<f64> = run["lambda_max"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(lam.len(), 2);
+    assert!(lam[0] > 0.8, "lambda_max at the start {lam:?}");
+    assert!(s.path("hessian.png").exists());
+
+    let paths = [s.arg("hf.json")];
+    let words = "hessian-free --epochs 1 --train-images 2000 --batch 500 --threads 1 --json";
+    let r = run_in(&s.0, "book", &args(words, &paths));
+    r.ok();
+    let runs = &json(&s.path("hf.json"))["results"]["runs"];
+    for run in runs.as_array().unwrap() {
+        let cost = &run["training_cost"][0];
+        let (start, end) = (cost[0].as_f64().unwrap(), cost[1].as_f64().unwrap());
+        assert!(
+            end < start / 2.0,
+            "{}: cost {start} -> {end}",
+            run["method"]
+        );
+    }
+    // Four steps, each at least one Hessian-vector product.
+    assert!(runs[0]["hvp_products"][0][1].as_u64().unwrap() >= 4);
+}
+
+#[test]
 fn book_depth_and_layer_speeds_print_the_books_numbers_and_write_figure_and_record() {
     let s = Scratch::new("book");
     let paths = [s.arg("depth.json")];

@@ -21,13 +21,15 @@ const PROGRAMS: [(&str, Option<&str>); 9] = [
 ];
 
 /// `book`'s subcommands, each with flags of its own.
-const BOOK_EXPERIMENTS: [&str; 6] = [
+const BOOK_EXPERIMENTS: [&str; 8] = [
     "overfitting",
     "more-data",
     "init",
     "learning-rates",
     "depth",
     "layer-speeds",
+    "hessian",
+    "hessian-free",
 ];
 
 /// Flags taking a value that do nothing unless given (an output path, an opt-in method):
