@@ -5,8 +5,8 @@
 
 use crate::{Ctx, Layer, Mode};
 use autograd::{
-    gradcheck_with, precision_check, CheckOptions, CheckReport, GradcheckError, GradcheckReport,
-    Graph, PrecisionConfig, PrecisionReport, Var,
+    gradcheck_with, gradgradcheck, precision_check, CheckOptions, CheckReport, GradcheckConfig,
+    GradcheckError, GradcheckReport, Graph, PrecisionConfig, PrecisionReport, Var,
 };
 use rand::SeedableRng;
 use tensor::{Float, Tensor};
@@ -84,6 +84,40 @@ pub fn gradcheck_layer_with(
 ) -> Result<CheckReport, GradcheckError> {
     let (xv, wrt) = inputs(g, layer, x);
     gradcheck_with(g, &wrt, forward(layer, xv, mode), opts)
+}
+
+/// The second-order check of a layer (PyTorch's `gradgradcheck`): the gradient of the
+/// layer's projected output with respect to the input `x`, its weights and biases is recorded
+/// on the tape ([`Graph::gradients`]), and the gradient of a random projection of *that* is
+/// compared with central differences of the first-order gradient, in f64. What a Hessian-
+/// vector product or a gradient penalty through the layer relies on. Dropout draws the same
+/// mask at every evaluation.
+///
+/// ```
+/// use nndl_nn::rand::SeedableRng;
+/// use nndl_nn::{gradgradcheck_layer, Activation, FcConfig, FullyConnected, Graph, Init, Mode, Pcg64, Tensor};
+///
+/// let mut g = Graph::<f64>::new();
+/// let config = FcConfig { activation: Activation::Sigmoid, init: Init::ScaledByInputs, p_dropout: 0.0 };
+/// let fc = FullyConnected::new(&mut g, "fc", 5, 3, config, &mut Pcg64::seed_from_u64(1))?;
+/// let x = Tensor::randn(&[4, 5], 0.0, 1.0, &mut Pcg64::seed_from_u64(2))?;
+/// let report = gradgradcheck_layer(&mut g, &fc, x, Mode::Train)?;
+/// assert_eq!(report.checked, 4 * 5 + 3 * 5 + 3); // x, w and b
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn gradgradcheck_layer(
+    g: &mut Graph<f64>,
+    layer: &dyn Layer<f64>,
+    x: Tensor<f64>,
+    mode: Mode,
+) -> Result<GradcheckReport, GradcheckError> {
+    let (xv, wrt) = inputs(g, layer, x);
+    gradgradcheck(
+        g,
+        &wrt,
+        forward(layer, xv, mode),
+        GradcheckConfig::default(),
+    )
 }
 
 /// The precision check of a layer: the same layer built in f32 (`layer32` on `g32`) and in

@@ -28,7 +28,9 @@ pub use cost::Cost;
 pub use data::{InMemory, Samples};
 pub use error::NnError;
 pub use evaluate::{Evaluation, WeightPenalty};
-pub use gradcheck::{gradcheck_layer, gradcheck_layer_with, precision_check_layer};
+pub use gradcheck::{
+    gradcheck_layer, gradcheck_layer_with, gradgradcheck_layer, precision_check_layer,
+};
 pub use init::Init;
 pub use layer::{Activation, Ctx, Layer, LayerKind, Mode};
 pub use layers::{
