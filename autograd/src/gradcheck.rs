@@ -331,13 +331,20 @@ pub fn gradcheck_fn<F>(
 where
     F: FnMut(&mut Graph<f64>, &[Var]) -> Result<Var, AutogradError>,
 {
+    let (mut g, vars) = graph_of(inputs);
+    gradcheck(&mut g, &vars, |g| f(g, &vars), cfg)
+}
+
+/// A fresh graph with each input as a parameter named `input{i}`: what the `*_fn` checks
+/// differentiate.
+pub(crate) fn graph_of(inputs: &[Tensor<f64>]) -> (Graph<f64>, Vec<Var>) {
     let mut g = Graph::new();
-    let vars: Vec<Var> = inputs
+    let vars = inputs
         .iter()
         .enumerate()
         .map(|(i, t)| g.parameter(format!("input{i}"), t.clone()))
         .collect();
-    gradcheck(&mut g, &vars, |g| f(g, &vars), cfg)
+    (g, vars)
 }
 
 /// Second-order check of a function of plain tensors (PyTorch's `gradgradcheck`): each input
@@ -366,12 +373,7 @@ pub fn gradgradcheck_fn<F>(
 where
     F: FnMut(&mut Graph<f64>, &[Var]) -> Result<Var, AutogradError>,
 {
-    let mut g = Graph::new();
-    let vars: Vec<Var> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, t)| g.parameter(format!("input{i}"), t.clone()))
-        .collect();
+    let (mut g, vars) = graph_of(inputs);
     gradgradcheck(&mut g, &vars, |g| f(g, &vars), cfg)
 }
 

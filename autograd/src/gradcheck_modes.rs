@@ -10,6 +10,7 @@
 //!
 //! [`gradcheck()`]: crate::gradcheck()
 
+use crate::gradcheck::graph_of;
 use crate::{AutogradError, GradcheckConfig, GradcheckError, GradcheckReport, Graph, Var};
 use rand::{Rng, SeedableRng};
 use std::fmt;
@@ -348,12 +349,7 @@ pub fn gradcheck_fn_with<F>(
 where
     F: FnMut(&mut Graph<f64>, &[Var]) -> Result<Var, AutogradError>,
 {
-    let mut g = Graph::new();
-    let vars: Vec<Var> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, t)| g.parameter(format!("input{i}"), t.clone()))
-        .collect();
+    let (mut g, vars) = graph_of(inputs);
     gradcheck_with(&mut g, &vars, |g| f(g, &vars), opts)
 }
 
