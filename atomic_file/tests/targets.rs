@@ -398,8 +398,22 @@ fn temp_files_of_killed_saves_are_removed_by_the_next_save() {
     expected.sort();
     assert_eq!(dir.listing(), expected);
 
-    // Once its writer is gone (the lock goes with its file), the locked one goes too.
+    // Once its writer is gone (the lock goes with its file), the locked one goes too. A child
+    // forked by a test running beside this one (mkfifo, unshare) shares the open file, and so
+    // the lock, until it execs: wait until the lock is free, as a dead writer's is.
     drop(live);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while File::open(dir.path().join(locked))
+        .unwrap()
+        .try_lock()
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock outlived its file by 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     nndl_atomic_file::write_bytes(dir.path().join("out.json"), b"newer").unwrap();
     expected.retain(|n| *n != locked);
     assert_eq!(dir.listing(), expected);
