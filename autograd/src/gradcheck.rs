@@ -77,6 +77,22 @@ pub struct GradcheckReport {
     pub checked: usize,
 }
 
+impl GradcheckReport {
+    /// The report of a check that compared no element (all zeros).
+    pub(crate) fn nothing_checked() -> Self {
+        GradcheckReport {
+            input: 0,
+            name: String::new(),
+            index: 0,
+            analytic: 0.0,
+            numeric: 0.0,
+            abs_err: 0.0,
+            rel_err: 0.0,
+            checked: 0,
+        }
+    }
+}
+
 impl fmt::Display for GradcheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -138,6 +154,33 @@ pub enum GradcheckError {
     Precision(crate::PrecisionReport),
 }
 
+/// A fresh forward of `f`, projected onto the weights, and the first-order gradient of that
+/// projection in each of `wrt` (zeros where the output does not depend on it).
+fn projected_gradients<F>(
+    g: &mut Graph<f64>,
+    f: &mut F,
+    wrt: &[Var],
+    weights: &mut Option<Tensor<f64>>,
+    seed: u64,
+) -> Result<Vec<Tensor<f64>>, AutogradError>
+where
+    F: FnMut(&mut Graph<f64>) -> Result<Var, AutogradError>,
+{
+    g.reset();
+    let out = f(g)?;
+    projected(g, out, weights, seed)?;
+    let w = weights.clone().expect("projection weights exist");
+    g.backward_with_grad(out, &w)?;
+    Ok(wrt
+        .iter()
+        .map(|&p| {
+            g.grad(p)
+                .cloned()
+                .unwrap_or_else(|| Tensor::zeros_shape(g.val(p).shape()))
+        })
+        .collect())
+}
+
 fn projected(
     g: &Graph<f64>,
     out: Var,
@@ -196,19 +239,7 @@ where
         }
     }
     let mut weights = None;
-    g.reset();
-    let out = f(g)?;
-    projected(g, out, &mut weights, cfg.seed)?;
-    let seed = weights.clone().expect("projection weights exist");
-    g.backward_with_grad(out, &seed)?;
-    let analytic: Vec<Tensor<f64>> = wrt
-        .iter()
-        .map(|&p| {
-            g.grad(p)
-                .cloned()
-                .unwrap_or_else(|| Tensor::zeros_shape(g.val(p).shape()))
-        })
-        .collect();
+    let analytic = projected_gradients(g, &mut f, wrt, &mut weights, cfg.seed)?;
     let mut worst = Worst::new(cfg);
     for (i, &p) in wrt.iter().enumerate() {
         let n = g.val(p).numel();
@@ -289,19 +320,9 @@ impl Worst {
     }
 
     fn finish(self) -> Result<GradcheckReport, GradcheckError> {
-        let (badness, mut report) = self.worst.unwrap_or((
-            0.0,
-            GradcheckReport {
-                input: 0,
-                name: String::new(),
-                index: 0,
-                analytic: 0.0,
-                numeric: 0.0,
-                abs_err: 0.0,
-                rel_err: 0.0,
-                checked: 0,
-            },
-        ));
+        let (badness, mut report) = self
+            .worst
+            .unwrap_or((0.0, GradcheckReport::nothing_checked()));
         report.checked = self.checked;
         if badness > 1.0 || badness.is_nan() {
             Err(GradcheckError::Mismatch(report))
@@ -471,19 +492,7 @@ where
 
     // Reference: v . grad f(x) by the first-order backward.
     let mut phi = |g: &mut Graph<f64>| -> Result<(f64, Vec<Tensor<f64>>), AutogradError> {
-        g.reset();
-        let out = f(g)?;
-        projected(g, out, &mut weights, cfg.seed)?;
-        let seed = weights.clone().expect("projection weights exist");
-        g.backward_with_grad(out, &seed)?;
-        let grads: Vec<Tensor<f64>> = wrt
-            .iter()
-            .map(|&p| {
-                g.grad(p)
-                    .cloned()
-                    .unwrap_or_else(|| Tensor::zeros_shape(g.val(p).shape()))
-            })
-            .collect();
+        let grads = projected_gradients(g, &mut f, wrt, &mut weights, cfg.seed)?;
         let dot = grads
             .iter()
             .zip(&dirs)

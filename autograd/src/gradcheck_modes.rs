@@ -306,16 +306,7 @@ where
             let r = fast_check(&mut c, pairs, cfg)?;
             if !r.fell_back {
                 return Ok(CheckReport {
-                    worst: GradcheckReport {
-                        input: 0,
-                        name: String::new(),
-                        index: 0,
-                        analytic: 0.0,
-                        numeric: 0.0,
-                        abs_err: 0.0,
-                        rel_err: 0.0,
-                        checked: 0,
-                    },
+                    worst: GradcheckReport::nothing_checked(),
                     kinks: Vec::new(),
                     fast: Some(r),
                     nondet_max,
@@ -547,19 +538,7 @@ where
             }
         }
     }
-    let (badness, mut report) = worst.unwrap_or((
-        0.0,
-        GradcheckReport {
-            input: 0,
-            name: String::new(),
-            index: 0,
-            analytic: 0.0,
-            numeric: 0.0,
-            abs_err: 0.0,
-            rel_err: 0.0,
-            checked: 0,
-        },
-    ));
+    let (badness, mut report) = worst.unwrap_or((0.0, GradcheckReport::nothing_checked()));
     report.checked = checked;
     let verdict = if badness > 1.0 || badness.is_nan() {
         Err(report)
