@@ -107,6 +107,12 @@ where
 /// replaces the graph's stored gradients: afterwards they are those of `v . grad output` (what
 /// was stored before is discarded). Call [`Graph::reset`] before the next step as usual.
 ///
+/// It is `H v` where every op's backward is the derivative of its forward, as every op's is
+/// by default. network3's tie-splitting pool gradient ([`PoolGrad::Ties`](tensor::pool::PoolGrad))
+/// is not, where a window's tied positions have equal input patches: through it this
+/// returns the product with the transposed Jacobian of that rule's gradient, which is not
+/// symmetric and is no Hessian.
+///
 /// ```
 /// use nndl_autograd::{functional::hvp_on, Graph, Tensor};
 ///

@@ -1051,6 +1051,49 @@ mod tests {
     }
 
     #[test]
+    fn the_tie_rule_is_not_the_derivative_where_tied_patches_are_equal() {
+        // Every row of the input alike: vertically adjacent positions see equal patches, so
+        // each window's maximum is tied between two positions that move together. The max
+        // changes once as w does; Ties counts it twice (and so its second derivative is no
+        // Hessian: `PoolGrad::Ties`), First is the derivative.
+        let mut t = randoms(&[&[1, 1, 6, 7], &[2, 1, 3, 3], &[2]], 8);
+        let row: Vec<f64> = t[0].data()[..7].to_vec();
+        for (i, v) in t[0].data_mut().iter_mut().enumerate() {
+            *v = row[i % 7];
+        }
+        let dy = randoms(&[&[1, 2, 2, 2]], 9).remove(0);
+        let f = |w: &tensor::Tensor<f64>, grad| {
+            let mut g = crate::Graph::<f64>::new();
+            let x = g.input(t[0].clone());
+            let w = g.parameter("w", w.clone());
+            let b = g.input(t[2].clone());
+            let y = g.conv_pool(x, w, b, 2, Act::Identity, grad).unwrap();
+            let d = g.leaf(dy.clone());
+            let p = g.mul(y, d).unwrap();
+            let s = g.sum(p).unwrap();
+            g.backward(s).unwrap();
+            (
+                g.value(s).unwrap().data()[0],
+                g.grad(w).unwrap().data().to_vec(),
+            )
+        };
+        for (grad, times) in [(PoolGrad::First, 1.0), (PoolGrad::Ties, 2.0)] {
+            let (_, analytic) = f(&t[1], grad);
+            for (k, &a) in analytic.iter().enumerate() {
+                let (mut up, mut down) = (t[1].clone(), t[1].clone());
+                up.data_mut()[k] += 1e-6;
+                down.data_mut()[k] -= 1e-6;
+                let fd = (f(&up, grad).0 - f(&down, grad).0) / 2e-6;
+                assert!(
+                    (a - times * fd).abs() < 1e-8,
+                    "{grad:?} w[{k}]: {a} vs {times} x {fd}"
+                );
+            }
+            assert!(analytic.iter().any(|a| a.abs() > 1e-3), "nothing compared");
+        }
+    }
+
+    #[test]
     fn conv2d_bad_bias_and_channels() {
         let mut g = crate::Graph::<f32>::new();
         let x = g.input(tensor::Tensor::zeros(&[1, 2, 5, 5]).unwrap());

@@ -51,6 +51,12 @@ pub enum PoolGrad {
     /// Every position equal to the maximum gets the whole gradient (Theano's `MaxPoolGrad`,
     /// which network3.py ran): ties are common where a layer's input is constant, e.g. over the
     /// blank margins of a digit.
+    ///
+    /// It is not the derivative of the max where tied positions move together (two
+    /// positions of one window whose input patches are equal: the max changes once, this
+    /// rule counts it at each). So a second derivative taken through it (a Hessian-vector
+    /// product, say) is the derivative of this rule's gradient, whose Jacobian is not
+    /// symmetric there, and not a Hessian of the loss: use [`PoolGrad::First`] for that.
     Ties,
 }
 
