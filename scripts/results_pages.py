@@ -27,6 +27,7 @@ import summarize  # noqa: E402
 import summarize_book  # noqa: E402
 import summarize_ch6  # noqa: E402
 import summarize_modern  # noqa: E402
+import summarize_speedrun  # noqa: E402
 
 
 def docs(*parts):
@@ -43,6 +44,7 @@ TABLES = {
     "ch6": lambda: summarize_ch6.table(docs("ch6")),
     "relu_gap": lambda: summarize_ch6.study(docs("ch6")),
     "modern_throughput": lambda: summarize_modern.throughput(docs("modern", "throughput.json")),
+    "speedrun": lambda: summarize_speedrun.table(docs("speedrun")),
 }
 for _name, *_ in summarize_modern.TABLES:
     TABLES[f"modern_{_name}"] = lambda n=_name: summarize_modern.table(n, docs("modern"))

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
 /// Every example program, with the book's program it reproduces where there is one.
-const PROGRAMS: [(&str, Option<&str>); 9] = [
+const PROGRAMS: [(&str, Option<&str>); 10] = [
     ("network", Some("network.py")),
     ("network2", Some("network2.py")),
     ("network3", Some("network3.py")),
@@ -17,6 +17,7 @@ const PROGRAMS: [(&str, Option<&str>); 9] = [
     ("mnist_expand", Some("expand_mnist.py")),
     ("book", None),
     ("modern", None),
+    ("speedrun", None),
     ("custom_layer", None),
 ];
 
@@ -352,6 +353,38 @@ fn modern_runs_with_the_defaults_its_help_shows() {
     for flag in ["degrees", "shift", "scale"] {
         same_number(&s["augment"], flag, d(flag), &format!("modern --{flag}"));
     }
+}
+
+#[test]
+fn speedrun_runs_with_the_defaults_its_help_shows() {
+    let opts = options(&help("speedrun", &[]));
+    let d = |flag: &str| opts[flag].default_word();
+    // A one-layer net in place of the recipe: the defaults are the same, the run cheap.
+    let rec = record(
+        "speedrun",
+        &["--train-limit", "10", "--layers", "softmax:10"],
+    );
+    let s = &rec["settings"];
+    for (key, flag) in [
+        ("mini_batch", "mini-batch"),
+        ("warmup", "warmup"),
+        ("weight_decay", "weight-decay"),
+        ("seed", "seed"),
+        ("pixel_scale", "pixel-scale"),
+    ] {
+        same_number(s, key, d(flag), &format!("speedrun --{flag}"));
+    }
+    assert_eq!(s["target"], "P990", "speedrun --target {}", d("target"));
+    assert_eq!(d("target"), "99.0");
+    // The 99.0 recipe's own settings, which its help names.
+    assert_eq!(
+        (s["epochs"].as_u64(), s["eta"].as_f64()),
+        (Some(1), Some(0.2))
+    );
+    // Trained on the 10 images and the 10,000 validation images, judged on test.
+    assert_eq!(s["train_images"], 10_010);
+    assert_eq!(s["judged_on"], "test");
+    assert!(rec["test_accuracy"].as_f64().is_some());
 }
 
 #[test]

@@ -95,3 +95,52 @@ impl Cost {
         })
     }
 }
+
+/// The log-likelihood cost against smoothed targets, `(1 - eps) (-log p[y]) + eps mean_k
+/// (-log p[k])` averaged over the mini-batch: composed of the tape's ops, so its gradient,
+/// `p - ((1 - eps) y + eps / C)`, needs no code of its own.
+pub(crate) fn smoothed_log_likelihood<T: Float>(
+    g: &mut Graph<T>,
+    z: Var,
+    labels: &[usize],
+    eps: f64,
+) -> Result<Var> {
+    let hit = g.softmax_cross_entropy(z, labels)?;
+    let logp = g.log_softmax(z)?;
+    let spread = g.mean(logp)?;
+    let hit = g.scale(hit, T::of(1.0 - eps))?;
+    let spread = g.scale(spread, T::of(eps))?;
+    Ok(g.sub(hit, spread)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::Tensor;
+
+    #[test]
+    fn smoothed_cost_and_its_gradient() {
+        let (zs, labels, eps) = (vec![0.3, -1.2, 2.0, 0.5, 0.1, -0.4], [2usize, 0], 0.1);
+        let mut g = Graph::<f64>::new();
+        let z = g.parameter("z", Tensor::from_vec(zs.clone(), &[2, 3]).unwrap());
+        let c = smoothed_log_likelihood(&mut g, z, &labels, eps).unwrap();
+        g.backward(c).unwrap();
+        let (mut want, mut grad) = (0.0, vec![]);
+        for (r, row) in zs.chunks(3).enumerate() {
+            let m = row.iter().cloned().fold(f64::MIN, f64::max);
+            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+            for (k, &v) in row.iter().enumerate() {
+                let (p, t) = (
+                    (v - m).exp() / s,
+                    (1.0 - eps) * f64::from(k == labels[r]) + eps / 3.0,
+                );
+                want -= t * (p.ln()) / 2.0;
+                grad.push((p - t) / 2.0);
+            }
+        }
+        assert!((g.value(c).unwrap().data()[0] - want).abs() < 1e-14);
+        for (a, b) in g.grad(z).unwrap().data().iter().zip(&grad) {
+            assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+        }
+    }
+}

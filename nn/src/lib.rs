@@ -39,7 +39,8 @@ pub use layers::{
 };
 pub use network::{Epoch, EpochStats, Network, MAX_PARAMETERS};
 pub use optim::{
-    Adam, Averaged, Momentum, Optimizer, OptimizerState, ParamStep, Regularization, Scalars, Sgd,
+    Adam, Averaged, Momentum, OneCycle, Optimizer, OptimizerState, ParamStep, Regularization,
+    Scalars, Sgd,
 };
 pub use tensor::pool::PoolGrad;
 

@@ -68,6 +68,7 @@ pub struct Network<T: Float> {
     input_dims: Vec<usize>,
     dims: Vec<usize>,
     cost: Cost,
+    label_smoothing: f64,
     rng: rand_pcg::Pcg64,
     order: Vec<usize>,
     labels: Vec<usize>,
@@ -117,10 +118,35 @@ impl<T: Float> Network<T> {
             input_dims: input_dims.to_vec(),
             dims: input_dims.to_vec(),
             cost,
+            label_smoothing: 0.0,
             rng: rand_pcg::Pcg64::seed_from_u64(seed),
             order: Vec::new(),
             labels: Vec::new(),
         }
+    }
+
+    /// Trains (and costs) against targets smoothed by `eps`: `1 - eps` on the label and
+    /// `eps` spread evenly over all classes (Szegedy et al. 2016; PyTorch's
+    /// `CrossEntropyLoss(label_smoothing=eps)`). Log-likelihood cost only; 0 turns it off.
+    pub fn set_label_smoothing(&mut self, eps: f64) -> Result<()> {
+        if !(0.0..1.0).contains(&eps) {
+            return Err(NnError::Config(format!(
+                "label smoothing must be in [0, 1), got {eps}"
+            )));
+        }
+        if eps > 0.0 && self.cost != Cost::LogLikelihood {
+            return Err(NnError::Config(format!(
+                "label smoothing goes with the log-likelihood cost, not {:?}",
+                self.cost
+            )));
+        }
+        self.label_smoothing = eps;
+        Ok(())
+    }
+
+    /// The label smoothing in use (0: none).
+    pub fn label_smoothing(&self) -> f64 {
+        self.label_smoothing
     }
 
     /// Appends a layer after checking it accepts the previous layer's output.
@@ -268,7 +294,11 @@ impl<T: Float> Network<T> {
         self.labels.clear();
         self.labels.extend(idx.iter().map(|&i| data.label(i)));
         let labels = std::mem::take(&mut self.labels);
-        let loss = self.cost.loss(&mut self.graph, z, &labels);
+        let loss = if self.label_smoothing > 0.0 {
+            crate::cost::smoothed_log_likelihood(&mut self.graph, z, &labels, self.label_smoothing)
+        } else {
+            self.cost.loss(&mut self.graph, z, &labels)
+        };
         self.labels = labels;
         loss
     }

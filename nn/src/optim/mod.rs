@@ -13,6 +13,7 @@
 mod adam;
 mod averaged;
 mod momentum;
+mod one_cycle;
 mod regularization;
 mod sgd;
 mod state;
@@ -20,6 +21,7 @@ mod state;
 pub use adam::Adam;
 pub use averaged::Averaged;
 pub use momentum::Momentum;
+pub use one_cycle::OneCycle;
 pub use regularization::Regularization;
 pub use sgd::Sgd;
 pub use state::{OptimizerState, Scalars};

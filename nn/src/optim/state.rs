@@ -33,6 +33,14 @@ pub enum Scalars {
         /// Steps averaged.
         t: u64,
     },
+    /// The one-cycle schedule's.
+    #[serde(rename = "one_cycle")]
+    OneCycle {
+        /// The scheduled optimiser's.
+        inner: Option<Box<Scalars>>,
+        /// Steps taken.
+        t: u64,
+    },
 }
 
 impl Scalars {
@@ -42,6 +50,7 @@ impl Scalars {
             Scalars::Momentum => "momentum",
             Scalars::Adam { .. } => "adam",
             Scalars::Averaged { .. } => "averaged",
+            Scalars::OneCycle { .. } => "one_cycle",
         }
     }
 }

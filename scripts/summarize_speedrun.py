@@ -1,0 +1,72 @@
+"""Prints the time-to-accuracy table from the records of scripts/speedrun_compare.py
+(docs/speedrun/TARGET-PROGRAM-sSEED.json) and the machine's measured fp32 limit
+(docs/speedrun/limit.json, from `cargo bench --bench kernels -- --quick`).
+
+    python3 scripts/summarize_speedrun.py [RECORDS_DIR]   (default docs/speedrun)
+
+scripts/results_pages.py puts the same table in docs/results/speedrun.md.
+"""
+import glob
+import json
+import os
+import statistics
+import sys
+
+# The recipes of examples/speedrun.rs: channels per stage, whether the last stage pools.
+RECIPES = {"99.0": ([16, 32, 64], True), "99.5": ([16, 32, 64, 128], False), "99.7": ([32, 64, 128, 256], False)}
+
+
+def train_flops(target):
+    """Floating-point operations to train on one image: the convolutions' and the last
+    layer's multiply-adds, twice for the FMA, three times for forward, input and filter
+    gradients (the first layer has no input gradient, counted anyway: the bound stays a
+    bound)."""
+    channels, pool_last = RECIPES[target]
+    macs, c_in, side = 0, 1, 28
+    for k, c in enumerate(channels):
+        macs += c * c_in * 9 * side * side
+        if pool_last or k + 1 < len(channels):
+            side //= 2
+        c_in = c
+    macs += c_in * side * side * 10
+    return 2 * 3 * macs
+
+
+def table(d="docs/speedrun"):
+    runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "99.*-*-s*.json")))]
+    if not runs:
+        return []
+    limit = json.load(open(os.path.join(d, "limit.json")))
+    gflops = limit["gflops_per_thread"] * limit["threads"]
+    lines = [
+        "| target | command | test accuracy per seed | mean | wall, s (median) | training images/s (median) "
+        "| % of the fp32 limit | peak RSS, MiB | PyTorch / nndl wall |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for target in sorted({r["target"] for r in runs}):
+        walls = {}
+        for prog in ("nndl", "pytorch"):
+            rs = sorted((r for r in runs if r["target"] == target and r["program"] == prog), key=lambda r: r["seed"])
+            if not rs:
+                continue
+            accs = " / ".join(f"{100 * r['test_accuracy']:.2f}" for r in rs)
+            mean = statistics.mean(r["test_accuracy"] for r in rs)
+            wall = statistics.median(r["wall_seconds"] for r in rs)
+            speed = statistics.median(r["train_images_per_second"] for r in rs)
+            rss = max(r["peak_rss_mib"] for r in rs)
+            share = 100 * speed * train_flops(target) / (gflops * 1e9)
+            walls[prog] = wall
+            name = (f"nndl: `speedrun --target {target}`" if prog == "nndl"
+                    else f"PyTorch, bf16 + channels-last: `speedrun_pytorch.py --target {target}`")
+            ratio = f"{walls['pytorch'] / walls['nndl']:.2f}x" if prog == "pytorch" and "nndl" in walls else ""
+            lines.append(f"| {target}% | {name} | {accs} | {100 * mean:.2f}% | {wall:.2f} | {speed:,.0f} | {share:.0f}% | {rss:,.0f} | {ratio} |")
+    loads = [r["load_average"] for r in runs]
+    lines += ["", f"{len(runs)} runs, {min(r['date'] for r in runs)} to {max(r['date'] for r in runs)}, "
+              f"{runs[0]['cpu']}, {runs[0]['threads']} threads, one sitting per target, alternated; "
+              f"load average before a run {min(loads):.2f} to {max(loads):.2f}; fp32 limit "
+              f"{gflops:.0f} GFLOP/s ({limit['threads']} x `{limit['line']}`)."]
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(table(sys.argv[1] if len(sys.argv) > 1 else "docs/speedrun")))
