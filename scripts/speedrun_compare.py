@@ -46,14 +46,18 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True, help="directory for the records")
-    ap.add_argument("--only", choices=["nndl", "pytorch"], help="run one side only")
+    ap.add_argument("--only", choices=["nndl", "nndl-f32", "pytorch"], help="run one side only")
+    ap.add_argument("--fp32", action="store_true", help="also run nndl with --fp32 (program nndl-f32)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     exe = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "examples", "speedrun")
+    nndl = [exe, "--target", a.target, "--threads", str(a.threads), "--data", "data/mnist"]
     sides = {
-        "nndl": [exe, "--target", a.target, "--threads", str(a.threads), "--data", "data/mnist"],
+        "nndl": nndl,
         "pytorch": ["python3", "benches/speedrun_pytorch.py", "--target", a.target, "--threads", str(a.threads), "--data", "data/mnist"],
     }
+    if a.fp32:
+        sides["nndl-f32"] = nndl + ["--fp32"]
     cpu = cpu_model()
     for seed in a.seeds:
         for name, cmd in sides.items():
@@ -67,7 +71,7 @@ def main():
                 "program": name, "target": a.target, "seed": seed, "test_accuracy": round(acc, 4),
                 "wall_seconds": round(wall, 3), "peak_rss_mib": round(rss, 1),
                 "train_images_per_second": round(sum(speed) / len(speed)) if speed else None,
-                "load_average": load, "cpu": cpu, "threads": a.threads,
+                "bf16": name != "nndl-f32", "load_average": load, "cpu": cpu, "threads": a.threads,
                 "date": time.strftime("%Y-%m-%d"),
             }
             print(json.dumps(record), flush=True)

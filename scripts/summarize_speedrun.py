@@ -45,7 +45,7 @@ def table(d="docs/speedrun"):
     ]
     for target in sorted({r["target"] for r in runs}):
         walls = {}
-        for prog in ("nndl", "pytorch"):
+        for prog in ("nndl", "nndl-f32", "pytorch"):
             rs = sorted((r for r in runs if r["target"] == target and r["program"] == prog), key=lambda r: r["seed"])
             if not rs:
                 continue
@@ -56,8 +56,11 @@ def table(d="docs/speedrun"):
             rss = max(r["peak_rss_mib"] for r in rs)
             share = 100 * speed * train_flops(target) / (gflops * 1e9)
             walls[prog] = wall
-            name = (f"nndl: `speedrun --target {target}`" if prog == "nndl"
-                    else f"PyTorch, bf16 + channels-last: `speedrun_pytorch.py --target {target}`")
+            name = {
+                "nndl": f"nndl, bf16 convolutions: `speedrun --target {target}`",
+                "nndl-f32": f"nndl, f32: `speedrun --target {target} --fp32`",
+                "pytorch": f"PyTorch, bf16 autocast + channels-last: `speedrun_pytorch.py --target {target}`",
+            }[prog]
             ratio = f"{walls['pytorch'] / walls['nndl']:.2f}x" if prog == "pytorch" and "nndl" in walls else ""
             lines.append(f"| {target}% | {name} | {accs} | {100 * mean:.2f}% | {wall:.2f} | {speed:,.0f} | {share:.0f}% | {rss:,.0f} | {ratio} |")
     loads = [r["load_average"] for r in runs]

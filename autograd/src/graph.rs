@@ -124,6 +124,8 @@ pub struct Graph<T: Float> {
     pub(crate) first_use: Vec<usize>,
     /// Per parameter: `sum p^2` as a consumer reported it, until the parameter next changes.
     pub(crate) sum_squares: Vec<Option<T>>,
+    /// Whether convolutions multiply in bf16 ([`Graph::set_bf16_convolutions`]).
+    pub(crate) bf16_conv: bool,
 }
 
 impl<T: Float> Default for Graph<T> {
@@ -148,6 +150,7 @@ impl<T: Float> Graph<T> {
             handed: Vec::new(),
             first_use: Vec::new(),
             sum_squares: Vec::new(),
+            bf16_conv: false,
         }
     }
 
@@ -439,6 +442,21 @@ impl<T: Float> Graph<T> {
     /// needed only while it ran).
     pub(crate) fn recycle_buf(&mut self, buf: Vec<T>) {
         self.buffers.give(buf)
+    }
+
+    /// Makes the f32 convolutions recorded from now on ([`Graph::conv2d_padded`], and their
+    /// gradients) multiply in bf16 and sum in f32 where the CPU can
+    /// ([`tensor::conv::bf16_supported`]), as PyTorch's bf16 autocast does: about twice the
+    /// arithmetic rate, each product within a relative 2^-7 + 2^-16 of f32's. Values and
+    /// parameters stay f32 (the weights are rounded for the multiply only); elsewhere, and in
+    /// f64, convolutions run as before. Returns the previous setting.
+    pub fn set_bf16_convolutions(&mut self, on: bool) -> bool {
+        std::mem::replace(&mut self.bf16_conv, on)
+    }
+
+    /// Whether convolutions multiply in bf16 ([`Graph::set_bf16_convolutions`]).
+    pub fn bf16_convolutions(&self) -> bool {
+        self.bf16_conv
     }
 
     /// Whether ops are being recorded for a backward.

@@ -475,7 +475,10 @@ impl<T: Float> Graph<T> {
     ) -> Result<Var> {
         self.check(x, "conv2d")?;
         self.check(w, "conv2d")?;
-        let geom = ConvGeom::padded(self.val(x).shape(), self.val(w).shape(), pad, stride)?;
+        let geom = ConvGeom {
+            bf16: self.bf16_conv,
+            ..ConvGeom::padded(self.val(x).shape(), self.val(w).shape(), pad, stride)?
+        };
         if let Some(b) = b {
             self.check(b, "conv2d")?;
             if self.val(b).numel() != geom.f {
@@ -1048,6 +1051,60 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("up to 5"), "{e}");
         assert!(g.conv_pool(x, w, b, 6, Act::Relu, PoolGrad::First).is_ok());
+    }
+
+    #[test]
+    fn bf16_convolutions_stay_within_bf16_rounding_of_f32() {
+        if !tensor::conv::bf16_supported() {
+            eprintln!("no AVX-512 BF16: bf16 convolutions run in f32");
+            return;
+        }
+        // conv -> tanh -> conv -> sum, its value and gradients in f32 and with bf16
+        // multiplies: within a few 2^-7 relative of each other (each product's rounding), and
+        // not equal (the setting took effect, forward and backward).
+        let t = randoms(&[&[2, 3, 9, 9], &[8, 3, 3, 3], &[4, 8, 3, 3]], 30);
+        let t: Vec<tensor::Tensor<f32>> = t
+            .iter()
+            .map(|t| {
+                tensor::Tensor::from_vec(t.data().iter().map(|&v| v as f32).collect(), t.dims())
+                    .unwrap()
+            })
+            .collect();
+        let run = |bf16: bool| {
+            let mut g = crate::Graph::<f32>::new();
+            assert!(!g.set_bf16_convolutions(bf16));
+            let v: Vec<Var> = t
+                .iter()
+                .enumerate()
+                .map(|(k, t)| g.parameter(format!("p{k}"), t.clone()))
+                .collect();
+            let h = g.conv2d_padded(v[0], v[1], None, 1, 1).unwrap();
+            let h = g.tanh(h).unwrap();
+            let y = g.conv2d_padded(h, v[2], None, 1, 1).unwrap();
+            let s = g.sum(y).unwrap();
+            g.backward(s).unwrap();
+            let mut out = vec![g.value(s).unwrap().data().to_vec()];
+            out.extend(v.iter().map(|&p| g.grad(p).unwrap().data().to_vec()));
+            out
+        };
+        let (f, b) = (run(false), run(true));
+        for (k, (f, b)) in f.iter().zip(&b).enumerate() {
+            let norm = f.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let diff = f
+                .iter()
+                .zip(b)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+                .sqrt();
+            assert!(
+                diff <= 4.0 * 2f32.powi(-7) * norm,
+                "{k}: |bf16 - f32| {diff} of {norm}"
+            );
+            assert!(
+                diff > 1e-6 * norm,
+                "{k}: bf16 equals f32 ({diff} of {norm})"
+            );
+        }
     }
 
     #[test]

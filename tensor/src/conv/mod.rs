@@ -23,6 +23,13 @@ pub use conv_pool::{
 };
 pub use geom::{out_side, ConvGeom, ConvGrads};
 
+/// Whether [`ConvGeom::bf16`] takes effect on this machine: the CPU has AVX-512 BF16 and
+/// the direct f32 path is on (stride 1; `NNDL_CONV=im2col` and `NNDL_ISA` below AVX-512
+/// turn it off). Where it is false, a bf16 convolution runs in f32.
+pub fn bf16_supported() -> bool {
+    direct::bf16_supported()
+}
+
 use geom::{check_len, chunk_images};
 pub use reference::{conv2d_backward_naive, conv2d_naive};
 

@@ -307,3 +307,268 @@ unsafe fn store_grad<const V: usize, const J: usize>(
         }
     }
 }
+
+// bf16 kernels (AVX-512 BF16). `vdpbf16ps` multiplies pairs of bf16 and adds both products to
+// one f32 lane: twice the FMA's multiplies per instruction. Each u32 holds a pair, the first
+// element in its low half: two input channels at one position for the forward and input
+// gradient (and the two channels' weights of one tap, broadcast), two positions for the
+// filter gradient.
+
+/// Round-to-nearest-even bf16 of 16 floats, one per u32 (high half zero).
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16.
+#[inline(always)]
+unsafe fn bf16_lanes(a: __m512) -> __m512i {
+    _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+        _mm512_cvtneps_pbh(a),
+    ))
+}
+
+/// `a` and `b` rounded to bf16 and paired: lane `l` is `(a[l], b[l])`.
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16.
+#[inline(always)]
+unsafe fn pair(a: __m512, b: __m512) -> __m512i {
+    _mm512_or_si512(bf16_lanes(a), _mm512_slli_epi32::<16>(bf16_lanes(b)))
+}
+
+/// [`pad`] in bf16 with channels paired: plane `cp` holds channels `2cp` and `2cp + 1` (zero
+/// for an odd count's last) at each padded position.
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16; `x` holds `c*h*w` elements, `xb` `c.div_ceil(2)` planes.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn pad_bf16(pl: &Plan, x: *const f32, xb: *mut u32) {
+    for cp in 0..pl.c.div_ceil(2) {
+        let plane = xb.add(cp * pl.plane);
+        std::ptr::write_bytes(plane, 0, pl.plane);
+        let (c0, c1) = (2 * cp, 2 * cp + 1);
+        for y in 0..pl.h {
+            let dst = plane.add((pl.ph + y) * pl.wp + pl.pw);
+            let s0 = x.add((c0 * pl.h + y) * pl.w);
+            for o in (0..pl.w).step_by(LANES) {
+                let m = crate::isa::mask16(pl.w - o);
+                let a = _mm512_maskz_loadu_ps(m, s0.add(o));
+                let b = if c1 < pl.c {
+                    _mm512_maskz_loadu_ps(m, x.add((c1 * pl.h + y) * pl.w + o))
+                } else {
+                    _mm512_setzero_ps()
+                };
+                _mm512_mask_storeu_epi32(dst.add(o) as *mut i32, m, pair(a, b));
+            }
+        }
+    }
+}
+
+/// [`conv`] on bf16 channel pairs ([`pad_bf16`]) and filter pairs ([`super::arrange_bf16`]).
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16; `xb` holds `c.div_ceil(2)` planes, `wt` `c.div_ceil(2)*kh*kw*f`
+/// pairs, `out` `f*oh*ow` elements, `bias` null or `f`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn conv_bf16(
+    pl: &Plan,
+    xb: *const u32,
+    wt: *const u32,
+    out: *mut f32,
+    bias: *const f32,
+    add: bool,
+) {
+    let res = Out { out, bias, add };
+    let mut f0 = 0;
+    while f0 < pl.f {
+        let fb = (pl.f - f0).min(FT);
+        let mut v0 = 0;
+        while v0 < pl.nv {
+            let vb = (pl.nv - v0).min(VT);
+            match vb {
+                1 => conv_bf16_f::<1>(fb, pl, xb, wt, &res, f0, v0),
+                2 => conv_bf16_f::<2>(fb, pl, xb, wt, &res, f0, v0),
+                _ => conv_bf16_f::<3>(fb, pl, xb, wt, &res, f0, v0),
+            }
+            v0 += vb;
+        }
+        f0 += fb;
+    }
+}
+
+/// # Safety
+/// As [`conv_bf16`]; filters `f0..f0 + fb` and output vectors `v0..v0 + V` inside the plan.
+#[inline(always)]
+unsafe fn conv_bf16_f<const V: usize>(
+    fb: usize,
+    pl: &Plan,
+    xb: *const u32,
+    wt: *const u32,
+    res: &Out,
+    f0: usize,
+    v0: usize,
+) {
+    match fb {
+        1 => conv_bf16_tile::<1, V>(pl, xb, wt, res, f0, v0),
+        2 => conv_bf16_tile::<2, V>(pl, xb, wt, res, f0, v0),
+        3 => conv_bf16_tile::<3, V>(pl, xb, wt, res, f0, v0),
+        4 => conv_bf16_tile::<4, V>(pl, xb, wt, res, f0, v0),
+        5 => conv_bf16_tile::<5, V>(pl, xb, wt, res, f0, v0),
+        6 => conv_bf16_tile::<6, V>(pl, xb, wt, res, f0, v0),
+        7 => conv_bf16_tile::<7, V>(pl, xb, wt, res, f0, v0),
+        _ => conv_bf16_tile::<8, V>(pl, xb, wt, res, f0, v0),
+    }
+}
+
+/// [`conv_tile`] with two channels per multiply: per tap and channel pair, `V` loads of the
+/// shifted paired row and `F` broadcast weight pairs feed `F*V` pair products.
+///
+/// # Safety
+/// As [`conv_bf16`]; filters `f0..f0 + F` and output vectors `v0..v0 + V` inside the plan.
+#[inline(always)]
+unsafe fn conv_bf16_tile<const F: usize, const V: usize>(
+    pl: &Plan,
+    xb: *const u32,
+    wt: *const u32,
+    res: &Out,
+    f0: usize,
+    v0: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); V]; F];
+    for cp in 0..pl.c.div_ceil(2) {
+        let xc = xb.add(cp * pl.plane + v0 * LANES);
+        let wc = wt.add(cp * pl.kh * pl.kw * pl.f + f0);
+        for ki in 0..pl.kh {
+            for kj in 0..pl.kw {
+                let xs = xc.add(ki * pl.wp + kj);
+                let ws = wc.add((ki * pl.kw + kj) * pl.f);
+                let mut v = [_mm512_setzero_si512(); V];
+                for (j, v) in v.iter_mut().enumerate() {
+                    *v = _mm512_loadu_si512(xs.add(j * LANES) as *const _);
+                }
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let wv: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ws.add(i) as i32));
+                    for (a, &v) in a.iter_mut().zip(&v) {
+                        *a = _mm512_dpbf16_ps(*a, wv, std::mem::transmute::<__m512i, __m512bh>(v));
+                    }
+                }
+            }
+        }
+    }
+    store(pl, res, &acc, f0, v0);
+}
+
+/// Rounds `n` floats (a multiple of 16) at `p` to bf16 in place: afterwards the memory holds
+/// `n` u16 (the first half of the bytes).
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16; `p` holds `n` floats.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn to_bf16_in_place(p: *mut f32, n: usize) {
+    let q = p as *mut u16;
+    for o in (0..n).step_by(LANES) {
+        // Block o/16 is read whole before the write, which lands at or below it.
+        let v = _mm512_loadu_ps(p.add(o));
+        _mm256_storeu_si256(
+            q.add(o) as *mut __m256i,
+            std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v)),
+        );
+    }
+}
+
+/// Pairs the rows of a [`spread`] output gradient in place: row `r` of `fp` u32 becomes the
+/// bf16 pairs `(dzt[2r][f], dzt[2r + 1][f])`, for the `rows / 2` pairs of its even `rows`.
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16; `dzt` holds `rows * fp` floats, `fp` a multiple of 16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn pair_rows_in_place(dzt: *mut f32, rows: usize, fp: usize) {
+    let out = dzt as *mut u32;
+    for r in 0..rows / 2 {
+        for o in (0..fp).step_by(LANES) {
+            // Rows 2r and 2r+1 are read before row r is written (r <= 2r), and a block of
+            // row r is only written after its own floats (r = 0) were read.
+            let a = _mm512_loadu_ps(dzt.add(2 * r * fp + o));
+            let b = _mm512_loadu_ps(dzt.add((2 * r + 1) * fp + o));
+            _mm512_storeu_si512(out.add(r * fp + o) as *mut _, pair(a, b));
+        }
+    }
+}
+
+/// [`filter_grad`] in bf16: positions in pairs, `xq` the padded planes in bf16
+/// ([`to_bf16_in_place`], images `2 * padded_len` u16 apart) and `dz` the paired output
+/// gradients ([`pair_rows_in_place`], images `spread_len` u32 apart).
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16; the buffers hold `imgs` images as said; `dw` `f*c*kh*kw`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn filter_grad_bf16(
+    pl: &Plan,
+    imgs: usize,
+    xq: *const u16,
+    dz: *const u32,
+    dw: *mut f32,
+) {
+    let fv = pl.f_pad() / LANES;
+    let mut v0 = 0;
+    while v0 < fv {
+        match fv - v0 {
+            1 => grad_rows_bf16::<1, 24>(pl, imgs, xq, dz, dw, v0),
+            2 => grad_rows_bf16::<2, 12>(pl, imgs, xq, dz, dw, v0),
+            3 => grad_rows_bf16::<3, 8>(pl, imgs, xq, dz, dw, v0),
+            _ => grad_rows_bf16::<4, 6>(pl, imgs, xq, dz, dw, v0),
+        }
+        v0 += (fv - v0).min(4);
+    }
+}
+
+/// [`grad_rows`] over position pairs.
+///
+/// # Safety
+/// As [`filter_grad_bf16`]; filter vectors `v0..v0 + V` inside the plan's padded filters.
+#[inline(always)]
+unsafe fn grad_rows_bf16<const V: usize, const J: usize>(
+    pl: &Plan,
+    imgs: usize,
+    xq: *const u16,
+    dz: *const u32,
+    dw: *mut f32,
+    v0: usize,
+) {
+    let (kk, fp) = (pl.kh * pl.kw, pl.f_pad());
+    let ckk = pl.c * kk;
+    let pairs = pl.nv * LANES / 2;
+    let mut j0 = 0;
+    while j0 < ckk {
+        let jb = (ckk - j0).min(J);
+        let mut rows = [xq; J];
+        for (jj, r) in rows.iter_mut().enumerate() {
+            let j = j0 + jj.min(jb - 1);
+            let (c, k) = (j / kk, j % kk);
+            *r = xq.add(c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw);
+        }
+        let mut acc = [[_mm512_setzero_ps(); V]; J];
+        for img in 0..imgs {
+            let xi = img * 2 * pl.padded_len();
+            let d = dz.add(img * pl.spread_len() + v0 * LANES);
+            let mut xr = rows;
+            for r in xr.iter_mut() {
+                *r = r.add(xi);
+            }
+            for pp in 0..pairs {
+                let dp = d.add(pp * fp);
+                let mut dv = [_mm512_setzero_si512(); V];
+                for (v, dv) in dv.iter_mut().enumerate() {
+                    *dv = _mm512_loadu_si512(dp.add(v * LANES) as *const _);
+                }
+                for (a, r) in acc.iter_mut().zip(&xr) {
+                    let two = (r.add(2 * pp) as *const u32).read_unaligned();
+                    let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(two as i32));
+                    for (a, &dv) in a.iter_mut().zip(&dv) {
+                        *a = _mm512_dpbf16_ps(*a, xv, std::mem::transmute::<__m512i, __m512bh>(dv));
+                    }
+                }
+            }
+        }
+        store_grad(pl, &acc, jb, j0, v0, dw);
+        j0 += jb;
+    }
+}

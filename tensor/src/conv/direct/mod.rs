@@ -57,6 +57,19 @@ fn enabled() -> bool {
     })
 }
 
+/// Whether [`ConvGeom::bf16`] takes effect here: the direct path is on and the CPU has
+/// AVX-512 BF16 (Zen 4, Sapphire Rapids and later).
+pub(super) fn bf16_supported() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        let cpu = std::arch::is_x86_feature_detected!("avx512bf16");
+        #[cfg(not(target_arch = "x86_64"))]
+        let cpu = false;
+        cpu && enabled()
+    })
+}
+
 /// One image's convolution in the padded-width layout: `c` input channels of `h x w` padded
 /// by `ph` rows and `pw` columns on each side, `f` filters of `kh x kw`.
 #[derive(Debug, Clone)]
@@ -191,6 +204,43 @@ fn arrange(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [f32]) {
     }
 }
 
+/// [`arrange`] in bf16 pairs of the kernel's channels (`c`, or `f` with `flip`): element
+/// `[ch / 2][tap][n]` holds channel `ch` in its low half when `ch` is even, high when odd,
+/// zero for an odd count's missing last. Returns the pairs written.
+fn arrange_bf16(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [u32]) -> usize {
+    let kk = g.kh * g.kw;
+    let (ch, nf) = if flip { (g.f, g.c) } else { (g.c, g.f) };
+    let len = ch.div_ceil(2) * kk * nf;
+    out[..len].fill(0);
+    for f in 0..g.f {
+        for c in 0..g.c {
+            for k in 0..kk {
+                let v = u32::from(bf16_bits(w[(f * g.c + c) * kk + k]));
+                let (chan, tap, n) = if flip { (f, kk - 1 - k, c) } else { (c, k, f) };
+                out[((chan / 2) * kk + tap) * nf + n] |= v << (16 * (chan % 2));
+            }
+        }
+    }
+    len
+}
+
+/// `x` rounded to the nearest bfloat16, ties to even (as `vcvtneps2bf16`), as its bits; a NaN
+/// stays a NaN.
+fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// A float scratch block as u32 (bf16 pairs), the same bytes.
+fn u32s(s: &mut [f32]) -> &mut [u32] {
+    // SAFETY: f32 and u32 have the same size and alignment, and every bit pattern is valid
+    // for both.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+}
+
 /// Reinterprets a `T` slice as f32 (the caller has checked `T` is f32).
 fn f32s<T: Float>(s: &[T]) -> &[f32] {
     crate::float::as_f32(s).expect("the direct path runs on f32 only (`applies`)")
@@ -235,7 +285,12 @@ pub(super) fn forward<T: Float>(
     let (x, w, b, out) = (f32s(x), f32s(w), b.map(f32s), f32s_mut(out));
     let pl = Plan::forward(g);
     let (wt, rest) = f32s_mut(scratch).split_at_mut(g.f * g.ckk());
-    arrange(g, w, false, wt);
+    let bf16 = g.bf16 && bf16_supported();
+    if bf16 {
+        arrange_bf16(g, w, false, u32s(wt));
+    } else {
+        arrange(g, w, false, wt);
+    }
     let wt = &*wt;
     let block = pl.padded_len();
     let (op, sp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(rest.as_mut_ptr()));
@@ -248,10 +303,19 @@ pub(super) fn forward<T: Float>(
             // SAFETY: image i's output belongs to task t alone and lies inside `out` (checked
             // by the caller).
             let oi = unsafe { op.slice(i * ol, ol) };
-            // SAFETY: AVX-512F is present (`applies`); the buffers have the plan's sizes.
+            let xi = x[i * il..(i + 1) * il].as_ptr();
+            // SAFETY: AVX-512F is present (`applies`), and AVX-512 BF16 when `bf16`
+            // (`bf16_supported`); the buffers have the plan's sizes (the bf16 pairs take
+            // at most as many u32 as the floats they replace).
             unsafe {
-                avx512::pad(&pl, x[i * il..(i + 1) * il].as_ptr(), xp.as_mut_ptr());
-                avx512::conv(&pl, xp.as_ptr(), wt.as_ptr(), oi.as_mut_ptr(), bias, false);
+                if bf16 {
+                    let (xb, wb) = (xp.as_mut_ptr().cast(), wt.as_ptr().cast());
+                    avx512::pad_bf16(&pl, xi, xb);
+                    avx512::conv_bf16(&pl, xb, wb, oi.as_mut_ptr(), bias, false);
+                } else {
+                    avx512::pad(&pl, xi, xp.as_mut_ptr());
+                    avx512::conv(&pl, xp.as_ptr(), wt.as_ptr(), oi.as_mut_ptr(), bias, false);
+                }
             }
         }
     };
@@ -277,7 +341,10 @@ pub(super) fn backward<T: Float>(
     let wlen = g.f * g.ckk();
     let scratch = f32s_mut(scratch);
     let (wt, rest) = scratch.split_at_mut(if want_dx { wlen } else { 0 });
-    if want_dx {
+    let bf16 = g.bf16 && bf16_supported();
+    if want_dx && bf16 {
+        arrange_bf16(g, w, true, u32s(wt));
+    } else if want_dx {
         arrange(g, w, true, wt);
     }
     let wt = &*wt;
@@ -318,14 +385,41 @@ pub(super) fn backward<T: Float>(
                     // SAFETY: AVX-512F is present (`applies`); dp holds the input-gradient
                     // plan's padded planes, wt its flipped filters, dxi one image.
                     unsafe {
-                        avx512::pad(&pd, di.as_ptr(), dp.as_mut_ptr());
                         let null = std::ptr::null();
-                        avx512::conv(&pd, dp.as_ptr(), wt.as_ptr(), dxi.as_mut_ptr(), null, add);
+                        if bf16 {
+                            let (db, wb) = (dp.as_mut_ptr().cast(), wt.as_ptr().cast());
+                            avx512::pad_bf16(&pd, di.as_ptr(), db);
+                            avx512::conv_bf16(&pd, db, wb, dxi.as_mut_ptr(), null, add);
+                        } else {
+                            avx512::pad(&pd, di.as_ptr(), dp.as_mut_ptr());
+                            avx512::conv(
+                                &pd,
+                                dp.as_ptr(),
+                                wt.as_ptr(),
+                                dxi.as_mut_ptr(),
+                                null,
+                                add,
+                            );
+                        }
                     }
                 }
             }
-            // SAFETY: as above; `imgs` images of each buffer are filled.
-            unsafe { avx512::filter_grad(&pl, imgs, xp.as_ptr(), dz.as_ptr(), pw.as_mut_ptr()) };
+            // SAFETY: as above (AVX-512 BF16 when `bf16`); `imgs` images of each buffer are
+            // filled, and converted in place to the bf16 layouts the bf16 kernel reads.
+            unsafe {
+                if bf16 {
+                    for j in 0..imgs {
+                        let xj = xp[j * pl.padded_len()..].as_mut_ptr();
+                        avx512::to_bf16_in_place(xj, pl.padded_len());
+                        let zj = dz[j * pl.spread_len()..].as_mut_ptr();
+                        avx512::pair_rows_in_place(zj, pl.nv * LANES, pl.f_pad());
+                    }
+                    let (xq, dq) = (xp.as_ptr().cast(), dz.as_ptr().cast());
+                    avx512::filter_grad_bf16(&pl, imgs, xq, dq, pw.as_mut_ptr());
+                } else {
+                    avx512::filter_grad(&pl, imgs, xp.as_ptr(), dz.as_ptr(), pw.as_mut_ptr());
+                }
+            }
         }
     };
     par::run(tasks, &task);

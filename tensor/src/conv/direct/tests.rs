@@ -128,3 +128,123 @@ fn filter_layouts() {
     // [f][k'][c] = w[f][c][3 - k']: f = 2, k' = 0 -> k = 3
     assert_eq!(&t[(2 * 4) * 2..(2 * 4) * 2 + 2], &[203.0, 213.0]);
 }
+
+/// `v` rounded to bfloat16 (as the bf16 kernels round their operands), widened.
+fn bf16_of(v: &[f32]) -> Vec<f64> {
+    v.iter()
+        .map(|&v| f32::from_bits(u32::from(bf16_bits(v)) << 16) as f64)
+        .collect()
+}
+
+/// The bf16 kernels against the f64 reference twice: on operands rounded to bf16 first,
+/// where only the f32 sums differ (to 1e-6 per term, as the f32 kernels: a wrong pair,
+/// channel or position is off by O(1)); and on the operands as they are, within what
+/// rounding both factors of every product to bf16 allows (|error| <= (2u + u^2) sum |w x|,
+/// u = 2^-8, plus the f32 sums.), which the test also shows is not a vacuous bound.
+fn check_bf16(g: ConvGeom, rng: &mut rand_pcg::Pcg64) {
+    let g = ConvGeom { bf16: true, ..g };
+    let x = random(g.n * g.in_len(), rng);
+    let w = random(g.f * g.ckk(), rng);
+    let b = random(g.f, rng);
+    let dout = random(g.n * g.out_len(), rng);
+    let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    let (xr, wr, dr) = (bf16_of(&x), bf16_of(&w), bf16_of(&dout));
+    let b64 = wide(&b);
+
+    let out = fast_forward(&g, &x, &w, &b);
+    close(
+        "bf16 out",
+        &g,
+        &out,
+        &conv2d_naive(&g, &xr, &wr, Some(&b64)),
+        g.ckk(),
+    );
+    let modes = fast_backward(&g, &x, &w, &dout, 0.0);
+    let [dx, dw, db] = &modes.add;
+    let (dx0, dw0, _) = conv2d_backward_naive(&g, &xr, &wr, &dr);
+    let (_, _, db0) = conv2d_backward_naive(&g, &xr, &wr, &wide(&dout));
+    close("bf16 dx", &g, dx, &dx0, g.f * g.kh * g.kw);
+    close(
+        "bf16 dx (overwrite)",
+        &g,
+        &modes.dx_over,
+        &dx0,
+        g.f * g.kh * g.kw,
+    );
+    close("bf16 dw", &g, dw, &dw0, g.n * g.spatial());
+    close("bf16 db", &g, db, &db0, g.n * g.spatial());
+
+    // Against the unrounded operands: the error bound of bf16 products.
+    let u = 2f64.powi(-8);
+    let abs = |v: &[f32]| v.iter().map(|&v| (v as f64).abs()).collect::<Vec<f64>>();
+    let bound = conv2d_naive(&g, &abs(&x), &abs(&w), None);
+    let exact = conv2d_naive(&g, &wide(&x), &wide(&w), Some(&b64));
+    let mut worst = 0.0f64;
+    for (i, ((&o, &e), &m)) in out.iter().zip(&exact).zip(&bound).enumerate() {
+        let err = (o as f64 - e).abs();
+        let tol = (2.0 * u + u * u) * m + 1e-6 * g.ckk() as f64;
+        assert!(
+            err <= tol,
+            "{g:?}: out[{i}] = {o}, exact {e}, bound {tol:e}"
+        );
+        worst = worst.max(err / tol);
+    }
+    // The rounding shows: the bf16 results are not the f32 ones to f32's precision (so the
+    // comparisons above ran the bf16 kernels).
+    if g.ckk() >= 9 {
+        assert!(
+            worst > 1e-3,
+            "{g:?}: bf16 output within {worst:e} of its bound: rounded at all?"
+        );
+        let f32s = fast_backward(&ConvGeom { bf16: false, ..g }, &x, &w, &dout, 0.0);
+        for (what, a, b) in [("dx", dx, &f32s.add[0]), ("dw", dw, &f32s.add[1])] {
+            let apart = a
+                .iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(apart > 1e-5, "{g:?}: bf16 {what} equals f32's to {apart:e}");
+        }
+    }
+}
+
+#[test]
+fn bf16_equals_the_reference_on_rounded_operands_and_stays_in_its_bound() {
+    if !bf16_supported() {
+        eprintln!("no AVX-512 BF16 (or the direct path is off): bf16 convolutions run in f32");
+        return;
+    }
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(22);
+    // As the f32 test's shapes, with odd channel counts (a pair with a zero half) for the
+    // forward (c) and for the input gradient (f), and odd position counts.
+    for g in [
+        geom([3, 1, 28, 28, 16, 3, 3], 1),
+        geom([2, 16, 14, 14, 32, 3, 3], 1),
+        geom([2, 64, 3, 3, 128, 3, 3], 1),
+        geom([2, 32, 7, 7, 64, 3, 3], 1),
+        geom([3, 1, 28, 28, 20, 5, 5], 0),
+        geom([3, 7, 9, 11, 13, 3, 3], 1),
+        geom([2, 5, 6, 5, 9, 2, 3], 1),
+        geom([2, 3, 1, 1, 5, 1, 1], 0),
+        geom([2, 2, 1, 1, 3, 3, 3], 2),
+        geom([4, 2, 5, 5, 3, 5, 5], 4),
+        geom([7, 3, 6, 6, 5, 3, 3], 1),
+    ] {
+        for threads in [1, 2] {
+            crate::par::with_threads(threads, || check_bf16(g, &mut rng));
+        }
+    }
+}
+
+#[test]
+fn bf16_rounds_to_nearest_even() {
+    let r = |x: f32| f32::from_bits(u32::from(bf16_bits(x)) << 16);
+    assert_eq!(r(1.0), 1.0);
+    // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: to even, 1.
+    assert_eq!(r(1.0 + 2f32.powi(-8)), 1.0);
+    // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: to even, 1 + 2^-6.
+    assert_eq!(r(1.0 + 3.0 * 2f32.powi(-8)), 1.0 + 2f32.powi(-6));
+    assert_eq!(r(-2.5e-3).signum(), -1.0);
+    assert!(r(f32::NAN).is_nan());
+    assert_eq!(r(f32::INFINITY), f32::INFINITY);
+}

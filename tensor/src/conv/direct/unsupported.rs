@@ -29,3 +29,41 @@ pub(super) unsafe fn spread(_: &Plan, _: *const f32, _: *mut f32) {
 pub(super) unsafe fn filter_grad(_: &Plan, _: usize, _: *const f32, _: *const f32, _: *mut f32) {
     unreachable!()
 }
+/// # Safety
+/// None: never called (bf16 needs the direct path) and panics.
+pub(super) unsafe fn pad_bf16(_: &Plan, _: *const f32, _: *mut u32) {
+    unreachable!()
+}
+/// # Safety
+/// None: never called (bf16 needs the direct path) and panics.
+pub(super) unsafe fn conv_bf16(
+    _: &Plan,
+    _: *const u32,
+    _: *const u32,
+    _: *mut f32,
+    _: *const f32,
+    _: bool,
+) {
+    unreachable!()
+}
+/// # Safety
+/// None: never called (bf16 needs the direct path) and panics.
+pub(super) unsafe fn to_bf16_in_place(_: *mut f32, _: usize) {
+    unreachable!()
+}
+/// # Safety
+/// None: never called (bf16 needs the direct path) and panics.
+pub(super) unsafe fn pair_rows_in_place(_: *mut f32, _: usize, _: usize) {
+    unreachable!()
+}
+/// # Safety
+/// None: never called (bf16 needs the direct path) and panics.
+pub(super) unsafe fn filter_grad_bf16(
+    _: &Plan,
+    _: usize,
+    _: *const u16,
+    _: *const u32,
+    _: *mut f32,
+) {
+    unreachable!()
+}
