@@ -45,6 +45,7 @@ TABLES = {
     "relu_gap": lambda: summarize_ch6.study(docs("ch6")),
     "modern_throughput": lambda: summarize_modern.throughput(docs("modern", "throughput.json")),
     "speedrun": lambda: summarize_speedrun.table(docs("speedrun")),
+    "speedrun_frontier": lambda: summarize_speedrun.frontier(docs("speedrun")),
 }
 for _name, *_ in summarize_modern.TABLES:
     TABLES[f"modern_{_name}"] = lambda n=_name: summarize_modern.table(n, docs("modern"))

@@ -46,6 +46,8 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True, help="directory for the records")
+    ap.add_argument("--epochs", type=int, help="override the recipe's epochs (a frontier point); "
+                    "the records are then named TARGET-eEPOCHS-PROGRAM-sSEED.json")
     ap.add_argument("--only", choices=["nndl", "nndl-f32", "pytorch"], help="run one side only")
     ap.add_argument("--fp32", action="store_true", help="also run nndl with --fp32 (program nndl-f32)")
     a = ap.parse_args()
@@ -56,6 +58,9 @@ def main():
         "nndl": nndl,
         "pytorch": ["python3", "benches/speedrun_pytorch.py", "--target", a.target, "--threads", str(a.threads), "--data", "data/mnist"],
     }
+    if a.epochs is not None:
+        for cmd in sides.values():
+            cmd += ["--epochs", str(a.epochs)]
     if a.fp32:
         sides["nndl-f32"] = nndl + ["--fp32"]
     cpu = cpu_model()
@@ -68,14 +73,15 @@ def main():
             acc = float(re.search(r"Test accuracy ([\d.]+)%", out).group(1)) / 100
             speed = [float(s) for s in re.findall(r"\((\d+) (?:training )?images/s\)", out)]
             record = {
-                "program": name, "target": a.target, "seed": seed, "test_accuracy": round(acc, 4),
+                "program": name, "target": a.target, "epochs": a.epochs, "seed": seed, "test_accuracy": round(acc, 4),
                 "wall_seconds": round(wall, 3), "peak_rss_mib": round(rss, 1),
                 "train_images_per_second": round(sum(speed) / len(speed)) if speed else None,
                 "bf16": name != "nndl-f32", "load_average": load, "cpu": cpu, "threads": a.threads,
                 "date": time.strftime("%Y-%m-%d"),
             }
             print(json.dumps(record), flush=True)
-            with open(os.path.join(a.out, f"{a.target}-{name}-s{seed}.json"), "w") as f:
+            stem = a.target if a.epochs is None else f"{a.target}-e{a.epochs}"
+            with open(os.path.join(a.out, f"{stem}-{name}-s{seed}.json"), "w") as f:
                 json.dump(record, f, indent=1)
                 f.write("\n")
 

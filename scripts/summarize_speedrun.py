@@ -71,5 +71,31 @@ def table(d="docs/speedrun"):
     return lines
 
 
+# The recipes' own epochs (examples/speedrun.rs), for their records, which name none.
+EPOCHS = {"99.0": 1, "99.5": 3, "99.7": 15}
+
+
+def frontier(d="docs/speedrun"):
+    """Accuracy against whole-program time, seed 0: the recipes' runs with fewer or more
+    epochs (frontier/, scripts/speedrun_compare.py --epochs) beside their own."""
+    runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "frontier", "99.*-e*-*-s0.json")))]
+    runs += [dict(r, epochs=EPOCHS[r["target"]]) for r in
+             (json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "99.*-*-s0.json"))))
+             if r["program"] != "nndl-f32"]
+    if not runs:
+        return []
+    lines = [
+        "| recipe | epochs | nndl (bf16 convolutions): test accuracy, wall s | PyTorch (bf16 autocast): test accuracy, wall s |",
+        "| --- | --- | --- | --- |",
+    ]
+    for target, epochs in sorted({(r["target"], r["epochs"]) for r in runs}):
+        cell = {}
+        for r in runs:
+            if (r["target"], r["epochs"]) == (target, epochs):
+                cell[r["program"]] = f"{100 * r['test_accuracy']:.2f}%, {r['wall_seconds']:.1f}"
+        lines.append(f"| {target}% | {epochs} | {cell.get('nndl', '')} | {cell.get('pytorch', '')} |")
+    return lines
+
+
 if __name__ == "__main__":
     print("\n".join(table(sys.argv[1] if len(sys.argv) > 1 else "docs/speedrun")))
