@@ -121,6 +121,8 @@ def main():
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--train-all", action="store_true",
                     help="train on the validation images too (modern --train-all); test after the last epoch")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (convolutions and matmuls in bf16)")
+    ap.add_argument("--channels-last", action="store_true", help="channels-last tensors")
     ap.add_argument("--ema", type=float, default=0.999, help="0: evaluate the weights themselves")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mnist"))
     a = ap.parse_args()
@@ -131,6 +133,8 @@ def main():
     if a.train_all:
         x, y = torch.cat([x, vx]), torch.cat([y, vy])
     net = Recipe()
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     # The averaged copy: its parameters and floating-point buffers follow the net's.
     averaged = copy.deepcopy(net) if a.ema else None
@@ -147,7 +151,8 @@ def main():
         for i in range(0, len(x), a.mini_batch):
             idx = order[i:i + a.mini_batch]
             xb = x[idx] if a.no_augment else augment(x[idx])
-            loss = F.cross_entropy(net(xb), y[idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                loss = F.cross_entropy(net(xb.contiguous(memory_format=fmt)), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -178,6 +183,7 @@ def main():
         "train_images_per_second": a.epochs * len(x) / train_seconds,
         "best_validation": best[0], "best_epoch": best[1], "test_at_best": best[2],
         "threads": a.threads, "seed": a.seed, "epochs": a.epochs, "ema": a.ema,
+        "bf16": a.bf16, "channels_last": a.channels_last,
     }))
 
 

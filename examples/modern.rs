@@ -92,6 +92,11 @@ struct Args {
     /// --seed): test-time augmentation.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
     tta: usize,
+    /// Convolutions multiply in bf16 and sum in f32 where the CPU has AVX-512 BF16 (PyTorch's
+    /// bf16 autocast for them; ignored elsewhere). Off by default: the recorded results are
+    /// f32's.
+    #[arg(long)]
+    bf16: bool,
     /// Images per forward pass when evaluating (200 keeps a batch's activations in cache:
     /// 1000 took 4x the memory for the same speed).
     #[arg(long = "eval-batch", default_value_t = 200, value_parser = nndl::cli::positive_count, allow_negative_numbers = true)]
@@ -165,12 +170,16 @@ fn run() -> Result<()> {
     if args.train_all {
         settings["train_all"] = true.into();
     }
+    if args.bf16 {
+        settings["bf16"] = tensor::conv::bf16_supported().into();
+    }
     let mut run = t.run(c, "modern", settings)?;
     let eval_batch = args
         .eval_batch
         .min(data.validation.len().max(data.test.len()));
     let batches = (mb.min(data.training.len()), eval_batch);
     let mut net = c.layers_net(&layers, batches, args.load.as_deref())?;
+    net.graph_mut().set_bf16_convolutions(args.bf16);
     let mut opt: Box<dyn Optimizer<f32>> = t.averaged(match args.optimizer {
         Opt::Adam => {
             let mut adam = Adam::new(eta);

@@ -4,19 +4,25 @@
 # with the load average beside each round. Writes the record docs/results/modern.md's
 # throughput table is made from (default runs/modern_throughput.json; OUT=PATH elsewhere).
 # Nothing else may run meanwhile: it is a speed measurement.
+# BF16=1: both sides at their fastest, nndl --bf16 against PyTorch with bf16 autocast and
+# channels-last (record default runs/modern_throughput_bf16.json).
 #   bash scripts/modern_throughput.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --example modern >/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release/examples/modern
-out=${OUT:-runs/modern_throughput.json}
+if [ "${BF16:-0}" = 1 ]; then
+  nndl_flags=(--bf16) torch_flags=(--bf16 --channels-last) out=${OUT:-runs/modern_throughput_bf16.json}
+else
+  nndl_flags=() torch_flags=() out=${OUT:-runs/modern_throughput.json}
+fi
 mkdir -p "$(dirname "$out")"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 for r in $(seq 1 "${ROUNDS:-3}"); do
   echo "round $r load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$tmp"
-  echo "nndl $("$bin" --train-limit 12800 --epochs 1 2>/dev/null | tail -1)" >> "$tmp"
-  echo "torch $(python3 benches/modern_pytorch.py --train-limit 12800 --epochs 1 --threads 2 | tail -1)" >> "$tmp"
+  echo "nndl $("$bin" --train-limit 12800 --epochs 1 "${nndl_flags[@]}" 2>/dev/null | tail -1)" >> "$tmp"
+  echo "torch $(python3 benches/modern_pytorch.py --train-limit 12800 --epochs 1 --threads 2 "${torch_flags[@]}" | tail -1)" >> "$tmp"
 done
 echo "end load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$tmp"
 python3 - "$tmp" "$out" "$(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" <<'PY'

@@ -44,6 +44,8 @@ TABLES = {
     "ch6": lambda: summarize_ch6.table(docs("ch6")),
     "relu_gap": lambda: summarize_ch6.study(docs("ch6")),
     "modern_throughput": lambda: summarize_modern.throughput(docs("modern", "throughput.json")),
+    "modern_throughput_zen4": lambda: summarize_modern.throughput(docs("modern", "throughput_zen4.json")),
+    "modern_throughput_bf16": lambda: summarize_modern.throughput(docs("modern", "throughput_bf16.json")),
     "speedrun": lambda: summarize_speedrun.table(docs("speedrun")),
     "speedrun_frontier": lambda: summarize_speedrun.frontier(docs("speedrun")),
 }
