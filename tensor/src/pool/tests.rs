@@ -84,3 +84,35 @@ fn fast_equals_naive_on_random_shapes_with_odd_sizes() {
         }
     }
 }
+
+#[test]
+fn f32_pools_equal_naive_with_ties_and_every_width() {
+    // Values on a coarse grid tie often, so the first-maximum rule is exercised; widths
+    // around the 16-window step (and odd ones, whose last column is dropped).
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(4);
+    for (planes, h, w) in [
+        (3, 4, 2),
+        (2, 6, 31),
+        (2, 4, 32),
+        (2, 4, 33),
+        (3, 6, 34),
+        (2, 5, 64),
+        (4, 28, 28),
+        (300, 28, 28),
+    ] {
+        let g = PoolGeom { planes, h, w, k: 2 };
+        let x: Vec<f32> = (0..planes * h * w)
+            .map(|_| rng.random_range(-3..3) as f32 * 0.5)
+            .collect();
+        let (o2, a2) = maxpool_naive(&g, &x);
+        for threads in [1, 2] {
+            par::with_threads(threads, || {
+                let mut out = vec![f32::NAN; g.out_len()];
+                let mut arg = vec![u32::MAX; g.out_len()];
+                maxpool_forward(&g, &x, &mut out, &mut arg);
+                assert_eq!(out, o2, "{g:?}");
+                assert_eq!(arg, a2, "{g:?}");
+            });
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Stand-in for the AVX-512 pool kernel off x86-64, where it is never chosen.
+
+/// # Safety
+/// None: never called off x86-64 (the scalar loop runs) and panics.
+pub(super) unsafe fn pool2_row(
+    _: *const f32,
+    _: *const f32,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *mut f32,
+    _: *mut u32,
+) {
+    unreachable!()
+}
