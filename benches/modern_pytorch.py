@@ -24,7 +24,6 @@ Prints `Epoch E: validation accuracy V% (N images/s)` lines and a final
 """
 import argparse
 import copy
-import gzip
 import json
 import math
 import os
@@ -35,26 +34,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def read_idx(path, offset):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
-
-
-def find(dirname, name):
-    for candidate in (name, name + ".gz"):
-        p = os.path.join(dirname, candidate)
-        if os.path.exists(p):
-            return p
-    raise SystemExit(f"{name}(.gz) not found in {dirname}")
+import mnist_idx
 
 
 def load(dirname):
-    x = read_idx(find(dirname, "train-images-idx3-ubyte"), 16).reshape(-1, 1, 28, 28)
-    y = read_idx(find(dirname, "train-labels-idx1-ubyte"), 8).astype(np.int64)
-    tx = read_idx(find(dirname, "t10k-images-idx3-ubyte"), 16).reshape(-1, 1, 28, 28)
-    ty = read_idx(find(dirname, "t10k-labels-idx1-ubyte"), 8).astype(np.int64)
+    (x, y), (tx, ty) = mnist_idx.load(dirname)
     t = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0)
     return (t(x[:50000]), torch.from_numpy(y[:50000])), (t(x[50000:]), torch.from_numpy(y[50000:])), (t(tx), torch.from_numpy(ty))
 

@@ -25,7 +25,6 @@ import time
 START = time.time()
 
 import argparse  # noqa: E402
-import gzip  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 
@@ -33,6 +32,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+import mnist_idx  # noqa: E402
 
 # channels, whether the last stage pools, epochs, label smoothing, shift (pixels)
 RECIPES = {
@@ -42,25 +43,8 @@ RECIPES = {
 }
 
 
-def read_idx(path, offset):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
-
-
-def find(dirname, name):
-    for candidate in (name, name + ".gz"):
-        p = os.path.join(dirname, candidate)
-        if os.path.exists(p):
-            return p
-    raise SystemExit(f"{name}(.gz) not found in {dirname}")
-
-
 def load(dirname):
-    x = read_idx(find(dirname, "train-images-idx3-ubyte"), 16).reshape(-1, 1, 28, 28)
-    y = read_idx(find(dirname, "train-labels-idx1-ubyte"), 8).astype(np.int64)
-    tx = read_idx(find(dirname, "t10k-images-idx3-ubyte"), 16).reshape(-1, 1, 28, 28)
-    ty = read_idx(find(dirname, "t10k-labels-idx1-ubyte"), 8).astype(np.int64)
+    (x, y), (tx, ty) = mnist_idx.load(dirname)
     t = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0)
     return (t(x), torch.from_numpy(y)), (t(tx), torch.from_numpy(ty))
 

@@ -25,7 +25,57 @@ pub(super) unsafe fn conv(
     bias: *const f32,
     add: bool,
 ) {
-    let res = Out { out, bias, add };
+    conv_with::<F32>(pl, xp, wt, &Out { out, bias, add })
+}
+
+/// What the f32 and bf16 kernels do differently: how many channels (forward) or positions
+/// (filter gradient) one 32-bit element of their operands holds, the bytes of one element of
+/// the planes the filter gradient broadcasts from, and the multiply-add of a broadcast
+/// element into a vector. The bf16 operands are pairs in u32, handled here by their bits.
+trait Madd {
+    const PER: usize;
+    const PLANE_BYTES: usize;
+    /// `acc + w * x` (f32), or `acc + w.lo * x.lo + w.hi * x.hi` per lane (bf16 pairs).
+    ///
+    /// # Safety
+    /// AVX-512F, and AVX-512 BF16 for the bf16 pairs.
+    unsafe fn madd(acc: __m512, w: __m512, x: __m512) -> __m512;
+}
+
+/// f32 operands, one FMA per product.
+struct F32;
+
+impl Madd for F32 {
+    const PER: usize = 1;
+    const PLANE_BYTES: usize = 4;
+    #[inline(always)]
+    unsafe fn madd(acc: __m512, w: __m512, x: __m512) -> __m512 {
+        _mm512_fmadd_ps(w, x, acc)
+    }
+}
+
+/// bf16 pairs, two products per lane (`vdpbf16ps`).
+struct Bf16;
+
+impl Madd for Bf16 {
+    const PER: usize = 2;
+    const PLANE_BYTES: usize = 2;
+    #[inline(always)]
+    unsafe fn madd(acc: __m512, w: __m512, x: __m512) -> __m512 {
+        _mm512_dpbf16_ps(
+            acc,
+            std::mem::transmute::<__m512, __m512bh>(w),
+            std::mem::transmute::<__m512, __m512bh>(x),
+        )
+    }
+}
+
+/// [`conv`]'s tiling, for either kernel.
+///
+/// # Safety
+/// As [`conv`] (as [`conv_bf16`] for [`Bf16`]).
+#[inline(always)]
+unsafe fn conv_with<K: Madd>(pl: &Plan, xp: *const f32, wt: *const f32, res: &Out) {
     let mut f0 = 0;
     while f0 < pl.f {
         let fb = (pl.f - f0).min(FT);
@@ -33,9 +83,9 @@ pub(super) unsafe fn conv(
         while v0 < pl.nv {
             let vb = (pl.nv - v0).min(VT);
             match vb {
-                1 => conv_f::<1>(fb, pl, xp, wt, &res, f0, v0),
-                2 => conv_f::<2>(fb, pl, xp, wt, &res, f0, v0),
-                _ => conv_f::<3>(fb, pl, xp, wt, &res, f0, v0),
+                1 => conv_f::<K, 1>(fb, pl, xp, wt, res, f0, v0),
+                2 => conv_f::<K, 2>(fb, pl, xp, wt, res, f0, v0),
+                _ => conv_f::<K, 3>(fb, pl, xp, wt, res, f0, v0),
             }
             v0 += vb;
         }
@@ -51,9 +101,9 @@ struct Out {
 }
 
 /// # Safety
-/// As [`conv`]; filters `f0..f0 + fb` and output vectors `v0..v0 + V` inside the plan.
+/// As [`conv_with`]; filters `f0..f0 + fb` and output vectors `v0..v0 + V` inside the plan.
 #[inline(always)]
-unsafe fn conv_f<const V: usize>(
+unsafe fn conv_f<K: Madd, const V: usize>(
     fb: usize,
     pl: &Plan,
     xp: *const f32,
@@ -63,24 +113,24 @@ unsafe fn conv_f<const V: usize>(
     v0: usize,
 ) {
     match fb {
-        1 => conv_tile::<1, V>(pl, xp, wt, res, f0, v0),
-        2 => conv_tile::<2, V>(pl, xp, wt, res, f0, v0),
-        3 => conv_tile::<3, V>(pl, xp, wt, res, f0, v0),
-        4 => conv_tile::<4, V>(pl, xp, wt, res, f0, v0),
-        5 => conv_tile::<5, V>(pl, xp, wt, res, f0, v0),
-        6 => conv_tile::<6, V>(pl, xp, wt, res, f0, v0),
-        7 => conv_tile::<7, V>(pl, xp, wt, res, f0, v0),
-        _ => conv_tile::<8, V>(pl, xp, wt, res, f0, v0),
+        1 => conv_tile::<K, 1, V>(pl, xp, wt, res, f0, v0),
+        2 => conv_tile::<K, 2, V>(pl, xp, wt, res, f0, v0),
+        3 => conv_tile::<K, 3, V>(pl, xp, wt, res, f0, v0),
+        4 => conv_tile::<K, 4, V>(pl, xp, wt, res, f0, v0),
+        5 => conv_tile::<K, 5, V>(pl, xp, wt, res, f0, v0),
+        6 => conv_tile::<K, 6, V>(pl, xp, wt, res, f0, v0),
+        7 => conv_tile::<K, 7, V>(pl, xp, wt, res, f0, v0),
+        _ => conv_tile::<K, 8, V>(pl, xp, wt, res, f0, v0),
     }
 }
 
-/// Filters `f0..f0+F`, output vectors `v0..v0+V`: per tap, `V` loads of the shifted row and
-/// `F` broadcast weights feed `F*V` FMAs.
+/// Filters `f0..f0+F`, output vectors `v0..v0+V`: per tap (and channel, or channel pair),
+/// `V` loads of the shifted row and `F` broadcast weights feed `F*V` multiply-adds.
 ///
 /// # Safety
-/// As [`conv`]; filters `f0..f0 + F` and output vectors `v0..v0 + V` inside the plan.
+/// As [`conv_with`]; filters `f0..f0 + F` and output vectors `v0..v0 + V` inside the plan.
 #[inline(always)]
-unsafe fn conv_tile<const F: usize, const V: usize>(
+unsafe fn conv_tile<K: Madd, const F: usize, const V: usize>(
     pl: &Plan,
     xp: *const f32,
     wt: *const f32,
@@ -89,7 +139,7 @@ unsafe fn conv_tile<const F: usize, const V: usize>(
     v0: usize,
 ) {
     let mut acc = [[_mm512_setzero_ps(); V]; F];
-    for c in 0..pl.c {
+    for c in 0..pl.c.div_ceil(K::PER) {
         let xc = xp.add(c * pl.plane + v0 * LANES);
         let wc = wt.add(c * pl.kh * pl.kw * pl.f + f0);
         for ki in 0..pl.kh {
@@ -103,7 +153,7 @@ unsafe fn conv_tile<const F: usize, const V: usize>(
                 for (i, a) in acc.iter_mut().enumerate() {
                     let wv = _mm512_set1_ps(*ws.add(i));
                     for (a, &v) in a.iter_mut().zip(&v) {
-                        *a = _mm512_fmadd_ps(wv, v, *a);
+                        *a = K::madd(*a, wv, v);
                     }
                 }
             }
@@ -211,37 +261,54 @@ pub(super) unsafe fn filter_grad(
     dzt: *const f32,
     dw: *mut f32,
 ) {
+    filter_grad_with::<F32>(pl, imgs, xp.cast(), dzt, dw)
+}
+
+/// [`filter_grad`]'s tiling, for either kernel: `xp`'s images are `4 * padded_len` bytes
+/// apart, `dzt`'s `spread_len` 32-bit elements, in both.
+///
+/// # Safety
+/// As [`filter_grad`] (as [`filter_grad_bf16`] for [`Bf16`]).
+#[inline(always)]
+unsafe fn filter_grad_with<K: Madd>(
+    pl: &Plan,
+    imgs: usize,
+    xp: *const u8,
+    dzt: *const f32,
+    dw: *mut f32,
+) {
     let fv = pl.f_pad() / LANES;
     let mut v0 = 0;
     while v0 < fv {
         // 24 accumulators: filter vectors x weight rows.
         match fv - v0 {
-            1 => grad_rows::<1, 24>(pl, imgs, xp, dzt, dw, v0),
-            2 => grad_rows::<2, 12>(pl, imgs, xp, dzt, dw, v0),
-            3 => grad_rows::<3, 8>(pl, imgs, xp, dzt, dw, v0),
-            _ => grad_rows::<4, 6>(pl, imgs, xp, dzt, dw, v0),
+            1 => grad_rows::<K, 1, 24>(pl, imgs, xp, dzt, dw, v0),
+            2 => grad_rows::<K, 2, 12>(pl, imgs, xp, dzt, dw, v0),
+            3 => grad_rows::<K, 3, 8>(pl, imgs, xp, dzt, dw, v0),
+            _ => grad_rows::<K, 4, 6>(pl, imgs, xp, dzt, dw, v0),
         }
         v0 += (fv - v0).min(4);
     }
 }
 
 /// Filter vectors `v0..v0+V` against every weight row, `J` rows at a time (the last tile's
-/// missing rows repeat its last row and are not stored).
+/// missing rows repeat its last row and are not stored); positions one (f32) or two (bf16
+/// pairs) per multiply-add.
 ///
 /// # Safety
-/// As [`filter_grad`]; filter vectors `v0..v0 + V` inside the plan's padded filters.
+/// As [`filter_grad_with`]; filter vectors `v0..v0 + V` inside the plan's padded filters.
 #[inline(always)]
-unsafe fn grad_rows<const V: usize, const J: usize>(
+unsafe fn grad_rows<K: Madd, const V: usize, const J: usize>(
     pl: &Plan,
     imgs: usize,
-    xp: *const f32,
+    xp: *const u8,
     dzt: *const f32,
     dw: *mut f32,
     v0: usize,
 ) {
-    let (kk, fp) = (pl.kh * pl.kw, pl.f_pad());
+    let (kk, fp, eb) = (pl.kh * pl.kw, pl.f_pad(), K::PLANE_BYTES);
     let ckk = pl.c * kk;
-    let positions = pl.nv * LANES;
+    let steps = pl.nv * LANES / K::PER;
     let mut j0 = 0;
     while j0 < ckk {
         let jb = (ckk - j0).min(J);
@@ -249,26 +316,28 @@ unsafe fn grad_rows<const V: usize, const J: usize>(
         for (jj, r) in rows.iter_mut().enumerate() {
             let j = j0 + jj.min(jb - 1);
             let (c, k) = (j / kk, j % kk);
-            *r = xp.add(c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw);
+            *r = xp.add((c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw) * eb);
         }
         let mut acc = [[_mm512_setzero_ps(); V]; J];
         for img in 0..imgs {
-            let xi = img * pl.c * pl.plane;
-            let d = dzt.add(img * positions * fp + v0 * LANES);
+            let xi = img * 4 * pl.padded_len();
+            let d = dzt.add(img * pl.spread_len() + v0 * LANES);
             let mut xr = rows;
             for r in xr.iter_mut() {
                 *r = r.add(xi);
             }
-            for p in 0..positions {
-                let dp = d.add(p * fp);
+            for t in 0..steps {
+                let dp = d.add(t * fp);
                 let mut dv = [_mm512_setzero_ps(); V];
                 for (v, dv) in dv.iter_mut().enumerate() {
                     *dv = _mm512_loadu_ps(dp.add(v * LANES));
                 }
                 for (a, r) in acc.iter_mut().zip(&xr) {
-                    let xv = _mm512_set1_ps(*r.add(p));
+                    // One position's float, or two positions' bf16 pair, by its bits.
+                    let x = (r.add(t * K::PER * eb) as *const f32).read_unaligned();
+                    let xv = _mm512_set1_ps(x);
                     for (a, &dv) in a.iter_mut().zip(&dv) {
-                        *a = _mm512_fmadd_ps(xv, dv, *a);
+                        *a = K::madd(*a, xv, dv);
                     }
                 }
             }
@@ -376,84 +445,7 @@ pub(super) unsafe fn conv_bf16(
     bias: *const f32,
     add: bool,
 ) {
-    let res = Out { out, bias, add };
-    let mut f0 = 0;
-    while f0 < pl.f {
-        let fb = (pl.f - f0).min(FT);
-        let mut v0 = 0;
-        while v0 < pl.nv {
-            let vb = (pl.nv - v0).min(VT);
-            match vb {
-                1 => conv_bf16_f::<1>(fb, pl, xb, wt, &res, f0, v0),
-                2 => conv_bf16_f::<2>(fb, pl, xb, wt, &res, f0, v0),
-                _ => conv_bf16_f::<3>(fb, pl, xb, wt, &res, f0, v0),
-            }
-            v0 += vb;
-        }
-        f0 += fb;
-    }
-}
-
-/// # Safety
-/// As [`conv_bf16`]; filters `f0..f0 + fb` and output vectors `v0..v0 + V` inside the plan.
-#[inline(always)]
-unsafe fn conv_bf16_f<const V: usize>(
-    fb: usize,
-    pl: &Plan,
-    xb: *const u32,
-    wt: *const u32,
-    res: &Out,
-    f0: usize,
-    v0: usize,
-) {
-    match fb {
-        1 => conv_bf16_tile::<1, V>(pl, xb, wt, res, f0, v0),
-        2 => conv_bf16_tile::<2, V>(pl, xb, wt, res, f0, v0),
-        3 => conv_bf16_tile::<3, V>(pl, xb, wt, res, f0, v0),
-        4 => conv_bf16_tile::<4, V>(pl, xb, wt, res, f0, v0),
-        5 => conv_bf16_tile::<5, V>(pl, xb, wt, res, f0, v0),
-        6 => conv_bf16_tile::<6, V>(pl, xb, wt, res, f0, v0),
-        7 => conv_bf16_tile::<7, V>(pl, xb, wt, res, f0, v0),
-        _ => conv_bf16_tile::<8, V>(pl, xb, wt, res, f0, v0),
-    }
-}
-
-/// [`conv_tile`] with two channels per multiply: per tap and channel pair, `V` loads of the
-/// shifted paired row and `F` broadcast weight pairs feed `F*V` pair products.
-///
-/// # Safety
-/// As [`conv_bf16`]; filters `f0..f0 + F` and output vectors `v0..v0 + V` inside the plan.
-#[inline(always)]
-unsafe fn conv_bf16_tile<const F: usize, const V: usize>(
-    pl: &Plan,
-    xb: *const u32,
-    wt: *const u32,
-    res: &Out,
-    f0: usize,
-    v0: usize,
-) {
-    let mut acc = [[_mm512_setzero_ps(); V]; F];
-    for cp in 0..pl.c.div_ceil(2) {
-        let xc = xb.add(cp * pl.plane + v0 * LANES);
-        let wc = wt.add(cp * pl.kh * pl.kw * pl.f + f0);
-        for ki in 0..pl.kh {
-            for kj in 0..pl.kw {
-                let xs = xc.add(ki * pl.wp + kj);
-                let ws = wc.add((ki * pl.kw + kj) * pl.f);
-                let mut v = [_mm512_setzero_si512(); V];
-                for (j, v) in v.iter_mut().enumerate() {
-                    *v = _mm512_loadu_si512(xs.add(j * LANES) as *const _);
-                }
-                for (i, a) in acc.iter_mut().enumerate() {
-                    let wv: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ws.add(i) as i32));
-                    for (a, &v) in a.iter_mut().zip(&v) {
-                        *a = _mm512_dpbf16_ps(*a, wv, std::mem::transmute::<__m512i, __m512bh>(v));
-                    }
-                }
-            }
-        }
-    }
-    store(pl, res, &acc, f0, v0);
+    conv_with::<Bf16>(pl, xb.cast(), wt.cast(), &Out { out, bias, add })
 }
 
 /// Rounds `n` floats (a multiple of 16) at `p` to bf16 in place: afterwards the memory holds
@@ -507,68 +499,5 @@ pub(super) unsafe fn filter_grad_bf16(
     dz: *const u32,
     dw: *mut f32,
 ) {
-    let fv = pl.f_pad() / LANES;
-    let mut v0 = 0;
-    while v0 < fv {
-        match fv - v0 {
-            1 => grad_rows_bf16::<1, 24>(pl, imgs, xq, dz, dw, v0),
-            2 => grad_rows_bf16::<2, 12>(pl, imgs, xq, dz, dw, v0),
-            3 => grad_rows_bf16::<3, 8>(pl, imgs, xq, dz, dw, v0),
-            _ => grad_rows_bf16::<4, 6>(pl, imgs, xq, dz, dw, v0),
-        }
-        v0 += (fv - v0).min(4);
-    }
-}
-
-/// [`grad_rows`] over position pairs.
-///
-/// # Safety
-/// As [`filter_grad_bf16`]; filter vectors `v0..v0 + V` inside the plan's padded filters.
-#[inline(always)]
-unsafe fn grad_rows_bf16<const V: usize, const J: usize>(
-    pl: &Plan,
-    imgs: usize,
-    xq: *const u16,
-    dz: *const u32,
-    dw: *mut f32,
-    v0: usize,
-) {
-    let (kk, fp) = (pl.kh * pl.kw, pl.f_pad());
-    let ckk = pl.c * kk;
-    let pairs = pl.nv * LANES / 2;
-    let mut j0 = 0;
-    while j0 < ckk {
-        let jb = (ckk - j0).min(J);
-        let mut rows = [xq; J];
-        for (jj, r) in rows.iter_mut().enumerate() {
-            let j = j0 + jj.min(jb - 1);
-            let (c, k) = (j / kk, j % kk);
-            *r = xq.add(c * pl.plane + (k / pl.kw) * pl.wp + k % pl.kw);
-        }
-        let mut acc = [[_mm512_setzero_ps(); V]; J];
-        for img in 0..imgs {
-            let xi = img * 2 * pl.padded_len();
-            let d = dz.add(img * pl.spread_len() + v0 * LANES);
-            let mut xr = rows;
-            for r in xr.iter_mut() {
-                *r = r.add(xi);
-            }
-            for pp in 0..pairs {
-                let dp = d.add(pp * fp);
-                let mut dv = [_mm512_setzero_si512(); V];
-                for (v, dv) in dv.iter_mut().enumerate() {
-                    *dv = _mm512_loadu_si512(dp.add(v * LANES) as *const _);
-                }
-                for (a, r) in acc.iter_mut().zip(&xr) {
-                    let two = (r.add(2 * pp) as *const u32).read_unaligned();
-                    let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(two as i32));
-                    for (a, &dv) in a.iter_mut().zip(&dv) {
-                        *a = _mm512_dpbf16_ps(*a, xv, std::mem::transmute::<__m512i, __m512bh>(dv));
-                    }
-                }
-            }
-        }
-        store_grad(pl, &acc, jb, j0, v0, dw);
-        j0 += jb;
-    }
+    filter_grad_with::<Bf16>(pl, imgs, xq.cast(), dz.cast(), dw)
 }
