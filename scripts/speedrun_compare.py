@@ -1,8 +1,9 @@
 """Runs the time-to-accuracy recipes side by side, nndl then PyTorch for each seed in turn,
-and keeps one JSON record per run (docs/speedrun/ holds the kept ones; results_pages.py
+and keeps one JSON record per run (docs/speedrun/sittingK/ holds the kept ones, a folder per
+sitting; results_pages.py
 makes docs/results/speedrun.md's table from them).
 
-    python3 scripts/speedrun_compare.py --target 99.0 --seeds 0 1 2 --out docs/speedrun
+    python3 scripts/speedrun_compare.py --target 99.0 --seeds 0 1 2 --fp32 --out docs/speedrun/sitting3
 
 Each record: the program, target, seed, the accuracy it printed, the whole process's wall
 time and peak resident memory measured from outside (start to exit: loading, training and

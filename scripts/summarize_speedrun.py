@@ -1,5 +1,5 @@
 """Prints the time-to-accuracy table from the records of scripts/speedrun_compare.py
-(docs/speedrun/TARGET-PROGRAM-sSEED.json) and the machine's measured fp32 limit
+(docs/speedrun/sittingK/TARGET-PROGRAM-sSEED.json, a folder per sitting) and the machine's measured fp32 limit
 (docs/speedrun/limit.json, from `cargo bench --bench kernels -- --quick`).
 
     python3 scripts/summarize_speedrun.py [RECORDS_DIR]   (default docs/speedrun)
@@ -32,42 +32,48 @@ def train_flops(target):
     return 2 * 3 * macs
 
 
+def sittings(d):
+    """The record folders `sitting*` of `d`, in order: one sitting each, its runs alternated."""
+    return sorted(p for p in glob.glob(os.path.join(d, "sitting*")) if os.path.isdir(p))
+
+
 def table(d="docs/speedrun"):
-    runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "99.*-*-s*.json")))]
-    if not runs:
-        return []
     limit = json.load(open(os.path.join(d, "limit.json")))
     gflops = limit["gflops_per_thread"] * limit["threads"]
     lines = [
-        "| target | command | test accuracy per seed | mean | wall, s (median) | training images/s (median) "
+        "| sitting | target | command | test accuracy per seed | mean | wall, s (median) | training images/s (median) "
         "| % of the fp32 limit | peak RSS, MiB | PyTorch / nndl wall |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for target in sorted({r["target"] for r in runs}):
-        walls = {}
-        for prog in ("nndl", "nndl-f32", "pytorch"):
-            rs = sorted((r for r in runs if r["target"] == target and r["program"] == prog), key=lambda r: r["seed"])
-            if not rs:
-                continue
-            accs = " / ".join(f"{100 * r['test_accuracy']:.2f}" for r in rs)
-            mean = statistics.mean(r["test_accuracy"] for r in rs)
-            wall = statistics.median(r["wall_seconds"] for r in rs)
-            speed = statistics.median(r["train_images_per_second"] for r in rs)
-            rss = max(r["peak_rss_mib"] for r in rs)
-            share = 100 * speed * train_flops(target) / (gflops * 1e9)
-            walls[prog] = wall
-            name = {
-                "nndl": f"nndl, bf16 convolutions: `speedrun --target {target}`",
-                "nndl-f32": f"nndl, f32: `speedrun --target {target} --fp32`",
-                "pytorch": f"PyTorch, bf16 autocast + channels-last: `speedrun_pytorch.py --target {target}`",
-            }[prog]
-            ratio = f"{walls['pytorch'] / walls['nndl']:.2f}x" if prog == "pytorch" and "nndl" in walls else ""
-            lines.append(f"| {target}% | {name} | {accs} | {100 * mean:.2f}% | {wall:.2f} | {speed:,.0f} | {share:.0f}% | {rss:,.0f} | {ratio} |")
-    loads = [r["load_average"] for r in runs]
-    lines += ["", f"{len(runs)} runs, {min(r['date'] for r in runs)} to {max(r['date'] for r in runs)}, "
-              f"{runs[0]['cpu']}, {runs[0]['threads']} threads, one sitting per target, alternated; "
-              f"load average before a run {min(loads):.2f} to {max(loads):.2f}; fp32 limit "
-              f"{gflops:.0f} GFLOP/s ({limit['threads']} x `{limit['line']}`)."]
+    notes = []
+    for k, sd in enumerate(sittings(d), 1):
+        runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(sd, "99.*-*-s*.json")))]
+        if not runs:
+            continue
+        for target in sorted({r["target"] for r in runs}):
+            walls = {}
+            for prog in ("nndl", "nndl-f32", "pytorch"):
+                rs = sorted((r for r in runs if r["target"] == target and r["program"] == prog), key=lambda r: r["seed"])
+                if not rs:
+                    continue
+                accs = " / ".join(f"{100 * r['test_accuracy']:.2f}" for r in rs)
+                mean = statistics.mean(r["test_accuracy"] for r in rs)
+                wall = statistics.median(r["wall_seconds"] for r in rs)
+                speed = statistics.median(r["train_images_per_second"] for r in rs)
+                rss = max(r["peak_rss_mib"] for r in rs)
+                share = 100 * speed * train_flops(target) / (gflops * 1e9)
+                walls[prog] = wall
+                name = {
+                    "nndl": f"nndl, bf16 convolutions: `speedrun --target {target}`",
+                    "nndl-f32": f"nndl, f32: `speedrun --target {target} --fp32`",
+                    "pytorch": f"PyTorch, bf16 autocast + channels-last: `speedrun_pytorch.py --target {target}`",
+                }[prog]
+                ratio = f"{walls['pytorch'] / walls['nndl']:.2f}x" if prog == "pytorch" and "nndl" in walls else ""
+                lines.append(f"| {k} | {target}% | {name} | {accs} | {100 * mean:.2f}% | {wall:.2f} | {speed:,.0f} | {share:.0f}% | {rss:,.0f} | {ratio} |")
+        loads = [r["load_average"] for r in runs]
+        notes.append(f"sitting {k}: {len(runs)} runs, {runs[0]['date']}, {runs[0]['cpu']}, {runs[0]['threads']} threads, "
+                     f"load average before a run {min(loads):.2f} to {max(loads):.2f}")
+    lines += ["", "; ".join(notes) + f". fp32 limit {gflops:.0f} GFLOP/s ({limit['threads']} x `{limit['line']}`)."]
     return lines
 
 
@@ -79,8 +85,9 @@ def frontier(d="docs/speedrun"):
     """Accuracy against whole-program time, seed 0: the recipes' runs with fewer or more
     epochs (frontier/, scripts/speedrun_compare.py --epochs) beside their own."""
     runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "frontier", "99.*-e*-*-s0.json")))]
+    first = sittings(d)[0]
     runs += [dict(r, epochs=EPOCHS[r["target"]]) for r in
-             (json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "99.*-*-s0.json"))))
+             (json.load(open(p)) for p in sorted(glob.glob(os.path.join(first, "99.*-*-s0.json"))))
              if r["program"] != "nndl-f32"]
     if not runs:
         return []
