@@ -1,7 +1,6 @@
 """Runs the time-to-accuracy recipes side by side, nndl then PyTorch for each seed in turn,
 and keeps one JSON record per run (docs/speedrun/sittingK/ holds the kept ones, a folder per
-sitting; results_pages.py
-makes docs/results/speedrun.md's table from them).
+sitting; results_pages.py makes docs/results/speedrun.md's tables from them).
 
     python3 scripts/speedrun_compare.py --target 99.0 --seeds 0 1 2 --fp32 --out docs/speedrun/sitting3
 
