@@ -67,6 +67,15 @@ fn stages(channels: &[usize], pool_last: bool) -> String {
 }
 
 impl Target {
+    /// The accuracy as `--target` names it.
+    fn name(self) -> &'static str {
+        match self {
+            Target::P990 => "99.0",
+            Target::P995 => "99.5",
+            Target::P997 => "99.7",
+        }
+    }
+
     fn recipe(self) -> Recipe {
         match self {
             Target::P990 => Recipe {
@@ -127,7 +136,7 @@ struct Args {
     #[arg(long, value_parser = nndl::cli::non_negative, allow_negative_numbers = true)]
     shift: Option<f64>,
     /// Convolutions in f32 throughout. By default they multiply in bf16 and sum in f32
-    /// where the CPU has AVX-512 BF16 (PyTorch's bf16 autocast for them), about 1.5x the
+    /// where the CPU has AVX-512 BF16 (PyTorch's bf16 autocast for them): 1.3-1.4x the
     /// training speed at the same accuracy (docs/results/speedrun.md).
     #[arg(long)]
     fp32: bool,
@@ -164,7 +173,7 @@ fn run(start: Instant) -> Result<()> {
     let loaded = start.elapsed().as_secs_f64();
     let n = data.training.len();
     let settings = serde_json::json!({
-        "target": format!("{:?}", args.target), "layers": layers, "epochs": epochs,
+        "target": args.target.name(), "layers": layers, "epochs": epochs,
         "mini_batch": mb, "eta": eta, "warmup": args.warmup, "weight_decay": args.weight_decay,
         "label_smoothing": smoothing, "shift": shift, "seed": c.seed, "threads": threads,
         "train_images": n, "judged_on": if args.validate { "validation" } else { "test" },
