@@ -214,14 +214,7 @@ fn run() -> Result<()> {
         .each_epoch(|end| {
             let is_best = if args.train_all {
                 // No held-out images to judge by: the run's end is what is reported.
-                let stats = end.stats;
-                end.record.training_cost = Some(stats.mean_cost);
-                println!(
-                    "Epoch {}: training cost {:.4} ({:.0} images/s)",
-                    end.record.epoch,
-                    stats.mean_cost,
-                    stats.images_per_second()
-                );
+                end.report_training_cost();
                 false
             } else {
                 Best::judge(end, &data, args.eval_batch, true)?

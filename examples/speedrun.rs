@@ -206,14 +206,7 @@ fn run(start: Instant) -> Result<()> {
         .epochs(epochs)
         .mini_batch(mb)
         .each_epoch(|end| {
-            let stats = end.stats;
-            end.record.training_cost = Some(stats.mean_cost);
-            println!(
-                "Epoch {}: training cost {:.4} ({:.0} images/s)",
-                end.record.epoch,
-                stats.mean_cost,
-                stats.images_per_second()
-            );
+            end.report_training_cost();
             Ok(())
         })?;
     let trained = train_start.elapsed().as_secs_f64();

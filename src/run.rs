@@ -285,6 +285,21 @@ pub struct EpochEnd<'e, T: Float, S> {
     pub state: &'e mut S,
 }
 
+impl<T: Float, S> EpochEnd<'_, T, S> {
+    /// Records the epoch's mean training cost and prints it with the throughput: the epoch's
+    /// line of a run that holds no images out to judge it by.
+    pub fn report_training_cost(&mut self) {
+        let stats = self.stats;
+        self.record.training_cost = Some(stats.mean_cost);
+        println!(
+            "Epoch {}: training cost {:.4} ({:.0} images/s)",
+            self.record.epoch,
+            stats.mean_cost,
+            stats.images_per_second()
+        );
+    }
+}
+
 impl<'a, T: Float, D: Samples> Training<'a, T, D> {
     /// Keeps `state` (the program's bookkeeping: a best score, epochs without improvement)
     /// across epochs, in the checkpoints and across a resume; [`Training::each_epoch`]
