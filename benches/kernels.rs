@@ -7,9 +7,11 @@
 //! 4. the small-side FC kernels per ISA;
 //! 5. the modern recipe's layers, single thread: each 3x3 convolution's forward, filter
 //!    gradient and input gradient in GFLOP/s beside a 1024^3 GEMM (`NNDL_CONV=im2col` times
-//!    the im2col + GEMM path instead of the direct kernels), and batch norm's passes.
+//!    the im2col + GEMM path instead of the direct kernels), and batch norm's passes;
+//! 6. the speed-run recipes' convolutions the same way, in bf16 and in f32.
 //!
-//! Run: `cargo bench --bench kernels` (add `-- --quick` for fewer repetitions).
+//! Run: `cargo bench --bench kernels` (add `-- --quick` for fewer repetitions,
+//! `-- --speedrun-layers` for table 6 alone).
 
 use autograd::Graph;
 use rand::SeedableRng;
@@ -53,6 +55,10 @@ fn time(min_s: f64, samples: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (min_s, samples) = if quick { (0.02, 3) } else { (0.1, 7) };
+    if std::env::args().any(|a| a == "--speedrun-layers") {
+        speedrun_layers(min_s, samples);
+        return;
+    }
     let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
     let threads = rayon::current_num_threads();
     println!(
@@ -144,6 +150,7 @@ fn main() {
 
     small_kernels(min_s, samples);
     modern_layers(min_s, samples);
+    speedrun_layers(min_s, samples);
 
     println!("\n## conv + max-pool through autograd, f32, {threads} threads (images/s)");
     println!("| layer | batch | forward | forward + backward |");
@@ -346,78 +353,121 @@ fn small_kernels(min_s: f64, samples: usize) {
     }
 }
 
-/// Table 5: the modern recipe's convolutions at mini-batch 64 and its batch norm over the
-/// largest activation, single thread.
-fn modern_layers(min_s: f64, samples: usize) {
+/// The 1024^3 single-thread GEMM rate, GFLOP/s: the scale the layer tables are read against.
+fn gemm_rate(min_s: f64, samples: usize) -> f64 {
+    let n = 1024;
+    let (a, b) = (vec![0.5f32; n * n], vec![0.25f32; n * n]);
+    let mut c = vec![0.0f32; n * n];
+    let t = time(min_s, samples, || {
+        let (a, b) = (MatRef::new(&a, n, n), MatRef::new(&b, n, n));
+        tensor::gemm(1.0, a, b, 0.0, MatMut::new(black_box(&mut c), n, n))
+    });
+    2.0 * (n * n * n) as f64 / t / 1e9
+}
+
+/// One row per padded 3x3 convolution `(c_in, h = w, f)` at mini-batch 64, single thread:
+/// forward, filter gradient and input gradient GFLOP/s, in bf16 when `bf16` (and the CPU
+/// has it).
+fn conv_layers(min_s: f64, samples: usize, layers: &[(usize, usize, usize)], bf16: bool) {
     use tensor::conv::{
         conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
         ConvGeom, ConvGrads,
     };
+    use tensor::{Accum, Shape};
+    println!("| layer | forward GFLOP/s | filter gradient | input gradient |");
+    println!("| --- | --- | --- | --- |");
+    for &(c_in, hw, f) in layers {
+        let g = ConvGeom::padded(
+            Shape::new(&[64, c_in, hw, hw]).unwrap(),
+            Shape::new(&[f, c_in, 3, 3]).unwrap(),
+            1,
+            1,
+        )
+        .unwrap();
+        let g = ConvGeom { bf16, ..g };
+        let x = vec![0.1f32; g.n * g.in_len()];
+        let w = vec![0.01f32; g.f * g.ckk()];
+        let dout = vec![0.01f32; g.n * g.out_len()];
+        let mut out = vec![0.0f32; g.n * g.out_len()];
+        let mut dx = vec![0.0f32; g.n * g.in_len()];
+        let mut dw = vec![0.0f32; g.f * g.ckk()];
+        let mut fs = vec![0.0f32; conv2d_forward_scratch_len(&g)];
+        let mut bs = vec![0.0f32; conv2d_backward_scratch_len(&g, true)];
+        let fl = 2.0 * (g.n * g.f * g.ckk() * g.spatial()) as f64 / 1e9;
+        let tf = time(min_s, samples, || {
+            conv2d_forward(&g, &x, &w, None, black_box(&mut out), &mut fs)
+        });
+        let tw = time(min_s, samples, || {
+            let grads = ConvGrads {
+                dx: None,
+                dw: black_box(&mut dw),
+                db: None,
+            };
+            conv2d_backward(&g, &x, &w, &dout, grads, &mut bs)
+        });
+        let twx = time(min_s, samples, || {
+            let grads = ConvGrads {
+                dx: Some((black_box(&mut dx[..]), Accum::Overwrite)),
+                dw: black_box(&mut dw),
+                db: None,
+            };
+            conv2d_backward(&g, &x, &w, &dout, grads, &mut bs)
+        });
+        println!(
+            "| {c_in}->{f}, 3x3, {hw}x{hw} | {:.1} | {:.1} | {:.1} |",
+            fl / tf,
+            fl / tw,
+            fl / (twx - tw).max(1e-9)
+        );
+    }
+}
+
+/// Table 6: the speed-run recipes' convolutions (the 99.7% net's four; the 99.0% and 99.5%
+/// nets' are narrower versions of them) in bf16 and in f32, single thread, mini-batch 64.
+fn speedrun_layers(min_s: f64, samples: usize) {
+    let layers = [
+        (1, 28, 32),
+        (32, 14, 64),
+        (64, 7, 128),
+        (128, 3, 256),
+        (16, 7, 32),
+    ];
+    tensor::with_threads(1, || {
+        let peak = gemm_rate(min_s, samples);
+        let bf16 = tensor::conv::bf16_supported();
+        println!("\n## speed-run convolutions, single thread, mini-batch 64");
+        println!("GEMM 1024^3 for scale: {peak:.1} GFLOP/s (bf16 products run at up to twice it)");
+        if bf16 {
+            println!("\n### bf16 products, f32 sums");
+            conv_layers(min_s, samples, &layers, true);
+        }
+        println!("\n### f32");
+        conv_layers(min_s, samples, &layers, false);
+    });
+}
+
+/// Table 5: the modern recipe's convolutions at mini-batch 64 and its batch norm over the
+/// largest activation, single thread.
+fn modern_layers(min_s: f64, samples: usize) {
     use tensor::norm::{
         batch_norm_backward, batch_norm_forward, batch_stats, NormGeom, NormGrads, NormParams,
     };
-    use tensor::{Accum, Shape};
+    use tensor::Accum;
     tensor::with_threads(1, || {
         let path = if std::env::var("NNDL_CONV").is_ok_and(|v| v == "im2col") {
             "im2col + GEMM (NNDL_CONV=im2col)"
         } else {
             "direct where it applies (AVX-512, stride 1)"
         };
-        let n = 1024;
-        let (a, b) = (vec![0.5f32; n * n], vec![0.25f32; n * n]);
-        let mut c = vec![0.0f32; n * n];
-        let t = time(min_s, samples, || {
-            let (a, b) = (MatRef::new(&a, n, n), MatRef::new(&b, n, n));
-            tensor::gemm(1.0, a, b, 0.0, MatMut::new(black_box(&mut c), n, n))
-        });
-        let peak = 2.0 * (n * n * n) as f64 / t / 1e9;
+        let peak = gemm_rate(min_s, samples);
         println!("\n## modern recipe, single thread, mini-batch 64: convolutions by {path}");
         println!("GEMM 1024^3 for scale: {peak:.1} GFLOP/s");
-        println!("| layer | forward GFLOP/s | filter gradient | input gradient |");
-        println!("| --- | --- | --- | --- |");
-        for (c_in, hw, f) in [(32usize, 28usize, 32usize), (32, 14, 64), (64, 14, 64)] {
-            let g = ConvGeom::padded(
-                Shape::new(&[64, c_in, hw, hw]).unwrap(),
-                Shape::new(&[f, c_in, 3, 3]).unwrap(),
-                1,
-                1,
-            )
-            .unwrap();
-            let x = vec![0.1f32; g.n * g.in_len()];
-            let w = vec![0.01f32; g.f * g.ckk()];
-            let dout = vec![0.01f32; g.n * g.out_len()];
-            let mut out = vec![0.0f32; g.n * g.out_len()];
-            let mut dx = vec![0.0f32; g.n * g.in_len()];
-            let mut dw = vec![0.0f32; g.f * g.ckk()];
-            let mut fs = vec![0.0f32; conv2d_forward_scratch_len(&g)];
-            let mut bs = vec![0.0f32; conv2d_backward_scratch_len(&g, true)];
-            let fl = 2.0 * (g.n * g.f * g.ckk() * g.spatial()) as f64 / 1e9;
-            let tf = time(min_s, samples, || {
-                conv2d_forward(&g, &x, &w, None, black_box(&mut out), &mut fs)
-            });
-            let tw = time(min_s, samples, || {
-                let grads = ConvGrads {
-                    dx: None,
-                    dw: black_box(&mut dw),
-                    db: None,
-                };
-                conv2d_backward(&g, &x, &w, &dout, grads, &mut bs)
-            });
-            let twx = time(min_s, samples, || {
-                let grads = ConvGrads {
-                    dx: Some((black_box(&mut dx[..]), Accum::Overwrite)),
-                    dw: black_box(&mut dw),
-                    db: None,
-                };
-                conv2d_backward(&g, &x, &w, &dout, grads, &mut bs)
-            });
-            println!(
-                "| {c_in}->{f}, 3x3, {hw}x{hw} | {:.1} | {:.1} | {:.1} |",
-                fl / tf,
-                fl / tw,
-                fl / (twx - tw).max(1e-9)
-            );
-        }
+        conv_layers(
+            min_s,
+            samples,
+            &[(32, 28, 32), (32, 14, 64), (64, 14, 64)],
+            false,
+        );
         let g = NormGeom {
             n: 64,
             c: 32,

@@ -1,6 +1,6 @@
 //! The direct convolution's AVX-512 kernels.
 
-use super::{Plan, LANES};
+use super::{Plan, Tiling, LANES};
 use std::arch::x86_64::*;
 
 /// Filters per forward tile (one broadcast weight each).
@@ -76,6 +76,13 @@ impl Madd for Bf16 {
 /// As [`conv`] (as [`conv_bf16`] for [`Bf16`]).
 #[inline(always)]
 unsafe fn conv_with<K: Madd>(pl: &Plan, xp: *const f32, wt: *const f32, res: &Out) {
+    if let Tiling::Filters { p } = pl.tiling {
+        return match p {
+            4 => conv_filters::<K, 4>(pl, xp, wt, res),
+            5 => conv_filters::<K, 5>(pl, xp, wt, res),
+            _ => conv_filters::<K, 6>(pl, xp, wt, res),
+        };
+    }
     let mut f0 = 0;
     while f0 < pl.f {
         let fb = (pl.f - f0).min(FT);
@@ -141,11 +148,11 @@ unsafe fn conv_tile<K: Madd, const F: usize, const V: usize>(
     let mut acc = [[_mm512_setzero_ps(); V]; F];
     for c in 0..pl.c.div_ceil(K::PER) {
         let xc = xp.add(c * pl.plane + v0 * LANES);
-        let wc = wt.add(c * pl.kh * pl.kw * pl.f + f0);
+        let wc = wt.add(c * pl.kh * pl.kw * pl.f_pad() + f0);
         for ki in 0..pl.kh {
             for kj in 0..pl.kw {
                 let xs = xc.add(ki * pl.wp + kj);
-                let ws = wc.add((ki * pl.kw + kj) * pl.f);
+                let ws = wc.add((ki * pl.kw + kj) * pl.f_pad());
                 let mut v = [_mm512_setzero_ps(); V];
                 for (j, v) in v.iter_mut().enumerate() {
                     *v = _mm512_loadu_ps(xs.add(j * LANES));
@@ -199,6 +206,120 @@ unsafe fn store<const F: usize, const V: usize>(
     }
 }
 
+/// [`Tiling::Filters`]: tiles of up to 4 vectors of 16 filters by `P` output positions (24
+/// accumulators at most), positions taken in order over the valid `oh x ow` outputs.
+///
+/// # Safety
+/// As [`conv_with`].
+#[inline(always)]
+unsafe fn conv_filters<K: Madd, const P: usize>(
+    pl: &Plan,
+    xp: *const f32,
+    wt: *const f32,
+    res: &Out,
+) {
+    let (fv, n) = (pl.f_pad() / LANES, pl.oh * pl.ow);
+    let mut v0 = 0;
+    while v0 < fv {
+        let vb = (fv - v0).min(4);
+        let mut q0 = 0;
+        while q0 < n {
+            let np = (n - q0).min(P);
+            match vb {
+                1 => filters_tile::<K, 1, P>(pl, xp, wt, res, v0, q0, np),
+                2 => filters_tile::<K, 2, P>(pl, xp, wt, res, v0, q0, np),
+                3 => filters_tile::<K, 3, P>(pl, xp, wt, res, v0, q0, np),
+                _ => filters_tile::<K, 4, P>(pl, xp, wt, res, v0, q0, np),
+            }
+            q0 += np;
+        }
+        v0 += vb;
+    }
+}
+
+/// Filter vectors `v0..v0+V` at output positions `q0..q0+np` (`np <= P`; the missing
+/// positions repeat the last and are not stored): per tap and channel (or channel pair), `V`
+/// weight vectors and `P` broadcast input values feed `V*P` multiply-adds.
+///
+/// # Safety
+/// As [`conv_with`]; the filter vectors and positions inside the plan, `np >= 1`.
+#[inline(always)]
+unsafe fn filters_tile<K: Madd, const V: usize, const P: usize>(
+    pl: &Plan,
+    xp: *const f32,
+    wt: *const f32,
+    res: &Out,
+    v0: usize,
+    q0: usize,
+    np: usize,
+) {
+    let (kk, fp) = (pl.kh * pl.kw, pl.f_pad());
+    let mut off = [0usize; P];
+    for (p, o) in off.iter_mut().enumerate() {
+        let q = q0 + p.min(np - 1);
+        *o = (q / pl.ow) * pl.wp + q % pl.ow;
+    }
+    let mut acc = [[_mm512_setzero_ps(); V]; P];
+    for c in 0..pl.c.div_ceil(K::PER) {
+        let xc = xp.add(c * pl.plane);
+        let wc = wt.add(c * kk * fp + v0 * LANES);
+        for ki in 0..pl.kh {
+            for kj in 0..pl.kw {
+                let xs = xc.add(ki * pl.wp + kj);
+                let ws = wc.add((ki * pl.kw + kj) * fp);
+                let mut w = [_mm512_setzero_ps(); V];
+                for (v, w) in w.iter_mut().enumerate() {
+                    *w = _mm512_loadu_ps(ws.add(v * LANES));
+                }
+                for (a, &o) in acc.iter_mut().zip(&off) {
+                    let xv = _mm512_set1_ps(*xs.add(o));
+                    for (a, &w) in a.iter_mut().zip(&w) {
+                        *a = K::madd(*a, w, xv);
+                    }
+                }
+            }
+        }
+    }
+    store_filters(pl, res, &acc, v0, q0, np);
+}
+
+/// A filter tile's sums into `out` (`[f, oh, ow]`), transposed lane by lane (out of line: see
+/// [`store`]).
+///
+/// # Safety
+/// As [`conv`]; the tile inside the plan.
+#[inline(never)]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_filters<const V: usize, const P: usize>(
+    pl: &Plan,
+    res: &Out,
+    acc: &[[__m512; V]; P],
+    v0: usize,
+    q0: usize,
+    np: usize,
+) {
+    let chan = pl.oh * pl.ow;
+    let mut lanes = [[0.0f32; LANES]; V];
+    for (p, a) in acc.iter().enumerate().take(np) {
+        for (l, &a) in lanes.iter_mut().zip(a) {
+            _mm512_storeu_ps(l.as_mut_ptr(), a);
+        }
+        for (v, l) in lanes.iter().enumerate() {
+            let f0 = (v0 + v) * LANES;
+            for (i, &s) in l.iter().enumerate().take(pl.f.saturating_sub(f0)) {
+                let f = f0 + i;
+                let o = res.out.add(f * chan + q0 + p);
+                let b = if res.bias.is_null() {
+                    0.0
+                } else {
+                    *res.bias.add(f)
+                };
+                *o = if res.add { *o + (s + b) } else { s + b };
+            }
+        }
+    }
+}
+
 /// Copies one image `[c, h, w]` into its zero-padded planes.
 ///
 /// # Safety
@@ -244,15 +365,15 @@ pub(super) unsafe fn spread(pl: &Plan, dout: *const f32, dzt: *mut f32) {
     }
 }
 
-/// `dw[f][j] += sum over images and positions p of dzt[p][f] * xp[c][p + ki*wp + kj]`, for
-/// every filter row `j = (c, ki, kj)`. Vectors run over 16 filters at once and one weight
+/// `dwt[j][f] += sum over images and positions p of dzt[p][f] * xp[c][p + ki*wp + kj]`, for
+/// every filter row `j = (c, ki, kj)` (rows of `f_pad`). Vectors run over 16 filters at once and one weight
 /// row's input value is broadcast, as in the forward: no horizontal sums, no unaligned
 /// vector loads (at 16 positions per vector and a sum per weight this kernel ran at half
 /// the forward's rate).
 ///
 /// # Safety
 /// AVX-512F; `xp` holds `imgs` images of `c` planes, `dzt` `imgs` of [`Plan::spread_len`],
-/// `dw` `f*c*kh*kw` elements.
+/// `dw` `c*kh*kw*f_pad` elements.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn filter_grad(
     pl: &Plan,
@@ -347,7 +468,7 @@ unsafe fn grad_rows<K: Madd, const V: usize, const J: usize>(
     }
 }
 
-/// Adds a tile's sums into `dw[f][j]` (out of line: see [`store`]).
+/// Adds a tile's sums into `dwt[j][f]` (rows of `f_pad`; out of line: see [`store`]).
 ///
 /// # Safety
 /// As [`filter_grad`]; rows `j0..j0 + jb` and filter vectors `v0..v0 + V` inside the
@@ -360,19 +481,13 @@ unsafe fn store_grad<const V: usize, const J: usize>(
     jb: usize,
     j0: usize,
     v0: usize,
-    dw: *mut f32,
+    dwt: *mut f32,
 ) {
-    let ckk = pl.c * pl.kh * pl.kw;
-    let mut lanes = [0.0f32; LANES];
     for (jj, a) in acc.iter().enumerate().take(jb) {
+        let row = dwt.add((j0 + jj) * pl.f_pad() + v0 * LANES);
         for (v, &a) in a.iter().enumerate() {
-            _mm512_storeu_ps(lanes.as_mut_ptr(), a);
-            for (l, &g) in lanes.iter().enumerate() {
-                let f = (v0 + v) * LANES + l;
-                if f < pl.f {
-                    *dw.add(f * ckk + j0 + jj) += g;
-                }
-            }
+            let d = row.add(v * LANES);
+            _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), a));
         }
     }
 }
@@ -490,7 +605,7 @@ pub(super) unsafe fn pair_rows_in_place(dzt: *mut f32, rows: usize, fp: usize) {
 /// gradients ([`pair_rows_in_place`], images `spread_len` u32 apart).
 ///
 /// # Safety
-/// AVX-512F and AVX-512 BF16; the buffers hold `imgs` images as said; `dw` `f*c*kh*kw`.
+/// AVX-512F and AVX-512 BF16; the buffers hold `imgs` images as said; `dw` `c*kh*kw*f_pad`.
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(super) unsafe fn filter_grad_bf16(
     pl: &Plan,

@@ -8,12 +8,16 @@
 //! one lane mask per output row it touches.
 //!
 //! - forward: 16 output positions of a channel per vector, one broadcast weight per filter
-//!   (8 filters x 3 vectors = 24 accumulators);
+//!   (8 filters x 3 vectors = 24 accumulators); on small images, where a row of 16 positions
+//!   is mostly padding (a 3x3 output fills 9 lanes), 16 filters per vector at one valid
+//!   position instead, one broadcast input value per position (4 vectors x 6 positions),
+//!   whichever [`Tiling::choose`] counts fewer operations for;
 //! - input gradient: the same kernel on the padded output gradient, with the filters flipped
 //!   and transposed (padding `k - 1 - pad` brings it back to the input's size);
 //! - filter gradient: 16 filters per vector against one broadcast input value per weight row,
 //!   summed over positions and a group of images (the output gradient transposed to
-//!   position-major first).
+//!   position-major first), added into a filter-major partial sum per task (vector adds)
+//!   that is transposed into `dw` once, at the end.
 //!
 //! Nothing is packed and nothing unfolded: im2col + GEMM spent about half its time writing and
 //! packing the 9x larger unfolded matrix, and per-image GEMMs of 32 x 288 x 784 are too small
@@ -96,6 +100,94 @@ struct Plan {
     /// output row it touches) are `segs[first[v]..first[v + 1]]`.
     segs: Vec<Seg>,
     first: Vec<usize>,
+    /// How the kernel lays its vectors (chosen by [`Tiling::choose`]).
+    tiling: Tiling,
+}
+
+/// What one kernel vector holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tiling {
+    /// 16 output positions of one filter, over the padded width (the `wp - ow` positions past
+    /// each row computed and dropped): full vectors on wide images.
+    Positions,
+    /// 16 filters at one output position, `p` valid positions per tile (one broadcast input
+    /// value each, no padded-width waste), transposed when stored: full vectors on small
+    /// images (a 3x3 output fills 9 of the 16 lanes of a position vector).
+    Filters { p: usize },
+}
+
+impl Tiling {
+    /// The tiling with the fewer vector multiply-adds, counting the filter tiling's scalar,
+    /// transposing stores as one multiply-add each (they cost about that, and make it lose
+    /// wherever a position's sum has few terms, as on a 1-channel input).
+    fn choose(pl: &Plan) -> Tiling {
+        if let Some(t) = forced() {
+            return t(pl);
+        }
+        let (positions, filters) = (Tiling::Positions, Tiling::filters(pl));
+        // One vector of filters is one weight load per `p` broadcasts and multiply-adds:
+        // measured slower than the positions' tiles wherever it was tried.
+        if pl.f > LANES && filters.cost(pl) < positions.cost(pl) {
+            filters
+        } else {
+            positions
+        }
+    }
+
+    /// The filter tiling with the positions per tile (4, 5 or 6) that computes the fewest
+    /// positions past the last.
+    fn filters(pl: &Plan) -> Tiling {
+        let n = pl.oh * pl.ow;
+        let p = [6, 5, 4]
+            .into_iter()
+            .min_by_key(|p| n.div_ceil(*p) * p)
+            .unwrap_or(6);
+        Tiling::Filters { p }
+    }
+
+    /// Vector multiply-adds (and stores counted as such) of one image, per channel pair.
+    fn cost(self, pl: &Plan) -> f64 {
+        let terms = (pl.c.div_ceil(2) * pl.kh * pl.kw) as f64;
+        match self {
+            Tiling::Positions => (pl.nv * pl.f) as f64 * terms,
+            Tiling::Filters { p } => {
+                let n = pl.oh * pl.ow;
+                let vectors = (n.div_ceil(p) * p * pl.f_pad() / LANES) as f64;
+                vectors * terms + (n * pl.f_pad()) as f64
+            }
+        }
+    }
+}
+
+/// A rule for the tiling of a plan.
+type Choice = fn(&Plan) -> Tiling;
+
+thread_local! {
+    /// Tests' choice of tiling (see [`force_tiling`]).
+    static FORCED: std::cell::Cell<Option<Choice>> = const { std::cell::Cell::new(None) };
+}
+
+fn forced() -> Option<Choice> {
+    if let Some(t) = FORCED.with(|f| f.get()) {
+        return Some(t);
+    }
+    // `NNDL_CONV_TILING=positions|filters` times one tiling alone (benchmarks).
+    static ENV: OnceLock<Option<Choice>> = OnceLock::new();
+    *ENV.get_or_init(|| match std::env::var("NNDL_CONV_TILING").as_deref() {
+        Ok("positions") => Some(|_| Tiling::Positions),
+        Ok("filters") => Some(Tiling::filters),
+        _ => None,
+    })
+}
+
+/// Runs `f` with every plan made on this thread taking `tiling` (tests of both kernels on
+/// every shape).
+#[cfg(test)]
+fn force_tiling<R>(tiling: Choice, f: impl FnOnce() -> R) -> R {
+    let before = FORCED.with(|c| c.replace(Some(tiling)));
+    let r = f();
+    FORCED.with(|c| c.set(before));
+    r
 }
 
 /// The lanes of one vector that belong to one output row: lane `l` (in `mask`) goes to
@@ -135,7 +227,7 @@ impl Plan {
             }
         }
         first.push(segs.len());
-        Plan {
+        let mut pl = Plan {
             c,
             h,
             w,
@@ -151,7 +243,10 @@ impl Plan {
             plane,
             segs,
             first,
-        }
+            tiling: Tiling::Positions,
+        };
+        pl.tiling = Tiling::choose(&pl);
+        pl
     }
 
     /// The forward of `g`, per image.
@@ -174,9 +269,21 @@ impl Plan {
         self.c * self.plane
     }
 
-    /// Filters rounded up to whole vectors.
+    /// Filters rounded up to whole vectors: the row stride of the arranged weights.
     fn f_pad(&self) -> usize {
         self.f.next_multiple_of(LANES)
+    }
+
+    /// 32-bit elements of the arranged weights (f32, or bf16 pairs in fewer).
+    fn weights_len(&self) -> usize {
+        self.c * self.kh * self.kw * self.f_pad()
+    }
+
+    /// Images whose filter gradients one kernel call sums before its accumulators are
+    /// stored: at least [`GROUP`], more for small images (a 3x3 image is one vector of
+    /// positions), so that each tile runs at least ~64 vectors of positions.
+    fn group(&self) -> usize {
+        (64 / self.nv).clamp(GROUP, 4 * GROUP)
     }
 
     /// Elements of one image's output gradient over the padded width, position-major.
@@ -185,19 +292,23 @@ impl Plan {
     }
 }
 
-/// Filters `[f, c, kh, kw]` as the kernel reads them, `[c, kh, kw, f]` (the `f` weights of one
-/// tap side by side); with `flip`, the input gradient's filters `[f, kh, kw, c]` rotated half a
-/// turn: `out[f][kh-1-ki][kw-1-kj][c] = w[f][c][ki][kj]`.
+/// Filters `[f, c, kh, kw]` as the kernel reads them, `[c, kh, kw, f_pad]` (the `f` weights of
+/// one tap side by side, zeros up to a whole vector); with `flip`, the input gradient's
+/// filters `[f, kh, kw, c_pad]` rotated half a turn: `out[f][kh-1-ki][kw-1-kj][c] =
+/// w[f][c][ki][kj]`.
 fn arrange(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [f32]) {
     let kk = g.kh * g.kw;
+    let (ch, nf) = if flip { (g.f, g.c) } else { (g.c, g.f) };
+    let stride = nf.next_multiple_of(LANES);
+    out[..ch * kk * stride].fill(0.0);
     for f in 0..g.f {
         for c in 0..g.c {
             for k in 0..kk {
                 let v = w[(f * g.c + c) * kk + k];
                 if flip {
-                    out[(f * kk + kk - 1 - k) * g.c + c] = v;
+                    out[(f * kk + kk - 1 - k) * stride + c] = v;
                 } else {
-                    out[(c * kk + k) * g.f + f] = v;
+                    out[(c * kk + k) * stride + f] = v;
                 }
             }
         }
@@ -205,19 +316,20 @@ fn arrange(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [f32]) {
 }
 
 /// [`arrange`] in bf16 pairs of the kernel's channels (`c`, or `f` with `flip`): element
-/// `[ch / 2][tap][n]` holds channel `ch` in its low half when `ch` is even, high when odd,
+/// `[ch / 2][tap][n]` (rows of `n` padded to whole vectors) holds channel `ch` in its low half when `ch` is even, high when odd,
 /// zero for an odd count's missing last. Returns the pairs written.
 fn arrange_bf16(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [u32]) -> usize {
     let kk = g.kh * g.kw;
     let (ch, nf) = if flip { (g.f, g.c) } else { (g.c, g.f) };
-    let len = ch.div_ceil(2) * kk * nf;
+    let stride = nf.next_multiple_of(LANES);
+    let len = ch.div_ceil(2) * kk * stride;
     out[..len].fill(0);
     for f in 0..g.f {
         for c in 0..g.c {
             for k in 0..kk {
                 let v = u32::from(bf16_bits(w[(f * g.c + c) * kk + k]));
                 let (chan, tap, n) = if flip { (f, kk - 1 - k, c) } else { (c, k, f) };
-                out[((chan / 2) * kk + tap) * nf + n] |= v << (16 * (chan % 2));
+                out[((chan / 2) * kk + tap) * stride + n] |= v << (16 * (chan % 2));
             }
         }
     }
@@ -252,19 +364,21 @@ fn f32s_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
 
 /// Scratch elements [`forward`] needs with `tasks` parallel tasks.
 pub(super) fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
-    g.f * g.ckk() + tasks * Plan::forward(g).padded_len()
+    let pl = Plan::forward(g);
+    pl.weights_len() + tasks * pl.padded_len()
 }
 
-/// Images whose filter gradients one kernel call sums before its accumulators are stored (a
-/// 14x14 image alone is only 14 vectors of positions per weight row).
+/// Images whose filter gradients one kernel call sums before its accumulators are stored, at
+/// least (a 14x14 image alone is only 14 vectors of positions per weight row).
 const GROUP: usize = 4;
 
 /// Scratch elements [`backward`] needs with `tasks` parallel tasks.
 pub(super) fn backward_scratch_len(g: &ConvGeom, tasks: usize, with_dx: bool) -> usize {
     let pl = Plan::forward(g);
-    let per = g.f * g.ckk() + g.f + GROUP * (pl.padded_len() + pl.spread_len());
+    let per = g.ckk() * pl.f_pad() + g.f + pl.group() * (pl.padded_len() + pl.spread_len());
     let dx = if with_dx {
-        (g.f * g.ckk(), Plan::input_grad(g).padded_len())
+        let pd = Plan::input_grad(g);
+        (pd.weights_len(), pd.padded_len())
     } else {
         (0, 0)
     };
@@ -284,7 +398,7 @@ pub(super) fn forward<T: Float>(
 ) {
     let (x, w, b, out) = (f32s(x), f32s(w), b.map(f32s), f32s_mut(out));
     let pl = Plan::forward(g);
-    let (wt, rest) = f32s_mut(scratch).split_at_mut(g.f * g.ckk());
+    let (wt, rest) = f32s_mut(scratch).split_at_mut(pl.weights_len());
     let bf16 = g.bf16 && bf16_supported();
     if bf16 {
         arrange_bf16(g, w, false, u32s(wt));
@@ -338,9 +452,12 @@ pub(super) fn backward<T: Float>(
     let pd = Plan::input_grad(g);
     let want_dx = dx.is_some();
     let tasks = g.n.div_ceil(per);
-    let wlen = g.f * g.ckk();
+    // Each task's partial filter gradient is `[c*kh*kw][f_pad]`, filters side by side (the
+    // kernel's vectors), transposed into `dw` when the tasks' parts are summed.
+    let (ckk, fp, group) = (g.ckk(), pl.f_pad(), pl.group());
+    let wlen = ckk * fp;
     let scratch = f32s_mut(scratch);
-    let (wt, rest) = scratch.split_at_mut(if want_dx { wlen } else { 0 });
+    let (wt, rest) = scratch.split_at_mut(if want_dx { pd.weights_len() } else { 0 });
     let bf16 = g.bf16 && bf16_supported();
     if want_dx && bf16 {
         arrange_bf16(g, w, true, u32s(wt));
@@ -349,7 +466,7 @@ pub(super) fn backward<T: Float>(
     }
     let wt = &*wt;
     let dx_block = if want_dx { pd.padded_len() } else { 0 };
-    let (xl, zl) = (GROUP * pl.padded_len(), GROUP * pl.spread_len());
+    let (xl, zl) = (group * pl.padded_len(), group * pl.spread_len());
     let block = wlen + g.f + xl + zl + dx_block;
     let add = dx.as_ref().is_none_or(|d| d.1 == Accum::Add);
     let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| f32s_mut(d.0).as_mut_ptr()));
@@ -364,8 +481,8 @@ pub(super) fn backward<T: Float>(
         part.fill(0.0);
         let (pw, pb) = part.split_at_mut(wlen);
         let (lo, hi) = (t * per, ((t + 1) * per).min(g.n));
-        for i0 in (lo..hi).step_by(GROUP) {
-            let imgs = (hi - i0).min(GROUP);
+        for i0 in (lo..hi).step_by(group) {
+            let imgs = (hi - i0).min(group);
             for (j, i) in (i0..i0 + imgs).enumerate() {
                 let di = &dout[i * ol..(i + 1) * ol];
                 let xj = &mut xp[j * pl.padded_len()..(j + 1) * pl.padded_len()];
@@ -427,10 +544,11 @@ pub(super) fn backward<T: Float>(
     // on scheduling.
     let (dw, mut db) = (f32s_mut(dw), db.map(f32s_mut));
     for p in rest.chunks(block).take(tasks) {
-        dw[..wlen]
-            .iter_mut()
-            .zip(&p[..wlen])
-            .for_each(|(d, &v)| *d += v);
+        for (j, row) in p[..wlen].chunks_exact(fp).enumerate() {
+            for (f, &v) in row[..g.f].iter().enumerate() {
+                dw[f * ckk + j] += v;
+            }
+        }
         if let Some(db) = db.as_deref_mut() {
             db[..g.f]
                 .iter_mut()

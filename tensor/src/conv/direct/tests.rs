@@ -15,6 +15,15 @@ fn geom(dims: [usize; 7], pad: usize) -> ConvGeom {
     .unwrap()
 }
 
+/// Both kernels' tilings: each test shape runs under each (the filter tiling with its
+/// own choice of positions per tile, and with 4 and 6 forced).
+const TILINGS: [Choice; 4] = [
+    |_| Tiling::Positions,
+    Tiling::filters,
+    |_| Tiling::Filters { p: 4 },
+    |_| Tiling::Filters { p: 6 },
+];
+
 fn random(n: usize, rng: &mut rand_pcg::Pcg64) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
@@ -98,7 +107,11 @@ fn direct_equals_naive_on_random_and_edge_shapes() {
         geom([11, 2, 28, 28, 32, 3, 3], 1),
     ] {
         for threads in [1, 2] {
-            crate::par::with_threads(threads, || check(g, &mut rng));
+            for tiling in TILINGS {
+                force_tiling(tiling, || {
+                    crate::par::with_threads(threads, || check(g, &mut rng))
+                });
+            }
         }
     }
 }
@@ -120,13 +133,17 @@ fn filter_layouts() {
     let w: Vec<f32> = (0..3)
         .flat_map(|f| (0..2).flat_map(move |c| (0..4).map(move |k| (100 * f + 10 * c + k) as f32)))
         .collect();
-    let mut t = vec![0.0; w.len()];
+    let mut t = vec![f32::NAN; 3 * 4 * 16];
     arrange(&g, &w, false, &mut t);
-    // [c][k][f]: c = 1, k = 2, f = 0..3
-    assert_eq!(&t[(4 + 2) * 3..(4 + 2) * 3 + 3], &[12.0, 112.0, 212.0]);
+    // [c][k][f_pad]: c = 1, k = 2, f = 0..3, then zeros to 16
+    assert_eq!(
+        &t[(4 + 2) * 16..(4 + 2) * 16 + 4],
+        &[12.0, 112.0, 212.0, 0.0]
+    );
+    assert!(t[..2 * 4 * 16].iter().all(|v| !v.is_nan()));
     arrange(&g, &w, true, &mut t);
-    // [f][k'][c] = w[f][c][3 - k']: f = 2, k' = 0 -> k = 3
-    assert_eq!(&t[(2 * 4) * 2..(2 * 4) * 2 + 2], &[203.0, 213.0]);
+    // [f][k'][c_pad] = w[f][c][3 - k']: f = 2, k' = 0 -> k = 3
+    assert_eq!(&t[(2 * 4) * 16..(2 * 4) * 16 + 3], &[203.0, 213.0, 0.0]);
 }
 
 /// `v` rounded to bfloat16 (as the bf16 kernels round their operands), widened.
@@ -231,7 +248,11 @@ fn bf16_equals_the_reference_on_rounded_operands_and_stays_in_its_bound() {
         geom([7, 3, 6, 6, 5, 3, 3], 1),
     ] {
         for threads in [1, 2] {
-            crate::par::with_threads(threads, || check_bf16(g, &mut rng));
+            for tiling in TILINGS {
+                force_tiling(tiling, || {
+                    crate::par::with_threads(threads, || check_bf16(g, &mut rng))
+                });
+            }
         }
     }
 }
@@ -247,4 +268,22 @@ fn bf16_rounds_to_nearest_even() {
     assert_eq!(r(-2.5e-3).signum(), -1.0);
     assert!(r(f32::NAN).is_nan());
     assert_eq!(r(f32::INFINITY), f32::INFINITY);
+}
+
+#[test]
+fn small_images_take_the_filter_tiling_and_a_one_channel_input_the_positions() {
+    // The 99.7% recipe's layers: 28x28 from one channel, then 14x14, 7x7 and 3x3 images.
+    let tiling = |dims, pad| Plan::forward(&geom(dims, pad)).tiling;
+    assert_eq!(tiling([1, 1, 28, 28, 32, 3, 3], 1), Tiling::Positions);
+    for dims in [[1, 64, 7, 7, 128, 3, 3], [1, 128, 3, 3, 256, 3, 3]] {
+        assert!(
+            matches!(tiling(dims, 1), Tiling::Filters { .. }),
+            "{dims:?}"
+        );
+    }
+    // 3x3 outputs: 9 positions, two tiles of 5 (one wasted) rather than of 6 (three) or 4.
+    assert_eq!(
+        tiling([1, 128, 3, 3, 256, 3, 3], 1),
+        Tiling::Filters { p: 5 }
+    );
 }
