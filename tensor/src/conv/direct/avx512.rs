@@ -11,11 +11,11 @@ const VT: usize = 3;
 /// `out[f][oy][ox] (+)= bias[f] + sum over c, ki, kj of wt[c][ki][kj][f] *
 /// xp[c][oy*wp + ox + ki*wp + kj]`, computed over the padded width (position `p = oy*wp +
 /// ox`) and stored, valid lanes only, straight into `out` (`[f, oh, ow]`): with `add`, added
-/// to what is there. `bias` may be null.
+/// to what is there. `bias` may be null; `tile` is [`Plan::tile_len`] elements of scratch.
 ///
 /// # Safety
-/// AVX-512F; `xp` holds `c` planes, `wt` `c*kh*kw*f` weights, `out` `f*oh*ow` elements,
-/// `bias` null or `f`.
+/// AVX-512F; `xp` holds `c` planes, `wt` `c*kh*kw*f_pad` weights, `out` `f*oh*ow` elements,
+/// `bias` null or `f`, `tile` [`Plan::tile_len`].
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn conv(
     pl: &Plan,
@@ -24,8 +24,15 @@ pub(super) unsafe fn conv(
     out: *mut f32,
     bias: *const f32,
     add: bool,
+    tile: *mut f32,
 ) {
-    conv_with::<F32>(pl, xp, wt, &Out { out, bias, add })
+    let res = Out {
+        out,
+        bias,
+        add,
+        tile,
+    };
+    conv_with::<F32>(pl, xp, wt, &res)
 }
 
 /// What the f32 and bf16 kernels do differently: how many channels (forward) or positions
@@ -105,6 +112,8 @@ struct Out {
     out: *mut f32,
     bias: *const f32,
     add: bool,
+    /// The filter tiling's sums, position-major, before they are transposed into `out`.
+    tile: *mut f32,
 }
 
 /// # Safety
@@ -233,6 +242,7 @@ unsafe fn conv_filters<K: Madd, const P: usize>(
             }
             q0 += np;
         }
+        flush_filters(pl, res, v0, vb);
         v0 += vb;
     }
 }
@@ -280,43 +290,83 @@ unsafe fn filters_tile<K: Madd, const V: usize, const P: usize>(
             }
         }
     }
-    store_filters(pl, res, &acc, v0, q0, np);
+    for (p, a) in acc.iter().enumerate().take(np) {
+        let row = res.tile.add((q0 + p) * TILE_ROW);
+        for (v, &a) in a.iter().enumerate() {
+            _mm512_storeu_ps(row.add(v * LANES), a);
+        }
+    }
 }
 
-/// A filter tile's sums into `out` (`[f, oh, ow]`), transposed lane by lane (out of line: see
-/// [`store`]).
+/// Floats per position of [`Out::tile`]: the 4 filter vectors of a filter tile.
+pub(super) const TILE_ROW: usize = 4 * LANES;
+
+/// Filter vectors `v0..v0+vb`'s sums, `tile[q][v*16 + l]`, into `out[f][q]` (`f = (v0 + v)*16
+/// + l`, the valid filters), 16 positions by 16 filters per transpose.
 ///
 /// # Safety
-/// As [`conv`]; the tile inside the plan.
+/// As [`conv`]; the tile holds the block's sums at all `oh*ow` positions.
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
-unsafe fn store_filters<const V: usize, const P: usize>(
-    pl: &Plan,
-    res: &Out,
-    acc: &[[__m512; V]; P],
-    v0: usize,
-    q0: usize,
-    np: usize,
-) {
-    let chan = pl.oh * pl.ow;
-    let mut lanes = [[0.0f32; LANES]; V];
-    for (p, a) in acc.iter().enumerate().take(np) {
-        for (l, &a) in lanes.iter_mut().zip(a) {
-            _mm512_storeu_ps(l.as_mut_ptr(), a);
-        }
-        for (v, l) in lanes.iter().enumerate() {
+unsafe fn flush_filters(pl: &Plan, res: &Out, v0: usize, vb: usize) {
+    let n = pl.oh * pl.ow;
+    for q0 in (0..n).step_by(LANES) {
+        let (nq, m) = ((n - q0).min(LANES), crate::isa::mask16(n - q0));
+        for v in 0..vb {
+            let mut r = [_mm512_setzero_ps(); LANES];
+            for (i, r) in r.iter_mut().enumerate().take(nq) {
+                *r = _mm512_loadu_ps(res.tile.add((q0 + i) * TILE_ROW + v * LANES));
+            }
+            transpose16(&mut r);
             let f0 = (v0 + v) * LANES;
-            for (i, &s) in l.iter().enumerate().take(pl.f.saturating_sub(f0)) {
-                let f = f0 + i;
-                let o = res.out.add(f * chan + q0 + p);
-                let b = if res.bias.is_null() {
-                    0.0
-                } else {
-                    *res.bias.add(f)
-                };
-                *o = if res.add { *o + (s + b) } else { s + b };
+            for (j, &s) in r.iter().enumerate().take(pl.f.saturating_sub(f0)) {
+                let f = f0 + j;
+                let dst = res.out.add(f * n + q0);
+                let mut s = s;
+                if !res.bias.is_null() {
+                    s = _mm512_add_ps(s, _mm512_set1_ps(*res.bias.add(f)));
+                }
+                if res.add {
+                    s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, dst));
+                }
+                _mm512_mask_storeu_ps(dst, m, s);
             }
         }
+    }
+}
+
+/// The 16 x 16 transpose of `r` (lane `j` of row `i` becomes lane `i` of row `j`): pairs of
+/// rows interleaved by 32 bits, then by 64, then 128-bit blocks shuffled twice.
+///
+/// # Safety
+/// AVX-512F.
+#[inline(always)]
+pub(super) unsafe fn transpose16(r: &mut [__m512; 16]) {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    let (pd, ps) = (_mm512_castps_pd, _mm512_castpd_ps);
+    for i in 0..4 {
+        let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+        r[4 * i] = ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+        r[4 * i + 1] = ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+        r[4 * i + 2] = ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+        r[4 * i + 3] = ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+    }
+    // Rows 4i..4i+4 now hold, per 128-bit block k, the 4 x 4 transposes of columns 4k..4k+4.
+    for i in 0..4 {
+        t[i] = _mm512_shuffle_f32x4::<0x88>(r[i], r[4 + i]);
+        t[4 + i] = _mm512_shuffle_f32x4::<0xdd>(r[i], r[4 + i]);
+        t[8 + i] = _mm512_shuffle_f32x4::<0x88>(r[8 + i], r[12 + i]);
+        t[12 + i] = _mm512_shuffle_f32x4::<0xdd>(r[8 + i], r[12 + i]);
+    }
+    for i in 0..4 {
+        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[8 + i]);
+        r[4 + i] = _mm512_shuffle_f32x4::<0x88>(t[4 + i], t[12 + i]);
+        r[8 + i] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[8 + i]);
+        r[12 + i] = _mm512_shuffle_f32x4::<0xdd>(t[4 + i], t[12 + i]);
     }
 }
 
@@ -347,19 +397,36 @@ pub(super) unsafe fn pad(pl: &Plan, x: *const f32, xp: *mut f32) {
 
 /// Transposes one image's output gradient `[f, oh, ow]` to position-major over the padded
 /// width, `dzt[p][f]` with `p = oy*wp + ox` and rows of `f_pad` filters; zeros at positions
-/// of no output and in the padding filters (so that they add nothing).
+/// of no output and in the padding filters (so that they add nothing). 16 positions of a row
+/// by 16 filters per transpose.
 ///
 /// # Safety
-/// `dout` holds `f*oh*ow` elements, `dzt` `nv*16*f_pad`.
+/// AVX-512F; `dout` holds `f*oh*ow` elements, `dzt` `nv*16*f_pad`.
+#[target_feature(enable = "avx512f")]
 pub(super) unsafe fn spread(pl: &Plan, dout: *const f32, dzt: *mut f32) {
-    let fp = pl.f_pad();
-    std::ptr::write_bytes(dzt, 0, pl.nv * LANES * fp);
+    let (fp, chan) = (pl.f_pad(), pl.oh * pl.ow);
+    let zero = _mm512_setzero_ps();
+    for p in 0..pl.nv * LANES {
+        if p / pl.wp >= pl.oh || p % pl.wp >= pl.ow {
+            for o in (0..fp).step_by(LANES) {
+                _mm512_storeu_ps(dzt.add(p * fp + o), zero);
+            }
+        }
+    }
     for oy in 0..pl.oh {
-        for ox in 0..pl.ow {
-            let row = dzt.add((oy * pl.wp + ox) * fp);
-            let src = dout.add(oy * pl.ow + ox);
-            for f in 0..pl.f {
-                *row.add(f) = *src.add(f * pl.oh * pl.ow);
+        for ox0 in (0..pl.ow).step_by(LANES) {
+            let (nx, m) = ((pl.ow - ox0).min(LANES), crate::isa::mask16(pl.ow - ox0));
+            let src = dout.add(oy * pl.ow + ox0);
+            let dst = dzt.add((oy * pl.wp + ox0) * fp);
+            for f0 in (0..fp).step_by(LANES) {
+                let mut r = [zero; LANES];
+                for (i, r) in r.iter_mut().enumerate().take(pl.f - f0.min(pl.f)) {
+                    *r = _mm512_maskz_loadu_ps(m, src.add((f0 + i) * chan));
+                }
+                transpose16(&mut r);
+                for (i, &r) in r.iter().enumerate().take(nx) {
+                    _mm512_storeu_ps(dst.add(i * fp + f0), r);
+                }
             }
         }
     }
@@ -549,8 +616,9 @@ pub(super) unsafe fn pad_bf16(pl: &Plan, x: *const f32, xb: *mut u32) {
 /// [`conv`] on bf16 channel pairs ([`pad_bf16`]) and filter pairs ([`super::arrange_bf16`]).
 ///
 /// # Safety
-/// AVX-512F and AVX-512 BF16; `xb` holds `c.div_ceil(2)` planes, `wt` `c.div_ceil(2)*kh*kw*f`
-/// pairs, `out` `f*oh*ow` elements, `bias` null or `f`.
+/// AVX-512F and AVX-512 BF16; `xb` holds `c.div_ceil(2)` planes, `wt`
+/// `c.div_ceil(2)*kh*kw*f_pad` pairs, `out` `f*oh*ow` elements, `bias` null or `f`, `tile`
+/// [`Plan::tile_len`].
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(super) unsafe fn conv_bf16(
     pl: &Plan,
@@ -559,8 +627,15 @@ pub(super) unsafe fn conv_bf16(
     out: *mut f32,
     bias: *const f32,
     add: bool,
+    tile: *mut f32,
 ) {
-    conv_with::<Bf16>(pl, xb.cast(), wt.cast(), &Out { out, bias, add })
+    let res = Out {
+        out,
+        bias,
+        add,
+        tile,
+    };
+    conv_with::<Bf16>(pl, xb.cast(), wt.cast(), &res)
 }
 
 /// Rounds `n` floats (a multiple of 16) at `p` to bf16 in place: afterwards the memory holds

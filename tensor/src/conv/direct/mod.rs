@@ -274,6 +274,15 @@ impl Plan {
         self.f.next_multiple_of(LANES)
     }
 
+    /// Scratch floats of the filter tiling's sums (`oh*ow` positions of 4 filter vectors),
+    /// none for the positions'.
+    fn tile_len(&self) -> usize {
+        match self.tiling {
+            Tiling::Positions => 0,
+            Tiling::Filters { .. } => self.oh * self.ow * avx512::TILE_ROW,
+        }
+    }
+
     /// 32-bit elements of the arranged weights (f32, or bf16 pairs in fewer).
     fn weights_len(&self) -> usize {
         self.c * self.kh * self.kw * self.f_pad()
@@ -365,7 +374,7 @@ fn f32s_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
 /// Scratch elements [`forward`] needs with `tasks` parallel tasks.
 pub(super) fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
     let pl = Plan::forward(g);
-    pl.weights_len() + tasks * pl.padded_len()
+    pl.weights_len() + tasks * (pl.padded_len() + pl.tile_len())
 }
 
 /// Images whose filter gradients one kernel call sums before its accumulators are stored, at
@@ -378,7 +387,7 @@ pub(super) fn backward_scratch_len(g: &ConvGeom, tasks: usize, with_dx: bool) ->
     let per = g.ckk() * pl.f_pad() + g.f + pl.group() * (pl.padded_len() + pl.spread_len());
     let dx = if with_dx {
         let pd = Plan::input_grad(g);
-        (pd.weights_len(), pd.padded_len())
+        (pd.weights_len(), pd.padded_len() + pd.tile_len())
     } else {
         (0, 0)
     };
@@ -406,13 +415,15 @@ pub(super) fn forward<T: Float>(
         arrange(g, w, false, wt);
     }
     let wt = &*wt;
-    let block = pl.padded_len();
+    let block = pl.padded_len() + pl.tile_len();
     let (op, sp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(rest.as_mut_ptr()));
     let (il, ol) = (g.in_len(), g.out_len());
     let task = |t: usize| {
         let bias = b.map_or(std::ptr::null(), |b| b.as_ptr());
         // SAFETY: task t alone owns scratch block t and its images' outputs.
-        let xp = unsafe { sp.slice(t * block, block) };
+        let b = unsafe { sp.slice(t * block, block) };
+        let (xp, tile) = b.split_at_mut(pl.padded_len());
+        let tile = tile.as_mut_ptr();
         for i in t * per..((t + 1) * per).min(g.n) {
             // SAFETY: image i's output belongs to task t alone and lies inside `out` (checked
             // by the caller).
@@ -425,10 +436,11 @@ pub(super) fn forward<T: Float>(
                 if bf16 {
                     let (xb, wb) = (xp.as_mut_ptr().cast(), wt.as_ptr().cast());
                     avx512::pad_bf16(&pl, xi, xb);
-                    avx512::conv_bf16(&pl, xb, wb, oi.as_mut_ptr(), bias, false);
+                    avx512::conv_bf16(&pl, xb, wb, oi.as_mut_ptr(), bias, false, tile);
                 } else {
                     avx512::pad(&pl, xi, xp.as_mut_ptr());
-                    avx512::conv(&pl, xp.as_ptr(), wt.as_ptr(), oi.as_mut_ptr(), bias, false);
+                    let (xq, wq) = (xp.as_ptr(), wt.as_ptr());
+                    avx512::conv(&pl, xq, wq, oi.as_mut_ptr(), bias, false, tile);
                 }
             }
         }
@@ -465,7 +477,11 @@ pub(super) fn backward<T: Float>(
         arrange(g, w, true, wt);
     }
     let wt = &*wt;
-    let dx_block = if want_dx { pd.padded_len() } else { 0 };
+    let dx_block = if want_dx {
+        pd.padded_len() + pd.tile_len()
+    } else {
+        0
+    };
     let (xl, zl) = (group * pl.padded_len(), group * pl.spread_len());
     let block = wlen + g.f + xl + zl + dx_block;
     let add = dx.as_ref().is_none_or(|d| d.1 == Accum::Add);
@@ -478,6 +494,8 @@ pub(super) fn backward<T: Float>(
         let (part, b) = b.split_at_mut(wlen + g.f);
         let (xp, b) = b.split_at_mut(xl);
         let (dz, dp) = b.split_at_mut(zl);
+        let (dp, tile) = dp.split_at_mut(if want_dx { pd.padded_len() } else { 0 });
+        let tile = tile.as_mut_ptr();
         part.fill(0.0);
         let (pw, pb) = part.split_at_mut(wlen);
         let (lo, hi) = (t * per, ((t + 1) * per).min(g.n));
@@ -506,7 +524,7 @@ pub(super) fn backward<T: Float>(
                         if bf16 {
                             let (db, wb) = (dp.as_mut_ptr().cast(), wt.as_ptr().cast());
                             avx512::pad_bf16(&pd, di.as_ptr(), db);
-                            avx512::conv_bf16(&pd, db, wb, dxi.as_mut_ptr(), null, add);
+                            avx512::conv_bf16(&pd, db, wb, dxi.as_mut_ptr(), null, add, tile);
                         } else {
                             avx512::pad(&pd, di.as_ptr(), dp.as_mut_ptr());
                             avx512::conv(
@@ -516,6 +534,7 @@ pub(super) fn backward<T: Float>(
                                 dxi.as_mut_ptr(),
                                 null,
                                 add,
+                                tile,
                             );
                         }
                     }

@@ -287,3 +287,30 @@ fn small_images_take_the_filter_tiling_and_a_one_channel_input_the_positions() {
         Tiling::Filters { p: 5 }
     );
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn transpose16_transposes() {
+    if !enabled() {
+        return;
+    }
+    let m: Vec<f32> = (0..256).map(|i| i as f32).collect();
+    let mut got = [0.0f32; 256];
+    // SAFETY: AVX-512F is present (`enabled`); 256 floats each way.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut r = [_mm512_setzero_ps(); 16];
+        for (i, r) in r.iter_mut().enumerate() {
+            *r = _mm512_loadu_ps(m[16 * i..].as_ptr());
+        }
+        avx512::transpose16(&mut r);
+        for (i, r) in r.iter().enumerate() {
+            _mm512_storeu_ps(got[16 * i..].as_mut_ptr(), *r);
+        }
+    }
+    for i in 0..16 {
+        for j in 0..16 {
+            assert_eq!(got[16 * j + i], m[16 * i + j], "row {i}, lane {j}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub(super) unsafe fn conv(
     _: *mut f32,
     _: *const f32,
     _: bool,
+    _: *mut f32,
 ) {
     unreachable!()
 }
@@ -43,6 +44,7 @@ pub(super) unsafe fn conv_bf16(
     _: *mut f32,
     _: *const f32,
     _: bool,
+    _: *mut f32,
 ) {
     unreachable!()
 }
@@ -67,3 +69,5 @@ pub(super) unsafe fn filter_grad_bf16(
 ) {
     unreachable!()
 }
+/// Floats per position of the filter tiling's scratch (as on x86-64).
+pub(super) const TILE_ROW: usize = 64;
