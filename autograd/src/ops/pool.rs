@@ -5,7 +5,7 @@
 
 use crate::{AutogradError, Backward, Graph, GraphBackward, Op, Result, Var};
 use std::sync::Arc;
-use tensor::pool::{maxpool_backward, maxpool_forward, PoolGeom};
+use tensor::pool::{maxpool_backward, maxpool_backward_overwrite, maxpool_forward, PoolGeom};
 use tensor::{Float, Shape, TensorError};
 
 /// Where a pool's gradient goes: pairs `(src[k], dst[k])`, an element of the pooled output
@@ -92,6 +92,7 @@ impl<T: Float> Op<T> for PoolGather {
 }
 
 struct MaxPool {
+    geom: PoolGeom,
     arg: Vec<u32>,
 }
 
@@ -100,9 +101,13 @@ impl<T: Float> Op<T> for MaxPool {
         "max_pool2d"
     }
     fn backward(&self, cx: &mut Backward<'_, T>) {
-        // The gradient goes to the window's maximum only.
+        // The gradient goes to the window's maximum only: written whole into a new buffer
+        // (no zero-fill first), added into one that earlier ops wrote.
         let g = cx.grad_output();
-        maxpool_backward(g.data(), &self.arg, cx.grad(0).data_mut());
+        match cx.grad_or_fresh(0) {
+            (d, true) => maxpool_backward_overwrite(&self.geom, g.data(), &self.arg, d.data_mut()),
+            (d, false) => maxpool_backward(g.data(), &self.arg, d.data_mut()),
+        }
     }
     fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
         // The same scatter to the argmaxes, recorded: linear in the output gradient.
@@ -146,7 +151,7 @@ impl<T: Float> Graph<T> {
         let mut out = self.alloc(Shape::new(&[s[0], s[1], geom.oh(), geom.ow()])?);
         let mut arg = vec![0u32; geom.out_len()];
         maxpool_forward(&geom, self.val(x).data(), out.data_mut(), &mut arg);
-        self.push_op(Box::new(MaxPool { arg }), &[x], out)
+        self.push_op(Box::new(MaxPool { geom, arg }), &[x], out)
     }
 
     /// `dy` (a pooled output's shape) scattered along `routes` into zeros of shape `to` (the

@@ -152,6 +152,7 @@ pub(super) fn backward<T: Float>(
     // depends on the thread count but not on scheduling.
     let (partial, cols_all) = scratch.split_at_mut(tasks * (wlen + g.f));
     let ConvGrads { dx, dw, db } = grads;
+    let want_db = db.is_some();
     let (dx_ptr, mode) = match dx {
         Some((d, mode)) => {
             check_len("input gradient", d.len(), g.n * g.in_len());
@@ -186,8 +187,10 @@ pub(super) fn backward<T: Float>(
                 T::one(),
                 MatMut::new(pw, g.f, g.ckk()),
             );
-            for (f, row) in di.chunks_exact(sp).enumerate() {
-                pb[f] += crate::sum_all(row);
+            if want_db {
+                for (f, row) in di.chunks_exact(sp).enumerate() {
+                    pb[f] += crate::sum_all(row);
+                }
             }
             if let Some(dc) = dcols.as_deref_mut() {
                 gemm(

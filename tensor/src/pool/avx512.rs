@@ -1,4 +1,4 @@
-//! The 2x2 max-pool's AVX-512 row kernel (f32): 16 windows per step.
+//! The 2x2 max-pool's AVX-512 row kernels (f32): 16 windows per step.
 
 use std::arch::x86_64::*;
 
@@ -55,5 +55,54 @@ pub(super) unsafe fn pool2_row(
         _mm512_mask_storeu_ps(out.add(ox), keep, m);
         _mm512_mask_storeu_epi32(arg.add(ox) as *mut i32, keep, i);
         ox += n;
+    }
+}
+
+/// Two input rows' gradient of a 2x2 pool, written whole: element `c` of row `r` (flat index
+/// `i0 + r*w + c`) gets `dout[c / 2]` where that window's `arg` is `i0 + r*w + c`, zero
+/// elsewhere (the dropped last column of an odd width included).
+///
+/// # Safety
+/// AVX-512F; `dout` and `arg` hold `ow` elements, `dx` `2 * w` floats, `2 * ow <= w`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn unpool2_row(
+    dout: *const f32,
+    arg: *const u32,
+    i0: usize,
+    w: usize,
+    ow: usize,
+    dx: *mut f32,
+) {
+    // Lane l of the low (high) 16 input columns belongs to window l / 2 (8 + l / 2).
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let half = _mm512_srli_epi32::<1>(lanes);
+    let hi = _mm512_add_epi32(half, _mm512_set1_epi32(8));
+    let zero = _mm512_setzero_ps();
+    for r in 0..2 {
+        let row = dx.add(r * w);
+        let mut ox = 0;
+        while ox < ow {
+            let n = (ow - ox).min(16);
+            let m = crate::isa::mask16(n);
+            let d = _mm512_maskz_loadu_ps(m, dout.add(ox));
+            let a = _mm512_maskz_loadu_epi32(m, arg.add(ox) as *const i32);
+            let c = 2 * ox;
+            let own = _mm512_add_epi32(_mm512_set1_epi32((i0 + r * w + c) as i32), lanes);
+            for (h, win) in [(0, half), (16, hi)] {
+                let cols = (2 * n).saturating_sub(h).min(16);
+                if cols == 0 {
+                    break;
+                }
+                let at = _mm512_add_epi32(own, _mm512_set1_epi32(h as i32));
+                let hit = _mm512_cmpeq_epi32_mask(_mm512_permutexvar_epi32(win, a), at);
+                let v = _mm512_mask_blend_ps(hit, zero, _mm512_permutexvar_ps(win, d));
+                _mm512_mask_storeu_ps(row.add(c + h), crate::isa::mask16(cols), v);
+            }
+            ox += n;
+        }
+        // An odd width's last column fills no window.
+        for c in 2 * ow..w {
+            *row.add(c) = 0.0;
+        }
     }
 }

@@ -206,6 +206,65 @@ pub fn maxpool_forward<T: Float>(g: &PoolGeom, x: &[T], out: &mut [T], arg: &mut
     }
 }
 
+/// The max-pool's input gradient written over `dx` (every element: `dout` at each window's
+/// stored argmax, zero elsewhere, dropped rows and columns included): the gradient a fresh
+/// buffer needs, in one pass instead of a zero-fill and a scatter. `arg` is as
+/// [`maxpool_forward`] left it.
+pub fn maxpool_backward_overwrite<T: Float>(g: &PoolGeom, dout: &[T], arg: &[u32], dx: &mut [T]) {
+    let (oh, ow, k, w) = (g.oh(), g.ow(), g.k, g.w);
+    let plane = g.h * w;
+    assert!(
+        dx.len() >= g.planes * plane && dout.len() >= g.out_len() && arg.len() >= g.out_len(),
+        "max-pool backward: buffers shorter than {g:?}"
+    );
+    let dp = SyncPtr(dx.as_mut_ptr());
+    let simd = (k == 2 && crate::isa::best_isa() == crate::isa::Isa::Avx512)
+        .then(|| crate::float::as_f32(dout))
+        .flatten();
+    let planes = |lo: usize, hi: usize| {
+        for p in lo..hi {
+            // SAFETY: plane p's input gradient is written by this range alone, inside `dx`
+            // (asserted above).
+            let d = unsafe { dp.slice(p * plane, plane) };
+            let (o, a) = (&dout[p * oh * ow..], &arg[p * oh * ow..]);
+            let base = p * plane;
+            match simd {
+                Some(df) => {
+                    for oy in 0..oh {
+                        let row = &mut d[2 * oy * w..];
+                        // SAFETY: AVX-512F is the best ISA; T is f32 (`as_f32`); the two rows
+                        // hold 2*w floats, `df` and `a` the row's ow outputs.
+                        unsafe {
+                            avx512::unpool2_row(
+                                df[p * oh * ow + oy * ow..].as_ptr(),
+                                a[oy * ow..].as_ptr(),
+                                base + 2 * oy * w,
+                                w,
+                                ow,
+                                row.as_mut_ptr().cast(),
+                            );
+                        }
+                    }
+                    d[2 * oh * w..].fill(T::zero());
+                }
+                None => {
+                    d.fill(T::zero());
+                    for (&v, &i) in o[..oh * ow].iter().zip(&a[..oh * ow]) {
+                        let i = (i as usize).wrapping_sub(base);
+                        assert!(i < plane, "max-pool argmax {} outside plane {p}", i + base);
+                        d[i] = v;
+                    }
+                }
+            }
+        }
+    };
+    if par::worth_splitting(g.planes * plane, 1 << 16) {
+        par::split(g.planes, 1, &|_, lo, hi| planes(lo, hi));
+    } else {
+        planes(0, g.planes);
+    }
+}
+
 /// Scatters `dout` into `dx` at the stored argmax positions (adding). The windows do not
 /// overlap, so no two outputs share an argmax, and any split of the outputs across threads
 /// writes disjoint elements.

@@ -80,6 +80,9 @@ fn fast_equals_naive_on_random_shapes_with_odd_sizes() {
                 let mut dx = vec![0.0; x.len()];
                 maxpool_backward(&dout, &arg, &mut dx);
                 assert_eq!(dx, dx2, "{g:?}, {threads} threads");
+                let mut over = vec![f64::NAN; x.len()];
+                maxpool_backward_overwrite(&g, &dout, &arg, &mut over);
+                assert_eq!(over, dx2, "{g:?}, {threads} threads, written over");
             });
         }
     }
@@ -112,6 +115,13 @@ fn f32_pools_equal_naive_with_ties_and_every_width() {
                 maxpool_forward(&g, &x, &mut out, &mut arg);
                 assert_eq!(out, o2, "{g:?}");
                 assert_eq!(arg, a2, "{g:?}");
+                // The backward written over NaNs, against the naive one (ties: the first
+                // maximum alone), by the 16-window kernel on AVX-512.
+                let dout: Vec<f32> = (0..g.out_len()).map(|i| 1.0 + i as f32).collect();
+                let want = maxpool_backward_naive(&g, &x, &dout, PoolGrad::First);
+                let mut dx = vec![f32::NAN; x.len()];
+                maxpool_backward_overwrite(&g, &dout, &arg, &mut dx);
+                assert_eq!(dx, want, "{g:?}, {threads} threads");
             });
         }
     }

@@ -13,3 +13,16 @@ pub(super) unsafe fn pool2_row(
 ) {
     unreachable!()
 }
+
+/// # Safety
+/// None: never called off x86-64 (the scalar loop runs) and panics.
+pub(super) unsafe fn unpool2_row(
+    _: *const f32,
+    _: *const u32,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *mut f32,
+) {
+    unreachable!()
+}

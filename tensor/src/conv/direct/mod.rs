@@ -377,6 +377,9 @@ pub(super) fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
     pl.weights_len() + tasks * (pl.padded_len() + pl.tile_len())
 }
 
+/// Filter rows (`c*kh*kw`) up to which the filter gradient takes [`avx512::filter_grad_few`].
+const FEW_ROWS: usize = 9;
+
 /// Images whose filter gradients one kernel call sums before its accumulators are stored, at
 /// least (a 14x14 image alone is only 14 vectors of positions per weight row).
 const GROUP: usize = 4;
@@ -462,11 +465,15 @@ pub(super) fn backward<T: Float>(
     let (x, w, dout) = (f32s(x), f32s(w), f32s(dout));
     let pl = Plan::forward(g);
     let pd = Plan::input_grad(g);
-    let want_dx = dx.is_some();
+    let (want_dx, want_db) = (dx.is_some(), db.is_some());
     let tasks = g.n.div_ceil(per);
     // Each task's partial filter gradient is `[c*kh*kw][f_pad]`, filters side by side (the
     // kernel's vectors), transposed into `dw` when the tasks' parts are summed.
     let (ckk, fp, group) = (g.ckk(), pl.f_pad(), pl.group());
+    // Few filter rows (a 1-channel input): each summed straight from the output gradient
+    // as it lies rather than transposing it (the transpose cost more than the
+    // products).
+    let few = ckk <= FEW_ROWS;
     let wlen = ckk * fp;
     let scratch = f32s_mut(scratch);
     let (wt, rest) = scratch.split_at_mut(if want_dx { pd.weights_len() } else { 0 });
@@ -508,10 +515,17 @@ pub(super) fn backward<T: Float>(
                 // SAFETY: AVX-512F is present; the buffers have the plans' sizes.
                 unsafe {
                     avx512::pad(&pl, x[i * il..(i + 1) * il].as_ptr(), xj.as_mut_ptr());
-                    avx512::spread(&pl, di.as_ptr(), zj.as_mut_ptr());
+                    if few {
+                        let (xq, dq) = (xj.as_ptr(), di.as_ptr());
+                        avx512::filter_grad_few(&pl, xq, dq, pw.as_mut_ptr(), bf16);
+                    } else {
+                        avx512::spread(&pl, di.as_ptr(), zj.as_mut_ptr());
+                    }
                 }
-                for (f, row) in di.chunks_exact(g.spatial()).enumerate() {
-                    pb[f] += crate::sum_all(row);
+                if want_db {
+                    for (f, row) in di.chunks_exact(g.spatial()).enumerate() {
+                        pb[f] += crate::sum_all(row);
+                    }
                 }
                 if want_dx {
                     // SAFETY: dx is given (want_dx); image i's input gradient belongs to task t
@@ -539,6 +553,9 @@ pub(super) fn backward<T: Float>(
                         }
                     }
                 }
+            }
+            if few {
+                continue;
             }
             // SAFETY: as above (AVX-512 BF16 when `bf16`); `imgs` images of each buffer are
             // filled, and converted in place to the bf16 layouts the bf16 kernel reads.
