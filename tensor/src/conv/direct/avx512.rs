@@ -590,7 +590,7 @@ unsafe fn grad_rows<K: Madd, const V: usize, const J: usize>(
 ) {
     let (kk, fp, eb) = (pl.kh * pl.kw, pl.f_pad(), K::PLANE_BYTES);
     let ckk = pl.c * kk;
-    let steps = pl.nv * LANES / K::PER;
+    let steps = &pl.steps[K::PER - 1];
     let mut j0 = 0;
     while j0 < ckk {
         let jb = (ckk - j0).min(J);
@@ -608,7 +608,8 @@ unsafe fn grad_rows<K: Madd, const V: usize, const J: usize>(
             for r in xr.iter_mut() {
                 *r = r.add(xi);
             }
-            for t in 0..steps {
+            for &t in steps {
+                let t = t as usize;
                 let dp = d.add(t * fp);
                 let mut dv = [_mm512_setzero_ps(); V];
                 for (v, dv) in dv.iter_mut().enumerate() {

@@ -102,6 +102,10 @@ struct Plan {
     first: Vec<usize>,
     /// How the kernel lays its vectors (chosen by [`Tiling::choose`]).
     tiling: Tiling,
+    /// The filter gradient's steps over positions (one position in f32, a pair in bf16)
+    /// that hold an output position: the others are padding columns or past the last row,
+    /// zero in the output gradient, and skipped (a 3x3 output is 9 of 16 positions).
+    steps: [Vec<u32>; 2],
 }
 
 /// What one kernel vector holds.
@@ -244,7 +248,17 @@ impl Plan {
             segs,
             first,
             tiling: Tiling::Positions,
+            steps: [Vec::new(), Vec::new()],
         };
+        let valid = |p: usize| p < oh * wp && p % wp < ow;
+        for (per, steps) in pl.steps.iter_mut().enumerate() {
+            let per = per + 1;
+            // Position counts fit in u32: a plane that large would not be allocated.
+            *steps = (0..nv * LANES / per)
+                .filter(|t| (t * per..(t + 1) * per).any(valid))
+                .map(|t| t as u32)
+                .collect();
+        }
         pl.tiling = Tiling::choose(&pl);
         pl
     }
