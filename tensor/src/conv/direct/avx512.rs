@@ -311,15 +311,17 @@ pub(super) const TILE_ROW: usize = 4 * LANES;
 unsafe fn flush_filters(pl: &Plan, res: &Out, v0: usize, vb: usize) {
     let n = pl.oh * pl.ow;
     for q0 in (0..n).step_by(LANES) {
-        let (nq, m) = ((n - q0).min(LANES), crate::isa::mask16(n - q0));
+        let m = crate::isa::mask16(n - q0);
         for v in 0..vb {
+            // All 16 rows, those past the last position too (the tile has room for them;
+            // their lanes are never stored): a fixed count keeps `r` in registers.
             let mut r = [_mm512_setzero_ps(); LANES];
-            for (i, r) in r.iter_mut().enumerate().take(nq) {
+            for (i, r) in r.iter_mut().enumerate() {
                 *r = _mm512_loadu_ps(res.tile.add((q0 + i) * TILE_ROW + v * LANES));
             }
             transpose16(&mut r);
             let f0 = (v0 + v) * LANES;
-            for (j, &s) in r.iter().enumerate().take(pl.f.saturating_sub(f0)) {
+            let put = |j: usize, s: __m512| {
                 let f = f0 + j;
                 let dst = res.out.add(f * n + q0);
                 let mut s = s;
@@ -330,6 +332,15 @@ unsafe fn flush_filters(pl: &Plan, res: &Out, v0: usize, vb: usize) {
                     s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, dst));
                 }
                 _mm512_mask_storeu_ps(dst, m, s);
+            };
+            if f0 + LANES <= pl.f {
+                for (j, &s) in r.iter().enumerate() {
+                    put(j, s);
+                }
+            } else {
+                for (j, &s) in r.iter().enumerate().take(pl.f - f0) {
+                    put(j, s);
+                }
             }
         }
     }

@@ -288,12 +288,14 @@ impl Plan {
         self.f.next_multiple_of(LANES)
     }
 
-    /// Scratch floats of the filter tiling's sums (`oh*ow` positions of 4 filter vectors),
-    /// none for the positions'.
+    /// Scratch floats of the filter tiling's sums (`oh*ow` positions of 4 filter vectors,
+    /// rounded up to whole transposes), none for the positions'.
     fn tile_len(&self) -> usize {
         match self.tiling {
             Tiling::Positions => 0,
-            Tiling::Filters { .. } => self.oh * self.ow * avx512::TILE_ROW,
+            Tiling::Filters { .. } => {
+                (self.oh * self.ow).next_multiple_of(LANES) * avx512::TILE_ROW
+            }
         }
     }
 
