@@ -46,6 +46,8 @@ TABLES = {
     "modern_throughput": lambda: summarize_modern.throughput(docs("modern", "throughput.json")),
     "modern_throughput_zen4": lambda: summarize_modern.throughput(docs("modern", "throughput_zen4.json")),
     "modern_throughput_bf16": lambda: summarize_modern.throughput(docs("modern", "throughput_bf16.json")),
+    "modern_throughput_zen4_tilings": lambda: summarize_modern.throughput(docs("modern", "throughput_zen4_tilings.json")),
+    "modern_throughput_bf16_tilings": lambda: summarize_modern.throughput(docs("modern", "throughput_bf16_tilings.json")),
     "speedrun": lambda: summarize_speedrun.table(docs("speedrun")),
     "speedrun_frontier": lambda: summarize_speedrun.frontier(docs("speedrun")),
 }
