@@ -349,59 +349,14 @@ unsafe fn flush_filters(pl: &Plan, res: &Out, v0: usize, vb: usize) {
 /// One image's filter gradient where the filter rows `j = (c, ki, kj)` are few (a
 /// 1-channel input): `dwt[j][f] += sum over outputs (oy, ox) of dout[f][oy][ox] *
 /// xp[c][(oy + ki)*wp + ox + kj]`, vectors over 16 output columns straight from `dout`
-/// (no transpose), two filters by all rows at once, summed across lanes at the end. With
-/// `bf16`, both factors are rounded to bf16 first, as the bf16 kernels' operands are.
+/// (no transpose), two filters by all rows at once, summed across lanes at the end. In f32
+/// under bf16 convolutions too: rounding the operands cost more than these few products.
 ///
 /// # Safety
-/// AVX-512F (and AVX-512 BF16 with `bf16`); `c*kh*kw <= 9`; `xp` holds `c` f32 planes,
-/// `dout` `f*oh*ow`, `dwt` `c*kh*kw` rows of `f_pad`.
-pub(super) unsafe fn filter_grad_few(
-    pl: &Plan,
-    xp: *const f32,
-    dout: *const f32,
-    dwt: *mut f32,
-    bf16: bool,
-) {
-    if bf16 {
-        few_rows_bf16(pl, xp, dout, dwt)
-    } else {
-        few_rows_f32(pl, xp, dout, dwt)
-    }
-}
-
-/// # Safety
-/// As [`filter_grad_few`] without `bf16`.
+/// AVX-512F; `c*kh*kw <= 9`; `xp` holds `c` f32 planes, `dout` `f*oh*ow`, `dwt` `c*kh*kw`
+/// rows of `f_pad`.
 #[target_feature(enable = "avx512f")]
-unsafe fn few_rows_f32(pl: &Plan, xp: *const f32, dout: *const f32, dwt: *mut f32) {
-    few_rows::<false>(pl, xp, dout, dwt)
-}
-
-/// # Safety
-/// As [`filter_grad_few`] with `bf16`.
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn few_rows_bf16(pl: &Plan, xp: *const f32, dout: *const f32, dwt: *mut f32) {
-    few_rows::<true>(pl, xp, dout, dwt)
-}
-
-/// `v` rounded to bf16 and widened back (when `ROUND`).
-///
-/// # Safety
-/// AVX-512F, and AVX-512 BF16 when `ROUND`.
-#[inline(always)]
-unsafe fn rounded<const ROUND: bool>(v: __m512) -> __m512 {
-    if ROUND {
-        _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(v))
-    } else {
-        v
-    }
-}
-
-/// [`filter_grad_few`] for one rounding.
-///
-/// # Safety
-/// As [`filter_grad_few`].
-#[inline(always)]
-unsafe fn few_rows<const ROUND: bool>(pl: &Plan, xp: *const f32, dout: *const f32, dwt: *mut f32) {
+pub(super) unsafe fn filter_grad_few(pl: &Plan, xp: *const f32, dout: *const f32, dwt: *mut f32) {
     const J: usize = super::FEW_ROWS;
     let (kk, fp) = (pl.kh * pl.kw, pl.f_pad());
     let rows = pl.c * kk;
@@ -420,12 +375,12 @@ unsafe fn few_rows<const ROUND: bool>(pl: &Plan, xp: *const f32, dout: *const f3
                 let m = crate::isa::mask16(pl.ow - ox);
                 let q = oy * pl.ow + ox;
                 let d = [
-                    rounded::<ROUND>(_mm512_maskz_loadu_ps(m, dout.add(f0 * chan + q))),
-                    rounded::<ROUND>(_mm512_maskz_loadu_ps(m, dout.add((f0 + nf - 1) * chan + q))),
+                    _mm512_maskz_loadu_ps(m, dout.add(f0 * chan + q)),
+                    _mm512_maskz_loadu_ps(m, dout.add((f0 + nf - 1) * chan + q)),
                 ];
                 let xr = xp.add(oy * pl.wp + ox);
                 for (j, &o) in offs.iter().enumerate().take(rows) {
-                    let xv = rounded::<ROUND>(_mm512_maskz_loadu_ps(m, xr.add(o)));
+                    let xv = _mm512_maskz_loadu_ps(m, xr.add(o));
                     acc[0][j] = _mm512_fmadd_ps(d[0], xv, acc[0][j]);
                     acc[1][j] = _mm512_fmadd_ps(d[1], xv, acc[1][j]);
                 }
@@ -495,6 +450,28 @@ pub(super) unsafe fn pad(pl: &Plan, x: *const f32, xp: *mut f32) {
             for o in (0..pl.w).step_by(LANES) {
                 let m = crate::isa::mask16(pl.w - o);
                 _mm512_mask_storeu_ps(dst.add(o), m, _mm512_maskz_loadu_ps(m, src.add(o)));
+            }
+        }
+    }
+}
+
+/// The `kh*kw` taps of a 1-channel padded image as planes of its `oh x ow` outputs: plane
+/// `ki*kw + kj` holds `xp[(oy + ki)*wp + ox + kj]` at `oy*ow + ox`.
+///
+/// # Safety
+/// AVX-512F; `pl.c == 1`; `xp` holds the plan's plane, `cols` `kh*kw*oh*ow` floats.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn copy_taps(pl: &Plan, xp: *const f32, cols: *mut f32) {
+    let n = pl.oh * pl.ow;
+    for ki in 0..pl.kh {
+        for kj in 0..pl.kw {
+            let plane = cols.add((ki * pl.kw + kj) * n);
+            for oy in 0..pl.oh {
+                let (src, dst) = (xp.add((oy + ki) * pl.wp + kj), plane.add(oy * pl.ow));
+                for o in (0..pl.ow).step_by(LANES) {
+                    let m = crate::isa::mask16(pl.ow - o);
+                    _mm512_mask_storeu_ps(dst.add(o), m, _mm512_maskz_loadu_ps(m, src.add(o)));
+                }
             }
         }
     }

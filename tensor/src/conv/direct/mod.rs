@@ -387,10 +387,42 @@ fn f32s_mut<T: Float>(s: &mut [T]) -> &mut [f32] {
     crate::float::as_f32_mut(s).expect("the direct path runs on f32 only (`applies`)")
 }
 
+/// A 1-channel convolution's forward as a 1x1 convolution over its taps: each image's
+/// `kh*kw` shifted copies ([`avx512::copy_taps`]) are the channels, the filters' memory
+/// (`[f][1][kh][kw]` is `[f][kh*kw][1][1]`) unchanged. One channel fills half of a bf16
+/// pair and gives each output vector `kh*kw` multiply-adds over a padded width; the taps
+/// pair up (5 multiply-adds for 9) over the unpadded width. `None` for other convolutions.
+fn lifted(g: &ConvGeom) -> Option<ConvGeom> {
+    (g.c == 1 && g.kh * g.kw > 1).then(|| ConvGeom {
+        c: g.kh * g.kw,
+        h: g.oh(),
+        w: g.ow(),
+        kh: 1,
+        kw: 1,
+        pad: 0,
+        ..*g
+    })
+}
+
+/// The forward's geometry as the kernel runs it, its plan, and for a lifted one
+/// ([`lifted`]) the original plan each image is padded by before its taps are copied out.
+fn forward_plans(g: &ConvGeom) -> (ConvGeom, Plan, Option<Plan>) {
+    match lifted(g) {
+        Some(k) => (k, Plan::forward(&k), Some(Plan::forward(g))),
+        None => (*g, Plan::forward(g), None),
+    }
+}
+
+/// Scratch elements per task of [`forward`] beyond the kernel's planes: the original padded
+/// image and its taps, when lifted.
+fn lift_len(k: &ConvGeom, taps: &Option<Plan>) -> usize {
+    taps.as_ref().map_or(0, |t| t.padded_len() + k.in_len())
+}
+
 /// Scratch elements [`forward`] needs with `tasks` parallel tasks.
 pub(super) fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
-    let pl = Plan::forward(g);
-    pl.weights_len() + tasks * (pl.padded_len() + pl.tile_len())
+    let (k, pl, taps) = forward_plans(g);
+    pl.weights_len() + tasks * (pl.padded_len() + pl.tile_len() + lift_len(&k, &taps))
 }
 
 /// Filter rows (`c*kh*kw`) up to which the filter gradient takes [`avx512::filter_grad_few`].
@@ -425,29 +457,41 @@ pub(super) fn forward<T: Float>(
     scratch: &mut [T],
 ) {
     let (x, w, b, out) = (f32s(x), f32s(w), b.map(f32s), f32s_mut(out));
-    let pl = Plan::forward(g);
+    let (k, pl, taps) = forward_plans(g);
     let (wt, rest) = f32s_mut(scratch).split_at_mut(pl.weights_len());
     let bf16 = g.bf16 && bf16_supported();
     if bf16 {
-        arrange_bf16(g, w, false, u32s(wt));
+        arrange_bf16(&k, w, false, u32s(wt));
     } else {
-        arrange(g, w, false, wt);
+        arrange(&k, w, false, wt);
     }
     let wt = &*wt;
-    let block = pl.padded_len() + pl.tile_len();
+    let lift = lift_len(&k, &taps);
+    let block = pl.padded_len() + pl.tile_len() + lift;
     let (op, sp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(rest.as_mut_ptr()));
     let (il, ol) = (g.in_len(), g.out_len());
     let task = |t: usize| {
         let bias = b.map_or(std::ptr::null(), |b| b.as_ptr());
         // SAFETY: task t alone owns scratch block t and its images' outputs.
         let b = unsafe { sp.slice(t * block, block) };
-        let (xp, tile) = b.split_at_mut(pl.padded_len());
+        let (xp, b) = b.split_at_mut(pl.padded_len());
+        let (tile, lifting) = b.split_at_mut(pl.tile_len());
         let tile = tile.as_mut_ptr();
         for i in t * per..((t + 1) * per).min(g.n) {
             // SAFETY: image i's output belongs to task t alone and lies inside `out` (checked
             // by the caller).
             let oi = unsafe { op.slice(i * ol, ol) };
-            let xi = x[i * il..(i + 1) * il].as_ptr();
+            let mut xi = x[i * il..(i + 1) * il].as_ptr();
+            if let Some(tp) = &taps {
+                let (padded, cols) = lifting.split_at_mut(tp.padded_len());
+                // SAFETY: AVX-512F is present (`applies`); `padded` holds the original
+                // plan's planes, `cols` the lifted image (`kh*kw` planes of `oh*ow`).
+                unsafe {
+                    avx512::pad(tp, xi, padded.as_mut_ptr());
+                    avx512::copy_taps(tp, padded.as_ptr(), cols.as_mut_ptr());
+                }
+                xi = cols.as_ptr();
+            }
             // SAFETY: AVX-512F is present (`applies`), and AVX-512 BF16 when `bf16`
             // (`bf16_supported`); the buffers have the plan's sizes (the bf16 pairs take
             // at most as many u32 as the floats they replace).
@@ -487,7 +531,7 @@ pub(super) fn backward<T: Float>(
     // kernel's vectors), transposed into `dw` when the tasks' parts are summed.
     let (ckk, fp, group) = (g.ckk(), pl.f_pad(), pl.group());
     // Few filter rows (a 1-channel input): each summed straight from the output gradient
-    // as it lies rather than transposing it (the transpose cost more than the
+    // as it lies, in f32, rather than transposing it (the transpose cost more than the
     // products).
     let few = ckk <= FEW_ROWS;
     let wlen = ckk * fp;
@@ -533,7 +577,7 @@ pub(super) fn backward<T: Float>(
                     avx512::pad(&pl, x[i * il..(i + 1) * il].as_ptr(), xj.as_mut_ptr());
                     if few {
                         let (xq, dq) = (xj.as_ptr(), di.as_ptr());
-                        avx512::filter_grad_few(&pl, xq, dq, pw.as_mut_ptr(), bf16);
+                        avx512::filter_grad_few(&pl, xq, dq, pw.as_mut_ptr());
                     } else {
                         avx512::spread(&pl, di.as_ptr(), zj.as_mut_ptr());
                     }

@@ -73,6 +73,11 @@ pub(super) unsafe fn filter_grad_bf16(
 pub(super) const TILE_ROW: usize = 64;
 /// # Safety
 /// None: it is never called ([`super::applies`] is false off x86-64) and panics.
-pub(super) unsafe fn filter_grad_few(_: &Plan, _: *const f32, _: *const f32, _: *mut f32, _: bool) {
+pub(super) unsafe fn filter_grad_few(_: &Plan, _: *const f32, _: *const f32, _: *mut f32) {
+    unreachable!()
+}
+/// # Safety
+/// None: it is never called ([`super::applies`] is false off x86-64) and panics.
+pub(super) unsafe fn copy_taps(_: &Plan, _: *const f32, _: *mut f32) {
     unreachable!()
 }
