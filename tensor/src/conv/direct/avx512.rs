@@ -17,22 +17,8 @@ const VT: usize = 3;
 /// AVX-512F; `xp` holds `c` planes, `wt` `c*kh*kw*f_pad` weights, `out` `f*oh*ow` elements,
 /// `bias` null or `f`, `tile` [`Plan::tile_len`].
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn conv(
-    pl: &Plan,
-    xp: *const f32,
-    wt: *const f32,
-    out: *mut f32,
-    bias: *const f32,
-    add: bool,
-    tile: *mut f32,
-) {
-    let res = Out {
-        out,
-        bias,
-        add,
-        tile,
-    };
-    conv_with::<F32>(pl, xp, wt, &res)
+pub(super) unsafe fn conv(pl: &Plan, xp: *const f32, wt: *const f32, res: &Out) {
+    conv_with::<F32>(pl, xp, wt, res)
 }
 
 /// What the f32 and bf16 kernels do differently: how many channels (forward) or positions
@@ -107,13 +93,15 @@ unsafe fn conv_with<K: Madd>(pl: &Plan, xp: *const f32, wt: *const f32, res: &Ou
     }
 }
 
-/// Where [`conv`] stores.
-struct Out {
-    out: *mut f32,
-    bias: *const f32,
-    add: bool,
+/// Where [`conv`] stores: `out[f][oy][ox] (+)= sum + bias[f]` (added to what is there with
+/// `add`; `bias` may be null), through `tile` ([`Plan::tile_len`] floats of scratch) under the
+/// filter tiling.
+pub(super) struct Out {
+    pub(super) out: *mut f32,
+    pub(super) bias: *const f32,
+    pub(super) add: bool,
     /// The filter tiling's sums, position-major, before they are transposed into `out`.
-    tile: *mut f32,
+    pub(super) tile: *mut f32,
 }
 
 /// # Safety
@@ -703,22 +691,8 @@ pub(super) unsafe fn pad_bf16(pl: &Plan, x: *const f32, xb: *mut u32) {
 /// `c.div_ceil(2)*kh*kw*f_pad` pairs, `out` `f*oh*ow` elements, `bias` null or `f`, `tile`
 /// [`Plan::tile_len`].
 #[target_feature(enable = "avx512f,avx512bf16")]
-pub(super) unsafe fn conv_bf16(
-    pl: &Plan,
-    xb: *const u32,
-    wt: *const u32,
-    out: *mut f32,
-    bias: *const f32,
-    add: bool,
-    tile: *mut f32,
-) {
-    let res = Out {
-        out,
-        bias,
-        add,
-        tile,
-    };
-    conv_with::<Bf16>(pl, xb.cast(), wt.cast(), &res)
+pub(super) unsafe fn conv_bf16(pl: &Plan, xb: *const u32, wt: *const u32, res: &Out) {
+    conv_with::<Bf16>(pl, xb.cast(), wt.cast(), res)
 }
 
 /// Rounds `n` floats (a multiple of 16) at `p` to bf16 in place: afterwards the memory holds

@@ -495,15 +495,20 @@ pub(super) fn forward<T: Float>(
             // SAFETY: AVX-512F is present (`applies`), and AVX-512 BF16 when `bf16`
             // (`bf16_supported`); the buffers have the plan's sizes (the bf16 pairs take
             // at most as many u32 as the floats they replace).
+            let res = avx512::Out {
+                out: oi.as_mut_ptr(),
+                bias,
+                add: false,
+                tile,
+            };
             unsafe {
                 if bf16 {
                     let (xb, wb) = (xp.as_mut_ptr().cast(), wt.as_ptr().cast());
                     avx512::pad_bf16(&pl, xi, xb);
-                    avx512::conv_bf16(&pl, xb, wb, oi.as_mut_ptr(), bias, false, tile);
+                    avx512::conv_bf16(&pl, xb, wb, &res);
                 } else {
                     avx512::pad(&pl, xi, xp.as_mut_ptr());
-                    let (xq, wq) = (xp.as_ptr(), wt.as_ptr());
-                    avx512::conv(&pl, xq, wq, oi.as_mut_ptr(), bias, false, tile);
+                    avx512::conv(&pl, xp.as_ptr(), wt.as_ptr(), &res);
                 }
             }
         }
@@ -593,23 +598,20 @@ pub(super) fn backward<T: Float>(
                     let dxi = unsafe { dx_ptr.slice(i * il, il) };
                     // SAFETY: AVX-512F is present (`applies`); dp holds the input-gradient
                     // plan's padded planes, wt its flipped filters, dxi one image.
+                    let res = avx512::Out {
+                        out: dxi.as_mut_ptr(),
+                        bias: std::ptr::null(),
+                        add,
+                        tile,
+                    };
                     unsafe {
-                        let null = std::ptr::null();
                         if bf16 {
                             let (db, wb) = (dp.as_mut_ptr().cast(), wt.as_ptr().cast());
                             avx512::pad_bf16(&pd, di.as_ptr(), db);
-                            avx512::conv_bf16(&pd, db, wb, dxi.as_mut_ptr(), null, add, tile);
+                            avx512::conv_bf16(&pd, db, wb, &res);
                         } else {
                             avx512::pad(&pd, di.as_ptr(), dp.as_mut_ptr());
-                            avx512::conv(
-                                &pd,
-                                dp.as_ptr(),
-                                wt.as_ptr(),
-                                dxi.as_mut_ptr(),
-                                null,
-                                add,
-                                tile,
-                            );
+                            avx512::conv(&pd, dp.as_ptr(), wt.as_ptr(), &res);
                         }
                     }
                 }

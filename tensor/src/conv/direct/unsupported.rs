@@ -1,18 +1,19 @@
 //! Stand-ins for the AVX-512 kernels off x86-64, where [`super::applies`] is always false.
 
 use super::Plan;
+
+/// Where the convolution kernels store (as on x86-64).
+#[allow(dead_code)] // Never read: the stand-ins panic.
+pub(super) struct Out {
+    pub(super) out: *mut f32,
+    pub(super) bias: *const f32,
+    pub(super) add: bool,
+    pub(super) tile: *mut f32,
+}
 /// # Safety
 /// None: it is never called ([`super::applies`] is false off x86-64) and panics.
 // Never called: `applies` is false without AVX-512F.
-pub(super) unsafe fn conv(
-    _: &Plan,
-    _: *const f32,
-    _: *const f32,
-    _: *mut f32,
-    _: *const f32,
-    _: bool,
-    _: *mut f32,
-) {
+pub(super) unsafe fn conv(_: &Plan, _: *const f32, _: *const f32, _: &Out) {
     unreachable!()
 }
 /// # Safety
@@ -37,15 +38,7 @@ pub(super) unsafe fn pad_bf16(_: &Plan, _: *const f32, _: *mut u32) {
 }
 /// # Safety
 /// None: never called (bf16 needs the direct path) and panics.
-pub(super) unsafe fn conv_bf16(
-    _: &Plan,
-    _: *const u32,
-    _: *const u32,
-    _: *mut f32,
-    _: *const f32,
-    _: bool,
-    _: *mut f32,
-) {
+pub(super) unsafe fn conv_bf16(_: &Plan, _: *const u32, _: *const u32, _: &Out) {
     unreachable!()
 }
 /// # Safety
