@@ -341,8 +341,9 @@ fn arrange(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [f32]) {
 }
 
 /// [`arrange`] in bf16 pairs of the kernel's channels (`c`, or `f` with `flip`): element
-/// `[ch / 2][tap][n]` (rows of `n` padded to whole vectors) holds channel `ch` in its low half when `ch` is even, high when odd,
-/// zero for an odd count's missing last. Returns the pairs written.
+/// `[ch / 2][tap][n]` (rows of `n` padded to whole vectors) holds channel `ch` in its low
+/// half when `ch` is even, high when odd, zero for an odd count's missing last. Returns the
+/// pairs written.
 fn arrange_bf16(g: &ConvGeom, w: &[f32], flip: bool, out: &mut [u32]) -> usize {
     let kk = g.kh * g.kw;
     let (ch, nf) = if flip { (g.f, g.c) } else { (g.c, g.f) };

@@ -24,6 +24,15 @@ const TILINGS: [Choice; 4] = [
     |_| Tiling::Filters { p: 6 },
 ];
 
+/// Runs `test` at 1 and 2 threads under each of [`TILINGS`].
+fn in_every_setting(mut test: impl FnMut()) {
+    for threads in [1, 2] {
+        for tiling in TILINGS {
+            force_tiling(tiling, || crate::par::with_threads(threads, &mut test));
+        }
+    }
+}
+
 fn random(n: usize, rng: &mut rand_pcg::Pcg64) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
@@ -106,13 +115,7 @@ fn direct_equals_naive_on_random_and_edge_shapes() {
         geom([7, 3, 6, 6, 5, 3, 3], 1),
         geom([11, 2, 28, 28, 32, 3, 3], 1),
     ] {
-        for threads in [1, 2] {
-            for tiling in TILINGS {
-                force_tiling(tiling, || {
-                    crate::par::with_threads(threads, || check(g, &mut rng))
-                });
-            }
-        }
+        in_every_setting(|| check(g, &mut rng));
     }
 }
 
@@ -253,13 +256,7 @@ fn bf16_equals_the_reference_on_rounded_operands_and_stays_in_its_bound() {
         geom([4, 2, 5, 5, 3, 5, 5], 4),
         geom([7, 3, 6, 6, 5, 3, 3], 1),
     ] {
-        for threads in [1, 2] {
-            for tiling in TILINGS {
-                force_tiling(tiling, || {
-                    crate::par::with_threads(threads, || check_bf16(g, &mut rng))
-                });
-            }
-        }
+        in_every_setting(|| check_bf16(g, &mut rng));
     }
 }
 
