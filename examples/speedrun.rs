@@ -57,11 +57,12 @@ struct Recipe {
 fn stages(channels: &[usize], pool_last: bool) -> String {
     let mut s = String::new();
     for (k, c) in channels.iter().enumerate() {
-        s += &format!("conv2d:{c}x3x3,pad:1,nobias ");
+        s += &format!("conv2d:{c}x3x3,pad:1,nobias");
+        // The pool fused into the convolution: the unpooled output never reaches memory.
         if pool_last || k + 1 < channels.len() {
-            s += "pool:2 ";
+            s += ",pool:2";
         }
-        s += "bn,relu ";
+        s += " bn,relu ";
     }
     s + "flatten softmax:10"
 }

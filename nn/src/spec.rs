@@ -12,8 +12,8 @@
 //!   to every position equal to a window's maximum, as Theano (network3.py) does, instead of to
 //!   the first one only ([`PoolGrad`]).
 //! - `conv2d:FxKxK` (options `pad:P`, default 0, less than `K`; `stride:S`, default 1; `nobias`; an
-//!   activation, default `linear`; `init:NAME`, default `he`) is a plain convolution
-//!   ([`Conv2d`](crate::Conv2d)).
+//!   activation, default `linear`; `init:NAME`, default `he`; `pool:K`, a `K x K` max-pool
+//!   fused after it, stride 1 only) is a plain convolution ([`Conv2d`](crate::Conv2d)).
 //! - `bn` (option: an activation, default `linear`) is a batch norm over the previous layer's
 //!   features or channels ([`BatchNorm`](crate::BatchNorm)).
 //! - `pool:K` is a `K x K` max-pool, `dropout:P` inverted dropout, `flatten` a flatten.
@@ -77,7 +77,8 @@ fn parse_init(s: &str) -> Option<Init> {
 /// The options of one layer, each checked against what its kind accepts.
 struct Options {
     act: Option<Activation>,
-    pool: usize,
+    /// The `pool:K` option, if given.
+    pool: Option<usize>,
     p_drop: f64,
     pool_grad: PoolGrad,
     pad: usize,
@@ -95,7 +96,7 @@ impl Options {
     ) -> Result<Self> {
         let mut o = Options {
             act: None,
-            pool: 2,
+            pool: None,
             p_drop: 0.0,
             pool_grad: PoolGrad::First,
             pad: 0,
@@ -105,7 +106,7 @@ impl Options {
         };
         let accepts: &[&str] = match kind {
             "conv" => &["act", "pool", "ties"],
-            "conv2d" => &["act", "pad", "stride", "nobias", "init"],
+            "conv2d" => &["act", "pad", "stride", "nobias", "init", "pool"],
             "fc" => &["act", "dropout", "init"],
             "softmax" => &["dropout", "init"],
             "bn" => &["act"],
@@ -141,7 +142,7 @@ impl Options {
             match key {
                 "act" => o.act = Activation::parse(opt),
                 "ties" => o.pool_grad = PoolGrad::Ties,
-                "pool" => o.pool = whole("pool size", value, 1)?,
+                "pool" => o.pool = Some(whole("pool size", value, 1)?),
                 "pad" => o.pad = whole("padding", value, 0)?,
                 "stride" => o.stride = whole("stride", value, 1)?,
                 "nobias" => o.bias = false,
@@ -255,7 +256,8 @@ pub fn build<T: Float>(spec: &str, input: &[usize], cost: Cost, seed: u64) -> Re
                     ));
                 };
                 if kind == "conv" {
-                    net.add_conv_pool(f, h, w, o.pool, act(Activation::Sigmoid), o.pool_grad)
+                    let pool = o.pool.unwrap_or(2);
+                    net.add_conv_pool(f, h, w, pool, act(Activation::Sigmoid), o.pool_grad)
                 } else if h != w {
                     return Err(bad(i, text, "conv2d filters are square (KxK)"));
                 } else if o.pad >= h {
@@ -273,6 +275,7 @@ pub fn build<T: Float>(spec: &str, input: &[usize], cost: Cost, seed: u64) -> Re
                         bias: o.bias,
                         activation: act(Activation::Identity),
                         init: o.init.unwrap_or(Init::He),
+                        pool: o.pool,
                     };
                     net.add_conv2d(f, h, config)
                 }
@@ -351,6 +354,31 @@ mod tests {
     }
 
     #[test]
+    fn a_conv2d_takes_a_fused_pool() {
+        let net = mnist_shaped::<f32>(
+            "conv2d:16x3x3,pad:1,nobias,pool:2 bn,relu conv2d:32x3x3,pad:1,relu,pool:3 flatten softmax:10",
+            0,
+        )
+        .unwrap();
+        let d = net.describe();
+        for want in [
+            "Conv2d(16x1x3x3, padding 1, stride 1, no bias, pool 2x2, identity)",
+            "Conv2d(32x16x3x3, padding 1, stride 1, pool 3x3, relu)",
+        ] {
+            assert!(d.contains(want), "{want} not in {d}");
+        }
+        // 28 -> 14 (pool 2) -> 4 (pool 3 of 14, the last one dropped).
+        assert_eq!(
+            net.layers()[0].output_dims(&[1, 28, 28]).unwrap(),
+            [16, 14, 14]
+        );
+        assert_eq!(
+            net.layers()[2].output_dims(&[16, 14, 14]).unwrap(),
+            [32, 4, 4]
+        );
+    }
+
+    #[test]
     fn the_modern_layers_build_with_the_right_shapes_and_defaults() {
         let net = mnist_shaped::<f32>(
             "conv2d:32x3x3,pad:1,nobias bn,relu conv2d:16x5x5,pad:2,stride:2,relu pool:2 flatten dropout:0.25 fc:64,init:he bn,relu softmax:10",
@@ -403,9 +431,12 @@ mod tests {
             ("fc:100 pool:2 softmax:10", "max-pool layer needs [channels"),
             ("bn:3 softmax:10", "bn takes no size"),
             (
-                "conv2d:8x3x3,pool:2 softmax:10",
-                "conv2d layers take no pool option",
+                "conv2d:8x3x3,stride:2,pool:2 softmax:10",
+                "a fused pool needs stride 1",
             ),
+            ("conv2d:8x3x3,pool:0 softmax:10", "pool size \"0\""),
+            ("conv2d:8x3x3,pool:27 softmax:10", "pool does not fit"),
+            ("bn,pool:2 softmax:10", "bn layers take no pool option"),
             ("conv2d:8x3x5 softmax:10", "square"),
             (
                 "conv2d:8x3x3,pad:-1 softmax:10",

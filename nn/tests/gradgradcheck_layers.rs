@@ -79,6 +79,7 @@ fn conv2d_with_padding_and_stride() {
             bias: true,
             activation: Activation::Tanh,
             init: Init::He,
+            pool: None,
         };
         let l = Conv2d::new(&mut g, "c", [3, 2, 3, 3], config, &mut rng(1)).unwrap();
         let x = input(&[2, 2, 6, 7], 2);

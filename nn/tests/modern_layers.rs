@@ -54,6 +54,7 @@ fn conv2d_with_padding_stride_and_bias_is_gradchecked() {
             bias,
             activation: act,
             init: Init::He,
+            pool: None,
         };
         let l = Conv2d::new(&mut g, "c", [4, 3, 3, 3], config, &mut rng(1)).unwrap();
         let want = [

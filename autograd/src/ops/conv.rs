@@ -16,7 +16,7 @@ use crate::{AutogradError, Backward, Graph, GraphBackward, Op, Result, Var};
 use std::sync::Arc;
 use tensor::conv::{
     conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
-    conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_forward,
+    conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_cols_len, conv_pool_forward,
     conv_pool_forward_scratch_len, ConvGeom, ConvGrads, ConvPoolGeom, ConvPoolGrads, ConvPoolOut,
     ConvPoolSaved,
 };
@@ -266,10 +266,13 @@ impl<T: Float> Op<T> for ConvWeightGrad {
     }
 }
 
-/// network3's conv-pool layer as one op: `act(maxpool(conv(x, w)) + b)`.
+/// A convolution and its max-pool as one op: `act(maxpool(conv(x, w)) + b)` (network3's
+/// conv-pool layer; the bias optional).
 struct ConvPool<T> {
     geom: ConvPoolGeom,
     act: Act,
+    /// Whether input 2 is a bias.
+    bias: bool,
     cols: Vec<T>,
     arg: Vec<u32>,
 }
@@ -280,7 +283,7 @@ impl<T: Float> Op<T> for ConvPool<T> {
     }
     fn backward(&self, cx: &mut Backward<'_, T>) {
         let g = &self.geom;
-        let (w, y, dy) = (cx.input(1), cx.output(), cx.grad_output());
+        let (x, w, y, dy) = (cx.input(0), cx.input(1), cx.output(), cx.grad_output());
         let mut dw = cx.scratch(w.numel());
         dw.iter_mut().for_each(|v| *v = T::zero());
         let mut db = cx.scratch(g.conv.f);
@@ -293,6 +296,7 @@ impl<T: Float> Op<T> for ConvPool<T> {
             None
         };
         let saved = ConvPoolSaved {
+            x: x.data(),
             y: y.data(),
             arg: &self.arg,
             cols: &self.cols,
@@ -300,11 +304,11 @@ impl<T: Float> Op<T> for ConvPool<T> {
         let grads = ConvPoolGrads {
             dx,
             dw: &mut dw,
-            db: &mut db,
+            db: self.bias.then_some(&mut db[..]),
         };
         conv_pool_backward(g, self.act, w.data(), saved, dy.data(), grads, &mut scratch);
         for (k, part) in [(1, &dw), (2, &db)] {
-            if cx.needs_grad(k) {
+            if (k == 1 || self.bias) && cx.needs_grad(k) {
                 cx.grad(k)
                     .data_mut()
                     .iter_mut()
@@ -329,7 +333,7 @@ impl<T: Float> Op<T> for ConvPool<T> {
             Some(d) => cx.graph().mul(dy, d)?,
             None => dy,
         };
-        if cx.needs_grad(2) {
+        if self.bias && cx.needs_grad(2) {
             let b = cx.input(2);
             let db = bias_grad_graph(cx.graph(), dz, c.f, b)?;
             cx.add_grad(2, db)?;
@@ -402,19 +406,45 @@ impl<T: Float> Graph<T> {
         act: Act,
         grad: PoolGrad,
     ) -> Result<Var> {
+        self.conv2d_pool(x, w, Some(b), 0, pool, act, grad)
+    }
+
+    /// [`Graph::conv2d_padded`] at stride 1 (padding `pad`, bias optional) followed by a
+    /// `pool x pool` max-pool and `act`, as one op: `act(maxpool(conv(x, w)) + b)`, each
+    /// image convolved, pooled, biased and activated in one task while its convolution
+    /// output is in cache (which never reaches memory). The same as the composition (tested
+    /// to the bit on the direct kernels), and as that composition the convolution multiplies
+    /// in bf16 under [`Graph::set_bf16_convolutions`]. `grad` says where the pool's gradient
+    /// goes at ties.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_pool(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Option<Var>,
+        pad: usize,
+        pool: usize,
+        act: Act,
+        grad: PoolGrad,
+    ) -> Result<Var> {
         self.check(x, "conv_pool")?;
         self.check(w, "conv_pool")?;
-        self.check(b, "conv_pool")?;
-        let conv = ConvGeom::new(self.val(x).shape(), self.val(w).shape())?;
-        if self.val(b).numel() != conv.f {
-            return Err(AutogradError::Invalid {
-                op: "conv_pool",
-                why: format!(
-                    "bias has {} elements for {} filters",
-                    self.val(b).numel(),
-                    conv.f
-                ),
-            });
+        let conv = ConvGeom {
+            bf16: self.bf16_conv,
+            ..ConvGeom::padded(self.val(x).shape(), self.val(w).shape(), pad, 1)?
+        };
+        if let Some(b) = b {
+            self.check(b, "conv_pool")?;
+            if self.val(b).numel() != conv.f {
+                return Err(AutogradError::Invalid {
+                    op: "conv_pool",
+                    why: format!(
+                        "bias has {} elements for {} filters",
+                        self.val(b).numel(),
+                        conv.f
+                    ),
+                });
+            }
         }
         if pool == 0 || pool > conv.oh() || pool > conv.ow() {
             return Err(AutogradError::Invalid {
@@ -436,7 +466,7 @@ impl<T: Float> Graph<T> {
         }
         let geom = ConvPoolGeom::new(conv, pool, grad)?;
         let mut out = self.alloc(geom.out_shape());
-        let mut cols = self.alloc_buf(conv.n * conv.cols_len());
+        let mut cols = self.alloc_buf(conv_pool_cols_len::<T>(&geom));
         let mut scratch = self.alloc_buf(conv_pool_forward_scratch_len(&geom));
         let mut arg = vec![0u32; conv.n * geom.out_len()];
         let outs = ConvPoolOut {
@@ -444,16 +474,21 @@ impl<T: Float> Graph<T> {
             arg: &mut arg,
             cols: &mut cols,
         };
-        let (xv, wv, bv) = (self.val(x).data(), self.val(w).data(), self.val(b).data());
+        let (xv, wv) = (self.val(x).data(), self.val(w).data());
+        let bv = b.map(|b| self.val(b).data());
         conv_pool_forward(&geom, act, xv, wv, bv, outs, &mut scratch);
         self.recycle_buf(scratch);
         let op = Box::new(ConvPool {
             geom,
             act,
+            bias: b.is_some(),
             cols,
             arg,
         });
-        self.push_op(op, &[x, w, b], out)
+        match b {
+            Some(b) => self.push_op(op, &[x, w, b], out),
+            None => self.push_op(op, &[x, w], out),
+        }
     }
 
     /// Valid 2-D cross-correlation, stride 1: `x [N, C, H, W]`, filters `w [F, C, KH, KW]`,
@@ -957,6 +992,10 @@ mod tests {
                 g.conv_pool(v[0], v[1], v[2], 2, act, PoolGrad::First)
             });
         }
+        // Padded, without a bias (the speed run's stages).
+        check(&[&[2, 3, 6, 7], &[4, 3, 3, 3]], |g, v| {
+            g.conv2d_pool(v[0], v[1], None, 1, 2, Act::Identity, PoolGrad::First)
+        });
         // The fused op's values and gradients are the composed ops'.
         let run = |fused: bool| {
             let mut g = crate::Graph::<f64>::new();
@@ -987,6 +1026,55 @@ mod tests {
         for (p, q) in [(&a.0, &b.0), (&a.1, &b.1), (&a.2, &b.2), (&a.3, &b.3)] {
             for (u, v) in p.iter().zip(q.iter()) {
                 assert!((u - v).abs() < 1e-12, "{u} vs {v}");
+            }
+        }
+    }
+
+    /// In f32 the fused op runs on the direct kernels where the CPU has AVX-512 (im2col
+    /// elsewhere, where both sides take it too): padded, without a bias, in f32 and with bf16
+    /// products, its values and gradients are the composed ops' to the bit.
+    #[test]
+    fn conv2d_pool_equals_conv2d_then_max_pool_to_the_bit() {
+        use tensor::Tensor;
+        let t: Vec<Tensor<f32>> = randoms(&[&[6, 8, 14, 14], &[32, 8, 3, 3]], 7)
+            .iter()
+            .map(|t| {
+                Tensor::from_vec(
+                    t.data().iter().map(|&v| v as f32).collect(),
+                    t.shape().dims(),
+                )
+                .unwrap()
+            })
+            .collect();
+        for bf16 in [false, true] {
+            let run = |fused: bool| {
+                let mut g = crate::Graph::<f32>::new();
+                g.set_bf16_convolutions(bf16);
+                let x = g.parameter("x", t[0].clone());
+                let w = g.parameter("w", t[1].clone());
+                let y = if fused {
+                    g.conv2d_pool(x, w, None, 1, 2, Act::Identity, PoolGrad::First)
+                        .unwrap()
+                } else {
+                    let c = g.conv2d_padded(x, w, None, 1, 1).unwrap();
+                    g.max_pool2d(c, 2).unwrap()
+                };
+                let s = g.sum_squares(y).unwrap();
+                g.backward(s).unwrap();
+                let bits = |d: &[f32]| d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                [
+                    bits(g.value(y).unwrap().data()),
+                    bits(g.grad(x).unwrap().data()),
+                    bits(g.grad(w).unwrap().data()),
+                ]
+            };
+            let (a, b) = (run(true), run(false));
+            for (what, p, q) in [
+                ("y", &a[0], &b[0]),
+                ("dx", &a[1], &b[1]),
+                ("dw", &a[2], &b[2]),
+            ] {
+                assert!(p == q, "bf16 {bf16}: {what} differs from the composition");
             }
         }
     }

@@ -1,4 +1,5 @@
-//! A padded, strided convolution, the one that came after the book's conv-pool layer.
+//! A padded, strided convolution, the one that came after the book's conv-pool layer, with
+//! an optional max-pool fused after it.
 
 use super::image_dims;
 use crate::memory::{mul, product, tasks, Footprint};
@@ -35,6 +36,7 @@ pub struct Conv2d {
     filter: [usize; 4],
     pad: usize,
     stride: usize,
+    pool: Option<usize>,
     activation: Activation,
 }
 
@@ -49,10 +51,14 @@ pub struct Conv2dConfig {
     pub stride: usize,
     /// Whether the layer has biases (not before a batch norm, which cancels them).
     pub bias: bool,
-    /// Applied to the convolution's output.
+    /// Applied to the convolution's (or the pool's) output.
     pub activation: Activation,
     /// Draws the filters, with fan-in `c*kh*kw`.
     pub init: Init,
+    /// A max-pool of `k x k` windows after the convolution (stride 1 only), fused with it:
+    /// each image is convolved and pooled while its convolution output is in cache, the
+    /// same values and gradients as a [`MaxPool2d`](crate::MaxPool2d) layer after it.
+    pub pool: Option<usize>,
 }
 
 impl Default for Conv2dConfig {
@@ -63,6 +69,7 @@ impl Default for Conv2dConfig {
             bias: true,
             activation: Activation::Identity,
             init: Init::He,
+            pool: None,
         }
     }
 }
@@ -83,10 +90,16 @@ impl Conv2d {
             bias,
             activation,
             init,
+            pool,
         } = config;
-        if filter.contains(&0) || stride == 0 {
+        if filter.contains(&0) || stride == 0 || pool == Some(0) {
             return Err(NnError::Config(format!(
-                "conv2d layer {name}: filter {filter:?} and stride {stride} must be positive"
+                "conv2d layer {name}: filter {filter:?}, stride {stride} and pool {pool:?} must be positive"
+            )));
+        }
+        if pool.is_some() && stride != 1 {
+            return Err(NnError::Config(format!(
+                "conv2d layer {name}: a fused pool needs stride 1, not {stride} (add a pool layer after it instead)"
             )));
         }
         let [f, c, kh, kw] = filter;
@@ -111,6 +124,7 @@ impl Conv2d {
             filter,
             pad,
             stride,
+            pool,
             activation,
         })
     }
@@ -127,6 +141,10 @@ impl<T: Float> Layer<T> for Conv2d {
             let side = ((per / c.max(1)) as f64).sqrt() as usize;
             as_images(g, x, [c, side, side])?
         };
+        if let Some(k) = self.pool {
+            let (act, first) = (self.activation.kernel(), tensor::pool::PoolGrad::First);
+            return Ok(g.conv2d_pool(x, self.w, self.b, self.pad, k, act, first)?);
+        }
         let y = g.conv2d_padded(x, self.w, self.b, self.pad, self.stride)?;
         self.activation.apply(g, y)
     }
@@ -141,8 +159,13 @@ impl<T: Float> Layer<T> for Conv2d {
         let [ic, h, w] = image_dims("a conv2d layer", input)?;
         let (p, s) = (self.pad, self.stride);
         let side = |size, k| tensor::conv::out_side(size, p, k, s);
+        let k = self.pool.unwrap_or(1);
         match (side(h, kh), side(w, kw)) {
-            (Some(oh), Some(ow)) if ic == c => Ok(vec![f, oh, ow]),
+            (Some(oh), Some(ow)) if ic == c && oh >= k && ow >= k => Ok(vec![f, oh / k, ow / k]),
+            (Some(oh), Some(ow)) if ic == c => Err(NnError::Config(format!(
+                "{}: a {k}x{k} pool does not fit its {oh}x{ow} convolution output",
+                Layer::<T>::describe(self)
+            ))),
             _ => Err(NnError::Config(format!(
                 "{} needs {c} channels of at least {kh}x{kw} once padded by {p}, but the previous layer gives {input:?}",
                 Layer::<T>::describe(self)
@@ -155,10 +178,13 @@ impl<T: Float> Layer<T> for Conv2d {
         };
         let [f, c, kh, kw] = self.filter;
         let (f, ckk) = (f as u128, (c * kh * kw) as u128);
-        let sp = product(&out[1..]);
+        // The convolution's positions (before a fused pool).
+        let k = self.pool.unwrap_or(1) as u128;
+        let sp = product(&out[1..]).saturating_mul(k * k);
         let t = tasks(batch);
-        // The convolution's output, and the activation's when it has one.
-        let ops = if self.activation == Activation::Identity {
+        // The convolution's output, and the activation's when it has one; a fused pool
+        // keeps only its own output (activated in place) and each window's argmax.
+        let ops = if self.activation == Activation::Identity || self.pool.is_some() {
             1
         } else {
             2
@@ -178,14 +204,21 @@ impl<T: Float> Layer<T> for Conv2d {
         Footprint {
             kept: mul(&[outputs, ops, mode.copies()]),
             scratch,
-            index_bytes: 0,
+            index_bytes: if self.pool.is_some() {
+                outputs.saturating_mul(4)
+            } else {
+                0
+            },
         }
     }
     fn describe(&self) -> String {
         let [f, c, kh, kw] = self.filter;
         let bias = if self.b.is_some() { "" } else { ", no bias" };
+        let pool = self
+            .pool
+            .map_or(String::new(), |k| format!(", pool {k}x{k}"));
         format!(
-            "Conv2d({f}x{c}x{kh}x{kw}, padding {}, stride {}{bias}, {})",
+            "Conv2d({f}x{c}x{kh}x{kw}, padding {}, stride {}{bias}{pool}, {})",
             self.pad,
             self.stride,
             self.activation.name()

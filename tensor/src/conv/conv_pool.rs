@@ -1,17 +1,23 @@
-//! network3's conv-pool layer fused: convolution, max-pool, bias and activation per image in
-//! one task.
+//! A convolution and its max-pool fused (network3's conv-pool layer, and a padded
+//! convolution followed by a pool): convolution, max-pool, bias and activation per image in
+//! one task, the unpooled output in a per-task buffer that never reaches memory.
 
+use super::direct;
 use super::geom::{check_len, chunk_images, ConvGeom};
 use super::im2col::{col2im, im2col};
 use crate::par::{self, SyncPtr};
-use crate::pool::{maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad};
+use crate::pool::{
+    maxpool_backward_overwrite, maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad,
+};
 use crate::unary::Act;
-use crate::{gemm, Float, MatMut, MatRef, Result, Shape, TensorError};
+use crate::{gemm, Accum, Float, MatMut, MatRef, Result, Shape, TensorError};
 
-/// The fused layer of network3: `act(maxpool(conv(x, w)) + b)`, per image in one task, so the
-/// pooling, bias and activation run on every thread beside the convolution instead of as
-/// serial passes over the whole batch between the parallel ones, and the unpooled convolution
-/// output never leaves a per-task buffer.
+/// A convolution and its max-pool as one layer, `act(maxpool(conv(x, w)) + b)` (network3's
+/// conv-pool layer; the bias optional), per image in one task, so the pooling, bias and
+/// activation run on every thread beside the convolution instead of as passes over the whole
+/// batch between the parallel ones, and the unpooled convolution output never leaves a
+/// per-task buffer. At stride 1 in f32 on AVX-512 the convolution runs on the direct kernels
+/// (`ConvGeom::bf16` taken as by [`super::conv2d_forward`]), otherwise on im2col + GEMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvPoolGeom {
     /// The convolution.
@@ -65,15 +71,34 @@ impl ConvPoolGeom {
         let p = self.pool_geom();
         Shape::new(&[self.conv.n, self.conv.f, p.oh(), p.ow()]).unwrap_or_default()
     }
+    fn plane(&self) -> usize {
+        self.out_len() / self.conv.f.max(1)
+    }
     fn tasks(&self) -> (usize, usize) {
         let per = chunk_images(&self.conv).max(1);
         (per, self.conv.n.div_ceil(per))
     }
 }
 
+/// Whether the convolution of `g` in `T` runs on the direct kernels.
+fn on_direct<T: Float>(g: &ConvPoolGeom) -> bool {
+    direct::applies::<T>(&g.conv)
+}
+
+/// Elements [`ConvPoolOut::cols`] holds for `g` in `T`: every image's im2col columns, kept
+/// for the backward, or none where the convolution runs on the direct kernels.
+pub fn conv_pool_cols_len<T: Float>(g: &ConvPoolGeom) -> usize {
+    if on_direct::<T>(g) {
+        0
+    } else {
+        g.conv.n * g.conv.cols_len()
+    }
+}
+
 /// Scratch elements [`conv_pool_forward`] needs (one image's convolution output per task).
 pub fn conv_pool_forward_scratch_len(g: &ConvPoolGeom) -> usize {
-    g.tasks().1 * g.conv.out_len()
+    let tasks = g.tasks().1;
+    (tasks * g.conv.out_len()).max(direct::forward_scratch_len(&g.conv, tasks, true))
 }
 
 /// What [`conv_pool_forward`] writes: the output and what its backward needs.
@@ -84,13 +109,16 @@ pub struct ConvPoolOut<'a, T> {
     /// Each window's argmax (index in its image's convolution output), or under
     /// [`PoolGrad::Ties`] the mask of its maxima.
     pub arg: &'a mut [u32],
-    /// Every image's im2col columns.
+    /// Every image's im2col columns, [`conv_pool_cols_len`] elements (none on the direct
+    /// kernels, whose backward reads the input again).
     pub cols: &'a mut [T],
 }
 
 /// What [`conv_pool_backward`] reads of its forward ([`ConvPoolOut`], read-only).
 #[derive(Debug, Clone, Copy)]
 pub struct ConvPoolSaved<'a, T> {
+    /// The forward's input (read by the direct kernels' backward).
+    pub x: &'a [T],
     /// The forward's output.
     pub y: &'a [T],
     /// The forward's argmaxes (or tie masks).
@@ -106,8 +134,82 @@ pub struct ConvPoolGrads<'a, T> {
     pub dx: Option<&'a mut [T]>,
     /// The filter gradient.
     pub dw: &'a mut [T],
-    /// The bias gradient.
-    pub db: &'a mut [T],
+    /// The bias gradient, if the layer has a bias.
+    pub db: Option<&'a mut [T]>,
+}
+
+/// One image's pooling, from its convolution output `conv`: window maxima and argmaxes (or
+/// tie masks) into `out` and `arg`, then the bias and the activation.
+fn pool_image<U: Float>(
+    g: &ConvPoolGeom,
+    act: Act,
+    b: Option<&[U]>,
+    conv: &[U],
+    out: &mut [U],
+    arg: &mut [u32],
+) {
+    let pg = g.pool_geom();
+    maxpool_forward(&pg, conv, out, arg);
+    if g.grad == PoolGrad::Ties {
+        tie_masks(&pg, conv, out, arg);
+    }
+    if let Some(b) = b {
+        for (row, &bf) in out.chunks_exact_mut(g.plane().max(1)).zip(b) {
+            row.iter_mut().for_each(|v| *v += bf);
+        }
+    }
+    act.apply(out);
+}
+
+/// One image's gradient at its convolution output, written over `dconv`: the output
+/// gradient `dy` through the activation (from the output `y`), to each window's argmax (or
+/// tied maxima); each filter's sum of it added into `sums` when given (the bias gradient).
+fn unpool_image<U: Float>(
+    g: &ConvPoolGeom,
+    act: Act,
+    (y, dy, arg): (&[U], &[U], &[u32]),
+    dconv: &mut [U],
+    mut sums: Option<&mut [U]>,
+) {
+    let pg = g.pool_geom();
+    let plane = g.plane().max(1);
+    if act == Act::Identity && g.grad == PoolGrad::First && sums.is_none() {
+        return maxpool_backward_overwrite(&pg, dy, arg, dconv);
+    }
+    let off = tie_offsets(&pg);
+    dconv.iter_mut().for_each(|v| *v = U::zero());
+    let rows = y.chunks_exact(plane).zip(dy.chunks_exact(plane));
+    for (f, ((yr, dr), ar)) in rows.zip(arg.chunks_exact(plane)).enumerate() {
+        let mut sum = U::zero();
+        if g.grad == PoolGrad::Ties {
+            let (ow, k) = (pg.ow(), pg.k);
+            let rows = yr
+                .chunks_exact(ow)
+                .zip(dr.chunks_exact(ow))
+                .zip(ar.chunks_exact(ow));
+            for (oy, ((yrow, drow), arow)) in rows.enumerate() {
+                let r0 = f * pg.h * pg.w + oy * k * pg.w;
+                for (ox, ((&yv, &dv), &mask)) in yrow.iter().zip(drow).zip(arow).enumerate() {
+                    let dz = dv * act.grad_from_output(yv);
+                    sum += dz;
+                    let (origin, mut m) = (r0 + ox * k, mask);
+                    while m != 0 {
+                        dconv[origin + off[m.trailing_zeros() as usize]] += dz;
+                        m &= m - 1;
+                    }
+                }
+            }
+        } else {
+            for ((&yv, &dv), &a) in yr.iter().zip(dr).zip(ar) {
+                let dz = dv * act.grad_from_output(yv);
+                sum += dz;
+                dconv[a as usize] += dz;
+            }
+        }
+        if let Some(s) = sums.as_deref_mut() {
+            s[f] += sum;
+        }
+    }
 }
 
 /// Fused forward: `out = act(maxpool(conv(x, w)) + b)` with what the backward needs, into
@@ -117,7 +219,7 @@ pub fn conv_pool_forward<T: Float>(
     act: Act,
     x: &[T],
     w: &[T],
-    b: &[T],
+    b: Option<&[T]>,
     outs: ConvPoolOut<'_, T>,
     scratch: &mut [T],
 ) {
@@ -125,20 +227,30 @@ pub fn conv_pool_forward<T: Float>(
     let c = &g.conv;
     check_len("input", x.len(), c.n * c.in_len());
     check_len("filter", w.len(), c.f * c.ckk());
-    check_len("bias", b.len(), c.f);
+    if let Some(b) = b {
+        check_len("bias", b.len(), c.f);
+    }
     check_len("output", out.len(), c.n * g.out_len());
     check_len("argmax", arg.len(), c.n * g.out_len());
-    check_len("cols", cols.len(), c.n * c.cols_len());
+    check_len("cols", cols.len(), conv_pool_cols_len::<T>(g));
     check_len("scratch", scratch.len(), conv_pool_forward_scratch_len(g));
     let (per, tasks) = g.tasks();
-    let (ol, pg) = (g.out_len(), g.pool_geom());
-    let plane = ol / c.f.max(1);
-    let (op, ap, cp, sp) = (
-        SyncPtr(out.as_mut_ptr()),
-        SyncPtr(arg.as_mut_ptr()),
-        SyncPtr(cols.as_mut_ptr()),
-        SyncPtr(scratch.as_mut_ptr()),
-    );
+    let ol = g.out_len();
+    let (op, ap) = (SyncPtr(out.as_mut_ptr()), SyncPtr(arg.as_mut_ptr()));
+    if on_direct::<T>(g) {
+        let bf = b.and_then(crate::float::as_f32);
+        let each = |i: usize, conv: &[f32]| {
+            // SAFETY: image i is one task's alone (the direct kernels hand each image over
+            // once); its output and argmax blocks lie inside the buffers checked above.
+            let (oi, ai) = unsafe { (op.slice(i * ol, ol), ap.slice(i * ol, ol)) };
+            if let Some(oi) = crate::float::as_f32_mut(oi) {
+                pool_image(g, act, bf, conv, oi, ai);
+            }
+        };
+        return direct::forward(c, per, x, w, None, direct::Sink::Each(&each), scratch);
+    }
+    let cp = SyncPtr(cols.as_mut_ptr());
+    let sp = SyncPtr(scratch.as_mut_ptr());
     let task = |t: usize| {
         // SAFETY: task t alone owns its images' outputs, argmaxes, columns and scratch block t;
         // all lie inside the buffers checked above.
@@ -161,14 +273,7 @@ pub fn conv_pool_forward<T: Float>(
                 T::zero(),
                 MatMut::new(conv, c.f, c.spatial()),
             );
-            maxpool_forward(&pg, conv, oi, ai);
-            if g.grad == PoolGrad::Ties {
-                tie_masks(&pg, conv, oi, ai);
-            }
-            for (f, row) in oi.chunks_exact_mut(plane.max(1)).enumerate() {
-                row.iter_mut().for_each(|v| *v += b[f]);
-            }
-            act.apply(oi);
+            pool_image(g, act, b, conv, oi, ai);
         }
     };
     par::run(tasks, &task);
@@ -176,11 +281,13 @@ pub fn conv_pool_forward<T: Float>(
 
 /// Scratch elements [`conv_pool_backward`] needs: per task the partial filter and bias
 /// gradients, one image's convolution-output gradient and, with an input gradient, its
-/// columns' gradient.
+/// columns' gradient (or what the direct kernels' backward needs, whichever is more).
 pub fn conv_pool_backward_scratch_len(g: &ConvPoolGeom, with_dx: bool) -> usize {
     let c = &g.conv;
     let dx = if with_dx { c.cols_len() } else { 0 };
-    g.tasks().1 * (c.f * c.ckk() + c.f + c.out_len() + dx)
+    let tasks = g.tasks().1;
+    (tasks * (c.f * c.ckk() + c.f + c.out_len() + dx))
+        .max(direct::backward_scratch_len(c, tasks, with_dx, true))
 }
 
 /// Fused backward, given what the forward saved and the output gradient `dy`: adds the
@@ -195,16 +302,22 @@ pub fn conv_pool_backward<T: Float>(
     grads: ConvPoolGrads<'_, T>,
     scratch: &mut [T],
 ) {
-    let ConvPoolSaved { y, arg, cols } = saved;
-    let ConvPoolGrads { dx, dw, db } = grads;
+    let ConvPoolSaved { x, y, arg, cols } = saved;
+    let ConvPoolGrads { dx, dw, mut db } = grads;
     let c = &g.conv;
     let ol = g.out_len();
-    check_len("cols", cols.len(), c.n * c.cols_len());
+    check_len("input", x.len(), c.n * c.in_len());
+    check_len("cols", cols.len(), conv_pool_cols_len::<T>(g));
     check_len("argmax", arg.len(), c.n * ol);
     check_len("output", y.len(), c.n * ol);
     check_len("output gradient", dy.len(), c.n * ol);
     check_len("filter gradient", dw.len(), c.f * c.ckk());
-    check_len("bias gradient", db.len(), c.f);
+    if let Some(db) = &db {
+        check_len("bias gradient", db.len(), c.f);
+    }
+    if let Some(d) = &dx {
+        check_len("input gradient", d.len(), c.n * c.in_len());
+    }
     let want_dx = dx.is_some();
     check_len(
         "scratch",
@@ -212,18 +325,26 @@ pub fn conv_pool_backward<T: Float>(
         conv_pool_backward_scratch_len(g, want_dx),
     );
     let (per, tasks) = g.tasks();
+    if on_direct::<T>(g) {
+        let (y, dy) = (crate::float::as_f32(y), crate::float::as_f32(dy));
+        let each = |i: usize, dconv: &mut [f32]| {
+            if let (Some(y), Some(dy)) = (y, dy) {
+                let at = i * ol..(i + 1) * ol;
+                let image = (&y[at.clone()], &dy[at.clone()], &arg[at]);
+                unpool_image(g, act, image, dconv, None);
+            }
+        };
+        let grads = super::ConvGrads {
+            dx: dx.map(|d| (d, Accum::Add)),
+            dw,
+            db,
+        };
+        let source = direct::Source::Each(&each);
+        return direct::backward(c, per, x, w, source, grads, scratch);
+    }
     let wlen = c.f * c.ckk();
     let block = wlen + c.f + c.out_len() + if want_dx { c.cols_len() } else { 0 };
-    let plane = ol / c.f.max(1);
-    let pg = g.pool_geom();
-    let off = tie_offsets(&pg);
-    let dx_ptr = match dx {
-        Some(d) => {
-            check_len("input gradient", d.len(), c.n * c.in_len());
-            SyncPtr(d.as_mut_ptr())
-        }
-        None => SyncPtr(std::ptr::null_mut()),
-    };
+    let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr()));
     let sp = SyncPtr(scratch.as_mut_ptr());
     let task = |t: usize| {
         // SAFETY: scratch block t and the input gradient of task t's images are its own.
@@ -235,48 +356,9 @@ pub fn conv_pool_backward<T: Float>(
             .chain(pb.iter_mut())
             .for_each(|v| *v = T::zero());
         for i in t * per..((t + 1) * per).min(c.n) {
-            let (yi, dyi, ai) = (
-                &y[i * ol..(i + 1) * ol],
-                &dy[i * ol..(i + 1) * ol],
-                &arg[i * ol..(i + 1) * ol],
-            );
-            // dz = dy * act'(y), scattered to the window maxima; db = sum of dz per filter.
-            dconv.iter_mut().for_each(|v| *v = T::zero());
-            for (f, ((yr, dr), ar)) in yi
-                .chunks_exact(plane.max(1))
-                .zip(dyi.chunks_exact(plane.max(1)))
-                .zip(ai.chunks_exact(plane.max(1)))
-                .enumerate()
-            {
-                let mut sum = T::zero();
-                if g.grad == PoolGrad::Ties {
-                    let (ow, k) = (pg.ow(), pg.k);
-                    let rows = yr
-                        .chunks_exact(ow)
-                        .zip(dr.chunks_exact(ow))
-                        .zip(ar.chunks_exact(ow));
-                    for (oy, ((yrow, drow), arow)) in rows.enumerate() {
-                        let r0 = f * pg.h * pg.w + oy * k * pg.w;
-                        for (ox, ((&yv, &dv), &mask)) in yrow.iter().zip(drow).zip(arow).enumerate()
-                        {
-                            let dz = dv * act.grad_from_output(yv);
-                            sum += dz;
-                            let (origin, mut m) = (r0 + ox * k, mask);
-                            while m != 0 {
-                                dconv[origin + off[m.trailing_zeros() as usize]] += dz;
-                                m &= m - 1;
-                            }
-                        }
-                    }
-                } else {
-                    for ((&yv, &dv), &a) in yr.iter().zip(dr).zip(ar) {
-                        let dz = dv * act.grad_from_output(yv);
-                        sum += dz;
-                        dconv[a as usize] += dz;
-                    }
-                }
-                pb[f] += sum;
-            }
+            let at = i * ol..(i + 1) * ol;
+            let image = (&y[at.clone()], &dy[at.clone()], &arg[at]);
+            unpool_image(g, act, image, dconv, Some(&mut *pb));
             let ci = &cols[i * c.cols_len()..(i + 1) * c.cols_len()];
             gemm(
                 T::one(),
@@ -306,9 +388,11 @@ pub fn conv_pool_backward<T: Float>(
             .iter_mut()
             .zip(&s[..wlen])
             .for_each(|(d, &v)| *d += v);
-        db[..c.f]
-            .iter_mut()
-            .zip(&s[wlen..wlen + c.f])
-            .for_each(|(d, &v)| *d += v);
+        if let Some(db) = db.as_deref_mut() {
+            db[..c.f]
+                .iter_mut()
+                .zip(&s[wlen..wlen + c.f])
+                .for_each(|(d, &v)| *d += v);
+        }
     }
 }

@@ -18,7 +18,7 @@ mod reference;
 mod tests;
 
 pub use conv_pool::{
-    conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_forward,
+    conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_cols_len, conv_pool_forward,
     conv_pool_forward_scratch_len, ConvPoolGeom, ConvPoolGrads, ConvPoolOut, ConvPoolSaved,
 };
 pub use geom::{out_side, ConvGeom, ConvGrads};
@@ -38,7 +38,7 @@ use crate::Float;
 /// Scratch elements [`conv2d_forward`] needs: one image's columns per task.
 pub fn conv2d_forward_scratch_len(g: &ConvGeom) -> usize {
     let tasks = g.n.div_ceil(chunk_images(g).max(1));
-    (tasks * g.cols_len()).max(direct::forward_scratch_len(g, tasks))
+    (tasks * g.cols_len()).max(direct::forward_scratch_len(g, tasks, false))
 }
 
 /// Fast forward: `out = conv(x, w) + b`. Each task unfolds one image at a time into its block
@@ -85,7 +85,7 @@ pub fn conv2d_forward<T: Float>(
     check_len("scratch", scratch.len(), conv2d_forward_scratch_len(g));
     let per = chunk_images(g);
     if direct::applies::<T>(g) {
-        return direct::forward(g, per, x, w, b, out, scratch);
+        return direct::forward(g, per, x, w, b, direct::Sink::Out(out), scratch);
     }
     im2col::forward(g, per, x, w, b, out, scratch);
 }
@@ -95,7 +95,7 @@ pub fn conv2d_forward<T: Float>(
 pub fn conv2d_backward_scratch_len(g: &ConvGeom, with_dx: bool) -> usize {
     let tasks = g.n.div_ceil(chunk_images(g).max(1));
     (tasks * (g.f * g.ckk() + g.f + g.cols_len() * if with_dx { 2 } else { 1 }))
-        .max(direct::backward_scratch_len(g, tasks, with_dx))
+        .max(direct::backward_scratch_len(g, tasks, with_dx, false))
 }
 
 /// Fast backward from the forward's input `x`: adds the filter and bias gradients into
@@ -125,7 +125,7 @@ pub fn conv2d_backward<T: Float>(
     );
     let per = chunk_images(g);
     if direct::applies::<T>(g) {
-        return direct::backward(g, per, x, w, dout, grads, scratch);
+        return direct::backward(g, per, x, w, direct::Source::Whole(dout), grads, scratch);
     }
     im2col::backward(g, per, x, w, dout, grads, scratch);
 }

@@ -307,13 +307,14 @@ fn check_fused(
             arg: &mut arg,
             cols: &mut cols,
         };
-        conv_pool_forward(&g, act, &x, &w, &b, outs, &mut s);
+        conv_pool_forward(&g, act, &x, &w, Some(&b), outs, &mut s);
         let mut s = vec![f64::NAN; conv_pool_backward_scratch_len(&g, true)];
         conv_pool_backward(
             &g,
             act,
             &w,
             ConvPoolSaved {
+                x: &x,
                 y: &out,
                 arg: &arg,
                 cols: &cols,
@@ -322,7 +323,7 @@ fn check_fused(
             ConvPoolGrads {
                 dx: Some(&mut dx),
                 dw: &mut dw,
-                db: &mut db,
+                db: Some(&mut db),
             },
             &mut s,
         );

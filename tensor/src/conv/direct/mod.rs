@@ -420,10 +420,31 @@ fn lift_len(k: &ConvGeom, taps: &Option<Plan>) -> usize {
     taps.as_ref().map_or(0, |t| t.padded_len() + k.in_len())
 }
 
-/// Scratch elements [`forward`] needs with `tasks` parallel tasks.
-pub(super) fn forward_scratch_len(g: &ConvGeom, tasks: usize) -> usize {
+/// Scratch elements [`forward`] needs with `tasks` parallel tasks; with `each`, also one
+/// image's output per task ([`Sink::Each`]).
+pub(super) fn forward_scratch_len(g: &ConvGeom, tasks: usize, each: bool) -> usize {
     let (k, pl, taps) = forward_plans(g);
-    pl.weights_len() + tasks * (pl.padded_len() + pl.tile_len() + lift_len(&k, &taps))
+    let image = if each { g.out_len() } else { 0 };
+    pl.weights_len() + tasks * (pl.padded_len() + pl.tile_len() + lift_len(&k, &taps) + image)
+}
+
+/// Where [`forward`] puts each image's convolution.
+pub(super) enum Sink<'a, T> {
+    /// Straight into the batch's output `[n, f, oh, ow]`.
+    Out(&'a mut [T]),
+    /// Into a per-task buffer of one image, handed with the image's index to the function
+    /// while it is in cache: the fused conv-pool pools it there, and the unpooled output
+    /// never reaches memory.
+    Each(&'a (dyn Fn(usize, &[f32]) + Sync)),
+}
+
+/// Where [`backward`] reads each image's output gradient.
+pub(super) enum Source<'a, T> {
+    /// The batch's output gradient `[n, f, oh, ow]`.
+    Whole(&'a [T]),
+    /// Written by the function for the image of the given index into a per-task buffer
+    /// (the fused conv-pool's scatter of its pooled gradient), used while it is in cache.
+    Each(&'a (dyn Fn(usize, &mut [f32]) + Sync)),
 }
 
 /// Filter rows (`c*kh*kw`) up to which the filter gradient takes [`avx512::filter_grad_few`].
@@ -433,10 +454,12 @@ const FEW_ROWS: usize = 9;
 /// least (a 14x14 image alone is only 14 vectors of positions per weight row).
 const GROUP: usize = 4;
 
-/// Scratch elements [`backward`] needs with `tasks` parallel tasks.
-pub(super) fn backward_scratch_len(g: &ConvGeom, tasks: usize, with_dx: bool) -> usize {
+/// Scratch elements [`backward`] needs with `tasks` parallel tasks; with `each`, also one
+/// image's output gradient per task ([`Source::Each`]).
+pub(super) fn backward_scratch_len(g: &ConvGeom, tasks: usize, with_dx: bool, each: bool) -> usize {
     let pl = Plan::forward(g);
-    let per = g.ckk() * pl.f_pad() + g.f + pl.group() * (pl.padded_len() + pl.spread_len());
+    let image = if each { g.out_len() } else { 0 };
+    let per = g.ckk() * pl.f_pad() + g.f + pl.group() * (pl.padded_len() + pl.spread_len()) + image;
     let dx = if with_dx {
         let pd = Plan::input_grad(g);
         (pd.weights_len(), pd.padded_len() + pd.tile_len())
@@ -454,10 +477,14 @@ pub(super) fn forward<T: Float>(
     x: &[T],
     w: &[T],
     b: Option<&[T]>,
-    out: &mut [T],
+    out: Sink<'_, T>,
     scratch: &mut [T],
 ) {
-    let (x, w, b, out) = (f32s(x), f32s(w), b.map(f32s), f32s_mut(out));
+    let (x, w, b) = (f32s(x), f32s(w), b.map(f32s));
+    let (out, each) = match out {
+        Sink::Out(o) => (f32s_mut(o).as_mut_ptr(), None),
+        Sink::Each(f) => (std::ptr::null_mut(), Some(f)),
+    };
     let (k, pl, taps) = forward_plans(g);
     let (wt, rest) = f32s_mut(scratch).split_at_mut(pl.weights_len());
     let bf16 = g.bf16 && bf16_supported();
@@ -467,21 +494,26 @@ pub(super) fn forward<T: Float>(
         arrange(&k, w, false, wt);
     }
     let wt = &*wt;
-    let lift = lift_len(&k, &taps);
-    let block = pl.padded_len() + pl.tile_len() + lift;
-    let (op, sp) = (SyncPtr(out.as_mut_ptr()), SyncPtr(rest.as_mut_ptr()));
     let (il, ol) = (g.in_len(), g.out_len());
+    let lift = lift_len(&k, &taps);
+    let image = if each.is_some() { ol } else { 0 };
+    let block = pl.padded_len() + pl.tile_len() + lift + image;
+    let (op, sp) = (SyncPtr(out), SyncPtr(rest.as_mut_ptr()));
     let task = |t: usize| {
         let bias = b.map_or(std::ptr::null(), |b| b.as_ptr());
         // SAFETY: task t alone owns scratch block t and its images' outputs.
         let b = unsafe { sp.slice(t * block, block) };
         let (xp, b) = b.split_at_mut(pl.padded_len());
-        let (tile, lifting) = b.split_at_mut(pl.tile_len());
+        let (tile, b) = b.split_at_mut(pl.tile_len());
+        let (lifting, own) = b.split_at_mut(lift);
         let tile = tile.as_mut_ptr();
         for i in t * per..((t + 1) * per).min(g.n) {
-            // SAFETY: image i's output belongs to task t alone and lies inside `out` (checked
-            // by the caller).
-            let oi = unsafe { op.slice(i * ol, ol) };
+            let oi = match each {
+                Some(_) => &mut own[..],
+                // SAFETY: image i's output belongs to task t alone and lies inside `out`
+                // (checked by the caller).
+                None => unsafe { op.slice(i * ol, ol) },
+            };
             let mut xi = x[i * il..(i + 1) * il].as_ptr();
             if let Some(tp) = &taps {
                 let (padded, cols) = lifting.split_at_mut(tp.padded_len());
@@ -512,6 +544,9 @@ pub(super) fn forward<T: Float>(
                     avx512::conv(&pl, xp.as_ptr(), wt.as_ptr(), &res);
                 }
             }
+            if let Some(each) = each {
+                each(i, oi);
+            }
         }
     };
     par::run(g.n.div_ceil(per), &task);
@@ -523,12 +558,16 @@ pub(super) fn backward<T: Float>(
     per: usize,
     x: &[T],
     w: &[T],
-    dout: &[T],
+    dout: Source<'_, T>,
     grads: ConvGrads<'_, T>,
     scratch: &mut [T],
 ) {
     let ConvGrads { dx, dw, db } = grads;
-    let (x, w, dout) = (f32s(x), f32s(w), f32s(dout));
+    let (x, w) = (f32s(x), f32s(w));
+    let (dout, each) = match dout {
+        Source::Whole(d) => (f32s(d), None),
+        Source::Each(f) => (&[][..], Some(f)),
+    };
     let pl = Plan::forward(g);
     let pd = Plan::input_grad(g);
     let (want_dx, want_db) = (dx.is_some(), db.is_some());
@@ -556,15 +595,17 @@ pub(super) fn backward<T: Float>(
         0
     };
     let (xl, zl) = (group * pl.padded_len(), group * pl.spread_len());
-    let block = wlen + g.f + xl + zl + dx_block;
+    let (il, ol) = (g.in_len(), g.out_len());
+    let image = if each.is_some() { ol } else { 0 };
+    let block = wlen + g.f + image + xl + zl + dx_block;
     let add = dx.as_ref().is_none_or(|d| d.1 == Accum::Add);
     let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| f32s_mut(d.0).as_mut_ptr()));
     let sp = SyncPtr(rest.as_mut_ptr());
-    let (il, ol) = (g.in_len(), g.out_len());
     let task = |t: usize| {
         // SAFETY: task t alone owns scratch block t and its images' input gradients.
         let b = unsafe { sp.slice(t * block, block) };
         let (part, b) = b.split_at_mut(wlen + g.f);
+        let (own, b) = b.split_at_mut(image);
         let (xp, b) = b.split_at_mut(xl);
         let (dz, dp) = b.split_at_mut(zl);
         let (dp, tile) = dp.split_at_mut(if want_dx { pd.padded_len() } else { 0 });
@@ -575,7 +616,13 @@ pub(super) fn backward<T: Float>(
         for i0 in (lo..hi).step_by(group) {
             let imgs = (hi - i0).min(group);
             for (j, i) in (i0..i0 + imgs).enumerate() {
-                let di = &dout[i * ol..(i + 1) * ol];
+                let di = match each {
+                    Some(each) => {
+                        each(i, own);
+                        &own[..]
+                    }
+                    None => &dout[i * ol..(i + 1) * ol],
+                };
                 let xj = &mut xp[j * pl.padded_len()..(j + 1) * pl.padded_len()];
                 let zj = &mut dz[j * pl.spread_len()..(j + 1) * pl.spread_len()];
                 // SAFETY: AVX-512F is present; the buffers have the plans' sizes.

@@ -317,3 +317,187 @@ fn transpose16_transposes() {
         }
     }
 }
+
+/// The fused conv-pool on the direct kernels ([`Sink::Each`], [`Source::Each`]) against the
+/// same kernels unfused (the whole batch's convolution, then each image pooled, biased and
+/// activated; backward, the pool's gradient by the naive reference, then the convolution's
+/// backward): the same operations in the same order, so equal to the bit, at both thread
+/// counts, under every tiling, in f32 and bf16, with and without bias and input gradient.
+#[test]
+fn the_fused_conv_pool_equals_the_kernels_unfused() {
+    use crate::conv::{
+        conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
+        conv_pool_backward, conv_pool_backward_scratch_len, conv_pool_cols_len, conv_pool_forward,
+        conv_pool_forward_scratch_len, ConvPoolGeom, ConvPoolGrads, ConvPoolOut, ConvPoolSaved,
+    };
+    use crate::pool::{maxpool_backward_naive, maxpool_naive, PoolGeom, PoolGrad};
+    use crate::unary::Act;
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(29);
+    let cases = [
+        // The speed run's stages: a 1-channel 28x28 (lifted), 14x14, 7x7 (a row and a
+        // column dropped by the pool).
+        (
+            [3, 1, 28, 28, 16, 3, 3],
+            1,
+            2,
+            Act::Identity,
+            PoolGrad::First,
+            false,
+        ),
+        (
+            [3, 16, 14, 14, 32, 3, 3],
+            1,
+            2,
+            Act::Identity,
+            PoolGrad::First,
+            false,
+        ),
+        (
+            [5, 32, 7, 7, 40, 3, 3],
+            1,
+            2,
+            Act::Relu,
+            PoolGrad::First,
+            true,
+        ),
+        // network3's layers: valid 5x5, bias, sigmoid / relu, ties on quantised inputs.
+        (
+            [4, 1, 28, 28, 20, 5, 5],
+            0,
+            2,
+            Act::Sigmoid,
+            PoolGrad::First,
+            true,
+        ),
+        (
+            [3, 20, 12, 12, 40, 5, 5],
+            0,
+            2,
+            Act::Relu,
+            PoolGrad::Ties,
+            true,
+        ),
+        (
+            [2, 3, 9, 11, 17, 3, 3],
+            1,
+            3,
+            Act::Tanh,
+            PoolGrad::Ties,
+            true,
+        ),
+    ];
+    for (dims, pad, pool, act, grad, bias) in cases {
+        for bf16 in [false, true] {
+            let c = ConvGeom {
+                bf16,
+                ..geom(dims, pad)
+            };
+            let g = ConvPoolGeom::new(c, pool, grad).unwrap();
+            let quantised = grad == PoolGrad::Ties;
+            let mut draw = |n: usize, scale: f32| -> Vec<f32> {
+                let v = random(n, &mut rng);
+                // Quarter steps make ties in the windows (and stay exact in bf16).
+                v.iter()
+                    .map(|x| {
+                        if quantised {
+                            (x * 4.0).round() / 4.0
+                        } else {
+                            x * scale
+                        }
+                    })
+                    .collect()
+            };
+            let (x, w) = (draw(c.n * c.in_len(), 1.0), draw(c.f * c.ckk(), 0.5));
+            let b = bias.then(|| draw(c.f, 1.0));
+            let dy = draw(c.n * g.out_len(), 1.0);
+            let pg = PoolGeom {
+                planes: c.f,
+                h: c.oh(),
+                w: c.ow(),
+                k: pool,
+            };
+            let (ol, cl) = (g.out_len(), c.out_len());
+            in_every_setting(|| {
+                // Unfused.
+                let mut conv = vec![f32::NAN; c.n * cl];
+                let mut s = vec![f32::NAN; conv2d_forward_scratch_len(&c)];
+                conv2d_forward(&c, &x, &w, None, &mut conv, &mut s);
+                let (mut want, mut dconv) = (Vec::new(), vec![0.0; c.n * cl]);
+                for i in 0..c.n {
+                    let ci = &conv[i * cl..(i + 1) * cl];
+                    let (mut o, _) = maxpool_naive(&pg, ci);
+                    if let Some(b) = &b {
+                        for (row, bf) in o.chunks_exact_mut(ol / c.f).zip(b) {
+                            row.iter_mut().for_each(|v| *v += bf);
+                        }
+                    }
+                    act.apply(&mut o);
+                    let dz: Vec<f32> = dy[i * ol..(i + 1) * ol]
+                        .iter()
+                        .zip(&o)
+                        .map(|(&d, &y)| d * act.grad_from_output(y))
+                        .collect();
+                    dconv[i * cl..(i + 1) * cl]
+                        .copy_from_slice(&maxpool_backward_naive(&pg, ci, &dz, grad));
+                    want.extend(o);
+                }
+                let (mut dx_want, mut dw_want) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+                let mut db_want = vec![0.0; c.f];
+                let mut s = vec![f32::NAN; conv2d_backward_scratch_len(&c, true)];
+                let grads = ConvGrads {
+                    dx: Some((&mut dx_want, crate::Accum::Add)),
+                    dw: &mut dw_want,
+                    db: b.as_ref().map(|_| &mut db_want[..]),
+                };
+                conv2d_backward(&c, &x, &w, &dconv, grads, &mut s);
+
+                // Fused.
+                assert_eq!(conv_pool_cols_len::<f32>(&g), 0);
+                let (mut out, mut arg) = (vec![f32::NAN; c.n * ol], vec![0u32; c.n * ol]);
+                let mut s = vec![f32::NAN; conv_pool_forward_scratch_len(&g)];
+                let outs = ConvPoolOut {
+                    out: &mut out,
+                    arg: &mut arg,
+                    cols: &mut [],
+                };
+                conv_pool_forward(&g, act, &x, &w, b.as_deref(), outs, &mut s);
+                let what = format!("{dims:?} pad {pad} pool {pool} {act:?} {grad:?} bias {bias} bf16 {bf16} {} threads", crate::par::threads());
+                let same = |name: &str, got: &[f32], want: &[f32]| {
+                    assert_eq!(got.len(), want.len(), "{what}: {name}");
+                    let bad = got
+                        .iter()
+                        .zip(want)
+                        .position(|(a, b)| a.to_bits() != b.to_bits());
+                    if let Some(i) = bad {
+                        panic!("{what}: {name}[{i}] = {}, unfused {}", got[i], want[i]);
+                    }
+                };
+                same("output", &out, &want);
+                for with_dx in [true, false] {
+                    let (mut dx, mut dw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+                    let mut db = vec![0.0; c.f];
+                    let mut s = vec![f32::NAN; conv_pool_backward_scratch_len(&g, with_dx)];
+                    let saved = ConvPoolSaved {
+                        x: &x,
+                        y: &out,
+                        arg: &arg,
+                        cols: &[],
+                    };
+                    let grads = ConvPoolGrads {
+                        dx: with_dx.then_some(&mut dx[..]),
+                        dw: &mut dw,
+                        db: b.as_ref().map(|_| &mut db[..]),
+                    };
+                    conv_pool_backward(&g, act, &w, saved, &dy, grads, &mut s);
+                    same("filter gradient", &dw, &dw_want);
+                    same("bias gradient", &db, &db_want);
+                    if with_dx {
+                        same("input gradient", &dx, &dx_want);
+                    } else {
+                        assert!(dx.iter().all(|&v| v == 0.0), "{what}: dx untouched");
+                    }
+                }
+            });
+        }
+    }
+}
