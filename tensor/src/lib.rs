@@ -51,7 +51,7 @@ pub use gemm::gemm_packed;
 #[doc(hidden)]
 pub use linear_step::LinearStep;
 pub use matrix::{MatMut, MatRef};
-pub use par::{threads, with_threads};
+pub use par::{for_each_chunk, threads, with_threads};
 /// The random number crate of [`Tensor::randn`]'s and the initialisers' `R: rand::Rng`.
 pub use rand;
 pub use reduce::{

@@ -333,6 +333,29 @@ fn serial(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
+/// Runs `f(k, piece)` on every `chunk`-element piece `k` of `data` (the last may be shorter),
+/// the pieces split in one contiguous run per thread of the kernels' team: per-item work
+/// outside this crate that would otherwise leave the other threads idle between the ops
+/// (filling an augmented mini-batch, image by image). Inside a split it runs serially.
+///
+/// ```
+/// let mut v = vec![0usize; 10];
+/// nndl_tensor::for_each_chunk(&mut v, 4, &|k, piece| piece.iter_mut().for_each(|x| *x = k));
+/// assert_eq!(v, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]);
+/// ```
+pub fn for_each_chunk<T: Send>(data: &mut [T], chunk: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let (chunk, len) = (chunk.max(1), data.len());
+    let p = SyncPtr(data.as_mut_ptr());
+    split(len.div_ceil(chunk), 1, &|_, lo, hi| {
+        for k in lo..hi {
+            let start = k * chunk;
+            // SAFETY: the split's ranges of pieces are disjoint, and every piece lies in
+            // `data`.
+            f(k, unsafe { p.slice(start, chunk.min(len - start)) });
+        }
+    });
+}
+
 /// Runs `f(part, lo, hi)` on one contiguous range per thread covering `0..units`
 /// (boundaries multiples of `granule`; at most [`MAX_THREADS`] parts).
 pub(crate) fn split(units: usize, granule: usize, f: &(dyn Fn(usize, usize, usize) + Sync)) {
