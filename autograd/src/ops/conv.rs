@@ -290,11 +290,7 @@ impl<T: Float> Op<T> for ConvPool<T> {
         db.iter_mut().for_each(|v| *v = T::zero());
         let with_dx = cx.needs_grad(0);
         let mut scratch = cx.scratch(conv_pool_backward_scratch_len(g, with_dx));
-        let dx = if with_dx {
-            Some(cx.grad(0).data_mut())
-        } else {
-            None
-        };
+        let dx = with_dx.then(|| cx.grad_accum(0));
         let saved = ConvPoolSaved {
             x: x.data(),
             y: y.data(),

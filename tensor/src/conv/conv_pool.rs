@@ -130,8 +130,8 @@ pub struct ConvPoolSaved<'a, T> {
 /// Where [`conv_pool_backward`] adds the gradients.
 #[derive(Debug)]
 pub struct ConvPoolGrads<'a, T> {
-    /// The input gradient, if wanted.
-    pub dx: Option<&'a mut [T]>,
+    /// The input gradient, if wanted, and whether it is added to or written over.
+    pub dx: Option<(&'a mut [T], Accum)>,
     /// The filter gradient.
     pub dw: &'a mut [T],
     /// The bias gradient, if the layer has a bias.
@@ -315,7 +315,7 @@ pub fn conv_pool_backward<T: Float>(
     if let Some(db) = &db {
         check_len("bias gradient", db.len(), c.f);
     }
-    if let Some(d) = &dx {
+    if let Some((d, _)) = &dx {
         check_len("input gradient", d.len(), c.n * c.in_len());
     }
     let want_dx = dx.is_some();
@@ -334,17 +334,14 @@ pub fn conv_pool_backward<T: Float>(
                 unpool_image(g, act, image, dconv, None);
             }
         };
-        let grads = super::ConvGrads {
-            dx: dx.map(|d| (d, Accum::Add)),
-            dw,
-            db,
-        };
+        let grads = super::ConvGrads { dx, dw, db };
         let source = direct::Source::Each(&each);
         return direct::backward(c, per, x, w, source, grads, scratch);
     }
     let wlen = c.f * c.ckk();
     let block = wlen + c.f + c.out_len() + if want_dx { c.cols_len() } else { 0 };
-    let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| d.as_mut_ptr()));
+    let overwrite = matches!(dx, Some((_, Accum::Overwrite)));
+    let dx_ptr = SyncPtr(dx.map_or(std::ptr::null_mut(), |d| d.0.as_mut_ptr()));
     let sp = SyncPtr(scratch.as_mut_ptr());
     let task = |t: usize| {
         // SAFETY: scratch block t and the input gradient of task t's images are its own.
@@ -378,6 +375,9 @@ pub fn conv_pool_backward<T: Float>(
                 // SAFETY: dx is given (want_dx) and checked to hold every image; image i's
                 // input gradient belongs to task t alone.
                 let dxi = unsafe { dx_ptr.slice(i * c.in_len(), c.in_len()) };
+                if overwrite {
+                    dxi.iter_mut().for_each(|v| *v = T::zero());
+                }
                 col2im(c, dcols, dxi);
             }
         }

@@ -299,7 +299,13 @@ fn check_fused(
 
     let (mut out, mut arg) = (vec![f64::NAN; want.len()], vec![0u32; want.len()]);
     let mut cols = vec![0.0; c.n * c.cols_len()];
-    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; c.f]);
+    // Added to zeros at one thread, written over NaNs at two.
+    let (accum, fill) = if threads == 1 {
+        (Accum::Add, 0.0)
+    } else {
+        (Accum::Overwrite, f64::NAN)
+    };
+    let (mut dx, mut dw, mut db) = (vec![fill; x.len()], vec![0.0; w.len()], vec![0.0; c.f]);
     par::with_threads(threads, || {
         let mut s = vec![f64::NAN; conv_pool_forward_scratch_len(&g)];
         let outs = ConvPoolOut {
@@ -321,7 +327,7 @@ fn check_fused(
             },
             &dy,
             ConvPoolGrads {
-                dx: Some(&mut dx),
+                dx: Some((&mut dx, accum)),
                 dw: &mut dw,
                 db: Some(&mut db),
             },

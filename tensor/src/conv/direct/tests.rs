@@ -473,8 +473,14 @@ fn the_fused_conv_pool_equals_the_kernels_unfused() {
                     }
                 };
                 same("output", &out, &want);
-                for with_dx in [true, false] {
-                    let (mut dx, mut dw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+                for (with_dx, accum) in [
+                    (true, Accum::Add),
+                    (true, Accum::Overwrite),
+                    (false, Accum::Add),
+                ] {
+                    // Added to zeros, or written over NaNs.
+                    let fill = if accum == Accum::Add { 0.0 } else { f32::NAN };
+                    let (mut dx, mut dw) = (vec![fill; x.len()], vec![0.0; w.len()]);
                     let mut db = vec![0.0; c.f];
                     let mut s = vec![f32::NAN; conv_pool_backward_scratch_len(&g, with_dx)];
                     let saved = ConvPoolSaved {
@@ -484,7 +490,7 @@ fn the_fused_conv_pool_equals_the_kernels_unfused() {
                         cols: &[],
                     };
                     let grads = ConvPoolGrads {
-                        dx: with_dx.then_some(&mut dx[..]),
+                        dx: with_dx.then_some((&mut dx[..], accum)),
                         dw: &mut dw,
                         db: b.as_ref().map(|_| &mut db[..]),
                     };
@@ -494,7 +500,7 @@ fn the_fused_conv_pool_equals_the_kernels_unfused() {
                     if with_dx {
                         same("input gradient", &dx, &dx_want);
                     } else {
-                        assert!(dx.iter().all(|&v| v == 0.0), "{what}: dx untouched");
+                        assert!(dx.iter().all(|&v| v == fill), "{what}: dx untouched");
                     }
                 }
             });
