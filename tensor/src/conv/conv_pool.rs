@@ -80,9 +80,14 @@ impl ConvPoolGeom {
     }
 }
 
-/// Whether the convolution of `g` in `T` runs on the direct kernels.
+/// Whether the convolution of `g` in `T` runs on the direct kernels: where they apply, for
+/// filters up to 3x3 (the speed run's, which they were tuned on) and for bf16 products
+/// (which only they have). network3's 5x5 layers in f32 keep im2col + GEMM, measured faster
+/// there (`benches/throughput.rs`, mini-batch 10: net C 30k images/s against 22k on the
+/// direct kernels, net D 12k against 10k).
 fn on_direct<T: Float>(g: &ConvPoolGeom) -> bool {
-    direct::applies::<T>(&g.conv)
+    let c = &g.conv;
+    direct::applies::<T>(c) && (c.kh * c.kw <= 9 || (c.bf16 && direct::bf16_supported()))
 }
 
 /// Elements [`ConvPoolOut::cols`] holds for `g` in `T`: every image's im2col columns, kept
