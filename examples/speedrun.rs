@@ -9,9 +9,10 @@
 //! cargo run --release --example speedrun -- --target 99.0 --validate   # choosing: 50k / validation
 //! ```
 //!
-//! Each recipe is a stack of stages, a padded 3x3 convolution without bias, a 2x2 max-pool,
-//! then batch norm and ReLU (pooling first makes the normalisation and the activation 4x
-//! cheaper), flattened into the softmax layer, the convolutions multiplying in bf16 where the
+//! Each recipe is a stack of stages, a padded 3x3 convolution without bias and its 2x2
+//! max-pool (one fused layer, `conv2d:16x3x3,pad:1,nobias,pool:2`), then batch norm and ReLU
+//! (pooling first makes the normalisation and the activation 4x cheaper), flattened into the
+//! softmax layer, the convolutions multiplying in bf16 where the
 //! CPU can (`--fp32` to keep f32); SGD with Nesterov momentum 0.9, weight decay
 //! 5e-4 on the weights, mini-batch 128 and a one-cycle learning rate (a linear rise to the
 //! peak, 0.2, over the first 20% of steps, a linear fall to zero). The settings were chosen with

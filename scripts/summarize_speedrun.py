@@ -83,12 +83,16 @@ EPOCHS = {"99.0": 1, "99.5": 3, "99.7": 15}
 
 def frontier(d="docs/speedrun"):
     """Accuracy against whole-program time, seed 0: the recipes' runs with fewer or more
-    epochs (frontier/, scripts/speedrun_compare.py --epochs) beside their own."""
+    epochs (frontier/, scripts/speedrun_compare.py --epochs) beside their own, each target's
+    from the first sitting that ran it."""
     runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, "frontier", "99.*-e*-*-s0.json")))]
-    first = sittings(d)[0]
-    runs += [dict(r, epochs=EPOCHS[r["target"]]) for r in
-             (json.load(open(p)) for p in sorted(glob.glob(os.path.join(first, "99.*-*-s0.json"))))
-             if r["program"] != "nndl-f32"]
+    for target in EPOCHS:
+        for sitting in sittings(d):
+            own = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(sitting, f"{target}-*-s0.json")))]
+            own = [dict(r, epochs=EPOCHS[target]) for r in own if r["program"] != "nndl-f32"]
+            if own:
+                runs += own
+                break
     if not runs:
         return []
     lines = [

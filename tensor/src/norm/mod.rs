@@ -63,6 +63,57 @@ impl NormGeom {
     fn runs(&self, ch: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         (0..self.n).map(move |i| (i * self.c + ch) * self.s..(i * self.c + ch + 1) * self.s)
     }
+    /// The same runs as the AVX-512 kernels take them.
+    #[cfg(target_arch = "x86_64")]
+    fn wide_runs(&self, ch: usize) -> avx512::Runs {
+        avx512::Runs {
+            first: ch * self.s,
+            n: self.n,
+            s: self.s,
+            stride: self.c * self.s,
+        }
+    }
+}
+
+/// Whether the explicit AVX-512 kernels take `T` (f32) on this CPU.
+fn wide_f32<T: Float>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        return crate::isa::Isa::Avx512.available();
+    }
+    false
+}
+
+/// The sums of `kind` over every run of channel `ch` (buffers `[n, c, s]`, as [`sums`]
+/// takes them): one AVX-512 pass over all the runs for f32 (the vector sums carried across
+/// short runs), otherwise run by run.
+fn channel_sums<T: Float>(
+    g: &NormGeom,
+    ch: usize,
+    kind: Sums,
+    (a, b, c): (&[T], &[T], &[T]),
+    s: T,
+) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if wide_f32::<T>() {
+        use crate::float::as_f32;
+        if let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32(c)) {
+            let all = g.len();
+            assert!(a.len() >= all && (kind == Sums::Stats || (b.len() >= all && c.len() >= all)));
+            // SAFETY: AVX-512F is present; the buffers hold every run (asserted).
+            return unsafe { avx512::sums_runs(kind, (a, b, c), s.f64() as f32, g.wide_runs(ch)) };
+        }
+    }
+    let (mut u, mut v) = (0.0f64, 0.0f64);
+    for r in g.runs(ch) {
+        let (p, q) = match kind {
+            Sums::Stats => sums(kind, &a[r.clone()], &[], &[], s),
+            Sums::Grad { .. } => sums(kind, &a[r.clone()], &b[r.clone()], &c[r], s),
+        };
+        u += p;
+        v += q;
+    }
+    (u, v)
 }
 
 const LANES: usize = 16;
@@ -120,19 +171,10 @@ pub(super) enum Sums {
     Grad { relu: bool },
 }
 
-/// The sums of `kind` over one run: explicit AVX-512 for f32 (LLVM does not vectorise these
-/// two-sum reductions through a closure: they ran scalar), [`lane_sums`] otherwise.
+/// The sums of `kind` over one run, in [`lane_sums`] (f32 on AVX-512 takes
+/// [`avx512::sums_runs`] instead, a channel at a time: LLVM does not vectorise these two-sum
+/// reductions through a closure).
 fn sums<T: Float>(kind: Sums, a: &[T], b: &[T], c: &[T], s: T) -> (f64, f64) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::isa::Isa::Avx512.available() {
-        use crate::float::as_f32;
-        if let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32(c)) {
-            let n = a.len();
-            assert!(kind == Sums::Stats || (b.len() >= n && c.len() >= n));
-            // SAFETY: AVX-512F is present; b and c hold n values when read (asserted).
-            return unsafe { avx512::sums(kind, a, b, c, s.f64() as f32) };
-        }
-    }
     match kind {
         Sums::Stats => lane_sums(a, a, a, |v, _, _| {
             let d = v - s;
@@ -156,13 +198,7 @@ pub fn batch_stats<T: Float>(g: &NormGeom, x: &[T], mean: &mut [f64], var: &mut 
     let m = g.per_channel().max(1) as f64;
     g.channels(|ch| {
         let shift = g.runs(ch).next().map_or(T::zero(), |r| x[r.start]);
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for r in g.runs(ch) {
-            let x = &x[r];
-            let (a, b) = sums(Sums::Stats, x, x, x, shift);
-            s1 += a;
-            s2 += b;
-        }
+        let (s1, s2) = channel_sums(g, ch, Sums::Stats, (x, x, x), shift);
         let d = s1 / m;
         // SAFETY: channel ch's statistics are written by this call alone, inside the
         // buffers checked above.
@@ -223,6 +259,18 @@ pub fn batch_norm_forward<T: Float>(
         // y = k x + b, folded per channel.
         let k = p.scale[ch].f64() * p.inv_std[ch];
         let (k, b) = (T::of(k), T::of(bias[ch].f64() - k * p.mean[ch]));
+        #[cfg(target_arch = "x86_64")]
+        if wide_f32::<T>() && matches!(act, Act::Identity | Act::Relu) {
+            let (k, b) = (k.f64() as f32, b.f64() as f32);
+            let relu = act == Act::Relu;
+            // SAFETY: AVX-512F is present and T is f32 (`wide_f32`); x and y hold every run
+            // (asserted above), and channel ch's runs of y are written by this call alone.
+            unsafe {
+                let (y, x) = (yp.ptr().cast(), x.as_ptr().cast());
+                avx512::affine_runs(y, x, g.wide_runs(ch), k, b, relu);
+            }
+            return;
+        }
         for r in g.runs(ch) {
             // SAFETY: the runs of channel ch are written by this call alone.
             let out = unsafe { yp.slice(r.start, r.len()) };
@@ -268,21 +316,20 @@ pub fn batch_norm_backward<T: Float>(
     g.channels(|ch| {
         let (mu, inv) = (p.mean[ch], p.inv_std[ch]);
         let t = T::of(mu);
-        let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-        for r in g.runs(ch) {
-            let (dy, y, x) = (&dy[r.clone()], &y[r.clone()], &x[r.clone()]);
-            // The activation chosen once per run, not per element.
-            let (a, b) = match act {
-                Act::Identity => sums(Sums::Grad { relu: false }, dy, y, x, t),
-                Act::Relu => sums(Sums::Grad { relu: true }, dy, y, x, t),
-                _ => lane_sums(dy, y, x, |d, y, x| {
+        // The activation chosen once per channel, not per element.
+        let (sum_g, sum_gx) = match act {
+            Act::Identity => channel_sums(g, ch, Sums::Grad { relu: false }, (dy, y, x), t),
+            Act::Relu => channel_sums(g, ch, Sums::Grad { relu: true }, (dy, y, x), t),
+            _ => g.runs(ch).fold((0.0, 0.0), |(u, v), r| {
+                let (dy, y, x) = (&dy[r.clone()], &y[r.clone()], &x[r]);
+                let (a, b) = lane_sums(dy, y, x, |d, y, x| {
                     let gv = d * act.grad_from_output(y);
                     (gv, gv * (x - t))
-                }),
-            };
-            sum_g += a;
-            sum_gx += b * inv;
-        }
+                });
+                (u + a, v + b)
+            }),
+        };
+        let sum_gx = sum_gx * inv;
         // SAFETY: channel ch's gradients (and its runs of dx) are written by this call alone.
         unsafe {
             gp.slice(ch, 1)[0] += T::of(sum_gx);
@@ -301,6 +348,18 @@ pub fn batch_norm_backward<T: Float>(
         let a = T::of(-k * mgx * inv);
         let c = T::of(-k * mg + k * mgx * inv * mu);
         let k = T::of(k);
+        #[cfg(target_arch = "x86_64")]
+        if wide_f32::<T>() && matches!(act, Act::Identity | Act::Relu) {
+            let f = |v: T| v.f64() as f32;
+            let (f3, modes) = ((f(k), f(a), f(c)), (act == Act::Relu, set));
+            // SAFETY: AVX-512F is present and T is f32 (`wide_f32`); the buffers hold every
+            // run (asserted above), and channel ch's runs of dx are written by this call alone.
+            unsafe {
+                let ins = (dy.as_ptr().cast(), y.as_ptr().cast(), x.as_ptr().cast());
+                avx512::input_grad_runs(dxp.ptr().cast(), ins, g.wide_runs(ch), f3, modes);
+            }
+            return;
+        }
         for r in g.runs(ch) {
             // SAFETY: as above.
             let out = unsafe { dxp.slice(r.start, r.len()) };
