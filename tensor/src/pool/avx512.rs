@@ -2,14 +2,36 @@
 
 use std::arch::x86_64::*;
 
+/// `oh` output rows of a 2x2 pool over a plane of row stride `w` at `x` (flat index `r0` of
+/// its first element): output row `oy` from input rows `2oy` and `2oy + 1`. A whole plane per
+/// call, so that a small plane (a 14x14 output is one partial vector per row) does not pay
+/// the constants and the call per row.
+///
+/// # Safety
+/// AVX-512F; `x` holds `2 * oh` rows of `w >= 2 * ow` floats, `out` and `arg` `oh * ow`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn pool2_rows(
+    x: *const f32,
+    (w, r0): (usize, usize),
+    (oh, ow): (usize, usize),
+    out: *mut f32,
+    arg: *mut u32,
+) {
+    for oy in 0..oh {
+        let row0 = x.add(2 * oy * w);
+        let (o, a) = (out.add(oy * ow), arg.add(oy * ow));
+        pool2_row(row0, row0.add(w), w, r0 + 2 * oy * w, ow, o, a);
+    }
+}
+
 /// One output row of a 2x2 pool: `out[ox] = max` of the window at columns `2ox, 2ox + 1` of
 /// rows `row0` and `row1` (`w` apart in the input), `arg[ox]` its flat index `r0 + offset`,
 /// the first maximum in row-major order winning, as the scalar loop.
 ///
 /// # Safety
 /// AVX-512F; `row0` and `row1` hold `2 * ow` floats each, `out` and `arg` `ow`.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn pool2_row(
+#[inline(always)]
+unsafe fn pool2_row(
     row0: *const f32,
     row1: *const f32,
     w: usize,
@@ -58,14 +80,34 @@ pub(super) unsafe fn pool2_row(
     }
 }
 
+/// The gradient of `oh` output rows of a 2x2 pool ([`pool2_rows`]'s plane), written whole
+/// over the first `2 * oh` input rows at `dx` (flat index `i0` of its first element).
+///
+/// # Safety
+/// AVX-512F; `dout` and `arg` hold `oh * ow` elements, `dx` `2 * oh * w` floats,
+/// `2 * ow <= w`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn unpool2_rows(
+    dout: *const f32,
+    arg: *const u32,
+    (i0, w): (usize, usize),
+    (oh, ow): (usize, usize),
+    dx: *mut f32,
+) {
+    for oy in 0..oh {
+        let (d, a) = (dout.add(oy * ow), arg.add(oy * ow));
+        unpool2_row(d, a, i0 + 2 * oy * w, w, ow, dx.add(2 * oy * w));
+    }
+}
+
 /// Two input rows' gradient of a 2x2 pool, written whole: element `c` of row `r` (flat index
 /// `i0 + r*w + c`) gets `dout[c / 2]` where that window's `arg` is `i0 + r*w + c`, zero
 /// elsewhere (the dropped last column of an odd width included).
 ///
 /// # Safety
 /// AVX-512F; `dout` and `arg` hold `ow` elements, `dx` `2 * w` floats, `2 * ow <= w`.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn unpool2_row(
+#[inline(always)]
+unsafe fn unpool2_row(
     dout: *const f32,
     arg: *const u32,
     i0: usize,

@@ -139,27 +139,24 @@ pub fn maxpool_forward<T: Float>(g: &PoolGeom, x: &[T], out: &mut [T], arg: &mut
         for p in lo..hi {
             let base = p * g.h * w;
             let obase = p * oh * ow;
+            if let Some(xf) = simd {
+                // SAFETY: AVX-512F is the best ISA; plane p holds h >= 2*oh rows of w >= 2*ow
+                // floats; its outputs (oh*ow) are written by this range alone, inside the
+                // buffers checked above; T is f32 (`as_f32`), so `out` holds f32s.
+                unsafe {
+                    let (o, a) = (op.ptr().add(obase), ap.ptr().add(obase));
+                    let x = xf[base..base + g.h * w].as_ptr();
+                    avx512::pool2_rows(x, (w, base), (oh, ow), o.cast(), a);
+                }
+                continue;
+            }
             for oy in 0..oh {
                 // SAFETY: plane p's outputs are written by this range alone, inside the buffers
                 // checked above.
                 let o = unsafe { op.slice(obase + oy * ow, ow) };
                 let a = unsafe { ap.slice(obase + oy * ow, ow) };
                 let r0 = base + oy * k * w;
-                if let Some(xf) = simd {
-                    // SAFETY: AVX-512F is the best ISA; the two rows hold 2*ow floats each
-                    // (2*ow <= w), `o` and `a` ow; T is f32 (`as_f32`), so `o` is f32s.
-                    unsafe {
-                        avx512::pool2_row(
-                            xf[r0..].as_ptr(),
-                            xf[r0 + w..].as_ptr(),
-                            w,
-                            r0,
-                            ow,
-                            o.as_mut_ptr().cast(),
-                            a.as_mut_ptr(),
-                        );
-                    }
-                } else if k == 2 {
+                if k == 2 {
                     // The book's pool: four loads and three compares per output, no inner loop.
                     let (row0, row1) = (&x[r0..r0 + w], &x[r0 + w..r0 + 2 * w]);
                     for ox in 0..ow {
@@ -230,20 +227,12 @@ pub fn maxpool_backward_overwrite<T: Float>(g: &PoolGeom, dout: &[T], arg: &[u32
             let base = p * plane;
             match simd {
                 Some(df) => {
-                    for oy in 0..oh {
-                        let row = &mut d[2 * oy * w..];
-                        // SAFETY: AVX-512F is the best ISA; T is f32 (`as_f32`); the two rows
-                        // hold 2*w floats, `df` and `a` the row's ow outputs.
-                        unsafe {
-                            avx512::unpool2_row(
-                                df[p * oh * ow + oy * ow..].as_ptr(),
-                                a[oy * ow..].as_ptr(),
-                                base + 2 * oy * w,
-                                w,
-                                ow,
-                                row.as_mut_ptr().cast(),
-                            );
-                        }
+                    let (df, a) = (&df[p * oh * ow..][..oh * ow], &a[..oh * ow]);
+                    // SAFETY: AVX-512F is the best ISA; T is f32 (`as_f32`); `d` holds the
+                    // plane's 2*oh rows of w floats, `df` and `a` its oh*ow outputs.
+                    unsafe {
+                        let (dd, ad) = (df.as_ptr(), a.as_ptr());
+                        avx512::unpool2_rows(dd, ad, (base, w), (oh, ow), d.as_mut_ptr().cast());
                     }
                     d[2 * oh * w..].fill(T::zero());
                 }

@@ -2,12 +2,10 @@
 
 /// # Safety
 /// None: never called off x86-64 (the scalar loop runs) and panics.
-pub(super) unsafe fn pool2_row(
+pub(super) unsafe fn pool2_rows(
     _: *const f32,
-    _: *const f32,
-    _: usize,
-    _: usize,
-    _: usize,
+    _: (usize, usize),
+    _: (usize, usize),
     _: *mut f32,
     _: *mut u32,
 ) {
@@ -16,12 +14,11 @@ pub(super) unsafe fn pool2_row(
 
 /// # Safety
 /// None: never called off x86-64 (the scalar loop runs) and panics.
-pub(super) unsafe fn unpool2_row(
+pub(super) unsafe fn unpool2_rows(
     _: *const f32,
     _: *const u32,
-    _: usize,
-    _: usize,
-    _: usize,
+    _: (usize, usize),
+    _: (usize, usize),
     _: *mut f32,
 ) {
     unreachable!()
