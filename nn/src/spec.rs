@@ -353,20 +353,25 @@ mod tests {
         );
     }
 
+    /// The net of `layers` on MNIST's shape, checking its description holds each of `want`.
+    fn described(layers: &str, want: &[&str]) -> Network<f32> {
+        let net = mnist_shaped::<f32>(layers, 0).unwrap();
+        let d = net.describe();
+        for w in want {
+            assert!(d.contains(w), "{w} not in {d}");
+        }
+        net
+    }
+
     #[test]
     fn a_conv2d_takes_a_fused_pool() {
-        let net = mnist_shaped::<f32>(
+        let net = described(
             "conv2d:16x3x3,pad:1,nobias,pool:2 bn,relu conv2d:32x3x3,pad:1,relu,pool:3 flatten softmax:10",
-            0,
-        )
-        .unwrap();
-        let d = net.describe();
-        for want in [
-            "Conv2d(16x1x3x3, padding 1, stride 1, no bias, pool 2x2, identity)",
-            "Conv2d(32x16x3x3, padding 1, stride 1, pool 3x3, relu)",
-        ] {
-            assert!(d.contains(want), "{want} not in {d}");
-        }
+            &[
+                "Conv2d(16x1x3x3, padding 1, stride 1, no bias, pool 2x2, identity)",
+                "Conv2d(32x16x3x3, padding 1, stride 1, pool 3x3, relu)",
+            ],
+        );
         // 28 -> 14 (pool 2) -> 4 (pool 3 of 14, the last one dropped).
         assert_eq!(
             net.layers()[0].output_dims(&[1, 28, 28]).unwrap(),
@@ -380,13 +385,9 @@ mod tests {
 
     #[test]
     fn the_modern_layers_build_with_the_right_shapes_and_defaults() {
-        let net = mnist_shaped::<f32>(
+        let net = described(
             "conv2d:32x3x3,pad:1,nobias bn,relu conv2d:16x5x5,pad:2,stride:2,relu pool:2 flatten dropout:0.25 fc:64,init:he bn,relu softmax:10",
-            0,
-        )
-        .unwrap();
-        let d = net.describe();
-        for want in [
+            &[
             "Conv2d(32x1x3x3, padding 1, stride 1, no bias, identity)",
             "BatchNorm(32, relu)",
             "Conv2d(16x32x5x5, padding 2, stride 2, relu)",
@@ -396,9 +397,8 @@ mod tests {
             "FullyConnected(784 -> 64, sigmoid)",
             "BatchNorm(64, relu)",
             "FullyConnected(64 -> 10, identity)",
-        ] {
-            assert!(d.contains(want), "{want} not in {d}");
-        }
+            ],
+        );
         assert_eq!(net.output_dims(), &[10]);
         // 28 -> 28 (pad 1) -> 14 (stride 2) -> 7 (pool): 16 * 7 * 7 = 784 features.
         assert_eq!(

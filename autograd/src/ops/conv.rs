@@ -423,25 +423,7 @@ impl<T: Float> Graph<T> {
         act: Act,
         grad: PoolGrad,
     ) -> Result<Var> {
-        self.check(x, "conv_pool")?;
-        self.check(w, "conv_pool")?;
-        let conv = ConvGeom {
-            bf16: self.bf16_conv,
-            ..ConvGeom::padded(self.val(x).shape(), self.val(w).shape(), pad, 1)?
-        };
-        if let Some(b) = b {
-            self.check(b, "conv_pool")?;
-            if self.val(b).numel() != conv.f {
-                return Err(AutogradError::Invalid {
-                    op: "conv_pool",
-                    why: format!(
-                        "bias has {} elements for {} filters",
-                        self.val(b).numel(),
-                        conv.f
-                    ),
-                });
-            }
-        }
+        let conv = self.conv_geom("conv_pool", (x, w, b), pad, 1)?;
         if pool == 0 || pool > conv.oh() || pool > conv.ow() {
             return Err(AutogradError::Invalid {
                 op: "conv_pool",
@@ -487,6 +469,38 @@ impl<T: Float> Graph<T> {
         }
     }
 
+    /// The geometry of `op`'s convolution of `x` by `w` (padding `pad`, step `stride`, bf16
+    /// products as [`Graph::set_bf16_convolutions`] says), checking the operands are this
+    /// graph's and the bias, if any, has one element per filter.
+    fn conv_geom(
+        &self,
+        op: &'static str,
+        (x, w, b): (Var, Var, Option<Var>),
+        pad: usize,
+        stride: usize,
+    ) -> Result<ConvGeom> {
+        self.check(x, op)?;
+        self.check(w, op)?;
+        let geom = ConvGeom {
+            bf16: self.bf16_conv,
+            ..ConvGeom::padded(self.val(x).shape(), self.val(w).shape(), pad, stride)?
+        };
+        if let Some(b) = b {
+            self.check(b, op)?;
+            if self.val(b).numel() != geom.f {
+                return Err(AutogradError::Invalid {
+                    op,
+                    why: format!(
+                        "bias has {} elements for {} filters",
+                        self.val(b).numel(),
+                        geom.f
+                    ),
+                });
+            }
+        }
+        Ok(geom)
+    }
+
     /// Valid 2-D cross-correlation, stride 1: `x [N, C, H, W]`, filters `w [F, C, KH, KW]`,
     /// optional bias `b [F]`; output `[N, F, H-KH+1, W-KW+1]`.
     pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
@@ -504,25 +518,7 @@ impl<T: Float> Graph<T> {
         pad: usize,
         stride: usize,
     ) -> Result<Var> {
-        self.check(x, "conv2d")?;
-        self.check(w, "conv2d")?;
-        let geom = ConvGeom {
-            bf16: self.bf16_conv,
-            ..ConvGeom::padded(self.val(x).shape(), self.val(w).shape(), pad, stride)?
-        };
-        if let Some(b) = b {
-            self.check(b, "conv2d")?;
-            if self.val(b).numel() != geom.f {
-                return Err(AutogradError::Invalid {
-                    op: "conv2d",
-                    why: format!(
-                        "bias has {} elements for {} filters",
-                        self.val(b).numel(),
-                        geom.f
-                    ),
-                });
-            }
-        }
+        let geom = self.conv_geom("conv2d", (x, w, b), pad, stride)?;
         let mut out = self.alloc(geom.out_shape());
         let mut cols = self.alloc_buf(conv2d_forward_scratch_len(&geom));
         conv2d_forward(

@@ -334,58 +334,17 @@ fn the_fused_conv_pool_equals_the_kernels_unfused() {
     use crate::pool::{maxpool_backward_naive, maxpool_naive, PoolGeom, PoolGrad};
     use crate::unary::Act;
     let mut rng = rand_pcg::Pcg64::seed_from_u64(29);
+    // (image and filter dims, padding, pool, activation, pool gradient, bias): the speed
+    // run's stages (a 1-channel 28x28, lifted; 14x14; 7x7, a row and a column dropped by the
+    // pool), then network3's layers (valid 5x5, bias, ties on quantised inputs).
+    #[rustfmt::skip]
     let cases = [
-        // The speed run's stages: a 1-channel 28x28 (lifted), 14x14, 7x7 (a row and a
-        // column dropped by the pool).
-        (
-            [3, 1, 28, 28, 16, 3, 3],
-            1,
-            2,
-            Act::Identity,
-            PoolGrad::First,
-            false,
-        ),
-        (
-            [3, 16, 14, 14, 32, 3, 3],
-            1,
-            2,
-            Act::Identity,
-            PoolGrad::First,
-            false,
-        ),
-        (
-            [5, 32, 7, 7, 40, 3, 3],
-            1,
-            2,
-            Act::Relu,
-            PoolGrad::First,
-            true,
-        ),
-        // network3's layers: valid 5x5, bias, sigmoid / relu, ties on quantised inputs.
-        (
-            [4, 1, 28, 28, 20, 5, 5],
-            0,
-            2,
-            Act::Sigmoid,
-            PoolGrad::First,
-            true,
-        ),
-        (
-            [3, 20, 12, 12, 40, 5, 5],
-            0,
-            2,
-            Act::Relu,
-            PoolGrad::Ties,
-            true,
-        ),
-        (
-            [2, 3, 9, 11, 17, 3, 3],
-            1,
-            3,
-            Act::Tanh,
-            PoolGrad::Ties,
-            true,
-        ),
+        ([3, 1, 28, 28, 16, 3, 3], 1, 2, Act::Identity, PoolGrad::First, false),
+        ([3, 16, 14, 14, 32, 3, 3], 1, 2, Act::Identity, PoolGrad::First, false),
+        ([5, 32, 7, 7, 40, 3, 3], 1, 2, Act::Relu, PoolGrad::First, true),
+        ([4, 1, 28, 28, 20, 5, 5], 0, 2, Act::Sigmoid, PoolGrad::First, true),
+        ([3, 20, 12, 12, 40, 5, 5], 0, 2, Act::Relu, PoolGrad::Ties, true),
+        ([2, 3, 9, 11, 17, 3, 3], 1, 3, Act::Tanh, PoolGrad::Ties, true),
     ];
     for (dims, pad, pool, act, grad, bias) in cases {
         for bf16 in [false, true] {
