@@ -99,6 +99,13 @@ pub trait Op<T: Float>: 'static {
         Vec::new()
     }
 
+    /// Hands back the index buffer the op saved (a pool's argmaxes), before [`Op::recycle`].
+    // Hidden, as `recycle`: the max-pools take theirs from the graph's index pool.
+    #[doc(hidden)]
+    fn recycle_indices(&mut self) -> Option<Vec<u32>> {
+        None
+    }
+
     /// `Some((x, w))` if the op's output is `input(x) input(w)^T` plus terms in its other
     /// inputs (a linear layer): the backward may then hand `w`'s gradient to a
     /// [`GradientConsumer`] unformed, and the consumer computes `x`'s gradient with it. The

@@ -17,14 +17,17 @@ impl<T: Float> Buffers<T> {
         let buf = self.take(shape.numel());
         Tensor::zeros_in(shape, buf)
     }
+}
 
+// Values and scratch (`T`), and the pools' argmax indices (`u32`, a second pool of the graph's).
+impl<T: Copy + Default> Buffers<T> {
     /// A buffer of exactly `len` elements (contents unspecified but initialised).
     pub(crate) fn take(&mut self, len: usize) -> Vec<T> {
         match self.free.get_mut(&len).and_then(|v| v.pop()) {
             Some(b) => b,
             None => {
                 self.fresh += 1;
-                vec![T::zero(); len]
+                vec![T::default(); len]
             }
         }
     }

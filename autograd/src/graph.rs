@@ -114,6 +114,8 @@ pub struct Graph<T: Float> {
     generation: u32,
     recording: bool,
     pub(crate) buffers: Buffers<T>,
+    /// The pools' argmax buffers, reused as [`Graph::buffers`] are.
+    pub(crate) indices: Buffers<u32>,
     /// Per parameter: `c` of a gradient term `c * value` not yet added to its gradient (an L2
     /// term's, kept as a number while a consumer may take the gradient unformed).
     pub(crate) scaled: Vec<T>,
@@ -146,6 +148,7 @@ impl<T: Float> Graph<T> {
             generation: 1,
             recording: true,
             buffers: Buffers::default(),
+            indices: Buffers::default(),
             scaled: Vec::new(),
             handed: Vec::new(),
             first_use: Vec::new(),
@@ -331,9 +334,7 @@ impl<T: Float> Graph<T> {
         let op = if rg {
             Some(op)
         } else {
-            for b in op.recycle() {
-                self.buffers.give(b);
-            }
+            self.recycle_op(op);
             None
         };
         Ok(self.push_node(op, inputs, output, rg))
@@ -438,6 +439,24 @@ impl<T: Float> Graph<T> {
         self.buffers.take(len)
     }
 
+    /// Puts what a finished op saved back into the pools.
+    fn recycle_op(&mut self, mut op: Box<dyn Op<T>>) {
+        if let Some(b) = op.recycle_indices() {
+            self.indices.give(b);
+        }
+        for b in op.recycle() {
+            self.buffers.give(b);
+        }
+    }
+
+    /// A buffer of `len` indices (contents unspecified) from the graph's index pool: a
+    /// pool's argmaxes, written whole by its forward and given back by
+    /// [`Op::recycle_indices`] when the tape is reset (a fresh zeroed buffer every step cost
+    /// a serial fill of a megabyte or more).
+    pub(crate) fn alloc_indices(&mut self, len: usize) -> Vec<u32> {
+        self.indices.take(len)
+    }
+
     /// Gives a buffer from [`Graph::alloc_buf`] back to the pool (scratch an op's forward
     /// needed only while it ran).
     pub(crate) fn recycle_buf(&mut self, buf: Vec<T>) {
@@ -501,13 +520,12 @@ impl<T: Float> Graph<T> {
             self.buffers.give(t.into_vec());
         }
         self.requires_grad.tape.clear();
-        for n in self.nodes.drain(..) {
-            if let Some(op) = n.op {
-                for b in op.recycle() {
-                    self.buffers.give(b);
-                }
-            }
+        // Taken out and put back empty: the tape keeps its capacity.
+        let mut nodes = std::mem::take(&mut self.nodes);
+        for op in nodes.drain(..).filter_map(|n| n.op) {
+            self.recycle_op(op);
         }
+        self.nodes = nodes;
         for g in self.grads.params.iter_mut() {
             if let Some(t) = g.take() {
                 self.buffers.give(t.into_vec());

@@ -169,9 +169,8 @@ mod tests {
         // The images are warped on every thread: the batch is the one thread's.
         for threads in [1, 2, 3] {
             let batch = tensor::with_threads(threads, || fill(&a, &[2, 0, 1, 2, 0]));
-            let one = |k: usize, i: usize| {
-                &batch[k * 784..(k + 1) * 784] == &first[i * 784..(i + 1) * 784]
-            };
+            let one =
+                |k: usize, i: usize| batch[k * 784..(k + 1) * 784] == first[i * 784..(i + 1) * 784];
             assert!(
                 [(0, 2), (1, 0), (2, 1), (3, 2), (4, 0)]
                     .iter()

@@ -319,6 +319,9 @@ impl<T: Float> Op<T> for ConvPool<T> {
     fn recycle(self: Box<Self>) -> Vec<Vec<T>> {
         vec![self.cols]
     }
+    fn recycle_indices(&mut self) -> Option<Vec<u32>> {
+        Some(std::mem::take(&mut self.arg))
+    }
     fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
         // Decomposed: dz = dy act'(y) (through the output, differentiable through this op
         // again), db = dz summed, the pool's scatter to the saved argmaxes (or tied maxima),
@@ -446,7 +449,7 @@ impl<T: Float> Graph<T> {
         let mut out = self.alloc(geom.out_shape());
         let mut cols = self.alloc_buf(conv_pool_cols_len::<T>(&geom));
         let mut scratch = self.alloc_buf(conv_pool_forward_scratch_len(&geom));
-        let mut arg = vec![0u32; conv.n * geom.out_len()];
+        let mut arg = self.alloc_indices(conv.n * geom.out_len());
         let outs = ConvPoolOut {
             out: out.data_mut(),
             arg: &mut arg,
@@ -906,9 +909,14 @@ mod tests {
             let hv = crate::functional::hvp_on(&mut g, l, &vars, &v).unwrap();
             assert_eq!(hv.len(), 5);
             g.reset();
-            seen.push((g.fresh_allocations(), g.buffers.free_count()));
+            let (b, i) = (&g.buffers, &g.indices);
+            seen.push((b.fresh, b.free_count(), i.fresh, i.free_count()));
         }
         assert!(seen.windows(2).skip(1).all(|w| w[0] == w[1]), "{seen:?}");
+        assert!(
+            seen[0].2 > 0 && seen[0].3 > 0,
+            "the pool's argmaxes come from the index pool"
+        );
     }
 
     #[test]

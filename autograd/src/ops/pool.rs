@@ -109,6 +109,9 @@ impl<T: Float> Op<T> for MaxPool {
             (d, false) => maxpool_backward(g.data(), &self.arg, d.data_mut()),
         }
     }
+    fn recycle_indices(&mut self) -> Option<Vec<u32>> {
+        Some(std::mem::take(&mut self.arg))
+    }
     fn backward_graph(&self, cx: &mut GraphBackward<'_, T>) -> Result<()> {
         // The same scatter to the argmaxes, recorded: linear in the output gradient.
         let (x, g) = (cx.input(0), cx.grad_output());
@@ -149,7 +152,7 @@ impl<T: Float> Graph<T> {
             k,
         };
         let mut out = self.alloc(Shape::new(&[s[0], s[1], geom.oh(), geom.ow()])?);
-        let mut arg = vec![0u32; geom.out_len()];
+        let mut arg = self.alloc_indices(geom.out_len());
         maxpool_forward(&geom, self.val(x).data(), out.data_mut(), &mut arg);
         self.push_op(Box::new(MaxPool { geom, arg }), &[x], out)
     }
