@@ -35,7 +35,9 @@ impl<T: Float> Op<T> for Conv2d {
     fn backward(&self, cx: &mut Backward<'_, T>) {
         let g = &self.geom;
         let (x, w, dout) = (cx.input(0), cx.input(1), cx.grad_output());
-        let has_bias = cx.needs_grad(2) || cx.input_count() > 2;
+        // The bias sums only for a bias that wants them (a convolution before a batch norm
+        // has none: its kernels then skip a pass over the output gradient).
+        let want_db = cx.input_count() > 2 && cx.needs_grad(2);
         let mut dw = cx.scratch(w.numel());
         dw.iter_mut().for_each(|v| *v = T::zero());
         let mut db = cx.scratch(g.f);
@@ -44,7 +46,7 @@ impl<T: Float> Op<T> for Conv2d {
         let grads = ConvGrads {
             dx: cx.needs_grad(0).then(|| cx.grad_accum(0)),
             dw: &mut dw,
-            db: Some(&mut db),
+            db: want_db.then_some(&mut db[..]),
         };
         conv2d_backward(g, x.data(), w.data(), dout.data(), grads, &mut scratch);
         cx.give_back(scratch);
@@ -55,7 +57,7 @@ impl<T: Float> Op<T> for Conv2d {
                 .zip(&dw)
                 .for_each(|(d, &v)| *d += v);
         }
-        if has_bias && cx.needs_grad(2) {
+        if want_db {
             cx.grad(2)
                 .data_mut()
                 .iter_mut()
