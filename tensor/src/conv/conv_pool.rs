@@ -7,7 +7,7 @@ use super::geom::{check_len, chunk_images, ConvGeom};
 use super::im2col::{col2im, im2col};
 use crate::par::{self, SyncPtr};
 use crate::pool::{
-    maxpool_backward_overwrite, maxpool_forward, tie_masks, tie_offsets, PoolGeom, PoolGrad,
+    maxpool_backward_overwrite, maxpool_forward, scatter_ties, tie_masks, PoolGeom, PoolGrad,
 };
 use crate::unary::Act;
 use crate::{gemm, Accum, Float, MatMut, MatRef, Result, Shape, TensorError};
@@ -181,34 +181,16 @@ fn unpool_image<U: Float>(
     if act == Act::Identity && g.grad == PoolGrad::First && sums.is_none() {
         return maxpool_backward_overwrite(&pg, dy, arg, dconv);
     }
-    let off = tie_offsets(&pg);
     dconv.iter_mut().for_each(|v| *v = U::zero());
     let rows = y.chunks_exact(plane).zip(dy.chunks_exact(plane));
     for (f, ((yr, dr), ar)) in rows.zip(arg.chunks_exact(plane)).enumerate() {
         let mut sum = U::zero();
-        if g.grad == PoolGrad::Ties {
-            let (ow, k) = (pg.ow(), pg.k);
-            let rows = yr
-                .chunks_exact(ow)
-                .zip(dr.chunks_exact(ow))
-                .zip(ar.chunks_exact(ow));
-            for (oy, ((yrow, drow), arow)) in rows.enumerate() {
-                let r0 = f * pg.h * pg.w + oy * k * pg.w;
-                for (ox, ((&yv, &dv), &mask)) in yrow.iter().zip(drow).zip(arow).enumerate() {
-                    let dz = dv * act.grad_from_output(yv);
-                    sum += dz;
-                    let (origin, mut m) = (r0 + ox * k, mask);
-                    while m != 0 {
-                        dconv[origin + off[m.trailing_zeros() as usize]] += dz;
-                        m &= m - 1;
-                    }
-                }
-            }
-        } else {
-            for ((&yv, &dv), &a) in yr.iter().zip(dr).zip(ar) {
-                let dz = dv * act.grad_from_output(yv);
-                sum += dz;
-                dconv[a as usize] += dz;
+        for (k, ((&yv, &dv), &a)) in yr.iter().zip(dr).zip(ar).enumerate() {
+            let dz = dv * act.grad_from_output(yv);
+            sum += dz;
+            match g.grad {
+                PoolGrad::Ties => scatter_ties(&pg, f * plane + k, a, dz, dconv),
+                PoolGrad::First => dconv[a as usize] += dz,
             }
         }
         if let Some(s) = sums.as_deref_mut() {
